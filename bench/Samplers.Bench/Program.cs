@@ -1,0 +1,23 @@
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Running;
+
+namespace Samplers.Bench;
+
+/// <summary>
+/// Runs the benchmarks. <c>--quick</c> (used by <c>dotnet fsi build.fsx bench</c>) runs each one briefly;
+/// without it BenchmarkDotNet's default job runs. Other arguments go to BenchmarkDotNet (e.g. <c>--filter *Plan*</c>).
+/// </summary>
+public static class Program
+{
+    public static void Main(string[] args)
+    {
+        bool quick = args.Contains("--quick");
+        var rest = args.Where(a => a != "--quick").ToArray();
+        IConfig config = DefaultConfig.Instance;
+        if (quick)
+            config = config.AddJob(Job.ShortRun.WithWarmupCount(1).WithIterationCount(3).WithLaunchCount(1)).WithOptions(ConfigOptions.DisableOptimizationsValidator);
+        if (rest.Length == 0) rest = ["--filter", "*"];
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(rest, config);
+    }
+}

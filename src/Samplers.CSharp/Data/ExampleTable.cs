@@ -1,0 +1,331 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Samplers.Data;
+
+/// <summary>
+/// The in-memory store of a dataset: examples of one dtype held in a few large byte chunks (no per-example
+/// objects), one label per example, and optional TFDS ids. Fixed-shape examples sit at a fixed stride;
+/// examples whose shapes vary ("ragged") carry their own shape and byte range.
+/// </summary>
+/// <remarks>
+/// Chunking keeps every array under the 2 GiB limit, so datasets larger than that work; an example never spans
+/// two chunks. Immutable once built and safe to read from many threads. Build one with
+/// <see cref="ExampleTableBuilder"/> or <see cref="From{T}(ReadOnlySpan{T}, ReadOnlySpan{int}, ReadOnlySpan{long})"/>.
+/// </remarks>
+public sealed class ExampleTable
+{
+    /// <summary>Default size of one chunk: 1 GiB.</summary>
+    public const long DefaultChunkBytes = 1L << 30;
+
+    private readonly byte[][] _chunks;
+    private readonly int[] _shape;
+    private readonly long[] _labels;
+    private readonly string?[]? _ids;
+    private readonly string[] _classNames;
+    // Fixed layout.
+    private readonly int _stride;
+    private readonly int _examplesPerChunk;
+    // Ragged layout: per example its chunk, offset, byte length and shape (Rank ints).
+    private readonly int[]? _chunkOf;
+    private readonly int[]? _offsetOf;
+    private readonly int[]? _lengthOf;
+    private readonly int[]? _shapes;
+
+    internal ExampleTable(DType dtype, int[] shape, byte[][] chunks, int stride, int examplesPerChunk, long[] labels, string?[]? ids, string[] classNames)
+    {
+        DType = dtype; _shape = shape; _chunks = chunks; _stride = stride; _examplesPerChunk = examplesPerChunk;
+        _labels = labels; _ids = ids; _classNames = classNames;
+    }
+
+    internal ExampleTable(DType dtype, int[] shape, byte[][] chunks, int[] chunkOf, int[] offsetOf, int[] lengthOf, int[] shapes, long[] labels, string?[]? ids, string[] classNames)
+    {
+        DType = dtype; _shape = shape; _chunks = chunks; _stride = -1; _examplesPerChunk = 0;
+        _chunkOf = chunkOf; _offsetOf = offsetOf; _lengthOf = lengthOf; _shapes = shapes;
+        _labels = labels; _ids = ids; _classNames = classNames;
+    }
+
+    /// <summary>Element type of every example.</summary>
+    public DType DType { get; }
+
+    /// <summary>Number of examples.</summary>
+    public int Count => _labels.Length;
+
+    /// <summary>True when example shapes vary (the declared shape has -1 dimensions).</summary>
+    public bool IsRagged => _chunkOf is not null;
+
+    /// <summary>The declared example shape (without the batch dimension); -1 marks a dimension that varies (ragged).</summary>
+    public ReadOnlySpan<int> ExampleShape => _shape;
+
+    /// <summary>Bytes of one example when the shape is fixed; -1 when ragged.</summary>
+    public int ExampleBytes => _stride;
+
+    /// <summary>Examples per chunk in the fixed layout (0 when ragged).</summary>
+    public int ExamplesPerChunk => _examplesPerChunk;
+
+    /// <summary>The label of every example (TFDS <c>ClassLabel</c> values are int64; -1 means "no label").</summary>
+    public ReadOnlySpan<long> Labels => _labels;
+
+    /// <summary>Class names, position = label; empty when unknown.</summary>
+    public IReadOnlyList<string> ClassNames => _classNames;
+
+    /// <summary>Whether TFDS ids (<c>shard__record</c>) were recorded.</summary>
+    public bool HasIds => _ids is not null;
+
+    /// <summary>Total bytes of example data (the decoded payload).</summary>
+    public long PayloadBytes
+    {
+        get
+        {
+            if (!IsRagged) return (long)_stride * Count;
+            long n = 0;
+            foreach (int l in _lengthOf!) n += l;
+            return n;
+        }
+    }
+
+    /// <summary>Number of backing chunks.</summary>
+    public int ChunkCount => _chunks.Length;
+
+    /// <summary>The TFDS id of example <paramref name="index"/> (e.g. <c>mnist-train.tfrecord-00000-of-00001__7</c>), or null when not recorded.</summary>
+    public string? GetId(int index)
+    {
+        CheckIndex(index);
+        return _ids?[index];
+    }
+
+    /// <summary>The bytes of example <paramref name="index"/>, row-major, little-endian elements.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is outside [0, Count).</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ReadOnlySpan<byte> GetExample(int index)
+    {
+        CheckIndex(index);
+        if (_chunkOf is null)
+        {
+            int chunk = index / _examplesPerChunk;
+            int offset = (index - chunk * _examplesPerChunk) * _stride;
+            return new ReadOnlySpan<byte>(_chunks[chunk], offset, _stride);
+        }
+        return new ReadOnlySpan<byte>(_chunks[_chunkOf[index]], _offsetOf![index], _lengthOf![index]);
+    }
+
+    /// <summary>Example <paramref name="index"/> viewed as elements of <typeparamref name="T"/> (its size must match <see cref="DType"/>).</summary>
+    public ReadOnlySpan<T> GetExample<T>(int index) where T : unmanaged
+    {
+        if (Unsafe.SizeOf<T>() != DTypes.SizeOf(DType))
+            throw new ArgumentException($"Element type {typeof(T).Name} ({Unsafe.SizeOf<T>()} bytes) does not match the table dtype {DTypes.Name(DType)} ({DTypes.SizeOf(DType)} bytes).", nameof(T));
+        return MemoryMarshal.Cast<byte, T>(GetExample(index));
+    }
+
+    /// <summary>The shape of example <paramref name="index"/> (equals <see cref="ExampleShape"/> unless ragged).</summary>
+    public ReadOnlySpan<int> GetShape(int index)
+    {
+        CheckIndex(index);
+        if (_shapes is null) return _shape;
+        return new ReadOnlySpan<int>(_shapes, index * _shape.Length, _shape.Length);
+    }
+
+    /// <summary>Creates a fixed-shape table from data the caller already has (copied once).</summary>
+    /// <param name="data">All examples back to back, row-major; length = count × product(shape).</param>
+    /// <param name="shape">The shape of one example (no -1).</param>
+    /// <param name="labels">One label per example.</param>
+    /// <exception cref="ArgumentException">Lengths do not agree with the shape, or the element type is not a supported dtype.</exception>
+    public static ExampleTable From<T>(ReadOnlySpan<T> data, ReadOnlySpan<int> shape, ReadOnlySpan<long> labels) where T : unmanaged
+    {
+        DType dtype = DTypeOf<T>();
+        long elems = 1;
+        foreach (int d in shape)
+        {
+            if (d < 0) throw new ArgumentException($"shape must be fixed (no negative dimensions), but was [{string.Join(", ", shape.ToArray())}].", nameof(shape));
+            elems *= d;
+        }
+        if ((long)data.Length != elems * labels.Length)
+            throw new ArgumentException($"data has {data.Length} elements, but {labels.Length} examples of shape [{string.Join(", ", shape.ToArray())}] need {elems * labels.Length}.", nameof(data));
+        var b = ExampleTableBuilder.Fixed(dtype, shape, labels.Length);
+        ReadOnlySpan<byte> bytes = MemoryMarshal.AsBytes(data);
+        int stride = checked((int)(elems * Unsafe.SizeOf<T>()));
+        for (int i = 0; i < labels.Length; i++)
+        {
+            bytes.Slice(i * stride, stride).CopyTo(b.Slot(i));
+            b.SetLabel(i, labels[i]);
+        }
+        return b.Build();
+    }
+
+    /// <summary>The dtype matching a .NET element type.</summary>
+    /// <exception cref="ArgumentException">The type has no dtype.</exception>
+    public static DType DTypeOf<T>() where T : unmanaged
+    {
+        if (typeof(T) == typeof(byte)) return DType.UInt8;
+        if (typeof(T) == typeof(sbyte)) return DType.Int8;
+        if (typeof(T) == typeof(ushort)) return DType.UInt16;
+        if (typeof(T) == typeof(short)) return DType.Int16;
+        if (typeof(T) == typeof(uint)) return DType.UInt32;
+        if (typeof(T) == typeof(int)) return DType.Int32;
+        if (typeof(T) == typeof(ulong)) return DType.UInt64;
+        if (typeof(T) == typeof(long)) return DType.Int64;
+        if (typeof(T) == typeof(Half)) return DType.Float16;
+        if (typeof(T) == typeof(float)) return DType.Float32;
+        if (typeof(T) == typeof(double)) return DType.Float64;
+        if (typeof(T) == typeof(bool)) return DType.Bool;
+        throw new ArgumentException($"{typeof(T).Name} is not a supported element type; use byte, sbyte, ushort, short, uint, int, ulong, long, Half, float, double or bool.", nameof(T));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void CheckIndex(int index)
+    {
+        if ((uint)index >= (uint)_labels.Length) ThrowIndex(index);
+    }
+
+    private void ThrowIndex(int index) =>
+        throw new ArgumentOutOfRangeException(nameof(index), index, $"index must be in [0, {Count}), but was {index}.");
+}
+
+/// <summary>
+/// Fills an <see cref="ExampleTable"/>. Fixed shapes: every slot is preallocated and distinct slots may be written
+/// from many threads at once. Ragged: <see cref="AllocateRagged"/> is thread-safe too.
+/// </summary>
+public sealed class ExampleTableBuilder
+{
+    private readonly DType _dtype;
+    private readonly int[] _shape;
+    private readonly long _chunkBytes;
+    private readonly long[] _labels;
+    private string?[]? _ids;
+    private readonly List<byte[]> _chunks = new();
+    // Fixed.
+    private readonly int _stride;
+    private readonly int _examplesPerChunk;
+    // Ragged.
+    private readonly int[]? _chunkOf, _offsetOf, _lengthOf, _shapes;
+    private readonly object _gate = new();
+    private int _cursor; // fill of the last ragged chunk
+
+    private ExampleTableBuilder(DType dtype, int[] shape, int count, long chunkBytes, bool ragged)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        ArgumentOutOfRangeException.ThrowIfLessThan(chunkBytes, 1L);
+        if (chunkBytes > Array.MaxLength) chunkBytes = Array.MaxLength;
+        _dtype = dtype; _shape = shape; _chunkBytes = chunkBytes; _labels = new long[count];
+        int size = DTypes.SizeOf(dtype);
+        if (!ragged)
+        {
+            long stride = size;
+            foreach (int d in shape) stride *= d;
+            if (stride > chunkBytes) throw new ArgumentException($"One example ({stride} bytes) is larger than a chunk ({chunkBytes} bytes).", nameof(chunkBytes));
+            _stride = (int)stride;
+            _examplesPerChunk = stride == 0 ? Math.Max(1, count) : (int)Math.Min(int.MaxValue, chunkBytes / stride);
+            if (_examplesPerChunk == 0) _examplesPerChunk = 1;
+            long remaining = count;
+            while (remaining > 0)
+            {
+                long n = Math.Min(remaining, _examplesPerChunk);
+                _chunks.Add(GC.AllocateUninitializedArray<byte>(checked((int)(n * _stride))));
+                remaining -= n;
+            }
+        }
+        else
+        {
+            _stride = -1;
+            _chunkOf = new int[count]; _offsetOf = new int[count]; _lengthOf = new int[count];
+            Array.Fill(_chunkOf, -1);
+            _shapes = new int[count * shape.Length];
+        }
+    }
+
+    /// <summary>A builder for <paramref name="count"/> examples of a fixed <paramref name="shape"/>.</summary>
+    /// <exception cref="ArgumentException">The shape has a negative dimension.</exception>
+    public static ExampleTableBuilder Fixed(DType dtype, ReadOnlySpan<int> shape, int count, long chunkBytes = ExampleTable.DefaultChunkBytes)
+    {
+        foreach (int d in shape)
+            if (d < 0) throw new ArgumentException($"A fixed shape cannot have negative dimensions: [{string.Join(", ", shape.ToArray())}]; use Ragged.", nameof(shape));
+        return new ExampleTableBuilder(dtype, shape.ToArray(), count, chunkBytes, ragged: false);
+    }
+
+    /// <summary>A builder for <paramref name="count"/> examples whose shapes vary; <paramref name="declaredShape"/> has -1 where they do.</summary>
+    public static ExampleTableBuilder Ragged(DType dtype, ReadOnlySpan<int> declaredShape, int count, long chunkBytes = ExampleTable.DefaultChunkBytes) =>
+        new(dtype, declaredShape.ToArray(), count, chunkBytes, ragged: true);
+
+    /// <summary>Number of examples.</summary>
+    public int Count => _labels.Length;
+
+    /// <summary>True for the ragged layout.</summary>
+    public bool IsRagged => _chunkOf is not null;
+
+    /// <summary>Bytes of one example (fixed layout); -1 when ragged.</summary>
+    public int ExampleBytes => _stride;
+
+    /// <summary>Class names (position = label) to carry into the table.</summary>
+    public IReadOnlyList<string> ClassNames { get; set; } = Array.Empty<string>();
+
+    /// <summary>The writable bytes of example <paramref name="index"/> (fixed layout).</summary>
+    public Span<byte> Slot(int index)
+    {
+        if (IsRagged) throw new InvalidOperationException("Slot is for fixed shapes; call AllocateRagged on a ragged builder.");
+        if ((uint)index >= (uint)_labels.Length) throw new ArgumentOutOfRangeException(nameof(index), index, $"index must be in [0, {Count}).");
+        int chunk = index / _examplesPerChunk;
+        return new Span<byte>(_chunks[chunk], (index - chunk * _examplesPerChunk) * _stride, _stride);
+    }
+
+    /// <summary>Reserves the bytes of ragged example <paramref name="index"/> with the given <paramref name="shape"/>; thread-safe. Each index once.</summary>
+    /// <exception cref="ArgumentException">The shape's rank or a fixed dimension disagrees with the declared shape.</exception>
+    public Span<byte> AllocateRagged(int index, ReadOnlySpan<int> shape)
+    {
+        if (!IsRagged) throw new InvalidOperationException("AllocateRagged is for ragged builders; call Slot on a fixed one.");
+        if ((uint)index >= (uint)_labels.Length) throw new ArgumentOutOfRangeException(nameof(index), index, $"index must be in [0, {Count}).");
+        if (shape.Length != _shape.Length)
+            throw new ArgumentException($"Example {index} has rank {shape.Length}, the declared shape [{string.Join(", ", _shape)}] has rank {_shape.Length}.", nameof(shape));
+        long bytes = DTypes.SizeOf(_dtype);
+        for (int d = 0; d < shape.Length; d++)
+        {
+            if (shape[d] < 0 || (_shape[d] >= 0 && _shape[d] != shape[d]))
+                throw new ArgumentException($"Example {index} has shape [{string.Join(", ", shape.ToArray())}], which does not fit the declared shape [{string.Join(", ", _shape)}].", nameof(shape));
+            bytes *= shape[d];
+        }
+        if (bytes > Array.MaxLength) throw new ArgumentException($"Example {index} ({bytes} bytes) exceeds the largest array.", nameof(shape));
+        int len = (int)bytes;
+        lock (_gate)
+        {
+            if (_chunkOf![index] >= 0) throw new InvalidOperationException($"Example {index} was already allocated.");
+            byte[]? last = _chunks.Count > 0 ? _chunks[^1] : null;
+            if (last is null || last.Length - _cursor < len)
+            {
+                // Grow geometrically up to the chunk size, so small datasets do not reserve a whole chunk.
+                long next = last is null ? 1 << 20 : Math.Min(_chunkBytes, (long)last.Length * 2);
+                next = Math.Max(next, len);
+                last = GC.AllocateUninitializedArray<byte>((int)Math.Min(next, Array.MaxLength));
+                _chunks.Add(last);
+                _cursor = 0;
+            }
+            _chunkOf[index] = _chunks.Count - 1;
+            _offsetOf![index] = _cursor;
+            _lengthOf![index] = len;
+            shape.CopyTo(new Span<int>(_shapes!, index * _shape.Length, _shape.Length));
+            var span = new Span<byte>(last, _cursor, len);
+            _cursor += len;
+            return span;
+        }
+    }
+
+    /// <summary>Sets the label of example <paramref name="index"/>.</summary>
+    public void SetLabel(int index, long label) => _labels[index] = label;
+
+    /// <summary>Sets the TFDS id of example <paramref name="index"/>.</summary>
+    public void SetId(int index, string id)
+    {
+        if (_ids is null) Interlocked.CompareExchange(ref _ids, new string?[_labels.Length], null);
+        _ids[index] = id;
+    }
+
+    /// <summary>Finishes the table. The builder must not be used afterwards.</summary>
+    /// <exception cref="InvalidOperationException">A ragged example was never allocated.</exception>
+    public ExampleTable Build()
+    {
+        string[] names = ClassNames.ToArray();
+        if (!IsRagged)
+            return new ExampleTable(_dtype, _shape, _chunks.ToArray(), _stride, _examplesPerChunk, _labels, _ids, names);
+        int missing = Array.IndexOf(_chunkOf!, -1);
+        if (missing >= 0) throw new InvalidOperationException($"Ragged example {missing} was never allocated.");
+        return new ExampleTable(_dtype, _shape, _chunks.ToArray(), _chunkOf!, _offsetOf!, _lengthOf!, _shapes!, _labels, _ids, names);
+    }
+}

@@ -1,0 +1,7 @@
+module Samplers.Tests.Io.FeaturesTests
+
+open Expecto
+
+// Owned by the issue that builds this area; filled in there.
+[<Tests>]
+let tests = testList "Io.Features" []

@@ -1,0 +1,43 @@
+/// Helpers shared by the test files.
+module Samplers.Tests.TestUtil
+
+open System
+open System.IO
+
+/// A fresh, empty temporary directory, deleted when disposed.
+type TempDir() =
+    let path = Path.Combine(Path.GetTempPath(), "samplers-tests-" + Guid.NewGuid().ToString("N"))
+    do Directory.CreateDirectory path |> ignore
+    /// The directory's full path.
+    member _.Path = path
+    interface IDisposable with
+        member _.Dispose() =
+            try
+                if Directory.Exists path then
+                    // Read-only folders made by tests must be writable again before deletion.
+                    for d in Directory.EnumerateDirectories(path, "*", SearchOption.AllDirectories) do
+                        try File.SetAttributes(d, FileAttributes.Normal) with _ -> ()
+                    Directory.Delete(path, true)
+            with _ -> ()
+
+/// The repository root (the folder holding Samplers.sln), found from the test binary's location.
+let repoRoot =
+    lazy
+        (let rec up (d: DirectoryInfo) =
+            if isNull d then failwith "Samplers.sln not found above the test binary"
+            elif File.Exists(Path.Combine(d.FullName, "Samplers.sln")) then d.FullName
+            else up d.Parent
+         up (DirectoryInfo AppContext.BaseDirectory))
+
+/// Runs f, expects an exception of type 'E (or a subtype) and returns it, so tests can check its message.
+let throwsWith<'E when 'E :> exn> (f: unit -> unit) (message: string) : 'E =
+    let outcome =
+        try
+            f ()
+            Error "nothing was thrown"
+        with
+        | :? 'E as e -> Ok e
+        | e -> Error $"got {e.GetType().Name}: {e.Message}"
+    match outcome with
+    | Ok e -> e
+    | Error what -> Expecto.Tests.failtestf "%s: expected %s, %s" message typeof<'E>.Name what
