@@ -6,6 +6,12 @@ open Expecto
 
 [<EntryPoint>]
 let main argv =
+  match List.ofArray argv with
+  | "--child" :: name :: rest ->
+    match List.tryFind (fun (n, _) -> n = name) Children.modes with
+    | Some(_, f) -> f (Array.ofList rest)
+    | None -> eprintfn "unknown child mode %s" name; 64
+  | _ ->
     let counts = ref (0, 0)
     let onSummary =
         SummaryHandler(fun s -> counts.Value <- (s.passed.Length, s.failed.Length + s.errored.Length))
