@@ -8,7 +8,8 @@ open System.Globalization
 open System.Text.RegularExpressions
 
 /// <summary>A resolved dataset version MAJOR.MINOR.PATCH, ordered numerically (3.0.10 &gt; 3.0.9).</summary>
-[<Struct; CustomEquality; CustomComparison>]
+/// <remarks>Structural equality and comparison over (Major, Minor, Patch), in that field order.</remarks>
+[<Struct>]
 type DatasetVersion =
     { /// <summary>Major part.</summary>
       Major: int
@@ -19,12 +20,6 @@ type DatasetVersion =
 
     /// <summary>Formats as <c>x.y.z</c>.</summary>
     override v.ToString() = $"{v.Major}.{v.Minor}.{v.Patch}"
-    override v.Equals(o: obj) = match o with :? DatasetVersion as w -> v.Major = w.Major && v.Minor = w.Minor && v.Patch = w.Patch | _ -> false
-    override v.GetHashCode() = (v.Major * 1000003 + v.Minor) * 1000003 + v.Patch
-    interface IComparable with
-        member v.CompareTo(o: obj) =
-            let w = o :?> DatasetVersion
-            compare struct (v.Major, v.Minor, v.Patch) struct (w.Major, w.Minor, w.Patch)
 
     static member private Strict = Regex(@"^(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})$", RegexOptions.CultureInvariant)
 

@@ -176,6 +176,9 @@ let readOrderTests =
         testCase "C = 2, B = 3, lengths 5, 0, 6: the empty input costs a turn" <| fun () ->
             let e = ReadOrder.Interleave([| 5L; 0L; 6L |], 2, 3) |> Array.collect (fun b -> Array.init b.Count (fun k -> (b.Instruction, b.Start + int64 k)))
             Expect.equal e (Array.append [| for k in 0L .. 4L -> (0, k) |] [| for k in 0L .. 5L -> (2, k) |]) "order"
+        testCase "an input ending exactly at a block boundary is noticed on its next turn, which emits nothing" <| fun () ->
+            // C = 2, B = 2, lengths 2, 5, 2: slot 0 spends turn 2 discovering input 0 is done, so input 2 starts on turn 3.
+            Expect.equal (runs (ReadOrder.Interleave([| 2L; 5L; 2L |], 2, 2))) [ (0, 0L, 1L); (1, 0L, 1L); (1, 2L, 3L); (2, 0L, 1L); (1, 4L, 4L) ] "order"
         testCase "tf_flowers train[:80%]: 68 full pairs, then a short pair, then shard 0 alone" <| fun () ->
             let s = [| { Name = "train"; ShardLengths = [| 1835L; 1835L |] } |]
             let ins = Splits.Resolve("train[:80%]", s)
