@@ -207,6 +207,16 @@ let infoTests =
             versionDir t.Path "mnist/3.0.1" "{\n  \"name\": \"mnist\",\n  \"version\" \"3.0.1\"\n}" mnistFeatures [] |> ignore
             let e = badFormat (fun () -> Catalog.Open(t.Path, "mnist") |> ignore) "is not valid JSON (line 3"
             Expect.stringContains e.Message "dataset_info.json" "names the file"
+        testCase "a missing dataset_info.json names the file" <| fun () ->
+            use t = new TempDir()
+            let p = Path.Combine(t.Path, "dataset_info.json")
+            let e = notFound (fun () -> DatasetInfo.Load p |> ignore) "dataset_info.json is missing"
+            Expect.equal e.FilePath p "file path"
+        testCase "null arguments are refused naming the parameter" <| fun () ->
+            let e = throwsWith<ArgumentNullException> (fun () -> Catalog.Open(null, null) |> ignore) "null name"
+            Expect.equal e.ParamName "name" "parameter"
+            let e2 = throwsWith<ArgumentNullException> (fun () -> Splits.Parse null |> ignore) "null spec"
+            Expect.equal e2.ParamName "spec" "parameter"
         testCase "a key of the wrong type names the key, expected and found" <| fun () ->
             let e = badFormat (fun () -> infoOf """{"name": "x", "splits": [{"name": "t", "shardLengths": ["a"]}]}""" |> ignore) "splits[0].shardLengths[0]"
             Expect.stringContains e.Message "found \"a\"" "found"
