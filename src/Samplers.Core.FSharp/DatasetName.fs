@@ -7,6 +7,12 @@ open System
 open System.Globalization
 open System.Text.RegularExpressions
 
+/// Compiled once: a `static member` property would build a new Regex on every access.
+module internal NamePatterns =
+    let strictVersion = Regex(@"^(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})$", RegexOptions.CultureInvariant)
+    let firstCap = Regex("(.)([A-Z][a-z0-9]+)", RegexOptions.CultureInvariant)
+    let allCap = Regex("([a-z0-9])([A-Z])", RegexOptions.CultureInvariant)
+
 /// <summary>A resolved dataset version MAJOR.MINOR.PATCH, ordered numerically (3.0.10 &gt; 3.0.9).</summary>
 /// <remarks>Structural equality and comparison over (Major, Minor, Patch), in that field order.</remarks>
 [<Struct>]
@@ -21,14 +27,12 @@ type DatasetVersion =
     /// <summary>Formats as <c>x.y.z</c>.</summary>
     override v.ToString() = $"{v.Major}.{v.Minor}.{v.Patch}"
 
-    static member private Strict = Regex(@"^(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})$", RegexOptions.CultureInvariant)
-
     /// <summary>Parses a resolved version: three parts, each 0 or a decimal without a leading zero (TFDS 4.9);
     /// anything else (<c>03.0.1</c>, <c>3.0</c>, <c>3.0.1.incomplete</c>, <c>latest</c>) is not a version.</summary>
     static member TryParse(text: string, result: byref<DatasetVersion>) : bool =
         if isNull (box text) then false
         else
-            let m = DatasetVersion.Strict.Match text
+            let m = NamePatterns.strictVersion.Match text
             if not m.Success then false
             else
                 let p (i: int) = Int32.Parse(m.Groups[i].Value, CultureInfo.InvariantCulture)
@@ -53,14 +57,11 @@ type DatasetNameSpec =
 /// <summary>Parsing of TFDS dataset names and selection of versions.</summary>
 [<AbstractClass; Sealed>]
 type DatasetNames =
-    static member private FirstCap = Regex("(.)([A-Z][a-z0-9]+)", RegexOptions.CultureInvariant)
-    static member private AllCap = Regex("([a-z0-9])([A-Z])", RegexOptions.CultureInvariant)
-
     /// <summary>TFDS's CamelCase -&gt; snake_case normalisation of dataset names.</summary>
     static member ToSnakeCase(name: string) : string =
         if isNull (box name) then nullArg "name"
-        let s1 = DatasetNames.FirstCap.Replace(name, "$1_$2")
-        DatasetNames.AllCap.Replace(s1, "$1_$2").ToLowerInvariant()
+        let s1 = NamePatterns.firstCap.Replace(name, "$1_$2")
+        NamePatterns.allCap.Replace(s1, "$1_$2").ToLowerInvariant()
 
     /// <summary>Parses <c>name</c>, <c>name:1.2.3</c>, <c>name/config</c>, <c>name/config:1.*.*</c>.
     /// Community namespaces (<c>ns:name</c>) and builder kwargs (<c>name/a=1</c>) are refused.</summary>
