@@ -11,7 +11,7 @@ namespace Samplers.Tfds;
 public readonly record struct RecordLocation(string FilePath, long RecordIndex, long Offset)
 {
     /// <summary>The location for a record returned by a <see cref="TfRecordReader"/>.</summary>
-    public static RecordLocation Of(TfRecordReader reader, in TfRecord record)
+    public static RecordLocation Of(TfRecordReader reader, TfRecord record)
     {
         ArgumentNullException.ThrowIfNull(reader);
         return new RecordLocation(reader.FilePath, record.Index, record.Offset);
@@ -37,7 +37,7 @@ public static class ExampleDecoder
     /// <param name="location">Where the record comes from, for the error message.</param>
     /// <exception cref="DataFormatException">The bytes are not a valid Example; the message names the file, the
     /// record index and offset.</exception>
-    public static Example Parse(ReadOnlySpan<byte> data, in RecordLocation location)
+    public static Example Parse(ReadOnlySpan<byte> data, RecordLocation location)
     {
         try
         {
@@ -54,5 +54,5 @@ public static class ExampleDecoder
 
     /// <summary>Parses one record returned by <paramref name="reader"/>.</summary>
     /// <exception cref="DataFormatException">The bytes are not a valid Example.</exception>
-    public static Example Parse(TfRecordReader reader, in TfRecord record) => Parse(record.Data.Span, RecordLocation.Of(reader, record));
+    public static Example Parse(TfRecordReader reader, TfRecord record) => Parse(record.Data.Span, RecordLocation.Of(reader, record));
 }

@@ -15,10 +15,10 @@ namespace Samplers.Tfds;
 public interface IEncodedImageDecoder
 {
     /// <summary>The (H, W, C) shape the encoded image decodes to under <paramref name="spec"/>.</summary>
-    int[] MeasureShape(FeatureSpec spec, ReadOnlySpan<byte> encoded, in RecordLocation location);
+    int[] MeasureShape(FeatureSpec spec, ReadOnlySpan<byte> encoded, RecordLocation location);
 
     /// <summary>Decodes the image into <paramref name="destination"/> (exactly H*W*C*itemsize bytes).</summary>
-    void DecodeInto(FeatureSpec spec, ReadOnlySpan<byte> encoded, Span<byte> destination, in RecordLocation location);
+    void DecodeInto(FeatureSpec spec, ReadOnlySpan<byte> encoded, Span<byte> destination, RecordLocation location);
 }
 
 /// <summary>A decoded feature value: its shape and its elements as little-endian bytes of the spec's dtype.</summary>
@@ -65,7 +65,7 @@ public static class FeatureDecoder
     /// <summary>Returns the label of a ClassLabel (or integer scalar Tensor) feature as int64; -1 passes through.</summary>
     /// <exception cref="ArgumentException">The spec is not a scalar integer feature.</exception>
     /// <exception cref="DataFormatException">The key is missing, or not an int64 list of exactly one value.</exception>
-    public static long ReadLabel(FeatureSpec spec, Features features, in RecordLocation location)
+    public static long ReadLabel(FeatureSpec spec, Features features, RecordLocation location)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(features);
@@ -84,7 +84,7 @@ public static class FeatureDecoder
     /// </summary>
     /// <exception cref="ArgumentException">The spec is not a single-byte-string feature.</exception>
     /// <exception cref="DataFormatException">The key is missing or is not a bytes list of one value.</exception>
-    public static ReadOnlyMemory<byte> GetBytes(FeatureSpec spec, Features features, in RecordLocation location)
+    public static ReadOnlyMemory<byte> GetBytes(FeatureSpec spec, Features features, RecordLocation location)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(features);
@@ -102,7 +102,7 @@ public static class FeatureDecoder
     /// <param name="images">Needed for an Image feature whose declared shape has unknown dimensions.</param>
     /// <exception cref="DataFormatException">Missing key, wrong list kind, wrong value count, bad zlib data.</exception>
     /// <exception cref="NotSupportedException">A shape or type TFDS itself cannot parse, or out of scope.</exception>
-    public static int[] MeasureShape(FeatureSpec spec, Features features, in RecordLocation location, IEncodedImageDecoder? images = null)
+    public static int[] MeasureShape(FeatureSpec spec, Features features, RecordLocation location, IEncodedImageDecoder? images = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(features);
@@ -122,7 +122,7 @@ public static class FeatureDecoder
     /// <exception cref="ArgumentNullException">An Image feature without <paramref name="images"/>.</exception>
     /// <exception cref="DataFormatException">Missing key, wrong list kind, wrong value count, bad zlib data.</exception>
     /// <exception cref="NotSupportedException">A shape or type TFDS itself cannot parse, or out of scope.</exception>
-    public static int DecodeInto(FeatureSpec spec, Features features, in RecordLocation location, Span<byte> destination, IEncodedImageDecoder? images = null)
+    public static int DecodeInto(FeatureSpec spec, Features features, RecordLocation location, Span<byte> destination, IEncodedImageDecoder? images = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(features);
@@ -173,7 +173,7 @@ public static class FeatureDecoder
 
     /// <summary>Measures and decodes into a new array (convenient for tests and small data).</summary>
     /// <exception cref="DataFormatException">As <see cref="DecodeInto"/>.</exception>
-    public static DecodedFeature Decode(FeatureSpec spec, Features features, in RecordLocation location, IEncodedImageDecoder? images = null)
+    public static DecodedFeature Decode(FeatureSpec spec, Features features, RecordLocation location, IEncodedImageDecoder? images = null)
     {
         int[] shape = MeasureShape(spec, features, location, images);
         var data = new byte[ByteCount(spec, shape)];
@@ -187,7 +187,7 @@ public static class FeatureDecoder
 
     private readonly record struct ValuePlan(int[] Shape, Source Source, Feature? Feature, ReadOnlyMemory<byte> Raw, string RawKey);
 
-    private static ValuePlan Plan(FeatureSpec spec, Features features, in RecordLocation location, bool needData)
+    private static ValuePlan Plan(FeatureSpec spec, Features features, RecordLocation location, bool needData)
     {
         int[] declared = spec.Kind == FeatureKind.BoundingBox && spec.Shape.Length == 0
             ? (spec.InSequence ? [-1, 4] : [4])
@@ -313,7 +313,7 @@ public static class FeatureDecoder
         }
     }
 
-    private static int[] MeasureImage(FeatureSpec spec, Features features, in RecordLocation location, IEncodedImageDecoder? images)
+    private static int[] MeasureImage(FeatureSpec spec, Features features, RecordLocation location, IEncodedImageDecoder? images)
     {
         RefuseImageSequence(spec);
         var encoded = SingleBytes(spec, features, location, spec.Key);
@@ -331,13 +331,13 @@ public static class FeatureDecoder
 
     // ---- lookups and messages ----
 
-    private static Feature Require(FeatureSpec spec, Features features, in RecordLocation location, string key)
+    private static Feature Require(FeatureSpec spec, Features features, RecordLocation location, string key)
     {
         if (features.Feature.TryGetValue(key, out var f)) return f;
         throw MissingKey(spec, features, location, key);
     }
 
-    private static ByteString SingleBytes(FeatureSpec spec, Features features, in RecordLocation location, string key)
+    private static ByteString SingleBytes(FeatureSpec spec, Features features, RecordLocation location, string key)
     {
         var f = Require(spec, features, location, key);
         var list = ExpectKind(spec, f, Feature.KindOneofCase.BytesList, location, key).BytesList.Value;
@@ -345,7 +345,7 @@ public static class FeatureDecoder
         return list[0];
     }
 
-    private static Feature ExpectKind(FeatureSpec spec, Feature f, Feature.KindOneofCase kind, in RecordLocation location, string key)
+    private static Feature ExpectKind(FeatureSpec spec, Feature f, Feature.KindOneofCase kind, RecordLocation location, string key)
     {
         if (f.KindCase == kind) return f;
         throw new DataFormatException(
@@ -354,7 +354,7 @@ public static class FeatureDecoder
             location.FilePath, location.Offset, key);
     }
 
-    private static DataFormatException MissingKey(FeatureSpec spec, Features features, in RecordLocation location, string key)
+    private static DataFormatException MissingKey(FeatureSpec spec, Features features, RecordLocation location, string key)
     {
         var present = features.Feature.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
         return new DataFormatException(
@@ -363,7 +363,7 @@ public static class FeatureDecoder
             location.FilePath, location.Offset, key);
     }
 
-    private static DataFormatException CountMismatch(FeatureSpec spec, in RecordLocation location, string key, string expected, long found, string unit = "values") =>
+    private static DataFormatException CountMismatch(FeatureSpec spec, RecordLocation location, string key, string expected, long found, string unit = "values") =>
         new($"{location}: feature '{key}' ({spec}) expected {expected}, found {found} {unit}; the shape or dtype in features.json " +
             "does not match the data: check that features.json belongs to these shards, or regenerate the dataset.",
             location.FilePath, location.Offset, key);
@@ -455,7 +455,7 @@ public static class FeatureDecoder
         return new ZLibStream(inner, CompressionMode.Decompress);
     }
 
-    private static long InflatedLength(FeatureSpec spec, ReadOnlyMemory<byte> compressed, in RecordLocation location, string key)
+    private static long InflatedLength(FeatureSpec spec, ReadOnlyMemory<byte> compressed, RecordLocation location, string key)
     {
         byte[] scratch = ArrayPool<byte>.Shared.Rent(1 << 16);
         try
@@ -476,7 +476,7 @@ public static class FeatureDecoder
         }
     }
 
-    private static void Inflate(FeatureSpec spec, ReadOnlyMemory<byte> compressed, Span<byte> destination, in RecordLocation location, string key)
+    private static void Inflate(FeatureSpec spec, ReadOnlyMemory<byte> compressed, Span<byte> destination, RecordLocation location, string key)
     {
         try
         {
@@ -499,7 +499,7 @@ public static class FeatureDecoder
         }
     }
 
-    private static DataFormatException BadZlib(FeatureSpec spec, in RecordLocation location, string key, Exception e) =>
+    private static DataFormatException BadZlib(FeatureSpec spec, RecordLocation location, string key, Exception e) =>
         new($"{location}: feature '{key}' ({spec}) expected a zlib stream (encoding: zlib), but it does not inflate ({e.Message}); regenerate the dataset.",
             location.FilePath, location.Offset, key, e);
 }
