@@ -23,7 +23,7 @@ public sealed class ExampleBuilder
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(values);
         var list = new BytesList();
-        foreach (var v in values) list.Value.Add(ByteString.CopyFrom(v));
+        foreach (var v in values) list.Value.Add(ByteString.CopyFrom(v ?? throw new ArgumentNullException(nameof(values), $"Value for key '{key}' is null.")));
         _example.Features.Feature[key] = new Feature { BytesList = list };
         return this;
     }

@@ -296,18 +296,19 @@ public static class FeatureDecoder
             long byteLength = src != Source.Zlib ? value.Length
                 : needData && unknown == 0 ? known
                 : InflatedLength(spec, value.Memory, location, spec.Key);
+            string after = src == Source.Zlib ? " after zlib" : "";
             int[] shape = (int[])declared.Clone();
             if (unknown == 1)
             {
                 if (known == 0 ? byteLength != 0 : byteLength % known != 0)
-                    throw CountMismatch(spec, location, spec.Key, $"a multiple of {known} bytes (shape ({Dims(declared)}) x {item})", byteLength, "bytes");
+                    throw CountMismatch(spec, location, spec.Key, $"a multiple of {known} bytes{after} (shape ({Dims(declared)}) x {item})", byteLength, "bytes");
                 long k = known == 0 ? 0 : byteLength / known;
                 if (k > int.MaxValue) throw CountMismatch(spec, location, spec.Key, "at most 2 GiB", byteLength, "bytes");
                 shape[Array.FindIndex(declared, d => d < 0)] = (int)k;
             }
             else if (byteLength != known)
             {
-                throw CountMismatch(spec, location, spec.Key, $"{known} bytes (shape ({Dims(declared)}) x {item})", byteLength, "bytes");
+                throw CountMismatch(spec, location, spec.Key, $"{known} bytes{after} (shape ({Dims(declared)}) x {item})", byteLength, "bytes");
             }
             return new ValuePlan(shape, src, null, value.Memory, spec.Key);
         }
