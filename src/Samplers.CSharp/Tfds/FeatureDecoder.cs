@@ -52,7 +52,14 @@ public static class FeatureDecoder
     public static int ByteCount(FeatureSpec spec, ReadOnlySpan<int> shape)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        long n = DTypes.SizeOf(spec.DType);
+        // Text is raw bytes whatever dtype the spec carries; ClassLabel is int64 and BBox float32 by definition.
+        long n = spec.Kind switch
+        {
+            FeatureKind.Text => 1,
+            FeatureKind.ClassLabel => 8,
+            FeatureKind.BoundingBox => 4,
+            _ => DTypes.SizeOf(spec.DType),
+        };
         foreach (int d in shape)
         {
             if (d < 0) throw new ArgumentException($"Shape ({string.Join(", ", shape.ToArray())}) has an unknown dimension; measure the example first.", nameof(shape));

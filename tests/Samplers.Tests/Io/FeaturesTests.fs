@@ -80,6 +80,21 @@ let decoding =
                 let got = decode s (ExampleBuilder().AddTensor(s, values))
                 Expect.equal got.Shape [| 2; 3 |] $"{enc} shape"
                 Expect.equal (int32s got.Data) values $"{enc} values"
+        testProperty "int64, int32, uint8, bool and float32 tensors round-trip in every encoding" <| fun (values: int64[]) (pick: byte) ->
+            let values = if isNull values then [||] else values
+            let n = values.Length
+            let enc = [| TensorEncoding.None; TensorEncoding.Bytes; TensorEncoding.Zlib |].[int pick % 3]
+            let check dtype (arr: Array) (expected: byte[]) =
+                // Declared (-1): the count is inferred from the data, so every length is a valid example.
+                let s = tensor "v" dtype [| -1 |] |> withEncoding enc
+                let got = decode s (ExampleBuilder().AddTensor(s, arr, [| n |]))
+                got.Shape = [| n |] && got.Data = expected
+            let le (f: 'T -> byte[]) (xs: 'T[]) = xs |> Array.collect f
+            check DType.Int64 values (le (fun (v: int64) -> BitConverter.GetBytes v) values)
+            && check DType.Int32 (values |> Array.map int32) (le (fun (v: int32) -> BitConverter.GetBytes v) (values |> Array.map int32))
+            && check DType.UInt8 (values |> Array.map byte) (values |> Array.map byte)
+            && check DType.Bool (values |> Array.map (fun v -> v <> 0L)) (values |> Array.map (fun v -> if v <> 0L then 1uy else 0uy))
+            && check DType.Float32 (values |> Array.map float32) (le (fun (v: float32) -> BitConverter.GetBytes v) (values |> Array.map float32))
         testCase "encoding bytes: float16 (2, 3) is little-endian halves" <| fun () ->
             let s = tensor "h" DType.Float16 [| 2; 3 |] |> withEncoding TensorEncoding.Bytes
             let values = [| Half.op_Explicit 0.5f; Half.op_Explicit -1f; Half.MaxValue; Half.Epsilon; Half.Zero; Half.op_Explicit 3.25f |]

@@ -93,6 +93,20 @@ type FarOffsetStream(inner: Stream, baseOffset: int64) =
     override _.SetLength _ = raise (NotSupportedException())
     override _.Write(_, _, _) = raise (NotSupportedException())
 
+/// A seekable stream that claims to be much longer than it is (a file being appended to, or a lying wrapper).
+type LyingLengthStream(inner: Stream, claimed: int64) =
+    inherit Stream()
+    override _.CanRead = true
+    override _.CanSeek = true
+    override _.CanWrite = false
+    override _.Length = claimed
+    override _.Position with get () = inner.Position and set v = inner.Position <- v
+    override _.Flush() = ()
+    override _.Read(buffer: byte[], offset: int, count: int) = inner.Read(buffer, offset, count)
+    override _.Seek(o, s) = inner.Seek(o, s)
+    override _.SetLength _ = raise (NotSupportedException())
+    override _.Write(_, _, _) = raise (NotSupportedException())
+
 let rnd (seed: int) (n: int) =
     // Test data only: System.Random is fine here (nothing feeds a plan).
     let r = Random(seed)
@@ -221,6 +235,22 @@ let tests =
                 let mutable rec' = Unchecked.defaultof<TfRecord>
                 let e = throwsWith<DataFormatException> (fun () -> r.TryReadNext(&rec') |> ignore) "truncated"
                 Expect.stringContains e.Message "truncated record at 0" "truncated"
+                Expect.isLessThan (GC.GetAllocatedBytesForCurrentThread() - before) (8L <<< 20) "bounded memory"
+            testCase "lengths beyond one array, or beyond the bytes that really arrive, fail without a large allocation" <| fun () ->
+                let headerFor (len: uint64) =
+                    let h = Array.zeroCreate<byte> 12
+                    Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(Span(h), len)
+                    Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(Span(h, 8, 4), Crc32C.ComputeMasked(ReadOnlySpan(h, 0, 8)))
+                    h
+                let before = GC.GetAllocatedBytesForCurrentThread()
+                let readLying (len: uint64) =
+                    use r = new TfRecordReader(new LyingLengthStream(new MemoryStream(Array.append (headerFor len) (rnd 5 5000)), 1L <<< 40), "lying.tfrecord")
+                    let mutable rec' = Unchecked.defaultof<TfRecord>
+                    throwsWith<DataFormatException> (fun () -> r.TryReadNext(&rec') |> ignore) $"length {len}"
+                let huge = readLying (3UL <<< 30)
+                Expect.stringContains huge.Message "more than the" "beyond one array"
+                let short = readLying (1UL <<< 30)
+                Expect.stringContains short.Message "truncated record at 0" "data never arrives"
                 Expect.isLessThan (GC.GetAllocatedBytesForCurrentThread() - before) (8L <<< 20) "bounded memory"
             testCase "a zero-filled tail is corrupted at the tail offset, after the earlier records" <| fun () ->
                 let bytes = Array.concat [ abcRecord; labelRecord; Array.zeroCreate 16 ]
