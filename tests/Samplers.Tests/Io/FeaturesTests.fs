@@ -286,6 +286,17 @@ let writer =
             let inner = seq.GetProperty("sequence").GetProperty("feature").GetProperty("featuresDict").GetProperty("features").GetProperty("label")
             Expect.equal (inner.GetProperty("classLabel").GetProperty("numClasses").GetString()) "2" "label inside"
             Expect.isTrue (File.Exists(Path.Combine(dir.Path, "objects-label.labels.txt"))) "labels file named by the path"
+        testCase "the older dataset_info form omits filepathTemplate and fileFormat but keeps the default names" <| fun () ->
+            use dir = new TempDir()
+            let w = TfdsDatasetWriter(dir.Path, "old", "2.0.0", [ labelSpec ], FilepathTemplate = null, FileFormat = null, ConfigName = "cfg")
+            let shards = w.WriteSplit("train", [ for i in 0 .. 4 -> ExampleBuilder().AddLabel("label", int64 i).ToByteArray() ], 2)
+            w.Complete()
+            Expect.equal (shards |> Seq.map Path.GetFileName |> List.ofSeq) [ "old-train.tfrecord-00000-of-00002"; "old-train.tfrecord-00001-of-00002" ] "default names"
+            let info = readJson (Path.Combine(dir.Path, "dataset_info.json"))
+            Expect.isFalse (info.TryGetProperty("fileFormat") |> fst) "no fileFormat"
+            Expect.isFalse (info.GetProperty("splits").[0].TryGetProperty("filepathTemplate") |> fst) "no filepathTemplate"
+            Expect.equal (info.GetProperty("configName").GetString()) "cfg" "configName"
+            Expect.isFalse (File.Exists(Path.Combine(dir.Path, "label.labels.txt"))) "no labels file without names"
         testCase "shard names use width max(5, digits); unknown placeholders are refused" <| fun () ->
             Expect.equal (TfdsDatasetWriter.ShardName(TfdsDatasetWriter.DefaultTemplate, "d", "train", "tfrecord", 7, 100000)) "d-train.tfrecord-000007-of-100000" "width 6"
             Expect.equal (TfdsDatasetWriter.ShardName("{SPLIT}/{SHARD_INDEX}.{NUM_SHARDS}", "d", "x", "tfrecord", 0, 1)) "x/00000.00001" "other placeholders"

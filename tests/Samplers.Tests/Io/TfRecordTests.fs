@@ -165,6 +165,17 @@ let tests =
                 for mk in [ (fun (s: Stream) -> new OneByteStream(s) :> Stream); (fun s -> new ForwardOnlyStream(s) :> Stream) ] do
                     use r = new TfRecordReader(mk (new MemoryStream(bytes)), "s")
                     Expect.equal (readAll r |> List.map (fun (_, _, d) -> d)) records "records"
+            testCase "WriteFile leaves neither the file nor a temp file when the records fail midway" <| fun () ->
+                use dir = new TempDir()
+                let path = Path.Combine(dir.Path, "x.tfrecord")
+                let failing = seq { yield [| 1uy |]; yield [| 2uy |]; failwith "generator broke" }
+                Expect.throwsT<Exception> (fun () -> TfRecordWriter.WriteFile(path, failing) |> ignore) "propagates"
+                Expect.isEmpty (Directory.GetFiles dir.Path) "nothing written"
+                // An existing file is replaced only once the new one is complete.
+                TfRecordWriter.WriteFile(path, [ [| 9uy |] ]) |> ignore
+                Expect.throwsT<Exception> (fun () -> TfRecordWriter.WriteFile(path, failing) |> ignore) "propagates"
+                Expect.equal (TfRecordReader.ReadAllRecords path |> List.ofSeq) [ [| 9uy |] ] "old content intact"
+                Expect.equal (Directory.GetFiles dir.Path).Length 1 "no temp file"
             testCase "records larger than the read window (3 MiB, then small) round-trip" <| fun () ->
                 let records = [ rnd 1 (3 <<< 20); rnd 2 10; rnd 3 ((1 <<< 20) + 5); [||] ]
                 use dir = new TempDir()
