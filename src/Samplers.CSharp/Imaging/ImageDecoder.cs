@@ -1,0 +1,385 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using System.Runtime.InteropServices;
+using Samplers.Data;
+using SkiaSharp;
+
+namespace Samplers.Imaging;
+
+/// <summary>Encoded image formats recognised by their magic bytes.</summary>
+public enum ImageFormat
+{
+    /// <summary>Magic bytes of no known format.</summary>
+    Unknown = 0,
+    /// <summary>PNG (<c>89 50 4E 47 0D 0A 1A 0A</c>).</summary>
+    Png,
+    /// <summary>JPEG (<c>FF D8 FF</c>).</summary>
+    Jpeg,
+    /// <summary>GIF (<c>GIF8</c>); recognised only to refuse it clearly.</summary>
+    Gif,
+    /// <summary>BMP (<c>BM</c>); recognised only to refuse it clearly.</summary>
+    Bmp,
+    /// <summary>WebP (<c>RIFF....WEBP</c>); recognised only to refuse it clearly.</summary>
+    WebP,
+}
+
+/// <summary>
+/// What <see cref="ImageDecoder.Measure"/> found in an encoded image's header.
+/// </summary>
+/// <param name="Height">Rows.</param>
+/// <param name="Width">Columns.</param>
+/// <param name="Channels">Native channels as TensorFlow counts them with <c>channels=0</c>: 1 grey, 2 grey+alpha,
+/// 3 RGB (also palette without tRNS), 4 RGBA (also palette with tRNS).</param>
+/// <param name="BitDepth">Bits per sample: 8, or 16 for a 16-bit PNG (1, 2, 4-bit PNGs are expanded to 8).</param>
+/// <param name="Format">The sniffed format.</param>
+public readonly record struct ImageInfo(int Height, int Width, int Channels, int BitDepth, ImageFormat Format);
+
+/// <summary>
+/// Decodes PNG and JPEG images into caller-owned HWC buffers, the way TFDS's <c>Image</c> feature is decoded by
+/// TensorFlow (TFDS_FORMAT.md 5.6): the format is sniffed from magic bytes (the declared <c>encodingFormat</c> is
+/// ignored), channels are converted to the requested count, and anything else is refused with a
+/// <see cref="DataFormatException"/>. Backend: SkiaSharp (libpng and libjpeg-turbo; see docs/IMAGE_DECODERS.md for
+/// the measurements behind the choice). PNG chunk CRCs are verified here before decoding, because a corrupt image
+/// must fail rather than decode to garbage. All members are static and thread-safe.
+/// </summary>
+public static class ImageDecoder
+{
+    /// <summary>The formats this decoder decodes, for messages.</summary>
+    public const string SupportedFormats = "PNG (1/2/4/8/16-bit, grey, grey+alpha, RGB, RGBA, palette, Adam7) and JPEG (grey, RGB)";
+
+    /// <summary>Identifies the format from the first bytes.</summary>
+    public static ImageFormat Sniff(ReadOnlySpan<byte> encoded)
+    {
+        if (encoded.StartsWith(PngEncoder.Signature)) return ImageFormat.Png;
+        if (encoded.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8, 0xFF])) return ImageFormat.Jpeg;
+        if (encoded.StartsWith("GIF8"u8)) return ImageFormat.Gif;
+        if (encoded.StartsWith("BM"u8)) return ImageFormat.Bmp;
+        if (encoded.Length >= 12 && encoded.StartsWith("RIFF"u8) && encoded.Slice(8, 4).SequenceEqual("WEBP"u8)) return ImageFormat.WebP;
+        return ImageFormat.Unknown;
+    }
+
+    /// <summary>
+    /// Reads the size and native channel count without decoding pixels (for ragged datasets, to size buffers).
+    /// PNG chunk CRCs are checked.
+    /// </summary>
+    /// <param name="encoded">The encoded file bytes.</param>
+    /// <param name="source">Where the bytes came from (e.g. a <c>tfds_id</c>), used in error messages.</param>
+    /// <exception cref="DataFormatException">Unknown or unsupported format, or a corrupt header.</exception>
+    public static ImageInfo Measure(ReadOnlySpan<byte> encoded, string? source = null)
+    {
+        var format = Sniff(encoded);
+        switch (format)
+        {
+            case ImageFormat.Png:
+                return PngHeader.Read(encoded, source).ToInfo();
+            case ImageFormat.Jpeg:
+                return MeasureJpeg(encoded, source);
+            default:
+                throw Unsupported(format, encoded, source);
+        }
+    }
+
+    /// <summary>Number of elements (not bytes) a decode of <paramref name="info"/> to <paramref name="channels"/> needs.</summary>
+    /// <param name="info">A measured image.</param>
+    /// <param name="channels">Requested channels; -1 or 0 for native.</param>
+    public static int ElementCount(ImageInfo info, int channels)
+        => checked(info.Height * info.Width * (channels <= 0 ? info.Channels : channels));
+
+    /// <summary>
+    /// Decodes an 8-bit image into <paramref name="destination"/> as (H, W, C) uint8, row-major, top row first.
+    /// </summary>
+    /// <param name="encoded">The encoded file bytes (PNG or JPEG, sniffed).</param>
+    /// <param name="destination">Receives H*W*C bytes; may be longer.</param>
+    /// <param name="channels">C: 1, 2, 3 or 4; -1 (or 0) keeps the native channel count.</param>
+    /// <param name="expectedHeight">Declared height, or -1 when the dimension varies.</param>
+    /// <param name="expectedWidth">Declared width, or -1 when the dimension varies.</param>
+    /// <param name="source">Where the bytes came from (e.g. a <c>tfds_id</c>), used in error messages.</param>
+    /// <returns>The decoded image's header facts (Channels = the channels written).</returns>
+    /// <exception cref="DataFormatException">Unsupported format, corrupt data, a 16-bit PNG (declare the feature
+    /// uint16), or a size different from the declared one.</exception>
+    /// <exception cref="ArgumentException">Bad channel count, or <paramref name="destination"/> too short.</exception>
+    public static ImageInfo Decode(ReadOnlySpan<byte> encoded, Span<byte> destination, int channels = -1,
+        int expectedHeight = -1, int expectedWidth = -1, string? source = null)
+    {
+        var info = Prepare(encoded, channels, expectedHeight, expectedWidth, source, out int c);
+        if (info.BitDepth == 16)
+            throw new DataFormatException(
+                $"{Where(source)}16-bit PNG ({info.Width}x{info.Height}) cannot be decoded into a uint8 feature: TensorFlow's " +
+                "down-conversion is not reproduced here. Declare the Image feature with dtype uint16.", source);
+        int needed = info.Height * info.Width * c;
+        if (destination.Length < needed)
+            throw new ArgumentException($"destination holds {destination.Length} bytes, the {info.Width}x{info.Height}x{c} image needs {needed}.", nameof(destination));
+        DecodeInto8(encoded, info, c, destination[..needed], source);
+        return info with { Channels = c };
+    }
+
+    /// <summary>
+    /// Decodes a 16-bit PNG into (H, W, C) uint16 samples (native byte order). 8-bit images are refused, as
+    /// TensorFlow would widen them by a scale this library does not pin down.
+    /// </summary>
+    /// <inheritdoc cref="Decode" path="/param"/>
+    /// <exception cref="DataFormatException">Not a 16-bit PNG, corrupt data, or a size different from the declared one.</exception>
+    /// <exception cref="ArgumentException">Bad channel count, or <paramref name="destination"/> too short.</exception>
+    public static ImageInfo Decode16(ReadOnlySpan<byte> encoded, Span<ushort> destination, int channels = -1,
+        int expectedHeight = -1, int expectedWidth = -1, string? source = null)
+    {
+        var info = Prepare(encoded, channels, expectedHeight, expectedWidth, source, out int c);
+        if (info.BitDepth != 16)
+            throw new DataFormatException(
+                $"{Where(source)}{info.Format} image with {info.BitDepth}-bit samples in a uint16 Image feature: only 16-bit PNG is decoded to uint16. " +
+                "Declare the feature uint8.", source);
+        int needed = info.Height * info.Width * c;
+        if (destination.Length < needed)
+            throw new ArgumentException($"destination holds {destination.Length} values, the {info.Width}x{info.Height}x{c} image needs {needed}.", nameof(destination));
+        var dst = destination[..needed];
+        int pixels = info.Height * info.Width;
+        ushort[] rgba = ArrayPool<ushort>.Shared.Rent(pixels * 4);
+        try
+        {
+            var imageInfo = new SKImageInfo(info.Width, info.Height, SKColorType.Rgba16161616, SKAlphaType.Unpremul, null);
+            RunCodec(encoded, imageInfo, MemoryMarshal.AsBytes(rgba.AsSpan(0, pixels * 4)), source);
+            ConvertChannels<ushort>(rgba.AsSpan(0, pixels * 4), dst, info.Channels, c, pixels);
+        }
+        finally
+        {
+            ArrayPool<ushort>.Shared.Return(rgba);
+        }
+        return info with { Channels = c };
+    }
+
+    /// <summary>
+    /// Decodes a TFDS float32 image: a 4-channel 8-bit PNG whose four bytes per pixel are one little-endian float32,
+    /// reinterpreted to (H, W, 1).
+    /// </summary>
+    /// <inheritdoc cref="Decode" path="/param"/>
+    /// <exception cref="DataFormatException">Not an 8-bit RGBA PNG, corrupt data, or a size different from the declared one.</exception>
+    /// <exception cref="ArgumentException"><paramref name="destination"/> too short.</exception>
+    public static ImageInfo DecodeFloat32(ReadOnlySpan<byte> encoded, Span<float> destination,
+        int expectedHeight = -1, int expectedWidth = -1, string? source = null)
+    {
+        var info = Prepare(encoded, 4, expectedHeight, expectedWidth, source, out _);
+        if (info.Format != ImageFormat.Png || info.Channels != 4 || info.BitDepth != 8)
+            throw new DataFormatException(
+                $"{Where(source)}float32 Image must be stored as an 8-bit RGBA PNG (4 bytes per float); found {info.Format} with {info.Channels} channel(s) of {info.BitDepth} bits.", source);
+        if (!BitConverter.IsLittleEndian)
+            throw new PlatformNotSupportedException("float32 images are little-endian bytes; big-endian hosts are not supported.");
+        int pixels = info.Height * info.Width;
+        if (destination.Length < pixels)
+            throw new ArgumentException($"destination holds {destination.Length} floats, the {info.Width}x{info.Height}x1 image needs {pixels}.", nameof(destination));
+        DecodeInto8(encoded, info, 4, MemoryMarshal.AsBytes(destination[..pixels]), source);
+        return info with { Channels = 1 };
+    }
+
+    private static ImageInfo Prepare(ReadOnlySpan<byte> encoded, int channels, int expectedHeight, int expectedWidth, string? source, out int c)
+    {
+        if (channels is < -1 or > 4)
+            throw new ArgumentOutOfRangeException(nameof(channels), channels, "channels must be 1, 2, 3, 4, or -1/0 for native.");
+        var info = Measure(encoded, source);
+        if ((expectedHeight >= 0 && expectedHeight != info.Height) || (expectedWidth >= 0 && expectedWidth != info.Width))
+            throw new DataFormatException(
+                $"{Where(source)}decoded {info.Format} image is {info.Height}x{info.Width} (HxW) but the feature declares " +
+                $"{Dim(expectedHeight)}x{Dim(expectedWidth)}. Fix the features.json shape (use -1 for a varying size) or the data.", source);
+        c = channels <= 0 ? info.Channels : channels;
+        return info;
+    }
+
+    private static string Dim(int d) => d < 0 ? "?" : d.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private static void DecodeInto8(ReadOnlySpan<byte> encoded, ImageInfo info, int c, Span<byte> dst, string? source)
+    {
+        int pixels = info.Height * info.Width;
+        // Direct paths write straight into the caller's span; the rest decode to a pooled buffer and convert.
+        if (info.Channels == 1 && c == 1)
+        {
+            RunCodec(encoded, new SKImageInfo(info.Width, info.Height, SKColorType.Gray8, SKAlphaType.Opaque, null), dst, source);
+            return;
+        }
+        if (c == 4)
+        {
+            RunCodec(encoded, new SKImageInfo(info.Width, info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul, null), dst, source);
+            if (info.Channels == 1 || info.Channels == 3)
+                for (int i = 3; i < dst.Length; i += 4) dst[i] = 255; // opaque sources: alpha is full
+            return;
+        }
+        bool grey = info.Channels == 1;
+        int srcChannels = grey ? 1 : 4;
+        byte[] tmp = ArrayPool<byte>.Shared.Rent(pixels * srcChannels);
+        try
+        {
+            var span = tmp.AsSpan(0, pixels * srcChannels);
+            var colorType = grey ? SKColorType.Gray8 : SKColorType.Rgba8888;
+            RunCodec(encoded, new SKImageInfo(info.Width, info.Height, colorType, grey ? SKAlphaType.Opaque : SKAlphaType.Unpremul, null), span, source);
+            if (grey) ReplicateGrey(span, dst, c, pixels);
+            else ConvertChannels<byte>(span, dst, info.Channels, c, pixels);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(tmp);
+        }
+    }
+
+    private static void ReplicateGrey(ReadOnlySpan<byte> grey, Span<byte> dst, int c, int pixels)
+    {
+        for (int p = 0, o = 0; p < pixels; p++)
+        {
+            byte g = grey[p];
+            for (int k = 0; k < c; k++) dst[o++] = k == 1 && c == 2 ? (byte)255 : g;
+        }
+    }
+
+    /// <summary>From RGBA (as decoded) to c channels, given the source's native channel count.</summary>
+    private static void ConvertChannels<T>(ReadOnlySpan<T> rgba, Span<T> dst, int native, int c, int pixels) where T : unmanaged
+    {
+        bool greySource = native <= 2;
+        for (int p = 0, s = 0, o = 0; p < pixels; p++, s += 4)
+        {
+            switch (c)
+            {
+                case 1:
+                    dst[o++] = greySource ? rgba[s] : Luma(rgba[s], rgba[s + 1], rgba[s + 2]);
+                    break;
+                case 2:
+                    dst[o++] = greySource ? rgba[s] : Luma(rgba[s], rgba[s + 1], rgba[s + 2]);
+                    dst[o++] = rgba[s + 3];
+                    break;
+                case 3:
+                    dst[o++] = rgba[s]; dst[o++] = rgba[s + 1]; dst[o++] = rgba[s + 2];
+                    break;
+                default:
+                    dst[o++] = rgba[s]; dst[o++] = rgba[s + 1]; dst[o++] = rgba[s + 2];
+                    dst[o++] = native is 2 or 4 ? rgba[s + 3] : Max<T>();
+                    break;
+            }
+        }
+    }
+
+    private static T Max<T>() where T : unmanaged
+        => typeof(T) == typeof(byte) ? (T)(object)(byte)255 : (T)(object)(ushort)65535;
+
+    /// <summary>ITU-R BT.601 luma in 16.16 fixed point (TensorFlow's exact RGB->grey weights are not pinned; see the docs).</summary>
+    private static T Luma<T>(T r, T g, T b) where T : unmanaged
+    {
+        if (typeof(T) == typeof(byte))
+        {
+            int v = (19595 * (byte)(object)r + 38470 * (byte)(object)g + 7471 * (byte)(object)b + 32768) >> 16;
+            return (T)(object)(byte)v;
+        }
+        long w = (19595L * (ushort)(object)r + 38470L * (ushort)(object)g + 7471L * (ushort)(object)b + 32768) >> 16;
+        return (T)(object)(ushort)w;
+    }
+
+    private static unsafe void RunCodec(ReadOnlySpan<byte> encoded, SKImageInfo info, Span<byte> dst, string? source)
+    {
+        SKCodecResult result;
+        fixed (byte* src = encoded)
+        fixed (byte* d = dst)
+        {
+            // Wrap the caller's bytes without copying; the codec is disposed before the pin ends.
+            using var data = SKData.Create((IntPtr)src, encoded.Length, null);
+            using var codec = SKCodec.Create(data)
+                ?? throw new DataFormatException($"{Where(source)}the image header could not be read.", source);
+            if (codec.Info.Width != info.Width || codec.Info.Height != info.Height)
+                throw new DataFormatException($"{Where(source)}decoder reports {codec.Info.Width}x{codec.Info.Height}, the header said {info.Width}x{info.Height}.", source);
+            result = codec.GetPixels(info, (IntPtr)d, info.RowBytes, new SKCodecOptions(SKZeroInitialized.Yes));
+        }
+        if (result != SKCodecResult.Success)
+            throw new DataFormatException(
+                $"{Where(source)}image data is corrupt or truncated (decoder result: {result}); the file decodes only partly.", source);
+    }
+
+    private static unsafe ImageInfo MeasureJpeg(ReadOnlySpan<byte> encoded, string? source)
+    {
+        fixed (byte* src = encoded)
+        {
+            using var data = SKData.Create((IntPtr)src, encoded.Length, null);
+            using var codec = SKCodec.Create(data)
+                ?? throw new DataFormatException($"{Where(source)}JPEG header could not be read; the file is corrupt or truncated.", source);
+            int ch = codec.Info.ColorType == SKColorType.Gray8 ? 1 : 3;
+            return new ImageInfo(codec.Info.Height, codec.Info.Width, ch, 8, ImageFormat.Jpeg);
+        }
+    }
+
+    private static DataFormatException Unsupported(ImageFormat format, ReadOnlySpan<byte> encoded, string? source)
+    {
+        string head = Convert.ToHexString(encoded[..Math.Min(8, encoded.Length)]);
+        string what = format == ImageFormat.Unknown ? "Unknown image format" : $"Unsupported image format {format}";
+        return new DataFormatException(
+            $"{Where(source)}{what} (first bytes {(head.Length == 0 ? "<empty>" : head)}, {encoded.Length} bytes). Supported: {SupportedFormats}.", source);
+    }
+
+    internal static string Where(string? source) => source is null ? "" : source + ": ";
+
+    /// <summary>IHDR facts and a CRC walk over the chunks.</summary>
+    internal readonly record struct PngHeader(int Width, int Height, int BitDepth, PngColorType ColorType, bool Interlaced, bool HasTrns)
+    {
+        public ImageInfo ToInfo()
+        {
+            int ch = ColorType switch
+            {
+                PngColorType.Grey => 1,
+                PngColorType.GreyAlpha => 2,
+                PngColorType.Rgb => 3,
+                PngColorType.Rgba => 4,
+                _ => HasTrns ? 4 : 3,
+            };
+            return new ImageInfo(Height, Width, ch, BitDepth == 16 ? 16 : 8, ImageFormat.Png);
+        }
+
+        /// <summary>
+        /// Walks every chunk up to IEND, checking lengths and the CRC of critical chunks (libpng's default: critical
+        /// chunk CRC errors are fatal, ancillary ones are ignored).
+        /// </summary>
+        public static PngHeader Read(ReadOnlySpan<byte> png, string? source)
+        {
+            int pos = 8;
+            PngHeader? header = null;
+            bool trns = false, idat = false;
+            while (true)
+            {
+                if (pos + 8 > png.Length)
+                {
+                    if (header is not null && idat) break; // IEND missing after complete data: tolerated, as libpng does
+                    throw new DataFormatException($"{Where(source)}PNG truncated at byte {pos} of {png.Length}: expected a chunk header.", source, pos);
+                }
+                uint len = BinaryPrimitives.ReadUInt32BigEndian(png[pos..]);
+                var type = png.Slice(pos + 4, 4);
+                string typeName = System.Text.Encoding.ASCII.GetString(type);
+                if (len > int.MaxValue || pos + 12L + len > png.Length)
+                    throw new DataFormatException($"{Where(source)}PNG truncated: chunk {typeName} at byte {pos} declares {len} bytes, only {png.Length - pos - 12} remain.", source, pos);
+                var data = png.Slice(pos + 8, (int)len);
+                bool critical = (type[0] & 0x20) == 0;
+                if (critical)
+                {
+                    var crc = new Crc32();
+                    crc.Append(type);
+                    crc.Append(data);
+                    uint stored = BinaryPrimitives.ReadUInt32BigEndian(png[(pos + 8 + (int)len)..]);
+                    uint actual = crc.GetCurrentHashAsUInt32();
+                    if (stored != actual)
+                        throw new DataFormatException(
+                            $"{Where(source)}PNG chunk {typeName} at byte {pos} is corrupt: CRC 0x{actual:X8}, stored 0x{stored:X8}.", source, pos);
+                }
+                if (header is null)
+                {
+                    if (!type.SequenceEqual("IHDR"u8) || len != 13)
+                        throw new DataFormatException($"{Where(source)}PNG must start with a 13-byte IHDR chunk; found {typeName} ({len} bytes).", source, pos);
+                    int w = BinaryPrimitives.ReadInt32BigEndian(data), h = BinaryPrimitives.ReadInt32BigEndian(data[4..]);
+                    int depth = data[8], ct = data[9];
+                    bool ok = w > 0 && h > 0 && (long)w * h <= int.MaxValue / 8 && ct is 0 or 2 or 3 or 4 or 6 && depth is 1 or 2 or 4 or 8 or 16
+                        && data[12] <= 1 && !(ct == 3 && depth == 16) && !(ct is 2 or 4 or 6 && depth < 8);
+                    if (!ok)
+                        throw new DataFormatException($"{Where(source)}PNG IHDR is invalid or too large: {w}x{h}, bit depth {depth}, colour type {ct}, interlace {data[12]}.", source, pos);
+                    header = new PngHeader(w, h, depth, (PngColorType)ct, data[12] == 1, false);
+                }
+                else if (type.SequenceEqual("tRNS"u8)) trns = true;
+                else if (type.SequenceEqual("IDAT"u8)) idat = true;
+                else if (type.SequenceEqual("IEND"u8)) break;
+                pos += 12 + (int)len;
+            }
+            if (!idat)
+                throw new DataFormatException($"{Where(source)}PNG has no IDAT chunk: no pixel data.", source);
+            return header!.Value with { HasTrns = trns };
+        }
+    }
+}
