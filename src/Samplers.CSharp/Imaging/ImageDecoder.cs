@@ -137,8 +137,7 @@ public static class ImageDecoder
         ushort[] rgba = ArrayPool<ushort>.Shared.Rent(pixels * 4);
         try
         {
-            var imageInfo = new SKImageInfo(info.Width, info.Height, SKColorType.Rgba16161616, SKAlphaType.Unpremul, null);
-            RunCodec(encoded, imageInfo, MemoryMarshal.AsBytes(rgba.AsSpan(0, pixels * 4)), source);
+            Png16Decoder.DecodeRgba(encoded, PngHeader.Read(encoded, source), rgba.AsSpan(0, pixels * 4), source);
             ConvertChannels<ushort>(rgba.AsSpan(0, pixels * 4), dst, info.Channels, c, pixels);
         }
         finally
