@@ -87,7 +87,8 @@ public static class ImageDecoder
         => checked(info.Height * info.Width * (channels <= 0 ? info.Channels : channels));
 
     /// <summary>
-    /// Decodes an 8-bit image into <paramref name="destination"/> as (H, W, C) uint8, row-major, top row first.
+    /// Decodes an image into <paramref name="destination"/> as (H, W, C) uint8, row-major, top row first. A 16-bit
+    /// PNG keeps the high byte of each sample, as TensorFlow does (libpng <c>png_set_strip_16</c>).
     /// </summary>
     /// <param name="encoded">The encoded file bytes (PNG or JPEG, sniffed).</param>
     /// <param name="destination">Receives H*W*C bytes; may be longer.</param>
@@ -96,49 +97,77 @@ public static class ImageDecoder
     /// <param name="expectedWidth">Declared width, or -1 when the dimension varies.</param>
     /// <param name="source">Where the bytes came from (e.g. a <c>tfds_id</c>), used in error messages.</param>
     /// <returns>The decoded image's header facts (Channels = the channels written).</returns>
-    /// <exception cref="DataFormatException">Unsupported format, corrupt data, a 16-bit PNG (declare the feature
-    /// uint16), or a size different from the declared one.</exception>
+    /// <exception cref="DataFormatException">Unsupported format, corrupt data, or a size different from the declared one.</exception>
     /// <exception cref="ArgumentException">Bad channel count, or <paramref name="destination"/> too short.</exception>
     public static ImageInfo Decode(ReadOnlySpan<byte> encoded, Span<byte> destination, int channels = -1,
         int expectedHeight = -1, int expectedWidth = -1, string? source = null)
     {
         var info = Prepare(encoded, channels, expectedHeight, expectedWidth, source, out int c);
-        if (info.BitDepth == 16)
-            throw new DataFormatException(
-                $"{Where(source)}16-bit PNG ({info.Width}x{info.Height}) cannot be decoded into a uint8 feature: TensorFlow's " +
-                "down-conversion is not reproduced here. Declare the Image feature with dtype uint16.", source);
         int needed = info.Height * info.Width * c;
         if (destination.Length < needed)
             throw new ArgumentException($"destination holds {destination.Length} bytes, the {info.Width}x{info.Height}x{c} image needs {needed}.", nameof(destination));
-        DecodeInto8(encoded, info, c, destination[..needed], source);
+        if (info.BitDepth == 16)
+            Decode16To8(encoded, info, c, destination[..needed], source);
+        else
+            DecodeInto8(encoded, info, c, destination[..needed], source);
         return info with { Channels = c };
     }
 
+    /// <summary>TensorFlow reads 16-bit PNG into uint8 with libpng's <c>png_set_strip_16</c>: the high byte of each sample.</summary>
+    private static void Decode16To8(ReadOnlySpan<byte> encoded, ImageInfo info, int c, Span<byte> dst, string? source)
+    {
+        int pixels = info.Height * info.Width;
+        ushort[] rgba16 = ArrayPool<ushort>.Shared.Rent(pixels * 4);
+        byte[] rgba8 = ArrayPool<byte>.Shared.Rent(pixels * 4);
+        try
+        {
+            Png16Decoder.DecodeRgba(encoded, PngHeader.Read(encoded, source), rgba16.AsSpan(0, pixels * 4), source);
+            for (int i = 0; i < pixels * 4; i++) rgba8[i] = (byte)(rgba16[i] >> 8);
+            ConvertChannels<byte>(rgba8.AsSpan(0, pixels * 4), dst, info.Channels, c, pixels, pngLuma: true);
+        }
+        finally
+        {
+            ArrayPool<ushort>.Shared.Return(rgba16);
+            ArrayPool<byte>.Shared.Return(rgba8);
+        }
+    }
+
     /// <summary>
-    /// Decodes a 16-bit PNG into (H, W, C) uint16 samples (native byte order). 8-bit images are refused, as
-    /// TensorFlow would widen them by a scale this library does not pin down.
+    /// Decodes into (H, W, C) uint16 samples (native byte order): a 16-bit PNG exactly, an 8-bit image widened by
+    /// v * 257 as TensorFlow does (255 becomes 65535).
     /// </summary>
     /// <inheritdoc cref="Decode" path="/param"/>
-    /// <exception cref="DataFormatException">Not a 16-bit PNG, corrupt data, or a size different from the declared one.</exception>
+    /// <exception cref="DataFormatException">Unsupported format, corrupt data, or a size different from the declared one.</exception>
     /// <exception cref="ArgumentException">Bad channel count, or <paramref name="destination"/> too short.</exception>
     public static ImageInfo Decode16(ReadOnlySpan<byte> encoded, Span<ushort> destination, int channels = -1,
         int expectedHeight = -1, int expectedWidth = -1, string? source = null)
     {
         var info = Prepare(encoded, channels, expectedHeight, expectedWidth, source, out int c);
-        if (info.BitDepth != 16)
-            throw new DataFormatException(
-                $"{Where(source)}{info.Format} image with {info.BitDepth}-bit samples in a uint16 Image feature: only 16-bit PNG is decoded to uint16. " +
-                "Declare the feature uint8.", source);
         int needed = info.Height * info.Width * c;
         if (destination.Length < needed)
             throw new ArgumentException($"destination holds {destination.Length} values, the {info.Width}x{info.Height}x{c} image needs {needed}.", nameof(destination));
         var dst = destination[..needed];
         int pixels = info.Height * info.Width;
+        if (info.BitDepth != 16)
+        {
+            // TensorFlow widens 8-bit samples to uint16 by v * 257 (v in both bytes), so 255 becomes 65535.
+            byte[] narrow = ArrayPool<byte>.Shared.Rent(needed);
+            try
+            {
+                DecodeInto8(encoded, info, c, narrow.AsSpan(0, needed), source);
+                for (int i = 0; i < needed; i++) dst[i] = (ushort)(narrow[i] * 257);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(narrow);
+            }
+            return info with { Channels = c };
+        }
         ushort[] rgba = ArrayPool<ushort>.Shared.Rent(pixels * 4);
         try
         {
             Png16Decoder.DecodeRgba(encoded, PngHeader.Read(encoded, source), rgba.AsSpan(0, pixels * 4), source);
-            ConvertChannels<ushort>(rgba.AsSpan(0, pixels * 4), dst, info.Channels, c, pixels);
+            ConvertChannels<ushort>(rgba.AsSpan(0, pixels * 4), dst, info.Channels, c, pixels, pngLuma: true);
         }
         finally
         {
@@ -197,8 +226,6 @@ public static class ImageDecoder
         if (c == 4)
         {
             RunCodec(encoded, new SKImageInfo(info.Width, info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul, null), dst, source);
-            if (info.Channels == 1 || info.Channels == 3)
-                for (int i = 3; i < dst.Length; i += 4) dst[i] = 255; // opaque sources: alpha is full
             return;
         }
         bool grey = info.Channels == 1;
@@ -210,7 +237,7 @@ public static class ImageDecoder
             var colorType = grey ? SKColorType.Gray8 : SKColorType.Rgba8888;
             RunCodec(encoded, new SKImageInfo(info.Width, info.Height, colorType, grey ? SKAlphaType.Opaque : SKAlphaType.Unpremul, null), span, source);
             if (grey) ReplicateGrey(span, dst, c, pixels);
-            else ConvertChannels<byte>(span, dst, info.Channels, c, pixels);
+            else ConvertChannels<byte>(span, dst, info.Channels, c, pixels, pngLuma: info.Format == ImageFormat.Png);
         }
         finally
         {
@@ -228,7 +255,7 @@ public static class ImageDecoder
     }
 
     /// <summary>From RGBA (as decoded) to c channels, given the source's native channel count.</summary>
-    private static void ConvertChannels<T>(ReadOnlySpan<T> rgba, Span<T> dst, int native, int c, int pixels) where T : unmanaged
+    private static void ConvertChannels<T>(ReadOnlySpan<T> rgba, Span<T> dst, int native, int c, int pixels, bool pngLuma) where T : unmanaged
     {
         bool greySource = native <= 2;
         for (int p = 0, s = 0, o = 0; p < pixels; p++, s += 4)
@@ -236,10 +263,10 @@ public static class ImageDecoder
             switch (c)
             {
                 case 1:
-                    dst[o++] = greySource ? rgba[s] : Luma(rgba[s], rgba[s + 1], rgba[s + 2]);
+                    dst[o++] = greySource ? rgba[s] : Luma(rgba[s], rgba[s + 1], rgba[s + 2], pngLuma);
                     break;
                 case 2:
-                    dst[o++] = greySource ? rgba[s] : Luma(rgba[s], rgba[s + 1], rgba[s + 2]);
+                    dst[o++] = greySource ? rgba[s] : Luma(rgba[s], rgba[s + 1], rgba[s + 2], pngLuma);
                     dst[o++] = rgba[s + 3];
                     break;
                 case 3:
@@ -256,16 +283,20 @@ public static class ImageDecoder
     private static T Max<T>() where T : unmanaged
         => typeof(T) == typeof(byte) ? (T)(object)(byte)255 : (T)(object)(ushort)65535;
 
-    /// <summary>ITU-R BT.601 luma in 16.16 fixed point (TensorFlow's exact RGB->grey weights are not pinned; see the docs).</summary>
-    private static T Luma<T>(T r, T g, T b) where T : unmanaged
+    /// <summary>
+    /// RGB to grey. PNG: libpng's <c>png_set_rgb_to_gray(1, 0.299, 0.587)</c> as TensorFlow calls it, i.e. 15-bit
+    /// weights 9797/19234/3737 and truncation. JPEG: BT.601 luma with libjpeg's 16-bit weights and rounding (TensorFlow
+    /// instead reads the Y plane directly, which can differ by a level or two; see docs/IMAGE_DECODERS.md).
+    /// </summary>
+    private static T Luma<T>(T r, T g, T b, bool png) where T : unmanaged
     {
-        if (typeof(T) == typeof(byte))
-        {
-            int v = (19595 * (byte)(object)r + 38470 * (byte)(object)g + 7471 * (byte)(object)b + 32768) >> 16;
-            return (T)(object)(byte)v;
-        }
-        long w = (19595L * (ushort)(object)r + 38470L * (ushort)(object)g + 7471L * (ushort)(object)b + 32768) >> 16;
-        return (T)(object)(ushort)w;
+        long rr, gg, bb;
+        if (typeof(T) == typeof(byte)) { rr = (byte)(object)r; gg = (byte)(object)g; bb = (byte)(object)b; }
+        else { rr = (ushort)(object)r; gg = (ushort)(object)g; bb = (ushort)(object)b; }
+        long v = png
+            ? (rr == gg && gg == bb ? rr : (9797 * rr + 19234 * gg + 3737 * bb) >> 15)
+            : (19595 * rr + 38470 * gg + 7471 * bb + 32768) >> 16;
+        return typeof(T) == typeof(byte) ? (T)(object)(byte)v : (T)(object)(ushort)v;
     }
 
     private static unsafe void RunCodec(ReadOnlySpan<byte> encoded, SKImageInfo info, Span<byte> dst, string? source)

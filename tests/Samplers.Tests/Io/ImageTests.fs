@@ -232,13 +232,48 @@ let png16 =
             let _, gotC4 = decode16 (PngEncoder.Encode16(ReadOnlySpan c, 5, 4, PngColorType.Rgb, opts)) 4
             Expect.sequenceEqual gotC4 (c |> Array.chunkBySize 3 |> Array.collect (fun p -> Array.append p [| 65535us |])) "rgb16 into 4"
 
-        testCase "16-bit PNG into a uint8 feature is refused" <| fun () ->
-            let png = PngEncoder.Encode16(ReadOnlySpan(samples16 1 4), 2, 2, PngColorType.Grey)
-            expectDataError (fun () -> decode png 1 |> ignore) "Declare the Image feature with dtype uint16" |> ignore
+        testCase "16-bit PNG into uint8 keeps the high byte (TensorFlow's png_set_strip_16)" <| fun () ->
+            let g = samples16 12 (7 * 5 * 3)
+            let png = PngEncoder.Encode16(ReadOnlySpan g, 7, 5, PngColorType.Rgb, interlaced)
+            let info, got = decode png 3
+            Expect.equal info.BitDepth 16 "reports the source depth"
+            Expect.sequenceEqual got (g |> Array.map (fun v -> byte (v >>> 8))) "high bytes"
 
-        testCase "8-bit image into a uint16 feature is refused" <| fun () ->
-            let png = enc (samples 1 4 256) 2 2 PngColorType.Grey opts
-            expectDataError (fun () -> decode16 png 1 |> ignore) "only 16-bit PNG" |> ignore
+        testCase "8-bit image into uint16 is widened by 257" <| fun () ->
+            let px = samples 13 (4 * 3) 256
+            let _, got = decode16 (enc px 4 3 PngColorType.Grey opts) 1
+            Expect.sequenceEqual got (px |> Array.map (fun v -> uint16 v * 257us)) "v * 257"
+
+        testCase "RGB PNG into C=1 uses libpng's rgb_to_gray weights (truncating)" <| fun () ->
+            let px = samples 14 (6 * 6 * 3) 256
+            let _, got = decode (enc px 6 6 PngColorType.Rgb opts) 1
+            let expected =
+                px |> Array.chunkBySize 3 |> Array.map (fun p ->
+                    let r, g, b = int p.[0], int p.[1], int p.[2]
+                    byte ((9797 * r + 19234 * g + 3737 * b) >>> 15))
+            Expect.sequenceEqual got expected "grey"
+
+        testCase "corrupt 16-bit data: bad filter byte and truncated zlib" <| fun () ->
+            let g = samples16 15 (4 * 4)
+            let raw = Array.init 4 (fun r -> Array.append [| (if r = 2 then 9uy else 0uy) |] (Array.init 8 (fun i -> byte (i + r))))
+            let z =
+                use ms = new IO.MemoryStream()
+                (use zs = new IO.Compression.ZLibStream(ms, IO.Compression.CompressionLevel.Optimal)
+                 zs.Write(Array.concat raw, 0, 36))
+                ms.ToArray()
+            let png = PngEncoder.Encode16(ReadOnlySpan g, 4, 4, PngColorType.Grey, PngEncodeOptions(Filter = PngFilterMode.None))
+            let idat = findChunk png "IDAT"
+            let len = BinaryPrimitives.ReadInt32BigEndian(ReadOnlySpan(png, idat, 4))
+            let rebuild (payload: byte[]) =
+                let head = Array.zeroCreate<byte> 8
+                BinaryPrimitives.WriteInt32BigEndian(Span(head, 0, 4), payload.Length)
+                Array.blit "IDAT"B 0 head 4 4
+                let fixedPng = Array.concat [ png.[.. idat - 1]; head; payload; Array.zeroCreate 4; png.[idat + 12 + len ..] ]
+                fixCrc fixedPng idat
+                fixedPng
+            expectDataError (fun () -> decode16 (rebuild z) 1 |> ignore) "filter type 9" |> ignore
+            let original = png.[idat + 8 .. idat + 7 + len]
+            expectDataError (fun () -> decode16 (rebuild original.[.. original.Length - 6]) 1 |> ignore) "corrupt or truncated" |> ignore
 
         testCase "float32 image: RGBA PNG bytes reinterpreted as (H, W, 1)" <| fun () ->
             let values = [| 0.0f; -1.5f; 3.14159f; Single.MaxValue; Single.Epsilon; 1e-20f |]
