@@ -11,6 +11,7 @@ namespace Samplers.Bench;
 /// (imagenette-like). The setup prints the decoders' pixel differences, the correctness half of the comparison.
 /// </summary>
 [MemoryDiagnoser]
+[MedianColumn]
 public class ImageDecodeBenchmarks
 {
     private byte[] _png = [];

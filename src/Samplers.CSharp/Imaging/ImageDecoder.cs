@@ -257,6 +257,17 @@ public static class ImageDecoder
     /// <summary>From RGBA (as decoded) to c channels, given the source's native channel count.</summary>
     private static void ConvertChannels<T>(ReadOnlySpan<T> rgba, Span<T> dst, int native, int c, int pixels, bool pngLuma) where T : unmanaged
     {
+        if (typeof(T) == typeof(byte) && c == 3)
+        {
+            // The common JPEG/RGB case gets a tight loop: drop every fourth byte.
+            var src = MemoryMarshal.AsBytes(rgba);
+            var d = MemoryMarshal.AsBytes(dst);
+            for (int p = 0, s = 0, o = 0; p < pixels; p++, s += 4, o += 3)
+            {
+                d[o] = src[s]; d[o + 1] = src[s + 1]; d[o + 2] = src[s + 2];
+            }
+            return;
+        }
         bool greySource = native <= 2;
         for (int p = 0, s = 0, o = 0; p < pixels; p++, s += 4)
         {
@@ -311,7 +322,7 @@ public static class ImageDecoder
                 ?? throw new DataFormatException($"{Where(source)}the image header could not be read.", source);
             if (codec.Info.Width != info.Width || codec.Info.Height != info.Height)
                 throw new DataFormatException($"{Where(source)}decoder reports {codec.Info.Width}x{codec.Info.Height}, the header said {info.Width}x{info.Height}.", source);
-            result = codec.GetPixels(info, (IntPtr)d, info.RowBytes, new SKCodecOptions(SKZeroInitialized.Yes));
+            result = codec.GetPixels(info, (IntPtr)d);
         }
         if (result != SKCodecResult.Success)
             throw new DataFormatException(
@@ -356,6 +367,8 @@ public static class ImageDecoder
             return new ImageInfo(Height, Width, ch, BitDepth == 16 ? 16 : 8, ImageFormat.Png);
         }
 
+        private static string Name(ReadOnlySpan<byte> type) => System.Text.Encoding.ASCII.GetString(type);
+
         /// <summary>
         /// Walks every chunk up to IEND, checking lengths and the CRC of critical chunks (libpng's default: critical
         /// chunk CRC errors are fatal, ancillary ones are ignored).
@@ -374,26 +387,23 @@ public static class ImageDecoder
                 }
                 uint len = BinaryPrimitives.ReadUInt32BigEndian(png[pos..]);
                 var type = png.Slice(pos + 4, 4);
-                string typeName = System.Text.Encoding.ASCII.GetString(type);
                 if (len > int.MaxValue || pos + 12L + len > png.Length)
-                    throw new DataFormatException($"{Where(source)}PNG truncated: chunk {typeName} at byte {pos} declares {len} bytes, only {png.Length - pos - 12} remain.", source, pos);
+                    throw new DataFormatException($"{Where(source)}PNG truncated: chunk {Name(type)} at byte {pos} declares {len} bytes, only {png.Length - pos - 12} remain.", source, pos);
                 var data = png.Slice(pos + 8, (int)len);
                 bool critical = (type[0] & 0x20) == 0;
                 if (critical)
                 {
-                    var crc = new Crc32();
-                    crc.Append(type);
-                    crc.Append(data);
+                    // Type and data are contiguous, so one call covers what the CRC protects.
+                    uint actual = Crc32.HashToUInt32(png.Slice(pos + 4, 4 + (int)len));
                     uint stored = BinaryPrimitives.ReadUInt32BigEndian(png[(pos + 8 + (int)len)..]);
-                    uint actual = crc.GetCurrentHashAsUInt32();
                     if (stored != actual)
                         throw new DataFormatException(
-                            $"{Where(source)}PNG chunk {typeName} at byte {pos} is corrupt: CRC 0x{actual:X8}, stored 0x{stored:X8}.", source, pos);
+                            $"{Where(source)}PNG chunk {Name(type)} at byte {pos} is corrupt: CRC 0x{actual:X8}, stored 0x{stored:X8}.", source, pos);
                 }
                 if (header is null)
                 {
                     if (!type.SequenceEqual("IHDR"u8) || len != 13)
-                        throw new DataFormatException($"{Where(source)}PNG must start with a 13-byte IHDR chunk; found {typeName} ({len} bytes).", source, pos);
+                        throw new DataFormatException($"{Where(source)}PNG must start with a 13-byte IHDR chunk; found {Name(type)} ({len} bytes).", source, pos);
                     int w = BinaryPrimitives.ReadInt32BigEndian(data), h = BinaryPrimitives.ReadInt32BigEndian(data[4..]);
                     int depth = data[8], ct = data[9];
                     bool ok = w > 0 && h > 0 && (long)w * h <= int.MaxValue / 8 && ct is 0 or 2 or 3 or 4 or 6 && depth is 1 or 2 or 4 or 8 or 16
