@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.IO.Hashing;
 using System.Runtime.InteropServices;
 using Samplers.Data;
+using Samplers.Tfds;
 using SkiaSharp;
 
 namespace Samplers.Imaging;
@@ -189,7 +190,7 @@ public static class ImageDecoder
         var info = Prepare(encoded, 4, expectedHeight, expectedWidth, source, out _);
         if (info.Format != ImageFormat.Png || info.Channels != 4 || info.BitDepth != 8)
             throw new DataFormatException(
-                $"{Where(source)}float32 Image must be stored as an 8-bit RGBA PNG (4 bytes per float); found {info.Format} with {info.Channels} channel(s) of {info.BitDepth} bits.", source);
+                $"{Where(source)}float32 Image must be stored as an 8-bit RGBA PNG (4 bytes per float); found {info.Format.ToString().ToUpperInvariant()} with {info.Channels} channel(s) of {info.BitDepth} bits.", source);
         if (!BitConverter.IsLittleEndian)
             throw new PlatformNotSupportedException("float32 images are little-endian bytes; big-endian hosts are not supported.");
         int pixels = info.Height * info.Width;
@@ -199,6 +200,42 @@ public static class ImageDecoder
         return info with { Channels = 1 };
     }
 
+    /// <summary>
+    /// Decodes one example of an <c>Image</c> feature into its slot of a column: <paramref name="destination"/> is
+    /// the H*W*C elements of the feature's dtype as raw bytes (uint8, uint16 or float32, native byte order).
+    /// Channels and the fixed H/W come from <paramref name="spec"/>'s shape (H, W, C); -1 dims are taken from the image.
+    /// </summary>
+    /// <param name="encoded">The encoded bytes from the Example.</param>
+    /// <param name="spec">The feature: Kind Image, shape rank 3, dtype uint8/uint16/float32 (float32 needs C = 1).</param>
+    /// <param name="destination">The bytes to fill; must hold H*W*C elements of the dtype.</param>
+    /// <param name="source">Where the bytes came from (e.g. the <c>tfds_id</c>), for error messages.</param>
+    /// <returns>The decoded image's facts (Channels = channels written).</returns>
+    /// <exception cref="DataFormatException">Unsupported, corrupt or wrongly sized image.</exception>
+    /// <exception cref="ArgumentException"><paramref name="spec"/> is not a rank-3 Image of a supported dtype, or
+    /// <paramref name="destination"/> is too short.</exception>
+    public static ImageInfo DecodeFeature(ReadOnlySpan<byte> encoded, FeatureSpec spec, Span<byte> destination, string? source = null)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        if (spec.Kind != FeatureKind.Image || spec.Shape.Length != 3)
+            throw new ArgumentException(
+                $"Feature '{spec.Key}' is {spec.Kind} with shape ({string.Join(", ", spec.Shape)}); DecodeFeature needs an Image of shape (H, W, C).", nameof(spec));
+        int h = spec.Shape[0], w = spec.Shape[1], c = spec.Shape[2];
+        switch (spec.DType)
+        {
+            case DType.UInt8:
+                return Decode(encoded, destination, c, h, w, source);
+            case DType.UInt16:
+                return Decode16(encoded, MemoryMarshal.Cast<byte, ushort>(destination), c, h, w, source);
+            case DType.Float32:
+                if (c != 1)
+                    throw new ArgumentException($"Feature '{spec.Key}' is a float32 Image with {c} channels; TFDS float32 images have exactly 1.", nameof(spec));
+                return DecodeFloat32(encoded, MemoryMarshal.Cast<byte, float>(destination), h, w, source);
+            default:
+                throw new ArgumentException(
+                    $"Feature '{spec.Key}' is an Image of dtype {spec.DType}; supported: UInt8, UInt16 (PNG), Float32 (1 channel).", nameof(spec));
+        }
+    }
+
     private static ImageInfo Prepare(ReadOnlySpan<byte> encoded, int channels, int expectedHeight, int expectedWidth, string? source, out int c)
     {
         if (channels is < -1 or > 4)
@@ -206,7 +243,7 @@ public static class ImageDecoder
         var info = Measure(encoded, source);
         if ((expectedHeight >= 0 && expectedHeight != info.Height) || (expectedWidth >= 0 && expectedWidth != info.Width))
             throw new DataFormatException(
-                $"{Where(source)}decoded {info.Format} image is {info.Height}x{info.Width} (HxW) but the feature declares " +
+                $"{Where(source)}decoded {info.Format.ToString().ToUpperInvariant()} image is {info.Height}x{info.Width} (HxW) but the feature declares " +
                 $"{Dim(expectedHeight)}x{Dim(expectedWidth)}. Fix the features.json shape (use -1 for a varying size) or the data.", source);
         c = channels <= 0 ? info.Channels : channels;
         return info;

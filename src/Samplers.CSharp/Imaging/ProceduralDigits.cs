@@ -20,6 +20,11 @@ public static class ProceduralDigits
         return img;
     }
 
+    /// <summary>The digit as a grey 8-bit PNG (what the embedded dataset stores), via <see cref="PngEncoder"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="digit"/> is not 0-9.</exception>
+    public static byte[] DrawPng(int digit, ulong seed)
+        => PngEncoder.Encode(Draw(digit, seed), Size, Size, PngColorType.Grey);
+
     /// <summary>Draws into <paramref name="destination"/> (at least 784 bytes; the first 784 are overwritten).</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="digit"/> is not 0-9.</exception>
     /// <exception cref="ArgumentException"><paramref name="destination"/> is shorter than 784 bytes.</exception>
