@@ -418,6 +418,20 @@ let parallelDecode =
         let par = images |> Array.Parallel.map (fun p -> snd (decode p 1))
         for i in 0 .. images.Length - 1 do Expect.sequenceEqual par.[i] seq.[i] $"image {i}"
 
+let allocation =
+    testCase "decoding into a caller's buffer allocates no per-image pixel buffer" <| fun () ->
+        let w, h = 320, 240
+        let j = jpeg (smoothRgb w h) w h 3 90
+        let png = enc (samples 21 (w * h * 3) 256) w h PngColorType.Rgb opts
+        let dst = Array.zeroCreate<byte> (w * h * 3)
+        for bytes in [ j; png ] do
+            ImageDecoder.Decode(ReadOnlySpan bytes, Span dst, 3) |> ignore // warm-up: pools and codec tables
+            let before = GC.GetAllocatedBytesForCurrentThread()
+            for _ in 1 .. 5 do ImageDecoder.Decode(ReadOnlySpan bytes, Span dst, 3) |> ignore
+            let perImage = (GC.GetAllocatedBytesForCurrentThread() - before) / 5L
+            // The image is 230 KB; only small wrapper objects (a few hundred bytes) may be allocated per call.
+            Expect.isLessThan perImage 4096L $"managed bytes per decode ({perImage})"
+
 let encoder =
     testList "png encoder" [
         testCase "deterministic bytes and valid chunk CRCs" <| fun () ->
@@ -492,4 +506,4 @@ let digits =
     ]
 
 [<Tests>]
-let tests = testList "Io.Image" [ sniffing; pngExact; png16; checks; jpegTests; featureTests; parallelDecode; encoder; digits ]
+let tests = testList "Io.Image" [ sniffing; pngExact; png16; checks; jpegTests; featureTests; parallelDecode; allocation; encoder; digits ]
