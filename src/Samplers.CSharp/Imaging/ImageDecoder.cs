@@ -1,0 +1,462 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using System.Runtime.InteropServices;
+using Samplers.Data;
+using Samplers.Tfds;
+using SkiaSharp;
+
+namespace Samplers.Imaging;
+
+/// <summary>Encoded image formats recognised by their magic bytes.</summary>
+public enum ImageFormat
+{
+    /// <summary>Magic bytes of no known format.</summary>
+    Unknown = 0,
+    /// <summary>PNG (<c>89 50 4E 47 0D 0A 1A 0A</c>).</summary>
+    Png,
+    /// <summary>JPEG (<c>FF D8 FF</c>).</summary>
+    Jpeg,
+    /// <summary>GIF (<c>GIF8</c>); recognised only to refuse it clearly.</summary>
+    Gif,
+    /// <summary>BMP (<c>BM</c>); recognised only to refuse it clearly.</summary>
+    Bmp,
+    /// <summary>WebP (<c>RIFF....WEBP</c>); recognised only to refuse it clearly.</summary>
+    WebP,
+}
+
+/// <summary>
+/// What <see cref="ImageDecoder.Measure"/> found in an encoded image's header.
+/// </summary>
+/// <param name="Height">Rows.</param>
+/// <param name="Width">Columns.</param>
+/// <param name="Channels">Native channels as TensorFlow counts them with <c>channels=0</c>: 1 grey, 2 grey+alpha,
+/// 3 RGB (also palette without tRNS), 4 RGBA (also palette with tRNS).</param>
+/// <param name="BitDepth">Bits per sample: 8, or 16 for a 16-bit PNG (1, 2, 4-bit PNGs are expanded to 8).</param>
+/// <param name="Format">The sniffed format.</param>
+public readonly record struct ImageInfo(int Height, int Width, int Channels, int BitDepth, ImageFormat Format);
+
+/// <summary>
+/// Decodes PNG and JPEG images into caller-owned HWC buffers, the way TFDS's <c>Image</c> feature is decoded by
+/// TensorFlow (TFDS_FORMAT.md 5.6): the format is sniffed from magic bytes (the declared <c>encodingFormat</c> is
+/// ignored), channels are converted to the requested count, and anything else is refused with a
+/// <see cref="DataFormatException"/>. Backend: SkiaSharp (libpng and libjpeg-turbo; see docs/IMAGE_DECODERS.md for
+/// the measurements behind the choice). PNG chunk CRCs are verified here before decoding, because a corrupt image
+/// must fail rather than decode to garbage. All members are static and thread-safe.
+/// </summary>
+public static class ImageDecoder
+{
+    /// <summary>The formats this decoder decodes, for messages.</summary>
+    public const string SupportedFormats = "PNG (1/2/4/8/16-bit, grey, grey+alpha, RGB, RGBA, palette, Adam7) and JPEG (grey, RGB)";
+
+    /// <summary>Identifies the format from the first bytes.</summary>
+    public static ImageFormat Sniff(ReadOnlySpan<byte> encoded)
+    {
+        if (encoded.StartsWith(PngEncoder.Signature)) return ImageFormat.Png;
+        if (encoded.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8, 0xFF])) return ImageFormat.Jpeg;
+        if (encoded.StartsWith("GIF8"u8)) return ImageFormat.Gif;
+        if (encoded.StartsWith("BM"u8)) return ImageFormat.Bmp;
+        if (encoded.Length >= 12 && encoded.StartsWith("RIFF"u8) && encoded.Slice(8, 4).SequenceEqual("WEBP"u8)) return ImageFormat.WebP;
+        return ImageFormat.Unknown;
+    }
+
+    /// <summary>
+    /// Reads the size and native channel count without decoding pixels (for ragged datasets, to size buffers).
+    /// PNG chunk CRCs are checked.
+    /// </summary>
+    /// <param name="encoded">The encoded file bytes.</param>
+    /// <param name="source">Where the bytes came from (e.g. a <c>tfds_id</c>), used in error messages.</param>
+    /// <exception cref="DataFormatException">Unknown or unsupported format, or a corrupt header.</exception>
+    public static ImageInfo Measure(ReadOnlySpan<byte> encoded, string? source = null)
+    {
+        var format = Sniff(encoded);
+        switch (format)
+        {
+            case ImageFormat.Png:
+                return PngHeader.Read(encoded, source).ToInfo();
+            case ImageFormat.Jpeg:
+                return MeasureJpeg(encoded, source);
+            default:
+                throw Unsupported(format, encoded, source);
+        }
+    }
+
+    /// <summary>Number of elements (not bytes) a decode of <paramref name="info"/> to <paramref name="channels"/> needs.</summary>
+    /// <param name="info">A measured image.</param>
+    /// <param name="channels">Requested channels; -1 or 0 for native.</param>
+    public static int ElementCount(ImageInfo info, int channels)
+        => checked(info.Height * info.Width * (channels <= 0 ? info.Channels : channels));
+
+    /// <summary>
+    /// Decodes an image into <paramref name="destination"/> as (H, W, C) uint8, row-major, top row first. A 16-bit
+    /// PNG keeps the high byte of each sample, as TensorFlow does (libpng <c>png_set_strip_16</c>).
+    /// </summary>
+    /// <param name="encoded">The encoded file bytes (PNG or JPEG, sniffed).</param>
+    /// <param name="destination">Receives H*W*C bytes; may be longer.</param>
+    /// <param name="channels">C: 1, 2, 3 or 4; -1 (or 0) keeps the native channel count.</param>
+    /// <param name="expectedHeight">Declared height, or -1 when the dimension varies.</param>
+    /// <param name="expectedWidth">Declared width, or -1 when the dimension varies.</param>
+    /// <param name="source">Where the bytes came from (e.g. a <c>tfds_id</c>), used in error messages.</param>
+    /// <returns>The decoded image's header facts (Channels = the channels written).</returns>
+    /// <exception cref="DataFormatException">Unsupported format, corrupt data, or a size different from the declared one.</exception>
+    /// <exception cref="ArgumentException">Bad channel count, or <paramref name="destination"/> too short.</exception>
+    public static ImageInfo Decode(ReadOnlySpan<byte> encoded, Span<byte> destination, int channels = -1,
+        int expectedHeight = -1, int expectedWidth = -1, string? source = null)
+    {
+        var info = Prepare(encoded, channels, expectedHeight, expectedWidth, source, out int c);
+        int needed = info.Height * info.Width * c;
+        if (destination.Length < needed)
+            throw new ArgumentException($"destination holds {destination.Length} bytes, the {info.Width}x{info.Height}x{c} image needs {needed}.", nameof(destination));
+        if (info.BitDepth == 16)
+            Decode16To8(encoded, info, c, destination[..needed], source);
+        else
+            DecodeInto8(encoded, info, c, destination[..needed], source);
+        return info with { Channels = c };
+    }
+
+    /// <summary>TensorFlow reads 16-bit PNG into uint8 with libpng's <c>png_set_strip_16</c>: the high byte of each sample.</summary>
+    private static void Decode16To8(ReadOnlySpan<byte> encoded, ImageInfo info, int c, Span<byte> dst, string? source)
+    {
+        int pixels = info.Height * info.Width;
+        ushort[] rgba16 = ArrayPool<ushort>.Shared.Rent(pixels * 4);
+        byte[] rgba8 = ArrayPool<byte>.Shared.Rent(pixels * 4);
+        try
+        {
+            Png16Decoder.DecodeRgba(encoded, PngHeader.Read(encoded, source), rgba16.AsSpan(0, pixels * 4), source);
+            for (int i = 0; i < pixels * 4; i++) rgba8[i] = (byte)(rgba16[i] >> 8);
+            ConvertChannels<byte>(rgba8.AsSpan(0, pixels * 4), dst, info.Channels, c, pixels, pngLuma: true);
+        }
+        finally
+        {
+            ArrayPool<ushort>.Shared.Return(rgba16);
+            ArrayPool<byte>.Shared.Return(rgba8);
+        }
+    }
+
+    /// <summary>
+    /// Decodes into (H, W, C) uint16 samples (native byte order): a 16-bit PNG exactly, an 8-bit image widened by
+    /// v * 257 as TensorFlow does (255 becomes 65535).
+    /// </summary>
+    /// <inheritdoc cref="Decode" path="/param"/>
+    /// <exception cref="DataFormatException">Unsupported format, corrupt data, or a size different from the declared one.</exception>
+    /// <exception cref="ArgumentException">Bad channel count, or <paramref name="destination"/> too short.</exception>
+    public static ImageInfo Decode16(ReadOnlySpan<byte> encoded, Span<ushort> destination, int channels = -1,
+        int expectedHeight = -1, int expectedWidth = -1, string? source = null)
+    {
+        var info = Prepare(encoded, channels, expectedHeight, expectedWidth, source, out int c);
+        int needed = info.Height * info.Width * c;
+        if (destination.Length < needed)
+            throw new ArgumentException($"destination holds {destination.Length} values, the {info.Width}x{info.Height}x{c} image needs {needed}.", nameof(destination));
+        var dst = destination[..needed];
+        int pixels = info.Height * info.Width;
+        if (info.BitDepth != 16)
+        {
+            // TensorFlow widens 8-bit samples to uint16 by v * 257 (v in both bytes), so 255 becomes 65535.
+            byte[] narrow = ArrayPool<byte>.Shared.Rent(needed);
+            try
+            {
+                DecodeInto8(encoded, info, c, narrow.AsSpan(0, needed), source);
+                for (int i = 0; i < needed; i++) dst[i] = (ushort)(narrow[i] * 257);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(narrow);
+            }
+            return info with { Channels = c };
+        }
+        ushort[] rgba = ArrayPool<ushort>.Shared.Rent(pixels * 4);
+        try
+        {
+            Png16Decoder.DecodeRgba(encoded, PngHeader.Read(encoded, source), rgba.AsSpan(0, pixels * 4), source);
+            ConvertChannels<ushort>(rgba.AsSpan(0, pixels * 4), dst, info.Channels, c, pixels, pngLuma: true);
+        }
+        finally
+        {
+            ArrayPool<ushort>.Shared.Return(rgba);
+        }
+        return info with { Channels = c };
+    }
+
+    /// <summary>
+    /// Decodes a TFDS float32 image: a 4-channel 8-bit PNG whose four bytes per pixel are one little-endian float32,
+    /// reinterpreted to (H, W, 1).
+    /// </summary>
+    /// <inheritdoc cref="Decode" path="/param"/>
+    /// <exception cref="DataFormatException">Not an 8-bit RGBA PNG, corrupt data, or a size different from the declared one.</exception>
+    /// <exception cref="ArgumentException"><paramref name="destination"/> too short.</exception>
+    public static ImageInfo DecodeFloat32(ReadOnlySpan<byte> encoded, Span<float> destination,
+        int expectedHeight = -1, int expectedWidth = -1, string? source = null)
+    {
+        var info = Prepare(encoded, 4, expectedHeight, expectedWidth, source, out _);
+        if (info.Format != ImageFormat.Png || info.Channels != 4 || info.BitDepth != 8)
+            throw new DataFormatException(
+                $"{Where(source)}float32 Image must be stored as an 8-bit RGBA PNG (4 bytes per float); found {info.Format.ToString().ToUpperInvariant()} with {info.Channels} channel(s) of {info.BitDepth} bits.", source);
+        if (!BitConverter.IsLittleEndian)
+            throw new PlatformNotSupportedException("float32 images are little-endian bytes; big-endian hosts are not supported.");
+        int pixels = info.Height * info.Width;
+        if (destination.Length < pixels)
+            throw new ArgumentException($"destination holds {destination.Length} floats, the {info.Width}x{info.Height}x1 image needs {pixels}.", nameof(destination));
+        DecodeInto8(encoded, info, 4, MemoryMarshal.AsBytes(destination[..pixels]), source);
+        return info with { Channels = 1 };
+    }
+
+    /// <summary>
+    /// Decodes one example of an <c>Image</c> feature into its slot of a column: <paramref name="destination"/> is
+    /// the H*W*C elements of the feature's dtype as raw bytes (uint8, uint16 or float32, native byte order).
+    /// Channels and the fixed H/W come from <paramref name="spec"/>'s shape (H, W, C); -1 dims are taken from the image.
+    /// </summary>
+    /// <param name="encoded">The encoded bytes from the Example.</param>
+    /// <param name="spec">The feature: Kind Image, shape rank 3, dtype uint8/uint16/float32 (float32 needs C = 1).</param>
+    /// <param name="destination">The bytes to fill; must hold H*W*C elements of the dtype.</param>
+    /// <param name="source">Where the bytes came from (e.g. the <c>tfds_id</c>), for error messages.</param>
+    /// <returns>The decoded image's facts (Channels = channels written).</returns>
+    /// <exception cref="DataFormatException">Unsupported, corrupt or wrongly sized image.</exception>
+    /// <exception cref="ArgumentException"><paramref name="spec"/> is not a rank-3 Image of a supported dtype, or
+    /// <paramref name="destination"/> is too short.</exception>
+    public static ImageInfo DecodeFeature(ReadOnlySpan<byte> encoded, FeatureSpec spec, Span<byte> destination, string? source = null)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        if (spec.Kind != FeatureKind.Image || spec.Shape.Length != 3)
+            throw new ArgumentException(
+                $"Feature '{spec.Key}' is {spec.Kind} with shape ({string.Join(", ", spec.Shape)}); DecodeFeature needs an Image of shape (H, W, C).", nameof(spec));
+        int h = spec.Shape[0], w = spec.Shape[1], c = spec.Shape[2];
+        switch (spec.DType)
+        {
+            case DType.UInt8:
+                return Decode(encoded, destination, c, h, w, source);
+            case DType.UInt16:
+                return Decode16(encoded, MemoryMarshal.Cast<byte, ushort>(destination), c, h, w, source);
+            case DType.Float32:
+                if (c != 1)
+                    throw new ArgumentException($"Feature '{spec.Key}' is a float32 Image with {c} channels; TFDS float32 images have exactly 1.", nameof(spec));
+                return DecodeFloat32(encoded, MemoryMarshal.Cast<byte, float>(destination), h, w, source);
+            default:
+                throw new ArgumentException(
+                    $"Feature '{spec.Key}' is an Image of dtype {spec.DType}; supported: UInt8, UInt16 (PNG), Float32 (1 channel).", nameof(spec));
+        }
+    }
+
+    private static ImageInfo Prepare(ReadOnlySpan<byte> encoded, int channels, int expectedHeight, int expectedWidth, string? source, out int c)
+    {
+        if (channels is < -1 or > 4)
+            throw new ArgumentOutOfRangeException(nameof(channels), channels, "channels must be 1, 2, 3, 4, or -1/0 for native.");
+        var info = Measure(encoded, source);
+        if ((expectedHeight >= 0 && expectedHeight != info.Height) || (expectedWidth >= 0 && expectedWidth != info.Width))
+            throw new DataFormatException(
+                $"{Where(source)}decoded {info.Format.ToString().ToUpperInvariant()} image is {info.Height}x{info.Width} (HxW) but the feature declares " +
+                $"{Dim(expectedHeight)}x{Dim(expectedWidth)}. Fix the features.json shape (use -1 for a varying size) or the data.", source);
+        c = channels <= 0 ? info.Channels : channels;
+        return info;
+    }
+
+    private static string Dim(int d) => d < 0 ? "?" : d.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private static void DecodeInto8(ReadOnlySpan<byte> encoded, ImageInfo info, int c, Span<byte> dst, string? source)
+    {
+        int pixels = info.Height * info.Width;
+        // Direct paths write straight into the caller's span; the rest decode to a pooled buffer and convert.
+        if (info.Channels == 1 && c == 1)
+        {
+            RunCodec(encoded, new SKImageInfo(info.Width, info.Height, SKColorType.Gray8, SKAlphaType.Opaque, null), dst, source);
+            return;
+        }
+        if (c == 4)
+        {
+            RunCodec(encoded, new SKImageInfo(info.Width, info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul, null), dst, source);
+            return;
+        }
+        bool grey = info.Channels == 1;
+        int srcChannels = grey ? 1 : 4;
+        byte[] tmp = ArrayPool<byte>.Shared.Rent(pixels * srcChannels);
+        try
+        {
+            var span = tmp.AsSpan(0, pixels * srcChannels);
+            var colorType = grey ? SKColorType.Gray8 : SKColorType.Rgba8888;
+            RunCodec(encoded, new SKImageInfo(info.Width, info.Height, colorType, grey ? SKAlphaType.Opaque : SKAlphaType.Unpremul, null), span, source);
+            if (grey) ReplicateGrey(span, dst, c, pixels);
+            else ConvertChannels<byte>(span, dst, info.Channels, c, pixels, pngLuma: info.Format == ImageFormat.Png);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(tmp);
+        }
+    }
+
+    private static void ReplicateGrey(ReadOnlySpan<byte> grey, Span<byte> dst, int c, int pixels)
+    {
+        for (int p = 0, o = 0; p < pixels; p++)
+        {
+            byte g = grey[p];
+            for (int k = 0; k < c; k++) dst[o++] = k == 1 && c == 2 ? (byte)255 : g;
+        }
+    }
+
+    /// <summary>From RGBA (as decoded) to c channels, given the source's native channel count.</summary>
+    private static void ConvertChannels<T>(ReadOnlySpan<T> rgba, Span<T> dst, int native, int c, int pixels, bool pngLuma) where T : unmanaged
+    {
+        if (typeof(T) == typeof(byte) && c == 3)
+        {
+            // The common JPEG/RGB case gets a tight loop: drop every fourth byte.
+            var src = MemoryMarshal.AsBytes(rgba);
+            var d = MemoryMarshal.AsBytes(dst);
+            for (int p = 0, s = 0, o = 0; p < pixels; p++, s += 4, o += 3)
+            {
+                d[o] = src[s]; d[o + 1] = src[s + 1]; d[o + 2] = src[s + 2];
+            }
+            return;
+        }
+        bool greySource = native <= 2;
+        for (int p = 0, s = 0, o = 0; p < pixels; p++, s += 4)
+        {
+            switch (c)
+            {
+                case 1:
+                    dst[o++] = greySource ? rgba[s] : Luma(rgba[s], rgba[s + 1], rgba[s + 2], pngLuma);
+                    break;
+                case 2:
+                    dst[o++] = greySource ? rgba[s] : Luma(rgba[s], rgba[s + 1], rgba[s + 2], pngLuma);
+                    dst[o++] = rgba[s + 3];
+                    break;
+                case 3:
+                    dst[o++] = rgba[s]; dst[o++] = rgba[s + 1]; dst[o++] = rgba[s + 2];
+                    break;
+                default:
+                    dst[o++] = rgba[s]; dst[o++] = rgba[s + 1]; dst[o++] = rgba[s + 2];
+                    dst[o++] = native is 2 or 4 ? rgba[s + 3] : Max<T>();
+                    break;
+            }
+        }
+    }
+
+    private static T Max<T>() where T : unmanaged
+        => typeof(T) == typeof(byte) ? (T)(object)(byte)255 : (T)(object)(ushort)65535;
+
+    /// <summary>
+    /// RGB to grey. PNG: libpng's <c>png_set_rgb_to_gray(1, 0.299, 0.587)</c> as TensorFlow calls it, i.e. 15-bit
+    /// weights 9797/19234/3737 and truncation. JPEG: BT.601 luma with libjpeg's 16-bit weights and rounding (TensorFlow
+    /// instead reads the Y plane directly, which can differ by a level or two; see docs/IMAGE_DECODERS.md).
+    /// </summary>
+    private static T Luma<T>(T r, T g, T b, bool png) where T : unmanaged
+    {
+        long rr, gg, bb;
+        if (typeof(T) == typeof(byte)) { rr = (byte)(object)r; gg = (byte)(object)g; bb = (byte)(object)b; }
+        else { rr = (ushort)(object)r; gg = (ushort)(object)g; bb = (ushort)(object)b; }
+        long v = png
+            ? (rr == gg && gg == bb ? rr : (9797 * rr + 19234 * gg + 3737 * bb) >> 15)
+            : (19595 * rr + 38470 * gg + 7471 * bb + 32768) >> 16;
+        return typeof(T) == typeof(byte) ? (T)(object)(byte)v : (T)(object)(ushort)v;
+    }
+
+    private static unsafe void RunCodec(ReadOnlySpan<byte> encoded, SKImageInfo info, Span<byte> dst, string? source)
+    {
+        SKCodecResult result;
+        fixed (byte* src = encoded)
+        fixed (byte* d = dst)
+        {
+            // Wrap the caller's bytes without copying; the codec is disposed before the pin ends.
+            using var data = SKData.Create((IntPtr)src, encoded.Length, null);
+            using var codec = SKCodec.Create(data)
+                ?? throw new DataFormatException($"{Where(source)}the image header could not be read.", source);
+            if (codec.Info.Width != info.Width || codec.Info.Height != info.Height)
+                throw new DataFormatException($"{Where(source)}decoder reports {codec.Info.Width}x{codec.Info.Height}, the header said {info.Width}x{info.Height}.", source);
+            result = codec.GetPixels(info, (IntPtr)d);
+        }
+        if (result != SKCodecResult.Success)
+            throw new DataFormatException(
+                $"{Where(source)}image data is corrupt or truncated (decoder result: {result}); the file decodes only partly.", source);
+    }
+
+    private static unsafe ImageInfo MeasureJpeg(ReadOnlySpan<byte> encoded, string? source)
+    {
+        fixed (byte* src = encoded)
+        {
+            using var data = SKData.Create((IntPtr)src, encoded.Length, null);
+            using var codec = SKCodec.Create(data)
+                ?? throw new DataFormatException($"{Where(source)}JPEG header could not be read; the file is corrupt or truncated.", source);
+            int ch = codec.Info.ColorType == SKColorType.Gray8 ? 1 : 3;
+            return new ImageInfo(codec.Info.Height, codec.Info.Width, ch, 8, ImageFormat.Jpeg);
+        }
+    }
+
+    private static DataFormatException Unsupported(ImageFormat format, ReadOnlySpan<byte> encoded, string? source)
+    {
+        string head = Convert.ToHexString(encoded[..Math.Min(8, encoded.Length)]);
+        string what = format == ImageFormat.Unknown ? "Unknown image format" : $"Unsupported image format {format}";
+        return new DataFormatException(
+            $"{Where(source)}{what} (first bytes {(head.Length == 0 ? "<empty>" : head)}, {encoded.Length} bytes). Supported: {SupportedFormats}.", source);
+    }
+
+    internal static string Where(string? source) => source is null ? "" : source + ": ";
+
+    /// <summary>IHDR facts and a CRC walk over the chunks.</summary>
+    internal readonly record struct PngHeader(int Width, int Height, int BitDepth, PngColorType ColorType, bool Interlaced, bool HasTrns)
+    {
+        public ImageInfo ToInfo()
+        {
+            int ch = ColorType switch
+            {
+                PngColorType.Grey => 1,
+                PngColorType.GreyAlpha => 2,
+                PngColorType.Rgb => 3,
+                PngColorType.Rgba => 4,
+                _ => HasTrns ? 4 : 3,
+            };
+            return new ImageInfo(Height, Width, ch, BitDepth == 16 ? 16 : 8, ImageFormat.Png);
+        }
+
+        private static string Name(ReadOnlySpan<byte> type) => System.Text.Encoding.ASCII.GetString(type);
+
+        /// <summary>
+        /// Walks every chunk up to IEND, checking lengths and the CRC of critical chunks (libpng's default: critical
+        /// chunk CRC errors are fatal, ancillary ones are ignored).
+        /// </summary>
+        public static PngHeader Read(ReadOnlySpan<byte> png, string? source)
+        {
+            int pos = 8;
+            PngHeader? header = null;
+            bool trns = false, idat = false;
+            while (true)
+            {
+                if (pos + 8 > png.Length)
+                {
+                    if (header is not null && idat) break; // IEND missing after complete data: tolerated, as libpng does
+                    throw new DataFormatException($"{Where(source)}PNG truncated at byte {pos} of {png.Length}: expected a chunk header.", source, pos);
+                }
+                uint len = BinaryPrimitives.ReadUInt32BigEndian(png[pos..]);
+                var type = png.Slice(pos + 4, 4);
+                if (len > int.MaxValue || pos + 12L + len > png.Length)
+                    throw new DataFormatException($"{Where(source)}PNG truncated: chunk {Name(type)} at byte {pos} declares {len} bytes, only {png.Length - pos - 12} remain.", source, pos);
+                var data = png.Slice(pos + 8, (int)len);
+                bool critical = (type[0] & 0x20) == 0;
+                if (critical)
+                {
+                    // Type and data are contiguous, so one call covers what the CRC protects.
+                    uint actual = Crc32.HashToUInt32(png.Slice(pos + 4, 4 + (int)len));
+                    uint stored = BinaryPrimitives.ReadUInt32BigEndian(png[(pos + 8 + (int)len)..]);
+                    if (stored != actual)
+                        throw new DataFormatException(
+                            $"{Where(source)}PNG chunk {Name(type)} at byte {pos} is corrupt: CRC 0x{actual:X8}, stored 0x{stored:X8}.", source, pos);
+                }
+                if (header is null)
+                {
+                    if (!type.SequenceEqual("IHDR"u8) || len != 13)
+                        throw new DataFormatException($"{Where(source)}PNG must start with a 13-byte IHDR chunk; found {Name(type)} ({len} bytes).", source, pos);
+                    int w = BinaryPrimitives.ReadInt32BigEndian(data), h = BinaryPrimitives.ReadInt32BigEndian(data[4..]);
+                    int depth = data[8], ct = data[9];
+                    bool ok = w > 0 && h > 0 && (long)w * h <= int.MaxValue / 8 && ct is 0 or 2 or 3 or 4 or 6 && depth is 1 or 2 or 4 or 8 or 16
+                        && data[12] <= 1 && !(ct == 3 && depth == 16) && !(ct is 2 or 4 or 6 && depth < 8);
+                    if (!ok)
+                        throw new DataFormatException($"{Where(source)}PNG IHDR is invalid or too large: {w}x{h}, bit depth {depth}, colour type {ct}, interlace {data[12]}.", source, pos);
+                    header = new PngHeader(w, h, depth, (PngColorType)ct, data[12] == 1, false);
+                }
+                else if (type.SequenceEqual("tRNS"u8)) trns = true;
+                else if (type.SequenceEqual("IDAT"u8)) idat = true;
+                else if (type.SequenceEqual("IEND"u8)) break;
+                pos += 12 + (int)len;
+            }
+            if (!idat)
+                throw new DataFormatException($"{Where(source)}PNG has no IDAT chunk: no pixel data.", source);
+            return header!.Value with { HasTrns = trns };
+        }
+    }
+}
