@@ -16,8 +16,8 @@ public sealed record ParquetCacheOptions
     /// <summary>Compression of the example column. None by default: it reads fastest (see docs/CACHE.md for the measurements).</summary>
     public CompressionMethod Compression { get; init; } = CompressionMethod.None;
 
-    /// <summary>Target payload bytes per Parquet row group (default 32 MiB). Row groups are read in parallel.</summary>
-    public long RowGroupBytes { get; init; } = 32L << 20;
+    /// <summary>Target payload bytes per Parquet row group (default 4 MiB: small groups keep the reader's per-value buffers short-lived; see docs/CACHE.md). Row groups are read in parallel.</summary>
+    public long RowGroupBytes { get; init; } = 4L << 20;
 
     /// <summary>Temporary files of killed writers older than this are deleted (default one hour).</summary>
     public TimeSpan StaleTempAge { get; init; } = TimeSpan.FromHours(1);
