@@ -227,7 +227,7 @@ internal static class CacheFormat
     /// Reads every row group into a new table. <paramref name="openStream"/> is called once per reader: with
     /// <paramref name="parallelism"/> &gt; 1, row groups are split among that many readers, each over its own stream.
     /// </summary>
-    public static async Task<ExampleTable> ReadTableAsync(Func<Stream> openStream, Header header, int rowGroupCount, long[] rowGroupRows,
+    public static async Task<ExampleTable> ReadTableAsync(Func<Stream> openStream, Microsoft.Win32.SafeHandles.SafeFileHandle? file, Header header, int rowGroupCount, long[] rowGroupRows,
         int parallelism, long chunkBytes, IProgress<CacheProgress>? progress, string path, CancellationToken cancellationToken)
     {
         ExampleTableBuilder builder = header.Ragged
@@ -250,7 +250,7 @@ internal static class CacheFormat
                 while ((g = Interlocked.Increment(ref next)) < rowGroupCount)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
-                    await ReadGroupAsync(reader, fields, g, (int)firstRow[g], (int)rowGroupRows[g], header, builder, path, cancellationToken).ConfigureAwait(false);
+                    await ReadGroupAsync(reader, file, fields, g, (int)firstRow[g], (int)rowGroupRows[g], header, builder, path, cancellationToken).ConfigureAwait(false);
                     long d = Interlocked.Add(ref done, rowGroupRows[g]);
                     progress?.Report(new CacheProgress(CachePhase.Reading, path, d, header.Count));
                 }
@@ -268,7 +268,7 @@ internal static class CacheFormat
         throw new DataFormatException($"{path}: column '{name}' is missing; found [{string.Join(", ", fields.Select(f => f.Name))}].", path, key: name);
     }
 
-    private static async Task ReadGroupAsync(ParquetReader reader, DataField[] fields, int g, int start, int rows, Header header,
+    private static async Task ReadGroupAsync(ParquetReader reader, Microsoft.Win32.SafeHandles.SafeFileHandle? file, DataField[] fields, int g, int start, int rows, Header header,
         ExampleTableBuilder builder, string path, CancellationToken cancellationToken)
     {
         using ParquetRowGroupReader group = reader.OpenRowGroupReader(g);
@@ -293,8 +293,17 @@ internal static class CacheFormat
             shapes = new ReadOnlyMemory<byte>[rows];
             await group.ReadAsync<ReadOnlyMemory<byte>>(Field(fields, "shape", path), shapes, null, cancellationToken).ConfigureAwait(false);
         }
+        DataField dataField = Field(fields, "data", path);
+        if (file is not null && !header.Ragged)
+        {
+            // Hot path: uncompressed PLAIN pages go straight into the slots (see PlainPageReader).
+            Parquet.Meta.ColumnMetaData? meta = group.GetMetadata(dataField)?.MetaData;
+            if (meta is not null && meta.Codec == Parquet.Meta.CompressionCodec.UNCOMPRESSED && meta.DictionaryPageOffset is null
+                && PlainPageReader.TryReadFixed(file, meta.DataPageOffset, meta.TotalCompressedSize, start, rows, builder, path))
+                return;
+        }
         var data = new ReadOnlyMemory<byte>[rows];
-        await group.ReadAsync<ReadOnlyMemory<byte>>(Field(fields, "data", path), data, null, cancellationToken).ConfigureAwait(false);
+        await group.ReadAsync<ReadOnlyMemory<byte>>(dataField, data, null, cancellationToken).ConfigureAwait(false);
         var dims = new int[rank];
         for (int i = 0; i < rows; i++)
         {

@@ -112,7 +112,9 @@ public sealed class ParquetCache
         progress?.Report(new CacheProgress(CachePhase.Checking, path, 0, 0));
         try
         {
-            (CacheLoadResult? miss, ExampleTable? table) = await ReadCheckedAsync(() => OpenRead(path), path, key, fingerprint, expected,
+            // One handle for every reader: they all see the same version of the file even if a writer renames a new one over it.
+            using Microsoft.Win32.SafeHandles.SafeFileHandle handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, FileOptions.RandomAccess);
+            (CacheLoadResult? miss, ExampleTable? table) = await ReadCheckedAsync(() => new PlainPageReader.HandleStream(handle), handle, path, key, fingerprint, expected,
                 Environment.ProcessorCount, progress, cancellationToken).ConfigureAwait(false);
             if (miss is not null) return Report(progress, miss);
             ExampleTable hit = table!;
@@ -146,7 +148,7 @@ public sealed class ParquetCache
     {
         try
         {
-            (CacheLoadResult? miss, ExampleTable? table) = await ReadCheckedAsync(() => new NonClosingStream(stream), name, key, fingerprint, null, 1, null, cancellationToken).ConfigureAwait(false);
+            (CacheLoadResult? miss, ExampleTable? table) = await ReadCheckedAsync(() => new NonClosingStream(stream), null, name, key, fingerprint, null, 1, null, cancellationToken).ConfigureAwait(false);
             return miss ?? new CacheLoadResult(table, null, name, "hit");
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -155,7 +157,7 @@ public sealed class ParquetCache
         }
     }
 
-    private async Task<(CacheLoadResult?, ExampleTable?)> ReadCheckedAsync(Func<Stream> open, string path, CacheKey key, SourceFingerprint fingerprint,
+    private async Task<(CacheLoadResult?, ExampleTable?)> ReadCheckedAsync(Func<Stream> open, Microsoft.Win32.SafeHandles.SafeFileHandle? file, string path, CacheKey key, SourceFingerprint fingerprint,
         CacheExpectation? expected, int parallelism, IProgress<CacheProgress>? progress, CancellationToken cancellationToken)
     {
         CacheFormat.Header header;
@@ -181,7 +183,7 @@ public sealed class ParquetCache
             if (total != header.Count)
                 throw new DataFormatException($"{path}: the row groups hold {total} rows, the metadata says {header.Count}.", path, key: CacheFormat.MetaCount);
         }
-        ExampleTable table = await CacheFormat.ReadTableAsync(open, header, groups, rows, parallelism, _options.ChunkBytes, progress, path, cancellationToken).ConfigureAwait(false);
+        ExampleTable table = await CacheFormat.ReadTableAsync(open, file, header, groups, rows, parallelism, _options.ChunkBytes, progress, path, cancellationToken).ConfigureAwait(false);
         if (table.PayloadBytes != header.PayloadBytes)
             throw new DataFormatException($"{path}: the examples hold {table.PayloadBytes} bytes, the metadata says {header.PayloadBytes}.", path, key: CacheFormat.MetaPayloadBytes);
         string checksum = CacheFormat.Checksum(table);
@@ -291,12 +293,9 @@ public sealed class ParquetCache
         return r;
     }
 
-    private static FileStream OpenRead(string path) =>
-        new(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1 << 16, FileOptions.RandomAccess);
-
     private static bool CanOpen(string path)
     {
-        try { using FileStream _ = OpenRead(path); return true; }
+        try { using FileStream _ = new(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete); return true; }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
     }
 

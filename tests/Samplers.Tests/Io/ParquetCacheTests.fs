@@ -175,6 +175,20 @@ let tests =
                                   DType.Float64, [| 3 |]; DType.Bool, [| 9 |]; DType.Int8, [| 1 |]; DType.Int32, [| 0 |] ] do
                 testCase $"a fixed {DTypes.Name dtype} table of shape {shape.Length}-d without ids comes back byte-identical" <| fun () ->
                     roundTrip (fixedTable dtype shape 37 64L false 5) |> ignore
+            testCase "uncompressed fixed tables are read by the page fast path" <| fun () ->
+                let before = Threading.Interlocked.Read(&PlainPageReader.FastGroups)
+                roundTrip (fixedTable DType.UInt8 [| 28; 28 |] 50 (784L * 3L) true 3) |> ignore
+                Expect.isGreaterThan (Threading.Interlocked.Read(&PlainPageReader.FastGroups)) before "fast path used"
+            for compression in [ Parquet.CompressionMethod.Snappy; Parquet.CompressionMethod.Zstd ] do
+                testCase $"a {compression}-compressed cache (read by Parquet.Net, not the fast path) comes back byte-identical" <| fun () ->
+                    use d = new TempDir()
+                    let cache = ParquetCache(ParquetCacheOptions(Directory = d.Path, Compression = compression, RowGroupBytes = 4096L))
+                    let key = keyFor d.Path
+                    let table = fixedTable DType.UInt8 [| 28; 28 |] 50 ExampleTable.DefaultChunkBytes true 8
+                    Expect.isTrue (run (cache.StoreAsync(key, fp "ab", table))).Stored "stored"
+                    let r = run (cache.TryLoadAsync(key, fp "ab"))
+                    Expect.isTrue r.IsHit r.Detail
+                    expectSame r.Table table
             testCase "a ragged table with ids spanning several chunks comes back byte-identical" <| fun () ->
                 // The ragged builder's first chunk is 1 MiB whatever the chunk size, so use > 1 MiB of examples.
                 let t = roundTrip (raggedTableScaled 40 1000 512L true 4)
