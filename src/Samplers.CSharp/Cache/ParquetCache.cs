@@ -126,6 +126,11 @@ public sealed class ParquetCache
         {
             throw;
         }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            // Deleted between the existence check and the open (e.g. by `cache clear`).
+            return Miss(progress, path, CacheMissReason.NotFound, $"{path}: no cache file ({e.Message}); loading from the source", LogLevel.Information);
+        }
         catch (Exception e) when (e is UnauthorizedAccessException || (e is IOException && e is not EndOfStreamException && File.Exists(path) && !CanOpen(path)))
         {
             return Miss(progress, path, CacheMissReason.Unreadable, $"{path}: cannot read the cache file ({e.Message}); loading from the source", LogLevel.Warning);
