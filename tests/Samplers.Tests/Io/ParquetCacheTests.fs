@@ -302,6 +302,13 @@ let tests =
                     let i = firstId + (b.Length - firstId) / 3
                     b[i] <- b[i] ^^^ 0x55uy
                     b) "checksum"
+            testCase "a wrong value length in a data page is caught by the page reader" <| fun () ->
+                damaged (fun b ->
+                    // Example 0 of the 8x8 table: length prefix 64 (LE) then bytes 17, 24, 31 (see `fill`, salt 1).
+                    let at = (ReadOnlySpan b).IndexOf(ReadOnlySpan [| 64uy; 0uy; 0uy; 0uy; 17uy; 24uy; 31uy |])
+                    Expect.isGreaterThan at 0 "found the first value"
+                    b[at] <- 63uy
+                    b) "has 63 bytes, expected 64"
             testCase "a file truncated at any of 60 offsets is a Corrupt miss, never a hit or an exception" <| fun () ->
                 use d = new TempDir()
                 let cache = cacheIn d.Path
