@@ -1,0 +1,331 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Parquet;
+using Samplers.Data;
+
+namespace Samplers.Cache;
+
+/// <summary>
+/// The Parquet cache of decoded splits (issue 4). After a TFRecord load the loader calls <see cref="StoreAsync"/>;
+/// later loads call <see cref="TryLoadAsync"/> and read the cache instead of the shards. See docs/CACHE.md.
+/// </summary>
+/// <remarks>
+/// Failures of the cache never fail a load: a bad, stale or unreadable cache file is a miss with a reason (and a
+/// warning in the log), and a store into a read-only or full directory returns <c>Stored = false</c> with a warning.
+/// Files are published by writing a temporary file in the same directory, flushing it to disk and renaming it over
+/// the final name, so a reader sees either the old complete file or the new complete file, never a partial one.
+/// </remarks>
+public sealed class ParquetCache
+{
+    /// <summary>Environment variable naming the cache directory.</summary>
+    public const string DirectoryVariable = "SAMPLERS_CACHE_DIR";
+
+    /// <summary>Environment variable that turns caching off when set to <c>1</c> or <c>true</c>.</summary>
+    public const string DisableVariable = "SAMPLERS_NO_CACHE";
+
+    /// <summary>Version of the on-disk schema; a file written with another version is rebuilt.</summary>
+    public const int SchemaVersion = CacheFormat.SchemaVersion;
+
+    private const string TempSuffix = ".tmp";
+    private readonly ParquetCacheOptions _options;
+    private readonly ILogger _logger;
+
+    /// <summary>Creates a cache over <see cref="ResolveDirectory"/>(<paramref name="options"/>.Directory).</summary>
+    /// <param name="options">Settings; null means the defaults.</param>
+    /// <param name="logger">Receives hits, misses (with reasons) and warnings; null means no logging.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="ParquetCacheOptions.RowGroupBytes"/> or <see cref="ParquetCacheOptions.ChunkBytes"/> is not positive.</exception>
+    public ParquetCache(ParquetCacheOptions? options = null, ILogger? logger = null)
+    {
+        _options = options ?? new ParquetCacheOptions();
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.RowGroupBytes, 1L, "options.RowGroupBytes");
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.ChunkBytes, 1L, "options.ChunkBytes");
+        _logger = logger ?? NullLogger.Instance;
+        string? off = Environment.GetEnvironmentVariable(DisableVariable);
+        Enabled = _options.Enabled && !(off is "1" || string.Equals(off, "true", StringComparison.OrdinalIgnoreCase));
+        Directory = ResolveDirectory(_options.Directory);
+    }
+
+    /// <summary>The cache directory (it may not exist yet).</summary>
+    public string Directory { get; }
+
+    /// <summary>False when caching is turned off (by options or <c>SAMPLERS_NO_CACHE</c>).</summary>
+    public bool Enabled { get; }
+
+    /// <summary>
+    /// The cache directory to use: <paramref name="explicitDirectory"/> when given, else <c>SAMPLERS_CACHE_DIR</c>, else
+    /// the platform cache folder plus <c>samplers</c> (<c>$XDG_CACHE_HOME</c> or <c>~/.cache</c> on Linux,
+    /// <c>~/Library/Caches</c> on macOS, the local application data folder on Windows).
+    /// </summary>
+    public static string ResolveDirectory(string? explicitDirectory = null)
+    {
+        if (!string.IsNullOrEmpty(explicitDirectory)) return Path.GetFullPath(explicitDirectory);
+        string? env = Environment.GetEnvironmentVariable(DirectoryVariable);
+        if (!string.IsNullOrEmpty(env)) return Path.GetFullPath(env);
+        string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        string root;
+        if (OperatingSystem.IsWindows())
+            root = Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData);
+        else if (OperatingSystem.IsMacOS())
+            root = Path.Combine(home, "Library", "Caches");
+        else
+        {
+            string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+            root = !string.IsNullOrEmpty(xdg) && Path.IsPathRooted(xdg) ? xdg : Path.Combine(home, ".cache");
+        }
+        return Path.Combine(root, "samplers");
+    }
+
+    /// <summary>The path of the cache file for <paramref name="key"/>.</summary>
+    /// <exception cref="ArgumentException">A key field is empty.</exception>
+    public string GetPath(CacheKey key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        key.Validate();
+        return Path.Combine(Directory, key.FileName);
+    }
+
+    /// <summary>
+    /// Loads the cached table for <paramref name="key"/> if a valid file built from <paramref name="fingerprint"/>
+    /// exists; otherwise returns a miss with its reason. Never throws for a bad cache file.
+    /// </summary>
+    /// <param name="key">Which split selection.</param>
+    /// <param name="fingerprint">The current source's fingerprint; a file built from another source is stale.</param>
+    /// <param name="expected">Optional dtype/shape/class names the caller expects; a mismatch is a miss.</param>
+    /// <param name="progress">Receives <see cref="CachePhase.Checking"/>, <see cref="CachePhase.Reading"/>, then Hit or Miss.</param>
+    /// <param name="cancellationToken">Cancels the read.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="key"/> or <paramref name="fingerprint"/> is null.</exception>
+    /// <exception cref="ArgumentException">A key field is empty.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    public async Task<CacheLoadResult> TryLoadAsync(CacheKey key, SourceFingerprint fingerprint, CacheExpectation? expected = null,
+        IProgress<CacheProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(fingerprint);
+        key.Validate();
+        if (!Enabled)
+            return Miss(progress, "", CacheMissReason.Disabled, "caching is turned off", LogLevel.Debug);
+        string path = GetPath(key);
+        if (!File.Exists(path))
+            return Miss(progress, path, CacheMissReason.NotFound, $"{path}: no cache file yet; loading from the source", LogLevel.Information);
+        var sw = Stopwatch.StartNew();
+        progress?.Report(new CacheProgress(CachePhase.Checking, path, 0, 0));
+        try
+        {
+            // One handle for every reader: they all see the same version of the file even if a writer renames a new one over it.
+            using Microsoft.Win32.SafeHandles.SafeFileHandle handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, FileOptions.RandomAccess);
+            (CacheLoadResult? miss, ExampleTable? table) = await ReadCheckedAsync(() => new PlainPageReader.HandleStream(handle), handle, path, key, fingerprint, expected,
+                Environment.ProcessorCount, progress, cancellationToken).ConfigureAwait(false);
+            if (miss is not null) return Report(progress, miss);
+            ExampleTable hit = table!;
+            progress?.Report(new CacheProgress(CachePhase.Hit, path, hit.Count, hit.Count));
+            _logger.LogInformation("Cache hit: {Path} ({Count} examples, {Bytes} payload bytes) in {Ms} ms", path, hit.Count, hit.PayloadBytes, sw.ElapsedMilliseconds);
+            return new CacheLoadResult(hit, null, path, $"{path}: cache hit, {hit.Count} examples");
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            // Deleted between the existence check and the open (e.g. by `cache clear`).
+            return Miss(progress, path, CacheMissReason.NotFound, $"{path}: no cache file ({e.Message}); loading from the source", LogLevel.Information);
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException || (e is IOException && e is not EndOfStreamException && File.Exists(path) && !CanOpen(path)))
+        {
+            return Miss(progress, path, CacheMissReason.Unreadable, $"{path}: cannot read the cache file ({e.Message}); loading from the source", LogLevel.Warning);
+        }
+        catch (Exception e)
+        {
+            // Anything a damaged or foreign file can make the Parquet reader throw lands here: it is a rebuild, not an error.
+            return Miss(progress, path, CacheMissReason.Corrupt, $"{path}: the cache file is corrupt or not a samplers cache ({e.GetType().Name}: {e.Message}); rebuilding it from the source", LogLevel.Warning);
+        }
+    }
+
+    /// <summary>Re-checks the cache file of <paramref name="key"/> against the current source: reads it fully and
+    /// verifies metadata, row counts and the payload checksum. Returns the same result as a load would.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="key"/> or <paramref name="fingerprint"/> is null.</exception>
+    public Task<CacheLoadResult> VerifyAsync(CacheKey key, SourceFingerprint fingerprint, CacheExpectation? expected = null, CancellationToken cancellationToken = default) =>
+        TryLoadAsync(key, fingerprint, expected, null, cancellationToken);
+
+    /// <summary>Reads a cache file from any stream, with every check of <see cref="TryLoadAsync"/> (for tests and tools).</summary>
+    internal async Task<CacheLoadResult> TryLoadFromStreamAsync(Stream stream, string name, CacheKey key, SourceFingerprint fingerprint, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            (CacheLoadResult? miss, ExampleTable? table) = await ReadCheckedAsync(() => new NonClosingStream(stream), null, name, key, fingerprint, null, 1, null, cancellationToken).ConfigureAwait(false);
+            return miss ?? new CacheLoadResult(table, null, name, "hit");
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return new CacheLoadResult(null, CacheMissReason.Corrupt, name, $"{name}: corrupt ({e.Message})");
+        }
+    }
+
+    private async Task<(CacheLoadResult?, ExampleTable?)> ReadCheckedAsync(Func<Stream> open, Microsoft.Win32.SafeHandles.SafeFileHandle? file, string path, CacheKey key, SourceFingerprint fingerprint,
+        CacheExpectation? expected, int parallelism, IProgress<CacheProgress>? progress, CancellationToken cancellationToken)
+    {
+        CacheFormat.Header header;
+        int groups;
+        long[] rows;
+        Stream first = open();
+        await using (first.ConfigureAwait(false))
+        {
+            await using ParquetReader reader = await ParquetReader.CreateAsync(first, null, false, cancellationToken).ConfigureAwait(false);
+            header = CacheFormat.ReadHeader(reader.CustomMetadata, path);
+            if (header.SchemaVersion != SchemaVersion)
+                return (Miss(null, path, CacheMissReason.SchemaVersionChanged, $"{path}: cache schema version {header.SchemaVersion}, this library writes {SchemaVersion}; rebuilding", LogLevel.Information), null);
+            if (header.Key != key.Canonical)
+                return (Miss(null, path, CacheMissReason.KeyMismatch, $"{path}: the file was built for another key ({header.Key.Replace('\u001f', '|')}); rebuilding", LogLevel.Warning), null);
+            if (header.Fingerprint != fingerprint.Value)
+                return (Miss(null, path, CacheMissReason.SourceChanged, $"{path}: the source changed since the cache was built (fingerprint {Short(header.Fingerprint)}, now {Short(fingerprint.Value)}); rebuilding", LogLevel.Information), null);
+            if (expected is not null && Mismatch(header, expected) is string what)
+                return (Miss(null, path, CacheMissReason.MetadataMismatch, $"{path}: {what}; rebuilding", LogLevel.Information), null);
+            groups = reader.RowGroupCount;
+            rows = new long[groups];
+            long total = 0;
+            for (int g = 0; g < groups; g++) { rows[g] = reader.RowGroups[g].RowCount; total += rows[g]; }
+            if (total != header.Count)
+                throw new DataFormatException($"{path}: the row groups hold {total} rows, the metadata says {header.Count}.", path, key: CacheFormat.MetaCount);
+        }
+        ExampleTable table = await CacheFormat.ReadTableAsync(open, file, header, groups, rows, parallelism, _options.ChunkBytes, progress, path, cancellationToken).ConfigureAwait(false);
+        if (table.PayloadBytes != header.PayloadBytes)
+            throw new DataFormatException($"{path}: the examples hold {table.PayloadBytes} bytes, the metadata says {header.PayloadBytes}.", path, key: CacheFormat.MetaPayloadBytes);
+        string checksum = CacheFormat.Checksum(table);
+        if (checksum != header.Checksum)
+            throw new DataFormatException($"{path}: payload checksum {checksum}, the metadata says {header.Checksum}.", path, key: CacheFormat.MetaChecksum);
+        return (null, table);
+    }
+
+    private static string? Mismatch(CacheFormat.Header h, CacheExpectation e)
+    {
+        if (e.DType is DType d && d != h.DType) return $"dtype {DTypes.Name(h.DType)} in the cache, {DTypes.Name(d)} expected";
+        if (e.Shape is int[] s && !s.AsSpan().SequenceEqual(h.Shape)) return $"shape [{string.Join(", ", h.Shape)}] in the cache, [{string.Join(", ", s)}] expected";
+        if (e.ClassNames is { } n && !n.SequenceEqual(h.ClassNames)) return $"{h.ClassNames.Length} class names in the cache differ from the {n.Count} expected";
+        return null;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="table"/> as the cache of <paramref name="key"/>: to a temporary file in the cache directory,
+    /// flushed to disk, then renamed over the final name. Never throws for IO problems: a read-only, missing or full
+    /// directory gives <c>Stored = false</c> and a warning. Also deletes stale temporary files of killed writers.
+    /// </summary>
+    /// <param name="key">Which split selection.</param>
+    /// <param name="fingerprint">The fingerprint of the source <paramref name="table"/> was loaded from.</param>
+    /// <param name="table">The decoded examples, before any preprocessing.</param>
+    /// <param name="progress">Receives <see cref="CachePhase.Writing"/>, then Stored or StoreFailed.</param>
+    /// <param name="cancellationToken">Cancels the write (the temporary file is removed).</param>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException">A key field is empty.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    public async Task<CacheStoreResult> StoreAsync(CacheKey key, SourceFingerprint fingerprint, ExampleTable table,
+        IProgress<CacheProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(fingerprint);
+        ArgumentNullException.ThrowIfNull(table);
+        key.Validate();
+        if (!Enabled) return new CacheStoreResult(false, "", "caching is turned off");
+        string path = GetPath(key);
+        string temp = Path.Combine(Directory, $".{key.FileName}.{Environment.ProcessId}-{Guid.NewGuid():N}{TempSuffix}");
+        var sw = Stopwatch.StartNew();
+        try
+        {
+            System.IO.Directory.CreateDirectory(Directory);
+            CleanStaleTempFiles();
+            var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.None);
+            await using (fs.ConfigureAwait(false))
+            {
+                await CacheFormat.WriteAsync(fs, key, fingerprint, table, _options, progress, path, cancellationToken).ConfigureAwait(false);
+                fs.Flush(flushToDisk: true);
+            }
+            long bytes = new FileInfo(temp).Length;
+            File.Move(temp, path, overwrite: true);
+            progress?.Report(new CacheProgress(CachePhase.Stored, path, table.Count, table.Count));
+            _logger.LogInformation("Cache stored: {Path} ({Count} examples, {Bytes} bytes) in {Ms} ms", path, table.Count, bytes, sw.ElapsedMilliseconds);
+            return new CacheStoreResult(true, path, "stored", bytes);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException || (e is OperationCanceledException && cancellationToken.IsCancellationRequested))
+        {
+            TryDelete(temp);
+            if (e is OperationCanceledException) throw;
+            string detail = $"{path}: could not write the cache ({e.GetType().Name}: {e.Message}); continuing without a cache. Set {DirectoryVariable} to a writable folder or turn caching off.";
+            _logger.LogWarning("{Detail}", detail);
+            progress?.Report(new CacheProgress(CachePhase.StoreFailed, path, 0, table.Count));
+            return new CacheStoreResult(false, path, detail);
+        }
+        catch
+        {
+            TryDelete(temp);
+            throw;
+        }
+    }
+
+    /// <summary>Deletes temporary files left by killed writers that are older than <see cref="ParquetCacheOptions.StaleTempAge"/>;
+    /// returns how many were deleted. Younger ones may belong to a writer still running and are kept.</summary>
+    public int CleanStaleTempFiles()
+    {
+        if (!System.IO.Directory.Exists(Directory)) return 0;
+        int deleted = 0;
+        DateTime cutoff = DateTime.UtcNow - _options.StaleTempAge;
+        try
+        {
+            foreach (string f in System.IO.Directory.EnumerateFiles(Directory, ".*.parquet.*" + TempSuffix))
+            {
+                try
+                {
+                    if (File.GetLastWriteTimeUtc(f) < cutoff) { File.Delete(f); deleted++; }
+                }
+                catch (IOException) { } // another process removed or holds it: nothing to do
+                catch (UnauthorizedAccessException) { }
+            }
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        if (deleted > 0) _logger.LogInformation("Cache: removed {Count} stale temporary files from {Dir}", deleted, Directory);
+        return deleted;
+    }
+
+    private CacheLoadResult Miss(IProgress<CacheProgress>? progress, string path, CacheMissReason reason, string detail, LogLevel level)
+    {
+        _logger.Log(level, "Cache miss ({Reason}): {Detail}", reason, detail);
+        return Report(progress, new CacheLoadResult(null, reason, path, detail));
+    }
+
+    private static CacheLoadResult Report(IProgress<CacheProgress>? progress, CacheLoadResult r)
+    {
+        progress?.Report(new CacheProgress(CachePhase.Miss, r.Path, 0, 0, r.Reason));
+        return r;
+    }
+
+    private static bool CanOpen(string path)
+    {
+        try { using FileStream _ = new(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete); return true; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+
+    private static string Short(string hex) => hex.Length > 12 ? hex[..12] : hex;
+
+    /// <summary>Lets several readers share one caller-owned stream in sequence without closing it.</summary>
+    private sealed class NonClosingStream(Stream inner) : Stream
+    {
+        public override bool CanRead => inner.CanRead;
+        public override bool CanSeek => inner.CanSeek;
+        public override bool CanWrite => false;
+        public override long Length => inner.Length;
+        public override long Position { get => inner.Position; set => inner.Position = value; }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+        public override int Read(Span<byte> buffer) => inner.Read(buffer);
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => inner.ReadAsync(buffer, offset, count, cancellationToken);
+        public override long Seek(long offset, SeekOrigin origin) => inner.Seek(offset, origin);
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}

@@ -1,0 +1,75 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using Samplers.Data;
+
+namespace Samplers.Cache;
+
+/// <summary>
+/// A SHA-256 fingerprint of the source a cache was built from: every shard's full path, size and last-write time, and
+/// the content of <c>dataset_info.json</c> and <c>features.json</c>. Any change to these makes a cache stale.
+/// </summary>
+/// <remarks>
+/// Shard contents are not hashed (that would cost a full read of the source on every load); size and modification
+/// time are what build tools use for the same trade-off. The JSON files are small, so their bytes are hashed.
+/// </remarks>
+public sealed class SourceFingerprint : IEquatable<SourceFingerprint>
+{
+    private SourceFingerprint(string value) => Value = value;
+
+    /// <summary>The fingerprint as lower-case hex of a SHA-256 digest.</summary>
+    public string Value { get; }
+
+    /// <summary>Wraps a fingerprint read back from somewhere (e.g. a cache file's metadata).</summary>
+    /// <exception cref="ArgumentException"><paramref name="value"/> is empty.</exception>
+    public static SourceFingerprint FromValue(string value)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(value);
+        return new SourceFingerprint(value);
+    }
+
+    /// <summary>Computes the fingerprint of a source.</summary>
+    /// <param name="shardPaths">The TFRecord shards, in load order (order matters: it is the order of the examples).</param>
+    /// <param name="datasetInfoJson">Path of <c>dataset_info.json</c>, or null when there is none.</param>
+    /// <param name="featuresJson">Path of <c>features.json</c>, or null when there is none.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="shardPaths"/> is null.</exception>
+    /// <exception cref="DatasetNotFoundException">A named file does not exist.</exception>
+    public static SourceFingerprint Compute(IEnumerable<string> shardPaths, string? datasetInfoJson, string? featuresJson)
+    {
+        ArgumentNullException.ThrowIfNull(shardPaths);
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        void Line(string s) => sha.AppendData(Encoding.UTF8.GetBytes(s + "\n"));
+        Line("samplers-source-fingerprint-v1");
+        foreach (string shard in shardPaths)
+        {
+            var fi = new FileInfo(shard);
+            if (!fi.Exists)
+                throw new DatasetNotFoundException($"{fi.FullName}: shard not found while fingerprinting the source; re-download or re-prepare the dataset.", fi.FullName);
+            Line(string.Create(CultureInfo.InvariantCulture, $"shard\t{fi.FullName}\t{fi.Length}\t{fi.LastWriteTimeUtc.Ticks}"));
+        }
+        Line("dataset_info.json\t" + HashFile(datasetInfoJson));
+        Line("features.json\t" + HashFile(featuresJson));
+        return new SourceFingerprint(Convert.ToHexStringLower(sha.GetHashAndReset()));
+    }
+
+    private static string HashFile(string? path)
+    {
+        if (path is null) return "absent";
+        if (!File.Exists(path))
+            throw new DatasetNotFoundException($"{Path.GetFullPath(path)}: not found while fingerprinting the source; pass null when the dataset has no such file.", Path.GetFullPath(path));
+        using FileStream fs = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(fs));
+    }
+
+    /// <inheritdoc/>
+    public bool Equals(SourceFingerprint? other) => other is not null && string.Equals(Value, other.Value, StringComparison.Ordinal);
+
+    /// <inheritdoc/>
+    public override bool Equals(object? obj) => Equals(obj as SourceFingerprint);
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => StringComparer.Ordinal.GetHashCode(Value);
+
+    /// <inheritdoc/>
+    public override string ToString() => Value;
+}
