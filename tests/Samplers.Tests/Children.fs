@@ -1,5 +1,6 @@
 /// Child-process modes of the test executable: tests that need a second process (determinism across processes,
-/// a writer killed mid-write, two concurrent builders) start this same program with `--child <name> args...`.
+/// a writer killed mid-write, two concurrent builders) start this same program with `--child <name> args...`
+/// (TestUtil.runChild). This file compiles after the test files so that it can name their mode functions.
 module Samplers.Tests.Children
 
 /// The child modes; each returns the process exit code. Add an entry per mode.
@@ -9,16 +10,3 @@ let modes : (string * (string[] -> int)) list = [
     "cache-store", Samplers.Tests.Io.ParquetCacheTests.storeChild
     "cache-dir", Samplers.Tests.Io.ParquetCacheTests.resolveChild
 ]
-
-/// Starts this test program as a child process in mode `name` and returns (exit code, stdout, stderr).
-let run (name: string) (args: string list) (timeoutMs: int) =
-    let self = System.Reflection.Assembly.GetEntryAssembly().Location
-    let psi = System.Diagnostics.ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
-    for a in self :: "--child" :: name :: args do psi.ArgumentList.Add a
-    use p = System.Diagnostics.Process.Start psi
-    let out = p.StandardOutput.ReadToEndAsync()
-    let err = p.StandardError.ReadToEndAsync()
-    if not (p.WaitForExit timeoutMs) then
-        p.Kill true
-        failwithf "child %s did not finish within %d ms" name timeoutMs
-    p.ExitCode, out.Result, err.Result

@@ -41,3 +41,17 @@ let throwsWith<'E when 'E :> exn> (f: unit -> unit) (message: string) : 'E =
     match outcome with
     | Ok e -> e
     | Error what -> Expecto.Tests.failtestf "%s: expected %s, %s" message typeof<'E>.Name what
+
+/// Starts this test program as a child process in mode `name` (see Children.fs) and returns
+/// (exit code, stdout, stderr); kills it and fails after timeoutMs.
+let runChild (name: string) (args: string list) (timeoutMs: int) =
+    let self = System.Reflection.Assembly.GetEntryAssembly().Location
+    let psi = System.Diagnostics.ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    for a in self :: "--child" :: name :: args do psi.ArgumentList.Add a
+    use p = System.Diagnostics.Process.Start psi
+    let out = p.StandardOutput.ReadToEndAsync()
+    let err = p.StandardError.ReadToEndAsync()
+    if not (p.WaitForExit timeoutMs) then
+        p.Kill true
+        failwithf "child %s did not finish within %d ms" name timeoutMs
+    p.ExitCode, out.Result, err.Result

@@ -291,7 +291,7 @@ public sealed class ExampleTableBuilder
             if (last is null || last.Length - _cursor < len)
             {
                 // Grow geometrically up to the chunk size, so small datasets do not reserve a whole chunk.
-                long next = last is null ? 1 << 20 : Math.Min(_chunkBytes, (long)last.Length * 2);
+                long next = last is null ? Math.Min(1 << 20, _chunkBytes) : Math.Min(_chunkBytes, (long)last.Length * 2);
                 next = Math.Max(next, len);
                 last = GC.AllocateUninitializedArray<byte>((int)Math.Min(next, Array.MaxLength));
                 _chunks.Add(last);

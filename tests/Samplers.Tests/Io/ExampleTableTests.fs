@@ -35,6 +35,15 @@ let tests =
             Expect.equal (t.GetShape(2).ToArray()) [| 3; 2; 1 |] "shape of example 2"
             Expect.equal (t.GetExample(1).ToArray()) (Array.create 4 1uy) "bytes of example 1"
             Expect.equal t.ExampleBytes -1 "no fixed stride"
+        testCase "ragged chunks never exceed a small chunk size, from the first chunk on" <| fun () ->
+            // 40-byte chunks, 12-byte examples: 3 per chunk, so 7 examples need 3 chunks.
+            let b = ExampleTableBuilder.Ragged(DType.UInt8, ReadOnlySpan [| -1 |], 7, 40L)
+            for i in 0 .. 6 do
+                let s = b.AllocateRagged(i, ReadOnlySpan [| 12 |])
+                s.Fill(byte i)
+            let t = b.Build()
+            Expect.equal t.ChunkCount 3 "chunks of at most 40 bytes"
+            for i in 0 .. 6 do Expect.equal (t.GetExample(i).ToArray()) (Array.create 12 (byte i)) $"example {i}"
         testCase "a ragged shape that contradicts a declared dimension is refused" <| fun () ->
             let b = ExampleTableBuilder.Ragged(DType.UInt8, ReadOnlySpan [| -1; -1; 3 |], 1)
             Expect.throwsT<ArgumentException> (fun () -> b.AllocateRagged(0, ReadOnlySpan [| 2; 2; 1 |]).Length |> ignore) "channel mismatch"
