@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 using Samplers.Data;
 
 namespace Samplers;
@@ -17,7 +20,7 @@ internal static class Gather
 {
     /// <summary>The bytes a batch of <paramref name="indices"/> needs, and its example shape (written to <paramref name="shape"/>).</summary>
     /// <exception cref="RaggedBatchException">Two rows have different shapes.</exception>
-    internal static long Measure(ExampleTable table, ReadOnlySpan<int> indices, Span<int> shape, string what)
+    internal static long Measure(ExampleTable table, ReadOnlySpan<int> indices, Span<int> shape, BatchWhat what)
     {
         if (!table.IsRagged)
         {
@@ -37,7 +40,7 @@ internal static class Gather
             ReadOnlySpan<int> s = table.GetShape(indices[i]);
             if (!s.SequenceEqual(first))
                 throw new RaggedBatchException(
-                    $"{what} mixes example shapes [{string.Join(", ", first.ToArray())}] (row 0, example {indices[0]}) and [{string.Join(", ", s.ToArray())}] (row {i}, example {indices[i]}); " +
+                    $"{what.Describe()} mixes example shapes [{string.Join(", ", first.ToArray())}] (row 0, example {indices[0]}) and [{string.Join(", ", s.ToArray())}] (row {i}, example {indices[i]}); " +
                     $"a batch is one tensor and needs one shape. The data is ragged (declared shape [{string.Join(", ", table.ExampleShape.ToArray())}]): " +
                     "pass a preprocess that resizes every example to one shape, e.g. Preprocess = Preprocessing.ResizeNearest(h, w).", i);
         }
@@ -46,16 +49,29 @@ internal static class Gather
     }
 
     /// <summary>Copies the rows <paramref name="indices"/> back to back into <paramref name="destination"/> (which Measure sized).</summary>
-    internal static void Rows(ExampleTable table, ReadOnlySpan<int> indices, Span<byte> destination)
+    /// <remarks>Planned rows sit at scattered addresses, where the hardware prefetcher cannot guess the next one; so while
+    /// copying row i we ask for the cache lines of row i + <see cref="Ahead"/>. A prefetch never faults, and without SSE
+    /// the loop is a plain copy.</remarks>
+    internal static unsafe void Rows(ExampleTable table, ReadOnlySpan<int> indices, Span<byte> destination)
     {
         int at = 0;
+        bool prefetch = Sse.IsSupported;
         for (int i = 0; i < indices.Length; i++)
         {
+            if (prefetch && i + Ahead < indices.Length)
+            {
+                ReadOnlySpan<byte> next = table.GetExample(indices[i + Ahead]);
+                byte* p = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(next));
+                for (int off = 0; off < next.Length; off += 64) Sse.Prefetch0(p + off);
+            }
             ReadOnlySpan<byte> row = table.GetExample(indices[i]);
             row.CopyTo(destination.Slice(at, row.Length));
             at += row.Length;
         }
     }
+
+    /// <summary>How many rows ahead the gather prefetches.</summary>
+    internal const int Ahead = 2;
 
     /// <summary>The labels of the rows.</summary>
     internal static void Labels(ExampleTable table, ReadOnlySpan<int> indices, Span<long> destination)
@@ -63,4 +79,19 @@ internal static class Gather
         ReadOnlySpan<long> labels = table.Labels;
         for (int i = 0; i < indices.Length; i++) destination[i] = labels[indices[i]];
     }
+}
+
+/// <summary>Names a batch in error messages; formatted only when an error is raised, so the hot path allocates nothing.</summary>
+internal readonly record struct BatchWhat(int Kind, int A, int B)
+{
+    internal static BatchWhat Planned(int batchId, int epoch) => new(0, batchId, epoch);
+    internal static BatchWhat Examples(int batchId, int epoch) => new(1, batchId, epoch);
+    internal static BatchWhat Slice(int begin, int end) => new(2, begin, end);
+
+    internal string Describe() => Kind switch
+    {
+        0 => $"Batch {A} of epoch {B}",
+        1 => $"get_examples for batch {A} of epoch {B}",
+        _ => $"The slice [{A}, {B})",
+    };
 }

@@ -204,7 +204,7 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
         {
             int rows = Planner.Fill(_config, _index, key, s.Indices, s.Ordinals);
             if (rows != BatchSize) s.PrepareRows(_table.DType, rows);
-            FillFromPlan(s, rows, $"Batch {batchId} of epoch {epoch}");
+            FillFromPlan(s, rows, BatchWhat.Planned(batchId, epoch));
             s.Key = key;
             s.GlobalBatchId = _config.GlobalBatchId(batchId);
             s.IsWarmup = warm;
@@ -241,7 +241,7 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
             int rows = Planner.Fill(_config, _index, key, idx, ord);
             ReadOnlySpan<int> used = idx[..rows];
             Span<int> shape = stackalloc int[_table.ExampleShape.Length];
-            long bytes = Gather.Measure(_table, used, shape, $"Batch {batchId} of epoch {key.Epoch}");
+            long bytes = Gather.Measure(_table, used, shape, BatchWhat.Planned(batchId, key.Epoch));
             Span<byte> dest = System.Runtime.InteropServices.MemoryMarshal.AsBytes(x);
             if (dest.Length < bytes)
                 throw new ArgumentException($"x holds {x.Length} elements, but batch {batchId} needs {bytes / Math.Max(1, DTypes.SizeOf(_table.DType))} ({rows} rows of shape [{string.Join(", ", shape.ToArray())}]).", nameof(x));
@@ -275,7 +275,7 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
         {
             plan.Indices.Span.CopyTo(s.Indices);
             plan.ClassOrdinals.Span.CopyTo(s.Ordinals);
-            FillFromPlan(s, plan.Count, $"get_examples for batch {batchId} of epoch {epoch}");
+            FillFromPlan(s, plan.Count, BatchWhat.Examples(batchId, epoch));
             s.Key = key;
             s.GlobalBatchId = plan.GlobalBatchId;
             s.IsWarmup = _isWarmup;
@@ -305,7 +305,7 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
         {
             _selected.AsSpan(begin, size).CopyTo(s.Indices);
             for (int i = 0; i < size; i++) s.Ordinals[i] = _index.OrdinalOf(_table.Labels[s.Indices[i]]);
-            FillFromPlan(s, size, $"The slice [{begin}, {begin + size})");
+            FillFromPlan(s, size, BatchWhat.Slice(begin, begin + size));
             s.IsWarmup = warm;
         }
         catch
@@ -348,7 +348,7 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
     }
 
     // Shape, X and Y of a storage whose Indices/Ordinals hold `rows` planned rows.
-    private void FillFromPlan(BatchStorage s, int rows, string what)
+    private void FillFromPlan(BatchStorage s, int rows, BatchWhat what)
     {
         ReadOnlySpan<int> used = s.Indices.AsSpan(0, rows);
         Span<int> shape = stackalloc int[_table.ExampleShape.Length];
