@@ -49,29 +49,39 @@ internal static class Gather
     }
 
     /// <summary>Copies the rows <paramref name="indices"/> back to back into <paramref name="destination"/> (which Measure sized).</summary>
-    /// <remarks>Planned rows sit at scattered addresses, where the hardware prefetcher cannot guess the next one; so while
-    /// copying row i we ask for the cache lines of row i + <see cref="Ahead"/>. A prefetch never faults, and without SSE
-    /// the loop is a plain copy.</remarks>
-    internal static unsafe void Rows(ExampleTable table, ReadOnlySpan<int> indices, Span<byte> destination)
+    /// <remarks>Planned rows sit at scattered addresses, where the hardware prefetcher cannot guess the next one; so we
+    /// keep about <see cref="PrefetchBytes"/> of upcoming rows in flight (at least two rows): the first ones before the
+    /// loop, then, while copying row i, the row that distance ahead. A prefetch never faults; without SSE the loop is a
+    /// plain copy.</remarks>
+    internal static void Rows(ExampleTable table, ReadOnlySpan<int> indices, Span<byte> destination)
     {
-        int at = 0;
-        bool prefetch = Sse.IsSupported;
-        for (int i = 0; i < indices.Length; i++)
+        int n = indices.Length;
+        if (n == 0) return;
+        int ahead = 0;
+        if (Sse.IsSupported)
         {
-            if (prefetch && i + Ahead < indices.Length)
-            {
-                ReadOnlySpan<byte> next = table.GetExample(indices[i + Ahead]);
-                byte* p = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(next));
-                for (int off = 0; off < next.Length; off += 64) Sse.Prefetch0(p + off);
-            }
+            int rowBytes = table.IsRagged ? table.GetExample(indices[0]).Length : table.ExampleBytes;
+            ahead = Math.Max(2, PrefetchBytes / Math.Max(1, rowBytes));
+            for (int i = 0; i < Math.Min(ahead, n); i++) Prefetch(table.GetExample(indices[i]));
+        }
+        int at = 0;
+        for (int i = 0; i < n; i++)
+        {
+            if (ahead > 0 && i + ahead < n) Prefetch(table.GetExample(indices[i + ahead]));
             ReadOnlySpan<byte> row = table.GetExample(indices[i]);
             row.CopyTo(destination.Slice(at, row.Length));
             at += row.Length;
         }
     }
 
-    /// <summary>How many rows ahead the gather prefetches.</summary>
-    internal const int Ahead = 2;
+    private static unsafe void Prefetch(ReadOnlySpan<byte> row)
+    {
+        byte* p = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(row));
+        for (int off = 0; off < row.Length; off += 64) Sse.Prefetch0(p + off);
+    }
+
+    /// <summary>How many bytes of upcoming rows the gather keeps in flight.</summary>
+    internal const int PrefetchBytes = 8192;
 
     /// <summary>The labels of the rows.</summary>
     internal static void Labels(ExampleTable table, ReadOnlySpan<int> indices, Span<long> destination)
