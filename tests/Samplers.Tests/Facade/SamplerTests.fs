@@ -378,7 +378,7 @@ let pooling =
             for (_, b) in held do b.Dispose()
 
         testCase "Dispose is idempotent, even through copies, and a disposed handle throws" <| fun () ->
-            let pool = BatchPool()
+            let pool = new BatchPool()
             let s = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Pool = pool))
             let b = s[0]
             let copy = b
@@ -397,8 +397,8 @@ let pooling =
             Expect.isFalse next.IsDisposed "a stale handle cannot return the new rental"
             Expect.equal pool.Available 0 "not returned by the stale handle"
             next.Dispose()
-            Expect.isTrue (Batch()).IsDisposed "default handle"
-            (Batch()).Dispose()
+            Expect.isTrue (Unchecked.defaultof<Batch>).IsDisposed "default handle"
+            (Unchecked.defaultof<Batch>).Dispose()
 
         testCase "GenerateBatchInto writes the same batch into caller buffers" <| fun () ->
             let s = MultiShotMemorySampler(table10x8 (), opts 4 2)
@@ -426,12 +426,12 @@ let pooling =
             Expect.stringContains e.Message "use GenerateBatch" "says what to do"
 
         testCase "BatchPool.Rent gives a clean batch of the asked shape" <| fun () ->
-            use b = BatchPool().Rent(DType.Float32, ReadOnlySpan [| 2; 3 |], 5)
+            use b = (new BatchPool()).Rent(DType.Float32, ReadOnlySpan [| 2; 3 |], 5)
             Expect.equal (b.Shape.ToArray()) [| 5; 2; 3 |] "shape"
             Expect.equal b.XBytes.Length (5 * 6 * 4) "bytes"
             Expect.equal (b.Indices.ToArray()) (Array.create 5 -1) "no source rows"
             Expect.equal (b.Y.ToArray()) (Array.zeroCreate 5) "labels zero"
-            throwsWith<ArgumentOutOfRangeException> (fun () -> BatchPool().Rent(DType.UInt8, ReadOnlySpan [| -1 |], 1).Dispose()) "negative dim" |> ignore
+            throwsWith<ArgumentOutOfRangeException> (fun () -> (new BatchPool()).Rent(DType.UInt8, ReadOnlySpan [| -1 |], 1).Dispose()) "negative dim" |> ignore
     ]
 
 let logging =
@@ -493,8 +493,8 @@ let contracts =
             Expect.equal ex.Count 6 "GetExamples is not augmented (as the reference)"
 
         testCase "the input batch is disposed when the augmenter returns another" <| fun () ->
-            let pool = BatchPool()
-            let mutable input = Batch()
+            let pool = new BatchPool()
+            let mutable input = Unchecked.defaultof<Batch>
             let aug = Augmenters.FromFunc(AugmentFunc(fun b _ _ -> input <- b; BatchPool.Shared.Rent(b.DType, b.ExampleShape, 1)))
             let s = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Augmenter = aug, Pool = pool))
             use out = s[0]
@@ -506,7 +506,7 @@ let contracts =
             use b2 = s2[0]
             Expect.equal (b2.Y.ToArray()) (Array.create 4 7L) "in place"
             let failing = Augmenters.FromFunc(AugmentFunc(fun _ _ _ -> failwith "boom"))
-            let pool3 = BatchPool()
+            let pool3 = new BatchPool()
             let s3 = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Augmenter = failing, Pool = pool3))
             throwsWith<Exception> (fun () -> s3[0].Dispose()) "augmenter throws" |> ignore
             Expect.equal pool3.Available 1 "the input went back to the pool"
