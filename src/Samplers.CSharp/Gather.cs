@@ -81,7 +81,7 @@ internal static class Gather
     }
 
     /// <summary>How many bytes of upcoming rows the gather keeps in flight.</summary>
-    internal const int PrefetchBytes = 8192;
+    internal const int PrefetchBytes = 65536;
 
     /// <summary>The labels of the rows.</summary>
     internal static void Labels(ExampleTable table, ReadOnlySpan<int> indices, Span<long> destination)

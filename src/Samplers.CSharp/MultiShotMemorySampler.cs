@@ -224,6 +224,7 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
     /// <exception cref="ArgumentException"><typeparamref name="T"/> is not the data's element type, or a buffer is too short (the message gives both lengths).</exception>
     /// <exception cref="InvalidOperationException">An augmenter is set.</exception>
     /// <exception cref="RaggedBatchException">The batch would mix example shapes.</exception>
+    [System.Runtime.CompilerServices.SkipLocalsInit] // the plan buffers are fully written by the planner; zeroing them is waste
     public int GenerateBatchInto<T>(int batchId, Span<T> x, Span<long> y) where T : unmanaged
     {
         CheckBatchId(batchId);
@@ -233,8 +234,8 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
         int n = BatchSize;
         if (y.Length < n) throw new ArgumentException($"y holds {y.Length} labels, but a batch has {n} rows.", nameof(y));
         int[]? rentedI = null, rentedO = null;
-        Span<int> idx = n <= 512 ? stackalloc int[512] : (rentedI = ArrayPool<int>.Shared.Rent(n));
-        Span<int> ord = n <= 512 ? stackalloc int[512] : (rentedO = ArrayPool<int>.Shared.Rent(n));
+        Span<int> idx = n <= 512 ? stackalloc int[n] : (rentedI = ArrayPool<int>.Shared.Rent(n));
+        Span<int> ord = n <= 512 ? stackalloc int[n] : (rentedO = ArrayPool<int>.Shared.Rent(n));
         try
         {
             var key = new PlanKey(_options.Seed, _epoch, batchId);
