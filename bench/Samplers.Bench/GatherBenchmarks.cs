@@ -11,6 +11,7 @@ namespace Samplers.Bench;
 /// Target: gather at 70% or more of memcpy for batches of 1 MB and more.
 /// </summary>
 [MemoryDiagnoser]
+[MedianColumn]
 public class GatherBandwidthBenchmarks
 {
     private const int Rows = 21_845; // * 3072 bytes = 64 MiB
@@ -68,6 +69,7 @@ public class GatherBandwidthBenchmarks
 /// the caller-buffer path, and the gather alone. Targets: under 2 us, 0 B allocated per batch.
 /// </summary>
 [MemoryDiagnoser]
+[MedianColumn]
 public class SmallBatchBenchmarks
 {
     private MultiShotMemorySampler _sampler = null!;
