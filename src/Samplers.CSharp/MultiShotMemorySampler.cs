@@ -52,6 +52,16 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
     /// <exception cref="ArgumentOutOfRangeException">A count is out of range (the message names the setting).</exception>
     /// <exception cref="ArgumentException">The data is empty, a listed class is absent, or ClassesPerBatch exceeds the number of classes.</exception>
     public MultiShotMemorySampler(ExampleTable x, SamplerOptions options)
+        : this(x, options, applyPreprocess: true)
+    {
+    }
+
+    /// <summary>For subclasses that load data: <paramref name="applyPreprocess"/> false means <paramref name="x"/> already went
+    /// through <see cref="SamplerOptions.Preprocess"/> (e.g. with the loader's cancellation token and progress).</summary>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A count is out of range (the message names the setting).</exception>
+    /// <exception cref="ArgumentException">The data is empty, a listed class is absent, or ClassesPerBatch exceeds the number of classes.</exception>
+    protected MultiShotMemorySampler(ExampleTable x, SamplerOptions options, bool applyPreprocess)
     {
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(options);
@@ -65,7 +75,7 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
         _pool = options.Pool ?? new BatchPool();
         _augmenter = options.Augmenter;
 
-        _table = options.Preprocess is null ? x : Preprocessing.Apply(x, options.Preprocess);
+        _table = options.Preprocess is null || !applyPreprocess ? x : Preprocessing.Apply(x, options.Preprocess);
 
         ClassIndex index = options.ClassList is null
             ? ClassIndex.Build(_table.Labels)

@@ -9,9 +9,10 @@ namespace Samplers;
 /// </summary>
 public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
 {
-    /// <summary>Hands a loaded table to the sampler (used by the loader).</summary>
-    internal TFDatasetMultiShotMemorySampler(ExampleTable loaded, TFDatasetSamplerOptions options)
-        : base(loaded, options)
+    /// <summary>Hands a loaded table to the sampler (used by the loader). <paramref name="preprocessed"/> true means the loader
+    /// already applied <see cref="SamplerOptions.Preprocess"/> (with its cancellation token), so it is not applied again.</summary>
+    internal TFDatasetMultiShotMemorySampler(ExampleTable loaded, TFDatasetSamplerOptions options, bool preprocessed)
+        : base(loaded, options, applyPreprocess: !preprocessed)
     {
         DatasetOptions = options;
     }

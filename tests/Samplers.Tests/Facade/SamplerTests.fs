@@ -533,6 +533,18 @@ let contracts =
                 Expect.equal b.Y[r] (t.Labels[i] / 10L) "label preprocessed"
             Expect.equal calls.Value t.Count "batches do not preprocess again"
 
+        testCase "the TFDS sampler takes a loaded table, preprocessed by the loader or not" <| fun () ->
+            let calls = ref 0
+            let p = Preprocessing.Create<int, int>(ReadOnlySpan [| 3 |], PreprocessAction<int, int>(fun x _ o _ -> Interlocked.Increment calls |> ignore; x.CopyTo o))
+            let o = TFDatasetSamplerOptions(DatasetName = "mnist", ClassesPerBatch = 2, Preprocess = p)
+            let t = table10x8 ()
+            let raw = new TFDatasetMultiShotMemorySampler(t, o, false)
+            Expect.equal calls.Value t.Count "applied once when the loader did not"
+            let loaded = new TFDatasetMultiShotMemorySampler(raw.Table, o, true)
+            Expect.equal calls.Value t.Count "not applied again"
+            Expect.equal loaded.DatasetName "mnist" "name kept"
+            Expect.equal (take loaded 3) (take raw 3) "same batches"
+
         testCase "ToFloat32 scales bytes; a failing preprocess names the example" <| fun () ->
             let t = ExampleTable.From(ReadOnlySpan [| 0uy; 255uy; 51uy; 102uy |], ReadOnlySpan [| 2 |], ReadOnlySpan [| 0L; 1L |])
             let out = Preprocessing.Apply(t, Preprocessing.ToFloat32())
