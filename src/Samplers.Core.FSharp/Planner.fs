@@ -3,6 +3,99 @@ namespace Samplers.Core
 open System
 open Samplers.Core.Internal
 
+open System.Buffers
+
+/// <summary>
+/// The "balanced cover stream" behind Coverage mode: an endless sequence of groups of g distinct items of [0, n)
+/// (g &lt;= n) in which, at every round end, each item has occurred a number of times within one of every other,
+/// and group G is computed in O(g) without looking at earlier groups. See docs/DETERMINISM.md.
+/// </summary>
+/// <remarks>Round m = G / R (R = ceil(n / g) groups, e = R*g - n extra slots) is a keyed permutation pi_m of the items:
+/// group j takes positions [j*g, (j+1)*g); the last group takes the last g - e positions plus e extras, which are
+/// consecutive positions (mod n) of a permutation sigma_b that changes every L = n / gcd(n, e) rounds. An extra that
+/// collides with a pi item of the last group swaps that item with the next non-extra item from the start of pi_m.</remarks>
+[<AbstractClass; Sealed>]
+type internal CoverStream =
+    static member private Gcd(a: int, b: int) = if b = 0 then a else CoverStream.Gcd(b, a % b)
+
+    /// <summary>(R, e, L): groups per round, extra slots per round, rounds per extras block.</summary>
+    static member Shape(n: int, g: int) : struct (int * int * int) =
+        let r = (n + g - 1) / g
+        let e = int (int64 r * int64 g - int64 n)
+        let l = if e = 0 then 1 else n / CoverStream.Gcd(n, e)
+        struct (r, e, l)
+
+    /// <summary>Scratch ints Group may need: g for the last group plus a hash table for large e.</summary>
+    static member ScratchLength(n: int, g: int) : int =
+        let struct (_, e, _) = CoverStream.Shape(n, g)
+        if e = 0 then 0 else g + Sampling.ScratchLength e
+
+    static member private Extras(seed: uint64, purpose: Purpose, lane: int, n: int, e: int, l: int, m: uint64, dest: Span<int>) =
+        let b = m / uint64 l
+        let t0 = (m % uint64 l) * uint64 e
+        let mutable s = PhiloxStream(seed, purpose, lane, b)
+        let sigma = FeistelPermutation(n, &s)
+        for i in 0 .. e - 1 do
+            dest[i] <- sigma.Apply(int ((t0 + uint64 i) % uint64 n))
+
+    static member private InSet(set: ReadOnlySpan<int>, table: ReadOnlySpan<int>, v: int) =
+        if table.IsEmpty then set.Contains v else Sampling.Contains(table, v)
+
+    /// <summary>Writes group <paramref name="group"/> (g distinct items) into destination[0..g).</summary>
+    static member Group(seed: uint64, permPurpose: Purpose, extrasPurpose: Purpose, lane: int, n: int, g: int, group: uint64, destination: Span<int>, scratch: Span<int>) : unit =
+        let struct (r, e, l) = CoverStream.Shape(n, g)
+        let m = group / uint64 r
+        let j = int (group % uint64 r)
+        let mutable s = PhiloxStream(seed, permPurpose, lane, m)
+        let pi = FeistelPermutation(n, &s)
+        if e = 0 || (j <> 0 && j <> r - 1) then
+            let start = j * g
+            for i in 0 .. g - 1 do destination[i] <- pi.Apply(start + i)
+        else
+            // The last group: pi's last g - e items, then the e extras.
+            let last = if j = r - 1 then destination.Slice(0, g) else scratch.Slice(0, g)
+            let keep = g - e
+            let start = (r - 1) * g
+            for i in 0 .. keep - 1 do last[i] <- pi.Apply(start + i)
+            let extras = last.Slice(keep, e)
+            CoverStream.Extras(seed, extrasPurpose, lane, n, e, l, m, extras)
+            let tableLength = Sampling.ScratchLength e
+            let table = if tableLength = 0 then Span<int>.Empty else scratch.Slice(g, tableLength)
+            if tableLength > 0 then
+                table.Clear()
+                for i in 0 .. e - 1 do Sampling.Insert(table, extras[i]) |> ignore
+            if j = 0 then
+                for i in 0 .. g - 1 do destination[i] <- pi.Apply i
+            // Each collision swaps with the next non-extra item from the start of pi (always inside group 0).
+            let mutable pos = 0
+            for i in 0 .. keep - 1 do
+                let x = last[i]
+                if CoverStream.InSet(Span<int>.op_Implicit extras, Span<int>.op_Implicit table, x) then
+                    let mutable y = pi.Apply pos
+                    while CoverStream.InSet(Span<int>.op_Implicit extras, Span<int>.op_Implicit table, y) do
+                        pos <- pos + 1
+                        y <- pi.Apply pos
+                    if j = 0 then destination[pos] <- x else last[i] <- y
+                    pos <- pos + 1
+
+    /// <summary>How many times <paramref name="item"/> occurred before group <paramref name="group"/>, given that it
+    /// appears in that group at slot <paramref name="slot"/>. O(1): one inverse permutation.</summary>
+    static member OccurrencesBefore(seed: uint64, extrasPurpose: Purpose, lane: int, n: int, g: int, group: uint64, item: int, slot: int) : uint64 =
+        let struct (r, e, l) = CoverStream.Shape(n, g)
+        let m = group / uint64 r
+        if e = 0 then m
+        else
+            let b = m / uint64 l
+            let t = (m % uint64 l) * uint64 e
+            let mutable s = PhiloxStream(seed, extrasPurpose, lane, b)
+            let sigma = FeistelPermutation(n, &s)
+            let p = uint64 (sigma.Inverse item)
+            let perBlock = uint64 l * uint64 e / uint64 n
+            let extrasBefore = b * perBlock + t / uint64 n + (if t % uint64 n > p then 1UL else 0UL)
+            // An extra's own pi occurrence came earlier in the same round.
+            let isExtraSlot = int (group % uint64 r) = r - 1 && slot >= g - e
+            m + extrasBefore + (if isExtraSlot then 1UL else 0UL)
+
 /// <summary>How the batches of an epoch are drawn.</summary>
 type SamplingMode =
     /// <summary>Every batch is an independent uniform draw (the reference's semantics).</summary>
@@ -85,28 +178,135 @@ type BatchPlan(key: PlanKey, globalBatchId: int, indices: int[], classOrdinals: 
     /// <summary>Number of rows.</summary>
     member _.Count = indices.Length
     /// <summary>The plan algorithm version (see <see cref="Planner.PlanVersion"/>).</summary>
-    member _.PlanVersion = 1
+    member _.PlanVersion = Planner.PlanVersion
 
 /// <summary>Batch plans as pure functions of (configuration, class index, seed, epoch, batch id).</summary>
 and [<AbstractClass; Sealed>] Planner =
     /// <summary>Version of the plan algorithms; bumped whenever any plan changes (golden vectors pin it).</summary>
     static member PlanVersion = 1
 
+    /// <summary>Most classes a plan can address: class ordinals and batch slots go into the 24-bit lane of the Philox counter.</summary>
+    static member MaxClasses = 0xFFFFFF
+
     /// <summary>Checks that <paramref name="config"/> can plan over <paramref name="index"/>.</summary>
-    /// <exception cref="System.ArgumentException">classesPerBatch exceeds the number of classes.</exception>
+    /// <exception cref="System.ArgumentException">classesPerBatch exceeds the number of classes, or the index has more than MaxClasses classes.</exception>
     static member Validate(config: PlanConfig, index: ClassIndex) : unit =
-        ignore config; ignore index; raise (NotImplementedException())
+        if isNull (box config) then nullArg "config"
+        if isNull (box index) then nullArg "index"
+        if config.ClassesPerBatch > index.ClassCount then
+            invalidArg "config"
+                $"classesPerBatch ({config.ClassesPerBatch}) exceeds the number of classes ({index.ClassCount}). Lower classes_per_batch or include more classes."
+        if index.ClassCount > Planner.MaxClasses then
+            invalidArg "index" $"The index has {index.ClassCount} classes; plans support at most {Planner.MaxClasses}. Filter the classes with a class list."
+
+    static member private CheckKey(config: PlanConfig, key: PlanKey) =
+        if key.Epoch < 0 then
+            raise (ArgumentOutOfRangeException("key", key.Epoch, $"key.Epoch must be 0 or more, but was {key.Epoch}."))
+        if key.BatchId < 0 || key.BatchId >= config.BatchesPerRank then
+            raise (ArgumentOutOfRangeException("key", key.BatchId,
+                    $"key.BatchId must be in [0, BatchesPerRank) = [0, {config.BatchesPerRank}) for {config}, but was {key.BatchId}."))
+
+    static member private FillIndependent(config: PlanConfig, index: ClassIndex, key: PlanKey, indices: Span<int>, classOrdinals: Span<int>, scratch: Span<int>) =
+        let k = config.ClassesPerBatch
+        let epc = config.ExamplesPerClassPerBatch
+        let stream = (uint64 key.Epoch <<< 32) ||| uint64 (config.GlobalBatchId key.BatchId)
+        let mutable s = PhiloxStream(key.Seed, Purpose.ClassChoice, 0, stream)
+        // Like random.sample: a uniform set (Floyd) in a uniform order (shuffle).
+        let chosen = classOrdinals.Slice(0, k)
+        Sampling.Floyd(&s, index.ClassCount, k, chosen, scratch)
+        Sampling.Shuffle(&s, chosen)
+        // Expand back to front: slot i's rows start at i*epc >= i, so unread slots are never overwritten.
+        for i in k - 1 .. -1 .. 0 do
+            let c = classOrdinals[i]
+            let rows = indices.Slice(i * epc, epc)
+            let have = index.CountOf c
+            let mutable es = PhiloxStream(key.Seed, Purpose.ExampleChoice, i, stream)
+            if have >= epc then
+                Sampling.Floyd(&es, have, epc, rows, scratch)
+                Sampling.Shuffle(&es, rows)
+            else
+                Sampling.WithReplacement(&es, have, rows)
+            for q in 0 .. epc - 1 do rows[q] <- index.ExampleAt(c, rows[q])
+            classOrdinals.Slice(i * epc, epc).Fill c
+
+    static member private FillCoverage(config: PlanConfig, index: ClassIndex, key: PlanKey, indices: Span<int>, classOrdinals: Span<int>, scratch: Span<int>) =
+        let k = config.ClassesPerBatch
+        let epc = config.ExamplesPerClassPerBatch
+        let n = index.ClassCount
+        let group = uint64 key.Epoch * uint64 config.StepsPerEpoch + uint64 (config.GlobalBatchId key.BatchId)
+        CoverStream.Group(key.Seed, Purpose.ClassPermutation, Purpose.ClassExtras, 0, n, k, group, classOrdinals.Slice(0, k), scratch)
+        for i in k - 1 .. -1 .. 0 do
+            let c = classOrdinals[i]
+            let occurrence = CoverStream.OccurrencesBefore(key.Seed, Purpose.ClassExtras, 0, n, k, group, c, i)
+            let rows = indices.Slice(i * epc, epc)
+            let have = index.CountOf c
+            if have >= epc then
+                CoverStream.Group(key.Seed, Purpose.ExamplePermutation, Purpose.ExampleExtras, c, have, epc, occurrence, rows, scratch)
+            else
+                let mutable es = PhiloxStream(key.Seed, Purpose.ExampleReplacement, c, occurrence)
+                Sampling.WithReplacement(&es, have, rows)
+            for q in 0 .. epc - 1 do rows[q] <- index.ExampleAt(c, rows[q])
+            classOrdinals.Slice(i * epc, epc).Fill c
+
+    static member private ScratchNeed(config: PlanConfig, index: ClassIndex) =
+        let k = config.ClassesPerBatch
+        let epc = config.ExamplesPerClassPerBatch
+        if config.Mode = SamplingMode.Independent then
+            max (Sampling.ScratchLength k) (Sampling.ScratchLength epc)
+        else
+            // Any class's example stream needs at most epc + a table for e < epc.
+            let examples = if epc > 1 then epc + Sampling.ScratchLength epc else 0
+            max (CoverStream.ScratchLength(index.ClassCount, k)) examples
 
     /// <summary>The plan of batch <c>key.BatchId</c> (allocates; see Fill for the allocation-free form).</summary>
     /// <exception cref="System.ArgumentOutOfRangeException">BatchId outside [0, BatchesPerRank) or negative epoch.</exception>
+    /// <exception cref="System.ArgumentException">classesPerBatch exceeds the number of classes.</exception>
     static member Plan(config: PlanConfig, index: ClassIndex, key: PlanKey) : BatchPlan =
-        ignore config; ignore index; ignore key; raise (NotImplementedException())
+        let size = config.BatchSize
+        let indices = Array.zeroCreate size
+        let ordinals = Array.zeroCreate size
+        Planner.Fill(config, index, key, Span indices, Span ordinals) |> ignore
+        let labels = ordinals |> Array.map index.LabelOf
+        let epc = config.ExamplesPerClassPerBatch
+        let replacement =
+            [| for i in 0 .. config.ClassesPerBatch - 1 do
+                 let c = ordinals[i * epc]
+                 if index.CountOf c < epc then yield index.LabelOf c |]
+        BatchPlan(key, config.GlobalBatchId key.BatchId, indices, ordinals, labels, replacement)
 
     /// <summary>Writes the example indices of the batch into <paramref name="indices"/> and the class ordinal of each row into <paramref name="classOrdinals"/>; returns the number of rows (BatchSize). Allocates nothing.</summary>
-    /// <exception cref="System.ArgumentException">A destination is shorter than BatchSize.</exception>
+    /// <remarks>Rows are grouped class by class (ExamplesPerClassPerBatch rows per class). Large batches borrow scratch
+    /// from ArrayPool.Shared, which allocates nothing once warm.</remarks>
+    /// <exception cref="System.ArgumentException">A destination is shorter than BatchSize, or classesPerBatch exceeds the number of classes.</exception>
+    /// <exception cref="System.ArgumentOutOfRangeException">BatchId outside [0, BatchesPerRank) or negative epoch.</exception>
     static member Fill(config: PlanConfig, index: ClassIndex, key: PlanKey, indices: Span<int>, classOrdinals: Span<int>) : int =
-        ignore config; ignore index; ignore key; ignore (indices.Length + classOrdinals.Length); raise (NotImplementedException())
+        Planner.Validate(config, index)
+        Planner.CheckKey(config, key)
+        let size = config.BatchSize
+        if indices.Length < size then
+            invalidArg "indices" $"indices must hold BatchSize = {size} ints, but holds {indices.Length}."
+        if classOrdinals.Length < size then
+            invalidArg "classOrdinals" $"classOrdinals must hold BatchSize = {size} ints, but holds {classOrdinals.Length}."
+        let need = Planner.ScratchNeed(config, index)
+        let rented = if need > 0 then ArrayPool<int>.Shared.Rent need else Array.Empty<int>()
+        try
+            let scratch = if need > 0 then Span(rented, 0, need) else Span<int>.Empty
+            if config.Mode = SamplingMode.Independent then Planner.FillIndependent(config, index, key, indices, classOrdinals, scratch)
+            else Planner.FillCoverage(config, index, key, indices, classOrdinals, scratch)
+        finally
+            if need > 0 then ArrayPool<int>.Shared.Return rented
+        size
 
     /// <summary>The reference's <c>get_examples(batch_id, num_classes, examples_per_class)</c>: like Plan with other counts, truncated to config.BatchSize rows.</summary>
+    /// <exception cref="System.ArgumentOutOfRangeException">numClasses or examplesPerClass below 1; BatchId or epoch out of range.</exception>
+    /// <exception cref="System.ArgumentException">numClasses exceeds the number of classes.</exception>
     static member PlanExamples(config: PlanConfig, index: ClassIndex, key: PlanKey, numClasses: int, examplesPerClass: int) : BatchPlan =
-        ignore config; ignore index; ignore key; ignore numClasses; ignore examplesPerClass; raise (NotImplementedException())
+        let other = PlanConfig(numClasses, examplesPerClass, config.StepsPerEpoch, config.Mode, config.Rank, config.WorldSize)
+        let full = Planner.Plan(other, index, key)
+        let rows = min full.Count config.BatchSize
+        if rows = full.Count then full
+        else
+            let ordinals = full.ClassOrdinals.Slice(0, rows).ToArray()
+            let present = ordinals |> Array.distinct |> Array.map index.LabelOf
+            let replacement = full.ReplacementLabels.ToArray() |> Array.filter (fun l -> Array.contains l present)
+            BatchPlan(key, full.GlobalBatchId, full.Indices.Slice(0, rows).ToArray(), ordinals, full.Labels.Slice(0, rows).ToArray(), replacement)

@@ -9,4 +9,5 @@ let modes : (string * (string[] -> int)) list = [
     "cache-writer", Samplers.Tests.Io.ParquetCacheTests.writerChild
     "cache-store", Samplers.Tests.Io.ParquetCacheTests.storeChild
     "cache-dir", Samplers.Tests.Io.ParquetCacheTests.resolveChild
+    "facade-digests", Samplers.Tests.Facade.SamplerTests.childDigests
 ]

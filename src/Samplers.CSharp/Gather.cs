@@ -1,0 +1,107 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
+using Samplers.Data;
+
+namespace Samplers;
+
+/// <summary>
+/// A batch would mix examples of different shapes (a ragged table without a resizing preprocess). A batch is one
+/// tensor and needs one shape.
+/// </summary>
+public class RaggedBatchException : SamplersDataException
+{
+    /// <summary>Creates the exception.</summary>
+    public RaggedBatchException(string message, long? offset = null) : base(message, null, offset, null) { }
+}
+
+/// <summary>Copies table rows into contiguous batch memory. The hot path of every batch.</summary>
+internal static class Gather
+{
+    /// <summary>The bytes a batch of <paramref name="indices"/> needs, and its example shape (written to <paramref name="shape"/>).</summary>
+    /// <exception cref="RaggedBatchException">Two rows have different shapes.</exception>
+    internal static long Measure(ExampleTable table, ReadOnlySpan<int> indices, Span<int> shape, BatchWhat what)
+    {
+        if (!table.IsRagged)
+        {
+            table.ExampleShape.CopyTo(shape);
+            return (long)table.ExampleBytes * indices.Length;
+        }
+        if (indices.IsEmpty)
+        {
+            // No rows: the declared shape with 0 where ragged keeps the batch a valid empty tensor.
+            ReadOnlySpan<int> declared = table.ExampleShape;
+            for (int d = 0; d < declared.Length; d++) shape[d] = Math.Max(0, declared[d]);
+            return 0;
+        }
+        ReadOnlySpan<int> first = table.GetShape(indices[0]);
+        for (int i = 1; i < indices.Length; i++)
+        {
+            ReadOnlySpan<int> s = table.GetShape(indices[i]);
+            if (!s.SequenceEqual(first))
+                throw new RaggedBatchException(
+                    $"{what.Describe()} mixes example shapes [{string.Join(", ", first.ToArray())}] (row 0, example {indices[0]}) and [{string.Join(", ", s.ToArray())}] (row {i}, example {indices[i]}); " +
+                    $"a batch is one tensor and needs one shape. The data is ragged (declared shape [{string.Join(", ", table.ExampleShape.ToArray())}]): " +
+                    "pass a preprocess that resizes every example to one shape, e.g. Preprocess = Preprocessing.ResizeNearest(h, w).", i);
+        }
+        first.CopyTo(shape);
+        return (long)table.GetExample(indices[0]).Length * indices.Length;
+    }
+
+    /// <summary>Copies the rows <paramref name="indices"/> back to back into <paramref name="destination"/> (which Measure sized).</summary>
+    /// <remarks>Planned rows sit at scattered addresses, where the hardware prefetcher cannot guess the next one; so we
+    /// keep about <see cref="PrefetchBytes"/> of upcoming rows in flight (at least two rows): the first ones before the
+    /// loop, then, while copying row i, the row that distance ahead. A prefetch never faults; without SSE the loop is a
+    /// plain copy.</remarks>
+    internal static void Rows(ExampleTable table, ReadOnlySpan<int> indices, Span<byte> destination)
+    {
+        int n = indices.Length;
+        if (n == 0) return;
+        int ahead = 0;
+        if (Sse.IsSupported)
+        {
+            int rowBytes = table.IsRagged ? table.GetExample(indices[0]).Length : table.ExampleBytes;
+            ahead = Math.Max(2, PrefetchBytes / Math.Max(1, rowBytes));
+            for (int i = 0; i < Math.Min(ahead, n); i++) Prefetch(table.GetExample(indices[i]));
+        }
+        int at = 0;
+        for (int i = 0; i < n; i++)
+        {
+            if (ahead > 0 && i + ahead < n) Prefetch(table.GetExample(indices[i + ahead]));
+            ReadOnlySpan<byte> row = table.GetExample(indices[i]);
+            row.CopyTo(destination.Slice(at, row.Length));
+            at += row.Length;
+        }
+    }
+
+    private static unsafe void Prefetch(ReadOnlySpan<byte> row)
+    {
+        byte* p = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(row));
+        for (int off = 0; off < row.Length; off += 64) Sse.Prefetch0(p + off);
+    }
+
+    /// <summary>How many bytes of upcoming rows the gather keeps in flight.</summary>
+    internal const int PrefetchBytes = 65536;
+
+    /// <summary>The labels of the rows.</summary>
+    internal static void Labels(ExampleTable table, ReadOnlySpan<int> indices, Span<long> destination)
+    {
+        ReadOnlySpan<long> labels = table.Labels;
+        for (int i = 0; i < indices.Length; i++) destination[i] = labels[indices[i]];
+    }
+}
+
+/// <summary>Names a batch in error messages; formatted only when an error is raised, so the hot path allocates nothing.</summary>
+internal readonly record struct BatchWhat(int Kind, int A, int B)
+{
+    internal static BatchWhat Planned(int batchId, int epoch) => new(0, batchId, epoch);
+    internal static BatchWhat Examples(int batchId, int epoch) => new(1, batchId, epoch);
+    internal static BatchWhat Slice(int begin, int end) => new(2, begin, end);
+
+    internal string Describe() => Kind switch
+    {
+        0 => $"Batch {A} of epoch {B}",
+        1 => $"get_examples for batch {A} of epoch {B}",
+        _ => $"The slice [{A}, {B})",
+    };
+}

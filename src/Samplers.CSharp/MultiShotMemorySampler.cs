@@ -1,0 +1,399 @@
+using System.Buffers;
+using System.Collections;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Samplers.Core;
+using Samplers.Data;
+
+namespace Samplers;
+
+/// <summary>
+/// Serves class-balanced batches (<see cref="ClassesPerBatch"/> classes x <see cref="ExamplesPerClassPerBatch"/> examples)
+/// from data held in memory, through a Keras-Sequence-like API: the reference's <c>MultiShotMemorySampler</c>.
+/// </summary>
+/// <remarks>
+/// <para>Every sampling decision comes from the core planner (<see cref="Planner"/>): batch <c>b</c> of epoch <c>e</c> is a
+/// pure function of (seed, e, b, settings, data), whatever was asked before and on whichever thread. Requests for
+/// batches may come from many threads at once.</para>
+/// <para>Batches are pooled: dispose each one (enumeration included) to reuse its buffers; one that is not disposed
+/// is merely collected as garbage. <see cref="GenerateBatchInto{T}"/> writes into the caller's buffers instead.</para>
+/// <para>Divergences from the reference: seeded, reproducible batches; <c>total_examples_per_class</c> draws without
+/// replacement; messages go to an <see cref="ILogger"/>.</para>
+/// </remarks>
+public class MultiShotMemorySampler : IEnumerable<Batch>
+{
+    private static readonly Action<ILogger, int, int, int, int, Exception?> LogBatchSize =
+        LoggerMessage.Define<int, int, int, int>(LogLevel.Information, new EventId(1, "BatchSize"),
+            "The initial batch size is {BatchSize} ({ClassesPerBatch} classes * {ExamplesPerClassPerBatch} examples per class) with {NumAugmentations} augmenters");
+    private static readonly Action<ILogger, long, int, int, Exception?> LogReplacement =
+        LoggerMessage.Define<long, int, int>(LogLevel.Warning, new EventId(2, "WithReplacement"),
+            "Class {Label} has {Available} examples, fewer than the {Requested} examples per class per batch: its examples are drawn with replacement (repeats within a batch)");
+    private static readonly Action<ILogger, Exception?> LogWarmupComplete =
+        LoggerMessage.Define(LogLevel.Information, new EventId(3, "WarmupComplete"), "Warmup complete");
+
+    private readonly ExampleTable _table;
+    private readonly ClassIndex _index;
+    private readonly PlanConfig _config;
+    private readonly SamplerOptions _options;
+    private readonly BatchPool _pool;
+    private readonly ILogger _logger;
+    private readonly IAugmenter? _augmenter;
+    private readonly bool[] _tooSmall;       // class ordinal -> fewer examples than ExamplesPerClassPerBatch
+    private readonly bool _anyTooSmall;
+    private readonly int[] _warned;          // class ordinal -> 1 once its replacement warning was logged
+    private readonly int[] _selected;        // the sampled examples in table order (GetSlice, NumExamples)
+    private readonly string[] _classNames;
+    private readonly object _epochGate = new();
+    private volatile int _epoch;
+    private volatile bool _isWarmup;
+
+    /// <summary>A sampler over <paramref name="x"/> (examples and their labels) with <paramref name="options"/>.</summary>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A count is out of range (the message names the setting).</exception>
+    /// <exception cref="ArgumentException">The data is empty, a listed class is absent, or ClassesPerBatch exceeds the number of classes.</exception>
+    public MultiShotMemorySampler(ExampleTable x, SamplerOptions options)
+        : this(x, options, applyPreprocess: true)
+    {
+    }
+
+    /// <summary>For subclasses that load data: <paramref name="applyPreprocess"/> false means <paramref name="x"/> already went
+    /// through <see cref="SamplerOptions.Preprocess"/> (e.g. with the loader's cancellation token and progress).</summary>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A count is out of range (the message names the setting).</exception>
+    /// <exception cref="ArgumentException">The data is empty, a listed class is absent, or ClassesPerBatch exceeds the number of classes.</exception>
+    protected MultiShotMemorySampler(ExampleTable x, SamplerOptions options, bool applyPreprocess)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options;
+        _config = new PlanConfig(options.ClassesPerBatch, options.ExamplesPerClassPerBatch, options.StepsPerEpoch, options.Mode, options.Rank, options.WorldSize);
+        ArgumentOutOfRangeException.ThrowIfNegative(options.NumAugmentationsPerExample, "options.NumAugmentationsPerExample");
+        if (options.TotalExamplesPerClass is int total)
+            ArgumentOutOfRangeException.ThrowIfLessThan(total, 1, "options.TotalExamplesPerClass");
+        if (x.Count == 0) throw new ArgumentException("The data has no examples; a sampler needs at least ClassesPerBatch classes.", nameof(x));
+        _logger = options.Logger ?? NullLogger.Instance;
+        _pool = options.Pool ?? new BatchPool();
+        _augmenter = options.Augmenter;
+
+        _table = options.Preprocess is null || !applyPreprocess ? x : Preprocessing.Apply(x, options.Preprocess);
+
+        ClassIndex index = options.ClassList is null
+            ? ClassIndex.Build(_table.Labels)
+            : ClassIndex.Build(_table.Labels, options.ClassList.ToArray());
+        if (options.TotalExamplesPerClass is int keep) index = index.Select(options.Seed, keep);
+        Planner.Validate(_config, index);
+        _index = index;
+
+        int classes = index.ClassCount;
+        _tooSmall = new bool[classes];
+        _warned = new int[classes];
+        _classNames = new string[classes];
+        IReadOnlyList<string> names = _table.ClassNames;
+        var selected = new List<int>(index.ExampleCount);
+        for (int c = 0; c < classes; c++)
+        {
+            _tooSmall[c] = index.CountOf(c) < options.ExamplesPerClassPerBatch;
+            _anyTooSmall |= _tooSmall[c];
+            long label = index.LabelOf(c);
+            _classNames[c] = label >= 0 && label < names.Count ? names[(int)label] : label.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            foreach (int row in index.ExamplesOf(c)) selected.Add(row);
+        }
+        _selected = selected.ToArray();
+        Array.Sort(_selected);
+
+        _isWarmup = options.Warmup != 0; // the reference: is_warmup = bool(warmup)
+        LogBatchSize(_logger, BatchSize, ClassesPerBatch, ExamplesPerClassPerBatch, NumAugmentationsPerExample, null);
+    }
+
+    /// <summary>The reference's constructor shape: <c>MultiShotMemorySampler(x, y, classes_per_batch=2,
+    /// examples_per_class_per_batch=2, steps_per_epoch=1000, class_list=None, total_examples_per_class=None, augmenter=None,
+    /// warmup=-1)</c>, with x and y in one table, then our seed.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="x"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A count is out of range.</exception>
+    /// <exception cref="ArgumentException">The data is empty, a listed class is absent, or classesPerBatch exceeds the number of classes.</exception>
+    public MultiShotMemorySampler(ExampleTable x, int classesPerBatch = 2, int examplesPerClassPerBatch = 2, int stepsPerEpoch = 1000,
+        IReadOnlyList<long>? classList = null, int? totalExamplesPerClass = null, IAugmenter? augmenter = null, int warmup = -1, ulong seed = 0)
+        : this(x, new SamplerOptions
+        {
+            ClassesPerBatch = classesPerBatch, ExamplesPerClassPerBatch = examplesPerClassPerBatch, StepsPerEpoch = stepsPerEpoch,
+            ClassList = classList, TotalExamplesPerClass = totalExamplesPerClass, Augmenter = augmenter, Warmup = warmup, Seed = seed,
+        })
+    {
+    }
+
+    /// <summary>A sampler over examples the caller holds: <paramref name="x"/> is every example back to back (row-major),
+    /// each of <paramref name="exampleShape"/>, with one label per example in <paramref name="y"/> (the data is copied once).</summary>
+    /// <exception cref="ArgumentException">Lengths disagree with the shape, or the element type is unsupported; see also the constructor.</exception>
+    public static MultiShotMemorySampler Create<T>(ReadOnlySpan<T> x, ReadOnlySpan<int> exampleShape, ReadOnlySpan<long> y, SamplerOptions options) where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new MultiShotMemorySampler(ExampleTable.From(x, exampleShape, y), options);
+    }
+
+    /// <summary>The data being sampled (after the preprocess).</summary>
+    public ExampleTable Table => _table;
+
+    /// <summary>The settings this sampler was built with.</summary>
+    public SamplerOptions Options => _options;
+
+    /// <summary>The plan configuration (counts, mode, shard) handed to the core.</summary>
+    public PlanConfig PlanConfig => _config;
+
+    /// <summary>The examples of each class that are sampled (after <c>class_list</c> and <c>total_examples_per_class</c>).</summary>
+    public ClassIndex ClassIndex => _index;
+
+    /// <summary>Distinct classes per batch (<c>classes_per_batch</c>).</summary>
+    public int ClassesPerBatch => _config.ClassesPerBatch;
+
+    /// <summary>Examples per class per batch (<c>examples_per_class_per_batch</c>).</summary>
+    public int ExamplesPerClassPerBatch => _config.ExamplesPerClassPerBatch;
+
+    /// <summary>Batches per epoch over all ranks (<c>steps_per_epoch</c>).</summary>
+    public int StepsPerEpoch => _config.StepsPerEpoch;
+
+    /// <summary>Rows of a planned batch, before the augmenter (<c>batch_size</c>).</summary>
+    public int BatchSize => _config.BatchSize;
+
+    /// <summary>Passed to the augmenter (<c>num_augmentations_per_example</c>).</summary>
+    public int NumAugmentationsPerExample => _options.NumAugmentationsPerExample;
+
+    /// <summary>Batches in one epoch for this rank.</summary>
+    /// <remarks>Python: <c>__len__</c> (= <c>steps_per_epoch</c>; with sharding, this rank's share).</remarks>
+    public int Count => _config.BatchesPerRank;
+
+    /// <summary>The current epoch, starting at 0 (<c>epoch</c>).</summary>
+    public int Epoch => _epoch;
+
+    /// <summary>Whether warmup is on (<c>is_warmup</c>); see <see cref="SamplerOptions.Warmup"/>.</summary>
+    public bool IsWarmup => _isWarmup;
+
+    /// <summary>The warmup setting (<c>warmup</c>).</summary>
+    public int Warmup => _options.Warmup;
+
+    /// <summary>The seed.</summary>
+    public ulong Seed => _options.Seed;
+
+    /// <summary>Number of examples sampled from, after class filtering and selection (<c>num_examples</c>).</summary>
+    public int NumExamples => _selected.Length;
+
+    /// <summary>The shape of one example (<c>example_shape</c>); -1 marks a dimension that varies (ragged data).</summary>
+    public IReadOnlyList<int> ExampleShape => _table.ExampleShape.ToArray();
+
+    /// <summary>The dtype of the examples.</summary>
+    public DType DType => _table.DType;
+
+    /// <summary>The sampled labels in ascending order; position = class ordinal (<c>class_list</c>).</summary>
+    public IReadOnlyList<long> ClassList => _index.Classes.ToArray();
+
+    /// <summary>The name of each sampled class (position = class ordinal); the label as text when the data has no names.</summary>
+    public IReadOnlyList<string> ClassNames => _classNames;
+
+    /// <summary>Batch <paramref name="batchId"/> of the current epoch, augmented if an augmenter is set.</summary>
+    /// <remarks>Python: <c>__getitem__(batch_id)</c>. Dispose the batch.</remarks>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="batchId"/> is outside [0, Count).</exception>
+    public Batch this[int batchId] => GenerateBatch(batchId);
+
+    /// <summary>Batch <paramref name="batchId"/> of the current epoch, augmented if an augmenter is set.</summary>
+    /// <remarks>Python: <c>generate_batch(batch_id)</c>. Dispose the batch.</remarks>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="batchId"/> is outside [0, Count).</exception>
+    /// <exception cref="RaggedBatchException">The batch would mix example shapes.</exception>
+    public Batch GenerateBatch(int batchId) => GenerateBatchAt(_epoch, batchId);
+
+    /// <summary>Batch <paramref name="batchId"/> of <paramref name="epoch"/>, whatever the current epoch (for prefetching across an epoch boundary).
+    /// The augmenter is told the current <see cref="IsWarmup"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="batchId"/> is outside [0, Count) or <paramref name="epoch"/> is negative.</exception>
+    /// <exception cref="RaggedBatchException">The batch would mix example shapes.</exception>
+    public Batch GenerateBatchAt(int epoch, int batchId)
+    {
+        CheckBatchId(batchId);
+        ArgumentOutOfRangeException.ThrowIfNegative(epoch);
+        bool warm = _isWarmup;
+        var key = new PlanKey(_options.Seed, epoch, batchId);
+        BatchStorage s = _pool.RentStorage(_table.DType, BatchSize);
+        try
+        {
+            int rows = Planner.Fill(_config, _index, key, s.Indices, s.Ordinals);
+            if (rows != BatchSize) s.PrepareRows(_table.DType, rows);
+            FillFromPlan(s, rows, BatchWhat.Planned(batchId, epoch));
+            s.Key = key;
+            s.GlobalBatchId = _config.GlobalBatchId(batchId);
+            s.IsWarmup = warm;
+        }
+        catch
+        {
+            _pool.Return(s);
+            throw;
+        }
+        return Augment(new Batch(s), warm);
+    }
+
+    /// <summary>Writes batch <paramref name="batchId"/> of the current epoch into the caller's buffers; returns the number of rows.
+    /// Allocates nothing.</summary>
+    /// <remarks>No augmenter is applied (an augmenter may change the batch size); with one set this throws.</remarks>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="batchId"/> is outside [0, Count).</exception>
+    /// <exception cref="ArgumentException"><typeparamref name="T"/> is not the data's element type, or a buffer is too short (the message gives both lengths).</exception>
+    /// <exception cref="InvalidOperationException">An augmenter is set.</exception>
+    /// <exception cref="RaggedBatchException">The batch would mix example shapes.</exception>
+    [System.Runtime.CompilerServices.SkipLocalsInit] // the plan buffers are fully written by the planner; zeroing them is waste
+    public int GenerateBatchInto<T>(int batchId, Span<T> x, Span<long> y) where T : unmanaged
+    {
+        CheckBatchId(batchId);
+        Batch.CheckType<T>(_table.DType);
+        if (_augmenter is not null)
+            throw new InvalidOperationException("GenerateBatchInto writes planned rows only, but this sampler has an augmenter (which may change the batch size); use GenerateBatch, or a sampler without an augmenter.");
+        int n = BatchSize;
+        if (y.Length < n) throw new ArgumentException($"y holds {y.Length} labels, but a batch has {n} rows.", nameof(y));
+        int[]? rentedI = null, rentedO = null;
+        Span<int> idx = n <= 512 ? stackalloc int[n] : (rentedI = ArrayPool<int>.Shared.Rent(n));
+        Span<int> ord = n <= 512 ? stackalloc int[n] : (rentedO = ArrayPool<int>.Shared.Rent(n));
+        try
+        {
+            var key = new PlanKey(_options.Seed, _epoch, batchId);
+            int rows = Planner.Fill(_config, _index, key, idx, ord);
+            ReadOnlySpan<int> used = idx[..rows];
+            Span<int> shape = stackalloc int[_table.ExampleShape.Length];
+            long bytes = Gather.Measure(_table, used, shape, BatchWhat.Planned(batchId, key.Epoch));
+            Span<byte> dest = System.Runtime.InteropServices.MemoryMarshal.AsBytes(x);
+            if (dest.Length < bytes)
+                throw new ArgumentException($"x holds {x.Length} elements, but batch {batchId} needs {bytes / Math.Max(1, DTypes.SizeOf(_table.DType))} ({rows} rows of shape [{string.Join(", ", shape.ToArray())}]).", nameof(x));
+            Gather.Rows(_table, used, dest);
+            Gather.Labels(_table, used, y);
+            WarnReplacement(ord[..rows]);
+            return rows;
+        }
+        finally
+        {
+            if (rentedI is not null) ArrayPool<int>.Shared.Return(rentedI);
+            if (rentedO is not null) ArrayPool<int>.Shared.Return(rentedO);
+        }
+    }
+
+    /// <summary>A batch of <paramref name="numClasses"/> classes x <paramref name="examplesPerClass"/> examples, truncated to
+    /// <see cref="BatchSize"/> rows, for batch <paramref name="batchId"/> of the current epoch; no augmenter.</summary>
+    /// <remarks>Python: <c>get_examples(batch_id, num_classes, examples_per_class)</c> (<c>_get_examples</c> in current source).</remarks>
+    /// <exception cref="ArgumentOutOfRangeException">An argument is out of range.</exception>
+    public Batch GetExamples(int batchId, int numClasses, int examplesPerClass)
+    {
+        CheckBatchId(batchId);
+        ArgumentOutOfRangeException.ThrowIfLessThan(numClasses, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(numClasses, _index.ClassCount);
+        ArgumentOutOfRangeException.ThrowIfLessThan(examplesPerClass, 1);
+        int epoch = _epoch;
+        var key = new PlanKey(_options.Seed, epoch, batchId);
+        BatchPlan plan = Planner.PlanExamples(_config, _index, key, numClasses, examplesPerClass);
+        BatchStorage s = _pool.RentStorage(_table.DType, plan.Count);
+        try
+        {
+            plan.Indices.Span.CopyTo(s.Indices);
+            plan.ClassOrdinals.Span.CopyTo(s.Ordinals);
+            FillFromPlan(s, plan.Count, BatchWhat.Examples(batchId, epoch));
+            s.Key = key;
+            s.GlobalBatchId = plan.GlobalBatchId;
+            s.IsWarmup = _isWarmup;
+        }
+        catch
+        {
+            _pool.Return(s);
+            throw;
+        }
+        return new Batch(s);
+    }
+
+    /// <summary>Examples <paramref name="begin"/> .. <paramref name="begin"/> + <paramref name="size"/> - 1 of the sampled examples
+    /// (in table order), augmented if an augmenter is set; <paramref name="size"/> -1 means "to the end".</summary>
+    /// <remarks>Python: <c>get_slice(begin=0, size=-1)</c>.</remarks>
+    /// <exception cref="ArgumentOutOfRangeException">The range is not inside [0, NumExamples].</exception>
+    public Batch GetSlice(int begin = 0, int size = -1)
+    {
+        if (begin < 0 || begin > NumExamples)
+            throw new ArgumentOutOfRangeException(nameof(begin), begin, $"begin must be in [0, NumExamples] = [0, {NumExamples}], but was {begin}.");
+        if (size == -1) size = NumExamples - begin;
+        if (size < 0 || (long)begin + size > NumExamples)
+            throw new ArgumentOutOfRangeException(nameof(size), size, $"size must be -1 or in [0, NumExamples - begin] = [0, {NumExamples - begin}], but was {size}.");
+        BatchStorage s = _pool.RentStorage(_table.DType, size);
+        bool warm = _isWarmup;
+        try
+        {
+            _selected.AsSpan(begin, size).CopyTo(s.Indices);
+            for (int i = 0; i < size; i++) s.Ordinals[i] = _index.OrdinalOf(_table.Labels[s.Indices[i]]);
+            FillFromPlan(s, size, BatchWhat.Slice(begin, begin + size));
+            s.IsWarmup = warm;
+        }
+        catch
+        {
+            _pool.Return(s);
+            throw;
+        }
+        return Augment(new Batch(s), warm);
+    }
+
+    /// <summary>Ends an epoch: the epoch counter goes up, and warmup ends once it reaches <see cref="Warmup"/> ("Warmup complete" is logged).</summary>
+    /// <remarks>Python: <c>on_epoch_end()</c>. Batches requested afterwards belong to the new epoch.</remarks>
+    public virtual void OnEpochEnd()
+    {
+        lock (_epochGate)
+        {
+            _epoch++;
+            if (_isWarmup && _epoch >= _options.Warmup)
+            {
+                LogWarmupComplete(_logger, null);
+                _isWarmup = false;
+            }
+        }
+    }
+
+    /// <summary>The batches of the current epoch in order (0 .. Count-1); dispose each one.</summary>
+    /// <remarks>Python: <c>__iter__</c>. Holding on to them (e.g. <c>ToList()</c>) keeps their buffers out of the pool.</remarks>
+    public IEnumerator<Batch> GetEnumerator()
+    {
+        int epoch = _epoch;
+        for (int b = 0; b < Count; b++) yield return GenerateBatchAt(epoch, b);
+    }
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    private void CheckBatchId(int batchId)
+    {
+        if ((uint)batchId >= (uint)Count)
+            throw new ArgumentOutOfRangeException(nameof(batchId), batchId, $"batchId must be in [0, Count) = [0, {Count}), but was {batchId}.");
+    }
+
+    // Shape, X and Y of a storage whose Indices/Ordinals hold `rows` planned rows.
+    private void FillFromPlan(BatchStorage s, int rows, BatchWhat what)
+    {
+        ReadOnlySpan<int> used = s.Indices.AsSpan(0, rows);
+        Span<int> shape = stackalloc int[_table.ExampleShape.Length];
+        long bytes = Gather.Measure(_table, used, shape, what);
+        s.PrepareX(shape, bytes);
+        Gather.Rows(_table, used, s.X.AsSpan(0, (int)bytes));
+        Gather.Labels(_table, used, s.Y);
+        WarnReplacement(s.Ordinals.AsSpan(0, rows));
+    }
+
+    private void WarnReplacement(ReadOnlySpan<int> ordinals)
+    {
+        if (!_anyTooSmall) return;
+        foreach (int o in ordinals)
+        {
+            if (o >= 0 && _tooSmall[o] && Volatile.Read(ref _warned[o]) == 0 && Interlocked.Exchange(ref _warned[o], 1) == 0)
+                LogReplacement(_logger, _index.LabelOf(o), _index.CountOf(o), ExamplesPerClassPerBatch, null);
+        }
+    }
+
+    private Batch Augment(Batch batch, bool warm)
+    {
+        if (_augmenter is null) return batch;
+        Batch result;
+        try
+        {
+            result = _augmenter.Augment(batch, NumAugmentationsPerExample, warm);
+        }
+        catch
+        {
+            batch.Dispose();
+            throw;
+        }
+        if (result != batch) batch.Dispose();
+        return result;
+    }
+}

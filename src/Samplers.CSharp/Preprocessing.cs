@@ -1,0 +1,173 @@
+using System.Runtime.InteropServices;
+using Samplers.Data;
+
+namespace Samplers;
+
+/// <summary>
+/// Transforms every example once, after loading (the reference's <c>preprocess_fn(x, y) -> (x, y)</c>). It may change
+/// the dtype and the shape (e.g. resize, or scale to float), and the label. Every output has the same fixed shape, which
+/// is how a ragged table (examples of different sizes) becomes batchable.
+/// </summary>
+/// <remarks>Called from many threads at once (one call per example, in parallel): it must be thread-safe.</remarks>
+public interface IExamplePreprocessor
+{
+    /// <summary>The dtype of the output, given the table's dtype.</summary>
+    DType OutputDType(DType input);
+
+    /// <summary>The fixed shape of every output example, given the table's declared shape (-1 where ragged).</summary>
+    int[] OutputShape(ReadOnlySpan<int> declaredInputShape);
+
+    /// <summary>Writes the transform of one example into <paramref name="output"/> (exactly one output example of bytes).</summary>
+    /// <param name="x">The example's bytes (elements of <paramref name="dtype"/>).</param>
+    /// <param name="shape">The example's own shape.</param>
+    /// <param name="dtype">The table's dtype.</param>
+    /// <param name="output">Where the output example goes.</param>
+    /// <param name="label">The label; may be changed.</param>
+    void Process(ReadOnlySpan<byte> x, ReadOnlySpan<int> shape, DType dtype, Span<byte> output, ref long label);
+}
+
+/// <summary>A typed per-example transform for <see cref="Preprocessing.Create{TIn, TOut}"/>.</summary>
+/// <param name="x">The example's elements.</param>
+/// <param name="shape">The example's shape.</param>
+/// <param name="output">The output example's elements (the declared output shape).</param>
+/// <param name="label">The label; may be changed.</param>
+public delegate void PreprocessAction<TIn, TOut>(ReadOnlySpan<TIn> x, ReadOnlySpan<int> shape, Span<TOut> output, ref long label)
+    where TIn : unmanaged where TOut : unmanaged;
+
+/// <summary>Builds and applies <see cref="IExamplePreprocessor"/>s.</summary>
+public static class Preprocessing
+{
+    /// <summary>Applies <paramref name="preprocess"/> to every example of <paramref name="table"/> in parallel and returns the new table
+    /// (ids and class names carried over).</summary>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException">The preprocessor declares a negative output dimension.</exception>
+    /// <exception cref="InvalidOperationException">The preprocessor threw on an example (the message names the example; the inner exception is the original).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public static ExampleTable Apply(ExampleTable table, IExamplePreprocessor preprocess, long chunkBytes = ExampleTable.DefaultChunkBytes, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ArgumentNullException.ThrowIfNull(preprocess);
+        DType outType = preprocess.OutputDType(table.DType);
+        int[] outShape = preprocess.OutputShape(table.ExampleShape) ?? throw new ArgumentException("The preprocessor returned no output shape.", nameof(preprocess));
+        foreach (int d in outShape)
+            if (d < 0) throw new ArgumentException($"The preprocessor's output shape [{string.Join(", ", outShape)}] has a negative dimension; every output example needs one fixed shape.", nameof(preprocess));
+        var b = ExampleTableBuilder.Fixed(outType, outShape, table.Count, chunkBytes);
+        b.ClassNames = table.ClassNames;
+        var po = new ParallelOptions { CancellationToken = cancellationToken };
+        try
+        {
+            Parallel.For(0, table.Count, po, i =>
+            {
+                long label = table.Labels[i];
+                try
+                {
+                    preprocess.Process(table.GetExample(i), table.GetShape(i), table.DType, b.Slot(i), ref label);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    throw new InvalidOperationException(
+                        $"The preprocess failed on example {i} (label {table.Labels[i]}, shape [{string.Join(", ", table.GetShape(i).ToArray())}]): {e.Message}", e);
+                }
+                b.SetLabel(i, label);
+                string? id = table.GetId(i);
+                if (id is not null) b.SetId(i, id);
+            });
+        }
+        catch (AggregateException ae) when (ae.InnerExceptions.Count > 0)
+        {
+            // Parallel.For wraps; callers want the first real failure, as a sequential loop would give.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ae.InnerExceptions[0]).Throw();
+            throw;
+        }
+        return b.Build();
+    }
+
+    /// <summary>A preprocessor from a typed delegate producing examples of <paramref name="outputShape"/>.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="action"/> is null.</exception>
+    /// <exception cref="ArgumentException"><typeparamref name="TOut"/> is not a supported element type, or a dimension is negative.</exception>
+    public static IExamplePreprocessor Create<TIn, TOut>(ReadOnlySpan<int> outputShape, PreprocessAction<TIn, TOut> action)
+        where TIn : unmanaged where TOut : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        foreach (int d in outputShape)
+            if (d < 0) throw new ArgumentException($"outputShape must be fixed, but was [{string.Join(", ", outputShape.ToArray())}].", nameof(outputShape));
+        return new Typed<TIn, TOut>(outputShape.ToArray(), ExampleTable.DTypeOf<TOut>(), action);
+    }
+
+    /// <summary>uint8 → float32, multiplying by <paramref name="scale"/> (default 1/255); keeps the shape, which must be fixed.</summary>
+    public static IExamplePreprocessor ToFloat32(float scale = 1f / 255f) => new Scale(scale);
+
+    /// <summary>Nearest-neighbour resize of [H, W] or [H, W, C] examples of any dtype to <paramref name="height"/> x <paramref name="width"/>;
+    /// the way to make a ragged image table batchable.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A size is less than 1.</exception>
+    public static IExamplePreprocessor ResizeNearest(int height, int width)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(height, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(width, 1);
+        return new Resize(height, width);
+    }
+
+    private sealed class Typed<TIn, TOut>(int[] shape, DType outType, PreprocessAction<TIn, TOut> action) : IExamplePreprocessor
+        where TIn : unmanaged where TOut : unmanaged
+    {
+        public DType OutputDType(DType input)
+        {
+            Batch.CheckType<TIn>(input);
+            return outType;
+        }
+
+        public int[] OutputShape(ReadOnlySpan<int> declaredInputShape) => (int[])shape.Clone();
+
+        public void Process(ReadOnlySpan<byte> x, ReadOnlySpan<int> shape_, DType dtype, Span<byte> output, ref long label) =>
+            action(MemoryMarshal.Cast<byte, TIn>(x), shape_, MemoryMarshal.Cast<byte, TOut>(output), ref label);
+    }
+
+    private sealed class Scale(float scale) : IExamplePreprocessor
+    {
+        public DType OutputDType(DType input)
+        {
+            if (input != DType.UInt8) throw new ArgumentException($"ToFloat32 converts uint8 data, but the data is {DTypes.Name(input)}.", "preprocess");
+            return DType.Float32;
+        }
+
+        public int[] OutputShape(ReadOnlySpan<int> declaredInputShape)
+        {
+            foreach (int d in declaredInputShape)
+                if (d < 0) throw new ArgumentException($"ToFloat32 keeps the shape, but the data is ragged ([{string.Join(", ", declaredInputShape.ToArray())}]); resize first (Preprocessing.ResizeNearest) or write a preprocess that does both.", "preprocess");
+            return declaredInputShape.ToArray();
+        }
+
+        public void Process(ReadOnlySpan<byte> x, ReadOnlySpan<int> shape, DType dtype, Span<byte> output, ref long label)
+        {
+            Span<float> o = MemoryMarshal.Cast<byte, float>(output);
+            for (int i = 0; i < x.Length; i++) o[i] = x[i] * scale;
+        }
+    }
+
+    private sealed class Resize(int height, int width) : IExamplePreprocessor
+    {
+        public DType OutputDType(DType input) => input;
+
+        public int[] OutputShape(ReadOnlySpan<int> s)
+        {
+            if (s.Length == 2) return [height, width];
+            if (s.Length == 3 && s[2] >= 0) return [height, width, s[2]];
+            throw new ArgumentException($"ResizeNearest takes [H, W] or [H, W, C] examples with a fixed C, but the declared shape is [{string.Join(", ", s.ToArray())}].", "preprocess");
+        }
+
+        public void Process(ReadOnlySpan<byte> x, ReadOnlySpan<int> shape, DType dtype, Span<byte> output, ref long label)
+        {
+            int h = shape[0], w = shape[1];
+            int pixel = (shape.Length == 3 ? shape[2] : 1) * DTypes.SizeOf(dtype);
+            for (int r = 0; r < height; r++)
+            {
+                int sr = (int)((long)r * h / height);
+                for (int c = 0; c < width; c++)
+                {
+                    int sc = (int)((long)c * w / width);
+                    x.Slice((sr * w + sc) * pixel, pixel).CopyTo(output.Slice((r * width + c) * pixel, pixel));
+                }
+            }
+        }
+    }
+}
