@@ -44,10 +44,10 @@ type ClassIndex private (classes: int64[], offsets: int[], members: int[]) =
         for v in labels do
             if v < lo then lo <- v
             if v > hi then hi <- v
-        let range = uint64 (hi - lo) + 1UL
-        if range <= uint64 (max (2L * int64 n) 65536L) && range <= (1UL <<< 28) then
+        let span = uint64 hi - uint64 lo // unsigned difference: no overflow for any pair of int64
+        if span < uint64 (max (2L * int64 n) 65536L) && span < (1UL <<< 28) then
             // Dense labels: count per value, number the present values, then a counting sort.
-            let r = int range
+            let r = int span + 1
             let ord = ArrayPool<int>.Shared.Rent r
             try
                 Array.Clear(ord, 0, r)
