@@ -6,7 +6,8 @@ namespace Samplers.Bench;
 /// <summary>One plan configuration: classes per batch x examples per class, over a label array of C classes.</summary>
 public sealed record PlanCase(int ClassesPerBatch, int ExamplesPerClass, int Classes, int Examples, SamplingMode Mode)
 {
-    public override string ToString() => $"{ClassesPerBatch}x{ExamplesPerClass} C={Classes} N={Examples} {Mode}";
+    // Short, because BenchmarkDotNet truncates long parameter names: "I 10x2 C1e3 N1e7" (I = Independent, C = Coverage).
+    public override string ToString() => $"{Mode.ToString()[0]} {ClassesPerBatch}x{ExamplesPerClass} C1e{Math.Log10(Classes):0} N1e{Math.Log10(Examples):0}";
 }
 
 /// <summary>
