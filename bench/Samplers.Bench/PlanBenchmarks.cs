@@ -16,6 +16,7 @@ public sealed record PlanCase(int ClassesPerBatch, int ExamplesPerClass, int Cla
 /// 0 B allocated.
 /// </summary>
 [MemoryDiagnoser]
+[MedianColumn]
 public class PlanBenchmarks
 {
     private const int Batches = 1024;
@@ -69,6 +70,7 @@ public class PlanBenchmarks
 
 /// <summary>ClassIndex.Build over 10^7 labels (target: at least 50 M labels/s, i.e. under 200 ms).</summary>
 [MemoryDiagnoser]
+[MedianColumn]
 public class ClassIndexBenchmarks
 {
     private long[] _labels = [];
