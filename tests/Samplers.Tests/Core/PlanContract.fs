@@ -130,6 +130,33 @@ let coverageInvariants =
                         Expect.sequenceEqual (Array.concat round |> Array.distinct |> Array.sort) all $"class {o} round {m}: every example used"
     ]
 
+let coverStreamGrid =
+    testCase "cover stream over a grid of (n, g): distinct groups, balanced counts, each round covers all items" <| fun () ->
+        for n in 1 .. 23 do
+            for g in 1 .. n do
+                let r = (n + g - 1) / g
+                let e = r * g - n
+                let scratch = Array.zeroCreate (CoverStream.ScratchLength(n, g))
+                let counts = Array.zeroCreate n
+                let rounds = 3 * (if e = 0 then 1 else n) // several extras blocks
+                for m in 0 .. rounds - 1 do
+                    let seenInRound = Collections.Generic.HashSet<int>()
+                    for j in 0 .. r - 1 do
+                        let group = uint64 (m * r + j)
+                        let dest = Array.zeroCreate g
+                        CoverStream.Group(77UL, Purpose.ClassPermutation, Purpose.ClassExtras, 0, n, g, group, Span dest, Span scratch)
+                        if (Array.distinct dest).Length <> g then failtestf "n %d g %d group %d: repeated item %A" n g group dest
+                        let sigma = CoverStream.ExtrasPermutation(77UL, Purpose.ClassExtras, 0, n, g, group)
+                        for slot in 0 .. g - 1 do
+                            let before = CoverStream.OccurrencesBefore(&sigma, n, g, group, dest[slot], slot)
+                            if before <> uint64 counts[dest[slot]] then
+                                failtestf "n %d g %d group %d item %d: OccurrencesBefore %d, counted %d" n g group dest[slot] before counts[dest[slot]]
+                        for x in dest do
+                            counts[x] <- counts[x] + 1
+                            seenInRound.Add x |> ignore
+                    if seenInRound.Count <> n then failtestf "n %d g %d round %d covers %d items" n g m seenInRound.Count
+                    if Array.max counts - Array.min counts > 1 then failtestf "n %d g %d after round %d: counts %A" n g m counts
+
 let shardingComplete =
     testPropertyWithConfig cfg "sharding: ranks' batches are disjoint, complete and equal the unsharded plans" <| fun (seed: uint64) (modeBit: bool) ->
         let mode = if modeBit then SamplingMode.Coverage else SamplingMode.Independent
@@ -263,6 +290,7 @@ let tests =
         planContract SamplingMode.Independent true
         planContract SamplingMode.Coverage true
         coverageInvariants
+        coverStreamGrid
         shardingComplete
         goodnessOfFit
         errors
