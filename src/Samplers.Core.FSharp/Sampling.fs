@@ -94,7 +94,7 @@ type FeistelPermutation =
 [<AbstractClass; Sealed>]
 type Sampling =
     /// <summary>Up to this many chosen values, membership is checked by scanning; beyond, by a hash table in scratch.</summary>
-    static member ScanLimit = 32
+    static member ScanLimit = 12
 
     /// <summary>The scratch length Floyd needs for k values: 0 up to <see cref="ScanLimit"/>, else a power of two >= 2k.</summary>
     static member ScratchLength(k: int) : int =
