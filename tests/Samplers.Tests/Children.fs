@@ -5,6 +5,7 @@ module Samplers.Tests.Children
 /// The child modes; each returns the process exit code. Add an entry per mode.
 let modes : (string * (string[] -> int)) list = [
     "echo", (fun args -> printfn "%s" (String.concat " " args); 0)
+    "download", Samplers.Tests.Io.DownloadTests.childDownload
 ]
 
 /// Starts this test program as a child process in mode `name` and returns (exit code, stdout, stderr).

@@ -320,8 +320,8 @@ internal sealed class HttpFetcher
     }
 }
 
-/// <summary>Counts bytes and files across parallel transfers and reports them, at most every 256 KiB of progress
-/// per call site plus once per finished file.</summary>
+/// <summary>Counts bytes and files across parallel transfers and reports them, at most once per 64 KiB of progress
+/// plus once per finished file.</summary>
 internal sealed class ProgressTracker(IProgress<DownloadProgress>? sink)
 {
     private long _done, _expected, _lastReported;
@@ -336,7 +336,7 @@ internal sealed class ProgressTracker(IProgress<DownloadProgress>? sink)
         if (delta == 0) return;
         long done = Interlocked.Add(ref _done, delta);
         long last = Volatile.Read(ref _lastReported);
-        if (Math.Abs(done - last) >= 256 * 1024 && Interlocked.CompareExchange(ref _lastReported, done, last) == last) Report(file);
+        if (Math.Abs(done - last) >= 64 * 1024 && Interlocked.CompareExchange(ref _lastReported, done, last) == last) Report(file);
     }
 
     public void FileDone(string file)

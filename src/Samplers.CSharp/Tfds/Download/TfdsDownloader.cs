@@ -185,6 +185,12 @@ public static class TfdsDownloader
         ArgumentOutOfRangeException.ThrowIfNegative(request.Retries, nameof(request) + "." + nameof(request.Retries));
         if (request.RetryDelay < TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(request) + "." + nameof(request.RetryDelay), request.RetryDelay, "The retry delay cannot be negative.");
+        // Malformed split specs fail before any request is made.
+        foreach (var s in request.Splits ?? [])
+        {
+            if (s is null) throw new ArgumentNullException(nameof(request) + "." + nameof(request.Splits), "A split spec is null.");
+            Splits.Parse(s);
+        }
     }
 
     private static HttpClient CreateClient(DownloadRequest request)
@@ -213,7 +219,6 @@ public static class TfdsDownloader
         var names = new List<string>();
         foreach (var s in request.Splits)
         {
-            ArgumentNullException.ThrowIfNull(s, nameof(request) + "." + nameof(request.Splits));
             foreach (var part in Splits.Parse(s))
                 if (!names.Contains(part.Split)) names.Add(part.Split);
         }
