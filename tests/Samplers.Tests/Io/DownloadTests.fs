@@ -527,6 +527,15 @@ let tests =
             Expect.equal (readSplit (Catalog.Open(f.Data, "toy:1.0.0")) "test") testRecords "records"
             Expect.isFalse (Directory.Exists(Path.Combine(f.Data, "toy", "1.0.0" + TfdsDownloader.TemporarySuffix))) "temporary folder gone"
 
+        testCase "a stale part file that does not match is detected, deleted and fetched again whole" <| fun () ->
+            use f = new Fixture()
+            let temp = Path.Combine(f.Data, "toy", "1.0.0" + TfdsDownloader.TemporarySuffix)
+            Directory.CreateDirectory temp |> ignore
+            File.WriteAllBytes(Path.Combine(temp, "toy-test.tfrecord-00000-of-00001.part"), Array.create 100 0xFFuy)
+            download (f.Request("toy:1.0.0")) |> ignore
+            Expect.equal ((f.Server.RequestsFor test0) |> List.map (fun r -> r.Range)) [ "bytes=100-"; "" ] "resumed, failed verification, restarted"
+            Expect.equal (readSplit (Catalog.Open(f.Data, "toy:1.0.0")) "test") testRecords "records"
+
         testCase "two downloads of the same version at once in one process: both succeed, each file fetched once" <| fun () ->
             use f = new Fixture()
             f.Server.Behave <- fun _ _ -> Delay(30, Serve)
@@ -539,7 +548,8 @@ let tests =
 
         testCase "two processes downloading the same dataset at once both succeed" <| fun () ->
             use f = new Fixture()
-            f.Server.Behave <- fun _ _ -> Delay(50, Serve)
+            // The first dataset_info.json answer waits 1.5 s, so both processes are running while the first downloads.
+            f.Server.Behave <- fun r n -> if r.Path.EndsWith "dataset_info.json" && n = 1 then Delay(1500, Serve) else Serve
             let run () = Task.Run(fun () -> runChild "download" [ f.Data; f.Server.Url ] 60_000)
             let results = Task.WhenAll(run (), run ()).GetAwaiter().GetResult()
             for (code, out, err) in results do
@@ -547,7 +557,8 @@ let tests =
                 Expect.equal (out.Trim()) (Path.Combine(f.Data, "toy", "1.0.0")) "child printed the version directory"
             Expect.equal (readSplit (Catalog.Open(f.Data, "toy:1.0.0")) "test") testRecords "records"
             Expect.equal (Directory.GetDirectories(Path.Combine(f.Data, "toy")) |> Array.map Path.GetFileName) [| "1.0.0" |] "no temporary folder"
-            Expect.isLessThanOrEqual (f.Server.RequestsFor test0).Length 2 "at most one fetch per process"
+            Expect.equal (f.Server.RequestsFor test0).Length 1 "the second process waited for the lock and found the first's result"
+            Expect.equal (f.Server.RequestsFor(rel "toy" "1.0.0" "dataset_info.json")).Length 1 "metadata fetched once"
 
         testCase "without a version the bucket is listed (paged) and the highest version taken" <| fun () ->
             use f = new Fixture()
