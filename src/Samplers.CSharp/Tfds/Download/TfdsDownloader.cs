@@ -340,7 +340,7 @@ public static class TfdsDownloader
         string? marker = null;
         for (int page = 0; page < 1000; page++)
         {
-            string url = $"{baseUrl}/?prefix={Uri.EscapeDataString(prefix)}&delimiter=%2F" + (marker is null ? "" : "&marker=" + Uri.EscapeDataString(marker));
+            string url = $"{baseUrl}?prefix={Uri.EscapeDataString(prefix)}&delimiter=%2F" + (marker is null ? "" : "&marker=" + Uri.EscapeDataString(marker));
             byte[] xml = await fetcher.GetBytesAsync(url, BodyKind.Xml, ct).ConfigureAwait(false)
                 ?? throw new DownloadException($"{url}: 404 Not Found: the bucket at {baseUrl} cannot be listed, so the version of '{spec.Name}' cannot be found. Give an exact version (name:x.y.z).", url, HttpStatusCode.NotFound);
             XDocument doc;
@@ -404,7 +404,10 @@ public static class TfdsDownloader
         }
     }
 
-    private static bool IsSharingViolation(IOException e) => (e.HResult & 0xFFFF) is 32 or 33 || e.HResult == 11;
+    /// <summary>Windows: ERROR_SHARING_VIOLATION / ERROR_LOCK_VIOLATION in the HRESULT; Unix: the errno of a refused
+    /// <c>flock</c> (EWOULDBLOCK: 11 on Linux, 35 on macOS).</summary>
+    private static bool IsSharingViolation(IOException e) =>
+        OperatingSystem.IsWindows() ? (e.HResult & 0xFFFF) is 32 or 33 : e.HResult is 11 or 35;
 
     private static void WriteAtomically(string path, byte[] bytes)
     {
