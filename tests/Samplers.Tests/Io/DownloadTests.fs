@@ -575,6 +575,47 @@ let tests =
             let e = failsWith<DatasetNotFoundException> (f.Request("toy:3.*.*")) "no match"
             expectContains e.Message "Versions published: 1.0.0, 0.9.0"
 
+        testCase "listing: configs are pointed out; a bucket that cannot be listed or answers non-XML asks for a version" <| fun () ->
+            use f = new Fixture()
+            let configs = """<ListBucketResult><CommonPrefixes><Prefix>datasets/cfgds/full/</Prefix></CommonPrefixes><CommonPrefixes><Prefix>datasets/cfgds/small/</Prefix></CommonPrefixes></ListBucketResult>"""
+            f.Server.Behave <- fun r _ ->
+                if r.Query.Contains "prefix=datasets/cfgds/" then Body("application/xml", Encoding.UTF8.GetBytes configs)
+                elif r.Query.Contains "prefix=datasets/nolist/" then Status 404
+                elif r.Query.Contains "prefix=datasets/json/" then Body("application/json", "{}"B)
+                else Serve
+            let e = failsWith<DatasetNotFoundException> (f.Request("cfgds")) "configs"
+            expectContains e.Message "look like configs: full, small; give one, e.g. 'cfgds/full'"
+            let e = failsWith<DownloadException> (f.Request("nolist")) "no listing"
+            expectContains e.Message "cannot be listed"
+            expectContains e.Message "exact version (name:x.y.z)"
+            let e = failsWith<DataFormatException> (f.Request("json:1.*.*")) "not xml"
+            expectContains e.Message "not valid XML"
+
+        testCase "a dataset with a config lands in <name>/<config>/<version>" <| fun () ->
+            use bucket = new TempDir()
+            use data = new TempDir()
+            let dir = Path.Combine(bucket.Path, "datasets", "toy", "small", "1.0.0")
+            let w = TfdsDatasetWriter(dir, "toy", "1.0.0", features, ConfigName = "small")
+            w.WriteSplit("test", ResizeArray testRecords, 1) |> ignore
+            w.Complete()
+            use server = new Server(bucket.Path)
+            let d = download (DownloadRequest("toy/small:1.0.0", DataDirectory = data.Path, BaseUrl = server.Url))
+            Expect.equal d (Path.Combine(data.Path, "toy", "small", "1.0.0")) "config folder"
+            Expect.equal (readSplit (Catalog.Open(data.Path, "toy/small:1.0.0")) "test") testRecords "records"
+            // The config's metadata served for the config-less name: configName disagrees with the request.
+            let info = File.ReadAllBytes(Path.Combine(dir, "dataset_info.json"))
+            server.Behave <- fun r _ -> if r.Path = "datasets/toy/1.0.0/dataset_info.json" then Body("application/json", info) else Serve
+            let e = failsWith<DataFormatException> (DownloadRequest("toy:1.0.0", DataDirectory = data.Path, BaseUrl = server.Url)) "config mismatch"
+            expectContains e.Message "key 'configName' is 'small', but the config requested is '(none)'"
+
+        testCase "metadata that disagrees with the request (version) is refused" <| fun () ->
+            use f = new Fixture()
+            let info = File.ReadAllText(Path.Combine(f.VersionSource, "dataset_info.json")).Replace("\"version\": \"1.0.0\"", "\"version\": \"1.0.1\"")
+            f.Server.Behave <- fun r _ -> if r.Path.EndsWith "dataset_info.json" then Body("application/json", Encoding.UTF8.GetBytes info) else Serve
+            let e = failsWith<DataFormatException> (f.Request("toy:1.0.0")) "version mismatch"
+            expectContains e.Message "key 'version' is '1.0.1', but version 1.0.0 was requested"
+            Expect.isEmpty (f.Server.Requests |> List.filter isShard) "no shard requested"
+
         testCase "an existing version directory without dataset_info.json is reported, not overwritten" <| fun () ->
             use f = new Fixture()
             Directory.CreateDirectory(Path.Combine(f.Data, "toy", "1.0.0")) |> ignore
