@@ -395,6 +395,15 @@ let tests =
             Expect.equal (List.ofSeq (opened.FindFeature("label").ClassNames)) [ "0"; "1"; "2" ] "default names"
             Expect.isFalse (File.Exists(Path.Combine(d, "label.labels.txt"))) "no labels file"
 
+        testCase "a labels file with the wrong number of names is refused, and fetched again next time" <| fun () ->
+            use f = new Fixture()
+            f.Server.Behave <- fun r n -> if r.Path.EndsWith "label.labels.txt" && n = 1 then Body("text/plain", "cat\ndog\n"B) else Serve
+            let e = failsWith<DataFormatException> (f.Request("toy:1.0.0")) "two names for three classes"
+            expectContains e.Message "has 2 class names, but features.json declares numClasses = 3"
+            expectNoVersionDir f
+            download (f.Request("toy:1.0.0")) |> ignore
+            Expect.equal (List.ofSeq (Catalog.Open(f.Data, "toy:1.0.0").FindFeature("label").ClassNames)) [ "cat"; "dog"; "emu" ] "good names after the retry"
+
         testCase "404 on features.json: refused as a TFDS <= 3.2.1 version" <| fun () ->
             use f = new Fixture()
             File.Delete(Path.Combine(f.VersionSource, "features.json"))

@@ -119,7 +119,16 @@ public static class TfdsDownloader
         WriteAtomically(Path.Combine(temp, "features.json"), featuresBytes);
         WriteAtomically(Path.Combine(temp, "dataset_info.json"), infoBytes);
         // The schema and labels files as the catalog will read them (label counts, duplicates).
-        FeaturesJson.Load(temp);
+        try
+        {
+            FeaturesJson.Load(temp);
+        }
+        catch (DataFormatException)
+        {
+            // A bad labels file must not be kept as "already fetched" for the next attempt.
+            foreach (var l in labels) HttpFetcher.TryDelete(Path.Combine(temp, l));
+            throw;
+        }
         foreach (var part in Directory.EnumerateFiles(temp, "*.part", SearchOption.AllDirectories)) HttpFetcher.TryDelete(part);
 
         try
