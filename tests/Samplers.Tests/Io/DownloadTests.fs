@@ -446,8 +446,8 @@ let tests =
 
         testCase "a body that stalls past the timeout is resumed on the next attempt" <| fun () ->
             use f = new Fixture()
-            f.Server.Behave <- fun r n -> if r.Path = test0 && n = 1 then Stall 3000 else Serve
-            let d = download (f.Request("toy:1.0.0", timeoutMs = 300.0))
+            f.Server.Behave <- fun r n -> if r.Path = test0 && n = 1 then Stall 4000 else Serve
+            let d = download (f.Request("toy:1.0.0", timeoutMs = 1000.0))
             Expect.equal ((f.Server.RequestsFor test0) |> List.map (fun r -> r.Range)) [ ""; "bytes=10-" ] "resumed after the 10 bytes received"
             Expect.equal (readSplit (Catalog.Open(f.Data, "toy:1.0.0")) "test") testRecords "records"
             ignore d
