@@ -11,4 +11,5 @@ let modes : (string * (string[] -> int)) list = [
     "cache-dir", Samplers.Tests.Io.ParquetCacheTests.resolveChild
     "facade-digests", Samplers.Tests.Facade.SamplerTests.childDigests
     "plans", Samplers.Tests.Core.GoldenTests.childPlans
+    "download", Samplers.Tests.Io.DownloadTests.childDownload
 ]
