@@ -91,20 +91,6 @@ let childPlans (_: string[]) =
     printfn "%s" (planDigest ())
     0
 
-/// Starts this test program as a child in mode `name` (Children.run is compiled after the test files, so it cannot
-/// be called from here; this is the same logic).
-let private runChild (name: string) (timeoutMs: int) =
-    let self = Reflection.Assembly.GetEntryAssembly().Location
-    let psi = Diagnostics.ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
-    for a in [ self; "--child"; name ] do psi.ArgumentList.Add a
-    use p = Diagnostics.Process.Start psi
-    let out = p.StandardOutput.ReadToEndAsync()
-    let err = p.StandardError.ReadToEndAsync()
-    if not (p.WaitForExit timeoutMs) then
-        p.Kill true
-        failtestf "child %s did not finish within %d ms" name timeoutMs
-    p.ExitCode, out.Result, err.Result
-
 let private goldenPath () = Path.Combine(AppContext.BaseDirectory, "Golden", fileName)
 
 let private regenerate () =
@@ -144,7 +130,7 @@ let tests =
             Expect.equal (int stored["planVersion"]) Planner.PlanVersion "planVersion in the golden file"
 
         testCase "another process computes the same plans (SHA-256)" <| fun () ->
-            let code, out, err = runChild "plans" 60000
+            let code, out, err = runChild "plans" [] 60000
             Expect.equal code 0 $"child exit code; stderr: {err}"
             Expect.equal (out.Trim()) (planDigest ()) "digest from the child process"
     ]

@@ -235,20 +235,6 @@ let isShard (r: Req) = r.Path.Contains ".tfrecord-"
 // ---------------------------------------------------------------------------------------------------------------
 // Child mode: two processes downloading the same dataset at once.
 
-/// Starts this test program in child mode `name`, as Children.run does (Children.fs compiles after the test files,
-/// so the tests cannot call it); returns (exit code, stdout, stderr).
-let runChild (name: string) (args: string list) (timeoutMs: int) =
-    let self = Reflection.Assembly.GetEntryAssembly().Location
-    let psi = Diagnostics.ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
-    for a in self :: "--child" :: name :: args do psi.ArgumentList.Add a
-    use p = Diagnostics.Process.Start psi
-    let out = p.StandardOutput.ReadToEndAsync()
-    let err = p.StandardError.ReadToEndAsync()
-    if not (p.WaitForExit timeoutMs) then
-        p.Kill true
-        failwithf "child %s did not finish within %d ms" name timeoutMs
-    p.ExitCode, out.Result, err.Result
-
 /// args: dataDir baseUrl; prints the version directory.
 let childDownload (args: string[]) =
     try
