@@ -97,7 +97,7 @@ public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
         return new TfdsLoadOptions
         {
             DatasetName = options.DatasetName, DataDir = options.DataDir, Splits = options.Splits, XKey = options.XKey, YKey = options.YKey,
-            UseCache = options.UseCache, CacheDir = options.CacheDir, Logger = options.Logger,
+            UseCache = options.UseCache, CacheDir = options.CacheDir, Logger = options.Logger, Download = options.Download,
         };
     }
 
