@@ -244,6 +244,7 @@ public static class TfdsLoader
         public int Count;
         public int Used;
         public ShardInstruction Instruction = null!;
+        public string IdPrefix = "";
 
         public bool TryAdd(TfRecord record, int row)
         {
@@ -262,9 +263,9 @@ public static class TfdsLoader
             return true;
         }
 
-        public void Reset(ShardInstruction instruction)
+        public void Reset(ShardInstruction instruction, string idPrefix)
         {
-            Instruction = instruction; Count = 0; Used = 0;
+            Instruction = instruction; IdPrefix = idPrefix; Count = 0; Used = 0;
             if (Buffer.Length > 4 * BytesPerBatch)
             {
                 ArrayPool<byte>.Shared.Return(Buffer);
@@ -328,19 +329,23 @@ public static class TfdsLoader
                 foreach (var (ins, rows) in work)
                 {
                     using var file = new TfRecordReader(ins.Path);
+                    string idPrefix = Path.GetFileName(ins.Path) + "__"; // tfds_id = <shard file name>__<record index> (9.3)
+                    long counted = 0;
                     long skipped = file.Skip(ins.Skip);
                     if (skipped < ins.Skip) throw TooFew(ins, skipped);
                     long k = 0;
                     RecordBatch batch = await free.Reader.ReadAsync(stop.Token).ConfigureAwait(false);
-                    batch.Reset(ins);
+                    batch.Reset(ins, idPrefix);
                     while (k < ins.Take)
                     {
                         if (!file.TryReadNext(out TfRecord rec)) throw TooFew(ins, ins.Skip + k);
                         if (!batch.TryAdd(rec, rows[k]))
                         {
+                            Interlocked.Add(ref bytesRead, file.NextOffset - counted);
+                            counted = file.NextOffset;
                             await full.Writer.WriteAsync(batch, stop.Token).ConfigureAwait(false);
                             batch = await free.Reader.ReadAsync(stop.Token).ConfigureAwait(false);
-                            batch.Reset(ins);
+                            batch.Reset(ins, idPrefix);
                             batch.TryAdd(rec, rows[k]);
                         }
                         k++;
@@ -351,7 +356,7 @@ public static class TfdsLoader
                             $"{ins.Path}: holds more records than dataset_info.json says: shardLengths[{ins.ShardIndex}] of split '{ins.Split}' is {ins.ShardLength}, " +
                             $"but record {extra.Index} starts at byte {extra.Offset}. The shard or its metadata is damaged; download the dataset again.",
                             ins.Path, extra.Offset, ins.Split);
-                    Interlocked.Add(ref bytesRead, file.NextOffset);
+                    Interlocked.Add(ref bytesRead, file.NextOffset - counted);
                     if (batch.Count > 0) await full.Writer.WriteAsync(batch, stop.Token).ConfigureAwait(false);
                     else await free.Writer.WriteAsync(batch, stop.Token).ConfigureAwait(false);
                 }
@@ -422,7 +427,7 @@ public static class TfdsLoader
                 ? table.AllocateRagged(row, FeatureDecoder.MeasureShape(xSpec, features, location, images))
                 : table.Slot(row);
             FeatureDecoder.DecodeInto(xSpec, features, location, slot, images);
-            table.SetId(row, ins.TfdsId(batch.Index[i]));
+            table.SetId(row, string.Concat(batch.IdPrefix, batch.Index[i].ToString(System.Globalization.CultureInfo.InvariantCulture)));
         }
     }
 
