@@ -148,6 +148,20 @@ let loadTests =
             Expect.equal plus.Selections.Count 1 "one selection"
             Expect.equal listed.Selections.Count 2 "two selections"
 
+        testCase "shards of 40 and 20 records come out in TFDS's order (TFDS_FORMAT.md 9.2), an empty shard costs nothing" <| fun () ->
+            use data = new TempDir()
+            writeToy data.Path digitFeatures [ "train", [ toyDigits 40; toyDigits 20; [] ] ] |> ignore
+            let r = load { options data.Path "toy" [ "train" ] null with UseCache = false }
+            let a = "toy-train.tfrecord-00000-of-00003__"
+            let b = "toy-train.tfrecord-00001-of-00003__"
+            let expected =
+                [ for i in 0 .. 15 -> a + string i ] @ [ for i in 0 .. 15 -> b + string i ] @ [ for i in 16 .. 31 -> a + string i ]
+                @ [ for i in 16 .. 19 -> b + string i ] @ [ for i in 32 .. 39 -> a + string i ]
+            Expect.equal [ for i in 0 .. r.Table.Count - 1 -> r.Table.GetId i ] expected "(A,0..15) (B,0..15) (A,16..31) (B,16..19) (A,32..39)"
+            let labels = r.Table.Labels.ToArray()
+            Expect.equal labels[16] 0L "row 16 is B's record 0 (label 0)"
+            Expect.equal labels[32] 6L "row 32 is A's record 16 (label 6)"
+
         testCase "slices select the documented rows" <| fun () ->
             let r = load { options (embeddedDataDir ()) "synthetic_digits" [ "train[:10%]"; "test[-5:]" ] null with UseCache = false }
             Expect.equal r.Table.Count 305 "300 + 5"
