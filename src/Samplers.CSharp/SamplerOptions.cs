@@ -38,8 +38,10 @@ public record SamplerOptions
     /// <summary>Applied to every batch (<c>augmenter</c>); may change the batch size.</summary>
     public IAugmenter? Augmenter { get; init; }
 
-    /// <summary>Passed to the augmenter (<c>num_augmentations_per_example</c>, default 1).</summary>
-    public int NumAugmentationsPerExample { get; init; } = 1;
+    /// <summary>Passed to the augmenter (<c>num_augmentations_per_example</c>, default 0: the reference's
+    /// <c>MultiShotMemorySampler</c> never sets it, so its base class default of 0 applies and the batch-size message
+    /// says "with 0 augmenters").</summary>
+    public int NumAugmentationsPerExample { get; init; }
 
     /// <summary>Warmup epochs (<c>warmup</c>, default -1).</summary>
     /// <remarks>As the reference: warmup is on at construction whenever this is not 0 (<c>is_warmup = bool(warmup)</c>), and
@@ -96,7 +98,10 @@ public record TFDatasetSamplerOptions : SamplerOptions
     /// <summary>Ours: false turns the Parquet cache off (always read the TFRecords, write nothing).</summary>
     public bool UseCache { get; init; } = true;
 
-    /// <summary>Ours: fetches the dataset when it is absent, e.g. <see cref="Samplers.Tfds.TfdsLoader.DownloadFromBucket"/>();
-    /// null (the default) never touches the network and an absent dataset is an error. See <see cref="Samplers.Tfds.TfdsLoadOptions.Download"/>.</summary>
-    public Samplers.Tfds.TfdsDownloadHandler? Download { get; init; }
+    /// <summary>Fetches the dataset when it is absent from the data directory. The default,
+    /// <see cref="Samplers.Tfds.TfdsLoader.DownloadFromBucket"/>(), fetches TFDS's prepared files from its public bucket (or
+    /// <c>SAMPLERS_TFDS_BASE_URL</c>), as the reference's <c>tfds.load</c> downloads a missing dataset. Set null to never touch
+    /// the network: an absent dataset is then an error. See <see cref="Samplers.Tfds.TfdsLoadOptions.Download"/>.</summary>
+    /// <remarks>Only an absent dataset, config, version or shard triggers it; a dataset already on disk is never re-fetched.</remarks>
+    public Samplers.Tfds.TfdsDownloadHandler? Download { get; init; } = Samplers.Tfds.TfdsLoader.DownloadFromBucket();
 }

@@ -46,20 +46,20 @@ public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
     /// The reference's constructor shape: <c>TFDatasetMultiShotMemorySampler(dataset_name, classes_per_batch,
     /// x_key="image", y_key="label", splits=["train", "test"], examples_per_class_per_batch=2, steps_per_epoch=1000,
     /// class_list=None, total_examples_per_class=None, preprocess_fn=None, augmenter=None, warmup=-1)</c>, then our seed
-    /// and data directory. Blocks while loading.
+    /// and data directory, and whether an absent dataset may be downloaded (default true, as <c>tfds.load</c>). Blocks while loading.
     /// </summary>
     /// <exception cref="ArgumentException">Bad settings, or <c>x_key</c>/<c>y_key</c> names no usable feature.</exception>
     /// <exception cref="SamplersDataException">The dataset is absent or its files are bad.</exception>
     public TFDatasetMultiShotMemorySampler(string datasetName, int classesPerBatch, string xKey = "image", string yKey = "label",
         IReadOnlyList<string>? splits = null, int examplesPerClassPerBatch = 2, int stepsPerEpoch = 1000, IReadOnlyList<long>? classList = null,
         int? totalExamplesPerClass = null, IExamplePreprocessor? preprocessFn = null, IAugmenter? augmenter = null, int warmup = -1,
-        ulong seed = 0, string? dataDir = null)
+        ulong seed = 0, string? dataDir = null, bool download = true)
         : this(new TFDatasetSamplerOptions
         {
             DatasetName = datasetName, ClassesPerBatch = classesPerBatch, XKey = xKey, YKey = yKey, Splits = splits ?? ["train", "test"],
             ExamplesPerClassPerBatch = examplesPerClassPerBatch, StepsPerEpoch = stepsPerEpoch, ClassList = classList,
             TotalExamplesPerClass = totalExamplesPerClass, Preprocess = preprocessFn, Augmenter = augmenter, Warmup = warmup,
-            Seed = seed, DataDir = dataDir,
+            Seed = seed, DataDir = dataDir, Download = download ? TfdsLoader.DownloadFromBucket() : null,
         })
     {
     }

@@ -12,4 +12,5 @@ let modes : (string * (string[] -> int)) list = [
     "facade-digests", Samplers.Tests.Facade.SamplerTests.childDigests
     "plans", Samplers.Tests.Core.GoldenTests.childPlans
     "download", Samplers.Tests.Io.DownloadTests.childDownload
+    "facade-default-download", Samplers.Tests.Io.LoaderTests.childDefaultDownload
 ]

@@ -117,7 +117,8 @@ let options =
             Expect.equal (List.ofSeq o.Splits) [ "train"; "test" ] "splits"
             Expect.isNull o.ClassList "class_list"
             Expect.isFalse o.TotalExamplesPerClass.HasValue "total_examples_per_class"
-            Expect.equal o.NumAugmentationsPerExample 1 "num_augmentations_per_example"
+            Expect.equal o.NumAugmentationsPerExample 0 "num_augmentations_per_example (the reference MultiShotMemorySampler leaves the base default 0)"
+            Expect.isNotNull o.Download "downloading an absent dataset is on by default, as tfds.load"
             Expect.equal o.Mode SamplingMode.Independent "mode"
             Expect.equal (o.Rank, o.WorldSize) (0, 1) "shard"
             Expect.isTrue o.UseCache "cache on"
@@ -431,7 +432,7 @@ let logging =
         testCase "the batch-size message goes to the logger" <| fun () ->
             let log = ListLogger()
             MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Logger = log)) |> ignore
-            Expect.equal (log.Texts LogLevel.Information) [ "The initial batch size is 6 (3 classes * 2 examples per class) with 1 augmenters" ] "reference text"
+            Expect.equal (log.Texts LogLevel.Information) [ "The initial batch size is 6 (3 classes * 2 examples per class) with 0 augmenters" ] "reference text"
 
         testCase "a class with too few examples warns once, and is drawn with replacement" <| fun () ->
             let log = ListLogger()

@@ -429,7 +429,42 @@ let featureTests =
             let again = TFDatasetMultiShotMemorySampler.LoadAsync(o).GetAwaiter().GetResult()
             Expect.isTrue again.LoadResult.FromCache "second load: local copy and cache"
             Expect.equal server.Requests.Length (List.length paths) "no network the second time"
+
+        testCase "the façade downloads an absent dataset by default, from SAMPLERS_TFDS_BASE_URL" <| fun () ->
+            use bucket = new TempDir()
+            use data = new TempDir()
+            use cache = new TempDir()
+            let served = Path.Combine(bucket.Path, "datasets", "synthetic_digits", "1.0.0")
+            Directory.CreateDirectory served |> ignore
+            for f in Directory.GetFiles(embeddedDir ()) do File.Copy(f, Path.Combine(served, Path.GetFileName f))
+            use server = new Samplers.Tests.Io.DownloadTests.Server(bucket.Path)
+            // A child process, so the environment variable cannot reach tests running in parallel here.
+            use p = startChild "facade-default-download" [ data.Path; cache.Path ] [ "SAMPLERS_TFDS_BASE_URL", server.Url ]
+            let out = p.StandardOutput.ReadToEndAsync()
+            let err = p.StandardError.ReadToEndAsync()
+            if not (p.WaitForExit 120000) then p.Kill true; failtest "child did not finish in 120 s"
+            Expect.equal p.ExitCode 0 $"child failed: {err.Result}"
+            Expect.equal (out.Result.Trim()) "1000" "the test split, downloaded then loaded"
+            Expect.isTrue (server.Requests |> List.exists (fun r -> r.Path.EndsWith testShard)) "the shard came from the loopback bucket"
+
+        testCase "Download = null never touches the network: an absent dataset is an error" <| fun () ->
+            use data = new TempDir()
+            let o = TFDatasetSamplerOptions(DatasetName = "synthetic_digits:1.0.0", DataDir = data.Path, UseCache = false, Download = null)
+            let e = throwsWith<DatasetNotFoundException> (fun () -> TFDatasetMultiShotMemorySampler.LoadAsync(o).GetAwaiter().GetResult() |> ignore) "absent"
+            Expect.stringContains e.Message "synthetic_digits" "names the dataset"
     ]
+
+/// Child mode "facade-default-download": args dataDir cacheDir. Loads synthetic_digits with the façade's DEFAULT download
+/// setting; the parent points SAMPLERS_TFDS_BASE_URL at a loopback bucket. Prints the number of examples.
+let childDefaultDownload (args: string[]) =
+    try
+        let o = TFDatasetSamplerOptions(DatasetName = "synthetic_digits:1.0.0", DataDir = args[0], CacheDir = args[1], Splits = strs [ "test" ], ClassesPerBatch = 3)
+        let s = TFDatasetMultiShotMemorySampler.LoadAsync(o).GetAwaiter().GetResult()
+        printfn "%d" s.NumExamples
+        0
+    with e ->
+        eprintfn "%O" e
+        1
 
 let facadeTests =
     testList "sampler" [
