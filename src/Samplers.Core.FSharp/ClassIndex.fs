@@ -44,10 +44,10 @@ type ClassIndex private (classes: int64[], offsets: int[], members: int[]) =
         for v in labels do
             if v < lo then lo <- v
             if v > hi then hi <- v
-        let range = uint64 (hi - lo) + 1UL
-        if range <= uint64 (max (2L * int64 n) 65536L) && range <= (1UL <<< 28) then
+        let span = uint64 hi - uint64 lo // unsigned difference: no overflow for any pair of int64
+        if span < uint64 (max (2L * int64 n) 65536L) && span < (1UL <<< 28) then
             // Dense labels: count per value, number the present values, then a counting sort.
-            let r = int range
+            let r = int span + 1
             let ord = ArrayPool<int>.Shared.Rent r
             try
                 Array.Clear(ord, 0, r)
@@ -58,24 +58,25 @@ type ClassIndex private (classes: int64[], offsets: int[], members: int[]) =
                 for j in 0 .. r - 1 do
                     if ord[j] > 0 then c <- c + 1
                 let classes = Array.zeroCreate c
-                let counts = Array.zeroCreate c
+                let offsets = Array.zeroCreate (c + 1)
                 c <- 0
+                let mutable start = 0
                 for j in 0 .. r - 1 do
-                    if ord[j] > 0 then
+                    let count = ord[j]
+                    if count > 0 then
                         classes[c] <- lo + int64 j
-                        counts[c] <- ord[j]
-                        ord[j] <- c
+                        offsets[c] <- start
+                        // From here on ord[j] is the write cursor of value j: one lookup per row in the scatter.
+                        ord[j] <- start
+                        start <- start + count
                         c <- c + 1
-                let offsets = Array.zeroCreate (classes.Length + 1)
-                for k in 0 .. classes.Length - 1 do
-                    offsets[k + 1] <- offsets[k] + counts[k]
+                offsets[c] <- start
                 let members = Array.zeroCreate n
-                let next = counts // reuse as write cursors
-                Array.blit offsets 0 next 0 classes.Length
                 for i in 0 .. n - 1 do
-                    let o = ord[int (labels[i] - lo)]
-                    members[next[o]] <- i
-                    next[o] <- next[o] + 1
+                    let j = int (labels[i] - lo)
+                    let at = ord[j]
+                    members[at] <- i
+                    ord[j] <- at + 1
                 ClassIndex(classes, offsets, members)
             finally
                 ArrayPool<int>.Shared.Return ord

@@ -78,17 +78,23 @@ type internal CoverStream =
                     if j = 0 then destination[pos] <- x else last[i] <- y
                     pos <- pos + 1
 
+    /// <summary>The extras permutation in force for group <paramref name="group"/> (only meaningful when e &gt; 0).</summary>
+    static member ExtrasPermutation(seed: uint64, extrasPurpose: Purpose, lane: int, n: int, g: int, group: uint64) : FeistelPermutation =
+        let struct (r, _, l) = CoverStream.Shape(n, g)
+        let m = group / uint64 r
+        let mutable s = PhiloxStream(seed, extrasPurpose, lane, m / uint64 l)
+        FeistelPermutation(n, &s)
+
     /// <summary>How many times <paramref name="item"/> occurred before group <paramref name="group"/>, given that it
-    /// appears in that group at slot <paramref name="slot"/>. O(1): one inverse permutation.</summary>
-    static member OccurrencesBefore(seed: uint64, extrasPurpose: Purpose, lane: int, n: int, g: int, group: uint64, item: int, slot: int) : uint64 =
+    /// appears in that group at slot <paramref name="slot"/>. O(1): one inverse of <paramref name="sigma"/>, the
+    /// group's ExtrasPermutation (ignored when e = 0).</summary>
+    static member OccurrencesBefore(sigma: inref<FeistelPermutation>, n: int, g: int, group: uint64, item: int, slot: int) : uint64 =
         let struct (r, e, l) = CoverStream.Shape(n, g)
         let m = group / uint64 r
         if e = 0 then m
         else
             let b = m / uint64 l
             let t = (m % uint64 l) * uint64 e
-            let mutable s = PhiloxStream(seed, extrasPurpose, lane, b)
-            let sigma = FeistelPermutation(n, &s)
             let p = uint64 (sigma.Inverse item)
             let perBlock = uint64 l * uint64 e / uint64 n
             let extrasBefore = b * perBlock + t / uint64 n + (if t % uint64 n > p then 1UL else 0UL)
@@ -235,9 +241,12 @@ and [<AbstractClass; Sealed>] Planner =
         let n = index.ClassCount
         let group = uint64 key.Epoch * uint64 config.StepsPerEpoch + uint64 (config.GlobalBatchId key.BatchId)
         CoverStream.Group(key.Seed, Purpose.ClassPermutation, Purpose.ClassExtras, 0, n, k, group, classOrdinals.Slice(0, k), scratch)
+        let struct (_, e, _) = CoverStream.Shape(n, k)
+        // One extras permutation serves every slot of the batch (all slots share the round).
+        let sigma = if e = 0 then Unchecked.defaultof<FeistelPermutation> else CoverStream.ExtrasPermutation(key.Seed, Purpose.ClassExtras, 0, n, k, group)
         for i in k - 1 .. -1 .. 0 do
             let c = classOrdinals[i]
-            let occurrence = CoverStream.OccurrencesBefore(key.Seed, Purpose.ClassExtras, 0, n, k, group, c, i)
+            let occurrence = CoverStream.OccurrencesBefore(&sigma, n, k, group, c, i)
             let rows = indices.Slice(i * epc, epc)
             let have = index.CountOf c
             if have >= epc then

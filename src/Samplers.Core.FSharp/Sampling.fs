@@ -9,32 +9,30 @@ open System.Numerics
 
 /// <summary>
 /// A keyed pseudo-random permutation of [0, n): position i maps to item <c>Apply(i)</c> in O(1) expected time,
-/// and <c>Inverse</c> undoes it. A 6-round balanced Feistel network on the smallest even number of bits covering n,
-/// with cycle walking (re-apply until the value falls below n), so it is a bijection on [0, n) for any n.
+/// and <c>Inverse</c> undoes it. A 6-round Feistel network on the smallest number of bits b covering n (halves of
+/// floor(b/2) and ceil(b/2) bits, which swap widths each round), with cycle walking (re-apply until the value falls
+/// below n), so it is a bijection on [0, n) for any n and needs fewer than 2 steps on average.
 /// </summary>
 [<Struct; NoEquality; NoComparison>]
 type FeistelPermutation =
     val private n: int
-    val private half: int
-    val private mask: uint32
+    val private wa: int
+    val private wb: int
     val private k0: uint32
     val private k1: uint32
     val private k2: uint32
     val private k3: uint32
 
-    /// <summary>The permutation of [0, <paramref name="n"/>) keyed by the first four words of <paramref name="stream"/>.</summary>
+    /// <summary>The permutation of [0, <paramref name="n"/>) keyed by the next four words of <paramref name="stream"/>.</summary>
     /// <exception cref="System.ArgumentOutOfRangeException">n is less than 1.</exception>
     new(n: int, stream: byref<PhiloxStream>) =
         if n < 1 then raise (ArgumentOutOfRangeException("n", n, $"n must be at least 1, but was {n}."))
-        // Even bit count b >= 2 with 2^b >= n: the domain is < 4n, so cycle walking needs < 4 steps on average.
-        let bits = if n <= 1 then 2 else 32 - BitOperations.LeadingZeroCount(uint32 (n - 1))
-        let bits = max 2 (bits + (bits &&& 1))
-        let half = bits / 2
+        let bits = if n <= 2 then 1 else 32 - BitOperations.LeadingZeroCount(uint32 (n - 1))
         let a = stream.NextUInt32()
         let b = stream.NextUInt32()
         let c = stream.NextUInt32()
         let d = stream.NextUInt32()
-        { n = n; half = half; mask = (1u <<< half) - 1u; k0 = a; k1 = b; k2 = c; k3 = d }
+        { n = n; wa = bits / 2; wb = bits - bits / 2; k0 = a; k1 = b; k2 = c; k3 = d }
 
     /// <summary>The size of the permuted range.</summary>
     member p.Count = p.n
@@ -51,22 +49,34 @@ type FeistelPermutation =
         h
 
     member private p.Forward(x: uint32) : uint32 =
-        let mutable l = x >>> p.half
-        let mutable r = x &&& p.mask
+        // (left: wa bits, right: wb bits); each round the halves swap roles and widths; 6 rounds restore them.
+        let mutable lw = p.wa
+        let mutable rw = p.wb
+        let mutable l = x >>> rw
+        let mutable r = x &&& ((1u <<< rw) - 1u)
         for round in 0 .. 5 do
-            let t = r
-            r <- (l ^^^ p.F(round, r)) &&& p.mask
-            l <- t
-        (l <<< p.half) ||| r
+            let nr = (l ^^^ p.F(round, r)) &&& ((1u <<< lw) - 1u)
+            l <- r
+            r <- nr
+            let t = lw
+            lw <- rw
+            rw <- t
+        (l <<< rw) ||| r
 
     member private p.Backward(x: uint32) : uint32 =
-        let mutable l = x >>> p.half
-        let mutable r = x &&& p.mask
+        let mutable lw = p.wa
+        let mutable rw = p.wb
+        let mutable l = x >>> rw
+        let mutable r = x &&& ((1u <<< rw) - 1u)
         for round in 5 .. -1 .. 0 do
-            let t = l
-            l <- (r ^^^ p.F(round, l)) &&& p.mask
-            r <- t
-        (l <<< p.half) ||| r
+            // Undo: l came from the previous right half, r = previous left xor F(previous right).
+            let pl = (r ^^^ p.F(round, l)) &&& ((1u <<< rw) - 1u)
+            r <- l
+            l <- pl
+            let t = lw
+            lw <- rw
+            rw <- t
+        (l <<< rw) ||| r
 
     /// <summary>The item at position <paramref name="i"/> (i in [0, Count)).</summary>
     member p.Apply(i: int) : int =
@@ -84,7 +94,7 @@ type FeistelPermutation =
 [<AbstractClass; Sealed>]
 type Sampling =
     /// <summary>Up to this many chosen values, membership is checked by scanning; beyond, by a hash table in scratch.</summary>
-    static member ScanLimit = 32
+    static member ScanLimit = 12
 
     /// <summary>The scratch length Floyd needs for k values: 0 up to <see cref="ScanLimit"/>, else a power of two >= 2k.</summary>
     static member ScratchLength(k: int) : int =

@@ -10,4 +10,6 @@ let modes : (string * (string[] -> int)) list = [
     "cache-store", Samplers.Tests.Io.ParquetCacheTests.storeChild
     "cache-dir", Samplers.Tests.Io.ParquetCacheTests.resolveChild
     "facade-digests", Samplers.Tests.Facade.SamplerTests.childDigests
+    "plans", Samplers.Tests.Core.GoldenTests.childPlans
+    "download", Samplers.Tests.Io.DownloadTests.childDownload
 ]

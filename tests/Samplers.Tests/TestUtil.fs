@@ -42,13 +42,19 @@ let throwsWith<'E when 'E :> exn> (f: unit -> unit) (message: string) : 'E =
     | Ok e -> e
     | Error what -> Expecto.Tests.failtestf "%s: expected %s, %s" message typeof<'E>.Name what
 
-/// Starts this test program as a child process in mode `name` (see Children.fs) and returns
-/// (exit code, stdout, stderr); kills it and fails after timeoutMs.
-let runChild (name: string) (args: string list) (timeoutMs: int) =
+/// Starts this test program as a child process in mode `name` (see Children.fs) with extra environment
+/// variables; stdout and stderr are redirected. The caller owns (and disposes) the process.
+let startChild (name: string) (args: string list) (env: (string * string) list) =
     let self = System.Reflection.Assembly.GetEntryAssembly().Location
     let psi = System.Diagnostics.ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
     for a in self :: "--child" :: name :: args do psi.ArgumentList.Add a
-    use p = System.Diagnostics.Process.Start psi
+    for (k, v) in env do psi.Environment[k] <- v
+    System.Diagnostics.Process.Start psi
+
+/// Runs this test program as a child process in mode `name` (see Children.fs) and returns
+/// (exit code, stdout, stderr); kills it and fails after timeoutMs.
+let runChild (name: string) (args: string list) (timeoutMs: int) =
+    use p = startChild name args []
     let out = p.StandardOutput.ReadToEndAsync()
     let err = p.StandardError.ReadToEndAsync()
     if not (p.WaitForExit timeoutMs) then

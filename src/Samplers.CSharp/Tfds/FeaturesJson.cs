@@ -39,15 +39,29 @@ public static class FeaturesJson
         return Parse(doc.RootElement, path, versionDirectory);
     }
 
-    private static List<FeatureSpec> Parse(JsonElement root, string path, string? versionDirectory)
+    private static List<FeatureSpec> Parse(JsonElement root, string path, string? versionDirectory, List<string>? labelFiles = null)
     {
-        var ctx = new Ctx(path, versionDirectory);
+        var ctx = new Ctx(path, versionDirectory, labelFiles);
         var result = new List<FeatureSpec>();
         Feature(ctx, root, [], false, -2, result);
         return result;
     }
 
-    private sealed record Ctx(string Path, string? VersionDirectory);
+    /// <summary>
+    /// The sidecar labels file names that the ClassLabels of <c>features.json</c> text would read (one per ClassLabel
+    /// without inline names, whether or not the file exists). The downloader uses it to know which files to fetch.
+    /// </summary>
+    /// <exception cref="DataFormatException">As <see cref="Load"/>.</exception>
+    internal static IReadOnlyList<string> LabelsFileNames(ReadOnlyMemory<byte> json, string path)
+    {
+        using var doc = TfdsJson.Parse(json, path, "features.json");
+        var files = new List<string>();
+        Parse(doc.RootElement, path, null, files);
+        return files.Distinct(StringComparer.Ordinal).ToArray();
+    }
+
+    /// <summary>Parse state; <c>LabelFiles</c>, when set, collects the labels file names the ClassLabels would read.</summary>
+    private sealed record Ctx(string Path, string? VersionDirectory, List<string>? LabelFiles = null);
 
     private static string Flat(List<string> keys) => keys.Count == 0 ? "(top level)" : string.Join("/", keys);
 
@@ -249,6 +263,7 @@ public static class FeaturesJson
     {
         string[]? names = inline;
         string source = $"{ctx.Path} ('{where}.names')";
+        if (inline is null) ctx.LabelFiles?.Add(LabelsFileName(keys));
         if (names is null && ctx.VersionDirectory is not null)
         {
             string file = Path.Combine(ctx.VersionDirectory, LabelsFileName(keys));

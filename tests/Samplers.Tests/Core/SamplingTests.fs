@@ -1,7 +1,103 @@
 module Samplers.Tests.Core.SamplingTests
 
+open System
 open Expecto
+open Samplers.Core
+open Samplers.Tests.TestUtil
 
-// Owned by the issue that builds this area; filled in there.
+let private cfg = { FsCheckConfig.defaultConfig with maxTest = 200 }
+
 [<Tests>]
-let tests = testList "Core.Sampling" []
+let tests =
+    testList "Core.Sampling" [
+        testCase "Lemire step is exactly uniform for every bound over all 8-bit and 12-bit words" <| fun () ->
+            for bits in [ 8; 12 ] do
+                let words = 1 <<< bits
+                for bound in 1 .. words do
+                    let counts = Array.zeroCreate bound
+                    let mutable rejected = 0
+                    for w in 0 .. words - 1 do
+                        let v = Sampling.LemireStep(bits, uint32 bound, uint64 w)
+                        if v < 0L then rejected <- rejected + 1
+                        else counts[int v] <- counts[int v] + 1
+                    let expected = words / bound
+                    if counts |> Array.exists (fun c -> c <> expected) then
+                        failtestf "bits %d bound %d: counts not all %d" bits bound expected
+                    Expect.equal rejected (words % bound) $"bits {bits} bound {bound}: rejects exactly 2^w mod bound"
+
+        testCase "32-bit NextBounded agrees with the Lemire step on the same words" <| fun () ->
+            for bound in [ 1; 2; 3; 7; 1000; 1 <<< 30; Int32.MaxValue ] do
+                let mutable a = PhiloxStream(9UL, Purpose.User, 1, uint64 bound)
+                let mutable b = PhiloxStream(9UL, Purpose.User, 1, uint64 bound)
+                for _ in 1 .. 1000 do
+                    let got = a.NextBounded bound
+                    let mutable v = Sampling.LemireStep(32, uint32 bound, uint64 (b.NextUInt32()))
+                    while v < 0L do v <- Sampling.LemireStep(32, uint32 bound, uint64 (b.NextUInt32()))
+                    Expect.equal (int64 got) v $"bound {bound}"
+
+        testPropertyWithConfig cfg "Floyd gives k distinct values of [0, n)" <| fun (seed: uint64) (n0: uint16) (k0: uint16) ->
+            let n = int n0 % 2000 + 1
+            let k = int k0 % (n + 1)
+            let dest = Array.zeroCreate k
+            let scratch = Array.zeroCreate (Sampling.ScratchLength k)
+            let mutable s = PhiloxStream(seed, Purpose.User, 0, 0UL)
+            Sampling.Floyd(&s, n, k, Span dest, Span scratch)
+            (dest |> Array.distinct |> Array.length) = k && dest |> Array.forall (fun v -> v >= 0 && v < n)
+
+        testCase "Floyd (scan and hash-table paths) matches a plain reference Floyd on the same words" <| fun () ->
+            for (n, k) in [ (50, 10); (500, 12); (500, 13); (500, 40); (100000, 5000); (64, 64) ] do
+                let mutable a = PhiloxStream(5UL, Purpose.User, 0, uint64 k)
+                let got = Array.zeroCreate k
+                Sampling.Floyd(&a, n, k, Span got, Span(Array.zeroCreate (Sampling.ScratchLength k)))
+                let mutable b = PhiloxStream(5UL, Purpose.User, 0, uint64 k)
+                let set = Collections.Generic.HashSet<int>()
+                let expected = ResizeArray()
+                for j in n - k .. n - 1 do
+                    let t = b.NextBounded(j + 1)
+                    let v = if set.Add t then t else (set.Add j |> ignore; j)
+                    expected.Add v
+                Expect.sequenceEqual got expected $"n {n} k {k}"
+
+        testCase "Floyd rejects k > n and a short scratch" <| fun () ->
+            let e = throwsWith<ArgumentOutOfRangeException> (fun () -> let mutable s = PhiloxStream(1UL, Purpose.User, 0, 0UL) in Sampling.Floyd(&s, 3, 4, Span(Array.zeroCreate 4), Span.Empty)) "k > n"
+            Expect.stringContains e.Message "[0, 3]" "message"
+            let e = throwsWith<ArgumentOutOfRangeException> (fun () -> let mutable s = PhiloxStream(1UL, Purpose.User, 0, 0UL) in Sampling.Floyd(&s, 300, 100, Span(Array.zeroCreate 100), Span.Empty)) "scratch"
+            Expect.stringContains e.Message "scratch must hold" "message"
+
+        testCase "Floyd + shuffle: every ordered 2-sample of 4 equally likely (chi-square, fixed seeds)" <| fun () ->
+            let counts = Array.zeroCreate 16
+            let trials = 24000
+            for t in 0 .. trials - 1 do
+                let mutable s = PhiloxStream(uint64 t, Purpose.User, 0, 11UL)
+                let d = Array.zeroCreate 2
+                Sampling.Floyd(&s, 4, 2, Span d, Span.Empty)
+                Sampling.Shuffle(&s, Span d)
+                counts[d[0] * 4 + d[1]] <- counts[d[0] * 4 + d[1]] + 1
+            let cells = [ for a in 0 .. 3 do for b in 0 .. 3 do if a <> b then counts[a * 4 + b] ]
+            let expected = float trials / 12.0
+            let chi = cells |> List.sumBy (fun c -> (float c - expected) ** 2.0 / expected)
+            let limit = MathNet.Numerics.Distributions.ChiSquared.InvCDF(11.0, 1.0 - 1e-6)
+            Expect.isLessThan chi limit "chi-square of ordered pairs"
+
+        testPropertyWithConfig cfg "Feistel permutation is a bijection with a working inverse" <| fun (seed: uint64) (n0: uint16) ->
+            let n = int n0 % 3000 + 1
+            let mutable s = PhiloxStream(seed, Purpose.User, 0, 0UL)
+            let p = FeistelPermutation(n, &s)
+            let image = Array.init n p.Apply
+            (Array.sort image = Array.init n id) && (Array.init n (fun i -> p.Inverse image[i]) = Array.init n id)
+
+        testCase "Feistel permutation of a large range is computed pointwise" <| fun () ->
+            let mutable s = PhiloxStream(1UL, Purpose.User, 0, 0UL)
+            let p = FeistelPermutation(Int32.MaxValue, &s)
+            for i in [ 0; 1; 12345; Int32.MaxValue - 1 ] do
+                let v = p.Apply i
+                Expect.isTrue (v >= 0 && v < Int32.MaxValue) "in range"
+                Expect.equal (p.Inverse v) i "inverse"
+
+        testCase "with-replacement draws stay in range and repeat" <| fun () ->
+            let mutable s = PhiloxStream(1UL, Purpose.User, 0, 0UL)
+            let d = Array.zeroCreate 50
+            Sampling.WithReplacement(&s, 3, Span d)
+            Expect.isTrue (d |> Array.forall (fun v -> v >= 0 && v < 3)) "range"
+            Expect.isLessThan (Array.length (Array.distinct d)) 4 "repeats"
+    ]

@@ -346,15 +346,7 @@ let determinism =
                     Expect.equal got sequential $"{mode} round {round}"
 
         testCase "another process gets the same batches" <| fun () ->
-            // Children.run compiles after this file (its mode list names childDigests), so start the child here the same way.
-            let self = Reflection.Assembly.GetEntryAssembly().Location
-            let psi = Diagnostics.ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
-            for a in [ self; "--child"; "facade-digests"; "1234" ] do psi.ArgumentList.Add a
-            use p = Diagnostics.Process.Start psi
-            let outTask = p.StandardOutput.ReadToEndAsync()
-            let errTask = p.StandardError.ReadToEndAsync()
-            if not (p.WaitForExit 120000) then p.Kill true; failtest "child did not finish in 120 s"
-            let code, out, err = p.ExitCode, outTask.Result, errTask.Result
+            let code, out, err = runChild "facade-digests" [ "1234" ] 120000
             Expect.equal code 0 $"child failed: {err}"
             let lines = out.Split('\n', StringSplitOptions.RemoveEmptyEntries) |> Array.map (fun l -> l.Trim()) |> List.ofArray
             Expect.equal lines (localDigests 1234UL) "same digests in both processes"

@@ -157,13 +157,6 @@ let resolveChild (_: string[]) =
     Console.Out.WriteLine(ParquetCache.ResolveDirectory())
     0
 
-let private startChild (mode: string) (args: string list) (env: (string * string) list) =
-    let self = Reflection.Assembly.GetEntryAssembly().Location
-    let psi = ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
-    for a in self :: "--child" :: mode :: args do psi.ArgumentList.Add a
-    for (k, v) in env do psi.Environment[k] <- v
-    Process.Start psi
-
 [<Tests>]
 let tests =
     testList "Io.ParquetCache" [

@@ -1,0 +1,350 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text;
+using Samplers.Data;
+
+namespace Samplers.Tfds.Download;
+
+/// <summary>What a fetched object should look like, for telling a real file from an HTML error page.</summary>
+internal enum BodyKind
+{
+    /// <summary>JSON: a body starting with '&lt;' is a web page.</summary>
+    Json,
+    /// <summary>Text (labels files) or binary (shards): a body starting with <c>&lt;!doctype</c> or <c>&lt;html</c> is a web page.</summary>
+    Data,
+    /// <summary>An XML bucket listing: only <c>Content-Type: text/html</c> marks a web page.</summary>
+    Xml,
+}
+
+/// <summary>
+/// GETs objects from the bucket with the downloader's policy: bounded retries with exponential backoff on transient
+/// failures (5xx, 408, 429, connection errors, cut responses, timeouts, failed verification), a timeout on the headers
+/// and on every body read, resumption of files with <c>Range: bytes=N-</c> (206 appends, 200 restarts), refusal of
+/// HTML pages and checks of lengths and published checksums (<c>x-goog-hash</c>).
+/// </summary>
+internal sealed class HttpFetcher
+{
+    private const long MaxInMemoryBytes = 256L << 20;
+    private readonly HttpClient _http;
+    private readonly DownloadRequest _request;
+    private readonly string _baseUrl;
+    private readonly ProgressTracker? _progress;
+
+    public HttpFetcher(HttpClient http, DownloadRequest request, string baseUrl, ProgressTracker? progress)
+    {
+        _http = http; _request = request; _baseUrl = baseUrl; _progress = progress;
+    }
+
+    private int Attempts => 1 + _request.Retries;
+
+    /// <summary>A failure worth another attempt; after the last attempt it becomes a <see cref="DownloadException"/> (or, for failed verification, a <see cref="DataFormatException"/>).</summary>
+    private sealed class TransientException(string message, HttpStatusCode? status = null, Exception? inner = null, bool verification = false)
+        : Exception(message, inner)
+    {
+        public HttpStatusCode? Status { get; } = status;
+        /// <summary>The file arrived but failed verification: the final error is the inner <see cref="DataFormatException"/>.</summary>
+        public bool Verification { get; } = verification;
+    }
+
+    /// <summary>GETs a small object into memory; null on 404.</summary>
+    public Task<byte[]?> GetBytesAsync(string url, BodyKind kind, CancellationToken ct) =>
+        WithRetriesAsync(url, async token =>
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(token);
+            using var response = await SendAsync(url, 0, timeout, token).ConfigureAwait(false);
+            if (response is null) return null;
+            CheckNotHtml(url, response, kind);
+            long? length = response.Content.Headers.ContentLength;
+            if (length > MaxInMemoryBytes)
+                throw new DownloadException($"{url}: the server announces {length} bytes, more than the {MaxInMemoryBytes} bytes a metadata file may have; the base URL {_baseUrl} does not serve TFDS metadata here.", url, response.StatusCode);
+            using var body = await response.Content.ReadAsStreamAsync(token).ConfigureAwait(false);
+            using var ms = new MemoryStream();
+            await CopyAsync(url, body, ms, 0, length, timeout, token, null).ConfigureAwait(false);
+            byte[] bytes = ms.ToArray();
+            CheckHead(url, bytes, kind);
+            VerifyChecksum(url, response, bytes);
+            return bytes;
+        }, ct);
+
+    /// <summary>
+    /// GETs an object into <paramref name="destination"/>, through <c>destination.part</c> (kept after a failure so the
+    /// next attempt, in this call or a later one, resumes it with a Range request). <paramref name="verify"/> checks the
+    /// complete part file before it is renamed. Returns false on 404 (nothing is written).
+    /// </summary>
+    public Task<bool> GetFileAsync(string url, string destination, string displayName, BodyKind kind, Action<string>? verify, CancellationToken ct)
+    {
+        string part = destination + ".part";
+        long announced = 0;          // size added to the progress total for this file
+        long counted = 0;            // bytes of this file counted as done
+        void Count(long onDisk) { _progress?.AddDone(onDisk - counted, displayName); counted = onDisk; }
+        return WithRetriesAsync(url, async token =>
+        {
+            long have = File.Exists(part) ? new FileInfo(part).Length : 0;
+            Count(have);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(token);
+            using var response = await SendAsync(url, have, timeout, token).ConfigureAwait(false);
+            if (response is null)
+            {
+                TryDelete(part);
+                Count(0);
+                return false;
+            }
+            if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable)
+            {
+                // The part file is as long as the object or longer (the object changed): start again.
+                TryDelete(part);
+                Count(0);
+                throw new TransientException($"{url}: the server refused to resume at byte {have} (416 Range Not Satisfiable); restarting the file", response.StatusCode);
+            }
+            CheckNotHtml(url, response, kind);
+            long start = 0;
+            long? total = response.Content.Headers.ContentLength;
+            if (response.StatusCode == HttpStatusCode.PartialContent)
+            {
+                var range = response.Content.Headers.ContentRange;
+                if (range?.From != have)
+                {
+                    TryDelete(part);
+                    Count(0);
+                    throw new TransientException($"{url}: asked to resume at byte {have}, but the server sent a range starting at {range?.From?.ToString() ?? "(none)"}; restarting the file", response.StatusCode);
+                }
+                start = have;
+                total = range.Length ?? (total is long n ? have + n : null);
+            }
+            else if (have > 0)
+            {
+                // 200 to a Range request: the server sends the whole object again.
+                Count(0);
+            }
+            if (total is long t && announced == 0) { _progress?.AddExpected(t); announced = t; }
+            string? dir = Path.GetDirectoryName(part);
+            if (dir is not null) Directory.CreateDirectory(dir);
+            using (var file = new FileStream(part, start > 0 ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+            using (var body = await response.Content.ReadAsStreamAsync(token).ConfigureAwait(false))
+            {
+                await CopyAsync(url, body, file, start, total, timeout, token, n => Count(n)).ConfigureAwait(false);
+                await file.FlushAsync(token).ConfigureAwait(false);
+                file.Flush(flushToDisk: true);
+            }
+            CheckHead(url, part, kind);
+            try
+            {
+                VerifyChecksum(url, response, part);
+                verify?.Invoke(part);
+            }
+            catch (DataFormatException e)
+            {
+                TryDelete(part);
+                Count(0);
+                throw new TransientException(e.Message, response.StatusCode, e, verification: true);
+            }
+            File.Move(part, destination, overwrite: true);
+            return true;
+        }, ct);
+    }
+
+    private async Task<T> WithRetriesAsync<T>(string url, Func<CancellationToken, Task<T>> attempt, CancellationToken ct)
+    {
+        for (int a = 1; ; a++)
+        {
+            try
+            {
+                return await attempt(ct).ConfigureAwait(false);
+            }
+            catch (TransientException) when (a < Attempts)
+            {
+                await Task.Delay(Backoff(a), ct).ConfigureAwait(false);
+            }
+            catch (TransientException e)
+            {
+                if (e.Verification && e.InnerException is DataFormatException d)
+                    throw new DataFormatException(
+                        $"{d.Message} (after {a} attempt{(a == 1 ? "" : "s")}). The bucket's copy is damaged or does not match its metadata; try again later or use a prepared copy (--data-dir).",
+                        url, d.Offset, d.Key, d);
+                throw new DownloadException($"{e.Message} (gave up after {a} attempt{(a == 1 ? "" : "s")}).", url, e.Status, e.InnerException ?? e);
+            }
+        }
+    }
+
+    /// <summary>RetryDelay * 2^(attempt-1), capped at 30 s, plus up to 25% jitter (timing only; never feeds a plan).</summary>
+    private TimeSpan Backoff(int attempt)
+    {
+        double ms = Math.Min(30_000, _request.RetryDelay.TotalMilliseconds * Math.Pow(2, attempt - 1));
+        return TimeSpan.FromMilliseconds(ms * (1 + 0.25 * Random.Shared.NextDouble()));
+    }
+
+    /// <summary>Sends the GET; null for 404. Throws for 401/403 and other client errors, a transient error for
+    /// 5xx/408/429, connection failures and timeouts.</summary>
+    private async Task<HttpResponseMessage?> SendAsync(string url, long rangeFrom, CancellationTokenSource timeout, CancellationToken ct)
+    {
+        using var message = new HttpRequestMessage(HttpMethod.Get, url);
+        if (rangeFrom > 0) message.Headers.Range = new RangeHeaderValue(rangeFrom, null);
+        timeout.CancelAfter(_request.Timeout);
+        HttpResponseMessage response;
+        try
+        {
+            response = await _http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new TransientException($"{url}: no response within the timeout of {_request.Timeout.TotalSeconds:0.###} s. The server is slow or unreachable; raise the timeout, or use a prepared copy (--data-dir)");
+        }
+        catch (HttpRequestException e)
+        {
+            throw new TransientException(
+                $"{url}: could not reach {_baseUrl}: {e.Message}. No network? Copy a prepared dataset into the data directory and pass it with --data-dir (or {DataDirectory.EnvironmentVariable}), " +
+                $"or point {TfdsDownloader.BaseUrlEnvironmentVariable} at a reachable mirror of the bucket", null, e);
+        }
+        int code = (int)response.StatusCode;
+        if (response.IsSuccessStatusCode || response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable) return response;
+        using (response)
+        {
+            string status = $"{code} {response.ReasonPhrase}";
+            if (response.StatusCode == HttpStatusCode.NotFound) return null;
+            if (code >= 500 || response.StatusCode is HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests)
+                throw new TransientException($"{url}: the server answered {status}", response.StatusCode);
+            if (response.StatusCode is HttpStatusCode.Forbidden or HttpStatusCode.Unauthorized)
+                throw new DownloadException(
+                    $"{url}: the server answered {status}: access to this object is refused (it is not public, or its licence keeps it out of the public bucket). " +
+                    $"Prepare the dataset with TFDS and pass its data directory (--data-dir), or use a mirror you can read ({TfdsDownloader.BaseUrlEnvironmentVariable}).",
+                    url, response.StatusCode);
+            throw new DownloadException($"{url}: the server answered {status}; expected 200 or 206. Check the base URL {_baseUrl} ({TfdsDownloader.BaseUrlEnvironmentVariable}).", url, response.StatusCode);
+        }
+    }
+
+    /// <summary>Copies the body, with the timeout re-armed before every read; reports bytes on disk through <paramref name="onDisk"/>.</summary>
+    private async Task CopyAsync(string url, Stream body, Stream sink, long start, long? total, CancellationTokenSource timeout, CancellationToken ct, Action<long>? onDisk)
+    {
+        byte[] buffer = new byte[1 << 16];
+        long at = start;
+        while (true)
+        {
+            timeout.CancelAfter(_request.Timeout);
+            int n;
+            try
+            {
+                n = await body.ReadAsync(buffer, timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                throw new TransientException($"{url}: the server stopped sending for longer than the timeout of {_request.Timeout.TotalSeconds:0.###} s after {at} of {Show(total)} bytes");
+            }
+            catch (Exception e) when (e is IOException or HttpRequestException)
+            {
+                throw new TransientException($"{url}: the connection was cut after {at} of {Show(total)} bytes ({e.Message})", null, e);
+            }
+            if (n == 0) break;
+            if (sink is MemoryStream && at + n > MaxInMemoryBytes)
+                throw new DownloadException($"{url}: more than {MaxInMemoryBytes} bytes for a metadata file; the base URL {_baseUrl} does not serve TFDS metadata here.", url);
+            await sink.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+            at += n;
+            onDisk?.Invoke(at);
+        }
+        if (total is long t && at != t)
+            throw new TransientException($"{url}: received {at} bytes, but the server announced {t} (Content-Length{(start > 0 ? "/Content-Range" : "")}); the response has the wrong length");
+    }
+
+    private static string Show(long? total) => total?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "(unknown)";
+
+    private void CheckNotHtml(string url, HttpResponseMessage response, BodyKind kind)
+    {
+        string? media = response.Content.Headers.ContentType?.MediaType;
+        if (string.Equals(media, "text/html", StringComparison.OrdinalIgnoreCase))
+            throw Html(url, "its Content-Type is text/html", response.StatusCode);
+    }
+
+    private void CheckHead(string url, string path, BodyKind kind)
+    {
+        Span<byte> head = stackalloc byte[16];
+        int n;
+        using (var f = File.OpenRead(path)) n = f.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        CheckHead(url, head[..n], kind);
+    }
+
+    private void CheckHead(string url, ReadOnlySpan<byte> bytes, BodyKind kind)
+    {
+        if (kind == BodyKind.Xml) return;
+        var text = bytes.TrimStart(" \t\r\n\uFEFF"u8);
+        if (text.IsEmpty || text[0] != (byte)'<') return;
+        string start = Encoding.ASCII.GetString(text[..Math.Min(text.Length, 15)]).ToLowerInvariant();
+        if (kind == BodyKind.Json || start.StartsWith("<!doctype", StringComparison.Ordinal) || start.StartsWith("<html", StringComparison.Ordinal))
+            throw Html(url, $"its body starts with '{start.Split('\n')[0].Trim()}'", null);
+    }
+
+    private DownloadException Html(string url, string why, HttpStatusCode? status) => new(
+        $"{url}: the server returned an HTML page instead of the file ({why}). The base URL {_baseUrl} points at a web page, a login portal or a proxy's " +
+        $"error page rather than at a TFDS bucket; set {TfdsDownloader.BaseUrlEnvironmentVariable} (or BaseUrl / --base-url) to the bucket's address, e.g. {TfdsDownloader.DefaultBaseUrl}.",
+        url, status);
+
+    /// <summary>Checks GCS's published <c>x-goog-hash</c> (crc32c, else md5) against the whole object.</summary>
+    private static void VerifyChecksum(string url, HttpResponseMessage response, byte[] bytes) =>
+        VerifyChecksum(url, response, () => new MemoryStream(bytes, writable: false));
+
+    private static void VerifyChecksum(string url, HttpResponseMessage response, string path) =>
+        VerifyChecksum(url, response, () => File.OpenRead(path));
+
+    private static void VerifyChecksum(string url, HttpResponseMessage response, Func<Stream> open)
+    {
+        if (!response.Headers.TryGetValues("x-goog-hash", out var values)) return;
+        string? crc = null, md5 = null;
+        foreach (var item in values.SelectMany(v => v.Split(',')))
+        {
+            string s = item.Trim();
+            if (s.StartsWith("crc32c=", StringComparison.OrdinalIgnoreCase)) crc = s[7..];
+            else if (s.StartsWith("md5=", StringComparison.OrdinalIgnoreCase)) md5 = s[4..];
+        }
+        if (crc is null && md5 is null) return;
+        using var stream = open();
+        string actual, expected, algorithm;
+        if (crc is not null)
+        {
+            var hash = new System.IO.Hashing.Crc32(System.IO.Hashing.Crc32ParameterSet.Crc32C);
+            hash.Append(stream);
+            byte[] big = new byte[4];
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(big, hash.GetCurrentHashAsUInt32());
+            (actual, expected, algorithm) = (Convert.ToBase64String(big), crc, "CRC-32C");
+        }
+        else
+        {
+            (actual, expected, algorithm) = (Convert.ToBase64String(MD5.HashData(stream)), md5!, "MD5");
+        }
+        if (actual != expected)
+            throw new DataFormatException(
+                $"{url}: the downloaded file's {algorithm} is {actual}, but the server publishes {expected} (x-goog-hash); the transfer was damaged.", url, null, "x-goog-hash");
+    }
+
+    internal static void TryDelete(string path)
+    {
+        try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
+
+/// <summary>Counts bytes and files across parallel transfers and reports them, at most once per 64 KiB of progress
+/// plus once per finished file.</summary>
+internal sealed class ProgressTracker(IProgress<DownloadProgress>? sink)
+{
+    private long _done, _expected, _lastReported;
+    private int _filesDone, _filesTotal;
+
+    public void SetFilesTotal(int total) { Volatile.Write(ref _filesTotal, total); Report(""); }
+
+    public void AddExpected(long bytes) => Interlocked.Add(ref _expected, bytes);
+
+    public void AddDone(long delta, string file)
+    {
+        if (delta == 0) return;
+        long done = Interlocked.Add(ref _done, delta);
+        long last = Volatile.Read(ref _lastReported);
+        if (Math.Abs(done - last) >= 64 * 1024 && Interlocked.CompareExchange(ref _lastReported, done, last) == last) Report(file);
+    }
+
+    public void FileDone(string file)
+    {
+        Interlocked.Increment(ref _filesDone);
+        Report(file);
+    }
+
+    private void Report(string file) =>
+        sink?.Report(new DownloadProgress(Interlocked.Read(ref _done), Interlocked.Read(ref _expected), Volatile.Read(ref _filesDone), Volatile.Read(ref _filesTotal), file));
+}

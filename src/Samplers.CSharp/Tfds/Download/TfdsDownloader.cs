@@ -1,0 +1,436 @@
+using System.Net;
+using System.Text;
+using System.Xml.Linq;
+using Samplers.Core;
+using Samplers.Data;
+
+namespace Samplers.Tfds.Download;
+
+/// <summary>
+/// Fetches a prepared TFDS dataset (the files <c>tfds build</c> writes) from a bucket laid out like TFDS's public one
+/// (TFDS_FORMAT.md 10) into a data directory, so that <see cref="Catalog"/> and the loader read it like any local copy.
+/// </summary>
+/// <remarks>
+/// <para>Order: <c>dataset_info.json</c>, <c>features.json</c>, then in parallel the ClassLabel names files (404 is
+/// normal) and exactly the shards the dataset info names for the requested splits. Every shard is read back with
+/// CRC checks and its record count compared with <c>shardLengths</c>; lengths are checked against
+/// <c>Content-Length</c>/<c>Content-Range</c> and, where the server publishes them, checksums (<c>x-goog-hash</c>).</para>
+/// <para>Files go to <c>&lt;version&gt;.incomplete-download</c> beside the version directory (never a valid version name,
+/// so no reader takes it for a dataset); an interrupted file stays there as <c>&lt;file&gt;.part</c> and the next attempt,
+/// in this call or a later one, resumes it with <c>Range: bytes=N-</c>. The folder is renamed to the version
+/// directory only when everything is verified. A lock file <c>&lt;version&gt;.incomplete-download.lock</c> serialises
+/// processes downloading the same version: the second waits, then finds the first's result.</para>
+/// <para>If the version directory exists but lacks shards of a requested split (an earlier download of other
+/// splits), only those shards are fetched, verified, and moved in one by one.</para>
+/// <para>Without an exact version the bucket is listed (XML <c>ListBucketResult</c>, paged) and the highest
+/// matching version is taken, as the catalog does for local directories.</para>
+/// </remarks>
+public static class TfdsDownloader
+{
+    /// <summary>TFDS's public bucket over HTTPS (TFDS_FORMAT.md 10).</summary>
+    public const string DefaultBaseUrl = "https://storage.googleapis.com/tfds-data";
+
+    /// <summary>The environment variable that overrides the base URL when the request gives none.</summary>
+    public const string BaseUrlEnvironmentVariable = "SAMPLERS_TFDS_BASE_URL";
+
+    /// <summary>Suffix of the temporary folder beside the version directory (and, plus <c>.lock</c>, of the lock file).</summary>
+    public const string TemporarySuffix = ".incomplete-download";
+
+    /// <summary>The base URL to use: <paramref name="baseUrl"/> when given, else <c>SAMPLERS_TFDS_BASE_URL</c>, else
+    /// <see cref="DefaultBaseUrl"/>; without a trailing slash.</summary>
+    /// <exception cref="ArgumentException">The URL is not an absolute http or https URL, or has a query or fragment.</exception>
+    public static string ResolveBaseUrl(string? baseUrl = null)
+    {
+        string? env = Environment.GetEnvironmentVariable(BaseUrlEnvironmentVariable);
+        string chosen = !string.IsNullOrWhiteSpace(baseUrl) ? baseUrl.Trim()
+            : !string.IsNullOrWhiteSpace(env) ? env.Trim() : DefaultBaseUrl;
+        string from = !string.IsNullOrWhiteSpace(baseUrl) ? "the base URL" : !string.IsNullOrWhiteSpace(env) ? BaseUrlEnvironmentVariable : "the default base URL";
+        if (!Uri.TryCreate(chosen, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+            throw new ArgumentException($"{from} '{chosen}' is not an absolute http:// or https:// URL; expected e.g. {DefaultBaseUrl}.", nameof(baseUrl));
+        if (uri.Query.Length > 0 || uri.Fragment.Length > 0)
+            throw new ArgumentException($"{from} '{chosen}' has a query or fragment; expected the bucket's address only, e.g. {DefaultBaseUrl}.", nameof(baseUrl));
+        return chosen.TrimEnd('/');
+    }
+
+    /// <summary>
+    /// Downloads the dataset version of <paramref name="request"/> into its data directory (unless it is already there
+    /// with the requested splits) and returns the version directory's full path.
+    /// </summary>
+    /// <param name="request">What to fetch and how.</param>
+    /// <param name="progress">Receives bytes and files done; may be null.</param>
+    /// <param name="cancellationToken">Stops the download; partial files stay in the temporary folder for a later resume.</param>
+    /// <exception cref="ArgumentException">A bad request: null or malformed name (<see cref="SpecFormatException"/>), bad base URL,
+    /// MaxParallel &lt; 1, Timeout &lt;= 0, Retries or RetryDelay negative, a malformed split spec.</exception>
+    /// <exception cref="DatasetNotFoundException">The bucket does not publish the dataset or version (404 on
+    /// <c>dataset_info.json</c>; the message names the URL), no version matches, or a requested split does not exist.</exception>
+    /// <exception cref="DownloadException">403, a server error or timeout that outlasted the retries, an HTML page, a wrong
+    /// length, no network (the message names the base URL and suggests a prepared copy or a mirror).</exception>
+    /// <exception cref="DataFormatException">A file arrived but failed verification (CRC, record count, checksum, JSON),
+    /// or the dataset uses a file format this library does not read.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    public static async Task<string> DownloadAsync(DownloadRequest request, IProgress<DownloadProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        Validate(request);
+        var spec = DatasetNames.Parse(request.DatasetName);
+        string baseUrl = ResolveBaseUrl(request.BaseUrl);
+        string dataDir = DataDirectory.Resolve(request.DataDirectory);
+        var tracker = new ProgressTracker(progress);
+        using var http = CreateClient(request);
+        var fetcher = new HttpFetcher(http, request, baseUrl, tracker);
+        string remoteBase = "datasets/" + spec.Name + (spec.HasConfig ? "/" + spec.Config : "");
+        string version = spec.IsExactVersion ? spec.Version
+            : await ResolveVersionAsync(fetcher, baseUrl, remoteBase, spec, cancellationToken).ConfigureAwait(false);
+        string versionUrl = baseUrl + "/" + string.Join('/', (remoteBase + "/" + version).Split('/').Select(Uri.EscapeDataString));
+        string parent = spec.HasConfig ? Path.Combine(dataDir, spec.Name, spec.Config) : Path.Combine(dataDir, spec.Name);
+        string versionDir = Path.Combine(parent, version);
+        string temp = Path.Combine(parent, version + TemporarySuffix);
+        Directory.CreateDirectory(parent);
+
+        using var held = await AcquireLockAsync(temp + ".lock", cancellationToken).ConfigureAwait(false);
+        if (Directory.Exists(versionDir))
+            return await CompleteExistingAsync(request, fetcher, tracker, versionUrl, versionDir, temp, cancellationToken).ConfigureAwait(false);
+
+        Directory.CreateDirectory(temp);
+        string infoUrl = versionUrl + "/dataset_info.json";
+        byte[] infoBytes = await fetcher.GetBytesAsync(infoUrl, BodyKind.Json, cancellationToken).ConfigureAwait(false)
+            ?? throw new DatasetNotFoundException(
+                $"{infoUrl}: 404 Not Found: {spec.Name}{(spec.HasConfig ? "/" + spec.Config : "")} version {version} is not published in the bucket {baseUrl} " +
+                "(TFDS publishes only some datasets, and only some versions of them). Check the name and version, or prepare the dataset with TFDS and pass its data directory (--data-dir).",
+                infoUrl, "dataset_info.json");
+        var info = DatasetInfo.Parse(Encoding.UTF8.GetString(infoBytes), infoUrl);
+        CheckInfo(info, infoUrl, spec, version);
+        tracker.FileDone("dataset_info.json");
+
+        string featuresUrl = versionUrl + "/features.json";
+        byte[] featuresBytes = await fetcher.GetBytesAsync(featuresUrl, BodyKind.Json, cancellationToken).ConfigureAwait(false)
+            ?? throw new DatasetNotFoundException(
+                $"{featuresUrl}: 404 Not Found: this version has dataset_info.json but no features.json, so it was prepared by TFDS <= 3.2.1 and its schema cannot be read " +
+                "without the dataset's Python code. Request a newer version, or prepare the dataset with TFDS 4 and pass its data directory (--data-dir).",
+                featuresUrl, "features.json");
+        var labels = FeaturesJson.LabelsFileNames(featuresBytes, featuresUrl);
+        tracker.FileDone("features.json");
+
+        var shards = PlanShards(info, request, infoUrl);
+        tracker.SetFilesTotal(2 + labels.Count + shards.Count);
+        var files = labels.Select(l => new RemoteFile(l, -1, "", 0)).Concat(shards).ToList();
+        await FetchAllAsync(request, fetcher, tracker, versionUrl, temp, files, cancellationToken).ConfigureAwait(false);
+
+        // Written last: the folder holds a dataset only once everything else is in it.
+        WriteAtomically(Path.Combine(temp, "features.json"), featuresBytes);
+        WriteAtomically(Path.Combine(temp, "dataset_info.json"), infoBytes);
+        // The schema and labels files as the catalog will read them (label counts, duplicates).
+        try
+        {
+            FeaturesJson.Load(temp);
+        }
+        catch (DataFormatException)
+        {
+            // A bad labels file must not be kept as "already fetched" for the next attempt.
+            foreach (var l in labels) HttpFetcher.TryDelete(Path.Combine(temp, l));
+            throw;
+        }
+        foreach (var part in Directory.EnumerateFiles(temp, "*.part", SearchOption.AllDirectories)) HttpFetcher.TryDelete(part);
+
+        try
+        {
+            Directory.Move(temp, versionDir);
+        }
+        catch (IOException) when (File.Exists(Path.Combine(versionDir, "dataset_info.json")))
+        {
+            // Someone not using our lock (another tool) finished first; theirs is complete, ours is redundant.
+            TryDeleteDirectory(temp);
+        }
+        return versionDir;
+    }
+
+    /// <summary>
+    /// Returns the dataset as the catalog resolves it in the request's data directory, downloading it first when the
+    /// dataset, config or version is absent there or a requested split's shards are missing. A local copy is used
+    /// without any network access.
+    /// </summary>
+    /// <param name="request">The dataset and download settings (as for <see cref="DownloadAsync"/>).</param>
+    /// <param name="progress">Receives bytes and files done; may be null.</param>
+    /// <param name="cancellationToken">Stops the download.</param>
+    /// <exception cref="ArgumentException">As <see cref="DownloadAsync"/>.</exception>
+    /// <exception cref="DatasetNotFoundException">Neither local nor published (or, for a local dataset with configs, no config given).</exception>
+    /// <exception cref="DownloadException">As <see cref="DownloadAsync"/>.</exception>
+    /// <exception cref="DataFormatException">A local or downloaded file is malformed.</exception>
+    public static async Task<DatasetBuilderDir> EnsureAvailableAsync(DownloadRequest request, IProgress<DownloadProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        Validate(request);
+        var spec = DatasetNames.Parse(request.DatasetName);
+        DatasetBuilderDir? local = null;
+        try
+        {
+            local = Catalog.Open(request.DataDirectory, request.DatasetName);
+            var needed = SplitNames(local.Info, request, local.Info.FilePath);
+            bool complete = needed.All(s =>
+            {
+                var paths = local.ShardPaths(s.Name);
+                return paths.Where((p, i) => s.ShardLengths[i] > 0).All(File.Exists);
+            });
+            if (complete) return local;
+        }
+        catch (DatasetNotFoundException)
+        {
+            // Absent locally: download below.
+        }
+        // A local version with missing shards is completed; otherwise the downloader resolves the version (listing the
+        // bucket when it is not exact).
+        string name = local is not null ? local.FullName : request.DatasetName;
+        string versionDir = await DownloadAsync(request with { DatasetName = name }, progress, cancellationToken).ConfigureAwait(false);
+        string version = Path.GetFileName(versionDir);
+        string exact = spec.Name + (spec.HasConfig ? "/" + spec.Config : "") + ":" + version;
+        return Catalog.Open(request.DataDirectory, exact);
+    }
+
+    private static void Validate(DownloadRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentException.ThrowIfNullOrWhiteSpace(request.DatasetName, nameof(request) + "." + nameof(request.DatasetName));
+        ArgumentOutOfRangeException.ThrowIfLessThan(request.MaxParallel, 1, nameof(request) + "." + nameof(request.MaxParallel));
+        if (request.Timeout <= TimeSpan.Zero && request.Timeout != Timeout.InfiniteTimeSpan)
+            throw new ArgumentOutOfRangeException(nameof(request) + "." + nameof(request.Timeout), request.Timeout, "The timeout must be positive (or Timeout.InfiniteTimeSpan).");
+        ArgumentOutOfRangeException.ThrowIfNegative(request.Retries, nameof(request) + "." + nameof(request.Retries));
+        if (request.RetryDelay < TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(request) + "." + nameof(request.RetryDelay), request.RetryDelay, "The retry delay cannot be negative.");
+        // Malformed split specs fail before any request is made.
+        foreach (var s in request.Splits ?? [])
+        {
+            if (s is null) throw new ArgumentNullException(nameof(request) + "." + nameof(request.Splits), "A split spec is null.");
+            Splits.Parse(s);
+        }
+    }
+
+    private static HttpClient CreateClient(DownloadRequest request)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            // Shards must arrive byte for byte as stored; a decompressing proxy would change them.
+            AutomaticDecompression = DecompressionMethods.None,
+            ConnectTimeout = request.Timeout,
+            MaxConnectionsPerServer = Math.Max(2, request.MaxParallel + 1),
+        };
+        var http = new HttpClient(handler, disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
+        http.DefaultRequestHeaders.UserAgent.ParseAdd("Samplers/0.1");
+        return http;
+    }
+
+    /// <summary>One file to fetch: path relative to the version directory; for shards, the split, shard index and expected record count (-1 for other files).</summary>
+    private sealed record RemoteFile(string RelativePath, long ExpectedRecords, string Split, int ShardIndex)
+    {
+        public bool IsShard => ExpectedRecords >= 0;
+    }
+
+    private static List<SplitInfo> SplitNames(DatasetInfo info, DownloadRequest request, string where)
+    {
+        if (request.Splits is null || request.Splits.Count == 0 || request.Splits.Any(s => s == "all")) return info.Splits.ToList();
+        var names = new List<string>();
+        foreach (var s in request.Splits)
+        {
+            foreach (var part in Splits.Parse(s))
+                if (!names.Contains(part.Split)) names.Add(part.Split);
+        }
+        if (names.Contains("all")) return info.Splits.ToList();
+        var result = new List<SplitInfo>();
+        foreach (var n in names)
+            result.Add(info.FindSplit(n) ?? throw new DatasetNotFoundException(
+                $"Split '{n}' does not exist in {info.Name}:{info.Version} ({where}). Splits present: {string.Join(", ", info.Splits.Select(x => x.Name))} (names are case-sensitive).",
+                where, n));
+        return result;
+    }
+
+    private static List<RemoteFile> PlanShards(DatasetInfo info, DownloadRequest request, string where)
+    {
+        var files = new List<RemoteFile>();
+        foreach (var split in SplitNames(info, request, where))
+        {
+            var rel = info.ShardRelativePaths(split);
+            for (int i = 0; i < rel.Length; i++) files.Add(new RemoteFile(rel[i], split.ShardLengths[i], split.Name, i));
+        }
+        return files;
+    }
+
+    private static void CheckInfo(DatasetInfo info, string url, DatasetNameSpec spec, string version)
+    {
+        if (info.Version != version)
+            throw new DataFormatException($"{url}: key 'version' is '{info.Version}', but version {version} was requested; the bucket's metadata is inconsistent. Request version {info.Version} or use another mirror.", url, null, "version");
+        if (info.ConfigName != spec.Config)
+            throw new DataFormatException($"{url}: key 'configName' is '{info.ConfigName}', but the config requested is '{(spec.HasConfig ? spec.Config : "(none)")}'. Give the config in the name (name/config:version).", url, null, "configName");
+        if (!DatasetInfo.SupportedFileFormats.Contains(info.FileFormat))
+            throw new DataFormatException(
+                $"{url}: key 'fileFormat' is '{info.FileFormat}'{(info.FileFormat == "array_record" ? " (ArrayRecord not supported)" : "")}; this library reads only {string.Join(", ", DatasetInfo.SupportedFileFormats)}, so nothing was downloaded. " +
+                "Prepare the dataset with TFDS using file_format='tfrecord' and pass its data directory (--data-dir).", url, null, "fileFormat");
+    }
+
+    private static async Task FetchAllAsync(DownloadRequest request, HttpFetcher fetcher, ProgressTracker tracker, string versionUrl, string folder,
+        IReadOnlyList<RemoteFile> files, CancellationToken ct)
+    {
+        var options = new ParallelOptions { MaxDegreeOfParallelism = request.MaxParallel, CancellationToken = ct };
+        await Parallel.ForEachAsync(files, options, async (f, token) =>
+        {
+            string url = versionUrl + "/" + string.Join('/', f.RelativePath.Split('/').Select(Uri.EscapeDataString));
+            string destination = Path.Combine(folder, f.RelativePath.Replace('/', Path.DirectorySeparatorChar));
+            if (File.Exists(destination))
+            {
+                // Verified by an earlier, interrupted run of this download.
+                tracker.AddDone(new FileInfo(destination).Length, f.RelativePath);
+                tracker.FileDone(f.RelativePath);
+                return;
+            }
+            Action<string>? verify = f.IsShard ? part => VerifyShard(part, url, f) : null;
+            bool found = await fetcher.GetFileAsync(url, destination, f.RelativePath, BodyKind.Data, verify, token).ConfigureAwait(false);
+            if (!found && (!f.IsShard || f.ExpectedRecords > 0))
+            {
+                if (f.IsShard)
+                    throw new DownloadException(
+                        $"{url}: 404 Not Found: shard {f.ShardIndex} of split '{f.Split}', which dataset_info.json lists with {f.ExpectedRecords} records, is not in the bucket. " +
+                        "The published copy is incomplete; try another version or prepare the dataset with TFDS (--data-dir).", url, HttpStatusCode.NotFound);
+            }
+            // A missing labels file is normal: the class names are then "0".."N-1". An empty shard need not exist.
+            tracker.FileDone(f.RelativePath);
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>Reads the downloaded shard with CRC checks and compares its record count with <c>shardLengths</c>.</summary>
+    private static void VerifyShard(string part, string url, RemoteFile f)
+    {
+        long n = 0;
+        try
+        {
+            using var reader = new TfRecordReader(part);
+            while (reader.TryReadNext(out _)) n++;
+        }
+        catch (DataFormatException e)
+        {
+            throw new DataFormatException($"{url}: the downloaded shard failed verification: {e.Message.Replace(part, "(download)", StringComparison.Ordinal)}", url, e.Offset, null, e);
+        }
+        if (n != f.ExpectedRecords)
+            throw new DataFormatException(
+                $"{url}: the downloaded shard holds {n} records, but dataset_info.json lists {f.ExpectedRecords} for shard {f.ShardIndex} of split '{f.Split}'.",
+                url, null, "shardLengths");
+    }
+
+    /// <summary>The version directory exists: fetch only the requested splits' missing shards and move each in when verified.</summary>
+    private static async Task<string> CompleteExistingAsync(DownloadRequest request, HttpFetcher fetcher, ProgressTracker tracker, string versionUrl,
+        string versionDir, string temp, CancellationToken ct)
+    {
+        string infoPath = Path.Combine(versionDir, "dataset_info.json");
+        if (!File.Exists(infoPath))
+            throw new DatasetNotFoundException(
+                $"{versionDir} exists but has no dataset_info.json: it is an incomplete copy made by another tool (this downloader renames only complete folders). " +
+                "Delete it and download again.", infoPath, "dataset_info.json");
+        var info = DatasetInfo.Load(infoPath);
+        var missing = PlanShards(info, request, infoPath)
+            .Where(f => f.ExpectedRecords > 0 && !File.Exists(Path.Combine(versionDir, f.RelativePath.Replace('/', Path.DirectorySeparatorChar))))
+            .ToList();
+        if (missing.Count == 0) return versionDir;
+        tracker.SetFilesTotal(missing.Count);
+        Directory.CreateDirectory(temp);
+        await FetchAllAsync(request, fetcher, tracker, versionUrl, temp, missing, ct).ConfigureAwait(false);
+        foreach (var f in missing)
+        {
+            string rel = f.RelativePath.Replace('/', Path.DirectorySeparatorChar);
+            string target = Path.Combine(versionDir, rel);
+            string? dir = Path.GetDirectoryName(target);
+            if (dir is not null) Directory.CreateDirectory(dir);
+            // Each shard appears whole (a rename) or not at all.
+            if (!File.Exists(target)) File.Move(Path.Combine(temp, rel), target);
+        }
+        TryDeleteDirectory(temp);
+        return versionDir;
+    }
+
+    /// <summary>Lists <c>&lt;remoteBase&gt;/</c> in the bucket and picks the highest version matching the request.</summary>
+    private static async Task<string> ResolveVersionAsync(HttpFetcher fetcher, string baseUrl, string remoteBase, DatasetNameSpec spec, CancellationToken ct)
+    {
+        string prefix = remoteBase + "/";
+        var entries = new SortedSet<string>(StringComparer.Ordinal);
+        string? marker = null;
+        for (int page = 0; page < 1000; page++)
+        {
+            string url = $"{baseUrl}?prefix={Uri.EscapeDataString(prefix)}&delimiter=%2F" + (marker is null ? "" : "&marker=" + Uri.EscapeDataString(marker));
+            byte[] xml = await fetcher.GetBytesAsync(url, BodyKind.Xml, ct).ConfigureAwait(false)
+                ?? throw new DownloadException($"{url}: 404 Not Found: the bucket at {baseUrl} cannot be listed, so the version of '{spec.Name}' cannot be found. Give an exact version (name:x.y.z).", url, HttpStatusCode.NotFound);
+            XDocument doc;
+            try { doc = XDocument.Parse(Encoding.UTF8.GetString(xml)); }
+            catch (System.Xml.XmlException e)
+            {
+                throw new DataFormatException($"{url}: the bucket listing is not valid XML ({e.Message}); expected a ListBucketResult. Give an exact version (name:x.y.z).", url, null, null, e);
+            }
+            var root = doc.Root;
+            if (root is null || root.Name.LocalName != "ListBucketResult")
+                throw new DataFormatException($"{url}: expected an XML ListBucketResult, found <{root?.Name.LocalName}>. The base URL does not support listing; give an exact version (name:x.y.z).", url);
+            string? last = null;
+            foreach (var el in root.Descendants())
+            {
+                string? key = el.Name.LocalName switch
+                {
+                    "Prefix" when el.Parent?.Name.LocalName == "CommonPrefixes" => el.Value,
+                    "Key" when el.Parent?.Name.LocalName == "Contents" => el.Value,
+                    _ => null,
+                };
+                if (key is null) continue;
+                last = key;
+                if (!key.StartsWith(prefix, StringComparison.Ordinal)) continue;
+                string rest = key[prefix.Length..];
+                int slash = rest.IndexOf('/');
+                if (slash > 0) entries.Add(rest[..slash]);
+            }
+            bool truncated = root.Elements().Any(e => e.Name.LocalName == "IsTruncated" && e.Value.Trim().Equals("true", StringComparison.OrdinalIgnoreCase));
+            if (!truncated) break;
+            marker = root.Elements().FirstOrDefault(e => e.Name.LocalName == "NextMarker")?.Value ?? last;
+            if (marker is null) break;
+        }
+        string chosen = DatasetNames.SelectHighest(entries.ToArray(), spec.Version);
+        string label = spec.Name + (spec.HasConfig ? "/" + spec.Config : "");
+        if (chosen.Length == 0)
+        {
+            var versions = DatasetNames.ValidVersions(entries.ToArray());
+            var others = entries.Where(e => !versions.Contains(e) && !e.StartsWith('.') && e != "diffs").ToArray();
+            throw new DatasetNotFoundException(
+                $"No published version of '{label}'{(spec.HasVersion ? " matching " + spec.Version : "")} under {baseUrl}/{prefix}. Versions published: {(versions.Length == 0 ? "none" : string.Join(", ", versions))}." +
+                (others.Length > 0 && !spec.HasConfig ? $" Entries that look like configs: {string.Join(", ", others)}; give one, e.g. '{spec.Name}/{others[0]}'." : ""),
+                baseUrl + "/" + prefix, label);
+        }
+        return chosen;
+    }
+
+    /// <summary>Takes the lock file, waiting (with cancellation) while another process or call holds it.</summary>
+    private static async Task<FileStream> AcquireLockAsync(string path, CancellationToken ct)
+    {
+        while (true)
+        {
+            try
+            {
+                // FileShare.None: on Unix .NET takes an exclusive advisory lock, released when the process ends.
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+            }
+            catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException && IsSharingViolation(e))
+            {
+                await Task.Delay(100, ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Windows: ERROR_SHARING_VIOLATION / ERROR_LOCK_VIOLATION in the HRESULT; Unix: the errno of a refused
+    /// <c>flock</c> (EWOULDBLOCK: 11 on Linux, 35 on macOS).</summary>
+    private static bool IsSharingViolation(IOException e) =>
+        OperatingSystem.IsWindows() ? (e.HResult & 0xFFFF) is 32 or 33 : e.HResult is 11 or 35;
+
+    private static void WriteAtomically(string path, byte[] bytes)
+    {
+        string tmp = path + ".tmp";
+        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            f.Write(bytes);
+            f.Flush(flushToDisk: true);
+        }
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    private static void TryDeleteDirectory(string path)
+    {
+        try { Directory.Delete(path, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
