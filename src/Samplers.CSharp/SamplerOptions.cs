@@ -90,7 +90,7 @@ public record TFDatasetSamplerOptions : SamplerOptions
     /// <summary>Ours: the TFDS data directory; null uses <c>TFDS_DATA_DIR</c> or the TFDS default.</summary>
     public string? DataDir { get; init; }
 
-    /// <summary>Ours: where the Parquet cache lives; null puts it next to the dataset.</summary>
+    /// <summary>Ours: where the Parquet cache lives; null uses <c>SAMPLERS_CACHE_DIR</c>, else the platform cache folder (see <see cref="Samplers.Cache.ParquetCache.ResolveDirectory"/>).</summary>
     public string? CacheDir { get; init; }
 
     /// <summary>Ours: false turns the Parquet cache off (always read the TFRecords, write nothing).</summary>

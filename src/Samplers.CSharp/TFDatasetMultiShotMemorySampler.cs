@@ -1,12 +1,20 @@
 using Samplers.Data;
+using Samplers.Tfds;
 
 namespace Samplers;
 
 /// <summary>
 /// The reference's <c>TFDatasetMultiShotMemorySampler</c>: a <see cref="MultiShotMemorySampler"/> over a TFDS dataset
-/// loaded from its TFRecord files (or the Parquet cache). This class only records what was loaded; loading itself
-/// (an async factory and the reference-shaped constructor) is added with the loader.
+/// loaded from its TFRecord files (or the Parquet cache) by <see cref="TfdsLoader"/>.
 /// </summary>
+/// <remarks>
+/// <para>Build one with <see cref="LoadAsync"/> (async, with progress and cancellation) or with a constructor (the
+/// reference's shape; it blocks while loading). Both load every entry of <see cref="TFDatasetSamplerOptions.Splits"/>,
+/// concatenate them in order, apply <see cref="SamplerOptions.Preprocess"/> once to every example in parallel, then
+/// index the classes.</para>
+/// <para>The cache stores the decoded data before the preprocess (user code cannot be fingerprinted), so changing
+/// the preprocess never serves stale data.</para>
+/// </remarks>
 public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
 {
     /// <summary>Hands a loaded table to the sampler (used by the loader). <paramref name="preprocessed"/> true means the loader
@@ -17,9 +25,90 @@ public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
         DatasetOptions = options;
     }
 
+    private TFDatasetMultiShotMemorySampler(Loaded loaded, TFDatasetSamplerOptions options)
+        : base(loaded.Table, options, applyPreprocess: false)
+    {
+        DatasetOptions = options;
+        LoadResult = loaded.Result;
+    }
+
+    /// <summary>Loads the dataset <paramref name="options"/> describes and builds the sampler; blocks until loaded.
+    /// Prefer <see cref="LoadAsync"/> in async code or when you want progress and cancellation.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="options"/> is null.</exception>
+    /// <exception cref="ArgumentException">Bad settings, or <c>x_key</c>/<c>y_key</c> names no usable feature (see <see cref="TfdsLoader.LoadAsync"/>).</exception>
+    /// <exception cref="SamplersDataException">The dataset is absent or its files are bad (see <see cref="TfdsLoader.LoadAsync"/>).</exception>
+    public TFDatasetMultiShotMemorySampler(TFDatasetSamplerOptions options)
+        : this(LoadTableAsync(options ?? throw new ArgumentNullException(nameof(options)), null, default).GetAwaiter().GetResult(), options)
+    {
+    }
+
+    /// <summary>
+    /// The reference's constructor shape: <c>TFDatasetMultiShotMemorySampler(dataset_name, classes_per_batch,
+    /// x_key="image", y_key="label", splits=["train", "test"], examples_per_class_per_batch=2, steps_per_epoch=1000,
+    /// class_list=None, total_examples_per_class=None, preprocess_fn=None, augmenter=None, warmup=-1)</c>, then our seed
+    /// and data directory. Blocks while loading.
+    /// </summary>
+    /// <exception cref="ArgumentException">Bad settings, or <c>x_key</c>/<c>y_key</c> names no usable feature.</exception>
+    /// <exception cref="SamplersDataException">The dataset is absent or its files are bad.</exception>
+    public TFDatasetMultiShotMemorySampler(string datasetName, int classesPerBatch, string xKey = "image", string yKey = "label",
+        IReadOnlyList<string>? splits = null, int examplesPerClassPerBatch = 2, int stepsPerEpoch = 1000, IReadOnlyList<long>? classList = null,
+        int? totalExamplesPerClass = null, IExamplePreprocessor? preprocessFn = null, IAugmenter? augmenter = null, int warmup = -1,
+        ulong seed = 0, string? dataDir = null)
+        : this(new TFDatasetSamplerOptions
+        {
+            DatasetName = datasetName, ClassesPerBatch = classesPerBatch, XKey = xKey, YKey = yKey, Splits = splits ?? ["train", "test"],
+            ExamplesPerClassPerBatch = examplesPerClassPerBatch, StepsPerEpoch = stepsPerEpoch, ClassList = classList,
+            TotalExamplesPerClass = totalExamplesPerClass, Preprocess = preprocessFn, Augmenter = augmenter, Warmup = warmup,
+            Seed = seed, DataDir = dataDir,
+        })
+    {
+    }
+
+    /// <summary>Loads the dataset (TFRecords or the Parquet cache), applies the preprocess once in parallel, and builds the sampler.</summary>
+    /// <param name="options">What to load and how to sample.</param>
+    /// <param name="progress">Receives the loader's <see cref="LoadProgress"/> reports; null for none.</param>
+    /// <param name="cancellationToken">Cancels loading and preprocessing; a cancelled load leaves no cache file.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="options"/> is null.</exception>
+    /// <exception cref="ArgumentException">Bad settings, or <c>x_key</c>/<c>y_key</c> names no usable feature (see <see cref="TfdsLoader.LoadAsync"/>).</exception>
+    /// <exception cref="SamplersDataException">The dataset is absent or its files are bad (see <see cref="TfdsLoader.LoadAsync"/>).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public static async Task<TFDatasetMultiShotMemorySampler> LoadAsync(TFDatasetSamplerOptions options, IProgress<LoadProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        Loaded loaded = await LoadTableAsync(options, progress, cancellationToken).ConfigureAwait(false);
+        return new TFDatasetMultiShotMemorySampler(loaded, options);
+    }
+
     /// <summary>What was loaded and how.</summary>
     public TFDatasetSamplerOptions DatasetOptions { get; }
 
     /// <summary>The dataset name (<c>dataset_name</c>).</summary>
     public string DatasetName => DatasetOptions.DatasetName;
+
+    /// <summary>The loader's result: resolved dataset directory, x/y feature specs, selections, and whether the data came
+    /// from the cache. Null when the sampler was handed a table directly.</summary>
+    public TfdsLoadResult? LoadResult { get; }
+
+    /// <summary>The loader options a sampler's options imply.</summary>
+    public static TfdsLoadOptions ToLoadOptions(TFDatasetSamplerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new TfdsLoadOptions
+        {
+            DatasetName = options.DatasetName, DataDir = options.DataDir, Splits = options.Splits, XKey = options.XKey, YKey = options.YKey,
+            UseCache = options.UseCache, CacheDir = options.CacheDir, Logger = options.Logger,
+        };
+    }
+
+    private sealed record Loaded(TfdsLoadResult Result, ExampleTable Table);
+
+    private static async Task<Loaded> LoadTableAsync(TFDatasetSamplerOptions options, IProgress<LoadProgress>? progress, CancellationToken cancellationToken)
+    {
+        TfdsLoadResult result = await TfdsLoader.LoadAsync(ToLoadOptions(options), progress, cancellationToken).ConfigureAwait(false);
+        if (options.Preprocess is not { } preprocess) return new Loaded(result, result.Table);
+        // Once, after loading, in parallel (Preprocessing.Apply), off the caller's thread.
+        ExampleTable table = await Task.Run(() => Preprocessing.Apply(result.Table, preprocess, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
+        return new Loaded(result, table);
+    }
 }

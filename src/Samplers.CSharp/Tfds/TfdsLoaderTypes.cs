@@ -1,0 +1,112 @@
+using Microsoft.Extensions.Logging;
+using Samplers.Cache;
+using Samplers.Data;
+
+namespace Samplers.Tfds;
+
+/// <summary>What <see cref="TfdsLoader.LoadAsync"/> loads and how.</summary>
+/// <remarks>Python names: <c>dataset_name</c>, <c>x_key</c>, <c>y_key</c>, <c>splits</c> (of the reference's
+/// <c>TFDatasetMultiShotMemorySampler</c>); the rest are ours.</remarks>
+public sealed record TfdsLoadOptions
+{
+    /// <summary>The dataset: <c>name</c>, <c>name:1.2.3</c>, <c>name/config</c> or <c>name/config:1.*.*</c>.</summary>
+    public required string DatasetName { get; init; }
+
+    /// <summary>The TFDS data directory; null uses <c>TFDS_DATA_DIR</c>, else <c>~/tensorflow_datasets</c>.</summary>
+    public string? DataDir { get; init; }
+
+    /// <summary>Split specs loaded one by one and concatenated in this order (default train then test). Each entry
+    /// accepts the TFDS slicing syntax and is read as its own TFDS dataset (its own interleaved read order).</summary>
+    public IReadOnlyList<string> Splits { get; init; } = ["train", "test"];
+
+    /// <summary>The feature holding the examples (<c>x_key</c>); any numeric feature (Image, Tensor, ClassLabel, BBox).</summary>
+    public string XKey { get; init; } = "image";
+
+    /// <summary>The feature holding the labels (<c>y_key</c>); a scalar ClassLabel or integer Tensor.</summary>
+    public string YKey { get; init; } = "label";
+
+    /// <summary>False skips the Parquet cache: always read the TFRecords, write no cache file.</summary>
+    public bool UseCache { get; init; } = true;
+
+    /// <summary>The cache directory; null uses <c>SAMPLERS_CACHE_DIR</c>, else the platform cache folder
+    /// (<see cref="ParquetCache.ResolveDirectory"/>).</summary>
+    public string? CacheDir { get; init; }
+
+    /// <summary>Threads that parse and decode records; 0 or less means <see cref="Environment.ProcessorCount"/>.</summary>
+    public int MaxDegreeOfParallelism { get; init; }
+
+    /// <summary>Size of one chunk of the table (default 1 GiB); datasets larger than one chunk span several.</summary>
+    public long ChunkBytes { get; init; } = ExampleTable.DefaultChunkBytes;
+
+    /// <summary>Receives cache hits/misses, store failures and a summary line per load; null logs nothing.</summary>
+    public ILogger? Logger { get; init; }
+
+    /// <summary>
+    /// Hook for fetching an absent dataset (issue 7). When set and the catalog reports the dataset, config or version
+    /// as absent (<see cref="DatasetNotFoundException"/> from <see cref="Catalog.Open"/>), the loader calls it once and
+    /// then opens the catalog again; when null, the catalog's error surfaces unchanged.
+    /// </summary>
+    public TfdsDownloadHandler? Download { get; init; }
+}
+
+/// <summary>Fetches an absent dataset into <see cref="TfdsDownloadRequest.DataDirectory"/>; see <see cref="TfdsLoadOptions.Download"/>.</summary>
+/// <param name="request">What is missing and where it should go.</param>
+/// <param name="progress">The load's progress sink (report <see cref="LoadPhase.Downloading"/>), or null.</param>
+/// <param name="cancellationToken">Cancels the download.</param>
+public delegate Task TfdsDownloadHandler(TfdsDownloadRequest request, IProgress<LoadProgress>? progress, CancellationToken cancellationToken);
+
+/// <summary>An absent dataset the loader asks <see cref="TfdsLoadOptions.Download"/> to fetch.</summary>
+/// <param name="DataDirectory">The resolved data directory the dataset must appear in.</param>
+/// <param name="DatasetName">The name as the caller gave it (may carry a config and a version or wildcard).</param>
+/// <param name="NotFound">The catalog's error, which says what exactly is absent.</param>
+public sealed record TfdsDownloadRequest(string DataDirectory, string DatasetName, DatasetNotFoundException NotFound);
+
+/// <summary>The phases a load reports through <see cref="IProgress{T}"/>.</summary>
+public enum LoadPhase
+{
+    /// <summary>Finding the dataset and resolving the split specs.</summary>
+    Resolving = 0,
+    /// <summary>The download hook is fetching the dataset.</summary>
+    Downloading = 1,
+    /// <summary>Checking and reading the Parquet cache; examples count rows read.</summary>
+    ReadingCache = 2,
+    /// <summary>Reading TFRecords and decoding examples; examples and bytes count what is done.</summary>
+    Decoding = 3,
+    /// <summary>Writing the Parquet cache after a complete load.</summary>
+    StoringCache = 4,
+    /// <summary>The load finished; the table is complete.</summary>
+    Done = 5,
+}
+
+/// <summary>A progress report of a load.</summary>
+/// <param name="Phase">What is happening.</param>
+/// <param name="ExamplesDone">Examples finished in this phase.</param>
+/// <param name="ExamplesTotal">Examples the load produces (0 while unknown).</param>
+/// <param name="BytesRead">Decoding: TFRecord bytes read so far (records skipped by a slice included).</param>
+/// <param name="BytesTotal">Decoding: bytes of the shard files the selection touches (an upper bound for sliced reads).</param>
+/// <param name="Detail">A short human-readable note (dataset, cache file, miss reason).</param>
+public sealed record LoadProgress(LoadPhase Phase, long ExamplesDone, long ExamplesTotal, long BytesRead = 0, long BytesTotal = 0, string Detail = "");
+
+/// <summary>The outcome of <see cref="TfdsLoader.LoadAsync"/>.</summary>
+/// <param name="Table">The examples (from <c>x_key</c>), labels (from <c>y_key</c>), TFDS ids and class names,
+/// in the order of the split list, each split in TFDS's read order.</param>
+/// <param name="XSpec">The <c>x_key</c> feature as <c>features.json</c> declares it.</param>
+/// <param name="YSpec">The <c>y_key</c> feature.</param>
+/// <param name="Builder">The resolved dataset version directory.</param>
+/// <param name="Selections">One resolved selection per split entry, in order.</param>
+/// <param name="FromCache">True when the table came from the Parquet cache.</param>
+/// <param name="CachePath">The cache file read or written; null when caching is off.</param>
+/// <param name="CacheDetail">Why the cache missed, or what the store did (empty when caching is off).</param>
+public sealed record TfdsLoadResult(
+    ExampleTable Table,
+    FeatureSpec XSpec,
+    FeatureSpec YSpec,
+    DatasetBuilderDir Builder,
+    IReadOnlyList<SplitSelection> Selections,
+    bool FromCache,
+    string? CachePath,
+    string CacheDetail)
+{
+    /// <summary>The label names (position = label) from the <c>y_key</c> ClassLabel; empty for a plain integer Tensor.</summary>
+    public IReadOnlyList<string> ClassNames => Table.ClassNames;
+}
