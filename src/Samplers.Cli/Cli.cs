@@ -32,6 +32,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
         root.Add(PlanCommand());
         root.Add(RunCommand());
         root.Add(ExportCommand());
+        root.Add(CacheCommand());
         return root;
     }
 
@@ -87,8 +88,8 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             dataDirOverride = r.GetValue(_o.DataDir) is null ? FindEmbeddedDataDir() : null;
         }
         var options = _o.ToOptions(r, dataset, dataDirOverride);
-        var data = await Progress.Run(c, $"loading {dataset}", (p, t) => DatasetLoading.LoadAsync(options, p, t), ct).ConfigureAwait(false);
-        c.Status($"loaded {data.Dir.FullName}: {data.Table.Count} examples" + (data.FromCache ? $" from the cache {data.CachePath}" : " from TFRecords"));
+        var data = await Progress.Run(c, $"loading {dataset}", (p, t) => DatasetLoading.LoadAsync(options, c.Verbose ? new StderrLogger(c.Err) : null, p, t), ct).ConfigureAwait(false);
+        c.Status($"loaded {data.Dir.FullName}: {data.Table.Count} examples" + (data.FromCache ? $" from the cache {data.CachePath}" : " from TFRecords" + (data.CachePath is null ? " (cache off)" : $"; cache: {data.CacheDetail.TrimStart(';', ' ')}")));
         return (data, options);
     }
 
@@ -134,7 +135,8 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             }).ToArray();
             var splits = dir.Info.Splits.Select(s => new { name = s.Name, examples = s.NumExamples, shards = s.ShardLengths.Length, bytes = s.NumBytes }).ToArray();
             object? classes = null;
-            string cacheStatus = "unknown (this build of the tool reads TFRecords directly)";
+            var entry = TfdsCacheEntry.Resolve(TFDatasetMultiShotMemorySampler.ToLoadOptions(options));
+            string cacheStatus = entry is null ? "off" : entry.Exists ? $"present: {entry.Path} ({entry.Bytes} bytes; `samplers cache {name} verify` checks it)" : $"absent: {entry.Path}";
             if (!r.GetValue(noCounts))
             {
                 var (data, _) = await Load(r, c, name, ct).ConfigureAwait(false);
@@ -145,7 +147,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
                     long label = index.LabelOf(o);
                     return new { label, name = label >= 0 && label < names.Count ? names[(int)label] : label.ToString(Inv), count = index.CountOf(o) };
                 }).ToArray();
-                if (data.FromCache) cacheStatus = "hit: " + data.CachePath;
+                if (entry is not null) cacheStatus = data.FromCache ? $"hit: {data.CachePath}" : $"built: {data.CachePath} ({data.CacheDetail.TrimStart(';', ' ')})";
             }
             if (c.Json)
             {
@@ -389,6 +391,64 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             else
                 c.Out.WriteLine($"wrote {rows} rows ({string.Join(", ", members)}; x {DTypes.Name(data.Table.DType)} ({string.Join(", ", data.Table.ExampleShape.ToArray())})) to {Path.GetFullPath(path)}");
             return 0;
+        }));
+        return cmd;
+    }
+
+    // ---------------------------------------------------------------- cache
+    private Command CacheCommand()
+    {
+        var dataset = DatasetArgument();
+        var action = new Argument<string>("action") { Description = "show (default), build, verify or clear.", DefaultValueFactory = _ => "show" };
+        action.AcceptOnlyFromAmong("show", "build", "verify", "clear");
+        var cmd = new Command("cache",
+            "Shows, builds, verifies or clears the Parquet cache file of a dataset's split selection (--splits, --x-key, --y-key).\n" +
+            "Exit code 2 when verify finds the file absent, stale or damaged.\n\n" +
+            "Examples:\n  samplers cache mnist\n  samplers cache mnist build --splits train,test\n  samplers cache mnist verify --json\n  samplers cache mnist clear --cache-dir /data/cache")
+        { dataset, action };
+        foreach (var o in _o.LoadOptions) cmd.Add(o);
+        cmd.SetAction(Guarded(async (r, c, ct) =>
+        {
+            string name = r.GetValue(dataset)!;
+            string what = r.GetValue(action)!;
+            var options = _o.ToOptions(r, name);
+            var entry = TfdsCacheEntry.Resolve(TFDatasetMultiShotMemorySampler.ToLoadOptions(options))
+                ?? throw new UsageException($"The cache is off ({(options.UseCache ? "SAMPLERS_NO_CACHE is set" : "--no-cache")}); nothing to {what}.");
+            int code = 0;
+            string status;
+            string? reason = null;
+            switch (what)
+            {
+                case "build":
+                    var (data, _) = await Load(r, c, name, ct).ConfigureAwait(false);
+                    status = data.FromCache ? "already built (hit)" : entry.Exists ? "built" : "not stored";
+                    reason = data.CacheDetail;
+                    if (!entry.Exists) code = Program.ExitData;
+                    break;
+                case "verify":
+                    var v = await entry.VerifyAsync(ct).ConfigureAwait(false);
+                    status = v.IsHit ? "valid" : "invalid";
+                    reason = v.IsHit ? $"{v.Table!.Count} examples, checksum verified" : $"{v.Reason}: {v.Detail}";
+                    if (!v.IsHit) code = Program.ExitData;
+                    break;
+                case "clear":
+                    status = entry.Delete() ? "deleted" : "absent (nothing to delete)";
+                    break;
+                default:
+                    status = entry.Exists ? "present" : "absent";
+                    break;
+            }
+            if (c.Json)
+                c.WriteJson(new { dataset = entry.Builder.FullName, action = what, status, path = entry.Path, exists = entry.Exists, bytes = entry.Bytes, detail = reason, fingerprint = entry.Fingerprint.Value, key = entry.Key.Canonical.Replace('\u001f', '|') });
+            else
+            {
+                c.Out.WriteLine($"dataset  {entry.Builder.FullName} ({string.Join(",", options.Splits)}; {options.XKey}, {options.YKey})");
+                c.Out.WriteLine($"cache    {entry.Path}");
+                c.Out.WriteLine($"status   {status}" + (entry.Exists ? $", {entry.Bytes} bytes" : ""));
+                if (!string.IsNullOrEmpty(reason)) c.Out.WriteLine($"detail   {reason.TrimStart(';', ' ')}");
+            }
+            if (code != 0 && !c.Json) c.Err.WriteLine($"samplers: data error: cache {what}: {status}" + (reason is null ? "" : $" ({reason.TrimStart(';', ' ')})"));
+            return code;
         }));
         return cmd;
     }

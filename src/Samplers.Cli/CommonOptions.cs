@@ -13,8 +13,8 @@ internal sealed class CommonOptions
     public readonly Option<bool> NoCache = new("--no-cache") { Description = "Read the TFRecords; neither read nor write the cache." };
     public readonly Option<string[]> Splits = new("--splits")
     {
+        // One spec per token (comma-separated or repeated): several per token would swallow a following positional argument.
         Description = "Split specs loaded and concatenated in order, comma-separated or repeated (default: train,test). TFDS slicing works: train[:80%].",
-        AllowMultipleArgumentsPerToken = true,
     };
     public readonly Option<string> XKey = new("--x-key") { Description = "Feature holding the examples (x_key).", DefaultValueFactory = _ => "image" };
     public readonly Option<string> YKey = new("--y-key") { Description = "Feature holding the labels (y_key).", DefaultValueFactory = _ => "label" };

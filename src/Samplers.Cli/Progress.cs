@@ -12,10 +12,13 @@ internal static class Progress
         {
             // Plain lines at 0%, every 25% and the end, so logs stay short.
             int lastQuarter = -1;
+            object gate = new();
             var sink = new Sink(p =>
             {
-                int q = p.Total <= 0 ? 4 : (int)(4 * p.Done / p.Total);
-                if (q > lastQuarter) { lastQuarter = q; c.Err.WriteLine($"{what}: {p.Done}/{p.Total}"); }
+                if (p.Total <= 0) return;
+                int q = (int)(4 * p.Done / p.Total);
+                lock (gate)
+                    if (q > lastQuarter) { lastQuarter = q; c.Err.WriteLine($"{what}: {p.Done}/{p.Total}"); }
             });
             return await work(sink, ct).ConfigureAwait(false);
         }
@@ -23,7 +26,8 @@ internal static class Progress
         await AnsiConsole.Progress().AutoClear(true).StartAsync(async ctx =>
         {
             var task = ctx.AddTask(what, autoStart: true, maxValue: 1);
-            var sink = new Sink(p => { task.MaxValue = Math.Max(1, p.Total); task.Value = p.Done; });
+            object gate = new();
+            var sink = new Sink(p => { lock (gate) { task.MaxValue = Math.Max(1, p.Total); task.Value = p.Done; } });
             result = await work(sink, ct).ConfigureAwait(false);
             task.Value = task.MaxValue;
         }).ConfigureAwait(false);

@@ -60,7 +60,7 @@ let json (text: string) = JsonDocument.Parse(text).RootElement
 /// read order, which interleaves the two train shards.
 let rowExamples (data: string) =
     let dir = Path.Combine(Path.GetDirectoryName data, "order-" + Guid.NewGuid().ToString("N"))
-    let code = Samplers.Cli.Program.Run([| "export"; "tiny"; "--data-dir"; data; "--x-key"; "emb"; "--format"; "npy"; "--out"; dir |], TextWriter.Null, new StringWriter())
+    let code = Samplers.Cli.Program.Run([| "export"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--x-key"; "emb"; "--format"; "npy"; "--out"; dir |], TextWriter.Null, new StringWriter())
     if code <> 0 then failwithf "export for the row order failed: %d" code
     let b = File.ReadAllBytes(Path.Combine(dir, "x.npy"))
     let hlen = int (BinaryPrimitives.ReadUInt16LittleEndian(ReadOnlySpan(b, 8, 2)))
@@ -214,11 +214,11 @@ let commandTests =
     testList "commands on a fixture" [
         testCase "info prints features, splits and per-class counts; --json parses" <| fun () ->
             withFixture <| fun data ->
-                let code, out, _ = cli [ "info"; "tiny"; "--data-dir"; data ]
+                let code, out, _ = cli [ "info"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache" ]
                 Expect.equal code 0 "exit 0"
                 for s in [ "tiny:1.0.0"; "image"; "Image"; "uint8"; "(28, 28, 1)"; "emb"; "float32"; "train"; "test"; "bee" ] do
                     Expect.stringContains out s $"mentions {s}"
-                let code, out, err = cli [ "info"; "tiny"; "--data-dir"; data; "--json" ]
+                let code, out, err = cli [ "info"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--json" ]
                 Expect.equal code 0 "exit 0"
                 Expect.equal err "" "nothing on stderr with --json"
                 let j = json out
@@ -231,7 +231,7 @@ let commandTests =
                 Expect.equal feats [ "image", "uint8"; "label", "int64"; "emb", "float32" ] "features"
         testCase "plan: JSON lines, CSV and table agree with the planner" <| fun () ->
             withFixture <| fun data ->
-                let args = [ "plan"; "tiny"; "--data-dir"; data; "-c"; "3"; "-e"; "2"; "-s"; "8"; "--seed"; "11"; "--batches"; "2:6" ]
+                let args = [ "plan"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "-c"; "3"; "-e"; "2"; "-s"; "8"; "--seed"; "11"; "--batches"; "2:6" ]
                 let code, out, _ = cli (args @ [ "--json" ])
                 Expect.equal code 0 "exit 0"
                 let rows = lines out |> List.map json
@@ -260,7 +260,7 @@ let commandTests =
                 Expect.equal (lines tableOut).Length 5 "header + 4 batches"
         testCase "plan --digest equals the library digest and the digest of run over the same batches" <| fun () ->
             withFixture <| fun data ->
-                let common = [ "tiny"; "--data-dir"; data; "-c"; "4"; "-e"; "3"; "-s"; "25"; "--seed"; "3"; "--mode"; "coverage" ]
+                let common = [ "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "-c"; "4"; "-e"; "3"; "-s"; "25"; "--seed"; "3"; "--mode"; "coverage" ]
                 let code, out, _ = cli ([ "plan" ] @ common @ [ "--epochs"; "2"; "--digest"; "--json" ])
                 Expect.equal code 0 "exit 0"
                 let planDigest = (json out).GetProperty("digest").GetString()
@@ -282,7 +282,7 @@ let commandTests =
                 Expect.isTrue (text.StartsWith planDigest) "text digest line starts with the digest"
         testCase "run prints the batch size, balance statistics, speed and the digest" <| fun () ->
             withFixture <| fun data ->
-                let code, out, err = cli [ "run"; "tiny"; "--data-dir"; data; "-c"; "5"; "-e"; "2"; "-s"; "40"; "--splits"; "train" ]
+                let code, out, err = cli [ "run"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "-c"; "5"; "-e"; "2"; "-s"; "40"; "--splits"; "train" ]
                 Expect.equal code 0 $"exit 0: {err}"
                 for s in [ "batch size     10 (5 classes x 2 examples per class)"; "per-class rows"; "chi-square"; "p-value"; "examples seen"; "of 60 sampled"; "batches/s"; "plan digest" ] do
                     Expect.stringContains out s $"prints {s}"
@@ -290,7 +290,7 @@ let commandTests =
         testCase "export .npz: x, y and ids load back with the decoded pixels" <| fun () ->
             withFixture <| fun data ->
                 let path = Path.Combine(Path.GetDirectoryName data, "test.npz")
-                let code, out, err = cli [ "export"; "tiny"; "--data-dir"; data; "--splits"; "test"; "--out"; path; "--json" ]
+                let code, out, err = cli [ "export"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--splits"; "test"; "--out"; path; "--json" ]
                 Expect.equal code 0 $"exit 0: {err}"
                 Expect.equal ((json out).GetProperty("rows").GetInt32()) 20 "rows"
                 let descr, shape, x = npzMember path "x"
@@ -310,7 +310,7 @@ let commandTests =
         testCase "export --format npy of a float32 feature, and of planned batches with index/batch arrays" <| fun () ->
             withFixture <| fun data ->
                 let dir = Path.Combine(Path.GetDirectoryName data, "npy")
-                let code, _, err = cli [ "export"; "tiny"; "--data-dir"; data; "--x-key"; "emb"; "--format"; "npy"; "--out"; dir; "--class-list"; "1,3" ]
+                let code, _, err = cli [ "export"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--x-key"; "emb"; "--format"; "npy"; "--out"; dir; "--class-list"; "1,3" ]
                 Expect.equal code 0 $"exit 0: {err}"
                 let descr, shape, x = readNpy (File.ReadAllBytes(Path.Combine(dir, "x.npy")))
                 Expect.equal (descr, shape) ("<f4", [| 32L; 4L |]) "x header: 16 + 16 examples of classes 1 and 3"
@@ -321,7 +321,7 @@ let commandTests =
                                     if i % 5 = 1 || i % 5 = 3 then yield! [| float32 i; float32 (i % 5); float32 i / 2.0f; -1.0f |] |]
                 Expect.equal v expected "float32 values of classes 1 and 3, in table order"
                 let path = Path.Combine(Path.GetDirectoryName data, "batches.npz")
-                let code, _, err = cli [ "export"; "tiny"; "--data-dir"; data; "-c"; "2"; "-e"; "3"; "-s"; "10"; "--seed"; "9"; "--batches"; "0:4"; "--epoch"; "1"; "--out"; path ]
+                let code, _, err = cli [ "export"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "-c"; "2"; "-e"; "3"; "-s"; "10"; "--seed"; "9"; "--batches"; "0:4"; "--epoch"; "1"; "--out"; path ]
                 Expect.equal code 0 $"exit 0: {err}"
                 let _, shape, _ = npzMember path "x"
                 Expect.equal shape [| 24L; 28L; 28L; 1L |] "4 batches of 6 rows"
@@ -334,49 +334,107 @@ let commandTests =
                 Expect.equal (i64s y) (i64s idx |> Array.map (fun r -> int64 (ex[int r] % 5))) "labels match the indexed rows"
     ]
 
+// ---------- cache and the embedded dataset ----------
+
+let cacheTests =
+    testList "cache and the embedded dataset" [
+        testCase "cache: show absent, build, show present at the loader's path, verify, damaged verify exits 2, clear" <| fun () ->
+            withFixture <| fun data ->
+                let args = [ "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--splits"; "train" ]
+                let code, out, _ = cli ([ "cache" ] @ args @ [ "--json" ])
+                Expect.equal code 0 "show exits 0"
+                let j = json out
+                Expect.equal (j.GetProperty("status").GetString()) "absent" "nothing built yet"
+                let path = j.GetProperty("path").GetString()
+                let code, out, err = cli ([ "cache" ] @ args @ [ "build"; "--json" ])
+                Expect.equal code 0 $"build exits 0: {out} {err}"
+                Expect.equal ((json out).GetProperty("status").GetString()) "built" "built"
+                Expect.isTrue (File.Exists path) "the file exists where show said"
+                // The path the loader itself uses for the same options.
+                let loaded =
+                    TfdsLoader.LoadAsync(TfdsLoadOptions(DatasetName = "tiny", DataDir = data, CacheDir = data + "-cache", Splits = [| "train" |])).Result
+                Expect.isTrue loaded.FromCache "the loader hits the cache the CLI built"
+                Expect.equal loaded.CachePath path "TfdsCacheEntry.Path = the loader's cache path"
+                let code, out, _ = cli ([ "cache" ] @ args @ [ "verify" ])
+                Expect.equal code 0 "verify exits 0"
+                Expect.stringContains out "valid" "says valid"
+                Expect.stringContains out "60 examples" "counts the examples"
+                let bytes = File.ReadAllBytes path
+                bytes[bytes.Length / 2] <- bytes[bytes.Length / 2] ^^^ 0xFFuy
+                File.WriteAllBytes(path, bytes)
+                let code, _, err = cli ([ "cache" ] @ args @ [ "verify" ])
+                Expect.equal code 2 "a damaged file fails verify with exit 2"
+                Expect.stringContains err "Corrupt" "names the reason"
+                let code, out, _ = cli ([ "cache" ] @ args @ [ "clear" ])
+                Expect.equal code 0 "clear exits 0"
+                Expect.stringContains out "deleted" "says deleted"
+                Expect.isFalse (File.Exists path) "gone"
+                let code, _, err = cli ([ "cache" ] @ args @ [ "--no-cache" ])
+                Expect.equal code 1 "cache with --no-cache is a usage error"
+                Expect.stringContains err "cache is off" "says so"
+        testCase "run without a dataset uses the embedded synthetic_digits; a second run hits the cache with the same digest" <| fun () ->
+            use t = new TempDir()
+            let args = [ "run"; "--cache-dir"; t.Path; "-c"; "10"; "-e"; "2"; "-s"; "100"; "--seed"; "1"; "--json" ]
+            let code, out, err = cli args
+            Expect.equal code 0 $"exit 0: {err}"
+            let r = json out
+            Expect.equal (r.GetProperty("dataset").GetString()) "synthetic_digits:1.0.0" "the embedded dataset"
+            Expect.equal (r.GetProperty("datasetSize").GetInt32()) 4000 "train 3000 + test 1000"
+            Expect.equal (r.GetProperty("batchSize").GetInt32()) 20 "10 x 2"
+            let names = [ for c in r.GetProperty("perClass").EnumerateArray() -> c.GetProperty("name").GetString() ]
+            Expect.equal names [ "zero"; "one"; "two"; "three"; "four"; "five"; "six"; "seven"; "eight"; "nine" ] "class names"
+            let counts = [ for c in r.GetProperty("perClass").EnumerateArray() -> c.GetProperty("count").GetInt64() ]
+            // 10 classes per batch out of 10: every batch holds every class twice.
+            Expect.equal counts (List.replicate 10 200L) "every class in every batch"
+            let code, out2, _ = cli args
+            Expect.equal code 0 "second run"
+            Expect.equal ((json out2).GetProperty("planDigest").GetString()) (r.GetProperty("planDigest").GetString()) "same digest from the cache"
+            Expect.equal ((json out2).GetProperty("fingerprint").GetString()) (r.GetProperty("fingerprint").GetString()) "same data from the cache"
+    ]
+
 // ---------- errors and exit codes ----------
 
 let errorTests =
     testList "errors and exit codes" [
         testCase "a missing dataset is a data error (exit 2) with one readable line" <| fun () ->
             withFixture <| fun data ->
-                let code, _, err = cli [ "info"; "nope"; "--data-dir"; data ]
+                let code, _, err = cli [ "info"; "nope"; "--data-dir"; data; "--cache-dir"; data + "-cache" ]
                 Expect.equal code 2 "exit 2"
                 Expect.stringContains err "data error: Dataset 'nope' was not found" "names the dataset"
                 Expect.stringContains err "tiny" "lists what is present"
                 Expect.isFalse (err.Contains "   at ") "no stack trace without --verbose"
-                let code, _, err = cli [ "info"; "nope"; "--data-dir"; data; "--verbose" ]
+                let code, _, err = cli [ "info"; "nope"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--verbose" ]
                 Expect.equal code 2 "exit 2 with --verbose"
                 Expect.stringContains err "   at " "stack trace with --verbose"
-        testCase "a missing split and a missing x_key are data errors naming what exists" <| fun () ->
+        testCase "a missing split is a data error (exit 2), a missing x_key a usage error (exit 1), both naming what exists" <| fun () ->
             withFixture <| fun data ->
-                let code, _, err = cli [ "plan"; "tiny"; "--data-dir"; data; "--splits"; "validation" ]
+                let code, _, err = cli [ "plan"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--splits"; "validation" ]
                 Expect.equal code 2 "exit 2"
                 Expect.stringContains err "Split 'validation'" "names the split"
-                let code, out, _ = cli [ "plan"; "tiny"; "--data-dir"; data; "--x-key"; "pixels"; "--json" ]
-                Expect.equal code 2 "exit 2"
+                let code, out, _ = cli [ "plan"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--x-key"; "pixels"; "--json" ]
+                Expect.equal code 1 "a wrong key is a usage error: exit 1"
                 let j = json out
-                Expect.equal (j.GetProperty("exitCode").GetInt32()) 2 "JSON error carries the exit code"
+                Expect.equal (j.GetProperty("exitCode").GetInt32()) 1 "JSON error carries the exit code"
                 Expect.stringContains (j.GetProperty("error").GetString()) "available features are" "lists the features"
         testCase "usage errors exit 1: unknown option, bad mode, bad range, too many classes" <| fun () ->
             withFixture <| fun data ->
-                let code, _, _ = cli [ "plan"; "tiny"; "--data-dir"; data; "--bogus" ]
+                let code, _, _ = cli [ "plan"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--bogus" ]
                 Expect.equal code 1 "unknown option"
-                let code, _, err = cli [ "plan"; "tiny"; "--data-dir"; data; "--mode"; "roundrobin" ]
+                let code, _, err = cli [ "plan"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--mode"; "roundrobin" ]
                 Expect.equal code 1 "bad mode"
                 Expect.stringContains err "independent or coverage" "lists the modes"
-                let code, _, err = cli [ "plan"; "tiny"; "--data-dir"; data; "-s"; "10"; "--batches"; "5:20" ]
+                let code, _, err = cli [ "plan"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "-s"; "10"; "--batches"; "5:20" ]
                 Expect.equal code 1 "range beyond the epoch"
                 Expect.stringContains err "[0, 10]" "gives the valid range"
-                let code, _, err = cli [ "run"; "tiny"; "--data-dir"; data; "-c"; "6" ]
+                let code, _, err = cli [ "run"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "-c"; "6" ]
                 Expect.equal code 1 "more classes per batch than classes"
                 Expect.stringContains err "exceeds the number of classes (5)" "both counts"
-                let code, _, _ = cli [ "export"; "tiny"; "--data-dir"; data ]
+                let code, _, _ = cli [ "export"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache" ]
                 Expect.equal code 1 "export without --out"
                 let code, _, _ = cli [ "frobnicate" ]
                 Expect.equal code 1 "unknown command"
         testCase "--help on every command shows examples" <| fun () ->
-            for c in [ "info"; "plan"; "run"; "export" ] do
+            for c in [ "info"; "plan"; "run"; "export"; "cache" ] do
                 let code, out, _ = cli [ c; "--help" ]
                 Expect.equal code 0 $"{c} --help exits 0"
                 Expect.stringContains out "Examples:" $"{c} --help has examples"
@@ -389,7 +447,7 @@ let processTests =
     testList "child processes" [
         testCase "plan --digest is identical in two processes and equal to the in-process digest" <| fun () ->
             withFixture <| fun data ->
-                let args = [ "plan"; "tiny"; "--data-dir"; data; "-c"; "3"; "-e"; "2"; "-s"; "30"; "--seed"; "123456789"; "--epochs"; "2"; "--digest" ]
+                let args = [ "plan"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "-c"; "3"; "-e"; "2"; "-s"; "30"; "--seed"; "123456789"; "--epochs"; "2"; "--digest" ]
                 let c1, o1, e1 = cliChild args
                 let c2, o2, _ = cliChild args
                 Expect.equal (c1, c2) (0, 0) $"both exit 0: {e1}"
@@ -398,11 +456,11 @@ let processTests =
                 Expect.equal (o1.Trim()) (o3.Trim()) "same as in-process"
         testCase "a data error exits 2 from a real process, with the message on stderr" <| fun () ->
             withFixture <| fun data ->
-                let code, out, err = cliChild [ "run"; "nope"; "--data-dir"; data ]
+                let code, out, err = cliChild [ "run"; "nope"; "--data-dir"; data; "--cache-dir"; data + "-cache" ]
                 Expect.equal code 2 "exit 2"
                 Expect.equal out "" "nothing on stdout"
                 Expect.stringContains err "Dataset 'nope' was not found" "one readable message"
     ]
 
 [<Tests>]
-let tests = testList "Cli.Cli" [ libraryTests; commandTests; errorTests; processTests ]
+let tests = testList "Cli.Cli" [ libraryTests; commandTests; cacheTests; errorTests; processTests ]
