@@ -392,6 +392,51 @@ let cacheTests =
             Expect.equal ((json out2).GetProperty("fingerprint").GetString()) (r.GetProperty("fingerprint").GetString()) "same data from the cache"
     ]
 
+// ---------- experiment scripts ----------
+
+/// Runs `dotnet fsi script args` in dir: (exit code, stdout, stderr).
+let fsi (dir: string) (script: string) (args: string list) =
+    let psi = Diagnostics.ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = dir)
+    for a in [ "fsi"; script ] @ args do psi.ArgumentList.Add a
+    use p = Diagnostics.Process.Start psi
+    let o = p.StandardOutput.ReadToEndAsync()
+    let e = p.StandardError.ReadToEndAsync()
+    if not (p.WaitForExit 120000) then
+        p.Kill true
+        failwith "dotnet fsi did not finish within 120 s"
+    p.ExitCode, o.Result, e.Result
+
+let scriptTests =
+    testList "experiment scripts" [
+        testCase "epoch_balance.fsx writes a manifest; --replay reproduces its digests, a tampered digest fails" <| fun () ->
+            withFixture <| fun data ->
+                // Copies of the scripts whose #I points at this build's tool folder instead of the Release one.
+                let dir = Path.Combine(Path.GetDirectoryName data, "experiments")
+                Directory.CreateDirectory dir |> ignore
+                let src = Path.Combine(repoRoot.Value, "experiments")
+                let common = File.ReadAllText(Path.Combine(src, "Common.fsx"))
+                let releaseRef = "#I \"../src/Samplers.Cli/bin/Release/net10.0\""
+                Expect.stringContains common releaseRef "Common.fsx references the Release build of the tool"
+                File.WriteAllText(Path.Combine(dir, "Common.fsx"), common.Replace(releaseRef, $"#I @\"{Path.GetDirectoryName cliDll.Value}\""))
+                File.Copy(Path.Combine(src, "epoch_balance.fsx"), Path.Combine(dir, "epoch_balance.fsx"))
+                let out = Path.Combine(dir, "out")
+                let code, stdout, stderr = fsi dir "epoch_balance.fsx" [ "--dataset"; "tiny"; "--data-dir"; data; "--out"; out; "--classes"; "3"; "--steps"; "30" ]
+                Expect.equal code 0 $"script exits 0: {stdout} {stderr}"
+                let manifestPath = Path.Combine(out, "manifest.json")
+                let m = ExperimentManifest.Load manifestPath
+                Expect.equal m.Experiment "epoch_balance" "experiment name"
+                Expect.equal [ for r in m.Runs -> r.Label ] [ "Independent"; "Coverage" ] "one run per mode"
+                Expect.equal m.Dataset.Name "tiny:1.0.0" "dataset version"
+                Expect.isTrue (File.Exists(Path.Combine(out, "summary.csv"))) "summary written next to the manifest"
+                let code, stdout, stderr = fsi dir "epoch_balance.fsx" [ "--replay"; manifestPath; "--data-dir"; data ]
+                Expect.equal code 0 $"replay exits 0: {stdout} {stderr}"
+                for r in m.Runs do Expect.stringContains stdout $"reproduced {r.Label}: {r.PlanDigest}" $"{r.Label} digest reproduced"
+                File.WriteAllText(manifestPath, File.ReadAllText(manifestPath).Replace(m.Runs[1].PlanDigest, String('0', 64)))
+                let code, stdout, _ = fsi dir "epoch_balance.fsx" [ "--replay"; manifestPath; "--data-dir"; data ]
+                Expect.equal code 1 "a wrong digest fails the replay"
+                Expect.stringContains stdout "MISMATCH Coverage" "names the run"
+    ]
+
 // ---------- errors and exit codes ----------
 
 let errorTests =
@@ -463,4 +508,4 @@ let processTests =
     ]
 
 [<Tests>]
-let tests = testList "Cli.Cli" [ libraryTests; commandTests; cacheTests; errorTests; processTests ]
+let tests = testList "Cli.Cli" [ libraryTests; commandTests; cacheTests; scriptTests; errorTests; processTests ]
