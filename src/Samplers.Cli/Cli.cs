@@ -6,6 +6,7 @@ using Samplers.Data;
 using Samplers.Experiments;
 using Samplers.Export;
 using Samplers.Tfds;
+using Samplers.Tfds.Download;
 
 namespace Samplers.Cli;
 
@@ -33,6 +34,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
         root.Add(RunCommand());
         root.Add(ExportCommand());
         root.Add(CacheCommand());
+        root.Add(DownloadCommand());
         return root;
     }
 
@@ -88,7 +90,8 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             dataDirOverride = r.GetValue(_o.DataDir) is null ? FindEmbeddedDataDir() : null;
         }
         var options = _o.ToOptions(r, dataset, dataDirOverride);
-        var data = await Progress.Run(c, $"loading {dataset}", (p, t) => DatasetLoading.LoadAsync(options, c.Verbose ? new StderrLogger(c.Err) : null, p, t), ct).ConfigureAwait(false);
+        var data = await Progress.Run(c, $"loading {dataset}", (p, t) => DatasetLoading.LoadAsync(options, c.Verbose ? new StderrLogger(c.Err) : null,
+            r.GetValue(_o.Download) ? new DownloadRequest(dataset) { BaseUrl = r.GetValue(_o.BaseUrl), Splits = options.Splits } : null, p, t), ct).ConfigureAwait(false);
         c.Status($"loaded {data.Dir.FullName}: {data.Table.Count} examples" + (data.FromCache ? $" from the cache {data.CachePath}" : " from TFRecords" + (data.CachePath is null ? " (cache off)" : $"; cache: {data.CacheDetail.TrimStart(';', ' ')}")));
         return (data, options);
     }
@@ -451,6 +454,45 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             return code;
         }));
         return cmd;
+    }
+
+    // ---------------------------------------------------------------- download
+    private Command DownloadCommand()
+    {
+        var dataset = DatasetArgument();
+        var splits = new Option<string[]>("--splits") { Description = "Only the shards of these split specs (comma-separated or repeated; default: every split)." };
+        var maxParallel = new Option<int>("--max-parallel") { Description = "Files fetched at once.", DefaultValueFactory = _ => 4 };
+        var retries = new Option<int>("--retries") { Description = "Retries of a failed request.", DefaultValueFactory = _ => 4 };
+        var timeout = new Option<double>("--timeout") { Description = "Seconds to wait for a response or for more of its body.", DefaultValueFactory = _ => 60 };
+        var cmd = new Command("download",
+            "Downloads a prepared TFDS dataset (dataset_info.json, features.json, label files, TFRecord shards) into the data directory, " +
+            "verifying every file and resuming an interrupted download. Does nothing when the dataset is already complete.\n\n" +
+            "Examples:\n  samplers download mnist\n  samplers download mnist:3.0.1 --splits test --data-dir ~/tensorflow_datasets\n" +
+            "  samplers download mnist --base-url http://mirror.example/tfds-data --json")
+        { dataset, _o.DataDir, splits, _o.BaseUrl, maxParallel, retries, timeout };
+        cmd.SetAction(Guarded(async (r, c, ct) =>
+        {
+            string[] only = (r.GetValue(splits) ?? []).SelectMany(s => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
+            var request = new DownloadRequest(r.GetValue(dataset)!)
+            {
+                DataDirectory = r.GetValue(_o.DataDir), BaseUrl = r.GetValue(_o.BaseUrl), Splits = only.Length > 0 ? only : null,
+                MaxParallel = r.GetValue(maxParallel), Retries = r.GetValue(retries), Timeout = TimeSpan.FromSeconds(r.GetValue(timeout)),
+            };
+            string dir = await Progress.Run(c, $"downloading {request.DatasetName}", (p, t) =>
+                TfdsDownloader.DownloadAsync(request, new DownloadSink(d => p.Report((d.BytesDone, Math.Max(d.BytesExpected, d.BytesDone)))), t), ct).ConfigureAwait(false);
+            var builder = Catalog.Open(request.DataDirectory, request.DatasetName.Contains(':', StringComparison.Ordinal) ? request.DatasetName : request.DatasetName + ":" + Path.GetFileName(dir));
+            if (c.Json)
+                c.WriteJson(new { dataset = builder.FullName, path = dir, splits = builder.Info.Splits.Select(s => new { name = s.Name, examples = s.NumExamples, shards = s.ShardLengths.Length }) });
+            else
+                c.Out.WriteLine($"{builder.FullName} is in {dir} ({string.Join(", ", builder.Info.Splits.Select(s => $"{s.Name}: {s.NumExamples}"))})");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private sealed class DownloadSink(Action<DownloadProgress> report) : IProgress<DownloadProgress>
+    {
+        public void Report(DownloadProgress value) => report(value);
     }
 
     // ---------------------------------------------------------------- helpers

@@ -11,6 +11,8 @@ internal sealed class CommonOptions
     public readonly Option<string?> DataDir = new("--data-dir") { Description = "TFDS data directory (default: TFDS_DATA_DIR, else ~/tensorflow_datasets; `run` without a dataset uses the embedded data/)." };
     public readonly Option<string?> CacheDir = new("--cache-dir") { Description = "Parquet cache directory (default: SAMPLERS_CACHE_DIR, else the user cache folder)." };
     public readonly Option<bool> NoCache = new("--no-cache") { Description = "Read the TFRecords; neither read nor write the cache." };
+    public readonly Option<bool> Download = new("--download") { Description = "Download the dataset from the TFDS bucket (or --base-url) when it is absent from the data directory." };
+    public readonly Option<string?> BaseUrl = new("--base-url") { Description = "Bucket to download from (default: SAMPLERS_TFDS_BASE_URL, else TFDS's public bucket)." };
     public readonly Option<string[]> Splits = new("--splits")
     {
         // One spec per token (comma-separated or repeated): several per token would swallow a following positional argument.
@@ -38,7 +40,7 @@ internal sealed class CommonOptions
     public readonly Option<int> WorldSize = new("--world-size") { Description = "Number of data-parallel processes.", DefaultValueFactory = _ => 1 };
 
     /// <summary>Options that only say what to load (info, cache, export without batches).</summary>
-    public IEnumerable<Option> LoadOptions => [DataDir, CacheDir, NoCache, Splits, XKey, YKey];
+    public IEnumerable<Option> LoadOptions => [DataDir, CacheDir, NoCache, Splits, XKey, YKey, Download, BaseUrl];
 
     /// <summary>Loading plus sampling options.</summary>
     public IEnumerable<Option> SamplerOptions => LoadOptions.Concat<Option>([ClassesPerBatch, ExamplesPerClass, StepsPerEpoch, ClassList, TotalExamplesPerClass, Seed, Mode, Rank, WorldSize]);

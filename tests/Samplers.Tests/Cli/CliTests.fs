@@ -392,6 +392,40 @@ let cacheTests =
             Expect.equal ((json out2).GetProperty("fingerprint").GetString()) (r.GetProperty("fingerprint").GetString()) "same data from the cache"
     ]
 
+// ---------- download (against the downloader tests' loopback server) ----------
+
+let downloadTests =
+    testList "download" [
+        testCase "download fetches the dataset from a loopback bucket; info then reads it; a second download is a no-op" <| fun () ->
+            use f = new Samplers.Tests.Io.DownloadTests.Fixture()
+            let code, out, err = cli [ "download"; "toy:1.0.0"; "--data-dir"; f.Data; "--base-url"; f.Server.Url; "--json" ]
+            Expect.equal code 0 $"exit 0: {err}"
+            let j = json out
+            Expect.equal (j.GetProperty("dataset").GetString()) "toy:1.0.0" "resolved name"
+            Expect.isTrue (File.Exists(Path.Combine(j.GetProperty("path").GetString(), "dataset_info.json"))) "installed"
+            let code, out, _ = cli [ "info"; "toy"; "--data-dir"; f.Data; "--no-counts"; "--json" ]
+            Expect.equal code 0 "info on the downloaded dataset"
+            Expect.equal ((json out).GetProperty("splits").GetArrayLength()) 2 "both splits"
+            let before = f.Server.Requests.Length
+            let code, _, _ = cli [ "download"; "toy:1.0.0"; "--data-dir"; f.Data; "--base-url"; f.Server.Url ]
+            Expect.equal code 0 "second download exits 0"
+            Expect.isLessThanOrEqual (f.Server.Requests |> List.skip before |> List.filter Samplers.Tests.Io.DownloadTests.isShard |> List.length) 0 "no shard fetched again"
+        testCase "run --download fetches an absent dataset first; without --download it is a data error" <| fun () ->
+            use f = new Samplers.Tests.Io.DownloadTests.Fixture()
+            let args = [ "run"; "toy:1.0.0"; "--data-dir"; f.Data; "--no-cache"; "--x-key"; "x"; "-c"; "3"; "-s"; "10"; "--json" ]
+            let code, _, err = cli args
+            Expect.equal code 2 "absent: exit 2"
+            Expect.stringContains err "not found" "says what is missing"
+            let code, out, err = cli (args @ [ "--download"; "--base-url"; f.Server.Url ])
+            Expect.equal code 0 $"exit 0 after downloading: {err}"
+            Expect.equal ((json out).GetProperty("datasetSize").GetInt32()) 160 "train 120 + test 40"
+        testCase "download of a dataset the bucket does not have exits 2 naming it" <| fun () ->
+            use f = new Samplers.Tests.Io.DownloadTests.Fixture()
+            let code, _, err = cli [ "download"; "nosuch:1.0.0"; "--data-dir"; f.Data; "--base-url"; f.Server.Url; "--retries"; "0" ]
+            Expect.equal code 2 "exit 2"
+            Expect.stringContains err "nosuch" "names the dataset"
+    ]
+
 // ---------- experiment scripts ----------
 
 /// Runs `dotnet fsi script args` in dir: (exit code, stdout, stderr).
@@ -479,7 +513,7 @@ let errorTests =
                 let code, _, _ = cli [ "frobnicate" ]
                 Expect.equal code 1 "unknown command"
         testCase "--help on every command shows examples" <| fun () ->
-            for c in [ "info"; "plan"; "run"; "export"; "cache" ] do
+            for c in [ "info"; "plan"; "run"; "export"; "cache"; "download" ] do
                 let code, out, _ = cli [ c; "--help" ]
                 Expect.equal code 0 $"{c} --help exits 0"
                 Expect.stringContains out "Examples:" $"{c} --help has examples"
@@ -508,4 +542,4 @@ let processTests =
     ]
 
 [<Tests>]
-let tests = testList "Cli.Cli" [ libraryTests; commandTests; cacheTests; scriptTests; errorTests; processTests ]
+let tests = testList "Cli.Cli" [ libraryTests; commandTests; cacheTests; downloadTests; scriptTests; errorTests; processTests ]
