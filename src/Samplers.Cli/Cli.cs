@@ -137,7 +137,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
                 numClasses = f.Kind == FeatureKind.ClassLabel ? f.NumClasses : (long?)null,
             }).ToArray();
             var splits = dir.Info.Splits.Select(s => new { name = s.Name, examples = s.NumExamples, shards = s.ShardLengths.Length, bytes = s.NumBytes }).ToArray();
-            object? classes = null;
+            ClassCount[]? classes = null;
             var entry = TfdsCacheEntry.Resolve(TFDatasetMultiShotMemorySampler.ToLoadOptions(options));
             string cacheStatus = entry is null ? "off" : entry.Exists ? $"present: {entry.Path} ({entry.Bytes} bytes; `samplers cache {name} verify` checks it)" : $"absent: {entry.Path}";
             if (!r.GetValue(noCounts))
@@ -148,7 +148,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
                 classes = Enumerable.Range(0, index.ClassCount).Select(o =>
                 {
                     long label = index.LabelOf(o);
-                    return new { label, name = label >= 0 && label < names.Count ? names[(int)label] : label.ToString(Inv), count = index.CountOf(o) };
+                    return new ClassCount(label, label >= 0 && label < names.Count ? names[(int)label] : label.ToString(Inv), index.CountOf(o));
                 }).ToArray();
                 if (entry is not null) cacheStatus = data.FromCache ? $"hit: {data.CachePath}" : $"built: {data.CachePath} ({data.CacheDetail.TrimStart(';', ' ')})";
             }
@@ -174,13 +174,15 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             if (classes is not null)
             {
                 w.WriteLine($"classes in {string.Join(",", options.Splits)} (y_key {options.YKey})");
-                Table(w, ["label", "name", "count"], ((IEnumerable<dynamic>)classes).Select(k => new[] { ((long)k.label).ToString(Inv), (string)k.name, ((int)k.count).ToString(Inv) }));
+                Table(w, ["label", "name", "count"], classes.Select(k => new[] { k.Label.ToString(Inv), k.Name, k.Count.ToString(Inv) }));
             }
             w.WriteLine($"cache     {cacheStatus}");
             return 0;
         }));
         return cmd;
     }
+
+    private sealed record ClassCount(long Label, string Name, int Count);
 
     private static string[] SubDirs(string dir) =>
         Directory.Exists(dir) ? Directory.GetDirectories(dir).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToArray() : [];
