@@ -150,7 +150,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
                     long label = index.LabelOf(o);
                     return new ClassCount(label, label >= 0 && label < names.Count ? names[(int)label] : label.ToString(Inv), index.CountOf(o));
                 }).ToArray();
-                if (entry is not null) cacheStatus = data.FromCache ? $"hit: {data.CachePath}" : $"built: {data.CachePath} ({data.CacheDetail.TrimStart(';', ' ')})";
+                if (entry is not null) cacheStatus = data.FromCache ? $"hit: {data.CachePath}" : entry.Exists ? $"built now: {data.CachePath}" : $"not stored: {data.CacheDetail.TrimStart(';', ' ')}";
             }
             if (c.Json)
             {
