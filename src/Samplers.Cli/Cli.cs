@@ -300,7 +300,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             string d = digest.Finish();
             double rate = batches / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
             var names = sampler.ClassNames;
-            var perClass = Enumerable.Range(0, s.Counts.Length).Select(o => new { label = sampler.ClassList[o], name = names[o], count = s.Counts[o] }).ToArray();
+            var perClass = Enumerable.Range(0, s.Counts.Length).Select(o => new { label = sampler.ClassList[o], name = names[o], count = s.Counts[o], visits = s.Visits[o] }).ToArray();
             if (c.Json)
             {
                 c.WriteJson(new
@@ -320,8 +320,8 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             w.WriteLine($"batch size     {sampler.BatchSize} ({sampler.ClassesPerBatch} classes x {sampler.ExamplesPerClassPerBatch} examples per class)");
             w.WriteLine(string.Create(Inv, $"sampling       {options.Mode}, seed {sampler.Seed}, rank {options.Rank}/{options.WorldSize}, {epochCount} epoch(s) x {sampler.Count} batches"));
             w.WriteLine("per-class rows");
-            Table(w, ["label", "name", "rows"], perClass.Select(k => new[] { k.label.ToString(Inv), k.name, k.count.ToString(Inv) }));
-            w.WriteLine(string.Create(Inv, $"balance        min {s.Min}, max {s.Max}, mean {s.Mean:0.##}; chi-square {s.ChiSquare:0.###} (df {s.DegreesOfFreedom}), p-value {s.PValue:0.####}"));
+            Table(w, ["label", "name", "rows", "visits"], perClass.Select(k => new[] { k.label.ToString(Inv), k.name, k.count.ToString(Inv), k.visits.ToString(Inv) }));
+            w.WriteLine(string.Create(Inv, $"balance        rows per class min {s.Min}, max {s.Max}, mean {s.Mean:0.##}; chi-square over class visits {s.ChiSquare:0.###} (df {s.DegreesOfFreedom}), p-value {s.PValue:0.####}"));
             w.WriteLine(string.Create(Inv, $"examples seen  {s.DistinctExamples} of {s.AvailableExamples} sampled ({s.Coverage:P1}); dataset size {data.Table.Count}"));
             w.WriteLine(string.Create(Inv, $"speed          {batches} batches in {clock.Elapsed.TotalSeconds:0.###} s = {rate:N0} batches/s"));
             w.WriteLine($"plan digest    {d}");

@@ -5,13 +5,17 @@ open MathNet.Numerics
 open Samplers.Core.Internal
 
 /// <summary>Class-balance and coverage statistics of the rows sampled so far (see <see cref="BalanceTally"/>).</summary>
-/// <remarks>The chi-square test compares the per-class row counts with the uniform expectation (Rows / ClassCount per
-/// class). Independent mode draws the classes of a batch without replacement and Coverage mode visits them in rounds,
-/// so both are at least as even as a multinomial draw: a small p-value (say below 0.001) means imbalance, a p-value
-/// near 1 is expected for Coverage.</remarks>
+/// <remarks>The chi-square test compares the per-class VISITS (batch slots: a class drawn into a batch once, bringing
+/// ExamplesPerClassPerBatch rows) with the uniform expectation. Visits, not rows, are the unit the sampler draws: rows
+/// come in groups, so a test over rows would overstate the evidence by that group size. Independent mode draws the
+/// classes of a batch without replacement (visit counts vary by a factor 1 - k/n less than multinomial counts) and
+/// Coverage mode visits them in rounds, so the test is conservative for both: a small p-value (say below 0.001) means
+/// real imbalance; p near 1 is expected for Coverage.</remarks>
 type BalanceSummary =
     { /// <summary>Rows drawn of each class ordinal (index = ordinal in the ClassIndex).</summary>
       Counts: int64[]
+      /// <summary>Visits of each class ordinal: how many batches drew it (a run of rows of one class is one visit).</summary>
+      Visits: int64[]
       /// <summary>Total rows drawn.</summary>
       Rows: int64
       /// <summary>Smallest per-class count.</summary>
@@ -20,7 +24,7 @@ type BalanceSummary =
       Max: int64
       /// <summary>Mean per-class count (Rows / ClassCount).</summary>
       Mean: float
-      /// <summary>Pearson's chi-square statistic against uniform class counts (0 when Rows is 0).</summary>
+      /// <summary>Pearson's chi-square statistic of the visits against uniform (0 when nothing was drawn).</summary>
       ChiSquare: float
       /// <summary>Degrees of freedom: ClassCount - 1.</summary>
       DegreesOfFreedom: int
@@ -42,6 +46,7 @@ type BalanceTally(classCount: int, tableRows: int, availableExamples: int) =
         Guard.positive "tableRows" tableRows
         Guard.nonNegative "availableExamples" availableExamples
     let counts : int64[] = Array.zeroCreate classCount
+    let visits : int64[] = Array.zeroCreate classCount
     let seen : uint64[] = Array.zeroCreate ((tableRows + 63) / 64)
     let mutable distinct = 0
     let mutable rows = 0L
@@ -71,7 +76,8 @@ type BalanceTally(classCount: int, tableRows: int, availableExamples: int) =
             let p = SpecialFunctions.GammaUpperRegularized(float (k - 1) / 2.0, stat / 2.0)
             struct (stat, k - 1, p)
 
-    /// <summary>Adds rows: the source index and class ordinal of each.</summary>
+    /// <summary>Adds the rows of one batch (or plan): the source index and class ordinal of each. Rows of a class are
+    /// consecutive (as plans lay them out); each run of one class counts as one visit.</summary>
     /// <exception cref="System.ArgumentException">Span lengths differ, or an index or ordinal is out of range.</exception>
     member _.Add(indices: ReadOnlySpan<int>, classOrdinals: ReadOnlySpan<int>) : unit =
         if indices.Length <> classOrdinals.Length then
@@ -82,6 +88,7 @@ type BalanceTally(classCount: int, tableRows: int, availableExamples: int) =
             if o < 0 || o >= classCount then invalidArg "classOrdinals" $"Class ordinal {o} at row {i} is outside [0, {classCount})."
             if r < 0 || r >= tableRows then invalidArg "indices" $"Source row {r} at row {i} is outside [0, {tableRows})."
             counts[o] <- counts[o] + 1L
+            if i = 0 || classOrdinals[i - 1] <> o then visits[o] <- visits[o] + 1L
             let w = r >>> 6
             let bit = 1UL <<< (r &&& 63)
             if seen[w] &&& bit = 0UL then
@@ -99,8 +106,9 @@ type BalanceTally(classCount: int, tableRows: int, availableExamples: int) =
 
     /// <summary>The statistics of everything added so far.</summary>
     member _.Summary() : BalanceSummary =
-        let struct (stat, dof, p) = BalanceTally.ChiSquareUniform(ReadOnlySpan counts)
+        let struct (stat, dof, p) = BalanceTally.ChiSquareUniform(ReadOnlySpan visits)
         { Counts = Array.copy counts
+          Visits = Array.copy visits
           Rows = rows
           Min = Array.min counts
           Max = Array.max counts

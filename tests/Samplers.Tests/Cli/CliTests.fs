@@ -138,20 +138,33 @@ let libraryTests =
             Expect.stringContains e2.Message "finished" "says why"
             let e3 = throwsWith<ArgumentOutOfRangeException> (fun () -> PlanDigest.Compute(PlanConfig(2, 2, 10), smallIndex (), 0UL, 0, 1, 5, 6) |> ignore) "range"
             Expect.stringContains e3.Message "BatchesPerRank" "names the limit"
-        testCase "BalanceTally: counts, coverage and a chi-square p-value that flags imbalance" <| fun () ->
+        testCase "BalanceTally: row counts, visits, coverage, and a chi-square over visits that flags imbalance" <| fun () ->
             let t = BalanceTally(3, 10, 10)
-            t.Add(ReadOnlySpan [| 0; 1; 2; 3; 3; 4 |], ReadOnlySpan [| 0; 0; 1; 1; 1; 2 |])
+            // Three batches of 2 classes x 2 rows: class 0 visited 3 times, classes 1 and 2 twice... as runs of rows.
+            t.Add(ReadOnlySpan [| 0; 1; 2; 3 |], ReadOnlySpan [| 0; 0; 1; 1 |])
+            t.Add(ReadOnlySpan [| 4; 5; 0; 1 |], ReadOnlySpan [| 2; 2; 0; 0 |])
+            t.Add(ReadOnlySpan [| 0; 6; 3; 3 |], ReadOnlySpan [| 0; 0; 1; 1 |])
+            t.Add(ReadOnlySpan [| 7; 7 |], ReadOnlySpan [| 2; 2 |])
             let s = t.Summary()
-            Expect.equal s.Counts [| 2L; 3L; 1L |] "counts"
-            Expect.equal (s.Min, s.Max, s.Rows, s.DistinctExamples) (1L, 3L, 6L, 5) "min, max, rows, distinct"
-            Expect.floatClose Accuracy.high s.Coverage 0.5 "coverage"
-            // (2-2)^2/2 + (3-2)^2/2 + (1-2)^2/2 = 1, df 2: p = exp(-1/2).
-            Expect.floatClose Accuracy.high s.ChiSquare 1.0 "chi-square"
-            Expect.floatClose Accuracy.high s.PValue (exp -0.5) "p-value of chi-square(2) at 1"
+            Expect.equal s.Counts [| 6L; 4L; 4L |] "rows per class"
+            Expect.equal s.Visits [| 3L; 2L; 2L |] "visits per class"
+            Expect.equal (s.Min, s.Max, s.Rows, s.DistinctExamples) (4L, 6L, 14L, 8) "min, max, rows, distinct"
+            Expect.floatClose Accuracy.high s.Coverage 0.8 "coverage"
+            // Visits 3, 2, 2 against 7/3 each: chi-square 2/7 with df 2, so p = exp(-1/7).
+            Expect.floatClose Accuracy.high s.ChiSquare (2.0 / 7.0) "chi-square over visits"
+            Expect.floatClose Accuracy.high s.PValue (exp (-1.0 / 7.0)) "p-value of chi-square(2)"
             let struct (_, _, p) = BalanceTally.ChiSquareUniform(ReadOnlySpan [| 1000L; 10L; 10L |])
             Expect.isLessThan p 1e-10 "a skewed count has a tiny p-value"
             let e = throwsWith<ArgumentException> (fun () -> t.Add(ReadOnlySpan [| 10 |], ReadOnlySpan [| 0 |])) "row out of range"
             Expect.stringContains e.Message "outside [0, 10)" "names the range"
+        testCase "BalanceTally over Independent plans of a correct sampler does not flag imbalance (fixed seeds)" <| fun () ->
+            // 10 classes, 4 per batch, 4 rows each: a row-level test would overstate the evidence fourfold.
+            let index = ClassIndex.Build(ReadOnlySpan [| for i in 0 .. 999 -> int64 (i % 10) |])
+            let config = PlanConfig(4, 4, 1000)
+            for seed in [ 1UL; 7UL; 42UL ] do
+                let t = BalanceTally(index, 1000)
+                for b in 0 .. 999 do t.Add(Planner.Plan(config, index, { Seed = seed; Epoch = 0; BatchId = b }))
+                Expect.isGreaterThan (t.Summary().PValue) 0.001 $"seed {seed}: p-value of a uniform sampler"
         testCase "NpyWriter: a header in NumPy's form for 0-, 1- and 3-d shapes; wrong byte counts are refused" <| fun () ->
             for shape in [ [||]; [| 3L |]; [| 2L; 3L; 4L |] ] do
                 use ms = new MemoryStream()
