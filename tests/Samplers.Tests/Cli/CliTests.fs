@@ -385,6 +385,29 @@ let cacheTests =
                 let code, _, err = cli ([ "cache" ] @ args @ [ "--no-cache" ])
                 Expect.equal code 1 "cache with --no-cache is a usage error"
                 Expect.stringContains err "cache is off" "says so"
+        testCase "info, plan (sharded), export and cache on the embedded dataset" <| fun () ->
+            use t = new TempDir()
+            let data = Path.Combine(repoRoot.Value, "data")
+            let common = [ "synthetic_digits"; "--data-dir"; data; "--cache-dir"; t.Path ]
+            let code, out, err = cli ([ "info" ] @ common @ [ "--json" ])
+            Expect.equal code 0 $"info exit 0: {err}"
+            let j = json out
+            Expect.equal [ for c in j.GetProperty("classes").EnumerateArray() -> c.GetProperty("count").GetInt32() ] (List.replicate 10 400) "400 per class"
+            Expect.stringContains (j.GetProperty("cache").GetString()) "built now" "info loaded and built the cache"
+            let code, out, _ = cli ([ "plan" ] @ common @ [ "-c"; "5"; "--rank"; "1"; "--world-size"; "2"; "-s"; "11"; "--json" ])
+            Expect.equal code 0 "plan exit 0"
+            let rows = lines out |> List.map json
+            Expect.equal rows.Length 5 "rank 1 of 2 gets 5 of 11 batches"
+            Expect.equal [ for r in rows -> r.GetProperty("globalBatch").GetInt32() ] [ 1; 3; 5; 7; 9 ] "strided global ids"
+            let path = Path.Combine(t.Path, "test10.npz")
+            let code, _, err = cli ([ "export" ] @ common @ [ "--splits"; "test[:10]"; "--out"; path ])
+            Expect.equal code 0 $"export exit 0: {err}"
+            let descr, shape, x = npzMember path "x"
+            Expect.equal (descr, shape) ("|u1", [| 10L; 28L; 28L; 1L |]) "ten 28x28x1 uint8 digits"
+            Expect.isTrue (Array.exists (fun b -> b <> 0uy) x) "pixels are not all zero"
+            let code, out, _ = cli ([ "cache" ] @ common @ [ "verify"; "--json" ])
+            Expect.equal code 0 "the cache info built verifies"
+            Expect.equal ((json out).GetProperty("status").GetString()) "valid" "valid"
         testCase "run without a dataset uses the embedded synthetic_digits; a second run hits the cache with the same digest" <| fun () ->
             use t = new TempDir()
             let args = [ "run"; "--cache-dir"; t.Path; "-c"; "10"; "-e"; "2"; "-s"; "100"; "--seed"; "1"; "--json" ]
