@@ -95,4 +95,8 @@ public record TFDatasetSamplerOptions : SamplerOptions
 
     /// <summary>Ours: false turns the Parquet cache off (always read the TFRecords, write nothing).</summary>
     public bool UseCache { get; init; } = true;
+
+    /// <summary>Ours: fetches the dataset when it is absent, e.g. <see cref="Samplers.Tfds.TfdsLoader.DownloadFromBucket"/>();
+    /// null (the default) never touches the network and an absent dataset is an error. See <see cref="Samplers.Tfds.TfdsLoadOptions.Download"/>.</summary>
+    public Samplers.Tfds.TfdsDownloadHandler? Download { get; init; }
 }

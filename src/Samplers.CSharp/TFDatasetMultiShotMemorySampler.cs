@@ -38,7 +38,7 @@ public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
     /// <exception cref="ArgumentException">Bad settings, or <c>x_key</c>/<c>y_key</c> names no usable feature (see <see cref="TfdsLoader.LoadAsync"/>).</exception>
     /// <exception cref="SamplersDataException">The dataset is absent or its files are bad (see <see cref="TfdsLoader.LoadAsync"/>).</exception>
     public TFDatasetMultiShotMemorySampler(TFDatasetSamplerOptions options)
-        : this(LoadTableAsync(options ?? throw new ArgumentNullException(nameof(options)), null, default).GetAwaiter().GetResult(), options)
+        : this(LoadBlocking(options ?? throw new ArgumentNullException(nameof(options))), options)
     {
     }
 
@@ -97,11 +97,15 @@ public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
         return new TfdsLoadOptions
         {
             DatasetName = options.DatasetName, DataDir = options.DataDir, Splits = options.Splits, XKey = options.XKey, YKey = options.YKey,
-            UseCache = options.UseCache, CacheDir = options.CacheDir, Logger = options.Logger,
+            UseCache = options.UseCache, CacheDir = options.CacheDir, Logger = options.Logger, Download = options.Download,
         };
     }
 
     private sealed record Loaded(TfdsLoadResult Result, ExampleTable Table);
+
+    // On the thread pool, so a caller's SynchronizationContext (UI, old ASP.NET) can never deadlock the blocking wait.
+    private static Loaded LoadBlocking(TFDatasetSamplerOptions options) =>
+        Task.Run(() => LoadTableAsync(options, null, CancellationToken.None)).GetAwaiter().GetResult();
 
     private static async Task<Loaded> LoadTableAsync(TFDatasetSamplerOptions options, IProgress<LoadProgress>? progress, CancellationToken cancellationToken)
     {

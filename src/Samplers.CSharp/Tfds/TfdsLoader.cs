@@ -60,11 +60,9 @@ public static class TfdsLoader
         var sw = Stopwatch.StartNew();
 
         progress?.Report(new LoadProgress(LoadPhase.Resolving, 0, 0, Detail: options.DatasetName));
-        DatasetBuilderDir builder = await OpenAsync(options, progress, cancellationToken).ConfigureAwait(false);
+        (DatasetBuilderDir builder, SplitSelection[] selections) = await ResolveAsync(options, progress, cancellationToken).ConfigureAwait(false);
         FeatureSpec xSpec = FindX(builder, options.XKey);
         FeatureSpec ySpec = FindY(builder, options.YKey);
-        var selections = new SplitSelection[options.Splits.Count];
-        for (int i = 0; i < selections.Length; i++) selections[i] = builder.Select(options.Splits[i]);
         long total = selections.Sum(s => s.NumExamples);
         if (total > Array.MaxLength)
             throw new ArgumentException($"{builder.FullName} splits [{string.Join(", ", options.Splits)}] select {total} examples; a table holds at most {Array.MaxLength}. Load a slice, e.g. \"train[:50%]\".", "options.Splits");
@@ -134,21 +132,60 @@ public static class TfdsLoader
     /// catalog refuses whitespace, and a different spelling of the same rows only costs a second cache file.</summary>
     internal static string NormalizeSplits(IReadOnlyList<string> splits) => string.Join(",", splits);
 
-    private static async Task<DatasetBuilderDir> OpenAsync(TfdsLoadOptions options, IProgress<LoadProgress>? progress, CancellationToken ct)
+    /// <summary>Opens the dataset and selects every split; with a download hook, an absent dataset or shard is fetched once.</summary>
+    private static async Task<(DatasetBuilderDir, SplitSelection[])> ResolveAsync(TfdsLoadOptions options, IProgress<LoadProgress>? progress, CancellationToken ct)
     {
         try
         {
-            return Catalog.Open(options.DataDir, options.DatasetName);
+            return Resolve(options);
         }
-        catch (DatasetNotFoundException notFound) when (options.Download is not null)
+        catch (DatasetNotFoundException notFound) when (options.Download is not null && IsAbsentData(notFound))
         {
-            // The download hook (issue 7): fetch once, then open again; a second failure surfaces unchanged.
             string dataDir = DataDirectory.Resolve(options.DataDir);
             progress?.Report(new LoadProgress(LoadPhase.Downloading, 0, 0, Detail: options.DatasetName));
-            await options.Download(new TfdsDownloadRequest(dataDir, options.DatasetName, notFound), progress, ct).ConfigureAwait(false);
+            await options.Download(new TfdsDownloadRequest(dataDir, options.DatasetName, options.Splits, notFound), progress, ct).ConfigureAwait(false);
             ct.ThrowIfCancellationRequested();
-            return Catalog.Open(options.DataDir, options.DatasetName);
+            return Resolve(options);
         }
+    }
+
+    private static (DatasetBuilderDir, SplitSelection[]) Resolve(TfdsLoadOptions options)
+    {
+        DatasetBuilderDir builder = Catalog.Open(options.DataDir, options.DatasetName);
+        var selections = new SplitSelection[options.Splits.Count];
+        for (int i = 0; i < selections.Length; i++) selections[i] = builder.Select(options.Splits[i]);
+        return (builder, selections);
+    }
+
+    /// <summary>True when downloading can help: the dataset, config or version is absent, or a shard file is missing;
+    /// false for a split name the dataset does not have (its error points at dataset_info.json and lists the splits).</summary>
+    private static bool IsAbsentData(DatasetNotFoundException e)
+    {
+        if (e.FilePath is null || !e.FilePath.EndsWith("dataset_info.json", StringComparison.Ordinal)) return true;
+        return !File.Exists(e.FilePath);
+    }
+
+    /// <summary>
+    /// A <see cref="TfdsDownloadHandler"/> that fetches the prepared dataset with <see cref="Download.TfdsDownloader"/>
+    /// (only the shards of the requested splits) into the request's data directory.
+    /// </summary>
+    /// <param name="baseUrl">The bucket; null uses <c>SAMPLERS_TFDS_BASE_URL</c>, else TFDS's public bucket.</param>
+    /// <param name="configure">Optional changes to the download request (timeouts, retries, parallelism).</param>
+    public static TfdsDownloadHandler DownloadFromBucket(string? baseUrl = null, Func<Download.DownloadRequest, Download.DownloadRequest>? configure = null) =>
+        async (request, progress, ct) =>
+        {
+            var download = new Download.DownloadRequest(request.DatasetName) { DataDirectory = request.DataDirectory, BaseUrl = baseUrl, Splits = request.Splits };
+            if (configure is not null) download = configure(download);
+            IProgress<Download.DownloadProgress>? files = progress is null ? null : new DownloadProgressAdapter(progress);
+            await Download.TfdsDownloader.DownloadAsync(download, files, ct).ConfigureAwait(false);
+        };
+
+    /// <summary>Forwards download progress as load progress (bytes; files in the detail).</summary>
+    private sealed class DownloadProgressAdapter(IProgress<LoadProgress> inner) : IProgress<Download.DownloadProgress>
+    {
+        public void Report(Download.DownloadProgress value) =>
+            inner.Report(new LoadProgress(LoadPhase.Downloading, 0, 0, value.BytesDone, value.BytesExpected,
+                $"{value.FilesDone}/{value.FilesTotal} files; {value.CurrentFile}"));
     }
 
     private static string Available(DatasetBuilderDir builder) =>
@@ -207,6 +244,7 @@ public static class TfdsLoader
         public int Count;
         public int Used;
         public ShardInstruction Instruction = null!;
+        public string IdPrefix = "";
 
         public bool TryAdd(TfRecord record, int row)
         {
@@ -225,9 +263,9 @@ public static class TfdsLoader
             return true;
         }
 
-        public void Reset(ShardInstruction instruction)
+        public void Reset(ShardInstruction instruction, string idPrefix)
         {
-            Instruction = instruction; Count = 0; Used = 0;
+            Instruction = instruction; IdPrefix = idPrefix; Count = 0; Used = 0;
             if (Buffer.Length > 4 * BytesPerBatch)
             {
                 ArrayPool<byte>.Shared.Return(Buffer);
@@ -291,19 +329,23 @@ public static class TfdsLoader
                 foreach (var (ins, rows) in work)
                 {
                     using var file = new TfRecordReader(ins.Path);
+                    string idPrefix = Path.GetFileName(ins.Path) + "__"; // tfds_id = <shard file name>__<record index> (9.3)
+                    long counted = 0;
                     long skipped = file.Skip(ins.Skip);
                     if (skipped < ins.Skip) throw TooFew(ins, skipped);
                     long k = 0;
                     RecordBatch batch = await free.Reader.ReadAsync(stop.Token).ConfigureAwait(false);
-                    batch.Reset(ins);
+                    batch.Reset(ins, idPrefix);
                     while (k < ins.Take)
                     {
                         if (!file.TryReadNext(out TfRecord rec)) throw TooFew(ins, ins.Skip + k);
                         if (!batch.TryAdd(rec, rows[k]))
                         {
+                            Interlocked.Add(ref bytesRead, file.NextOffset - counted);
+                            counted = file.NextOffset;
                             await full.Writer.WriteAsync(batch, stop.Token).ConfigureAwait(false);
                             batch = await free.Reader.ReadAsync(stop.Token).ConfigureAwait(false);
-                            batch.Reset(ins);
+                            batch.Reset(ins, idPrefix);
                             batch.TryAdd(rec, rows[k]);
                         }
                         k++;
@@ -314,7 +356,7 @@ public static class TfdsLoader
                             $"{ins.Path}: holds more records than dataset_info.json says: shardLengths[{ins.ShardIndex}] of split '{ins.Split}' is {ins.ShardLength}, " +
                             $"but record {extra.Index} starts at byte {extra.Offset}. The shard or its metadata is damaged; download the dataset again.",
                             ins.Path, extra.Offset, ins.Split);
-                    Interlocked.Add(ref bytesRead, file.NextOffset);
+                    Interlocked.Add(ref bytesRead, file.NextOffset - counted);
                     if (batch.Count > 0) await full.Writer.WriteAsync(batch, stop.Token).ConfigureAwait(false);
                     else await free.Writer.WriteAsync(batch, stop.Token).ConfigureAwait(false);
                 }
@@ -385,7 +427,7 @@ public static class TfdsLoader
                 ? table.AllocateRagged(row, FeatureDecoder.MeasureShape(xSpec, features, location, images))
                 : table.Slot(row);
             FeatureDecoder.DecodeInto(xSpec, features, location, slot, images);
-            table.SetId(row, ins.TfdsId(batch.Index[i]));
+            table.SetId(row, string.Concat(batch.IdPrefix, batch.Index[i].ToString(System.Globalization.CultureInfo.InvariantCulture)));
         }
     }
 

@@ -42,9 +42,11 @@ public sealed record TfdsLoadOptions
     public ILogger? Logger { get; init; }
 
     /// <summary>
-    /// Hook for fetching an absent dataset (issue 7). When set and the catalog reports the dataset, config or version
-    /// as absent (<see cref="DatasetNotFoundException"/> from <see cref="Catalog.Open"/>), the loader calls it once and
-    /// then opens the catalog again; when null, the catalog's error surfaces unchanged.
+    /// Fetches an absent dataset (issue 7); null (the default) never touches the network. When set and the catalog
+    /// reports the dataset, config or version as absent (<see cref="DatasetNotFoundException"/> from
+    /// <see cref="Catalog.Open"/>) or a needed shard file as missing, the loader calls it once and then resolves again;
+    /// a second failure surfaces unchanged. <see cref="TfdsLoader.DownloadFromBucket"/> gives the handler backed by
+    /// <see cref="Download.TfdsDownloader"/>.
     /// </summary>
     public TfdsDownloadHandler? Download { get; init; }
 }
@@ -58,8 +60,9 @@ public delegate Task TfdsDownloadHandler(TfdsDownloadRequest request, IProgress<
 /// <summary>An absent dataset the loader asks <see cref="TfdsLoadOptions.Download"/> to fetch.</summary>
 /// <param name="DataDirectory">The resolved data directory the dataset must appear in.</param>
 /// <param name="DatasetName">The name as the caller gave it (may carry a config and a version or wildcard).</param>
+/// <param name="Splits">The split specs the load needs (so only their shards need fetching).</param>
 /// <param name="NotFound">The catalog's error, which says what exactly is absent.</param>
-public sealed record TfdsDownloadRequest(string DataDirectory, string DatasetName, DatasetNotFoundException NotFound);
+public sealed record TfdsDownloadRequest(string DataDirectory, string DatasetName, IReadOnlyList<string> Splits, DatasetNotFoundException NotFound);
 
 /// <summary>The phases a load reports through <see cref="IProgress{T}"/>.</summary>
 public enum LoadPhase

@@ -148,6 +148,20 @@ let loadTests =
             Expect.equal plus.Selections.Count 1 "one selection"
             Expect.equal listed.Selections.Count 2 "two selections"
 
+        testCase "shards of 40 and 20 records come out in TFDS's order (TFDS_FORMAT.md 9.2), an empty shard costs nothing" <| fun () ->
+            use data = new TempDir()
+            writeToy data.Path digitFeatures [ "train", [ toyDigits 40; toyDigits 20; [] ] ] |> ignore
+            let r = load { options data.Path "toy" [ "train" ] null with UseCache = false }
+            let a = "toy-train.tfrecord-00000-of-00003__"
+            let b = "toy-train.tfrecord-00001-of-00003__"
+            let expected =
+                [ for i in 0 .. 15 -> a + string i ] @ [ for i in 0 .. 15 -> b + string i ] @ [ for i in 16 .. 31 -> a + string i ]
+                @ [ for i in 16 .. 19 -> b + string i ] @ [ for i in 32 .. 39 -> a + string i ]
+            Expect.equal [ for i in 0 .. r.Table.Count - 1 -> r.Table.GetId i ] expected "(A,0..15) (B,0..15) (A,16..31) (B,16..19) (A,32..39)"
+            let labels = r.Table.Labels.ToArray()
+            Expect.equal labels[16] 0L "row 16 is B's record 0 (label 0)"
+            Expect.equal labels[32] 6L "row 32 is A's record 16 (label 6)"
+
         testCase "slices select the documented rows" <| fun () ->
             let r = load { options (embeddedDataDir ()) "synthetic_digits" [ "train[:10%]"; "test[-5:]" ] null with UseCache = false }
             Expect.equal r.Table.Count 305 "300 + 5"
@@ -176,7 +190,8 @@ let loadTests =
             Expect.isTrue (decoding |> List.forall (fun p -> p.ExamplesTotal = 4000L)) "total known"
             let bytesTotal = Directory.GetFiles(embeddedDir (), "*.tfrecord*") |> Array.sumBy (fun f -> FileInfo(f).Length)
             Expect.equal (decoding |> List.head).BytesTotal bytesTotal "bytes total = the shards"
-            Expect.isGreaterThan (decoding |> List.map (fun p -> p.BytesRead) |> List.max) 0L "bytes read reported"
+            Expect.equal (decoding |> List.map (fun p -> p.BytesRead) |> List.max) bytesTotal "every shard byte read by the end"
+            Expect.isGreaterThan (decoding |> List.filter (fun p -> p.BytesRead > 0L && p.BytesRead < bytesTotal)).Length 0 "bytes reported as they are read"
     ]
 
 let cacheTests =
@@ -373,6 +388,47 @@ let featureTests =
             Expect.equal r.Table.Count 12 "loaded"
             load { o with Download = hook } |> ignore
             Expect.equal calls 1 "not called when present"
+
+        testCase "the download hook also runs for a missing shard, but not for a split the dataset lacks" <| fun () ->
+            use data = new TempDir()
+            let vdir = writeToy data.Path digitFeatures [ "train", [ toyDigits 8; toyDigits 8 ] ]
+            let shard = Path.Combine(vdir, "toy-train.tfrecord-00001-of-00002")
+            let saved = File.ReadAllBytes shard
+            File.Delete shard
+            let mutable calls = 0
+            let hook = TfdsDownloadHandler(fun req _ _ ->
+                calls <- calls + 1
+                Expect.equal (List.ofSeq req.Splits) [ "train" ] "request carries the splits"
+                Expect.stringContains req.NotFound.Message "is missing" "the catalog's error"
+                File.WriteAllBytes(shard, saved)
+                Threading.Tasks.Task.CompletedTask)
+            let o = { options data.Path "toy" [ "train" ] null with UseCache = false; Download = hook }
+            Expect.equal (load o).Table.Count 16 "loaded after the hook restored the shard"
+            Expect.equal calls 1 "called once"
+            let e = throwsWith<DatasetNotFoundException> (fun () -> load { o with Splits = strs [ "validation" ] } |> ignore) "unknown split"
+            Expect.stringContains e.Message "Split 'validation'" "the catalog's error"
+            Expect.equal calls 1 "no download for a split name the dataset lacks"
+
+        testCase "DownloadFromBucket fetches the requested splits from a bucket, then the sampler loads them" <| fun () ->
+            use bucket = new TempDir()
+            use data = new TempDir()
+            use cache = new TempDir()
+            let served = Path.Combine(bucket.Path, "datasets", "synthetic_digits", "1.0.0")
+            Directory.CreateDirectory served |> ignore
+            for f in Directory.GetFiles(embeddedDir ()) do File.Copy(f, Path.Combine(served, Path.GetFileName f))
+            use server = new Samplers.Tests.Io.DownloadTests.Server(bucket.Path)
+            let reports = System.Collections.Concurrent.ConcurrentQueue<LoadProgress>()
+            let o = TFDatasetSamplerOptions(DatasetName = "synthetic_digits:1.0.0", DataDir = data.Path, CacheDir = cache.Path, Splits = strs [ "test" ],
+                                            ClassesPerBatch = 3, Download = TfdsLoader.DownloadFromBucket(server.Url))
+            let s = TFDatasetMultiShotMemorySampler.LoadAsync(o, syncProgress reports.Enqueue).GetAwaiter().GetResult()
+            Expect.equal s.NumExamples 1000 "test split"
+            let paths = server.Requests |> List.map (fun r -> r.Path)
+            Expect.contains paths ("datasets/synthetic_digits/1.0.0/" + testShard) "fetched the test shard"
+            Expect.isFalse (paths |> List.exists (fun p -> p.Contains "-train.")) "no train shard fetched"
+            Expect.isTrue (reports |> Seq.exists (fun p -> p.Phase = LoadPhase.Downloading && p.BytesRead > 0L)) "download progress forwarded"
+            let again = TFDatasetMultiShotMemorySampler.LoadAsync(o).GetAwaiter().GetResult()
+            Expect.isTrue again.LoadResult.FromCache "second load: local copy and cache"
+            Expect.equal server.Requests.Length (List.length paths) "no network the second time"
     ]
 
 let facadeTests =
