@@ -40,10 +40,10 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
 
     private static Argument<string> DatasetArgument() => new("dataset") { Description = "The TFDS dataset: name, name/config or name[/config]:version (e.g. mnist, mnist:3.0.1)." };
 
-    private Console2 Ctx(ParseResult r) => new(output, error, interactive, r.GetValue(_json), r.GetValue(_verbose));
+    private CliContext Ctx(ParseResult r) => new(output, error, interactive, r.GetValue(_json), r.GetValue(_verbose));
 
     /// <summary>Runs an action with the tool's error conventions: one readable message, exit 1 for usage, 2 for data.</summary>
-    private Func<ParseResult, CancellationToken, Task<int>> Guarded(Func<ParseResult, Console2, CancellationToken, Task<int>> action) => async (r, ct) =>
+    private Func<ParseResult, CancellationToken, Task<int>> Guarded(Func<ParseResult, CliContext, CancellationToken, Task<int>> action) => async (r, ct) =>
     {
         var c = Ctx(r);
         try
@@ -81,7 +81,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
         return m.Replace(Environment.NewLine, " ");
     }
 
-    private async Task<(LoadedDataset Data, TFDatasetSamplerOptions Options)> Load(ParseResult r, Console2 c, string? dataset, CancellationToken ct)
+    private async Task<(LoadedDataset Data, TFDatasetSamplerOptions Options)> Load(ParseResult r, CliContext c, string? dataset, CancellationToken ct)
     {
         string? dataDirOverride = null;
         if (dataset is null)

@@ -39,7 +39,7 @@ public static class Program
 internal sealed class UsageException(string message) : Exception(message);
 
 /// <summary>Per-invocation state: the writers and the output mode.</summary>
-internal sealed class Console2(TextWriter output, TextWriter error, bool interactive, bool json, bool verbose)
+internal sealed class CliContext(TextWriter output, TextWriter error, bool interactive, bool json, bool verbose)
 {
     public TextWriter Out { get; } = output;
     public TextWriter Err { get; } = error;

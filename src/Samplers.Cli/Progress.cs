@@ -5,7 +5,7 @@ namespace Samplers.Cli;
 /// <summary>Progress: a Spectre.Console bar on a terminal, a few plain lines on stderr otherwise, nothing with --json.</summary>
 internal static class Progress
 {
-    public static async Task<T> Run<T>(Console2 c, string what, Func<IProgress<(long Done, long Total)>, CancellationToken, Task<T>> work, CancellationToken ct)
+    public static async Task<T> Run<T>(CliContext c, string what, Func<IProgress<(long Done, long Total)>, CancellationToken, Task<T>> work, CancellationToken ct)
     {
         if (c.Json) return await work(new Sink(_ => { }), ct).ConfigureAwait(false);
         if (!c.Interactive)
