@@ -1,7 +1,581 @@
 module Samplers.Tests.Cli.CliTests
 
+open System
+open System.Buffers.Binary
+open System.IO
+open System.IO.Compression
+open System.Text
+open System.Text.Json
 open Expecto
+open Samplers
+open Samplers.Core
+open Samplers.Data
+open Samplers.Experiments
+open Samplers.Export
+open Samplers.Imaging
+open Samplers.Tfds
+open Samplers.Tests.TestUtil
 
-// Owned by the issue that builds this area; filled in there.
+// ---------- fixtures ----------
+
+let classNames = [| "ant"; "bee"; "cat"; "dog"; "eel" |]
+
+/// Example i of the fixture: label i % 5, a 28x28x1 procedural digit PNG (digit = label, seed = i) as `image`,
+/// and a float32 [4] tensor `emb` = [i; label; i / 2; -1] (so exported bytes say where they came from).
+let exampleBytes (i: int) =
+    let label = i % 5
+    ExampleBuilder()
+        .AddImage("image", ProceduralDigits.DrawPng(label, uint64 i))
+        .AddLabel("label", int64 label)
+        .AddFloats("emb", float32 i, float32 label, float32 i / 2.0f, -1.0f)
+        .ToByteArray()
+
+let imageSpec = FeatureSpec("image", FeatureKind.Image, "tensorflow_datasets.core.features.image_feature.Image", DType.UInt8, [| 28; 28; 1 |], EncodingFormat = "png")
+let labelSpec = FeatureSpec("label", FeatureKind.ClassLabel, "tensorflow_datasets.core.features.class_label_feature.ClassLabel", DType.Int64, [||], NumClasses = 5L, ClassNames = classNames)
+let embSpec = FeatureSpec("emb", FeatureKind.Tensor, "tensorflow_datasets.core.features.tensor_feature.Tensor", DType.Float32, [| 4 |])
+
+/// Writes dataset `tiny:1.0.0` (train: examples 0..59 in 2 shards, test: 60..79) under dataDir.
+let writeFixture (dataDir: string) =
+    let w = TfdsDatasetWriter(Path.Combine(dataDir, "tiny", "1.0.0"), "tiny", "1.0.0", [ imageSpec; labelSpec; embSpec ])
+    w.WriteSplit("train", [| for i in 0 .. 59 -> exampleBytes i |], 2) |> ignore
+    w.WriteSplit("test", [| for i in 60 .. 79 -> exampleBytes i |], 1) |> ignore
+    w.Complete()
+
+/// Runs the CLI in-process: (exit code, stdout, stderr).
+let cli (args: string list) =
+    use out = new StringWriter()
+    use err = new StringWriter()
+    let code = Samplers.Cli.Program.Run(Array.ofList args, out, err)
+    code, out.ToString(), err.ToString()
+
+let withFixture (f: string -> unit) =
+    use t = new TempDir()
+    let data = Path.Combine(t.Path, "data")
+    writeFixture data
+    f data
+
+let json (text: string) = JsonDocument.Parse(text).RootElement
+
+/// Example number of each table row, read back through `export --x-key emb` (emb[0] = i): the CLI loads in TFDS's
+/// read order, which interleaves the two train shards.
+let rowExamples (data: string) =
+    let dir = Path.Combine(Path.GetDirectoryName data, "order-" + Guid.NewGuid().ToString("N"))
+    let code = Samplers.Cli.Program.Run([| "export"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--x-key"; "emb"; "--format"; "npy"; "--out"; dir |], TextWriter.Null, new StringWriter())
+    if code <> 0 then failwithf "export for the row order failed: %d" code
+    let b = File.ReadAllBytes(Path.Combine(dir, "x.npy"))
+    let hlen = int (BinaryPrimitives.ReadUInt16LittleEndian(ReadOnlySpan(b, 8, 2)))
+    [| for r in 0 .. 79 -> int (BinaryPrimitives.ReadSingleLittleEndian(ReadOnlySpan(b, 10 + hlen + 16 * r, 4))) |]
+let lines (text: string) = text.Split('\n', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray
+
+/// The CLI's own build output (built with the tests as a project dependency), for real child processes.
+let cliDll =
+    lazy
+        (let config = if AppContext.BaseDirectory.Contains("/Release/") || AppContext.BaseDirectory.Contains("\\Release\\") then "Release" else "Debug"
+         let p = Path.Combine(repoRoot.Value, "src", "Samplers.Cli", "bin", config, "net10.0", "Samplers.Cli.dll")
+         if not (File.Exists p) then failwithf "%s not built" p
+         p)
+
+/// Runs `dotnet Samplers.Cli.dll args` as a child process: (exit code, stdout, stderr).
+let cliChild (args: string list) =
+    let psi = Diagnostics.ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    for a in cliDll.Value :: args do psi.ArgumentList.Add a
+    use p = Diagnostics.Process.Start psi
+    let o = p.StandardOutput.ReadToEndAsync()
+    let e = p.StandardError.ReadToEndAsync()
+    if not (p.WaitForExit 60000) then
+        p.Kill true
+        failwith "samplers child did not finish within 60 s"
+    p.ExitCode, o.Result, e.Result
+
+/// Parses a .npy: (descr, shape, data bytes), checking the magic, version 1.0 and the 64-byte alignment.
+let readNpy (bytes: byte[]) =
+    Expect.sequenceEqual bytes[0..5] [| 0x93uy; byte 'N'; byte 'U'; byte 'M'; byte 'P'; byte 'Y' |] "npy magic"
+    Expect.equal (bytes[6], bytes[7]) (1uy, 0uy) "npy version 1.0"
+    let hlen = int (BinaryPrimitives.ReadUInt16LittleEndian(ReadOnlySpan(bytes, 8, 2)))
+    Expect.equal ((10 + hlen) % 64) 0 "data starts on a 64-byte boundary"
+    let header = Encoding.ASCII.GetString(bytes, 10, hlen)
+    Expect.isTrue (header.EndsWith "\n") "header ends with a newline"
+    let m = RegularExpressions.Regex.Match(header, @"^\{'descr': '([^']+)', 'fortran_order': False, 'shape': \(([0-9, ]*)\), \} *\n$")
+    Expect.isTrue m.Success $"header dict has NumPy's form: {header}"
+    let shape = m.Groups[2].Value.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> Array.map int64
+    m.Groups[1].Value, shape, bytes[10 + hlen ..]
+
+let npzMember (path: string) (name: string) =
+    use z = ZipFile.OpenRead path
+    let e = z.GetEntry(name + ".npy")
+    Expect.isNotNull e $"{name}.npy in the archive"
+    use s = e.Open()
+    use ms = new MemoryStream()
+    s.CopyTo ms
+    readNpy (ms.ToArray())
+
+let i64s (b: byte[]) = Array.init (b.Length / 8) (fun i -> BinaryPrimitives.ReadInt64LittleEndian(ReadOnlySpan(b, 8 * i, 8)))
+let f32s (b: byte[]) = Array.init (b.Length / 4) (fun i -> BinaryPrimitives.ReadSingleLittleEndian(ReadOnlySpan(b, 4 * i, 4)))
+
+// ---------- library helpers ----------
+
+let smallIndex () = ClassIndex.Build(ReadOnlySpan [| for i in 0 .. 59 -> int64 (i % 6) |])
+
+let libraryTests =
+    testList "library helpers" [
+        testCase "PlanDigest.Compute equals adding the same plans one by one, and changes with the seed" <| fun () ->
+            let config = PlanConfig(3, 2, 20)
+            let index = smallIndex ()
+            use d = new PlanDigest()
+            for e in 0 .. 1 do
+                for b in 0 .. 19 do d.Add(Planner.Plan(config, index, { Seed = 5UL; Epoch = e; BatchId = b }))
+            let oneByOne = d.Finish()
+            Expect.equal (PlanDigest.Compute(config, index, 5UL, 0, 2, 0, 20)) oneByOne "same digest"
+            Expect.equal oneByOne.Length 64 "64 hex digits"
+            Expect.notEqual (PlanDigest.Compute(config, index, 6UL, 0, 2, 0, 20)) oneByOne "another seed, another digest"
+            Expect.notEqual (PlanDigest.Compute(config, index, 5UL, 0, 2, 0, 19)) oneByOne "fewer batches, another digest"
+        testCase "PlanDigest refuses mismatched spans, a batch range past the epoch, and use after Finish" <| fun () ->
+            use d = new PlanDigest()
+            let e = throwsWith<ArgumentException> (fun () -> d.Add({ Seed = 0UL; Epoch = 0; BatchId = 0 }, 0, ReadOnlySpan [| 1; 2 |], ReadOnlySpan [| 1 |])) "lengths"
+            Expect.stringContains e.Message "same length" "names the rule"
+            d.Finish() |> ignore
+            let e2 = throwsWith<InvalidOperationException> (fun () -> d.Add({ Seed = 0UL; Epoch = 0; BatchId = 0 }, 0, ReadOnlySpan [| 1 |], ReadOnlySpan [| 1 |])) "finished"
+            Expect.stringContains e2.Message "finished" "says why"
+            let e3 = throwsWith<ArgumentOutOfRangeException> (fun () -> PlanDigest.Compute(PlanConfig(2, 2, 10), smallIndex (), 0UL, 0, 1, 5, 6) |> ignore) "range"
+            Expect.stringContains e3.Message "BatchesPerRank" "names the limit"
+        testCase "BalanceTally: row counts, visits, coverage, and a chi-square over visits that flags imbalance" <| fun () ->
+            let t = BalanceTally(3, 10, 10)
+            // Three batches of 2 classes x 2 rows: class 0 visited 3 times, classes 1 and 2 twice... as runs of rows.
+            t.Add(ReadOnlySpan [| 0; 1; 2; 3 |], ReadOnlySpan [| 0; 0; 1; 1 |])
+            t.Add(ReadOnlySpan [| 4; 5; 0; 1 |], ReadOnlySpan [| 2; 2; 0; 0 |])
+            t.Add(ReadOnlySpan [| 0; 6; 3; 3 |], ReadOnlySpan [| 0; 0; 1; 1 |])
+            t.Add(ReadOnlySpan [| 7; 7 |], ReadOnlySpan [| 2; 2 |])
+            let s = t.Summary()
+            Expect.equal s.Counts [| 6L; 4L; 4L |] "rows per class"
+            Expect.equal s.Visits [| 3L; 2L; 2L |] "visits per class"
+            Expect.equal (s.Min, s.Max, s.Rows, s.DistinctExamples) (4L, 6L, 14L, 8) "min, max, rows, distinct"
+            Expect.floatClose Accuracy.high s.Coverage 0.8 "coverage"
+            // Visits 3, 2, 2 against 7/3 each: chi-square 2/7 with df 2, so p = exp(-1/7).
+            Expect.floatClose Accuracy.high s.ChiSquare (2.0 / 7.0) "chi-square over visits"
+            Expect.floatClose Accuracy.high s.PValue (exp (-1.0 / 7.0)) "p-value of chi-square(2)"
+            let struct (_, _, p) = BalanceTally.ChiSquareUniform(ReadOnlySpan [| 1000L; 10L; 10L |])
+            Expect.isLessThan p 1e-10 "a skewed count has a tiny p-value"
+            let e = throwsWith<ArgumentException> (fun () -> t.Add(ReadOnlySpan [| 10 |], ReadOnlySpan [| 0 |])) "row out of range"
+            Expect.stringContains e.Message "outside [0, 10)" "names the range"
+        testCase "BalanceTally over Independent plans of a correct sampler does not flag imbalance (fixed seeds)" <| fun () ->
+            // 10 classes, 4 per batch, 4 rows each: a row-level test would overstate the evidence fourfold.
+            let index = ClassIndex.Build(ReadOnlySpan [| for i in 0 .. 999 -> int64 (i % 10) |])
+            let config = PlanConfig(4, 4, 1000)
+            for seed in [ 1UL; 7UL; 42UL ] do
+                let t = BalanceTally(index, 1000)
+                for b in 0 .. 999 do t.Add(Planner.Plan(config, index, { Seed = seed; Epoch = 0; BatchId = b }))
+                Expect.isGreaterThan (t.Summary().PValue) 0.001 $"seed {seed}: p-value of a uniform sampler"
+        testCase "NpyWriter: a header in NumPy's form for 0-, 1- and 3-d shapes; wrong byte counts are refused" <| fun () ->
+            for shape in [ [||]; [| 3L |]; [| 2L; 3L; 4L |] ] do
+                use ms = new MemoryStream()
+                let n = shape |> Array.fold (*) 1L |> int
+                NpyWriter.Write(ms, DType.Int16, ReadOnlySpan shape, ReadOnlySpan(Array.zeroCreate<byte> (2 * n)))
+                let descr, got, data = readNpy (ms.ToArray())
+                Expect.equal descr "<i2" "descr"
+                Expect.equal got shape "shape"
+                Expect.equal data.Length (2 * n) "data length"
+            use ms = new MemoryStream()
+            let w = NpyWriter(ms, DType.Float32, ReadOnlySpan [| 2L |])
+            w.Write(ReadOnlySpan(Array.zeroCreate<byte> 4))
+            let e = throwsWith<InvalidOperationException> (fun () -> w.Complete()) "short"
+            Expect.stringContains e.Message "announced 8 data bytes but 4" "both counts"
+            let e2 = throwsWith<ArgumentException> (fun () -> NpyWriter.Descr DType.Bytes |> ignore) "bytes dtype"
+            Expect.stringContains e2.Message "no fixed-size NumPy form" "says why"
+        testCase "NpyWriter.WriteStrings writes NumPy unicode, UTF-32 little-endian, zero-padded" <| fun () ->
+            use ms = new MemoryStream()
+            NpyWriter.WriteStrings(ms, [| "ab"; "c"; "" |])
+            let descr, shape, data = readNpy (ms.ToArray())
+            Expect.equal (descr, shape) ("<U2", [| 3L |]) "descr and shape"
+            Expect.equal data (Array.concat [ "a\000\000\000b\000\000\000"B; "c\000\000\000\000\000\000\000"B; Array.zeroCreate 8 ]) "bytes"
+        testCase "an abandoned NpzWriter leaves no file, a completed one publishes the archive" <| fun () ->
+            use t = new TempDir()
+            let path = Path.Combine(t.Path, "a.npz")
+            (use w = new NpzWriter(path)
+             w.Add("y", fun s -> NpyWriter.Write(s, ReadOnlySpan [| 1L; 2L |])))
+            Expect.isEmpty (Directory.GetFiles t.Path) "nothing left behind"
+            (use w = new NpzWriter(path)
+             w.Add("y", fun s -> NpyWriter.Write(s, ReadOnlySpan [| 1L; 2L |]))
+             w.Complete())
+            let _, shape, data = npzMember path "y"
+            Expect.equal (shape, i64s data) ([| 2L |], [| 1L; 2L |]) "y round-trips"
+            Expect.equal (Directory.GetFiles t.Path).Length 1 "only the archive"
+        testCase "ExperimentManifest round-trips through JSON; a foreign file is a DataFormatException naming the key" <| fun () ->
+            use t = new TempDir()
+            let m =
+                ExperimentManifest(
+                    Experiment = "x",
+                    Dataset = ManifestDataset(Name = "tiny:1.0.0", Splits = [| "train" |], Fingerprint = "ab", NumExamples = 3L),
+                    Runs = [| ManifestRun(Label = "a", Sampling = ManifestSampling(Seed = 7UL, Mode = SamplingMode.Coverage, ClassList = [| 1L; 2L |]), PlanDigest = "cd", EpochCount = 2) |])
+            let path = Path.Combine(t.Path, "manifest.json")
+            m.Save path
+            let back = ExperimentManifest.Load path
+            Expect.equal back.Runs[0].Sampling.Seed 7UL "seed"
+            Expect.equal back.Runs[0].Sampling.Mode SamplingMode.Coverage "mode"
+            Expect.equal (List.ofSeq back.Runs[0].Sampling.ClassList) [ 1L; 2L ] "class list"
+            Expect.equal back.Dataset.Fingerprint "ab" "fingerprint"
+            Expect.stringContains (File.ReadAllText path) "\"mode\": \"Coverage\"" "mode written by name"
+            File.WriteAllText(path, "{\"hello\": 1}")
+            let e = throwsWith<DataFormatException> (fun () -> ExperimentManifest.Load path |> ignore) "foreign"
+            Expect.stringContains e.Message "'format'" "names the key"
+            let e2 = throwsWith<DatasetNotFoundException> (fun () -> ExperimentManifest.Load(Path.Combine(t.Path, "none.json")) |> ignore) "missing"
+            Expect.stringContains e2.Message "does not exist" "says so"
+    ]
+
+// ---------- commands on a fixture ----------
+
+let commandTests =
+    testList "commands on a fixture" [
+        testCase "info prints features, splits and per-class counts; --json parses" <| fun () ->
+            withFixture <| fun data ->
+                let code, out, _ = cli [ "info"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache" ]
+                Expect.equal code 0 "exit 0"
+                for s in [ "tiny:1.0.0"; "image"; "Image"; "uint8"; "(28, 28, 1)"; "emb"; "float32"; "train"; "test"; "bee" ] do
+                    Expect.stringContains out s $"mentions {s}"
+                let code, out, err = cli [ "info"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--json" ]
+                Expect.equal code 0 "exit 0"
+                Expect.equal err "" "nothing on stderr with --json"
+                let j = json out
+                Expect.equal (j.GetProperty("version").GetString()) "1.0.0" "version"
+                let splits = [ for s in j.GetProperty("splits").EnumerateArray() -> s.GetProperty("name").GetString(), s.GetProperty("examples").GetInt64(), s.GetProperty("shards").GetInt32() ]
+                Expect.equal splits [ "train", 60L, 2; "test", 20L, 1 ] "splits with sizes"
+                let classes = [ for c in j.GetProperty("classes").EnumerateArray() -> c.GetProperty("name").GetString(), c.GetProperty("count").GetInt32() ]
+                Expect.equal classes [ for n in classNames -> n, 16 ] "per-class counts over train+test"
+                let feats = [ for f in j.GetProperty("features").EnumerateArray() -> f.GetProperty("key").GetString(), f.GetProperty("dtype").GetString() ]
+                Expect.equal feats [ "image", "uint8"; "label", "int64"; "emb", "float32" ] "features"
+        testCase "plan: JSON lines, CSV and table agree with the planner" <| fun () ->
+            withFixture <| fun data ->
+                let args = [ "plan"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "-c"; "3"; "-e"; "2"; "-s"; "8"; "--seed"; "11"; "--batches"; "2:6" ]
+                let code, out, _ = cli (args @ [ "--json" ])
+                Expect.equal code 0 "exit 0"
+                let rows = lines out |> List.map json
+                Expect.equal rows.Length 4 "one line per batch"
+                // The same plans from the library directly, over the labels in the CLI's row order.
+                let ex = rowExamples data
+                Expect.equal (Array.sort ex) [| 0 .. 79 |] "every example once"
+                let table = ExampleTable.From(ReadOnlySpan [| for i in 0 .. 79 -> 0uy |], ReadOnlySpan [| 1 |], ReadOnlySpan [| for r in 0 .. 79 -> int64 (ex[r] % 5) |])
+                let s = new MultiShotMemorySampler(table, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 8, Seed = 11UL))
+                for r in rows do
+                    let b = r.GetProperty("batch").GetInt32()
+                    let plan = Planner.Plan(s.PlanConfig, s.ClassIndex, { Seed = 11UL; Epoch = 0; BatchId = b })
+                    let labels = [| for v in r.GetProperty("labels").EnumerateArray() -> v.GetInt64() |]
+                    let indices = [| for v in r.GetProperty("indices").EnumerateArray() -> v.GetInt32() |]
+                    Expect.equal labels (plan.Labels.ToArray()) $"labels of batch {b}"
+                    Expect.equal indices (plan.Indices.ToArray()) $"indices of batch {b}"
+                    Expect.equal (labels |> Array.distinct |> Array.length) 3 "three classes"
+                    for i in 0 .. indices.Length - 1 do Expect.equal (int64 (ex[indices[i]] % 5)) labels[i] "index belongs to its class"
+                let code, csv, _ = cli (args @ [ "--format"; "csv" ])
+                Expect.equal code 0 "csv exit 0"
+                let csvLines = lines csv
+                Expect.equal csvLines.Head "epoch,batch,global_batch,row,index,label" "csv header"
+                Expect.equal csvLines.Length (1 + 4 * 6) "one line per row"
+                let code, tableOut, _ = cli args
+                Expect.equal code 0 "table exit 0"
+                Expect.equal (lines tableOut).Length 5 "header + 4 batches"
+        testCase "plan --digest equals the library digest and the digest of run over the same batches" <| fun () ->
+            withFixture <| fun data ->
+                let common = [ "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "-c"; "4"; "-e"; "3"; "-s"; "25"; "--seed"; "3"; "--mode"; "coverage" ]
+                let code, out, _ = cli ([ "plan" ] @ common @ [ "--epochs"; "2"; "--digest"; "--json" ])
+                Expect.equal code 0 "exit 0"
+                let planDigest = (json out).GetProperty("digest").GetString()
+                let code, out, _ = cli ([ "run" ] @ common @ [ "--epochs"; "2"; "--json" ])
+                Expect.equal code 0 "run exit 0"
+                let r = json out
+                Expect.equal (r.GetProperty("planDigest").GetString()) planDigest "run's digest = plan's digest"
+                Expect.equal (r.GetProperty("batchSize").GetInt32()) 12 "batch size"
+                Expect.equal (r.GetProperty("rows").GetInt64()) (2L * 25L * 12L) "rows"
+                let counts = [ for c in r.GetProperty("perClass").EnumerateArray() -> c.GetProperty("count").GetInt64() ]
+                Expect.equal (List.sum counts) 600L "per-class counts sum to the rows"
+                // Coverage: class visits within one of each other, so rows within one batch-slot (3).
+                Expect.isLessThanOrEqual (List.max counts - List.min counts) 3L "coverage keeps classes balanced"
+                Expect.equal (r.GetProperty("datasetSize").GetInt32()) 80 "dataset size"
+                Expect.equal (r.GetProperty("examplesSeen").GetInt32()) 80 "600 coverage draws see all 80 examples"
+                Expect.isGreaterThan (r.GetProperty("pValue").GetDouble()) 0.5 "balanced counts: large p-value"
+                let code, text, _ = cli ([ "plan" ] @ common @ [ "--epochs"; "2"; "--digest" ])
+                Expect.equal code 0 "text exit 0"
+                Expect.isTrue (text.StartsWith planDigest) "text digest line starts with the digest"
+        testCase "run prints the batch size, balance statistics, speed and the digest" <| fun () ->
+            withFixture <| fun data ->
+                let code, out, err = cli [ "run"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "-c"; "5"; "-e"; "2"; "-s"; "40"; "--splits"; "train" ]
+                Expect.equal code 0 $"exit 0: {err}"
+                for s in [ "batch size     10 (5 classes x 2 examples per class)"; "per-class rows"; "chi-square"; "p-value"; "examples seen"; "of 60 sampled"; "batches/s"; "plan digest" ] do
+                    Expect.stringContains out s $"prints {s}"
+                Expect.stringContains err "loading tiny" "plain progress lines on stderr when not a terminal"
+        testCase "export .npz: x, y and ids load back with the decoded pixels" <| fun () ->
+            withFixture <| fun data ->
+                let path = Path.Combine(Path.GetDirectoryName data, "test.npz")
+                let code, out, err = cli [ "export"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--splits"; "test"; "--out"; path; "--json" ]
+                Expect.equal code 0 $"exit 0: {err}"
+                Expect.equal ((json out).GetProperty("rows").GetInt32()) 20 "rows"
+                let descr, shape, x = npzMember path "x"
+                Expect.equal (descr, shape) ("|u1", [| 20L; 28L; 28L; 1L |]) "x header"
+                for k in 0 .. 19 do
+                    let i = 60 + k
+                    Expect.sequenceEqual x[k * 784 .. k * 784 + 783] (ProceduralDigits.Draw(i % 5, uint64 i)) $"pixels of example {i}"
+                let descr, shape, y = npzMember path "y"
+                Expect.equal (descr, shape) ("<i8", [| 20L |]) "y header"
+                Expect.equal (i64s y) [| for i in 60 .. 79 -> int64 (i % 5) |] "labels"
+                let descr, shape, ids = npzMember path "id"
+                Expect.isTrue (descr.StartsWith "<U") "ids are NumPy unicode"
+                let width = int (descr.Substring 2)
+                let id0 = Encoding.UTF32.GetString(ids, 0, 4 * width).TrimEnd('\000')
+                Expect.equal shape [| 20L |] "one id per row"
+                Expect.equal id0 "tiny-test.tfrecord-00000-of-00001__0" "TFDS id of the first test example"
+        testCase "export --format npy of a float32 feature, and of planned batches with index/batch arrays" <| fun () ->
+            withFixture <| fun data ->
+                let dir = Path.Combine(Path.GetDirectoryName data, "npy")
+                let code, _, err = cli [ "export"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--x-key"; "emb"; "--format"; "npy"; "--out"; dir; "--class-list"; "1,3" ]
+                Expect.equal code 0 $"exit 0: {err}"
+                let descr, shape, x = readNpy (File.ReadAllBytes(Path.Combine(dir, "x.npy")))
+                Expect.equal (descr, shape) ("<f4", [| 32L; 4L |]) "x header: 16 + 16 examples of classes 1 and 3"
+                let v = f32s x
+                let ex = rowExamples data
+                let expected = [| for r in 0 .. 79 do
+                                    let i = ex[r]
+                                    if i % 5 = 1 || i % 5 = 3 then yield! [| float32 i; float32 (i % 5); float32 i / 2.0f; -1.0f |] |]
+                Expect.equal v expected "float32 values of classes 1 and 3, in table order"
+                let path = Path.Combine(Path.GetDirectoryName data, "batches.npz")
+                let code, _, err = cli [ "export"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "-c"; "2"; "-e"; "3"; "-s"; "10"; "--seed"; "9"; "--batches"; "0:4"; "--epoch"; "1"; "--out"; path ]
+                Expect.equal code 0 $"exit 0: {err}"
+                let _, shape, _ = npzMember path "x"
+                Expect.equal shape [| 24L; 28L; 28L; 1L |] "4 batches of 6 rows"
+                let _, _, idx = npzMember path "index"
+                let _, _, y = npzMember path "y"
+                let _, _, b = npzMember path "batch"
+                let _, _, e = npzMember path "epoch"
+                Expect.equal (i64s b) [| for k in 0 .. 3 do yield! Array.create 6 (int64 k) |] "batch ids"
+                Expect.equal (i64s e) (Array.create 24 1L) "epoch"
+                Expect.equal (i64s y) (i64s idx |> Array.map (fun r -> int64 (ex[int r] % 5))) "labels match the indexed rows"
+    ]
+
+// ---------- cache and the embedded dataset ----------
+
+let cacheTests =
+    testList "cache and the embedded dataset" [
+        testCase "cache: show absent, build, show present at the loader's path, verify, damaged verify exits 2, clear" <| fun () ->
+            withFixture <| fun data ->
+                let args = [ "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--splits"; "train" ]
+                let code, out, _ = cli ([ "cache" ] @ args @ [ "--json" ])
+                Expect.equal code 0 "show exits 0"
+                let j = json out
+                Expect.equal (j.GetProperty("status").GetString()) "absent" "nothing built yet"
+                let path = j.GetProperty("path").GetString()
+                let code, out, err = cli ([ "cache" ] @ args @ [ "build"; "--json" ])
+                Expect.equal code 0 $"build exits 0: {out} {err}"
+                Expect.equal ((json out).GetProperty("status").GetString()) "built" "built"
+                Expect.isTrue (File.Exists path) "the file exists where show said"
+                // The path the loader itself uses for the same options.
+                let loaded =
+                    TfdsLoader.LoadAsync(TfdsLoadOptions(DatasetName = "tiny", DataDir = data, CacheDir = data + "-cache", Splits = [| "train" |])).Result
+                Expect.isTrue loaded.FromCache "the loader hits the cache the CLI built"
+                Expect.equal loaded.CachePath path "TfdsCacheEntry.Path = the loader's cache path"
+                let code, out, _ = cli ([ "cache" ] @ args @ [ "verify" ])
+                Expect.equal code 0 "verify exits 0"
+                Expect.stringContains out "valid" "says valid"
+                Expect.stringContains out "60 examples" "counts the examples"
+                let bytes = File.ReadAllBytes path
+                bytes[bytes.Length / 2] <- bytes[bytes.Length / 2] ^^^ 0xFFuy
+                File.WriteAllBytes(path, bytes)
+                let code, _, err = cli ([ "cache" ] @ args @ [ "verify" ])
+                Expect.equal code 2 "a damaged file fails verify with exit 2"
+                Expect.stringContains err "Corrupt" "names the reason"
+                let code, out, _ = cli ([ "cache" ] @ args @ [ "clear" ])
+                Expect.equal code 0 "clear exits 0"
+                Expect.stringContains out "deleted" "says deleted"
+                Expect.isFalse (File.Exists path) "gone"
+                let code, _, err = cli ([ "cache" ] @ args @ [ "--no-cache" ])
+                Expect.equal code 1 "cache with --no-cache is a usage error"
+                Expect.stringContains err "cache is off" "says so"
+        testCase "info, plan (sharded), export and cache on the embedded dataset" <| fun () ->
+            use t = new TempDir()
+            let data = Path.Combine(repoRoot.Value, "data")
+            let common = [ "synthetic_digits"; "--data-dir"; data; "--cache-dir"; t.Path ]
+            let code, out, err = cli ([ "info" ] @ common @ [ "--json" ])
+            Expect.equal code 0 $"info exit 0: {err}"
+            let j = json out
+            Expect.equal [ for c in j.GetProperty("classes").EnumerateArray() -> c.GetProperty("count").GetInt32() ] (List.replicate 10 400) "400 per class"
+            Expect.stringContains (j.GetProperty("cache").GetString()) "built now" "info loaded and built the cache"
+            let code, out, _ = cli ([ "plan" ] @ common @ [ "-c"; "5"; "--rank"; "1"; "--world-size"; "2"; "-s"; "11"; "--json" ])
+            Expect.equal code 0 "plan exit 0"
+            let rows = lines out |> List.map json
+            Expect.equal rows.Length 5 "rank 1 of 2 gets 5 of 11 batches"
+            Expect.equal [ for r in rows -> r.GetProperty("globalBatch").GetInt32() ] [ 1; 3; 5; 7; 9 ] "strided global ids"
+            let path = Path.Combine(t.Path, "test10.npz")
+            let code, _, err = cli ([ "export" ] @ common @ [ "--splits"; "test[:10]"; "--out"; path ])
+            Expect.equal code 0 $"export exit 0: {err}"
+            let descr, shape, x = npzMember path "x"
+            Expect.equal (descr, shape) ("|u1", [| 10L; 28L; 28L; 1L |]) "ten 28x28x1 uint8 digits"
+            Expect.isTrue (Array.exists (fun b -> b <> 0uy) x) "pixels are not all zero"
+            let code, out, _ = cli ([ "cache" ] @ common @ [ "verify"; "--json" ])
+            Expect.equal code 0 "the cache info built verifies"
+            Expect.equal ((json out).GetProperty("status").GetString()) "valid" "valid"
+        testCase "run without a dataset uses the embedded synthetic_digits; a second run hits the cache with the same digest" <| fun () ->
+            use t = new TempDir()
+            let args = [ "run"; "--cache-dir"; t.Path; "-c"; "10"; "-e"; "2"; "-s"; "100"; "--seed"; "1"; "--json" ]
+            let code, out, err = cli args
+            Expect.equal code 0 $"exit 0: {err}"
+            let r = json out
+            Expect.equal (r.GetProperty("dataset").GetString()) "synthetic_digits:1.0.0" "the embedded dataset"
+            Expect.equal (r.GetProperty("datasetSize").GetInt32()) 4000 "train 3000 + test 1000"
+            Expect.equal (r.GetProperty("batchSize").GetInt32()) 20 "10 x 2"
+            let names = [ for c in r.GetProperty("perClass").EnumerateArray() -> c.GetProperty("name").GetString() ]
+            Expect.equal names [ "zero"; "one"; "two"; "three"; "four"; "five"; "six"; "seven"; "eight"; "nine" ] "class names"
+            let counts = [ for c in r.GetProperty("perClass").EnumerateArray() -> c.GetProperty("count").GetInt64() ]
+            // 10 classes per batch out of 10: every batch holds every class twice.
+            Expect.equal counts (List.replicate 10 200L) "every class in every batch"
+            let code, out2, _ = cli args
+            Expect.equal code 0 "second run"
+            Expect.equal ((json out2).GetProperty("planDigest").GetString()) (r.GetProperty("planDigest").GetString()) "same digest from the cache"
+            Expect.equal ((json out2).GetProperty("fingerprint").GetString()) (r.GetProperty("fingerprint").GetString()) "same data from the cache"
+    ]
+
+// ---------- download (against the downloader tests' loopback server) ----------
+
+let downloadTests =
+    testList "download" [
+        testCase "download fetches the dataset from a loopback bucket; info then reads it; a second download is a no-op" <| fun () ->
+            use f = new Samplers.Tests.Io.DownloadTests.Fixture()
+            let code, out, err = cli [ "download"; "toy:1.0.0"; "--data-dir"; f.Data; "--base-url"; f.Server.Url; "--json" ]
+            Expect.equal code 0 $"exit 0: {err}"
+            let j = json out
+            Expect.equal (j.GetProperty("dataset").GetString()) "toy:1.0.0" "resolved name"
+            Expect.isTrue (File.Exists(Path.Combine(j.GetProperty("path").GetString(), "dataset_info.json"))) "installed"
+            let code, out, _ = cli [ "info"; "toy"; "--data-dir"; f.Data; "--no-counts"; "--json" ]
+            Expect.equal code 0 "info on the downloaded dataset"
+            Expect.equal ((json out).GetProperty("splits").GetArrayLength()) 2 "both splits"
+            let before = f.Server.Requests.Length
+            let code, _, _ = cli [ "download"; "toy:1.0.0"; "--data-dir"; f.Data; "--base-url"; f.Server.Url ]
+            Expect.equal code 0 "second download exits 0"
+            Expect.isLessThanOrEqual (f.Server.Requests |> List.skip before |> List.filter Samplers.Tests.Io.DownloadTests.isShard |> List.length) 0 "no shard fetched again"
+        testCase "run --download fetches an absent dataset first; without --download it is a data error" <| fun () ->
+            use f = new Samplers.Tests.Io.DownloadTests.Fixture()
+            let args = [ "run"; "toy:1.0.0"; "--data-dir"; f.Data; "--no-cache"; "--x-key"; "x"; "-c"; "3"; "-s"; "10"; "--json" ]
+            let code, _, err = cli args
+            Expect.equal code 2 "absent: exit 2"
+            Expect.stringContains err "not found" "says what is missing"
+            let code, out, err = cli (args @ [ "--download"; "--base-url"; f.Server.Url ])
+            Expect.equal code 0 $"exit 0 after downloading: {err}"
+            Expect.equal ((json out).GetProperty("datasetSize").GetInt32()) 160 "train 120 + test 40"
+        testCase "download of a dataset the bucket does not have exits 2 naming it" <| fun () ->
+            use f = new Samplers.Tests.Io.DownloadTests.Fixture()
+            let code, _, err = cli [ "download"; "nosuch:1.0.0"; "--data-dir"; f.Data; "--base-url"; f.Server.Url; "--retries"; "0" ]
+            Expect.equal code 2 "exit 2"
+            Expect.stringContains err "nosuch" "names the dataset"
+    ]
+
+// ---------- experiment scripts ----------
+
+/// Runs `dotnet fsi script args` in dir: (exit code, stdout, stderr).
+let fsi (dir: string) (script: string) (args: string list) =
+    let psi = Diagnostics.ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = dir)
+    for a in [ "fsi"; script ] @ args do psi.ArgumentList.Add a
+    use p = Diagnostics.Process.Start psi
+    let o = p.StandardOutput.ReadToEndAsync()
+    let e = p.StandardError.ReadToEndAsync()
+    if not (p.WaitForExit 120000) then
+        p.Kill true
+        failwith "dotnet fsi did not finish within 120 s"
+    p.ExitCode, o.Result, e.Result
+
+let scriptTests =
+    testList "experiment scripts" [
+        testCase "epoch_balance.fsx writes a manifest; --replay reproduces its digests, a tampered digest fails" <| fun () ->
+            withFixture <| fun data ->
+                // Copies of the scripts whose #I points at this build's tool folder instead of the Release one.
+                let dir = Path.Combine(Path.GetDirectoryName data, "experiments")
+                Directory.CreateDirectory dir |> ignore
+                let src = Path.Combine(repoRoot.Value, "experiments")
+                let common = File.ReadAllText(Path.Combine(src, "Common.fsx"))
+                let releaseRef = "#I \"../src/Samplers.Cli/bin/Release/net10.0\""
+                Expect.stringContains common releaseRef "Common.fsx references the Release build of the tool"
+                File.WriteAllText(Path.Combine(dir, "Common.fsx"), common.Replace(releaseRef, $"#I @\"{Path.GetDirectoryName cliDll.Value}\""))
+                File.Copy(Path.Combine(src, "epoch_balance.fsx"), Path.Combine(dir, "epoch_balance.fsx"))
+                let out = Path.Combine(dir, "out")
+                let code, stdout, stderr = fsi dir "epoch_balance.fsx" [ "--dataset"; "tiny"; "--data-dir"; data; "--out"; out; "--classes"; "3"; "--steps"; "30" ]
+                Expect.equal code 0 $"script exits 0: {stdout} {stderr}"
+                let manifestPath = Path.Combine(out, "manifest.json")
+                let m = ExperimentManifest.Load manifestPath
+                Expect.equal m.Experiment "epoch_balance" "experiment name"
+                Expect.equal [ for r in m.Runs -> r.Label ] [ "Independent"; "Coverage" ] "one run per mode"
+                Expect.equal m.Dataset.Name "tiny:1.0.0" "dataset version"
+                Expect.isTrue (File.Exists(Path.Combine(out, "summary.csv"))) "summary written next to the manifest"
+                let code, stdout, stderr = fsi dir "epoch_balance.fsx" [ "--replay"; manifestPath; "--data-dir"; data ]
+                Expect.equal code 0 $"replay exits 0: {stdout} {stderr}"
+                for r in m.Runs do Expect.stringContains stdout $"reproduced {r.Label}: {r.PlanDigest}" $"{r.Label} digest reproduced"
+                File.WriteAllText(manifestPath, File.ReadAllText(manifestPath).Replace(m.Runs[1].PlanDigest, String('0', 64)))
+                let code, stdout, _ = fsi dir "epoch_balance.fsx" [ "--replay"; manifestPath; "--data-dir"; data ]
+                Expect.equal code 1 "a wrong digest fails the replay"
+                Expect.stringContains stdout "MISMATCH Coverage" "names the run"
+    ]
+
+// ---------- errors and exit codes ----------
+
+let errorTests =
+    testList "errors and exit codes" [
+        testCase "a missing dataset is a data error (exit 2) with one readable line" <| fun () ->
+            withFixture <| fun data ->
+                let code, _, err = cli [ "info"; "nope"; "--data-dir"; data; "--cache-dir"; data + "-cache" ]
+                Expect.equal code 2 "exit 2"
+                Expect.stringContains err "data error: Dataset 'nope' was not found" "names the dataset"
+                Expect.stringContains err "tiny" "lists what is present"
+                Expect.isFalse (err.Contains "   at ") "no stack trace without --verbose"
+                let code, _, err = cli [ "info"; "nope"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--verbose" ]
+                Expect.equal code 2 "exit 2 with --verbose"
+                Expect.stringContains err "   at " "stack trace with --verbose"
+        testCase "a missing split is a data error (exit 2), a missing x_key a usage error (exit 1), both naming what exists" <| fun () ->
+            withFixture <| fun data ->
+                let code, _, err = cli [ "plan"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--splits"; "validation" ]
+                Expect.equal code 2 "exit 2"
+                Expect.stringContains err "Split 'validation'" "names the split"
+                let code, out, _ = cli [ "plan"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--x-key"; "pixels"; "--json" ]
+                Expect.equal code 1 "a wrong key is a usage error: exit 1"
+                let j = json out
+                Expect.equal (j.GetProperty("exitCode").GetInt32()) 1 "JSON error carries the exit code"
+                Expect.stringContains (j.GetProperty("error").GetString()) "available features are" "lists the features"
+        testCase "usage errors exit 1: unknown option, bad mode, bad range, too many classes" <| fun () ->
+            withFixture <| fun data ->
+                let code, _, _ = cli [ "plan"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--bogus" ]
+                Expect.equal code 1 "unknown option"
+                let code, _, err = cli [ "plan"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--mode"; "roundrobin" ]
+                Expect.equal code 1 "bad mode"
+                Expect.stringContains err "independent or coverage" "lists the modes"
+                let code, _, err = cli [ "plan"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "-s"; "10"; "--batches"; "5:20" ]
+                Expect.equal code 1 "range beyond the epoch"
+                Expect.stringContains err "[0, 10]" "gives the valid range"
+                let code, _, err = cli [ "run"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "-c"; "6" ]
+                Expect.equal code 1 "more classes per batch than classes"
+                Expect.stringContains err "exceeds the number of classes (5)" "both counts"
+                let code, _, _ = cli [ "export"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache" ]
+                Expect.equal code 1 "export without --out"
+                let code, _, _ = cli [ "frobnicate" ]
+                Expect.equal code 1 "unknown command"
+        testCase "--help on every command shows examples" <| fun () ->
+            for c in [ "info"; "plan"; "run"; "export"; "cache"; "download" ] do
+                let code, out, _ = cli [ c; "--help" ]
+                Expect.equal code 0 $"{c} --help exits 0"
+                Expect.stringContains out "Examples:" $"{c} --help has examples"
+                Expect.stringContains out $"samplers {c}" $"{c} --help shows a {c} command line"
+    ]
+
+// ---------- real processes ----------
+
+let processTests =
+    testList "child processes" [
+        testCase "plan --digest is identical in two processes and equal to the in-process digest" <| fun () ->
+            withFixture <| fun data ->
+                let args = [ "plan"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "-c"; "3"; "-e"; "2"; "-s"; "30"; "--seed"; "123456789"; "--epochs"; "2"; "--digest" ]
+                let c1, o1, e1 = cliChild args
+                let c2, o2, _ = cliChild args
+                Expect.equal (c1, c2) (0, 0) $"both exit 0: {e1}"
+                Expect.equal o1 o2 "same digest line"
+                let _, o3, _ = cli args
+                Expect.equal (o1.Trim()) (o3.Trim()) "same as in-process"
+        testCase "a data error exits 2 from a real process, with the message on stderr" <| fun () ->
+            withFixture <| fun data ->
+                let code, out, err = cliChild [ "run"; "nope"; "--data-dir"; data; "--cache-dir"; data + "-cache" ]
+                Expect.equal code 2 "exit 2"
+                Expect.equal out "" "nothing on stdout"
+                Expect.stringContains err "Dataset 'nope' was not found" "one readable message"
+    ]
+
 [<Tests>]
-let tests = testList "Cli.Cli" []
+let tests = testList "Cli.Cli" [ libraryTests; commandTests; cacheTests; downloadTests; scriptTests; errorTests; processTests ]

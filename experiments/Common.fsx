@@ -1,0 +1,85 @@
+// Shared by the experiment scripts: references, argument parsing, loading, manifests and replay.
+// Build first (the scripts reference the built tool's folder, which holds the libraries and every dependency):
+//   dotnet build -c Release src/Samplers.Cli
+// No `#r "nuget:"`: start-up stays fast and it works offline.
+#I "../src/Samplers.Cli/bin/Release/net10.0"
+#r "Samplers.Core.dll"
+#r "Samplers.dll"
+#r "Microsoft.Extensions.Logging.Abstractions.dll"
+#r "SkiaSharp.dll"
+
+open System
+open System.IO
+open System.Runtime.InteropServices
+open Samplers
+open Samplers.Core
+open Samplers.Experiments
+
+/// The folder the libraries were loaded from (the #I above).
+let libraryDir = Path.GetDirectoryName(typeof<MultiShotMemorySampler>.Assembly.Location)
+
+// fsi does not read the tool's deps.json, so point SkiaSharp (PNG/JPEG decoding) at its native library.
+do
+    let rid =
+        (if RuntimeInformation.IsOSPlatform OSPlatform.Windows then "win"
+         elif RuntimeInformation.IsOSPlatform OSPlatform.OSX then "osx"
+         else "linux") + "-" + RuntimeInformation.OSArchitecture.ToString().ToLowerInvariant()
+    let native = Path.Combine(libraryDir, "runtimes", rid, "native")
+    NativeLibrary.SetDllImportResolver(typeof<SkiaSharp.SKImage>.Assembly, DllImportResolver(fun name _ _ ->
+        let file =
+            Directory.EnumerateFiles(native) |> Seq.tryFind (fun f -> Path.GetFileNameWithoutExtension(f).TrimStart([| 'l'; 'i'; 'b' |]) = name.TrimStart([| 'l'; 'i'; 'b' |]))
+        match file with
+        | Some f -> NativeLibrary.Load f
+        | None -> IntPtr.Zero))
+
+/// `--name value` pairs of the script's command line (fsi passes the arguments after the script).
+let args = fsi.CommandLineArgs |> Array.skip 1
+let arg (name: string) (fallback: string) =
+    match Array.tryFindIndex ((=) ("--" + name)) args with
+    | Some i when i + 1 < args.Length -> args[i + 1]
+    | _ -> fallback
+let hasArg (name: string) = Array.contains ("--" + name) args
+
+/// The repository's data/ folder (the embedded dataset) relative to this script.
+let embeddedDataDir = Path.GetFullPath(Path.Combine(__SOURCE_DIRECTORY__, "..", "data"))
+
+/// Loads a dataset with the sampler's loader and builds a sampler; the table is reused for more samplers.
+let load (dataset: string) (dataDir: string) (cacheDir: string option) (splits: string list) =
+    let options =
+        TFDatasetSamplerOptions(DatasetName = dataset, DataDir = dataDir, Splits = Array.ofList splits,
+                                CacheDir = Option.toObj cacheDir, UseCache = cacheDir.IsSome, ClassesPerBatch = 1)
+    let s = TFDatasetMultiShotMemorySampler.LoadAsync(options).GetAwaiter().GetResult()
+    s.LoadResult, s.Table
+
+/// A sampler over an already loaded table with the manifest's sampling settings.
+let sampler table (sampling: ManifestSampling) =
+    new MultiShotMemorySampler(table, sampling.ApplyTo(SamplerOptions()))
+
+/// Replays a manifest: loads its dataset, checks the fingerprint, recomputes every run's digest. Exit code 0 when all match.
+let replay (manifestPath: string) (dataDir: string) (cacheDir: string option) =
+    let m = ExperimentManifest.Load manifestPath
+    if m.PlanVersion <> Planner.PlanVersion then
+        eprintfn "manifest plan version %d, this library plans version %d: the digests cannot match" m.PlanVersion Planner.PlanVersion
+        1
+    else
+        let loaded, table = load m.Dataset.Name dataDir cacheDir (List.ofSeq m.Dataset.Splits)
+        let fingerprint = DatasetFingerprint.Compute table
+        if fingerprint <> m.Dataset.Fingerprint then
+            eprintfn "dataset fingerprint %s differs from the manifest's %s: not the same data" fingerprint m.Dataset.Fingerprint
+            1
+        else
+            let mutable ok = true
+            for run in m.Runs do
+                let matches, digest = ExperimentManifest.Verify(run, sampler table run.Sampling).ToTuple()
+                printfn "%s %s: %s" (if matches then "reproduced" else "MISMATCH") run.Label digest
+                if not matches then
+                    eprintfn "  manifest says %s" run.PlanDigest
+                    ok <- false
+            if ok then 0 else 1
+
+/// Writes the manifest next to the output and prints where.
+let writeManifest (outDir: string) (m: ExperimentManifest) =
+    let path = Path.Combine(outDir, "manifest.json")
+    m.Save path
+    printfn "manifest: %s" path
+    path

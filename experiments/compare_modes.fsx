@@ -1,0 +1,83 @@
+// Independent vs Coverage over many epochs: per epoch, how many distinct examples each mode shows, how often the
+// most repeated example repeats, and how even the class counts are; plus the cumulative coverage.
+//
+//   dotnet build -c Release src/Samplers.Cli
+//   dotnet fsi experiments/compare_modes.fsx                          # the embedded synthetic_digits, 20 epochs
+//   dotnet fsi experiments/compare_modes.fsx --epochs 50 --classes 8 --examples 4 --steps 100
+//   dotnet fsi experiments/compare_modes.fsx --replay out/compare_modes/manifest.json
+//
+// Options: --dataset, --data-dir, --cache-dir, --splits, --classes, --examples, --steps, --seed, --epochs,
+// --out (default out/compare_modes). Writes per_epoch.csv and manifest.json.
+#load "Common.fsx"
+
+open System
+open System.IO
+open System.Globalization
+open Samplers
+open Samplers.Core
+open Samplers.Experiments
+open Common
+
+let dataDir = arg "data-dir" embeddedDataDir
+let cacheDir = match arg "cache-dir" "" with "" -> None | d -> Some d
+
+if hasArg "replay" then
+    exit (replay (arg "replay" "") dataDir cacheDir)
+
+let dataset = arg "dataset" "synthetic_digits"
+let splits = (arg "splits" "train,test").Split(',') |> List.ofArray
+let classes = int (arg "classes" "4")
+let examples = int (arg "examples" "4")
+let steps = int (arg "steps" "100")
+let seed = UInt64.Parse(arg "seed" "7", CultureInfo.InvariantCulture)
+let epochs = int (arg "epochs" "20")
+let outDir = arg "out" (Path.Combine("out", "compare_modes"))
+Directory.CreateDirectory outDir |> ignore
+
+let loaded, table = load dataset dataDir cacheDir splits
+printfn "%s: %d examples; %d epochs of %d batches of %d x %d" loaded.Builder.FullName table.Count epochs steps classes examples
+
+let inv (x: float) = x.ToString("0.######", CultureInfo.InvariantCulture)
+let csv = Text.StringBuilder("mode,epoch,rows,distinct_in_epoch,max_repeats,class_min,class_max,p_value,cumulative_coverage\n")
+let runs = ResizeArray<ManifestRun>()
+let results = Collections.Generic.Dictionary<string, float>()
+for mode in [ SamplingMode.Independent; SamplingMode.Coverage ] do
+    let sampling = ManifestSampling(ClassesPerBatch = classes, ExamplesPerClassPerBatch = examples, StepsPerEpoch = steps, Seed = seed, Mode = mode)
+    let s = sampler table sampling
+    let overall = BalanceTally(s.ClassIndex, table.Count)
+    use digest = new PlanDigest()
+    let mutable worstSpread = 0L
+    let mutable worstRepeat = 0
+    for e in 0 .. epochs - 1 do
+        let tally = BalanceTally(s.ClassIndex, table.Count)
+        let uses = Collections.Generic.Dictionary<int, int>()
+        for b in 0 .. s.Count - 1 do
+            let plan = Planner.Plan(s.PlanConfig, s.ClassIndex, { Seed = seed; Epoch = e; BatchId = b })
+            tally.Add plan
+            overall.Add plan
+            digest.Add plan
+            for i in plan.Indices.ToArray() do
+                uses[i] <- (match uses.TryGetValue i with | true, n -> n + 1 | _ -> 1)
+        let r = tally.Summary()
+        let maxRepeats = uses.Values |> Seq.max
+        worstSpread <- max worstSpread (r.Max - r.Min)
+        worstRepeat <- max worstRepeat maxRepeats
+        csv.Append($"{mode},{e},{r.Rows},{r.DistinctExamples},{maxRepeats},{r.Min},{r.Max},{inv r.PValue},{inv (overall.Summary().Coverage)}\n") |> ignore
+    let all = overall.Summary()
+    let d = digest.Finish()
+    printfn "%-11s worst per-epoch class spread %d, worst repeats of one example in an epoch %d, coverage after %d epochs %.1f%%, digest %s"
+        (string mode) worstSpread worstRepeat epochs (100.0 * all.Coverage) d
+    runs.Add(ManifestRun(Label = string mode, Sampling = sampling, FirstEpoch = 0, EpochCount = epochs, PlanDigest = d))
+    results[$"{mode}.worstClassSpread"] <- float worstSpread
+    results[$"{mode}.worstRepeats"] <- float worstRepeat
+    results[$"{mode}.coverage"] <- all.Coverage
+
+File.WriteAllText(Path.Combine(outDir, "per_epoch.csv"), csv.ToString())
+ExperimentManifest(
+    Experiment = "compare_modes",
+    Dataset = ManifestDataset(Name = loaded.Builder.FullName, Splits = Array.ofList splits, NumExamples = int64 table.Count,
+                              Fingerprint = DatasetFingerprint.Compute table),
+    Runs = runs.ToArray(),
+    Results = results)
+|> writeManifest outDir
+|> ignore

@@ -1,0 +1,74 @@
+// Samples one epoch in each mode and reports class balance and example coverage.
+//
+//   dotnet build -c Release src/Samplers.Cli
+//   dotnet fsi experiments/epoch_balance.fsx                       # the embedded synthetic_digits
+//   dotnet fsi experiments/epoch_balance.fsx --dataset mnist --data-dir ~/tensorflow_datasets --classes 10 --examples 4
+//   dotnet fsi experiments/epoch_balance.fsx --replay out/epoch_balance/manifest.json   # recompute the digests
+//
+// Options: --dataset, --data-dir, --cache-dir, --splits (comma-separated), --classes, --examples, --steps, --seed,
+// --epoch, --out (default out/epoch_balance). Writes per_class.csv and summary.csv, and manifest.json next to them.
+#load "Common.fsx"
+
+open System
+open System.IO
+open System.Globalization
+open Samplers
+open Samplers.Core
+open Samplers.Experiments
+open Common
+
+let dataDir = arg "data-dir" embeddedDataDir
+let cacheDir = match arg "cache-dir" "" with "" -> None | d -> Some d
+
+if hasArg "replay" then
+    exit (replay (arg "replay" "") dataDir cacheDir)
+
+let dataset = arg "dataset" "synthetic_digits"
+let splits = (arg "splits" "train,test").Split(',') |> List.ofArray
+let classes = int (arg "classes" "4")
+let examples = int (arg "examples" "4")
+let steps = int (arg "steps" "250")
+let seed = UInt64.Parse(arg "seed" "2026", CultureInfo.InvariantCulture)
+let epoch = int (arg "epoch" "0")
+let outDir = arg "out" (Path.Combine("out", "epoch_balance"))
+Directory.CreateDirectory outDir |> ignore
+
+let loaded, table = load dataset dataDir cacheDir splits
+printfn "%s: %d examples, %s" loaded.Builder.FullName table.Count (if loaded.FromCache then "from the cache" else "from TFRecords")
+
+let inv (x: float) = x.ToString("0.######", CultureInfo.InvariantCulture)
+let perClass = Text.StringBuilder("mode,label,name,rows\n")
+let summary = Text.StringBuilder("mode,rows,min,max,chi_square,df,p_value,examples_seen,examples_available,coverage,plan_digest\n")
+let runs = ResizeArray<ManifestRun>()
+let results = Collections.Generic.Dictionary<string, float>()
+for mode in [ SamplingMode.Independent; SamplingMode.Coverage ] do
+    let sampling = ManifestSampling(ClassesPerBatch = classes, ExamplesPerClassPerBatch = examples, StepsPerEpoch = steps, Seed = seed, Mode = mode)
+    let s = sampler table sampling
+    let tally = BalanceTally(s.ClassIndex, table.Count)
+    use digest = new PlanDigest()
+    for b in 0 .. s.Count - 1 do
+        let plan = Planner.Plan(s.PlanConfig, s.ClassIndex, { Seed = seed; Epoch = epoch; BatchId = b })
+        tally.Add plan
+        digest.Add plan
+    let r = tally.Summary()
+    let d = digest.Finish()
+    for o in 0 .. r.Counts.Length - 1 do
+        perClass.Append($"{mode},{s.ClassList[o]},{s.ClassNames[o]},{r.Counts[o]}\n") |> ignore
+    summary.Append($"{mode},{r.Rows},{r.Min},{r.Max},{inv r.ChiSquare},{r.DegreesOfFreedom},{inv r.PValue},{r.DistinctExamples},{r.AvailableExamples},{inv r.Coverage},{d}\n") |> ignore
+    printfn "%-11s rows %d, per class min %d max %d, chi-square %.3f (df %d) p %.4f, examples seen %d of %d (%.1f%%), digest %s"
+        (string mode) r.Rows r.Min r.Max r.ChiSquare r.DegreesOfFreedom r.PValue r.DistinctExamples r.AvailableExamples (100.0 * r.Coverage) d
+    runs.Add(ManifestRun(Label = string mode, Sampling = sampling, FirstEpoch = epoch, EpochCount = 1, PlanDigest = d))
+    results[$"{mode}.pValue"] <- r.PValue
+    results[$"{mode}.coverage"] <- r.Coverage
+    results[$"{mode}.maxMinusMin"] <- float (r.Max - r.Min)
+
+File.WriteAllText(Path.Combine(outDir, "per_class.csv"), perClass.ToString())
+File.WriteAllText(Path.Combine(outDir, "summary.csv"), summary.ToString())
+ExperimentManifest(
+    Experiment = "epoch_balance",
+    Dataset = ManifestDataset(Name = loaded.Builder.FullName, Splits = Array.ofList splits, XKey = "image", YKey = "label",
+                              NumExamples = int64 table.Count, Fingerprint = DatasetFingerprint.Compute table),
+    Runs = runs.ToArray(),
+    Results = results)
+|> writeManifest outDir
+|> ignore

@@ -1,0 +1,95 @@
+using Samplers.Data;
+
+namespace Samplers.Export;
+
+/// <summary>Where and how <see cref="NumpyExport.Write"/> writes.</summary>
+public sealed record NumpyExportOptions
+{
+    /// <summary>Rows of the table to write, in this order (repeats allowed, e.g. the rows of planned batches); null writes every row.</summary>
+    public IReadOnlyList<int>? Rows { get; init; }
+
+    /// <summary>True writes a folder of <c>.npy</c> files (<c>x.npy</c>, <c>y.npy</c>, ...); false one <c>.npz</c> archive.</summary>
+    public bool Folder { get; init; }
+
+    /// <summary>Deflate the <c>.npz</c> members (as <c>np.savez_compressed</c>).</summary>
+    public bool Compress { get; init; }
+
+    /// <summary>More 1-D int64 arrays, one value per written row (e.g. <c>index</c>, <c>batch</c>).</summary>
+    public IReadOnlyDictionary<string, long[]>? Extra { get; init; }
+}
+
+/// <summary>
+/// Writes decoded examples to NumPy files for Python tools: <c>x</c> (shape [n, ...example shape], the table's dtype),
+/// <c>y</c> (int64 labels), <c>id</c> (TFDS ids, NumPy unicode; only when the table has ids) and any extra arrays.
+/// </summary>
+/// <remarks>Load in Python with <c>np.load("out.npz")["x"]</c>, or <c>np.load("out/x.npy")</c> for a folder.</remarks>
+public static class NumpyExport
+{
+    /// <summary>Writes the arrays and returns the member names written (without <c>.npy</c>).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A row is outside [0, table.Count).</exception>
+    /// <exception cref="ArgumentException">An extra array's length differs from the row count, or its name clashes with x, y or id; the dtype has no NumPy form.</exception>
+    /// <exception cref="DataFormatException">The table is ragged: examples of different shapes cannot form one array.</exception>
+    public static IReadOnlyList<string> Write(ExampleTable table, string path, NumpyExportOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        options ??= new NumpyExportOptions();
+        int n = options.Rows?.Count ?? table.Count;
+        if (options.Rows is { } rows)
+            for (int i = 0; i < rows.Count; i++)
+                if ((uint)rows[i] >= (uint)table.Count)
+                    throw new ArgumentOutOfRangeException(nameof(options), rows[i], $"Row {i} of the export is {rows[i]}, outside [0, {table.Count}).");
+        if (table.IsRagged)
+            throw new DataFormatException(
+                $"The examples have different shapes (ragged table, declared shape ({string.Join(", ", table.ExampleShape.ToArray())})): they cannot form one NumPy array. " +
+                "Export a fixed-shape feature, or resize the examples first (Preprocessing.ResizeNearest).");
+        NpyWriter.Descr(table.DType); // fails early for dtypes without a NumPy form
+        var extra = options.Extra ?? new Dictionary<string, long[]>();
+        foreach (var (name, values) in extra)
+        {
+            if (name is "x" or "y" or "id") throw new ArgumentException($"Extra array name '{name}' clashes with a standard member (x, y, id).", nameof(options));
+            if (values.Length != n) throw new ArgumentException($"Extra array '{name}' has {values.Length} values but {n} rows are written.", nameof(options));
+        }
+        int Row(int i) => options.Rows is { } r ? r[i] : i;
+
+        var members = new List<(string Name, Action<Stream> Write)>
+        {
+            ("x", s =>
+            {
+                var shape = new long[1 + table.ExampleShape.Length];
+                shape[0] = n;
+                for (int d = 0; d < table.ExampleShape.Length; d++) shape[d + 1] = table.ExampleShape[d];
+                var w = new NpyWriter(s, table.DType, shape);
+                for (int i = 0; i < n; i++) w.Write(table.GetExample(Row(i)));
+                w.Complete();
+            }),
+            ("y", s =>
+            {
+                var y = new long[n];
+                for (int i = 0; i < n; i++) y[i] = table.Labels[Row(i)];
+                NpyWriter.Write(s, y);
+            }),
+        };
+        if (table.HasIds)
+            members.Add(("id", s =>
+            {
+                var ids = new string[n];
+                for (int i = 0; i < n; i++) ids[i] = table.GetId(Row(i)) ?? "";
+                NpyWriter.WriteStrings(s, ids);
+            }));
+        foreach (var (name, values) in extra) members.Add((name, s => NpyWriter.Write(s, values)));
+
+        if (options.Folder)
+        {
+            Directory.CreateDirectory(path);
+            foreach (var (name, write) in members) NpzWriter.WriteFile(Path.Combine(path, name + ".npy"), write);
+        }
+        else
+        {
+            using var npz = new NpzWriter(path, options.Compress);
+            foreach (var (name, write) in members) npz.Add(name, write);
+            npz.Complete();
+        }
+        return members.Select(m => m.Name).ToArray();
+    }
+}

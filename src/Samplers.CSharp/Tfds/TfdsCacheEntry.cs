@@ -1,0 +1,64 @@
+using Samplers.Cache;
+using Samplers.Data;
+
+namespace Samplers.Tfds;
+
+/// <summary>
+/// The Parquet cache file that <see cref="TfdsLoader.LoadAsync"/> reads and writes for a set of load options, found
+/// without loading anything: for tools that show, verify or clear the cache (the CLI's <c>cache</c> command).
+/// </summary>
+/// <remarks>The key and source fingerprint are computed exactly as the loader does (same catalog resolution, split
+/// normalisation and shard list); a test checks that <see cref="Path"/> equals the loader's
+/// <see cref="TfdsLoadResult.CachePath"/>.</remarks>
+public sealed class TfdsCacheEntry
+{
+    private TfdsCacheEntry(ParquetCache cache, CacheKey key, SourceFingerprint fingerprint, DatasetBuilderDir builder)
+    {
+        Cache = cache; Key = key; Fingerprint = fingerprint; Builder = builder; Path = cache.GetPath(key);
+    }
+
+    /// <summary>The cache (directory and settings).</summary>
+    public ParquetCache Cache { get; }
+    /// <summary>The cache key of the selection.</summary>
+    public CacheKey Key { get; }
+    /// <summary>The fingerprint of the current source files.</summary>
+    public SourceFingerprint Fingerprint { get; }
+    /// <summary>The resolved dataset.</summary>
+    public DatasetBuilderDir Builder { get; }
+    /// <summary>The cache file's full path (it may not exist).</summary>
+    public string Path { get; }
+    /// <summary>True when the cache file exists.</summary>
+    public bool Exists => File.Exists(Path);
+    /// <summary>The file's size in bytes, or 0 when absent.</summary>
+    public long Bytes => Exists ? new FileInfo(Path).Length : 0;
+
+    /// <summary>Finds the cache file of <paramref name="options"/>; null when caching is off (options or <c>SAMPLERS_NO_CACHE</c>).</summary>
+    /// <exception cref="DatasetNotFoundException">The dataset, a split or a shard is absent (the catalog's error).</exception>
+    /// <exception cref="DataFormatException">Bad metadata (the catalog's error).</exception>
+    /// <exception cref="ArgumentException">A malformed name or split spec.</exception>
+    public static TfdsCacheEntry? Resolve(TfdsLoadOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (!options.UseCache) return null;
+        var cache = new ParquetCache(new ParquetCacheOptions { Directory = options.CacheDir, ChunkBytes = options.ChunkBytes }, options.Logger);
+        if (!cache.Enabled) return null;
+        var builder = Catalog.Open(options.DataDir, options.DatasetName);
+        var selections = options.Splits.Select(builder.Select).ToArray();
+        var key = new CacheKey(builder.DataDirectory, builder.Name, builder.Config, builder.Version, TfdsLoader.NormalizeSplits(options.Splits), options.XKey, options.YKey);
+        var shardPaths = selections.SelectMany(s => s.Instructions.Select(i => i.Path)).Distinct(StringComparer.Ordinal);
+        string featuresJson = System.IO.Path.Combine(builder.Path, "features.json");
+        var fingerprint = SourceFingerprint.Compute(shardPaths, builder.Info.FilePath, File.Exists(featuresJson) ? featuresJson : null);
+        return new TfdsCacheEntry(cache, key, fingerprint, builder);
+    }
+
+    /// <summary>Re-reads the file and checks it against the current source (metadata, counts, payload checksum).</summary>
+    public Task<CacheLoadResult> VerifyAsync(CancellationToken cancellationToken = default) => Cache.VerifyAsync(Key, Fingerprint, null, cancellationToken);
+
+    /// <summary>Deletes the cache file; returns false when there was none.</summary>
+    public bool Delete()
+    {
+        if (!Exists) return false;
+        File.Delete(Path);
+        return true;
+    }
+}

@@ -1,0 +1,118 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+using Samplers.Core;
+
+namespace Samplers.Cli;
+
+/// <summary>The options every dataset command shares, and their mapping to <see cref="TFDatasetSamplerOptions"/>.</summary>
+internal sealed class CommonOptions
+{
+    public readonly Option<string?> DataDir = new("--data-dir") { Description = "TFDS data directory (default: TFDS_DATA_DIR, else ~/tensorflow_datasets; `run` without a dataset uses the embedded data/)." };
+    public readonly Option<string?> CacheDir = new("--cache-dir") { Description = "Parquet cache directory (default: SAMPLERS_CACHE_DIR, else the user cache folder)." };
+    public readonly Option<bool> NoCache = new("--no-cache") { Description = "Read the TFRecords; neither read nor write the cache." };
+    public readonly Option<bool> Download = new("--download") { Description = "Download the dataset from the TFDS bucket (or --base-url) when it is absent from the data directory." };
+    public readonly Option<string?> BaseUrl = new("--base-url") { Description = "Bucket to download from (default: SAMPLERS_TFDS_BASE_URL, else TFDS's public bucket)." };
+    public readonly Option<string[]> Splits = new("--splits")
+    {
+        // One spec per token (comma-separated or repeated): several per token would swallow a following positional argument.
+        Description = "Split specs loaded and concatenated in order, comma-separated or repeated (default: train,test). TFDS slicing works: train[:80%].",
+    };
+    public readonly Option<string> XKey = new("--x-key") { Description = "Feature holding the examples (x_key).", DefaultValueFactory = _ => "image" };
+    public readonly Option<string> YKey = new("--y-key") { Description = "Feature holding the labels (y_key).", DefaultValueFactory = _ => "label" };
+    public readonly Option<int> ClassesPerBatch = new("--classes-per-batch", "-c") { Description = "Distinct classes per batch (classes_per_batch).", DefaultValueFactory = _ => 2 };
+    public readonly Option<int> ExamplesPerClass = new("--examples-per-class", "-e") { Description = "Examples of each class per batch (examples_per_class_per_batch).", DefaultValueFactory = _ => 2 };
+    public readonly Option<int> StepsPerEpoch = new("--steps-per-epoch", "-s") { Description = "Batches per epoch over all ranks (steps_per_epoch).", DefaultValueFactory = _ => 1000 };
+    public readonly Option<long[]?> ClassList = new("--class-list")
+    {
+        Description = "Only these labels, comma-separated (class_list).",
+        CustomParser = ParseLongList,
+    };
+    public readonly Option<int?> TotalExamplesPerClass = new("--total-examples-per-class") { Description = "Keep at most this many examples of each class, drawn without replacement by the seed (total_examples_per_class)." };
+    public readonly Option<ulong> Seed = new("--seed") { Description = "Experiment seed: the same seed, epoch and batch id always give the same batch.", DefaultValueFactory = _ => 0UL };
+    public readonly Option<SamplingMode> Mode = new("--mode")
+    {
+        Description = "independent (the reference's semantics) or coverage (balanced rounds, no repeats before a class is used up).",
+        DefaultValueFactory = _ => SamplingMode.Independent,
+        CustomParser = ParseMode,
+    };
+    public readonly Option<int> Rank = new("--rank") { Description = "This process's rank for data-parallel sharding, in [0, world size).", DefaultValueFactory = _ => 0 };
+    public readonly Option<int> WorldSize = new("--world-size") { Description = "Number of data-parallel processes.", DefaultValueFactory = _ => 1 };
+
+    /// <summary>Options that only say what to load (info, cache, export without batches).</summary>
+    public IEnumerable<Option> LoadOptions => [DataDir, CacheDir, NoCache, Splits, XKey, YKey, Download, BaseUrl];
+
+    /// <summary>Loading plus sampling options.</summary>
+    public IEnumerable<Option> SamplerOptions => LoadOptions.Concat<Option>([ClassesPerBatch, ExamplesPerClass, StepsPerEpoch, ClassList, TotalExamplesPerClass, Seed, Mode, Rank, WorldSize]);
+
+    public TFDatasetSamplerOptions ToOptions(ParseResult r, string dataset, string? dataDirOverride = null)
+    {
+        string[] splits = (r.GetValue(Splits) ?? [])
+            .SelectMany(s => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
+        return new TFDatasetSamplerOptions
+        {
+            DatasetName = dataset,
+            DataDir = r.GetValue(DataDir) ?? dataDirOverride,
+            CacheDir = r.GetValue(CacheDir),
+            UseCache = !r.GetValue(NoCache),
+            Splits = splits.Length > 0 ? splits : ["train", "test"],
+            XKey = r.GetValue(XKey)!,
+            YKey = r.GetValue(YKey)!,
+            ClassesPerBatch = r.GetValue(ClassesPerBatch),
+            ExamplesPerClassPerBatch = r.GetValue(ExamplesPerClass),
+            StepsPerEpoch = r.GetValue(StepsPerEpoch),
+            // Absent means every class; a custom parser would otherwise give an empty list.
+            ClassList = r.GetResult(ClassList) is null ? null : r.GetValue(ClassList),
+            TotalExamplesPerClass = r.GetValue(TotalExamplesPerClass),
+            Seed = r.GetValue(Seed),
+            Mode = r.GetValue(Mode),
+            Rank = r.GetValue(Rank),
+            WorldSize = r.GetValue(WorldSize),
+        };
+    }
+
+    private static long[]? ParseLongList(ArgumentResult a)
+    {
+        var values = new List<long>();
+        foreach (var token in a.Tokens)
+            foreach (string part in token.Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                if (!long.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out long v))
+                {
+                    a.AddError($"--class-list: '{part}' is not an integer label; give labels as integers separated by commas, e.g. --class-list 0,3,7.");
+                    return null;
+                }
+                values.Add(v);
+            }
+        return values.ToArray();
+    }
+
+    private static SamplingMode ParseMode(ArgumentResult a)
+    {
+        string text = a.Tokens.Count > 0 ? a.Tokens[0].Value : "";
+        if (text.Equals("independent", StringComparison.OrdinalIgnoreCase)) return SamplingMode.Independent;
+        if (text.Equals("coverage", StringComparison.OrdinalIgnoreCase)) return SamplingMode.Coverage;
+        a.AddError($"--mode: '{text}' is not a mode; use independent or coverage.");
+        return SamplingMode.Independent;
+    }
+
+    /// <summary>Parses <c>START:END</c> (end exclusive; either may be omitted) against a count.</summary>
+    public static (int Start, int End) ParseRange(string? text, int count, string option)
+    {
+        if (string.IsNullOrEmpty(text)) return (0, count);
+        string[] parts = text.Split(':');
+        if (parts.Length != 2)
+            throw new ArgumentException($"{option}: '{text}' is not a range; write START:END (end exclusive), e.g. 0:10, :10 or 5:.");
+        int Parse(string s, int dflt)
+        {
+            if (s.Length == 0) return dflt;
+            if (!int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v))
+                throw new ArgumentException($"{option}: '{s}' in '{text}' is not an integer.");
+            return v;
+        }
+        int start = Parse(parts[0], 0), end = Parse(parts[1], count);
+        if (start < 0 || end > count || start > end)
+            throw new ArgumentOutOfRangeException(option, text, $"{option}: {text} must lie in [0, {count}] with START <= END ({count} batches per epoch for this rank).");
+        return (start, end);
+    }
+}

@@ -1,0 +1,36 @@
+using Microsoft.Extensions.Logging;
+using Samplers.Data;
+using Samplers.Tfds;
+using Samplers.Tfds.Download;
+
+namespace Samplers.Cli;
+
+/// <summary>A loaded dataset as the commands see it.</summary>
+internal sealed record LoadedDataset(DatasetBuilderDir Dir, ExampleTable Table, bool FromCache, string? CachePath, string CacheDetail);
+
+/// <summary>The one place the CLI loads data: the library's loader (TFRecords or the Parquet cache).</summary>
+internal static class DatasetLoading
+{
+    public static async Task<LoadedDataset> LoadAsync(TFDatasetSamplerOptions options, ILogger? logger, DownloadRequest? download,
+        IProgress<(long Done, long Total)>? progress, CancellationToken ct)
+    {
+        var load = TFDatasetMultiShotMemorySampler.ToLoadOptions(options) with { Logger = logger };
+        if (download is not null)
+            // The loader calls this only when the catalog reports the dataset absent.
+            load = load with
+            {
+                Download = (request, _, token) => TfdsDownloader.DownloadAsync(download with { DatasetName = request.DatasetName, DataDirectory = request.DataDirectory }, null, token),
+            };
+        var sink = progress is null ? null : new Sink(p =>
+        {
+            if (p.Phase is LoadPhase.Decoding or LoadPhase.ReadingCache or LoadPhase.Done) progress.Report((p.ExamplesDone, p.ExamplesTotal));
+        });
+        var r = await TfdsLoader.LoadAsync(load, sink, ct).ConfigureAwait(false);
+        return new LoadedDataset(r.Builder, r.Table, r.FromCache, r.CachePath, r.CacheDetail);
+    }
+
+    private sealed class Sink(Action<LoadProgress> report) : IProgress<LoadProgress>
+    {
+        public void Report(LoadProgress value) => report(value);
+    }
+}

@@ -1,0 +1,42 @@
+using Spectre.Console;
+
+namespace Samplers.Cli;
+
+/// <summary>Progress: a Spectre.Console bar on a terminal, a few plain lines on stderr otherwise, nothing with --json.</summary>
+internal static class Progress
+{
+    public static async Task<T> Run<T>(CliContext c, string what, Func<IProgress<(long Done, long Total)>, CancellationToken, Task<T>> work, CancellationToken ct)
+    {
+        if (c.Json) return await work(new Sink(_ => { }), ct).ConfigureAwait(false);
+        if (!c.Interactive)
+        {
+            // Plain lines at 0%, every 25% and the end, so logs stay short.
+            int lastQuarter = -1;
+            object gate = new();
+            var sink = new Sink(p =>
+            {
+                if (p.Total <= 0) return;
+                int q = (int)(4 * p.Done / p.Total);
+                lock (gate)
+                    if (q > lastQuarter) { lastQuarter = q; c.Err.WriteLine($"{what}: {p.Done}/{p.Total}"); }
+            });
+            return await work(sink, ct).ConfigureAwait(false);
+        }
+        T result = default!;
+        await AnsiConsole.Progress().AutoClear(true).StartAsync(async ctx =>
+        {
+            var task = ctx.AddTask(what, autoStart: true, maxValue: 1);
+            object gate = new();
+            var sink = new Sink(p => { lock (gate) { task.MaxValue = Math.Max(1, p.Total); task.Value = p.Done; } });
+            result = await work(sink, ct).ConfigureAwait(false);
+            task.Value = task.MaxValue;
+        }).ConfigureAwait(false);
+        return result;
+    }
+
+    /// <summary>Reports synchronously on the reporting thread (System.Progress posts to the thread pool, which reorders lines).</summary>
+    private sealed class Sink(Action<(long Done, long Total)> report) : IProgress<(long Done, long Total)>
+    {
+        public void Report((long Done, long Total) value) => report(value);
+    }
+}
