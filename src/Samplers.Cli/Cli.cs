@@ -90,8 +90,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             dataDirOverride = r.GetValue(_o.DataDir) is null ? FindEmbeddedDataDir() : null;
         }
         var options = _o.ToOptions(r, dataset, dataDirOverride);
-        var data = await Progress.Run(c, $"loading {dataset}", (p, t) => DatasetLoading.LoadAsync(options, c.Verbose ? new StderrLogger(c.Err) : null,
-            r.GetValue(_o.Download) ? new DownloadRequest(dataset) { BaseUrl = r.GetValue(_o.BaseUrl), Splits = options.Splits } : null, p, t), ct).ConfigureAwait(false);
+        var data = await Progress.Run(c, $"loading {dataset}", (p, t) => DatasetLoading.LoadAsync(options, c.Verbose ? new StderrLogger(c.Err) : null, p, t), ct).ConfigureAwait(false);
         c.Status($"loaded {data.Dir.FullName}: {data.Table.Count} examples" + (data.FromCache ? $" from the cache {data.CachePath}" : " from TFRecords" + (data.CachePath is null ? " (cache off)" : $"; cache: {data.CacheDetail.TrimStart(';', ' ')}")));
         return (data, options);
     }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
 using Samplers.Core;
+using Samplers.Tfds;
 
 namespace Samplers.Cli;
 
@@ -68,6 +69,9 @@ internal sealed class CommonOptions
             Mode = r.GetValue(Mode),
             Rank = r.GetValue(Rank),
             WorldSize = r.GetValue(WorldSize),
+            // The tool fetches data only when asked (--download): a typo in a dataset name must not start a download.
+            // (The library façade downloads by default, as the reference does; see DatasetLoading.)
+            Download = r.GetValue(Download) ? TfdsLoader.DownloadFromBucket(r.GetValue(BaseUrl)) : null,
         };
     }
 

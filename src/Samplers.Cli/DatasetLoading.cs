@@ -1,7 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Samplers.Data;
 using Samplers.Tfds;
-using Samplers.Tfds.Download;
 
 namespace Samplers.Cli;
 
@@ -11,16 +10,11 @@ internal sealed record LoadedDataset(DatasetBuilderDir Dir, ExampleTable Table, 
 /// <summary>The one place the CLI loads data: the library's loader (TFRecords or the Parquet cache).</summary>
 internal static class DatasetLoading
 {
-    public static async Task<LoadedDataset> LoadAsync(TFDatasetSamplerOptions options, ILogger? logger, DownloadRequest? download,
+    /// <remarks>Downloading follows <c>options.Download</c>, which the CLI sets only for <c>--download</c>.</remarks>
+    public static async Task<LoadedDataset> LoadAsync(TFDatasetSamplerOptions options, ILogger? logger,
         IProgress<(long Done, long Total)>? progress, CancellationToken ct)
     {
         var load = TFDatasetMultiShotMemorySampler.ToLoadOptions(options) with { Logger = logger };
-        if (download is not null)
-            // The loader calls this only when the catalog reports the dataset absent.
-            load = load with
-            {
-                Download = (request, _, token) => TfdsDownloader.DownloadAsync(download with { DatasetName = request.DatasetName, DataDirectory = request.DataDirectory }, null, token),
-            };
         var sink = progress is null ? null : new Sink(p =>
         {
             if (p.Phase is LoadPhase.Decoding or LoadPhase.ReadingCache or LoadPhase.Done) progress.Report((p.ExamplesDone, p.ExamplesTotal));

@@ -6,6 +6,10 @@ open Expecto
 
 [<EntryPoint>]
 let main argv =
+  // Tests never use the network: anything that would fall back to TFDS's public bucket goes to a closed
+  // loopback port instead and fails fast. Tests that serve a bucket pass its URL explicitly.
+  if isNull (Environment.GetEnvironmentVariable "SAMPLERS_TFDS_BASE_URL") then
+    Environment.SetEnvironmentVariable("SAMPLERS_TFDS_BASE_URL", "http://127.0.0.1:9")
   match List.ofArray argv with
   | "--child" :: name :: rest ->
     match List.tryFind (fun (n, _) -> n = name) Children.modes with
