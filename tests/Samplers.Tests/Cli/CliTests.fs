@@ -77,15 +77,7 @@ let cliDll =
 
 /// Runs `dotnet Samplers.Cli.dll args` as a child process: (exit code, stdout, stderr).
 let cliChild (args: string list) =
-    let psi = Diagnostics.ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
-    for a in cliDll.Value :: args do psi.ArgumentList.Add a
-    use p = Diagnostics.Process.Start psi
-    let o = p.StandardOutput.ReadToEndAsync()
-    let e = p.StandardError.ReadToEndAsync()
-    if not (p.WaitForExit 60000) then
-        p.Kill true
-        failwith "samplers child did not finish within 60 s"
-    p.ExitCode, o.Result, e.Result
+    runDotnet None (cliDll.Value :: args) 60000 "samplers child did not finish within 60 s"
 
 /// Parses a .npy: (descr, shape, data bytes), checking the magic, version 1.0 and the 64-byte alignment.
 let readNpy (bytes: byte[]) =
@@ -466,15 +458,7 @@ let downloadTests =
 
 /// Runs `dotnet fsi script args` in dir: (exit code, stdout, stderr).
 let fsi (dir: string) (script: string) (args: string list) =
-    let psi = Diagnostics.ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = dir)
-    for a in [ "fsi"; script ] @ args do psi.ArgumentList.Add a
-    use p = Diagnostics.Process.Start psi
-    let o = p.StandardOutput.ReadToEndAsync()
-    let e = p.StandardError.ReadToEndAsync()
-    if not (p.WaitForExit 120000) then
-        p.Kill true
-        failwith "dotnet fsi did not finish within 120 s"
-    p.ExitCode, o.Result, e.Result
+    runDotnet (Some dir) ("fsi" :: script :: args) 120000 "dotnet fsi did not finish within 120 s"
 
 let scriptTests =
     testList "experiment scripts" [
