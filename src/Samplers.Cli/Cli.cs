@@ -42,6 +42,29 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
 
     private CliContext Ctx(ParseResult r) => new(output, error, interactive, r.GetValue(_json), r.GetValue(_verbose));
 
+    /// <summary>A command: its own arguments and options, then a shared option set, and the action under <see cref="Guarded"/>.</summary>
+    private Command Define(string name, string description, Symbol[] own, IEnumerable<Option> shared,
+        Func<ParseResult, CliContext, CancellationToken, Task<int>> action)
+    {
+        var cmd = new Command(name, description);
+        foreach (var symbol in own)
+        {
+            if (symbol is Argument a) cmd.Add(a);
+            else cmd.Add((Option)symbol);
+        }
+        foreach (var o in shared) cmd.Add(o);
+        cmd.SetAction(Guarded(action));
+        return cmd;
+    }
+
+    /// <summary>Refuses a negative <c>--epoch</c>.</summary>
+    private static int FirstEpoch(int epoch) =>
+        epoch >= 0 ? epoch : throw new UsageException($"--epoch must be 0 or more, but was {epoch}.");
+
+    /// <summary>Refuses an epoch count below 1.</summary>
+    private static int EpochCount(int epochs) =>
+        epochs >= 1 ? epochs : throw new UsageException($"--epochs must be at least 1, but was {epochs}.");
+
     /// <summary>Runs an action with the tool's error conventions: one readable message, exit 1 for usage, 2 for data.</summary>
     private Func<ParseResult, CancellationToken, Task<int>> Guarded(Func<ParseResult, CliContext, CancellationToken, Task<int>> action) => async (r, ct) =>
     {
@@ -116,12 +139,10 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
     {
         var dataset = DatasetArgument();
         var noCounts = new Option<bool>("--no-counts") { Description = "Skip loading the splits (no per-class counts)." };
-        var cmd = new Command("info",
+        return Define("info",
             "Versions, configs, features (key, type, shape, dtype), splits with sizes, class names and per-class counts of the loaded splits, cache status.\n\n" +
-            "Examples:\n  samplers info mnist --data-dir ~/tensorflow_datasets\n  samplers info mnist --splits train --json\n  samplers info mnist --no-counts")
-        { dataset, noCounts };
-        foreach (var o in _o.LoadOptions) cmd.Add(o);
-        cmd.SetAction(Guarded(async (r, c, ct) =>
+            "Examples:\n  samplers info mnist --data-dir ~/tensorflow_datasets\n  samplers info mnist --splits train --json\n  samplers info mnist --no-counts",
+            [dataset, noCounts], _o.LoadOptions, async (r, c, ct) =>
         {
             string name = r.GetValue(dataset)!;
             var options = _o.ToOptions(r, name);
@@ -177,8 +198,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             }
             w.WriteLine($"cache     {cacheStatus}");
             return 0;
-        }));
-        return cmd;
+        });
     }
 
     private sealed record ClassCount(long Label, string Name, int Count);
@@ -196,19 +216,15 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
         var format = new Option<string>("--format", "-f") { Description = "table, jsonl or csv (--json means jsonl).", DefaultValueFactory = _ => "table" };
         format.AcceptOnlyFromAmong("table", "jsonl", "csv");
         var digest = new Option<bool>("--digest") { Description = "Print one SHA-256 over the plans instead of the plans." };
-        var cmd = new Command("plan",
+        return Define("plan",
             "The batch plans (example indices and labels) for a seed, epochs and batch range, as a table, JSON lines or CSV; with --digest one SHA-256 over them, to compare runs and machines in one line.\n\n" +
             "Examples:\n  samplers plan mnist -c 10 -e 2 --seed 7 --batches 0:5\n  samplers plan mnist -c 10 -e 2 --mode coverage --format csv > plans.csv\n" +
-            "  samplers plan mnist -c 10 -e 2 --seed 7 --epochs 3 --digest\n  samplers plan mnist --rank 1 --world-size 4 --json")
-        { dataset, epoch, epochs, batches, format, digest };
-        foreach (var o in _o.SamplerOptions) cmd.Add(o);
-        cmd.SetAction(Guarded(async (r, c, ct) =>
+            "  samplers plan mnist -c 10 -e 2 --seed 7 --epochs 3 --digest\n  samplers plan mnist --rank 1 --world-size 4 --json",
+            [dataset, epoch, epochs, batches, format, digest], _o.SamplerOptions, async (r, c, ct) =>
         {
             var (data, options) = await Load(r, c, r.GetValue(dataset), ct).ConfigureAwait(false);
             var sampler = Sampler(data, options);
-            int firstEpoch = r.GetValue(epoch), epochCount = r.GetValue(epochs);
-            if (firstEpoch < 0) throw new UsageException($"--epoch must be 0 or more, but was {firstEpoch}.");
-            if (epochCount < 1) throw new UsageException($"--epochs must be at least 1, but was {epochCount}.");
+            int firstEpoch = FirstEpoch(r.GetValue(epoch)), epochCount = EpochCount(r.GetValue(epochs));
             var (start, end) = CommonOptions.ParseRange(r.GetValue(batches), sampler.Count, "--batches");
             if (r.GetValue(digest))
             {
@@ -250,8 +266,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
                     }
                 }
             return 0;
-        }));
-        return cmd;
+        });
     }
 
     // ---------------------------------------------------------------- run
@@ -259,16 +274,13 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
     {
         var dataset = new Argument<string?>("dataset") { Description = "The TFDS dataset (default: the embedded synthetic_digits in data/).", Arity = ArgumentArity.ZeroOrOne };
         var epochs = new Option<int>("--epochs") { Description = "Epochs to run.", DefaultValueFactory = _ => 1 };
-        var cmd = new Command("run",
+        return Define("run",
             "Builds the sampler and runs epochs like a training loop (without training): prints the batch size, class-balance statistics " +
             "(per-class counts, min/max, chi-square p-value), examples seen vs dataset size, batches/s and the plan digest.\n\n" +
-            "Examples:\n  samplers run\n  samplers run -c 10 -e 4 --steps-per-epoch 200 --epochs 3 --mode coverage\n  samplers run mnist --data-dir ~/tensorflow_datasets -c 10 --seed 7 --json")
-        { dataset, epochs };
-        foreach (var o in _o.SamplerOptions) cmd.Add(o);
-        cmd.SetAction(Guarded(async (r, c, ct) =>
+            "Examples:\n  samplers run\n  samplers run -c 10 -e 4 --steps-per-epoch 200 --epochs 3 --mode coverage\n  samplers run mnist --data-dir ~/tensorflow_datasets -c 10 --seed 7 --json",
+            [dataset, epochs], _o.SamplerOptions, async (r, c, ct) =>
         {
-            int epochCount = r.GetValue(epochs);
-            if (epochCount < 1) throw new UsageException($"--epochs must be at least 1, but was {epochCount}.");
+            int epochCount = EpochCount(r.GetValue(epochs));
             var (data, options) = await Load(r, c, r.GetValue(dataset), ct).ConfigureAwait(false);
             var sampler = Sampler(data, options);
             var tally = new BalanceTally(sampler.ClassIndex, data.Table.Count);
@@ -325,8 +337,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             w.WriteLine(string.Create(Inv, $"speed          {batches} batches in {clock.Elapsed.TotalSeconds:0.###} s = {rate:N0} batches/s"));
             w.WriteLine($"plan digest    {d}");
             return 0;
-        }));
-        return cmd;
+        });
     }
 
     // ---------------------------------------------------------------- export
@@ -339,14 +350,12 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
         var compress = new Option<bool>("--compress") { Description = "Deflate the .npz members (as np.savez_compressed)." };
         var batches = new Option<string?>("--batches", "-b") { Description = "Export the rows of these planned batches (START:END of epoch --epoch) instead of the examples." };
         var epoch = new Option<int>("--epoch") { Description = "Epoch of --batches.", DefaultValueFactory = _ => 0 };
-        var cmd = new Command("export",
+        return Define("export",
             "Writes decoded examples to NumPy: x (examples), y (int64 labels), id (TFDS ids) for the selected splits (and --class-list / --total-examples-per-class); " +
             "with --batches, the rows of planned batches in order, plus index (source row), epoch and batch arrays.\n\n" +
             "Examples:\n  samplers export mnist --splits test --out mnist-test.npz\n  samplers export mnist --format npy --out mnist-npy\n" +
-            "  samplers export mnist -c 10 -e 2 --seed 7 --batches 0:100 --out batches.npz\n  python -c \"import numpy as np; d = np.load('mnist-test.npz'); print(d['x'].shape)\"")
-        { dataset, outPath, format, compress, batches, epoch };
-        foreach (var o in _o.SamplerOptions) cmd.Add(o);
-        cmd.SetAction(Guarded(async (r, c, ct) =>
+            "  samplers export mnist -c 10 -e 2 --seed 7 --batches 0:100 --out batches.npz\n  python -c \"import numpy as np; d = np.load('mnist-test.npz'); print(d['x'].shape)\"",
+            [dataset, outPath, format, compress, batches, epoch], _o.SamplerOptions, async (r, c, ct) =>
         {
             string path = r.GetValue(outPath)!;
             var (data, options) = await Load(r, c, r.GetValue(dataset), ct).ConfigureAwait(false);
@@ -371,8 +380,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             else
             {
                 var s = Sampler(data, options);
-                int e = r.GetValue(epoch);
-                if (e < 0) throw new UsageException($"--epoch must be 0 or more, but was {e}.");
+                int e = FirstEpoch(r.GetValue(epoch));
                 var (start, end) = CommonOptions.ParseRange(range, s.Count, "--batches");
                 var list = new List<int>();
                 var index = new List<long>();
@@ -395,8 +403,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             else
                 c.Out.WriteLine($"wrote {rows} rows ({string.Join(", ", members)}; x {DTypes.Name(data.Table.DType)} ({string.Join(", ", data.Table.ExampleShape.ToArray())})) to {Path.GetFullPath(path)}");
             return 0;
-        }));
-        return cmd;
+        });
     }
 
     // ---------------------------------------------------------------- cache
@@ -405,13 +412,11 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
         var dataset = DatasetArgument();
         var action = new Argument<string>("action") { Description = "show (default), build, verify or clear.", DefaultValueFactory = _ => "show" };
         action.AcceptOnlyFromAmong("show", "build", "verify", "clear");
-        var cmd = new Command("cache",
+        return Define("cache",
             "Shows, builds, verifies or clears the Parquet cache file of a dataset's split selection (--splits, --x-key, --y-key).\n" +
             "Exit code 2 when verify finds the file absent, stale or damaged.\n\n" +
-            "Examples:\n  samplers cache mnist\n  samplers cache mnist build --splits train,test\n  samplers cache mnist verify --json\n  samplers cache mnist clear --cache-dir /data/cache")
-        { dataset, action };
-        foreach (var o in _o.LoadOptions) cmd.Add(o);
-        cmd.SetAction(Guarded(async (r, c, ct) =>
+            "Examples:\n  samplers cache mnist\n  samplers cache mnist build --splits train,test\n  samplers cache mnist verify --json\n  samplers cache mnist clear --cache-dir /data/cache",
+            [dataset, action], _o.LoadOptions, async (r, c, ct) =>
         {
             string name = r.GetValue(dataset)!;
             string what = r.GetValue(action)!;
@@ -453,8 +458,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             }
             if (code != 0 && !c.Json) c.Err.WriteLine($"samplers: data error: cache {what}: {status}" + (reason is null ? "" : $" ({reason.TrimStart(';', ' ')})"));
             return code;
-        }));
-        return cmd;
+        });
     }
 
     // ---------------------------------------------------------------- download
