@@ -365,37 +365,17 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             if (range is null)
             {
                 // Without batches, the examples the sampler would draw from: every row unless a class list or total per class selects.
-                IReadOnlyList<int>? selected = null;
                 if (options.ClassList is not null || options.TotalExamplesPerClass is not null)
-                {
-                    var s = Sampler(data, options);
-                    var all = new List<int>(s.ClassIndex.ExampleCount);
-                    for (int k = 0; k < s.ClassIndex.ClassCount; k++) foreach (int i in s.ClassIndex.ExamplesOf(k)) all.Add(i);
-                    all.Sort();
-                    selected = all;
-                }
-                exportOptions = exportOptions with { Rows = selected };
-                rows = selected?.Count ?? data.Table.Count;
+                    exportOptions = NumpyExport.SamplerRows(Sampler(data, options), exportOptions);
+                rows = exportOptions.Rows?.Count ?? data.Table.Count;
             }
             else
             {
                 var s = Sampler(data, options);
                 int e = FirstEpoch(r.GetValue(epoch));
                 var (start, end) = CommonOptions.ParseRange(range, s.Count, "--batches");
-                var list = new List<int>();
-                var index = new List<long>();
-                var batch = new List<long>();
-                for (int b = start; b < end; b++)
-                {
-                    var plan = Planner.Plan(s.PlanConfig, s.ClassIndex, new PlanKey(s.Seed, e, b));
-                    foreach (int i in plan.Indices.Span) { list.Add(i); index.Add(i); batch.Add(b); }
-                }
-                rows = list.Count;
-                exportOptions = exportOptions with
-                {
-                    Rows = list,
-                    Extra = new Dictionary<string, long[]> { ["index"] = index.ToArray(), ["batch"] = batch.ToArray(), ["epoch"] = Enumerable.Repeat((long)e, rows).ToArray() },
-                };
+                exportOptions = NumpyExport.PlannedBatches(s, e, start, end, exportOptions);
+                rows = exportOptions.Rows!.Count;
             }
             var members = NumpyExport.Write(data.Table, path, exportOptions);
             if (c.Json)

@@ -191,6 +191,20 @@ let libraryTests =
             let _, shape, data = npzMember path "y"
             Expect.equal (shape, i64s data) ([| 2L |], [| 1L; 2L |]) "y round-trips"
             Expect.equal (Directory.GetFiles t.Path).Length 1 "only the archive"
+        testCase "NumpyExport.SamplerRows and PlannedBatches: the sampler's rows ascending; planned rows in plan order with index, batch, epoch" <| fun () ->
+            let table = Samplers.Tests.Facade.SamplerTests.intTable [ 5; 6; 7 ] ExampleTable.DefaultChunkBytes
+            let s = MultiShotMemorySampler(table, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 4, Seed = 3UL, ClassList = [| 0L; 20L |]))
+            let rows = (NumpyExport.SamplerRows(s, NumpyExportOptions(Compress = true)))
+            Expect.isTrue rows.Compress "keeps the given settings"
+            Expect.equal (List.ofSeq rows.Rows) [ for i in 0 .. table.Count - 1 do if table.Labels[i] <> 10L then i ] "rows of classes 0 and 20, ascending"
+            let o = NumpyExport.PlannedBatches(s, 1, 1, 3)
+            let expected = [ for b in 1 .. 2 do yield! Planner.Plan(s.PlanConfig, s.ClassIndex, { Seed = 3UL; Epoch = 1; BatchId = b }).Indices.ToArray() ]
+            Expect.equal (List.ofSeq o.Rows) expected "plan order"
+            Expect.equal (List.ofArray o.Extra["index"]) (expected |> List.map int64) "index = source row"
+            Expect.equal o.Extra["batch"] [| 1L; 1L; 1L; 1L; 2L; 2L; 2L; 2L |] "batch ids"
+            Expect.equal o.Extra["epoch"] (Array.create 8 1L) "epoch"
+            let e = throwsWith<ArgumentOutOfRangeException> (fun () -> NumpyExport.PlannedBatches(s, 0, 0, s.Count + 1) |> ignore) "past the epoch"
+            Expect.stringContains e.Message "endBatch" "names the argument"
         testCase "ExperimentManifest round-trips through JSON; a foreign file is a DataFormatException naming the key" <| fun () ->
             use t = new TempDir()
             let m =
