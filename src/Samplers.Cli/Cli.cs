@@ -147,29 +147,21 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             string name = r.GetValue(dataset)!;
             var options = _o.ToOptions(r, name);
             var dir = Catalog.Open(options.DataDir, name);
-            string baseDir = Path.GetDirectoryName(dir.Path)!;
-            string datasetDir = Path.Combine(dir.DataDirectory, dir.Name);
-            string[] versions = DatasetNames.ValidVersions(SubDirs(baseDir));
-            string[] configs = SubDirs(datasetDir).Where(d => !d.StartsWith('.') && DatasetNames.ValidVersions([d]).Length == 0).ToArray();
+            string[] versions = Catalog.Versions(dir);
+            string[] configs = Catalog.Configs(dir);
             var features = dir.Features.Select(f => new
             {
                 key = f.Key, type = f.Kind.ToString(), dtype = DTypes.Name(f.DType), shape = f.Shape,
                 numClasses = f.Kind == FeatureKind.ClassLabel ? f.NumClasses : (long?)null,
             }).ToArray();
             var splits = dir.Info.Splits.Select(s => new { name = s.Name, examples = s.NumExamples, shards = s.ShardLengths.Length, bytes = s.NumBytes }).ToArray();
-            ClassCount[]? classes = null;
+            IReadOnlyList<ClassCount>? classes = null;
             var entry = TfdsCacheEntry.Resolve(TFDatasetMultiShotMemorySampler.ToLoadOptions(options));
             string cacheStatus = entry is null ? "off" : entry.Exists ? $"present: {entry.Path} ({entry.Bytes} bytes; `samplers cache {name} verify` checks it)" : $"absent: {entry.Path}";
             if (!r.GetValue(noCounts))
             {
                 var (data, _) = await Load(r, c, name, ct).ConfigureAwait(false);
-                var index = ClassIndex.Build(data.Table.Labels);
-                var names = data.Table.ClassNames;
-                classes = Enumerable.Range(0, index.ClassCount).Select(o =>
-                {
-                    long label = index.LabelOf(o);
-                    return new ClassCount(label, label >= 0 && label < names.Count ? names[(int)label] : label.ToString(Inv), index.CountOf(o));
-                }).ToArray();
+                classes = data.Table.ClassCounts();
                 if (entry is not null) cacheStatus = data.FromCache ? $"hit: {data.CachePath}" : entry.Exists ? $"built now: {data.CachePath}" : $"not stored: {data.CacheDetail.TrimStart(';', ' ')}";
             }
             if (c.Json)
@@ -200,11 +192,6 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             return 0;
         });
     }
-
-    private sealed record ClassCount(long Label, string Name, int Count);
-
-    private static string[] SubDirs(string dir) =>
-        Directory.Exists(dir) ? Directory.GetDirectories(dir).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToArray() : [];
 
     // ---------------------------------------------------------------- plan
     private Command PlanCommand()
