@@ -229,26 +229,23 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             }
             string fmt = c.Json ? "jsonl" : r.GetValue(format)!;
             var w = c.Out;
-            if (fmt == "csv") w.WriteLine("epoch,batch,global_batch,row,index,label");
-            if (fmt == "table") w.WriteLine($"{"epoch",5}  {"batch",6}  {"global",6}  labels | indices");
+            if (fmt == "csv") w.WriteLine(PlanText.CsvHeader);
+            if (fmt == "table") w.WriteLine(PlanText.TableHeader);
             for (int e = firstEpoch; e < firstEpoch + epochCount; e++)
                 for (int b = start; b < end; b++)
                 {
                     ct.ThrowIfCancellationRequested();
                     var plan = Planner.Plan(sampler.PlanConfig, sampler.ClassIndex, new PlanKey(sampler.Seed, e, b));
-                    var idx = plan.Indices.Span;
-                    var lab = plan.Labels.Span;
                     switch (fmt)
                     {
                         case "jsonl":
                             c.WriteJson(new { epoch = e, batch = b, globalBatch = plan.GlobalBatchId, indices = plan.Indices.ToArray(), labels = plan.Labels.ToArray() });
                             break;
                         case "csv":
-                            for (int i = 0; i < plan.Count; i++)
-                                w.WriteLine(string.Create(Inv, $"{e},{b},{plan.GlobalBatchId},{i},{idx[i]},{lab[i]}"));
+                            foreach (string line in PlanText.CsvLines(plan)) w.WriteLine(line);
                             break;
                         default:
-                            w.WriteLine(string.Create(Inv, $"{e,5}  {b,6}  {plan.GlobalBatchId,6}  {string.Join(" ", plan.Labels.ToArray())} | {string.Join(" ", plan.Indices.ToArray())}"));
+                            w.WriteLine(PlanText.TableLine(plan));
                             break;
                     }
                 }

@@ -205,6 +205,15 @@ let libraryTests =
             Expect.equal o.Extra["epoch"] (Array.create 8 1L) "epoch"
             let e = throwsWith<ArgumentOutOfRangeException> (fun () -> NumpyExport.PlannedBatches(s, 0, 0, s.Count + 1) |> ignore) "past the epoch"
             Expect.stringContains e.Message "endBatch" "names the argument"
+        testCase "PlanText: CSV lines per row and one table line per batch, from the plan's key" <| fun () ->
+            let plan = Planner.Plan(PlanConfig(2, 2, 10), smallIndex (), { Seed = 5UL; Epoch = 3; BatchId = 4 })
+            let idx, lab = plan.Indices.ToArray(), plan.Labels.ToArray()
+            Expect.equal PlanText.CsvHeader "epoch,batch,global_batch,row,index,label" "csv header"
+            Expect.equal (PlanText.CsvLines plan) [| for i in 0 .. 3 -> $"3,4,4,{i},{idx[i]},{lab[i]}" |] "csv rows"
+            Expect.equal PlanText.TableHeader "epoch   batch  global  labels | indices" "table header"
+            let labels = String.Join(" ", lab)
+            let indices = String.Join(" ", idx)
+            Expect.equal (PlanText.TableLine plan) $"    3       4       4  {labels} | {indices}" "table line"
         testCase "ExperimentManifest round-trips through JSON; a foreign file is a DataFormatException naming the key" <| fun () ->
             use t = new TempDir()
             let m =
