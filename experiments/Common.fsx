@@ -125,3 +125,16 @@ let modes = [ SamplingMode.Independent; SamplingMode.Coverage ]
 
 /// A number for CSV: invariant culture, up to 6 decimals.
 let inv (x: float) = x.ToString("0.######", CultureInfo.InvariantCulture)
+
+/// Writes the manifest of a run of `experiment` (dataset name, splits, size and fingerprint; runs; results) into the
+/// output folder and prints where.
+let saveManifest (experiment: string) (s: Settings) (datasetName: string) (table: Samplers.Data.ExampleTable)
+                 (runs: ManifestRun seq) (results: Collections.Generic.Dictionary<string, float>) =
+    ExperimentManifest(
+        Experiment = experiment,
+        Dataset = ManifestDataset(Name = datasetName, Splits = Array.ofList s.Splits, NumExamples = int64 table.Count,
+                                  Fingerprint = DatasetFingerprint.Compute table),
+        Runs = Array.ofSeq runs,
+        Results = results)
+    |> writeManifest s.OutDir
+    |> ignore

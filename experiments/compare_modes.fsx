@@ -58,11 +58,4 @@ for mode in modes do
     results[$"{mode}.coverage"] <- all.Coverage
 
 File.WriteAllText(Path.Combine(settings.OutDir, "per_epoch.csv"), csv.ToString())
-ExperimentManifest(
-    Experiment = "compare_modes",
-    Dataset = ManifestDataset(Name = loaded.Builder.FullName, Splits = Array.ofList settings.Splits, NumExamples = int64 table.Count,
-                              Fingerprint = DatasetFingerprint.Compute table),
-    Runs = runs.ToArray(),
-    Results = results)
-|> writeManifest settings.OutDir
-|> ignore
+saveManifest "compare_modes" settings loaded.Builder.FullName table runs results

@@ -49,11 +49,4 @@ for mode in modes do
 
 File.WriteAllText(Path.Combine(settings.OutDir, "per_class.csv"), perClass.ToString())
 File.WriteAllText(Path.Combine(settings.OutDir, "summary.csv"), summary.ToString())
-ExperimentManifest(
-    Experiment = "epoch_balance",
-    Dataset = ManifestDataset(Name = loaded.Builder.FullName, Splits = Array.ofList settings.Splits, XKey = "image", YKey = "label",
-                              NumExamples = int64 table.Count, Fingerprint = DatasetFingerprint.Compute table),
-    Runs = runs.ToArray(),
-    Results = results)
-|> writeManifest settings.OutDir
-|> ignore
+saveManifest "epoch_balance" settings loaded.Builder.FullName table runs results
