@@ -448,7 +448,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
                 MaxParallel = r.GetValue(maxParallel), Retries = r.GetValue(retries), Timeout = TimeSpan.FromSeconds(r.GetValue(timeout)),
             };
             string dir = await Progress.Run(c, $"downloading {request.DatasetName}", (p, t) =>
-                TfdsDownloader.DownloadAsync(request, new DownloadSink(d => p.Report((d.BytesDone, Math.Max(d.BytesExpected, d.BytesDone)))), t), ct).ConfigureAwait(false);
+                TfdsDownloader.DownloadAsync(request, new SyncProgress<DownloadProgress>(d => p.Report((d.BytesDone, Math.Max(d.BytesExpected, d.BytesDone)))), t), ct).ConfigureAwait(false);
             var builder = Catalog.Open(request.DataDirectory, request.DatasetName.Contains(':', StringComparison.Ordinal) ? request.DatasetName : request.DatasetName + ":" + Path.GetFileName(dir));
             if (c.Json)
                 c.WriteJson(new { dataset = builder.FullName, path = dir, splits = builder.Info.Splits.Select(s => new { name = s.Name, examples = s.NumExamples, shards = s.ShardLengths.Length }) });
@@ -457,11 +457,6 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             return 0;
         }));
         return cmd;
-    }
-
-    private sealed class DownloadSink(Action<DownloadProgress> report) : IProgress<DownloadProgress>
-    {
-        public void Report(DownloadProgress value) => report(value);
     }
 
     // ---------------------------------------------------------------- helpers
