@@ -9,6 +9,7 @@
 #r "SkiaSharp.dll"
 
 open System
+open System.Globalization
 open System.IO
 open System.Runtime.InteropServices
 open Samplers
@@ -83,3 +84,57 @@ let writeManifest (outDir: string) (m: ExperimentManifest) =
     m.Save path
     printfn "manifest: %s" path
     path
+
+/// The options every script reads (see docs/EXPERIMENTS.md), with the script's own defaults applied.
+type Settings =
+    { DataDir: string
+      CacheDir: string option
+      Dataset: string
+      Splits: string list
+      Classes: int
+      Examples: int
+      Steps: int
+      Seed: uint64
+      OutDir: string }
+
+/// Reads the shared options; with `--replay <manifest>` it replays that manifest and exits with its result instead.
+/// Creates the output folder (default out/<experiment>).
+let start (experiment: string) (defaultSteps: int) (defaultSeed: uint64) =
+    let dataDir = arg "data-dir" embeddedDataDir
+    let cacheDir = match arg "cache-dir" "" with "" -> None | d -> Some d
+    if hasArg "replay" then
+        exit (replay (arg "replay" "") dataDir cacheDir)
+    let outDir = arg "out" (Path.Combine("out", experiment))
+    Directory.CreateDirectory outDir |> ignore
+    { DataDir = dataDir
+      CacheDir = cacheDir
+      Dataset = arg "dataset" "synthetic_digits"
+      Splits = (arg "splits" "train,test").Split(',') |> List.ofArray
+      Classes = int (arg "classes" "4")
+      Examples = int (arg "examples" "4")
+      Steps = int (arg "steps" (string defaultSteps))
+      Seed = UInt64.Parse(arg "seed" (string defaultSeed), CultureInfo.InvariantCulture)
+      OutDir = outDir }
+
+/// The sampler settings of one run in `mode`.
+let samplingFor (s: Settings) (mode: SamplingMode) =
+    ManifestSampling(ClassesPerBatch = s.Classes, ExamplesPerClassPerBatch = s.Examples, StepsPerEpoch = s.Steps, Seed = s.Seed, Mode = mode)
+
+/// The modes every script compares.
+let modes = [ SamplingMode.Independent; SamplingMode.Coverage ]
+
+/// A number for CSV: invariant culture, up to 6 decimals.
+let inv (x: float) = x.ToString("0.######", CultureInfo.InvariantCulture)
+
+/// Writes the manifest of a run of `experiment` (dataset name, splits, size and fingerprint; runs; results) into the
+/// output folder and prints where.
+let saveManifest (experiment: string) (s: Settings) (datasetName: string) (table: Samplers.Data.ExampleTable)
+                 (runs: ManifestRun seq) (results: Collections.Generic.Dictionary<string, float>) =
+    ExperimentManifest(
+        Experiment = experiment,
+        Dataset = ManifestDataset(Name = datasetName, Splits = Array.ofList s.Splits, NumExamples = int64 table.Count,
+                                  Fingerprint = DatasetFingerprint.Compute table),
+        Runs = Array.ofSeq runs,
+        Results = results)
+    |> writeManifest s.OutDir
+    |> ignore

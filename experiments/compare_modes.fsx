@@ -12,37 +12,22 @@
 
 open System
 open System.IO
-open System.Globalization
 open Samplers
 open Samplers.Core
 open Samplers.Experiments
 open Common
 
-let dataDir = arg "data-dir" embeddedDataDir
-let cacheDir = match arg "cache-dir" "" with "" -> None | d -> Some d
-
-if hasArg "replay" then
-    exit (replay (arg "replay" "") dataDir cacheDir)
-
-let dataset = arg "dataset" "synthetic_digits"
-let splits = (arg "splits" "train,test").Split(',') |> List.ofArray
-let classes = int (arg "classes" "4")
-let examples = int (arg "examples" "4")
-let steps = int (arg "steps" "100")
-let seed = UInt64.Parse(arg "seed" "7", CultureInfo.InvariantCulture)
+let settings = start "compare_modes" 100 7UL
 let epochs = int (arg "epochs" "20")
-let outDir = arg "out" (Path.Combine("out", "compare_modes"))
-Directory.CreateDirectory outDir |> ignore
 
-let loaded, table = load dataset dataDir cacheDir splits
-printfn "%s: %d examples; %d epochs of %d batches of %d x %d" loaded.Builder.FullName table.Count epochs steps classes examples
+let loaded, table = load settings.Dataset settings.DataDir settings.CacheDir settings.Splits
+printfn "%s: %d examples; %d epochs of %d batches of %d x %d" loaded.Builder.FullName table.Count epochs settings.Steps settings.Classes settings.Examples
 
-let inv (x: float) = x.ToString("0.######", CultureInfo.InvariantCulture)
 let csv = Text.StringBuilder("mode,epoch,rows,distinct_in_epoch,max_repeats,class_min,class_max,p_value,cumulative_coverage\n")
 let runs = ResizeArray<ManifestRun>()
 let results = Collections.Generic.Dictionary<string, float>()
-for mode in [ SamplingMode.Independent; SamplingMode.Coverage ] do
-    let sampling = ManifestSampling(ClassesPerBatch = classes, ExamplesPerClassPerBatch = examples, StepsPerEpoch = steps, Seed = seed, Mode = mode)
+for mode in modes do
+    let sampling = samplingFor settings mode
     let s = sampler table sampling
     let overall = BalanceTally(s.ClassIndex, table.Count)
     use digest = new PlanDigest()
@@ -52,7 +37,7 @@ for mode in [ SamplingMode.Independent; SamplingMode.Coverage ] do
         let tally = BalanceTally(s.ClassIndex, table.Count)
         let uses = Collections.Generic.Dictionary<int, int>()
         for b in 0 .. s.Count - 1 do
-            let plan = Planner.Plan(s.PlanConfig, s.ClassIndex, { Seed = seed; Epoch = e; BatchId = b })
+            let plan = Planner.Plan(s.PlanConfig, s.ClassIndex, { Seed = settings.Seed; Epoch = e; BatchId = b })
             tally.Add plan
             overall.Add plan
             digest.Add plan
@@ -72,12 +57,5 @@ for mode in [ SamplingMode.Independent; SamplingMode.Coverage ] do
     results[$"{mode}.worstRepeats"] <- float worstRepeat
     results[$"{mode}.coverage"] <- all.Coverage
 
-File.WriteAllText(Path.Combine(outDir, "per_epoch.csv"), csv.ToString())
-ExperimentManifest(
-    Experiment = "compare_modes",
-    Dataset = ManifestDataset(Name = loaded.Builder.FullName, Splits = Array.ofList splits, NumExamples = int64 table.Count,
-                              Fingerprint = DatasetFingerprint.Compute table),
-    Runs = runs.ToArray(),
-    Results = results)
-|> writeManifest outDir
-|> ignore
+File.WriteAllText(Path.Combine(settings.OutDir, "per_epoch.csv"), csv.ToString())
+saveManifest "compare_modes" settings loaded.Builder.FullName table runs results

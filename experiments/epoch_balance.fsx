@@ -11,43 +11,28 @@
 
 open System
 open System.IO
-open System.Globalization
 open Samplers
 open Samplers.Core
 open Samplers.Experiments
 open Common
 
-let dataDir = arg "data-dir" embeddedDataDir
-let cacheDir = match arg "cache-dir" "" with "" -> None | d -> Some d
-
-if hasArg "replay" then
-    exit (replay (arg "replay" "") dataDir cacheDir)
-
-let dataset = arg "dataset" "synthetic_digits"
-let splits = (arg "splits" "train,test").Split(',') |> List.ofArray
-let classes = int (arg "classes" "4")
-let examples = int (arg "examples" "4")
-let steps = int (arg "steps" "250")
-let seed = UInt64.Parse(arg "seed" "2026", CultureInfo.InvariantCulture)
+let settings = start "epoch_balance" 250 2026UL
 let epoch = int (arg "epoch" "0")
-let outDir = arg "out" (Path.Combine("out", "epoch_balance"))
-Directory.CreateDirectory outDir |> ignore
 
-let loaded, table = load dataset dataDir cacheDir splits
+let loaded, table = load settings.Dataset settings.DataDir settings.CacheDir settings.Splits
 printfn "%s: %d examples, %s" loaded.Builder.FullName table.Count (if loaded.FromCache then "from the cache" else "from TFRecords")
 
-let inv (x: float) = x.ToString("0.######", CultureInfo.InvariantCulture)
 let perClass = Text.StringBuilder("mode,label,name,rows\n")
 let summary = Text.StringBuilder("mode,rows,min,max,chi_square,df,p_value,examples_seen,examples_available,coverage,plan_digest\n")
 let runs = ResizeArray<ManifestRun>()
 let results = Collections.Generic.Dictionary<string, float>()
-for mode in [ SamplingMode.Independent; SamplingMode.Coverage ] do
-    let sampling = ManifestSampling(ClassesPerBatch = classes, ExamplesPerClassPerBatch = examples, StepsPerEpoch = steps, Seed = seed, Mode = mode)
+for mode in modes do
+    let sampling = samplingFor settings mode
     let s = sampler table sampling
     let tally = BalanceTally(s.ClassIndex, table.Count)
     use digest = new PlanDigest()
     for b in 0 .. s.Count - 1 do
-        let plan = Planner.Plan(s.PlanConfig, s.ClassIndex, { Seed = seed; Epoch = epoch; BatchId = b })
+        let plan = Planner.Plan(s.PlanConfig, s.ClassIndex, { Seed = settings.Seed; Epoch = epoch; BatchId = b })
         tally.Add plan
         digest.Add plan
     let r = tally.Summary()
@@ -62,13 +47,6 @@ for mode in [ SamplingMode.Independent; SamplingMode.Coverage ] do
     results[$"{mode}.coverage"] <- r.Coverage
     results[$"{mode}.maxMinusMin"] <- float (r.Max - r.Min)
 
-File.WriteAllText(Path.Combine(outDir, "per_class.csv"), perClass.ToString())
-File.WriteAllText(Path.Combine(outDir, "summary.csv"), summary.ToString())
-ExperimentManifest(
-    Experiment = "epoch_balance",
-    Dataset = ManifestDataset(Name = loaded.Builder.FullName, Splits = Array.ofList splits, XKey = "image", YKey = "label",
-                              NumExamples = int64 table.Count, Fingerprint = DatasetFingerprint.Compute table),
-    Runs = runs.ToArray(),
-    Results = results)
-|> writeManifest outDir
-|> ignore
+File.WriteAllText(Path.Combine(settings.OutDir, "per_class.csv"), perClass.ToString())
+File.WriteAllText(Path.Combine(settings.OutDir, "summary.csv"), summary.ToString())
+saveManifest "epoch_balance" settings loaded.Builder.FullName table runs results

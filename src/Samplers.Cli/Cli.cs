@@ -42,6 +42,29 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
 
     private CliContext Ctx(ParseResult r) => new(output, error, interactive, r.GetValue(_json), r.GetValue(_verbose));
 
+    /// <summary>A command: its own arguments and options, then a shared option set, and the action under <see cref="Guarded"/>.</summary>
+    private Command Define(string name, string description, Symbol[] own, IEnumerable<Option> shared,
+        Func<ParseResult, CliContext, CancellationToken, Task<int>> action)
+    {
+        var cmd = new Command(name, description);
+        foreach (var symbol in own)
+        {
+            if (symbol is Argument a) cmd.Add(a);
+            else cmd.Add((Option)symbol);
+        }
+        foreach (var o in shared) cmd.Add(o);
+        cmd.SetAction(Guarded(action));
+        return cmd;
+    }
+
+    /// <summary>Refuses a negative <c>--epoch</c>.</summary>
+    private static int FirstEpoch(int epoch) =>
+        epoch >= 0 ? epoch : throw new UsageException($"--epoch must be 0 or more, but was {epoch}.");
+
+    /// <summary>Refuses an epoch count below 1.</summary>
+    private static int EpochCount(int epochs) =>
+        epochs >= 1 ? epochs : throw new UsageException($"--epochs must be at least 1, but was {epochs}.");
+
     /// <summary>Runs an action with the tool's error conventions: one readable message, exit 1 for usage, 2 for data.</summary>
     private Func<ParseResult, CancellationToken, Task<int>> Guarded(Func<ParseResult, CliContext, CancellationToken, Task<int>> action) => async (r, ct) =>
     {
@@ -116,39 +139,29 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
     {
         var dataset = DatasetArgument();
         var noCounts = new Option<bool>("--no-counts") { Description = "Skip loading the splits (no per-class counts)." };
-        var cmd = new Command("info",
+        return Define("info",
             "Versions, configs, features (key, type, shape, dtype), splits with sizes, class names and per-class counts of the loaded splits, cache status.\n\n" +
-            "Examples:\n  samplers info mnist --data-dir ~/tensorflow_datasets\n  samplers info mnist --splits train --json\n  samplers info mnist --no-counts")
-        { dataset, noCounts };
-        foreach (var o in _o.LoadOptions) cmd.Add(o);
-        cmd.SetAction(Guarded(async (r, c, ct) =>
+            "Examples:\n  samplers info mnist --data-dir ~/tensorflow_datasets\n  samplers info mnist --splits train --json\n  samplers info mnist --no-counts",
+            [dataset, noCounts], _o.LoadOptions, async (r, c, ct) =>
         {
             string name = r.GetValue(dataset)!;
             var options = _o.ToOptions(r, name);
             var dir = Catalog.Open(options.DataDir, name);
-            string baseDir = Path.GetDirectoryName(dir.Path)!;
-            string datasetDir = Path.Combine(dir.DataDirectory, dir.Name);
-            string[] versions = DatasetNames.ValidVersions(SubDirs(baseDir));
-            string[] configs = SubDirs(datasetDir).Where(d => !d.StartsWith('.') && DatasetNames.ValidVersions([d]).Length == 0).ToArray();
+            string[] versions = Catalog.Versions(dir);
+            string[] configs = Catalog.Configs(dir);
             var features = dir.Features.Select(f => new
             {
                 key = f.Key, type = f.Kind.ToString(), dtype = DTypes.Name(f.DType), shape = f.Shape,
                 numClasses = f.Kind == FeatureKind.ClassLabel ? f.NumClasses : (long?)null,
             }).ToArray();
             var splits = dir.Info.Splits.Select(s => new { name = s.Name, examples = s.NumExamples, shards = s.ShardLengths.Length, bytes = s.NumBytes }).ToArray();
-            ClassCount[]? classes = null;
+            IReadOnlyList<ClassCount>? classes = null;
             var entry = TfdsCacheEntry.Resolve(TFDatasetMultiShotMemorySampler.ToLoadOptions(options));
             string cacheStatus = entry is null ? "off" : entry.Exists ? $"present: {entry.Path} ({entry.Bytes} bytes; `samplers cache {name} verify` checks it)" : $"absent: {entry.Path}";
             if (!r.GetValue(noCounts))
             {
                 var (data, _) = await Load(r, c, name, ct).ConfigureAwait(false);
-                var index = ClassIndex.Build(data.Table.Labels);
-                var names = data.Table.ClassNames;
-                classes = Enumerable.Range(0, index.ClassCount).Select(o =>
-                {
-                    long label = index.LabelOf(o);
-                    return new ClassCount(label, label >= 0 && label < names.Count ? names[(int)label] : label.ToString(Inv), index.CountOf(o));
-                }).ToArray();
+                classes = data.Table.ClassCounts();
                 if (entry is not null) cacheStatus = data.FromCache ? $"hit: {data.CachePath}" : entry.Exists ? $"built now: {data.CachePath}" : $"not stored: {data.CacheDetail.TrimStart(';', ' ')}";
             }
             if (c.Json)
@@ -177,14 +190,8 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             }
             w.WriteLine($"cache     {cacheStatus}");
             return 0;
-        }));
-        return cmd;
+        });
     }
-
-    private sealed record ClassCount(long Label, string Name, int Count);
-
-    private static string[] SubDirs(string dir) =>
-        Directory.Exists(dir) ? Directory.GetDirectories(dir).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToArray() : [];
 
     // ---------------------------------------------------------------- plan
     private Command PlanCommand()
@@ -196,19 +203,15 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
         var format = new Option<string>("--format", "-f") { Description = "table, jsonl or csv (--json means jsonl).", DefaultValueFactory = _ => "table" };
         format.AcceptOnlyFromAmong("table", "jsonl", "csv");
         var digest = new Option<bool>("--digest") { Description = "Print one SHA-256 over the plans instead of the plans." };
-        var cmd = new Command("plan",
+        return Define("plan",
             "The batch plans (example indices and labels) for a seed, epochs and batch range, as a table, JSON lines or CSV; with --digest one SHA-256 over them, to compare runs and machines in one line.\n\n" +
             "Examples:\n  samplers plan mnist -c 10 -e 2 --seed 7 --batches 0:5\n  samplers plan mnist -c 10 -e 2 --mode coverage --format csv > plans.csv\n" +
-            "  samplers plan mnist -c 10 -e 2 --seed 7 --epochs 3 --digest\n  samplers plan mnist --rank 1 --world-size 4 --json")
-        { dataset, epoch, epochs, batches, format, digest };
-        foreach (var o in _o.SamplerOptions) cmd.Add(o);
-        cmd.SetAction(Guarded(async (r, c, ct) =>
+            "  samplers plan mnist -c 10 -e 2 --seed 7 --epochs 3 --digest\n  samplers plan mnist --rank 1 --world-size 4 --json",
+            [dataset, epoch, epochs, batches, format, digest], _o.SamplerOptions, async (r, c, ct) =>
         {
             var (data, options) = await Load(r, c, r.GetValue(dataset), ct).ConfigureAwait(false);
             var sampler = Sampler(data, options);
-            int firstEpoch = r.GetValue(epoch), epochCount = r.GetValue(epochs);
-            if (firstEpoch < 0) throw new UsageException($"--epoch must be 0 or more, but was {firstEpoch}.");
-            if (epochCount < 1) throw new UsageException($"--epochs must be at least 1, but was {epochCount}.");
+            int firstEpoch = FirstEpoch(r.GetValue(epoch)), epochCount = EpochCount(r.GetValue(epochs));
             var (start, end) = CommonOptions.ParseRange(r.GetValue(batches), sampler.Count, "--batches");
             if (r.GetValue(digest))
             {
@@ -226,32 +229,28 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             }
             string fmt = c.Json ? "jsonl" : r.GetValue(format)!;
             var w = c.Out;
-            if (fmt == "csv") w.WriteLine("epoch,batch,global_batch,row,index,label");
-            if (fmt == "table") w.WriteLine($"{"epoch",5}  {"batch",6}  {"global",6}  labels | indices");
+            if (fmt == "csv") w.WriteLine(PlanText.CsvHeader);
+            if (fmt == "table") w.WriteLine(PlanText.TableHeader);
             for (int e = firstEpoch; e < firstEpoch + epochCount; e++)
                 for (int b = start; b < end; b++)
                 {
                     ct.ThrowIfCancellationRequested();
                     var plan = Planner.Plan(sampler.PlanConfig, sampler.ClassIndex, new PlanKey(sampler.Seed, e, b));
-                    var idx = plan.Indices.Span;
-                    var lab = plan.Labels.Span;
                     switch (fmt)
                     {
                         case "jsonl":
                             c.WriteJson(new { epoch = e, batch = b, globalBatch = plan.GlobalBatchId, indices = plan.Indices.ToArray(), labels = plan.Labels.ToArray() });
                             break;
                         case "csv":
-                            for (int i = 0; i < plan.Count; i++)
-                                w.WriteLine(string.Create(Inv, $"{e},{b},{plan.GlobalBatchId},{i},{idx[i]},{lab[i]}"));
+                            foreach (string line in PlanText.CsvLines(plan)) w.WriteLine(line);
                             break;
                         default:
-                            w.WriteLine(string.Create(Inv, $"{e,5}  {b,6}  {plan.GlobalBatchId,6}  {string.Join(" ", plan.Labels.ToArray())} | {string.Join(" ", plan.Indices.ToArray())}"));
+                            w.WriteLine(PlanText.TableLine(plan));
                             break;
                     }
                 }
             return 0;
-        }));
-        return cmd;
+        });
     }
 
     // ---------------------------------------------------------------- run
@@ -259,16 +258,13 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
     {
         var dataset = new Argument<string?>("dataset") { Description = "The TFDS dataset (default: the embedded synthetic_digits in data/).", Arity = ArgumentArity.ZeroOrOne };
         var epochs = new Option<int>("--epochs") { Description = "Epochs to run.", DefaultValueFactory = _ => 1 };
-        var cmd = new Command("run",
+        return Define("run",
             "Builds the sampler and runs epochs like a training loop (without training): prints the batch size, class-balance statistics " +
             "(per-class counts, min/max, chi-square p-value), examples seen vs dataset size, batches/s and the plan digest.\n\n" +
-            "Examples:\n  samplers run\n  samplers run -c 10 -e 4 --steps-per-epoch 200 --epochs 3 --mode coverage\n  samplers run mnist --data-dir ~/tensorflow_datasets -c 10 --seed 7 --json")
-        { dataset, epochs };
-        foreach (var o in _o.SamplerOptions) cmd.Add(o);
-        cmd.SetAction(Guarded(async (r, c, ct) =>
+            "Examples:\n  samplers run\n  samplers run -c 10 -e 4 --steps-per-epoch 200 --epochs 3 --mode coverage\n  samplers run mnist --data-dir ~/tensorflow_datasets -c 10 --seed 7 --json",
+            [dataset, epochs], _o.SamplerOptions, async (r, c, ct) =>
         {
-            int epochCount = r.GetValue(epochs);
-            if (epochCount < 1) throw new UsageException($"--epochs must be at least 1, but was {epochCount}.");
+            int epochCount = EpochCount(r.GetValue(epochs));
             var (data, options) = await Load(r, c, r.GetValue(dataset), ct).ConfigureAwait(false);
             var sampler = Sampler(data, options);
             var tally = new BalanceTally(sampler.ClassIndex, data.Table.Count);
@@ -325,8 +321,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             w.WriteLine(string.Create(Inv, $"speed          {batches} batches in {clock.Elapsed.TotalSeconds:0.###} s = {rate:N0} batches/s"));
             w.WriteLine($"plan digest    {d}");
             return 0;
-        }));
-        return cmd;
+        });
     }
 
     // ---------------------------------------------------------------- export
@@ -339,14 +334,12 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
         var compress = new Option<bool>("--compress") { Description = "Deflate the .npz members (as np.savez_compressed)." };
         var batches = new Option<string?>("--batches", "-b") { Description = "Export the rows of these planned batches (START:END of epoch --epoch) instead of the examples." };
         var epoch = new Option<int>("--epoch") { Description = "Epoch of --batches.", DefaultValueFactory = _ => 0 };
-        var cmd = new Command("export",
+        return Define("export",
             "Writes decoded examples to NumPy: x (examples), y (int64 labels), id (TFDS ids) for the selected splits (and --class-list / --total-examples-per-class); " +
             "with --batches, the rows of planned batches in order, plus index (source row), epoch and batch arrays.\n\n" +
             "Examples:\n  samplers export mnist --splits test --out mnist-test.npz\n  samplers export mnist --format npy --out mnist-npy\n" +
-            "  samplers export mnist -c 10 -e 2 --seed 7 --batches 0:100 --out batches.npz\n  python -c \"import numpy as np; d = np.load('mnist-test.npz'); print(d['x'].shape)\"")
-        { dataset, outPath, format, compress, batches, epoch };
-        foreach (var o in _o.SamplerOptions) cmd.Add(o);
-        cmd.SetAction(Guarded(async (r, c, ct) =>
+            "  samplers export mnist -c 10 -e 2 --seed 7 --batches 0:100 --out batches.npz\n  python -c \"import numpy as np; d = np.load('mnist-test.npz'); print(d['x'].shape)\"",
+            [dataset, outPath, format, compress, batches, epoch], _o.SamplerOptions, async (r, c, ct) =>
         {
             string path = r.GetValue(outPath)!;
             var (data, options) = await Load(r, c, r.GetValue(dataset), ct).ConfigureAwait(false);
@@ -356,38 +349,17 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             if (range is null)
             {
                 // Without batches, the examples the sampler would draw from: every row unless a class list or total per class selects.
-                IReadOnlyList<int>? selected = null;
                 if (options.ClassList is not null || options.TotalExamplesPerClass is not null)
-                {
-                    var s = Sampler(data, options);
-                    var all = new List<int>(s.ClassIndex.ExampleCount);
-                    for (int k = 0; k < s.ClassIndex.ClassCount; k++) foreach (int i in s.ClassIndex.ExamplesOf(k)) all.Add(i);
-                    all.Sort();
-                    selected = all;
-                }
-                exportOptions = exportOptions with { Rows = selected };
-                rows = selected?.Count ?? data.Table.Count;
+                    exportOptions = NumpyExport.SamplerRows(Sampler(data, options), exportOptions);
+                rows = exportOptions.Rows?.Count ?? data.Table.Count;
             }
             else
             {
                 var s = Sampler(data, options);
-                int e = r.GetValue(epoch);
-                if (e < 0) throw new UsageException($"--epoch must be 0 or more, but was {e}.");
+                int e = FirstEpoch(r.GetValue(epoch));
                 var (start, end) = CommonOptions.ParseRange(range, s.Count, "--batches");
-                var list = new List<int>();
-                var index = new List<long>();
-                var batch = new List<long>();
-                for (int b = start; b < end; b++)
-                {
-                    var plan = Planner.Plan(s.PlanConfig, s.ClassIndex, new PlanKey(s.Seed, e, b));
-                    foreach (int i in plan.Indices.Span) { list.Add(i); index.Add(i); batch.Add(b); }
-                }
-                rows = list.Count;
-                exportOptions = exportOptions with
-                {
-                    Rows = list,
-                    Extra = new Dictionary<string, long[]> { ["index"] = index.ToArray(), ["batch"] = batch.ToArray(), ["epoch"] = Enumerable.Repeat((long)e, rows).ToArray() },
-                };
+                exportOptions = NumpyExport.PlannedBatches(s, e, start, end, exportOptions);
+                rows = exportOptions.Rows!.Count;
             }
             var members = NumpyExport.Write(data.Table, path, exportOptions);
             if (c.Json)
@@ -395,8 +367,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             else
                 c.Out.WriteLine($"wrote {rows} rows ({string.Join(", ", members)}; x {DTypes.Name(data.Table.DType)} ({string.Join(", ", data.Table.ExampleShape.ToArray())})) to {Path.GetFullPath(path)}");
             return 0;
-        }));
-        return cmd;
+        });
     }
 
     // ---------------------------------------------------------------- cache
@@ -405,13 +376,11 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
         var dataset = DatasetArgument();
         var action = new Argument<string>("action") { Description = "show (default), build, verify or clear.", DefaultValueFactory = _ => "show" };
         action.AcceptOnlyFromAmong("show", "build", "verify", "clear");
-        var cmd = new Command("cache",
+        return Define("cache",
             "Shows, builds, verifies or clears the Parquet cache file of a dataset's split selection (--splits, --x-key, --y-key).\n" +
             "Exit code 2 when verify finds the file absent, stale or damaged.\n\n" +
-            "Examples:\n  samplers cache mnist\n  samplers cache mnist build --splits train,test\n  samplers cache mnist verify --json\n  samplers cache mnist clear --cache-dir /data/cache")
-        { dataset, action };
-        foreach (var o in _o.LoadOptions) cmd.Add(o);
-        cmd.SetAction(Guarded(async (r, c, ct) =>
+            "Examples:\n  samplers cache mnist\n  samplers cache mnist build --splits train,test\n  samplers cache mnist verify --json\n  samplers cache mnist clear --cache-dir /data/cache",
+            [dataset, action], _o.LoadOptions, async (r, c, ct) =>
         {
             string name = r.GetValue(dataset)!;
             string what = r.GetValue(action)!;
@@ -453,8 +422,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             }
             if (code != 0 && !c.Json) c.Err.WriteLine($"samplers: data error: cache {what}: {status}" + (reason is null ? "" : $" ({reason.TrimStart(';', ' ')})"));
             return code;
-        }));
-        return cmd;
+        });
     }
 
     // ---------------------------------------------------------------- download
@@ -480,7 +448,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
                 MaxParallel = r.GetValue(maxParallel), Retries = r.GetValue(retries), Timeout = TimeSpan.FromSeconds(r.GetValue(timeout)),
             };
             string dir = await Progress.Run(c, $"downloading {request.DatasetName}", (p, t) =>
-                TfdsDownloader.DownloadAsync(request, new DownloadSink(d => p.Report((d.BytesDone, Math.Max(d.BytesExpected, d.BytesDone)))), t), ct).ConfigureAwait(false);
+                TfdsDownloader.DownloadAsync(request, new SyncProgress<DownloadProgress>(d => p.Report((d.BytesDone, Math.Max(d.BytesExpected, d.BytesDone)))), t), ct).ConfigureAwait(false);
             var builder = Catalog.Open(request.DataDirectory, request.DatasetName.Contains(':', StringComparison.Ordinal) ? request.DatasetName : request.DatasetName + ":" + Path.GetFileName(dir));
             if (c.Json)
                 c.WriteJson(new { dataset = builder.FullName, path = dir, splits = builder.Info.Splits.Select(s => new { name = s.Name, examples = s.NumExamples, shards = s.ShardLengths.Length }) });
@@ -489,11 +457,6 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             return 0;
         }));
         return cmd;
-    }
-
-    private sealed class DownloadSink(Action<DownloadProgress> report) : IProgress<DownloadProgress>
-    {
-        public void Report(DownloadProgress value) => report(value);
     }
 
     // ---------------------------------------------------------------- helpers

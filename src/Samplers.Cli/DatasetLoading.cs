@@ -15,16 +15,11 @@ internal static class DatasetLoading
         IProgress<(long Done, long Total)>? progress, CancellationToken ct)
     {
         var load = TFDatasetMultiShotMemorySampler.ToLoadOptions(options) with { Logger = logger };
-        var sink = progress is null ? null : new Sink(p =>
+        var sink = progress is null ? null : new SyncProgress<LoadProgress>(p =>
         {
             if (p.Phase is LoadPhase.Decoding or LoadPhase.ReadingCache or LoadPhase.Done) progress.Report((p.ExamplesDone, p.ExamplesTotal));
         });
         var r = await TfdsLoader.LoadAsync(load, sink, ct).ConfigureAwait(false);
         return new LoadedDataset(r.Builder, r.Table, r.FromCache, r.CachePath, r.CacheDetail);
-    }
-
-    private sealed class Sink(Action<LoadProgress> report) : IProgress<LoadProgress>
-    {
-        public void Report(LoadProgress value) => report(value);
     }
 }

@@ -7,13 +7,13 @@ internal static class Progress
 {
     public static async Task<T> Run<T>(CliContext c, string what, Func<IProgress<(long Done, long Total)>, CancellationToken, Task<T>> work, CancellationToken ct)
     {
-        if (c.Json) return await work(new Sink(_ => { }), ct).ConfigureAwait(false);
+        if (c.Json) return await work(new SyncProgress<(long Done, long Total)>(_ => { }), ct).ConfigureAwait(false);
         if (!c.Interactive)
         {
             // Plain lines at 0%, every 25% and the end, so logs stay short.
             int lastQuarter = -1;
             object gate = new();
-            var sink = new Sink(p =>
+            var sink = new SyncProgress<(long Done, long Total)>(p =>
             {
                 if (p.Total <= 0) return;
                 int q = (int)(4 * p.Done / p.Total);
@@ -27,16 +27,17 @@ internal static class Progress
         {
             var task = ctx.AddTask(what, autoStart: true, maxValue: 1);
             object gate = new();
-            var sink = new Sink(p => { lock (gate) { task.MaxValue = Math.Max(1, p.Total); task.Value = p.Done; } });
+            var sink = new SyncProgress<(long Done, long Total)>(p => { lock (gate) { task.MaxValue = Math.Max(1, p.Total); task.Value = p.Done; } });
             result = await work(sink, ct).ConfigureAwait(false);
             task.Value = task.MaxValue;
         }).ConfigureAwait(false);
         return result;
     }
+}
 
-    /// <summary>Reports synchronously on the reporting thread (System.Progress posts to the thread pool, which reorders lines).</summary>
-    private sealed class Sink(Action<(long Done, long Total)> report) : IProgress<(long Done, long Total)>
-    {
-        public void Report((long Done, long Total) value) => report(value);
-    }
+/// <summary>Reports synchronously on the reporting thread (System.Progress posts to the thread pool, which reorders
+/// lines). The one adapter for load, download and bar progress.</summary>
+internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
 }

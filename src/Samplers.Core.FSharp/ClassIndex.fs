@@ -157,5 +157,11 @@ type ClassIndex private (classes: int64[], offsets: int[], members: int[]) =
     member _.CountOf(ordinal: int) : int = offsets[ordinal + 1] - offsets[ordinal]
     /// <summary>Indices (rows of the source table) of the examples of class ordinal <paramref name="ordinal"/>, ascending.</summary>
     member _.ExamplesOf(ordinal: int) : ReadOnlySpan<int> = ReadOnlySpan(members, offsets[ordinal], offsets[ordinal + 1] - offsets[ordinal])
+    /// <summary>Every indexed example (row of the source table) in ascending order: the rows a sampler over this index
+    /// draws from, e.g. for exporting a class list or per-class selection.</summary>
+    member _.AllExamples() : int[] =
+        let all = Array.copy members
+        Array.sortInPlace all
+        all
     /// <summary>The example at position <paramref name="position"/> of class ordinal <paramref name="ordinal"/> (no span, for hot loops).</summary>
     member _.ExampleAt(ordinal: int, position: int) : int = members[offsets[ordinal] + position]

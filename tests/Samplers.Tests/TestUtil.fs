@@ -42,12 +42,33 @@ let throwsWith<'E when 'E :> exn> (f: unit -> unit) (message: string) : 'E =
     | Ok e -> e
     | Error what -> Expecto.Tests.failtestf "%s: expected %s, %s" message typeof<'E>.Name what
 
+/// `dotnet args` with stdout and stderr redirected, started in `dir` when given.
+let dotnetStartInfo (dir: string option) (args: string list) =
+    let psi = System.Diagnostics.ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    dir |> Option.iter (fun d -> psi.WorkingDirectory <- d)
+    for a in args do psi.ArgumentList.Add a
+    psi
+
+/// Reads a started process's redirected output to the end: (exit code, stdout, stderr); after timeoutMs it kills
+/// the process and fails with `onTimeout`.
+let collectOutput (p: System.Diagnostics.Process) (timeoutMs: int) (onTimeout: string) =
+    let out = p.StandardOutput.ReadToEndAsync()
+    let err = p.StandardError.ReadToEndAsync()
+    if not (p.WaitForExit timeoutMs) then
+        p.Kill true
+        failwith onTimeout
+    p.ExitCode, out.Result, err.Result
+
+/// Runs `dotnet args` (in `dir` when given): (exit code, stdout, stderr); fails with `onTimeout` after timeoutMs.
+let runDotnet (dir: string option) (args: string list) (timeoutMs: int) (onTimeout: string) =
+    use p = System.Diagnostics.Process.Start(dotnetStartInfo dir args)
+    collectOutput p timeoutMs onTimeout
+
 /// Starts this test program as a child process in mode `name` (see Children.fs) with extra environment
 /// variables; stdout and stderr are redirected. The caller owns (and disposes) the process.
 let startChild (name: string) (args: string list) (env: (string * string) list) =
     let self = System.Reflection.Assembly.GetEntryAssembly().Location
-    let psi = System.Diagnostics.ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
-    for a in self :: "--child" :: name :: args do psi.ArgumentList.Add a
+    let psi = dotnetStartInfo None (self :: "--child" :: name :: args)
     for (k, v) in env do psi.Environment[k] <- v
     System.Diagnostics.Process.Start psi
 
@@ -55,9 +76,4 @@ let startChild (name: string) (args: string list) (env: (string * string) list) 
 /// (exit code, stdout, stderr); kills it and fails after timeoutMs.
 let runChild (name: string) (args: string list) (timeoutMs: int) =
     use p = startChild name args []
-    let out = p.StandardOutput.ReadToEndAsync()
-    let err = p.StandardError.ReadToEndAsync()
-    if not (p.WaitForExit timeoutMs) then
-        p.Kill true
-        failwithf "child %s did not finish within %d ms" name timeoutMs
-    p.ExitCode, out.Result, err.Result
+    collectOutput p timeoutMs $"child {name} did not finish within {timeoutMs} ms"

@@ -9,7 +9,7 @@ namespace Samplers.DatasetGen;
 /// a ClassLabel named "zero".."nine", written in the TFDS layout by <see cref="TfdsDatasetWriter"/>.
 /// </summary>
 /// <remarks>
-/// Fully deterministic: the label order and every image seed come from a local SplitMix64 keyed by the split name
+/// Fully deterministic: the label order and every image seed come from the library's SplitMix64 keyed by the split name
 /// and the example index, the digits are drawn by <see cref="ProceduralDigits"/> (platform-exact arithmetic) and
 /// encoded by <see cref="PngEncoder"/> (fixed filter and zlib level). The same runtime therefore writes the same
 /// bytes on every run; a test regenerates the dataset and compares it with the committed files.
@@ -87,19 +87,5 @@ public static class SyntheticDigits
         ulong h = 0xCBF29CE484222325UL;
         foreach (char c in s) { h ^= c; h *= 0x100000001B3UL; }
         return h;
-    }
-
-    /// <summary>SplitMix64 (Steele, Lea, Flood 2014).</summary>
-    private struct SplitMix64(ulong seed)
-    {
-        private ulong _state = seed;
-
-        public ulong Next()
-        {
-            ulong z = _state += 0x9E3779B97F4A7C15UL;
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-            return z ^ (z >> 31);
-        }
     }
 }

@@ -69,6 +69,21 @@ public sealed class ExampleTable
     /// <summary>Class names, position = label; empty when unknown.</summary>
     public IReadOnlyList<string> ClassNames => _classNames;
 
+    /// <summary>Every label with its name and number of examples, ascending by label. The name is the class name when
+    /// the label indexes <see cref="ClassNames"/>, else the label as a number.</summary>
+    public IReadOnlyList<ClassCount> ClassCounts()
+    {
+        var index = Samplers.Core.ClassIndex.Build(Labels);
+        var counts = new ClassCount[index.ClassCount];
+        for (int o = 0; o < counts.Length; o++)
+        {
+            long label = index.LabelOf(o);
+            string name = label >= 0 && label < _classNames.Length ? _classNames[(int)label] : label.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            counts[o] = new ClassCount(label, name, index.CountOf(o));
+        }
+        return counts;
+    }
+
     /// <summary>Whether TFDS ids (<c>shard__record</c>) were recorded.</summary>
     public bool HasIds => _ids is not null;
 
@@ -180,6 +195,12 @@ public sealed class ExampleTable
     private void ThrowIndex(int index) =>
         throw new ArgumentOutOfRangeException(nameof(index), index, $"index must be in [0, {Count}), but was {index}.");
 }
+
+/// <summary>One class of a table: its label, name and number of examples (<see cref="ExampleTable.ClassCounts"/>).</summary>
+/// <param name="Label">The label value.</param>
+/// <param name="Name">The class name, or the label as a number when the table names no class for it.</param>
+/// <param name="Count">Examples with this label.</param>
+public sealed record ClassCount(long Label, string Name, int Count);
 
 /// <summary>
 /// Fills an <see cref="ExampleTable"/>. Fixed shapes: every slot is preallocated and distinct slots may be written

@@ -1,3 +1,4 @@
+using Samplers.Core;
 using Samplers.Data;
 
 namespace Samplers.Export;
@@ -25,6 +26,42 @@ public sealed record NumpyExportOptions
 /// <remarks>Load in Python with <c>np.load("out.npz")["x"]</c>, or <c>np.load("out/x.npy")</c> for a folder.</remarks>
 public static class NumpyExport
 {
+    /// <summary>Options that write the rows <paramref name="sampler"/> draws from (its class list and per-class selection
+    /// applied) in ascending row order; the other settings come from <paramref name="options"/>.</summary>
+    public static NumpyExportOptions SamplerRows(MultiShotMemorySampler sampler, NumpyExportOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(sampler);
+        return (options ?? new NumpyExportOptions()) with { Rows = sampler.ClassIndex.AllExamples() };
+    }
+
+    /// <summary>Options that write the rows of the planned batches [<paramref name="startBatch"/>, <paramref name="endBatch"/>)
+    /// of <paramref name="epoch"/> in plan order, with the extra arrays <c>index</c> (source row), <c>batch</c> and <c>epoch</c>;
+    /// the other settings come from <paramref name="options"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A negative epoch, or a batch range outside [0, sampler.Count].</exception>
+    public static NumpyExportOptions PlannedBatches(MultiShotMemorySampler sampler, int epoch, int startBatch, int endBatch, NumpyExportOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(sampler);
+        ArgumentOutOfRangeException.ThrowIfNegative(epoch);
+        ArgumentOutOfRangeException.ThrowIfNegative(startBatch);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(endBatch, sampler.Count);
+        ArgumentOutOfRangeException.ThrowIfLessThan(endBatch, startBatch);
+        var rows = new List<int>();
+        var batch = new List<long>();
+        for (int b = startBatch; b < endBatch; b++)
+        {
+            var plan = Planner.Plan(sampler.PlanConfig, sampler.ClassIndex, new PlanKey(sampler.Seed, epoch, b));
+            foreach (int i in plan.Indices.Span) { rows.Add(i); batch.Add(b); }
+        }
+        return (options ?? new NumpyExportOptions()) with
+        {
+            Rows = rows,
+            Extra = new Dictionary<string, long[]>
+            {
+                ["index"] = rows.Select(i => (long)i).ToArray(), ["batch"] = batch.ToArray(), ["epoch"] = Enumerable.Repeat((long)epoch, rows.Count).ToArray(),
+            },
+        };
+    }
+
     /// <summary>Writes the arrays and returns the member names written (without <c>.npy</c>).</summary>
     /// <exception cref="ArgumentOutOfRangeException">A row is outside [0, table.Count).</exception>
     /// <exception cref="ArgumentException">An extra array's length differs from the row count, or its name clashes with x, y or id; the dtype has no NumPy form.</exception>

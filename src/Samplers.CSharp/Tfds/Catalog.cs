@@ -95,6 +95,21 @@ public static class Catalog
         return new DatasetBuilderDir(dataDir, spec.Name, config, chosen, versionDir, info, features);
     }
 
+    /// <summary>The versions prepared beside <paramref name="builder"/> (same dataset and config), in the catalog's order.</summary>
+    public static string[] Versions(DatasetBuilderDir builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        return DatasetNames.ValidVersions(SubDirectories(Path.GetDirectoryName(builder.Path)!));
+    }
+
+    /// <summary>The config directories of <paramref name="builder"/>'s dataset (empty for a dataset without configs):
+    /// sub-directories that are neither versions, hidden nor incomplete downloads.</summary>
+    public static string[] Configs(DatasetBuilderDir builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        return Configs(Path.Combine(builder.DataDirectory, builder.Name));
+    }
+
     private static string[] SubDirectories(string dir)
     {
         if (!Directory.Exists(dir)) return [];

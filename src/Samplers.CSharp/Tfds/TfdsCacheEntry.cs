@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Samplers.Cache;
 using Samplers.Data;
 
@@ -7,9 +8,8 @@ namespace Samplers.Tfds;
 /// The Parquet cache file that <see cref="TfdsLoader.LoadAsync"/> reads and writes for a set of load options, found
 /// without loading anything: for tools that show, verify or clear the cache (the CLI's <c>cache</c> command).
 /// </summary>
-/// <remarks>The key and source fingerprint are computed exactly as the loader does (same catalog resolution, split
-/// normalisation and shard list); a test checks that <see cref="Path"/> equals the loader's
-/// <see cref="TfdsLoadResult.CachePath"/>.</remarks>
+/// <remarks>The loader builds its key and source fingerprint through the same code (an internal factory), so the two
+/// cannot drift; a test checks that <see cref="Path"/> equals the loader's <see cref="TfdsLoadResult.CachePath"/>.</remarks>
 public sealed class TfdsCacheEntry
 {
     private TfdsCacheEntry(ParquetCache cache, CacheKey key, SourceFingerprint fingerprint, DatasetBuilderDir builder)
@@ -39,12 +39,27 @@ public sealed class TfdsCacheEntry
     public static TfdsCacheEntry? Resolve(TfdsLoadOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (!options.UseCache) return null;
-        var cache = new ParquetCache(new ParquetCacheOptions { Directory = options.CacheDir, ChunkBytes = options.ChunkBytes }, options.Logger);
-        if (!cache.Enabled) return null;
+        ParquetCache? cache = OpenCache(options, options.Logger);
+        if (cache is null) return null;
         var builder = Catalog.Open(options.DataDir, options.DatasetName);
         var selections = options.Splits.Select(builder.Select).ToArray();
-        var key = new CacheKey(builder.DataDirectory, builder.Name, builder.Config, builder.Version, TfdsLoader.NormalizeSplits(options.Splits), options.XKey, options.YKey);
+        return For(cache, builder, selections, options.Splits, options.XKey, options.YKey);
+    }
+
+    /// <summary>The cache of <paramref name="options"/>, or null when caching is off (options or <c>SAMPLERS_NO_CACHE</c>).</summary>
+    internal static ParquetCache? OpenCache(TfdsLoadOptions options, ILogger? logger)
+    {
+        if (!options.UseCache) return null;
+        var cache = new ParquetCache(new ParquetCacheOptions { Directory = options.CacheDir, ChunkBytes = options.ChunkBytes }, logger);
+        return cache.Enabled ? cache : null;
+    }
+
+    /// <summary>The one place the cache key and source fingerprint are computed (the loader calls it too, so the CLI's
+    /// view of the cache can never drift from what the loader reads and writes).</summary>
+    internal static TfdsCacheEntry For(ParquetCache cache, DatasetBuilderDir builder, IReadOnlyList<SplitSelection> selections,
+        IReadOnlyList<string> splits, string xKey, string yKey)
+    {
+        var key = new CacheKey(builder.DataDirectory, builder.Name, builder.Config, builder.Version, TfdsLoader.NormalizeSplits(splits), xKey, yKey);
         var shardPaths = selections.SelectMany(s => s.Instructions.Select(i => i.Path)).Distinct(StringComparer.Ordinal);
         string featuresJson = System.IO.Path.Combine(builder.Path, "features.json");
         var fingerprint = SourceFingerprint.Compute(shardPaths, builder.Info.FilePath, File.Exists(featuresJson) ? featuresJson : null);

@@ -70,34 +70,23 @@ public static class TfdsLoader
         DType dtype = TableDType(xSpec);
         int[] shape = DeclaredShape(xSpec);
 
-        ParquetCache? cache = null;
-        CacheKey? key = null;
-        SourceFingerprint? fingerprint = null;
+        // Key and fingerprint come from TfdsCacheEntry so the CLI's cache view and the loader cannot drift.
+        TfdsCacheEntry? entry = null;
         string cacheDetail = "";
-        if (options.UseCache)
+        ParquetCache? openedCache = TfdsCacheEntry.OpenCache(options, logger);
+        if (openedCache is not null)
         {
-            cache = new ParquetCache(new ParquetCacheOptions { Directory = options.CacheDir, ChunkBytes = options.ChunkBytes }, logger);
-            if (cache.Enabled)
+            entry = TfdsCacheEntry.For(openedCache, builder, selections, options.Splits, options.XKey, options.YKey);
+            var cacheProgress = progress is null ? null : new CacheProgressAdapter(progress, total);
+            CacheLoadResult hit = await entry.Cache.TryLoadAsync(entry.Key, entry.Fingerprint, new CacheExpectation(dtype, shape, classNames), cacheProgress, cancellationToken).ConfigureAwait(false);
+            if (hit.IsHit)
             {
-                key = new CacheKey(builder.DataDirectory, builder.Name, builder.Config, builder.Version, NormalizeSplits(options.Splits), options.XKey, options.YKey);
-                var shardPaths = selections.SelectMany(s => s.Instructions.Select(i => i.Path)).Distinct(StringComparer.Ordinal);
-                string featuresJson = Path.Combine(builder.Path, "features.json");
-                fingerprint = SourceFingerprint.Compute(shardPaths, builder.Info.FilePath, File.Exists(featuresJson) ? featuresJson : null);
-                var cacheProgress = progress is null ? null : new CacheProgressAdapter(progress, total);
-                CacheLoadResult hit = await cache.TryLoadAsync(key, fingerprint, new CacheExpectation(dtype, shape, classNames), cacheProgress, cancellationToken).ConfigureAwait(false);
-                if (hit.IsHit)
-                {
-                    progress?.Report(new LoadProgress(LoadPhase.Done, hit.Table!.Count, total, Detail: hit.Path));
-                    logger.LogInformation("Loaded {Dataset} {Splits} from the cache {Path}: {Count} examples in {Ms} ms",
-                        builder.FullName, string.Join(",", options.Splits), hit.Path, hit.Table!.Count, sw.ElapsedMilliseconds);
-                    return new TfdsLoadResult(hit.Table!, xSpec, ySpec, builder, selections, true, hit.Path, hit.Detail);
-                }
-                cacheDetail = hit.Detail;
+                progress?.Report(new LoadProgress(LoadPhase.Done, hit.Table!.Count, total, Detail: hit.Path));
+                logger.LogInformation("Loaded {Dataset} {Splits} from the cache {Path}: {Count} examples in {Ms} ms",
+                    builder.FullName, string.Join(",", options.Splits), hit.Path, hit.Table!.Count, sw.ElapsedMilliseconds);
+                return new TfdsLoadResult(hit.Table!, xSpec, ySpec, builder, selections, true, hit.Path, hit.Detail);
             }
-            else
-            {
-                cache = null;
-            }
+            cacheDetail = hit.Detail;
         }
 
         ExampleTable table = await DecodeAsync(builder, selections, xSpec, ySpec, dtype, shape, classNames, options, total, progress, cancellationToken).ConfigureAwait(false);
@@ -105,15 +94,15 @@ public static class TfdsLoader
             builder.FullName, string.Join(",", options.Splits), table.Count, sw.ElapsedMilliseconds);
 
         string? cachePath = null;
-        if (cache is not null)
+        if (entry is not null)
         {
-            cachePath = cache.GetPath(key!);
+            cachePath = entry.Path;
             progress?.Report(new LoadProgress(LoadPhase.StoringCache, 0, total, Detail: cachePath));
             cancellationToken.ThrowIfCancellationRequested();
             try
             {
                 var cacheProgress = progress is null ? null : new CacheProgressAdapter(progress, total);
-                CacheStoreResult stored = await cache.StoreAsync(key!, fingerprint!, table, cacheProgress, cancellationToken).ConfigureAwait(false);
+                CacheStoreResult stored = await entry.Cache.StoreAsync(entry.Key, entry.Fingerprint, table, cacheProgress, cancellationToken).ConfigureAwait(false);
                 cacheDetail = stored.Stored ? $"{cacheDetail}; stored {stored.Path} ({stored.Bytes} bytes)" : stored.Detail;
             }
             catch (Exception e) when (e is not OperationCanceledException)

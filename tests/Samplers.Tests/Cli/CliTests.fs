@@ -77,15 +77,7 @@ let cliDll =
 
 /// Runs `dotnet Samplers.Cli.dll args` as a child process: (exit code, stdout, stderr).
 let cliChild (args: string list) =
-    let psi = Diagnostics.ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
-    for a in cliDll.Value :: args do psi.ArgumentList.Add a
-    use p = Diagnostics.Process.Start psi
-    let o = p.StandardOutput.ReadToEndAsync()
-    let e = p.StandardError.ReadToEndAsync()
-    if not (p.WaitForExit 60000) then
-        p.Kill true
-        failwith "samplers child did not finish within 60 s"
-    p.ExitCode, o.Result, e.Result
+    runDotnet None (cliDll.Value :: args) 60000 "samplers child did not finish within 60 s"
 
 /// Parses a .npy: (descr, shape, data bytes), checking the magic, version 1.0 and the 64-byte alignment.
 let readNpy (bytes: byte[]) =
@@ -199,6 +191,29 @@ let libraryTests =
             let _, shape, data = npzMember path "y"
             Expect.equal (shape, i64s data) ([| 2L |], [| 1L; 2L |]) "y round-trips"
             Expect.equal (Directory.GetFiles t.Path).Length 1 "only the archive"
+        testCase "NumpyExport.SamplerRows and PlannedBatches: the sampler's rows ascending; planned rows in plan order with index, batch, epoch" <| fun () ->
+            let table = Samplers.Tests.Facade.SamplerTests.intTable [ 5; 6; 7 ] ExampleTable.DefaultChunkBytes
+            let s = MultiShotMemorySampler(table, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 4, Seed = 3UL, ClassList = [| 0L; 20L |]))
+            let rows = (NumpyExport.SamplerRows(s, NumpyExportOptions(Compress = true)))
+            Expect.isTrue rows.Compress "keeps the given settings"
+            Expect.equal (List.ofSeq rows.Rows) [ for i in 0 .. table.Count - 1 do if table.Labels[i] <> 10L then i ] "rows of classes 0 and 20, ascending"
+            let o = NumpyExport.PlannedBatches(s, 1, 1, 3)
+            let expected = [ for b in 1 .. 2 do yield! Planner.Plan(s.PlanConfig, s.ClassIndex, { Seed = 3UL; Epoch = 1; BatchId = b }).Indices.ToArray() ]
+            Expect.equal (List.ofSeq o.Rows) expected "plan order"
+            Expect.equal (List.ofArray o.Extra["index"]) (expected |> List.map int64) "index = source row"
+            Expect.equal o.Extra["batch"] [| 1L; 1L; 1L; 1L; 2L; 2L; 2L; 2L |] "batch ids"
+            Expect.equal o.Extra["epoch"] (Array.create 8 1L) "epoch"
+            let e = throwsWith<ArgumentOutOfRangeException> (fun () -> NumpyExport.PlannedBatches(s, 0, 0, s.Count + 1) |> ignore) "past the epoch"
+            Expect.stringContains e.Message "endBatch" "names the argument"
+        testCase "PlanText: CSV lines per row and one table line per batch, from the plan's key" <| fun () ->
+            let plan = Planner.Plan(PlanConfig(2, 2, 10), smallIndex (), { Seed = 5UL; Epoch = 3; BatchId = 4 })
+            let idx, lab = plan.Indices.ToArray(), plan.Labels.ToArray()
+            Expect.equal PlanText.CsvHeader "epoch,batch,global_batch,row,index,label" "csv header"
+            Expect.equal (PlanText.CsvLines plan) [| for i in 0 .. 3 -> $"3,4,4,{i},{idx[i]},{lab[i]}" |] "csv rows"
+            Expect.equal PlanText.TableHeader "epoch   batch  global  labels | indices" "table header"
+            let labels = String.Join(" ", lab)
+            let indices = String.Join(" ", idx)
+            Expect.equal (PlanText.TableLine plan) $"    3       4       4  {labels} | {indices}" "table line"
         testCase "ExperimentManifest round-trips through JSON; a foreign file is a DataFormatException naming the key" <| fun () ->
             use t = new TempDir()
             let m =
@@ -466,15 +481,7 @@ let downloadTests =
 
 /// Runs `dotnet fsi script args` in dir: (exit code, stdout, stderr).
 let fsi (dir: string) (script: string) (args: string list) =
-    let psi = Diagnostics.ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = dir)
-    for a in [ "fsi"; script ] @ args do psi.ArgumentList.Add a
-    use p = Diagnostics.Process.Start psi
-    let o = p.StandardOutput.ReadToEndAsync()
-    let e = p.StandardError.ReadToEndAsync()
-    if not (p.WaitForExit 120000) then
-        p.Kill true
-        failwith "dotnet fsi did not finish within 120 s"
-    p.ExitCode, o.Result, e.Result
+    runDotnet (Some dir) ("fsi" :: script :: args) 120000 "dotnet fsi did not finish within 120 s"
 
 let scriptTests =
     testList "experiment scripts" [

@@ -31,6 +31,16 @@ let tests =
             let e = throwsWith<ArgumentException> (fun () -> build [||] |> ignore) "empty"
             Expect.stringContains e.Message "dataset is empty" "message"
 
+        testCase "AllExamples lists every indexed row once, ascending, after a class list and a selection" <| fun () ->
+            let labels = [| 3L; 1L; 2L; 3L; 1L; 5L; 3L; 1L |]
+            Expect.equal ((build labels).AllExamples()) [| 0 .. 7 |] "every row"
+            let ix = ClassIndex.Build(ReadOnlySpan labels, ReadOnlySpan [| 3L; 1L |]).Select(9UL, 2)
+            let all = ix.AllExamples()
+            let expected = [| for o in 0 .. ix.ClassCount - 1 do yield! ix.ExamplesOf(o).ToArray() |] |> Array.sort
+            Expect.equal all expected "the selected rows, sorted"
+            Expect.equal all.Length 4 "2 classes x 2 kept"
+            Expect.isTrue (all |> Array.forall (fun i -> labels[i] = 3L || labels[i] = 1L)) "only listed classes"
+
         testCase "class list filters and deduplicates" <| fun () ->
             let labels = [| 3L; 1L; 2L; 3L; 1L; 5L |]
             let ix = ClassIndex.Build(ReadOnlySpan labels, ReadOnlySpan [| 3L; 1L; 3L |])

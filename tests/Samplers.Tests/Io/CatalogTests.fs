@@ -101,6 +101,15 @@ let resolveTests =
             Expect.equal (b.Features |> Seq.map string |> List.ofSeq) [ "label: ClassLabel int64 ()"; "image: Image uint8 (28, 28, 1)" ] "features"
             Expect.equal (b.FindFeature("label").ClassNames |> List.ofSeq) [ for i in 0 .. 9 -> string i ] "names 0..9 without a labels file"
             Expect.equal (b.ShardPaths "test") [| Path.Combine(d, "mnist-test.tfrecord-00000-of-00001") |] "shard path"
+        testCase "Catalog.Versions and Configs list what is prepared beside a builder; hidden and incomplete folders are not configs" <| fun () ->
+            use t = new TempDir()
+            versionDir t.Path "mnist/3.0.1" mnistInfo mnistFeatures mnistShards |> ignore
+            versionDir t.Path "mnist/3.0.0" (mnistInfo.Replace("3.0.1", "3.0.0")) mnistFeatures mnistShards |> ignore
+            Directory.CreateDirectory(Path.Combine(t.Path, "mnist", "3.0.2.incompleteAB12")) |> ignore
+            Directory.CreateDirectory(Path.Combine(t.Path, "mnist", ".config")) |> ignore
+            let b = Catalog.Open(t.Path, "mnist")
+            Expect.equal (set (Catalog.Versions b)) (set [ "3.0.0"; "3.0.1" ]) "both versions, not the incomplete one"
+            Expect.isEmpty (Catalog.Configs b) "no configs"
         testCase "MNIST:3.0.1 (CamelCase, exact version) resolves" <| fun () ->
             use t = new TempDir()
             mnistDir t.Path |> ignore

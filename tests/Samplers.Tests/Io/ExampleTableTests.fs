@@ -53,6 +53,13 @@ let tests =
             Expect.equal t.DType DType.Float32 "dtype"
             Expect.equal (t.GetExample<float32>(1).ToArray()) [| 4.0f; 5.0f; 6.0f |] "second example"
             Expect.throwsT<ArgumentException> (fun () -> ExampleTable.From<float32>(ReadOnlySpan data, ReadOnlySpan [| 4 |], ReadOnlySpan [| 0L; 1L |]) |> ignore) "length mismatch"
+        testCase "ClassCounts: every label ascending with its name (or the number when unnamed) and count" <| fun () ->
+            let labels = [| 2L; 0L; 2L; 7L; 2L; 0L |]
+            let b = ExampleTableBuilder.Fixed(DType.UInt8, ReadOnlySpan [| 1 |], labels.Length, ExampleTable.DefaultChunkBytes)
+            labels |> Array.iteri (fun i l -> b.SetLabel(i, l))
+            b.ClassNames <- [| "zero"; "one"; "two" |]
+            let counts = b.Build().ClassCounts() |> Seq.map (fun c -> c.Label, c.Name, c.Count) |> List.ofSeq
+            Expect.equal counts [ 0L, "zero", 2; 2L, "two", 3; 7L, "7", 1 ] "label, name, count"
         testCase "an index outside the table names the range" <| fun () ->
             let t = ExampleTable.From<byte>(ReadOnlySpan [| 1uy; 2uy |], ReadOnlySpan [| 1 |], ReadOnlySpan [| 0L; 0L |])
             let ex = throwsWith<ArgumentOutOfRangeException> (fun () -> t.GetExample(2).Length |> ignore) "out of range"

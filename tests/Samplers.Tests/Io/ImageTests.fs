@@ -24,19 +24,18 @@ let enc (px: byte[]) w h ct (o: PngEncodeOptions) = PngEncoder.Encode(ReadOnlySp
 let opts = PngEncodeOptions(Filter = PngFilterMode.Cycle)
 let interlaced = PngEncodeOptions(Filter = PngFilterMode.Cycle, Interlaced = true)
 
-let decode (png: byte[]) (channels: int) =
+/// Decodes into a fresh array sized from the header (`channels` <= 0 keeps the image's own channel count).
+let private decodeInto (png: byte[]) (channels: int) (decodeTo: 'T[] -> ImageInfo) =
     let info = ImageDecoder.Measure(ReadOnlySpan png)
     let c = if channels <= 0 then info.Channels else channels
-    let dst = Array.zeroCreate<byte> (info.Height * info.Width * c)
-    let got = ImageDecoder.Decode(ReadOnlySpan png, Span dst, channels)
-    got, dst
+    let dst = Array.zeroCreate<'T> (info.Height * info.Width * c)
+    decodeTo dst, dst
+
+let decode (png: byte[]) (channels: int) =
+    decodeInto png channels (fun (dst: byte[]) -> ImageDecoder.Decode(ReadOnlySpan png, Span dst, channels))
 
 let decode16 (png: byte[]) (channels: int) =
-    let info = ImageDecoder.Measure(ReadOnlySpan png)
-    let c = if channels <= 0 then info.Channels else channels
-    let dst = Array.zeroCreate<uint16> (info.Height * info.Width * c)
-    let got = ImageDecoder.Decode16(ReadOnlySpan png, Span dst, channels)
-    got, dst
+    decodeInto png channels (fun (dst: uint16[]) -> ImageDecoder.Decode16(ReadOnlySpan png, Span dst, channels))
 
 /// Encodes HWC pixels (C = 1, 3 or 4) as JPEG through SkiaSharp.
 let jpeg (px: byte[]) w h c (quality: int) =

@@ -51,8 +51,9 @@ let expectError (bytes: byte[]) (phrase: string) =
 
 let frameAll (records: byte[] list) = records |> List.map TfRecordWriter.Frame |> Array.concat
 
-/// A stream that returns at most one byte per Read (checks the reader's refill loop).
-type OneByteStream(inner: Stream) =
+/// A read-only pass-through over `inner`; the test streams below override only what they change.
+[<AbstractClass>]
+type ReadOnlyWrapper(inner: Stream) =
     inherit Stream()
     override _.CanRead = true
     override _.CanSeek = inner.CanSeek
@@ -60,52 +61,37 @@ type OneByteStream(inner: Stream) =
     override _.Length = inner.Length
     override _.Position with get () = inner.Position and set v = inner.Position <- v
     override _.Flush() = ()
-    override _.Read(buffer: byte[], offset: int, count: int) = inner.Read(buffer, offset, min count 1)
+    override _.Read(buffer: byte[], offset: int, count: int) = inner.Read(buffer, offset, count)
     override _.Seek(o, s) = inner.Seek(o, s)
     override _.SetLength _ = raise (NotSupportedException())
     override _.Write(_, _, _) = raise (NotSupportedException())
+
+/// A stream that returns at most one byte per Read (checks the reader's refill loop).
+type OneByteStream(inner: Stream) =
+    inherit ReadOnlyWrapper(inner)
+    override _.Read(buffer: byte[], offset: int, count: int) = inner.Read(buffer, offset, min count 1)
 
 /// A forward-only stream (no length known).
 type ForwardOnlyStream(inner: Stream) =
-    inherit Stream()
-    override _.CanRead = true
+    inherit ReadOnlyWrapper(inner)
     override _.CanSeek = false
-    override _.CanWrite = false
     override _.Length = raise (NotSupportedException())
     override _.Position with get () = raise (NotSupportedException()) and set _ = raise (NotSupportedException())
-    override _.Flush() = ()
-    override _.Read(buffer: byte[], offset: int, count: int) = inner.Read(buffer, offset, count)
     override _.Seek(_, _) = raise (NotSupportedException())
-    override _.SetLength _ = raise (NotSupportedException())
-    override _.Write(_, _, _) = raise (NotSupportedException())
 
 /// Presents `inner` as the tail of a file that starts `baseOffset` bytes earlier (64-bit offsets without a huge file).
 type FarOffsetStream(inner: Stream, baseOffset: int64) =
-    inherit Stream()
-    override _.CanRead = true
+    inherit ReadOnlyWrapper(inner)
     override _.CanSeek = true
-    override _.CanWrite = false
     override _.Length = baseOffset + inner.Length
     override _.Position with get () = baseOffset + inner.Position and set v = inner.Position <- v - baseOffset
-    override _.Flush() = ()
-    override _.Read(buffer: byte[], offset: int, count: int) = inner.Read(buffer, offset, count)
     override _.Seek(o, s) = (match s with SeekOrigin.Begin -> inner.Seek(o - baseOffset, s) | _ -> inner.Seek(o, s)) + baseOffset
-    override _.SetLength _ = raise (NotSupportedException())
-    override _.Write(_, _, _) = raise (NotSupportedException())
 
 /// A seekable stream that claims to be much longer than it is (a file being appended to, or a lying wrapper).
 type LyingLengthStream(inner: Stream, claimed: int64) =
-    inherit Stream()
-    override _.CanRead = true
+    inherit ReadOnlyWrapper(inner)
     override _.CanSeek = true
-    override _.CanWrite = false
     override _.Length = claimed
-    override _.Position with get () = inner.Position and set v = inner.Position <- v
-    override _.Flush() = ()
-    override _.Read(buffer: byte[], offset: int, count: int) = inner.Read(buffer, offset, count)
-    override _.Seek(o, s) = inner.Seek(o, s)
-    override _.SetLength _ = raise (NotSupportedException())
-    override _.Write(_, _, _) = raise (NotSupportedException())
 
 let rnd (seed: int) (n: int) =
     // Test data only: System.Random is fine here (nothing feeds a plan).
