@@ -43,6 +43,9 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
     private readonly int[] _warned;          // class ordinal -> 1 once its replacement warning was logged
     private readonly int[] _selected;        // the sampled examples in table order (GetSlice, NumExamples)
     private readonly string[] _classNames;
+    // Read-only views made once: the index and table never change, and callers index these per class.
+    private readonly IReadOnlyList<long> _classList;
+    private readonly IReadOnlyList<int> _exampleShape;
     private readonly object _epochGate = new();
     private volatile int _epoch;
     private volatile bool _isWarmup;
@@ -88,6 +91,8 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
         _tooSmall = new bool[classes];
         _warned = new int[classes];
         _classNames = new string[classes];
+        _classList = Array.AsReadOnly(index.Classes.ToArray());
+        _exampleShape = Array.AsReadOnly(_table.ExampleShape.ToArray());
         IReadOnlyList<string> names = _table.ClassNames;
         var selected = new List<int>(index.ExampleCount);
         for (int c = 0; c < classes; c++)
@@ -177,13 +182,13 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
     public int NumExamples => _selected.Length;
 
     /// <summary>The shape of one example (<c>example_shape</c>); -1 marks a dimension that varies (ragged data).</summary>
-    public IReadOnlyList<int> ExampleShape => _table.ExampleShape.ToArray();
+    public IReadOnlyList<int> ExampleShape => _exampleShape;
 
     /// <summary>The dtype of the examples.</summary>
     public DType DType => _table.DType;
 
     /// <summary>The sampled labels in ascending order; position = class ordinal (<c>class_list</c>).</summary>
-    public IReadOnlyList<long> ClassList => _index.Classes.ToArray();
+    public IReadOnlyList<long> ClassList => _classList;
 
     /// <summary>The name of each sampled class (position = class ordinal); the label as text when the data has no names.</summary>
     public IReadOnlyList<string> ClassNames => _classNames;
