@@ -69,6 +69,7 @@ public static class TfdsLoader
         IReadOnlyList<string> classNames = ySpec.ClassNames ?? [];
         DType dtype = TableDType(xSpec);
         int[] shape = DeclaredShape(xSpec);
+        LoadLimits.CheckExampleFits(builder, xSpec, dtype, shape, options.ChunkBytes);
 
         // Key and fingerprint come from TfdsCacheEntry so the CLI's cache view and the loader cannot drift.
         TfdsCacheEntry? entry = null;
@@ -308,7 +309,7 @@ public static class TfdsLoader
         }
 
         long done = 0, bytesRead = 0;
-        var images = new LoaderImageDecoder();
+        var images = new LoaderImageDecoder(options.MaxImagePixels);
         progress?.Report(new LoadProgress(LoadPhase.Decoding, 0, total, 0, bytesTotal, builder.FullName));
 
         Task reader = Task.Run(async () =>
