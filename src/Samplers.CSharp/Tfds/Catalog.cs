@@ -220,12 +220,11 @@ public sealed class DatasetBuilderDir
                 $"Shard file {missing[0]} is missing" + (missing.Length > 1 ? $" (and {missing.Length - 1} more shard(s) of this selection)" : "") +
                 $"; {FullName} split spec '{splitSpec}' needs it. The download or preparation was incomplete; download the dataset again.",
                 missing[0], splitSpec);
-        // Before any byte is read or any memory sized from shardLengths: regular files only, and no count the
-        // file cannot hold (a hostile count would otherwise size the table).
+        // Before any byte is read: regular files only (opening a FIFO would block, a device would never end).
         foreach (var s in shards) ShardChecks.RequireRegular(s.Path, $"shard {s.ShardIndex} of split '{s.Split}'");
-        foreach (var s in shards) ShardChecks.RequirePlausibleLength(s, Info.FilePath);
         foreach (var path in shards.Select(s => s.Path).Distinct()) Sniff(path);
-        return new SplitSelection(splitSpec, shards, ReadOrder.Plan(instructions, Info.DisableShuffling), Info.DisableShuffling);
+        bool sequential = Info.DisableShuffling;
+        return new SplitSelection(splitSpec, shards, () => ReadOrder.Plan(instructions, sequential), sequential);
     }
 
     /// <summary>The splits a spec names (every split for <c>all</c>); the names were checked to exist.</summary>

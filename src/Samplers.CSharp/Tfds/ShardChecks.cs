@@ -26,6 +26,13 @@ internal static class ShardChecks
                 "Replace it with the real file (re-download the dataset).", path, 0);
     }
 
+    /// <summary>Checks every shard of the selections with <see cref="RequirePlausibleLength"/>.</summary>
+    public static void RequirePlausibleLengths(IEnumerable<SplitSelection> selections, string infoPath)
+    {
+        foreach (var sel in selections)
+            foreach (var ins in sel.Instructions) RequirePlausibleLength(ins, infoPath);
+    }
+
     /// <summary>
     /// Refuses a shard whose <c>shardLengths</c> entry claims more records than its size allows (16 bytes per record
     /// at least), before the loader sizes anything from that count.

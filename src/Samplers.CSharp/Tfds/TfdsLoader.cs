@@ -61,6 +61,8 @@ public static class TfdsLoader
 
         progress?.Report(new LoadProgress(LoadPhase.Resolving, 0, 0, Detail: options.DatasetName));
         (DatasetBuilderDir builder, SplitSelection[] selections) = await ResolveAsync(options, progress, cancellationToken).ConfigureAwait(false);
+        // No count the files cannot hold may size anything below (a file of S bytes holds at most S/16 records).
+        ShardChecks.RequirePlausibleLengths(selections, builder.Info.FilePath);
         FeatureSpec xSpec = FindX(builder, options.XKey);
         FeatureSpec ySpec = FindY(builder, options.YKey);
         long total = selections.Sum(s => s.NumExamples);
