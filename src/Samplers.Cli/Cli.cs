@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Samplers.Core;
-using Samplers.Data;
 using Samplers.Experiments;
 using Samplers.Export;
 using Samplers.Tfds;

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Samplers.Core;
-using Samplers.Data;
 
 namespace Samplers.Tfds;
 

@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Samplers.Core;
-using Samplers.Data;
 
 namespace Samplers.Tfds;
 

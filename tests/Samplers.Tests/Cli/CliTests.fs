@@ -9,7 +9,6 @@ open System.Text.Json
 open Expecto
 open Samplers
 open Samplers.Core
-open Samplers.Data
 open Samplers.Experiments
 open Samplers.Export
 open Samplers.Imaging

@@ -4,7 +4,7 @@ open System
 open System.IO
 open Expecto
 open Samplers.Core
-open Samplers.Data
+open Samplers
 open Samplers.Tfds
 open Samplers.Tests.TestUtil
 

@@ -2,7 +2,6 @@ using System.Net;
 using System.Text;
 using System.Xml.Linq;
 using Samplers.Core;
-using Samplers.Data;
 
 namespace Samplers.Tfds.Download;
 
