@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Text.Json;
-using Samplers.Data;
 
 namespace Samplers.Cli;
 
