@@ -132,7 +132,19 @@ public static class TfdsLoader
         {
             string dataDir = DataDirectory.Resolve(options.DataDir);
             progress?.Report(new LoadProgress(LoadPhase.Downloading, 0, 0, Detail: options.DatasetName));
-            await options.Download(new TfdsDownloadRequest(dataDir, options.DatasetName, options.Splits, notFound), progress, ct).ConfigureAwait(false);
+            try
+            {
+                await options.Download(new TfdsDownloadRequest(dataDir, options.DatasetName, options.Splits, notFound), progress, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is DatasetNotFoundException or Download.DownloadException && !ct.IsCancellationRequested)
+            {
+                // Not published, or the bucket unreachable: most often a misspelled name. Lead with what is on disk (the
+                // catalog's message lists the datasets, configs or versions present), then what the download said.
+                throw new DatasetNotFoundException(
+                    $"{notFound.Message} The download (TfdsLoadOptions.Download) could not fetch it either: {e.Message} " +
+                    "Check the name; or point TfdsLoadOptions.DataDir at a directory that holds the dataset; set TfdsLoadOptions.Download = null to never use the network.",
+                    notFound.FilePath, notFound.Key, e);
+            }
             ct.ThrowIfCancellationRequested();
             return Resolve(options);
         }
