@@ -171,6 +171,51 @@ let misspelled =
             Expect.stringContains (err.ToString()) "--download" "the CLI's hint"
     ]
 
+// ---------- the TFDS rules on the feature spec, once ----------
+
+let spec kind dtype (shape: int list) = FeatureSpec("f", kind, "tfds." + string kind, dtype, Array.ofList shape)
+let specWith kind dtype (shape: int list) (encoding: TensorEncoding) (inSequence: bool) =
+    FeatureSpec("f", kind, "tfds." + string kind, dtype, Array.ofList shape, Encoding = encoding, InSequence = inSequence)
+
+let featureRules =
+    testList "feature spec rules" [
+        testCase "IsLabel: scalar ClassLabel or integer/bool Tensor as a plain list; the loader and the decoder agree" <| fun () ->
+            let cases =
+                [ spec FeatureKind.ClassLabel DType.Int64 [], true
+                  spec FeatureKind.Tensor DType.Int32 [], true
+                  spec FeatureKind.Tensor DType.Bool [], true
+                  spec FeatureKind.Tensor DType.UInt8 [], true
+                  spec FeatureKind.Tensor DType.Float32 [], false
+                  spec FeatureKind.Tensor DType.Bytes [], false
+                  spec FeatureKind.Tensor DType.Int64 [ 2 ], false
+                  specWith FeatureKind.Tensor DType.Int64 [] TensorEncoding.Bytes false, false
+                  specWith FeatureKind.ClassLabel DType.Int64 [] TensorEncoding.None true, false
+                  spec FeatureKind.Image DType.UInt8 [ 2; 2; 1 ], false ]
+            let features = Samplers.Tfds.Protos.Features()
+            let f = Samplers.Tfds.Protos.Feature(Int64List = Samplers.Tfds.Protos.Int64List())
+            f.Int64List.Value.Add 4L
+            features.Feature.Add("f", f)
+            for s, expected in cases do
+                Expect.equal s.IsLabel expected $"{s}"
+                // The decoder applies the same rule: a non-label spec is refused before reading.
+                let read () = FeatureDecoder.ReadLabel(s, features, RecordLocation("x", 0L, 0L)) |> ignore
+                if expected then read () else throwsWith<ArgumentException> read $"decoder refuses {s}" |> ignore
+
+        testCase "IsNumeric, StorageDType, StorageShape" <| fun () ->
+            Expect.isTrue (spec FeatureKind.Image DType.UInt8 [ -1; -1; 3 ]).IsNumeric "image"
+            Expect.isTrue (spec FeatureKind.Tensor DType.Float32 [ 4 ]).IsNumeric "float tensor"
+            Expect.isFalse (spec FeatureKind.Tensor DType.Bytes []).IsNumeric "bytes tensor"
+            Expect.isFalse (spec FeatureKind.Text DType.Bytes []).IsNumeric "text"
+            Expect.equal (spec FeatureKind.BoundingBox DType.Float32 []).StorageShape [| 4 |] "a bbox is 4 floats"
+            Expect.equal (specWith FeatureKind.BoundingBox DType.Float32 [] TensorEncoding.None true).StorageShape [| -1; 4 |] "a sequence of them"
+            Expect.equal (spec FeatureKind.Tensor DType.Int16 [ 3; 2 ]).StorageShape [| 3; 2 |] "others keep their shape"
+            Expect.equal (spec FeatureKind.ClassLabel DType.Int64 []).StorageDType DType.Int64 "ClassLabel int64"
+            Expect.equal (spec FeatureKind.BoundingBox DType.Float32 []).StorageDType DType.Float32 "BBox float32"
+            Expect.equal (spec FeatureKind.Tensor DType.UInt16 []).StorageDType DType.UInt16 "Tensor keeps its dtype"
+            Expect.equal (FeatureDecoder.ByteCount(spec FeatureKind.ClassLabel DType.Int64 [], ReadOnlySpan [||])) 8 "byte count from StorageDType"
+            Expect.equal (FeatureDecoder.ByteCount(spec FeatureKind.Text DType.Bytes [], ReadOnlySpan [| 5 |])) 5 "text is bytes"
+    ]
+
 // ---------- the epoch and the warmup flag as one state (issue 14) ----------
 
 /// A logger that, on "Warmup complete", waits until `gate` is set (bounded), so batches requested meanwhile see the
@@ -235,4 +280,4 @@ let warmupState =
     ]
 
 [<Tests>]
-let tests = testList "Facade.Settings" [ settings; misspelled; warmupState ]
+let tests = testList "Facade.Settings" [ settings; misspelled; featureRules; warmupState ]
