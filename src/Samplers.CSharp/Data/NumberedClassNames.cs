@@ -1,14 +1,14 @@
 using System.Collections;
 using System.Globalization;
 
-namespace Samplers.Data;
+namespace Samplers;
 
 /// <summary>
 /// The class names "0".."N-1" of a ClassLabel without a labels file, made on demand: <c>numClasses</c> comes from
 /// metadata, so a list of N strings made up front would let a hostile count (10^8) take gigabytes before any data is
 /// read. Immutable and thread-safe.
 /// </summary>
-public sealed class NumberedClassNames : IReadOnlyList<string>
+internal sealed class NumberedClassNames : IReadOnlyList<string>
 {
     /// <summary>Names "0".."<paramref name="count"/>-1".</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="count"/> is negative.</exception>

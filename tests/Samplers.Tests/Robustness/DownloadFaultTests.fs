@@ -8,6 +8,7 @@ open System.IO
 open System.Text
 open System.Threading.Tasks
 open Expecto
+open Samplers
 open Samplers.Data
 open Samplers.Tfds.Download
 open Samplers.Tests.TestUtil

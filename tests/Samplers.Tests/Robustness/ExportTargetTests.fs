@@ -7,6 +7,7 @@ open System.IO
 open System.IO.Compression
 open System.Threading.Tasks
 open Expecto
+open Samplers
 open Samplers.Data
 open Samplers.Export
 open Samplers.Tests.TestUtil

@@ -7,6 +7,7 @@ open System.Buffers.Binary
 open System.IO
 open System.IO.Compression
 open Expecto
+open Samplers
 open Samplers.Data
 open Samplers.Imaging
 open Samplers.Tfds

@@ -7,6 +7,7 @@ open System
 open System.IO
 open System.Text.RegularExpressions
 open Expecto
+open Samplers
 open Samplers.Data
 open Samplers.Tfds
 open Samplers.Tests.TestUtil
