@@ -401,7 +401,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
                 case "verify":
                     var v = await entry.VerifyAsync(ct).ConfigureAwait(false);
                     status = v.IsHit ? "valid" : "invalid";
-                    reason = v.IsHit ? $"{v.Table!.Count} examples, checksum verified" : $"{v.Reason}: {v.Detail}";
+                    reason = v.IsHit ? v.Detail : $"{v.Reason}: {v.Detail}";
                     if (!v.IsHit) code = Program.ExitData;
                     break;
                 case "clear":
