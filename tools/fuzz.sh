@@ -19,7 +19,7 @@ fi
 dotnet build tools/Samplers.Fuzz -c Release >/dev/null
 cp -r tools/Samplers.Fuzz/bin/Release/net10.0 "$WORK/bin"
 "$sharpfuzz" "$WORK/bin/Samplers.dll"   # instruments the library in place (only the copy)
-export AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1
+export AFL_ALLOW_TMP=1 AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1
 for t in "${targets[@]}"; do
   out="$WORK/$t"
   afl-fuzz -V "$secs" -i "tools/Samplers.Fuzz/corpus/$t" -o "$out" -t 5000 -m none -- dotnet "$WORK/bin/Samplers.Fuzz.dll" "$t" >"$out.log" 2>&1 || true
@@ -29,7 +29,7 @@ for t in "${targets[@]}"; do
   echo "$t: ${secs}s, execs $(g execs_done), $(g execs_per_sec)/s, corpus $(g corpus_count) (from $(ls "tools/Samplers.Fuzz/corpus/$t" | wc -l) seeds), edges $(g edges_found), crashes $(g saved_crashes), hangs $(g saved_hangs)"
   if [ "${UPDATE_CORPUS:-0}" = 1 ]; then
     min="$WORK/$t.min"
-    AFL_SKIP_BIN_CHECK=1 afl-cmin -i "$out/default/queue" -o "$min" -t 5000 -m none -- dotnet "$WORK/bin/Samplers.Fuzz.dll" "$t" >"$out.cmin.log" 2>&1 || true
+    afl-cmin -i "$out/default/queue" -o "$min" -t 5000 -m none -- dotnet "$WORK/bin/Samplers.Fuzz.dll" "$t" >"$out.cmin.log" 2>&1 || true
     if [ -d "$min" ] && [ -n "$(ls "$min")" ]; then
       rm -rf "tools/Samplers.Fuzz/corpus/$t" && mkdir -p "tools/Samplers.Fuzz/corpus/$t"
       i=0; for f in "$min"/*; do cp "$f" "tools/Samplers.Fuzz/corpus/$t/$(printf '%04d' $i)"; i=$((i+1)); done

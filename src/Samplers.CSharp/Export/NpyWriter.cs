@@ -21,7 +21,8 @@ public sealed class NpyWriter
     private long _written;
 
     /// <summary>Writes the header of an array of <paramref name="dtype"/> and <paramref name="shape"/> to <paramref name="stream"/>.</summary>
-    /// <exception cref="ArgumentException">The dtype has no fixed-size NumPy form (variable-length bytes), or a dimension is negative.</exception>
+    /// <exception cref="ArgumentException">The dtype has no fixed-size NumPy form (variable-length bytes), a dimension is
+    /// negative, or the array would hold more than 2^63-1 bytes.</exception>
     public NpyWriter(Stream stream, DType dtype, ReadOnlySpan<long> shape)
         : this(stream, Descr(dtype), DTypes.SizeOf(dtype), shape)
     {
@@ -33,11 +34,17 @@ public sealed class NpyWriter
         _stream = stream;
         long count = 1;
         foreach (long d in shape)
-        {
             if (d < 0) throw new ArgumentException($"Array dimensions must be 0 or more, but the shape is ({string.Join(", ", shape.ToArray())}).", nameof(shape));
-            count = checked(count * d);
+        try
+        {
+            foreach (long d in shape) count = checked(count * d);
+            _expected = checked(count * itemSize);
         }
-        _expected = checked(count * itemSize);
+        catch (OverflowException e)
+        {
+            // Found by fuzzing (npy-header target): the contract is an ArgumentException, not an OverflowException.
+            throw new ArgumentException($"The shape ({string.Join(", ", shape.ToArray())}) of {itemSize}-byte elements holds more than 2^63-1 bytes; no .npy file can hold it.", nameof(shape), e);
+        }
         stream.Write(Header(descr, shape));
     }
 

@@ -130,6 +130,13 @@ let tests =
             Expect.stringContains header "'shape': (3, 2, 3)" "the common shape is used"
         }
 
+        test "an .npy shape whose byte size overflows int64 is an ArgumentException (fuzz finding, npy-header)" {
+            use ms = new MemoryStream()
+            let e = throwsWith<ArgumentException> (fun () -> NpyWriter(ms, DType.Float64, ReadOnlySpan [| 1L <<< 40; 1L <<< 40 |]) |> ignore) "overflow"
+            Expect.stringContains e.Message "2^63-1 bytes" "says why"
+            Expect.equal ms.Length 0L "nothing written"
+        }
+
         test "a ragged table with differing rows names two of them" {
             let b = ExampleTableBuilder.Ragged(DType.UInt8, ReadOnlySpan [| -1 |], 2)
             b.AllocateRagged(0, ReadOnlySpan [| 2 |]).Clear()
