@@ -1,0 +1,148 @@
+using System.CommandLine;
+using Samplers.Core;
+using Samplers.Data;
+using Samplers.Tfds;
+
+namespace Samplers.Cli;
+
+/// <summary>What every command shares: the writers, the common options, the dataset argument (defaulting to the embedded
+/// dataset), loading, and running an action under the error policy.</summary>
+internal sealed class CliShared(TextWriter output, TextWriter error, bool interactive)
+{
+    /// <summary>The dataset committed under data/ in the repository (and packed with the tool).</summary>
+    public const string EmbeddedDataset = "synthetic_digits";
+
+    public CommonOptions Options { get; } = new();
+    public Option<bool> Json { get; } = new("--json") { Description = "Machine-readable output: one JSON document (JSON lines for plan). No progress output.", Recursive = true };
+    public Option<bool> Verbose { get; } = new("--verbose", "-v") { Description = "Show stack traces of errors and the library's log messages.", Recursive = true };
+
+    public CliContext Context(ParseResult r) => new(output, error, interactive, r.GetValue(Json), r.GetValue(Verbose), CommandPath(r));
+
+    /// <summary>"samplers", "samplers run", ...: the command the user ran, for hints.</summary>
+    public static string CommandPath(ParseResult r)
+    {
+        var names = new List<string>();
+        for (var s = r.CommandResult; s is not null; s = s.Parent as System.CommandLine.Parsing.CommandResult)
+            names.Add(s.Command is RootCommand ? "samplers" : s.Command.Name);
+        names.Reverse();
+        return string.Join(' ', names);
+    }
+
+    /// <summary>The optional <c>&lt;dataset&gt;</c> argument: without it, the embedded dataset.</summary>
+    public static Argument<string?> DatasetArgument() => new("dataset")
+    {
+        Description = $"The TFDS dataset: name, name/config or name[/config]:version (e.g. mnist, mnist:3.0.1). Default: the embedded {EmbeddedDataset}.",
+        Arity = ArgumentArity.ZeroOrOne,
+    };
+
+    /// <summary>A command: its own arguments and options, then a shared option set, and the action under the error policy.</summary>
+    public Command Define(string name, string description, Symbol[] own, IEnumerable<Option> shared,
+        Func<ParseResult, CliContext, CancellationToken, Task<int>> action)
+    {
+        var cmd = new Command(name, description);
+        foreach (var symbol in own)
+        {
+            if (symbol is Argument a) cmd.Add(a);
+            else cmd.Add((Option)symbol);
+        }
+        foreach (var o in shared) cmd.Add(o);
+        cmd.SetAction(Guarded(action));
+        return cmd;
+    }
+
+    /// <summary>Runs an action under <see cref="ErrorPolicy"/>.</summary>
+    public Func<ParseResult, CancellationToken, Task<int>> Guarded(Func<ParseResult, CliContext, CancellationToken, Task<int>> action) => async (r, ct) =>
+    {
+        var c = Context(r);
+        try
+        {
+            return await action(r, c, ct).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            return ErrorPolicy.Report(c, e);
+        }
+    };
+
+    /// <summary>The settings for <paramref name="dataset"/> (null: the embedded dataset, found next to the tool or in the
+    /// clone unless --data-dir says where).</summary>
+    public TFDatasetSamplerOptions Settings(ParseResult r, string? dataset)
+    {
+        if (dataset is not null) return Options.ToOptions(r, dataset);
+        return Options.ToOptions(r, EmbeddedDataset, r.GetValue(Options.DataDir) is null ? FindEmbeddedDataDir() : null);
+    }
+
+    /// <summary>
+    /// Checks what can be checked before loading (the sampling settings among themselves; --classes-per-batch against the
+    /// label feature's class count in features.json), then loads. An argument error from the loader that names no option
+    /// is the data's fault (a shape too large, a channel count the decoder refuses): it becomes a data error naming the
+    /// dataset's folder.
+    /// </summary>
+    public async Task<LoadedDataset> LoadAsync(CliContext c, TFDatasetSamplerOptions options, bool sampling, CancellationToken ct)
+    {
+        if (sampling) CheckSamplingBeforeLoading(options);
+        LoadedDataset data;
+        try
+        {
+            data = await Progress.Run(c, $"loading {options.DatasetName}",
+                (p, t) => DatasetLoading.LoadAsync(options, c.Verbose ? new StderrLogger(c.Err) : null, p, t), ct).ConfigureAwait(false);
+        }
+        catch (ArgumentException e) when (!OptionNames.NamesAnOption(e))
+        {
+            string where = DataDirectory.Resolve(options.DataDir);
+            throw new DataFormatException(
+                $"{options.DatasetName} (in {where}) cannot be loaded: {e.Message} The dataset's files describe data the loader refuses; check them (or download the dataset again).",
+                where, inner: e);
+        }
+        c.Status($"loaded {data.Dir.FullName}: {data.Table.Count} examples" + (data.FromCache ? $" from the cache {data.CachePath}" : " from TFRecords" + (data.CachePath is null ? " (cache off)" : $"; cache: {data.CacheDetail.TrimStart(';', ' ')}")));
+        return data;
+    }
+
+    private static void CheckSamplingBeforeLoading(TFDatasetSamplerOptions o)
+    {
+        // The core's own checks (counts at least 1, rank below world size); their messages are mapped to the options.
+        _ = new PlanConfig(o.ClassesPerBatch, o.ExamplesPerClassPerBatch, o.StepsPerEpoch, o.Mode, o.Rank, o.WorldSize);
+        if (o.TotalExamplesPerClass is < 1)
+            throw new UsageException($"--total-examples-per-class must be at least 1, but was {o.TotalExamplesPerClass}.");
+        if (o.ClassList is { Count: > 0 } list && o.ClassesPerBatch > list.Distinct().Count())
+            throw new UsageException($"--classes-per-batch ({o.ClassesPerBatch}) exceeds the {list.Distinct().Count()} classes of --class-list. Lower --classes-per-batch or list more classes.");
+        DatasetBuilderDir dir;
+        try
+        {
+            dir = Catalog.Open(o.DataDir, o.DatasetName);
+        }
+        catch (Exception e) when (e is SamplersDataException or ArgumentException or IOException)
+        {
+            return; // absent (perhaps to be downloaded) or unreadable: loading reports it, and the sampler checks the counts
+        }
+        var label = dir.Features.FirstOrDefault(f => f.Key == o.YKey);
+        if (o.ClassList is null && label is { Kind: FeatureKind.ClassLabel, NumClasses: > 0 } && o.ClassesPerBatch > label.NumClasses)
+            throw new UsageException(
+                $"--classes-per-batch ({o.ClassesPerBatch}) exceeds the number of classes ({label.NumClasses}) of '{o.YKey}' in {dir.FullName}. Lower --classes-per-batch to at most {label.NumClasses}.");
+    }
+
+    public static MultiShotMemorySampler Sampler(LoadedDataset data, TFDatasetSamplerOptions options) => new(data.Table, options);
+
+    /// <summary>data/ next to the tool (packed with it), else in the current folder or a parent (a clone).</summary>
+    internal static string FindEmbeddedDataDir()
+    {
+        foreach (string start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
+            for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
+            {
+                string candidate = Path.Combine(d.FullName, "data");
+                if (Directory.Exists(Path.Combine(candidate, EmbeddedDataset))) return candidate;
+            }
+        throw new DatasetNotFoundException(
+            $"The embedded dataset '{EmbeddedDataset}' was not found in a data/ folder next to the tool or above the current folder. Run from a clone of the repository, or pass a dataset and --data-dir.",
+            null, EmbeddedDataset);
+    }
+
+    /// <summary>Left-aligned columns, two spaces apart, indented by two.</summary>
+    public static void Table(TextWriter w, string[] headers, IEnumerable<string[]> rows)
+    {
+        var all = rows.ToList();
+        var widths = headers.Select((h, i) => Math.Max(h.Length, all.Count == 0 ? 0 : all.Max(r => r[i].Length))).ToArray();
+        w.WriteLine("  " + string.Join("  ", headers.Select((h, i) => h.PadRight(widths[i]))).TrimEnd());
+        foreach (var row in all) w.WriteLine("  " + string.Join("  ", row.Select((v, i) => v.PadRight(widths[i]))).TrimEnd());
+    }
+}
