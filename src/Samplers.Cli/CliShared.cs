@@ -74,13 +74,14 @@ internal sealed class CliShared(TextWriter output, TextWriter error, bool intera
 
     /// <summary>
     /// Checks what can be checked before loading (the sampling settings among themselves; --classes-per-batch against the
-    /// label feature's class count in features.json), then loads. An argument error from the loader that names no option
+    /// label feature's class count in features.json; a requested split that dataset_info.json lists without shards), then
+    /// loads. An argument error from the loader that names no option
     /// is the data's fault (a shape too large, a channel count the decoder refuses): it becomes a data error naming the
     /// dataset's folder.
     /// </summary>
     public async Task<LoadedDataset> LoadAsync(CliContext c, TFDatasetSamplerOptions options, bool sampling, CancellationToken ct)
     {
-        if (sampling) CheckSamplingBeforeLoading(options);
+        CheckBeforeLoading(options, sampling);
         LoadedDataset data;
         try
         {
@@ -98,14 +99,17 @@ internal sealed class CliShared(TextWriter output, TextWriter error, bool intera
         return data;
     }
 
-    private static void CheckSamplingBeforeLoading(TFDatasetSamplerOptions o)
+    private static void CheckBeforeLoading(TFDatasetSamplerOptions o, bool sampling)
     {
-        // The core's own checks (counts at least 1, rank below world size); their messages are mapped to the options.
-        _ = new PlanConfig(o.ClassesPerBatch, o.ExamplesPerClassPerBatch, o.StepsPerEpoch, o.Mode, o.Rank, o.WorldSize);
-        if (o.TotalExamplesPerClass is < 1)
-            throw new UsageException($"--total-examples-per-class must be at least 1, but was {o.TotalExamplesPerClass}.");
-        if (o.ClassList is { Count: > 0 } list && o.ClassesPerBatch > list.Distinct().Count())
-            throw new UsageException($"--classes-per-batch ({o.ClassesPerBatch}) exceeds the {list.Distinct().Count()} classes of --class-list. Lower --classes-per-batch or list more classes.");
+        if (sampling)
+        {
+            // The core's own checks (counts at least 1, rank below world size); their messages are mapped to the options.
+            _ = new PlanConfig(o.ClassesPerBatch, o.ExamplesPerClassPerBatch, o.StepsPerEpoch, o.Mode, o.Rank, o.WorldSize);
+            if (o.TotalExamplesPerClass is < 1)
+                throw new UsageException($"--total-examples-per-class must be at least 1, but was {o.TotalExamplesPerClass}.");
+            if (o.ClassList is { Count: > 0 } list && o.ClassesPerBatch > list.Distinct().Count())
+                throw new UsageException($"--classes-per-batch ({o.ClassesPerBatch}) exceeds the {list.Distinct().Count()} classes of --class-list. Lower --classes-per-batch or list more classes.");
+        }
         DatasetBuilderDir dir;
         try
         {
@@ -115,8 +119,23 @@ internal sealed class CliShared(TextWriter output, TextWriter error, bool intera
         {
             return; // absent (perhaps to be downloaded) or unreadable: loading reports it, and the sampler checks the counts
         }
+        // A split whose metadata lists no shards is the dataset's fault, not the spec's (which would say "no data").
+        foreach (string spec in o.Splits)
+        {
+            SplitPart[] parts;
+            try { parts = Splits.Parse(spec); }
+            catch (ArgumentException) { continue; } // malformed: loading shows the spec with a caret
+            foreach (var part in parts)
+                if (dir.Info.Splits.FirstOrDefault(s => s.Name == part.Split) is { ShardLengths.Length: 0 } empty)
+                {
+                    string info = Path.Combine(dir.Path, "dataset_info.json");
+                    throw new DataFormatException(
+                        $"Split '{empty.Name}' of {dir.FullName} lists no shards (shardLengths is empty in {info}), so it holds no examples. " +
+                        "The dataset's metadata is incomplete: prepare or download the dataset again, or choose other --splits.", info, key: "shardLengths");
+                }
+        }
         var label = dir.Features.FirstOrDefault(f => f.Key == o.YKey);
-        if (o.ClassList is null && label is { Kind: FeatureKind.ClassLabel, NumClasses: > 0 } && o.ClassesPerBatch > label.NumClasses)
+        if (sampling && o.ClassList is null && label is { Kind: FeatureKind.ClassLabel, NumClasses: > 0 } && o.ClassesPerBatch > label.NumClasses)
             throw new UsageException(
                 $"--classes-per-batch ({o.ClassesPerBatch}) exceeds the number of classes ({label.NumClasses}) of '{o.YKey}' in {dir.FullName}. Lower --classes-per-batch to at most {label.NumClasses}.");
     }

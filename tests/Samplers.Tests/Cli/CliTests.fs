@@ -764,6 +764,23 @@ let mannerTests =
             Expect.stringContains err "samplers: data error: five (in " "names the dataset and its folder"
             Expect.stringContains err "channels" "the loader's reason"
             Expect.isFalse (err.Contains "usage error") "not a usage error"
+        testCase "a split that dataset_info.json lists without shards is a data error naming the file, before loading" <| fun () ->
+            withFixture <| fun data ->
+                let info = Path.Combine(data, "tiny", "1.0.0", "dataset_info.json")
+                let node = Nodes.JsonNode.Parse(File.ReadAllText info)
+                for sp in node["splits"].AsArray() do
+                    if sp["name"].GetValue<string>() = "test" then sp["shardLengths"] <- Nodes.JsonArray()
+                File.WriteAllText(info, node.ToJsonString())
+                let code, _, err = cli [ "run"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache" ]
+                Expect.equal code 2 $"exit 2: {err}"
+                Expect.stringContains err $"samplers: data error: Split 'test' of tiny:1.0.0 lists no shards (shardLengths is empty in {info})" "names the split and the file"
+                Expect.stringContains err "choose other --splits" "what to do"
+                Expect.isFalse (err.Contains "loading") "before loading"
+                let code, _, err = cli [ "run"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--splits"; "train[5:5]" ]
+                Expect.equal code 1 $"an empty slice of a full split is the user's spec: exit 1: {err}"
+                Expect.stringContains err "--splits" "names the option"
+                let code, _, _ = cli [ "run"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--splits"; "train"; "-s"; "5" ]
+                Expect.equal code 0 "the other split still loads"
         testCase "the error policy: data 2, file 2, usage 1, an unexpected exception 3 asking for a report" <| fun () ->
             let classify (e: exn) = let f = Samplers.Cli.ErrorPolicy.Classify e in f.ExitCode, f.Kind
             Expect.equal (classify (DataFormatException "bad")) (2, "data error") "data family"
