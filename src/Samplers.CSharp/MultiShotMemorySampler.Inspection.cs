@@ -1,4 +1,5 @@
 using Samplers.Core;
+using Samplers.Core.Statistics;
 
 namespace Samplers;
 
@@ -22,7 +23,7 @@ public partial class MultiShotMemorySampler
         {
             for (int e = firstEpoch; e < firstEpoch + epochs; e++)
                 for (int b = startBatch; b < endBatch; b++)
-                    yield return Planner.Plan(_config, _index, new PlanKey(_options.Seed, e, b));
+                    yield return _planner.Plan(new PlanKey(_options.Seed, e, b));
         }
     }
 
@@ -33,7 +34,7 @@ public partial class MultiShotMemorySampler
     public string DigestPlans(int firstEpoch, int epochs, int startBatch, int endBatch)
     {
         CheckPlanRange(firstEpoch, epochs, startBatch, endBatch);
-        return Core.PlanDigest.Compute(_config, _index, _options.Seed, firstEpoch, epochs, startBatch, endBatch - startBatch);
+        return Core.PlanDigest.Compute(_planner, _options.Seed, firstEpoch, epochs, startBatch, endBatch - startBatch);
     }
 
     /// <summary>Runs <paramref name="epochs"/> epochs through the indexer as a training loop would (every batch of the current

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using Samplers.Core;
-using Samplers.Data;
+using Samplers.Core.Tfds;
 using Samplers.Tfds;
 
 namespace Samplers.Cli;

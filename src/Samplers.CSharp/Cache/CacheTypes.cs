@@ -1,5 +1,4 @@
 using Parquet;
-using Samplers.Data;
 
 namespace Samplers.Cache;
 

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Parquet;
-using Samplers.Data;
 
 namespace Samplers.Cache;
 

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
-using Samplers.Data;
 
 namespace Samplers.Cache;
 

@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Hashing;
 using System.Runtime.InteropServices;
-using Samplers.Data;
 using Samplers.Tfds;
 using SkiaSharp;
 

@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
 using Google.Protobuf;
-using Samplers.Data;
 using Samplers.Tfds.Protos;
 
 namespace Samplers.Tfds;

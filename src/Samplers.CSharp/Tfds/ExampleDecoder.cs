@@ -1,5 +1,4 @@
 using Google.Protobuf;
-using Samplers.Data;
 using Samplers.Tfds.Protos;
 
 namespace Samplers.Tfds;

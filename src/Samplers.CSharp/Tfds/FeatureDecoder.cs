@@ -3,7 +3,6 @@ using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
-using Samplers.Data;
 using Samplers.Tfds.Protos;
 
 namespace Samplers.Tfds;

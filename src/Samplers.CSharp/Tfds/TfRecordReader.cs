@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using Samplers.Data;
 
 namespace Samplers.Tfds;
 

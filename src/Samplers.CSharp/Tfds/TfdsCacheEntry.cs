@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Logging;
 using Samplers.Cache;
-using Samplers.Data;
 
 namespace Samplers.Tfds;
 

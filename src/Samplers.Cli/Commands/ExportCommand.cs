@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Samplers.Data;
 using Samplers.Export;
 
 namespace Samplers.Cli.Commands;

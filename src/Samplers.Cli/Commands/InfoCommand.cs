@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using Samplers.Data;
 using Samplers.Tfds;
 
 namespace Samplers.Cli.Commands;

@@ -13,7 +13,7 @@ open System.Text
 open System.Threading
 open System.Threading.Tasks
 open Expecto
-open Samplers.Data
+open Samplers
 open Samplers.Tfds
 open Samplers.Tfds.Download
 open Samplers.Tests.TestUtil

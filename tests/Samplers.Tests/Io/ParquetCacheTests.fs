@@ -7,7 +7,7 @@ open System.Threading.Tasks
 open Expecto
 open Microsoft.Extensions.Logging
 open Samplers.Cache
-open Samplers.Data
+open Samplers
 open Samplers.Tests.TestUtil
 
 let private run (t: Task<'a>) = t.GetAwaiter().GetResult()
