@@ -25,7 +25,17 @@ internal static class CacheCommand
             if (name is not null && Actions.Contains(name) && r.GetResult(action) is not { Tokens.Count: > 0 })
                 (name, what) = (null, name!);
             var options = s.Settings(r, name);
-            var entry = TfdsCacheEntry.Resolve(TFDatasetMultiShotMemorySampler.ToLoadOptions(options))
+            TfdsCacheEntry? resolved;
+            try
+            {
+                resolved = TfdsCacheEntry.Resolve(TFDatasetMultiShotMemorySampler.ToLoadOptions(options));
+            }
+            catch (SamplersDataException) when (name is not null && r.GetResult(action) is not { Tokens.Count: > 0 } && Suggest.Closest(name, Actions) is { } near)
+            {
+                // `samplers cache verfy`: a mistyped action, not a dataset.
+                throw new UsageException($"'{name}' is neither a cache action ({string.Join(", ", Actions)}) nor a dataset found here; did you mean 'samplers cache {near}'?");
+            }
+            var entry = resolved
                 ?? throw new UsageException($"The cache is off ({(options.UseCache ? "SAMPLERS_NO_CACHE is set" : "--no-cache")}); nothing to {what}.");
             int code = Program.ExitOk;
             string status;

@@ -739,6 +739,9 @@ let mannerTests =
             let code, out, _ = cli ([ "cache"; "verify"; "--json" ] @ cache)
             Expect.equal code 0 "cache verify: the action alone"
             Expect.equal ((json out).GetProperty("status").GetString()) "valid" "valid"
+            let code, _, err = cli ([ "cache"; "verfy"; "--data-dir"; t.Path ] @ cache)
+            Expect.equal code 1 "a mistyped action is a usage error"
+            Expect.stringContains err "'verfy' is neither a cache action (show, build, verify, clear) nor a dataset found here; did you mean 'samplers cache verify'?" "suggests the action"
         testCase "info --download downloads an absent dataset; without it, nothing is fetched" <| fun () ->
             use f = new Samplers.Tests.Io.DownloadTests.Fixture()
             let args = [ "info"; "toy:1.0.0"; "--data-dir"; f.Data; "--base-url"; f.Server.Url; "--no-counts"; "--json" ]
