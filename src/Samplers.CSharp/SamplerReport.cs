@@ -4,11 +4,25 @@ namespace Samplers;
 
 /// <summary>One class in a <see cref="SamplerReport"/>: its label and name, the rows drawn of it and its visits (batches
 /// that drew it; each visit brings <see cref="MultiShotMemorySampler.ExamplesPerClassPerBatch"/> rows).</summary>
-/// <param name="Label">The class label.</param>
-/// <param name="Name">The class name (the label as text when the data has no names).</param>
-/// <param name="Rows">Rows drawn of this class.</param>
-/// <param name="Visits">Batches that drew this class.</param>
-public sealed record ClassReport(long Label, string Name, long Rows, long Visits);
+public sealed class ClassReport
+{
+    internal ClassReport(long label, string name, long rows, long visits)
+    {
+        Label = label; Name = name; Rows = rows; Visits = visits;
+    }
+
+    /// <summary>The class label.</summary>
+    public long Label { get; }
+
+    /// <summary>The class name (the label as text when the data has no names).</summary>
+    public string Name { get; }
+
+    /// <summary>Rows drawn of this class.</summary>
+    public long Rows { get; }
+
+    /// <summary>Batches that drew this class.</summary>
+    public long Visits { get; }
+}
 
 /// <summary>What <see cref="MultiShotMemorySampler.RunEpochs"/> drew: per-class rows and visits, balance statistics and the
 /// plan digest of every batch served.</summary>

@@ -64,44 +64,50 @@ internal sealed class CliShared(TextWriter output, TextWriter error, bool intera
         }
     };
 
-    /// <summary>The settings for <paramref name="dataset"/> (null: the embedded dataset, found next to the tool or in the
+    /// <summary>What to load for <paramref name="dataset"/> (null: the embedded dataset, found next to the tool or in the
     /// clone unless --data-dir says where).</summary>
-    public TFDatasetSamplerOptions Settings(ParseResult r, string? dataset)
-    {
-        if (dataset is not null) return Options.ToOptions(r, dataset);
-        return Options.ToOptions(r, EmbeddedDataset, r.GetValue(Options.DataDir) is null ? FindEmbeddedDataDir() : null);
-    }
+    public TfdsLoadOptions LoadSettings(ParseResult r, string? dataset) =>
+        dataset is not null ? Options.ToLoadOptions(r, dataset) : Options.ToLoadOptions(r, EmbeddedDataset, EmbeddedDataDir(r));
+
+    /// <summary>What to load and how to sample, for <paramref name="dataset"/> (null: the embedded dataset).</summary>
+    public TFDatasetSamplerOptions Settings(ParseResult r, string? dataset) =>
+        dataset is not null ? Options.ToOptions(r, dataset) : Options.ToOptions(r, EmbeddedDataset, EmbeddedDataDir(r));
+
+    private string? EmbeddedDataDir(ParseResult r) => r.GetValue(Options.DataDir) is null ? FindEmbeddedDataDir() : null;
 
     /// <summary>
-    /// Checks what can be checked before loading (the sampling settings among themselves; --classes-per-batch against the
-    /// label feature's class count in features.json; a requested split that dataset_info.json lists without shards), then
-    /// loads. An argument error from the loader that names no option
-    /// is the data's fault (a shape too large, a channel count the decoder refuses): it becomes a data error naming the
-    /// dataset's folder.
+    /// Checks what can be checked before loading (with <paramref name="sampling"/>: the sampling settings among themselves,
+    /// --classes-per-batch against the label feature's class count in features.json; always: a requested split that
+    /// dataset_info.json lists without shards), then loads. An argument error from the loader that names no option is the
+    /// data's fault (a shape too large, a channel count the decoder refuses): it becomes a data error naming the dataset's
+    /// folder.
     /// </summary>
-    public async Task<LoadedDataset> LoadAsync(CliContext c, TFDatasetSamplerOptions options, bool sampling, CancellationToken ct)
+    public async Task<LoadedDataset> LoadAsync(CliContext c, TfdsLoadOptions load, SamplerOptions? sampling, CancellationToken ct)
     {
-        CheckBeforeLoading(options, sampling);
+        CheckBeforeLoading(load, sampling);
         LoadedDataset data;
         try
         {
-            data = await Progress.Run(c, $"loading {options.DatasetName}",
-                (p, t) => DatasetLoading.LoadAsync(options, c.Verbose ? new StderrLogger(c.Err) : null, p, t), ct).ConfigureAwait(false);
+            data = await Progress.Run(c, $"loading {load.DatasetName}",
+                (p, t) => DatasetLoading.LoadAsync(load, c.Verbose ? new StderrLogger(c.Err) : null, p, t), ct).ConfigureAwait(false);
         }
         catch (ArgumentException e) when (!OptionNames.NamesAnOption(e))
         {
-            string where = DataDirectory.Resolve(options.DataDir);
+            string where = DataDirectory.Resolve(load.DataDir);
             throw new DataFormatException(
-                $"{options.DatasetName} (in {where}) cannot be loaded: {e.Message} The dataset's files describe data the loader refuses; check them (or download the dataset again).",
+                $"{load.DatasetName} (in {where}) cannot be loaded: {e.Message} The dataset's files describe data the loader refuses; check them (or download the dataset again).",
                 where, inner: e);
         }
         c.Status($"loaded {data.Dir.FullName}: {data.Table.Count} examples" + (data.FromCache ? $" from the cache {data.CachePath}" : " from TFRecords" + (data.CachePath is null ? " (cache off)" : $"; cache: {data.CacheDetail.TrimStart(';', ' ')}")));
         return data;
     }
 
-    private static void CheckBeforeLoading(TFDatasetSamplerOptions o, bool sampling)
+    /// <summary>Loads for a sampling command: <see cref="LoadAsync(CliContext, TfdsLoadOptions, SamplerOptions?, CancellationToken)"/> with the sampling checks.</summary>
+    public Task<LoadedDataset> LoadAsync(CliContext c, TFDatasetSamplerOptions options, CancellationToken ct) => LoadAsync(c, options.Load, options, ct);
+
+    private static void CheckBeforeLoading(TfdsLoadOptions load, SamplerOptions? o)
     {
-        if (sampling)
+        if (o is not null)
         {
             // The core's own checks (counts at least 1, rank below world size); their messages are mapped to the options.
             _ = new PlanConfig(o.ClassesPerBatch, o.ExamplesPerClassPerBatch, o.StepsPerEpoch, o.Mode, o.Rank, o.WorldSize);
@@ -113,14 +119,14 @@ internal sealed class CliShared(TextWriter output, TextWriter error, bool intera
         DatasetBuilderDir dir;
         try
         {
-            dir = Catalog.Open(o.DataDir, o.DatasetName);
+            dir = Catalog.Open(load.DataDir, load.DatasetName);
         }
         catch (Exception e) when (e is SamplersDataException or ArgumentException or IOException)
         {
             return; // absent (perhaps to be downloaded) or unreadable: loading reports it, and the sampler checks the counts
         }
         // A split whose metadata lists no shards is the dataset's fault, not the spec's (which would say "no data").
-        foreach (string spec in o.Splits)
+        foreach (string spec in load.Splits)
         {
             SplitPart[] parts;
             try { parts = Splits.Parse(spec); }
@@ -134,10 +140,10 @@ internal sealed class CliShared(TextWriter output, TextWriter error, bool intera
                         "The dataset's metadata is incomplete: prepare or download the dataset again, or choose other --splits.", info, key: "shardLengths");
                 }
         }
-        var label = dir.Features.FirstOrDefault(f => f.Key == o.YKey);
-        if (sampling && o.ClassList is null && label is { Kind: FeatureKind.ClassLabel, NumClasses: > 0 } && o.ClassesPerBatch > label.NumClasses)
+        var label = dir.Features.FirstOrDefault(f => f.Key == load.YKey);
+        if (o is not null && o.ClassList is not { Count: > 0 } && label is { Kind: FeatureKind.ClassLabel, NumClasses: > 0 } && o.ClassesPerBatch > label.NumClasses)
             throw new UsageException(
-                $"--classes-per-batch ({o.ClassesPerBatch}) exceeds the number of classes ({label.NumClasses}) of '{o.YKey}' in {dir.FullName}. Lower --classes-per-batch to at most {label.NumClasses}.");
+                $"--classes-per-batch ({o.ClassesPerBatch}) exceeds the number of classes ({label.NumClasses}) of '{load.YKey}' in {dir.FullName}. Lower --classes-per-batch to at most {label.NumClasses}.");
     }
 
     public static MultiShotMemorySampler Sampler(LoadedDataset data, TFDatasetSamplerOptions options) => new(data.Table, options);

@@ -24,11 +24,11 @@ internal static class CacheCommand
             // `samplers cache verify`: one word is the action on the embedded dataset (no dataset is named like an action).
             if (name is not null && Actions.Contains(name) && r.GetResult(action) is not { Tokens.Count: > 0 })
                 (name, what) = (null, name!);
-            var options = s.Settings(r, name);
+            var options = s.LoadSettings(r, name);
             TfdsCacheEntry? resolved;
             try
             {
-                resolved = TfdsCacheEntry.Resolve(TFDatasetMultiShotMemorySampler.ToLoadOptions(options));
+                resolved = TfdsCacheEntry.Resolve(options);
             }
             catch (SamplersDataException) when (name is not null && r.GetResult(action) is not { Tokens.Count: > 0 } && Suggest.Closest(name, Actions) is { } near)
             {
@@ -43,7 +43,7 @@ internal static class CacheCommand
             switch (what)
             {
                 case "build":
-                    var data = await s.LoadAsync(c, options, sampling: false, ct).ConfigureAwait(false);
+                    var data = await s.LoadAsync(c, options, null, ct).ConfigureAwait(false);
                     status = data.FromCache ? "already built (hit)" : entry.Exists ? "built" : "not stored";
                     reason = data.CacheDetail;
                     if (!entry.Exists) code = Program.ExitData;

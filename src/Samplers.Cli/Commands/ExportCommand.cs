@@ -30,7 +30,7 @@ internal static class ExportCommand
             CheckOutput(path, folder);
             var options = s.Settings(r, r.GetValue(dataset));
             bool sampling = range is not null || options.ClassList is not null || options.TotalExamplesPerClass is not null;
-            var data = await s.LoadAsync(c, options, sampling, ct).ConfigureAwait(false);
+            var data = await s.LoadAsync(c, options.Load, sampling ? options : null, ct).ConfigureAwait(false);
             var exportOptions = new NumpyExportOptions { Folder = folder, Compress = r.GetValue(compress) };
             int rows;
             if (range is null)

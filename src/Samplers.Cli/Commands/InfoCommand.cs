@@ -19,13 +19,13 @@ internal static class InfoCommand
             "Examples:\n  samplers info\n  samplers info mnist --data-dir ~/tensorflow_datasets\n  samplers info mnist --splits train --json\n  samplers info mnist --no-counts --download",
             [dataset, noCounts], s.Options.LoadOptions, async (r, c, ct) =>
         {
-            var options = s.Settings(r, r.GetValue(dataset));
+            var options = s.LoadSettings(r, r.GetValue(dataset));
             LoadedDataset? data = null;
             DatasetBuilderDir dir;
             if (r.GetValue(noCounts)) dir = await OpenAsync(options, ct).ConfigureAwait(false);
             else
             {
-                data = await s.LoadAsync(c, options, sampling: false, ct).ConfigureAwait(false);
+                data = await s.LoadAsync(c, options, null, ct).ConfigureAwait(false);
                 dir = data.Dir;
             }
             string[] versions = Catalog.Versions(dir);
@@ -37,7 +37,7 @@ internal static class InfoCommand
             }).ToArray();
             var splits = dir.Info.Splits.Select(sp => new { name = sp.Name, examples = sp.NumExamples, shards = sp.ShardLengths.Length, bytes = sp.NumBytes }).ToArray();
             IReadOnlyList<ClassCount>? classes = data?.Table.ClassCounts();
-            var entry = TfdsCacheEntry.Resolve(TFDatasetMultiShotMemorySampler.ToLoadOptions(options));
+            var entry = TfdsCacheEntry.Resolve(options);
             string cacheStatus = (entry, data) switch
             {
                 (null, _) => "off",
@@ -75,7 +75,7 @@ internal static class InfoCommand
 
     /// <summary>Opens the dataset without loading it; with --download, an absent one is fetched first (the same handler the
     /// loader calls).</summary>
-    private static async Task<DatasetBuilderDir> OpenAsync(TFDatasetSamplerOptions options, CancellationToken ct)
+    private static async Task<DatasetBuilderDir> OpenAsync(TfdsLoadOptions options, CancellationToken ct)
     {
         try
         {

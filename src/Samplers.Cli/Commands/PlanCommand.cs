@@ -26,7 +26,7 @@ internal static class PlanCommand
             if (firstEpoch < 0) throw new UsageException($"--epoch must be 0 or more, but was {firstEpoch}.");
             if (epochCount < 1) throw new UsageException($"--epochs must be at least 1, but was {epochCount}.");
             var options = s.Settings(r, r.GetValue(dataset));
-            var data = await s.LoadAsync(c, options, sampling: true, ct).ConfigureAwait(false);
+            var data = await s.LoadAsync(c, options, ct).ConfigureAwait(false);
             var sampler = CliShared.Sampler(data, options);
             var (start, end) = CommonOptions.ParseRange(r.GetValue(batches), sampler.Count, "--batches");
             if (r.GetValue(digest))

@@ -24,7 +24,7 @@ internal static class RunCommand
             int epochCount = r.GetValue(epochs);
             if (epochCount < 1) throw new UsageException($"--epochs must be at least 1, but was {epochCount}.");
             var options = s.Settings(r, r.GetValue(dataset));
-            var data = await s.LoadAsync(c, options, sampling: true, ct).ConfigureAwait(false);
+            var data = await s.LoadAsync(c, options, ct).ConfigureAwait(false);
             var sampler = CliShared.Sampler(data, options);
             long total = (long)epochCount * sampler.Count;
             // The report is the sampler's; the tool only times the call (tally and digest included).
@@ -39,7 +39,7 @@ internal static class RunCommand
             {
                 c.WriteJson(new
                 {
-                    dataset = data.Dir.FullName, fingerprint = DatasetFingerprint.Compute(data.Table), splits = options.Splits,
+                    dataset = data.Dir.FullName, fingerprint = DatasetFingerprint.Compute(data.Table), splits = options.Load.Splits,
                     batchSize = sampler.BatchSize, classesPerBatch = sampler.ClassesPerBatch, examplesPerClassPerBatch = sampler.ExamplesPerClassPerBatch,
                     stepsPerEpoch = sampler.StepsPerEpoch, batchesPerEpoch = sampler.Count, epochs = epochCount, seed = sampler.Seed, mode = options.Mode,
                     rank = options.Rank, worldSize = options.WorldSize,
@@ -50,7 +50,7 @@ internal static class RunCommand
                 return Program.ExitOk;
             }
             var w = c.Out;
-            w.WriteLine($"dataset        {data.Dir.FullName} ({string.Join(",", options.Splits)}): {data.Table.Count} examples, {sampler.ClassList.Count} classes");
+            w.WriteLine($"dataset        {data.Dir.FullName} ({string.Join(",", options.Load.Splits)}): {data.Table.Count} examples, {sampler.ClassList.Count} classes");
             w.WriteLine($"batch size     {sampler.BatchSize} ({sampler.ClassesPerBatch} classes x {sampler.ExamplesPerClassPerBatch} examples per class)");
             w.WriteLine(string.Create(Inv, $"sampling       {options.Mode}, seed {sampler.Seed}, rank {options.Rank}/{options.WorldSize}, {epochCount} epoch(s) x {sampler.Count} batches"));
             w.WriteLine("per-class rows");
