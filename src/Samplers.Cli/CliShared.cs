@@ -94,8 +94,11 @@ internal sealed class CliShared(TextWriter output, TextWriter error, bool intera
         catch (ArgumentException e) when (!OptionNames.NamesAnOption(e))
         {
             string where = DataDirectory.Resolve(load.DataDir);
+            try { where = Catalog.Open(load.DataDir, load.DatasetName).Path; }
+            catch (Exception open) when (open is SamplersDataException or ArgumentException or IOException) { } // keep the data directory
             throw new DataFormatException(
-                $"{load.DatasetName} (in {where}) cannot be loaded: {e.Message} The dataset's files describe data the loader refuses; check them (or download the dataset again).",
+                $"{load.DatasetName} cannot be loaded: {ErrorPolicy.WithoutParameterTail(e)}. The metadata in {where} (features.json, dataset_info.json) " +
+                "describes data the loader refuses: check those files, or prepare or download the dataset again.",
                 where, inner: e);
         }
         c.Status($"loaded {data.Dir.FullName}: {data.Table.Count} examples" + (data.FromCache ? $" from the cache {data.CachePath}" : " from TFRecords" + (data.CachePath is null ? " (cache off)" : $"; cache: {data.CacheDetail.TrimStart(';', ' ')}")));

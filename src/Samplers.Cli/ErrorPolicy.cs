@@ -55,7 +55,7 @@ internal static class ErrorPolicy
     }
 
     /// <summary>The message without the runtime's " (Parameter 'x')" tail, which names a C# parameter.</summary>
-    private static string WithoutParameterTail(ArgumentException a)
+    internal static string WithoutParameterTail(ArgumentException a)
     {
         string m = a.Message;
         if (a.ParamName is { } p)
@@ -65,6 +65,6 @@ internal static class ErrorPolicy
         }
         // ArgumentOutOfRangeException appends "Actual value was N." on its own line; the messages we map say it already.
         int actual = m.IndexOf(Environment.NewLine + "Actual value was ", StringComparison.Ordinal);
-        return actual >= 0 ? m[..actual] : m;
+        return (actual >= 0 ? m[..actual] : m).TrimEnd().TrimEnd('.');
     }
 }

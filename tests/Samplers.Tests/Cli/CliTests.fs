@@ -766,7 +766,10 @@ let mannerTests =
             w.Complete()
             let code, _, err = cli [ "run"; "five"; "--data-dir"; data; "--no-cache"; "--splits"; "train" ]
             Expect.equal code 2 $"exit 2: {err}"
-            Expect.stringContains err "samplers: data error: five (in " "names the dataset and its folder"
+            Expect.stringContains err "samplers: data error: five cannot be loaded: " "names the dataset"
+            let versionDir = Path.Combine(data, "five", "1.0.0")
+            Expect.stringContains err $"The metadata in {versionDir} (features.json, dataset_info.json)" "names the files to check"
+            Expect.isFalse (err.Contains "(Parameter '") "no C# parameter tail"
             Expect.stringContains err "channels" "the loader's reason"
             Expect.isFalse (err.Contains "usage error") "not a usage error"
         testCase "a split that dataset_info.json lists without shards is a data error naming the file, before loading" <| fun () ->
