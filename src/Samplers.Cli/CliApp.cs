@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Help;
+using System.CommandLine.Invocation;
 using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Text.RegularExpressions;
@@ -26,7 +27,7 @@ internal sealed partial class CliApp(TextWriter output, TextWriter error, bool i
 
     public RootCommand BuildRoot()
     {
-        var root = new RootCommand(
+        var root = _shared.Describe(new RootCommand(),
             "samplers: inspect TFDS datasets, preview and digest class-balanced batch plans, run the sampler, manage the Parquet cache, export to NumPy.\n" +
             $"Without a <dataset>, commands use the embedded {CliShared.EmbeddedDataset} (data/ in a clone, packed with the tool).\n\n" +
             "Examples:\n  samplers run\n  samplers info\n  samplers info mnist --data-dir ~/tensorflow_datasets\n  samplers plan mnist -c 10 -e 2 --seed 7 --batches 0:5\n" +
@@ -34,6 +35,9 @@ internal sealed partial class CliApp(TextWriter output, TextWriter error, bool i
         root.Add(_shared.Json);
         root.Add(_shared.Verbose);
         foreach (var build in Commands) root.Add(build(_shared));
+        // --help: the default sections, then the command's examples (the command list keeps to one summary per command).
+        var helpOption = root.Options.OfType<HelpOption>().First();
+        if (helpOption.Action is HelpAction help) helpOption.Action = new HelpWithExamples(help, _shared.Examples);
         return root;
     }
 
@@ -41,7 +45,7 @@ internal sealed partial class CliApp(TextWriter output, TextWriter error, bool i
     {
         var root = BuildRoot();
         var parsed = root.Parse(args);
-        if (parsed.Action is not HelpAction && !parsed.Tokens.Any(t => t.Type == TokenType.Option && t.Value == "--version")
+        if (parsed.Action is not (HelpAction or HelpWithExamples) && !parsed.Tokens.Any(t => t.Type == TokenType.Option && t.Value == "--version")
             && ParseProblem(parsed) is { } problem)
         {
             var c = _shared.Context(parsed);
@@ -50,6 +54,23 @@ internal sealed partial class CliApp(TextWriter output, TextWriter error, bool i
             return Program.ExitUsage;
         }
         return parsed.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+    }
+
+    /// <summary>The standard help, then "Examples:" and the command's examples.</summary>
+    private sealed class HelpWithExamples(HelpAction inner, IReadOnlyDictionary<Command, string> examples) : SynchronousCommandLineAction
+    {
+        public override int Invoke(ParseResult parseResult)
+        {
+            int code = inner.Invoke(parseResult);
+            if (examples.TryGetValue(parseResult.CommandResult.Command, out string? text))
+            {
+                var w = parseResult.InvocationConfiguration.Output;
+                w.WriteLine("Examples:");
+                w.WriteLine(text.TrimEnd());
+                w.WriteLine();
+            }
+            return code;
+        }
     }
 
     /// <summary>The first thing wrong with the command line, as the user typed it; null when it parses.</summary>

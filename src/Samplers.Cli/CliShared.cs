@@ -35,11 +35,25 @@ internal sealed class CliShared(TextWriter output, TextWriter error, bool intera
         Arity = ArgumentArity.ZeroOrOne,
     };
 
+    /// <summary>Each command's examples, printed at the end of its --help (the command list shows only the summaries).</summary>
+    public Dictionary<Command, string> Examples { get; } = [];
+
+    /// <summary>Splits a help text at its "Examples:" block: the part before is the command's description, the block goes
+    /// to <see cref="Examples"/>.</summary>
+    public T Describe<T>(T command, string text) where T : Command
+    {
+        const string Marker = "\n\nExamples:\n";
+        int i = text.IndexOf(Marker, StringComparison.Ordinal);
+        command.Description = i < 0 ? text : text[..i];
+        if (i >= 0) Examples[command] = text[(i + Marker.Length)..];
+        return command;
+    }
+
     /// <summary>A command: its own arguments and options, then a shared option set, and the action under the error policy.</summary>
     public Command Define(string name, string description, Symbol[] own, IEnumerable<Option> shared,
         Func<ParseResult, CliContext, CancellationToken, Task<int>> action)
     {
-        var cmd = new Command(name, description);
+        var cmd = Describe(new Command(name), description);
         foreach (var symbol in own)
         {
             if (symbol is Argument a) cmd.Add(a);

@@ -27,12 +27,16 @@ internal static class DownloadCommand
             if (!(t > 0 && t <= MaxTimeoutSeconds))
                 v.AddError(string.Create(CultureInfo.InvariantCulture, $"--timeout must be more than 0 and at most {Math.Floor(MaxTimeoutSeconds)} seconds (about 24 days), but was {t}."));
         });
-        var cmd = new Command("download",
+        var cmd = s.Describe(new Command("download"),
             "Downloads a prepared TFDS dataset (dataset_info.json, features.json, label files, TFRecord shards) into the data directory, " +
             "verifying every file and resuming an interrupted download. Does nothing when the dataset is already complete.\n\n" +
             "Examples:\n  samplers download mnist\n  samplers download mnist:3.0.1 --splits test --data-dir ~/tensorflow_datasets\n" +
-            "  samplers download mnist --base-url http://mirror.example/tfds-data --json")
-        { dataset, s.Options.DataDir, splits, s.Options.BaseUrl, maxParallel, retries, timeout };
+            "  samplers download mnist --base-url http://mirror.example/tfds-data --json");
+        foreach (Symbol symbol in new Symbol[] { dataset, s.Options.DataDir, splits, s.Options.BaseUrl, maxParallel, retries, timeout })
+        {
+            if (symbol is Argument a) cmd.Add(a);
+            else cmd.Add((Option)symbol);
+        }
         cmd.SetAction(s.Guarded(async (r, c, ct) =>
         {
             string[] only = (r.GetValue(splits) ?? []).SelectMany(x => x.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();

@@ -606,6 +606,10 @@ let errorTests =
                 Expect.equal code 0 $"{c} --help exits 0"
                 Expect.stringContains out "Examples:" $"{c} --help has examples"
                 Expect.stringContains out $"samplers {c}" $"{c} --help shows a {c} command line"
+                Expect.isTrue (out.IndexOf "Examples:" > out.IndexOf "Options:") $"{c} --help: the examples come after the options"
+            let code, out, _ = cli [ "--help" ]
+            Expect.equal code 0 "samplers --help exits 0"
+            Expect.equal (out.Split("Examples:").Length) 2 "one examples block: the command list shows summaries only"
     ]
 
 // ---------- conventional manners ----------
