@@ -48,7 +48,7 @@ let embeddedDataDir = Path.GetFullPath(Path.Combine(__SOURCE_DIRECTORY__, "..", 
 /// table is reused for every sampler of the script. Never downloads: the scripts run on data already on disk.
 let load (dataset: string) (dataDir: string) (cacheDir: string option) (splits: string list) =
     let options =
-        Samplers.Tfds.TfdsLoadOptions(DatasetName = dataset, DataDir = dataDir, Splits = Array.ofList splits,
+        TfdsLoadOptions(DatasetName = dataset, DataDir = dataDir, Splits = Array.ofList splits,
                                       CacheDir = Option.toObj cacheDir, UseCache = cacheDir.IsSome, Download = null)
     let r = Samplers.Tfds.TfdsLoader.LoadAsync(options).GetAwaiter().GetResult()
     r, r.Table
@@ -129,7 +129,7 @@ let inv (x: float) = x.ToString("0.######", CultureInfo.InvariantCulture)
 
 /// Writes the manifest of a run of `experiment` (dataset name, splits, size and fingerprint; runs; results) into the
 /// output folder and prints where.
-let saveManifest (experiment: string) (s: Settings) (datasetName: string) (table: Samplers.Data.ExampleTable)
+let saveManifest (experiment: string) (s: Settings) (datasetName: string) (table: Samplers.ExampleTable)
                  (runs: ManifestRun seq) (results: Collections.Generic.Dictionary<string, float>) =
     ExperimentManifest(
         Experiment = experiment,

@@ -1,4 +1,3 @@
-using Samplers.Data;
 using Samplers.Tfds;
 
 namespace Samplers;
@@ -59,6 +58,9 @@ public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
     {
     }
 
+    // The reference's `splits: str | Sequence[str]` as an overload. xKey, yKey and splits are required here, so a call
+    // never matches both overloads; RS0026 guards binary compatibility of optional parameters, which this pair keeps.
+#pragma warning disable RS0026
     /// <summary>The reference's constructor shape with one split given as a string (<c>splits="train"</c>; the reference
     /// accepts <c>str | Sequence[str]</c>). Blocks while loading.</summary>
     /// <exception cref="ArgumentException">Bad settings, or <c>x_key</c>/<c>y_key</c> names no usable feature.</exception>
@@ -71,6 +73,7 @@ public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
             examplesPerClassPerBatch, stepsPerEpoch, classList, totalExamplesPerClass, preprocessFn, augmenter, warmup, seed, dataDir, download))
     {
     }
+#pragma warning restore RS0026
 
     private static TFDatasetSamplerOptions ReferenceOptions(string datasetName, int classesPerBatch, string xKey, string yKey,
         IReadOnlyList<string>? splits, int examplesPerClassPerBatch, int stepsPerEpoch, IReadOnlyList<long>? classList,

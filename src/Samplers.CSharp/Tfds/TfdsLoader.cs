@@ -2,7 +2,6 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Samplers.Cache;
-using Samplers.Data;
 
 namespace Samplers.Tfds;
 
@@ -30,7 +29,7 @@ public static class TfdsLoader
     /// <exception cref="ArgumentNullException"><paramref name="options"/> is null.</exception>
     /// <exception cref="ArgumentException">No splits, an empty split entry, or <c>x_key</c>/<c>y_key</c> names no
     /// feature or a feature of the wrong kind (the message lists the available features with their types). The
-    /// catalog's <see cref="Samplers.Core.SpecFormatException"/> (a malformed name or split spec) is also an ArgumentException.</exception>
+    /// catalog's <see cref="Samplers.SpecFormatException"/> (a malformed name or split spec) is also an ArgumentException.</exception>
     /// <exception cref="DatasetNotFoundException">The dataset, config, version, split or a shard file is absent (from the catalog).</exception>
     /// <exception cref="DataFormatException">Bad metadata (from the catalog), or a record that is corrupt, lacks a key,
     /// holds values of another type or shape than <c>features.json</c> declares, an image that fails to decode (the
@@ -130,7 +129,7 @@ public static class TfdsLoader
             {
                 await options.Download(new TfdsDownloadRequest(dataDir, options.DatasetName, options.Splits, notFound), progress, ct).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is DatasetNotFoundException or Download.DownloadException && !ct.IsCancellationRequested)
+            catch (Exception e) when (e is DatasetNotFoundException or DownloadException && !ct.IsCancellationRequested)
             {
                 // Not published, or the bucket unreachable: most often a misspelled name. Lead with what is on disk (the
                 // catalog's message lists the datasets, configs or versions present), then what the download said.

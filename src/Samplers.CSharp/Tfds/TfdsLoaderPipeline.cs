@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Runtime.ExceptionServices;
 using System.Threading.Channels;
-using Samplers.Data;
+
 
 namespace Samplers.Tfds;
 

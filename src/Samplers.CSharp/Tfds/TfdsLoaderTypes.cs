@@ -1,8 +1,8 @@
 using Microsoft.Extensions.Logging;
 using Samplers.Cache;
-using Samplers.Data;
+using Samplers.Tfds;
 
-namespace Samplers.Tfds;
+namespace Samplers;
 
 /// <summary>What <see cref="TfdsLoader.LoadAsync"/> loads and how.</summary>
 /// <remarks>Python names: <c>dataset_name</c>, <c>x_key</c>, <c>y_key</c>, <c>splits</c> (of the reference's

@@ -9,7 +9,6 @@ open System.IO
 open Expecto
 open Microsoft.Extensions.Logging
 open Samplers
-open Samplers.Data
 open Samplers.Tfds
 open Samplers.Tests.TestUtil
 open Samplers.Tests.Facade.SamplerTests

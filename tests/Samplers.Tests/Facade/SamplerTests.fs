@@ -8,7 +8,6 @@ open Expecto
 open Microsoft.Extensions.Logging
 open Samplers
 open Samplers.Core
-open Samplers.Data
 open Samplers.Tests.TestUtil
 
 // ---------- fixtures ----------
@@ -108,7 +107,7 @@ type DoublingAugmenter() =
 let options =
     testList "options" [
         testCase "defaults are the reference's" <| fun () ->
-            let o = TFDatasetSamplerOptions(Load = Samplers.Tfds.TfdsLoadOptions(DatasetName = "mnist"))
+            let o = TFDatasetSamplerOptions(Load = TfdsLoadOptions(DatasetName = "mnist"))
             Expect.equal o.ExamplesPerClassPerBatch 2 "examples_per_class_per_batch"
             Expect.equal o.StepsPerEpoch 1000 "steps_per_epoch"
             Expect.equal o.Warmup -1 "warmup"
@@ -529,7 +528,7 @@ let contracts =
         testCase "the TFDS sampler takes a loaded table, preprocessed by the loader or not" <| fun () ->
             let calls = ref 0
             let p = Preprocessing.Create<int, int>(ReadOnlySpan [| 3 |], PreprocessAction<int, int>(fun x _ o _ -> Interlocked.Increment calls |> ignore; x.CopyTo o))
-            let o = TFDatasetSamplerOptions(Load = Samplers.Tfds.TfdsLoadOptions(DatasetName = "mnist"), ClassesPerBatch = 2, Preprocess = p)
+            let o = TFDatasetSamplerOptions(Load = TfdsLoadOptions(DatasetName = "mnist"), ClassesPerBatch = 2, Preprocess = p)
             let t = table10x8 ()
             let raw = new TFDatasetMultiShotMemorySampler(t, o, false)
             Expect.equal calls.Value t.Count "applied once when the loader did not"

@@ -14,7 +14,6 @@ open Expecto
 open Microsoft.Extensions.Logging
 open Samplers
 open Samplers.Core
-open Samplers.Data
 open Samplers.Experiments
 open Samplers.Tfds
 open Samplers.Tests.TestUtil

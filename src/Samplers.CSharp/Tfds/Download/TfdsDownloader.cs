@@ -1,8 +1,8 @@
 using System.Net;
 using System.Text;
 using System.Xml.Linq;
+using Samplers.Core.Tfds;
 using Samplers.Core;
-using Samplers.Data;
 
 namespace Samplers.Tfds.Download;
 
