@@ -65,6 +65,7 @@ public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
     /// accepts <c>str | Sequence[str]</c>). Blocks while loading.</summary>
     /// <exception cref="ArgumentException">Bad settings, or <c>x_key</c>/<c>y_key</c> names no usable feature.</exception>
     /// <exception cref="SamplersDataException">The dataset is absent or its files are bad.</exception>
+#pragma warning disable RS0026 // Two overloads with optional parameters on purpose: the reference's splits is str | Sequence[str].
     public TFDatasetMultiShotMemorySampler(string datasetName, int classesPerBatch, string xKey, string yKey,
         string splits, int examplesPerClassPerBatch = 2, int stepsPerEpoch = 1000, IReadOnlyList<long>? classList = null,
         int? totalExamplesPerClass = null, IExamplePreprocessor? preprocessFn = null, IAugmenter? augmenter = null, int warmup = -1,

@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Runtime.ExceptionServices;
 using System.Threading.Channels;
 
-
 namespace Samplers.Tfds;
 
 /// <summary>
