@@ -752,6 +752,7 @@ let mannerTests =
             let code, _, err = cli args
             Expect.equal code 2 "absent: exit 2"
             Expect.stringContains err "not found" "says what is missing"
+            Expect.stringContains err "add --download to fetch the dataset" "the tool's flag, as when loading"
             Expect.isEmpty f.Server.Requests "no request without --download"
             let code, out, err = cli (args @ [ "--download" ])
             Expect.equal code 0 $"exit 0: {err}"
