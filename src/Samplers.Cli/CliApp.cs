@@ -106,8 +106,11 @@ internal sealed partial class CliApp(TextWriter output, TextWriter error, bool i
     private static string UnknownOption(string token, Command command, string path)
     {
         string name = token.Split('=', ':')[0];
-        var known = OptionsOf(command).SelectMany(o => o.Aliases.Prepend(o.Name)).Where(n => n.StartsWith("--", StringComparison.Ordinal));
-        string? near = Suggest.Closest(name, known);
+        var names = OptionsOf(command).SelectMany(o => o.Aliases.Prepend(o.Name)).ToList();
+        // A short option (-C) is only suggested with another case (-c); edit distance means nothing on one letter.
+        string? near = name.StartsWith("--", StringComparison.Ordinal)
+            ? Suggest.Closest(name, names.Where(n => n.StartsWith("--", StringComparison.Ordinal)))
+            : names.FirstOrDefault(n => !n.StartsWith("--", StringComparison.Ordinal) && string.Equals(n, name, StringComparison.OrdinalIgnoreCase));
         return $"unknown option '{name}' for '{path}'" + (near is null ? "" : $"; did you mean {near}?");
     }
 

@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace Samplers.Cli;
 
 /// <summary>Per-invocation state: the writers, the output mode and the command being run (for hints).</summary>
-internal sealed class CliContext(TextWriter output, TextWriter error, bool interactive, bool json, bool verbose, string commandPath)
+internal sealed class CliContext(TextWriter output, TextWriter error, bool interactive, bool json, bool verbose, string commandPath, string? datasetToken = null)
 {
     public TextWriter Out { get; } = output;
     public TextWriter Err { get; } = error;
@@ -13,6 +13,8 @@ internal sealed class CliContext(TextWriter output, TextWriter error, bool inter
     public bool Verbose { get; } = verbose;
     /// <summary>"samplers run" etc.: where the hint sends the user.</summary>
     public string CommandPath { get; } = commandPath;
+    /// <summary>The &lt;dataset&gt; argument as typed (null when absent): a malformed name is reported against it.</summary>
+    public string? DatasetToken { get; } = datasetToken;
 
     public static readonly JsonSerializerOptions JsonOptions = new()
     {

@@ -16,7 +16,8 @@ internal sealed class CliShared(TextWriter output, TextWriter error, bool intera
     public Option<bool> Json { get; } = new("--json") { Description = "Machine-readable output: one JSON document (JSON lines for plan). No progress output.", Recursive = true };
     public Option<bool> Verbose { get; } = new("--verbose", "-v") { Description = "Show stack traces of errors and the library's log messages.", Recursive = true };
 
-    public CliContext Context(ParseResult r) => new(output, error, interactive, r.GetValue(Json), r.GetValue(Verbose), CommandPath(r));
+    public CliContext Context(ParseResult r) => new(output, error, interactive, r.GetValue(Json), r.GetValue(Verbose), CommandPath(r),
+        r.CommandResult.Children.OfType<System.CommandLine.Parsing.ArgumentResult>().FirstOrDefault(a => a.Argument.Name == "dataset")?.Tokens.FirstOrDefault()?.Value);
 
     /// <summary>"samplers", "samplers run", ...: the command the user ran, for hints.</summary>
     public static string CommandPath(ParseResult r)

@@ -12,9 +12,11 @@ internal sealed record Failure(int ExitCode, string Kind, string Message);
 /// </summary>
 internal static class ErrorPolicy
 {
-    public static Failure Classify(Exception e) => e switch
+    public static Failure Classify(Exception e, string? datasetToken = null) => e switch
     {
         UsageException => new(Program.ExitUsage, "usage error", e.Message),
+        // The same grammar error type serves dataset names and split specs: which one the user typed decides the name.
+        SpecFormatException s when datasetToken is not null && s.Spec == datasetToken => new(Program.ExitUsage, "usage error", $"<dataset>: {WithoutParameterTail(s)}"),
         SamplersDataException => new(Program.ExitData, "data error", e.Message),
         IOException or UnauthorizedAccessException => new(Program.ExitData, "file error", e.Message),
         OperationCanceledException => new(Program.ExitData, "cancelled", e.Message),
@@ -28,7 +30,7 @@ internal static class ErrorPolicy
     /// --json; the stack trace with --verbose. Returns the exit code.</summary>
     public static int Report(CliContext c, Exception e)
     {
-        var f = Classify(e);
+        var f = Classify(e, c.DatasetToken);
         c.Err.WriteLine(WithHint($"samplers: {f.Kind}: {f.Message}", Hint(f, c.CommandPath, c.Verbose)));
         if (c.Verbose) c.Err.WriteLine(e.ToString());
         if (c.Json) c.WriteJson(new { error = f.Message, kind = f.Kind, type = e.GetType().Name, exitCode = f.ExitCode });

@@ -640,6 +640,16 @@ let mannerTests =
             let code, _, err = cli [ "plan"; "--clases-per-batch"; "3" ]
             Expect.equal code 1 "exit 1"
             Expect.stringContains err "unknown option '--clases-per-batch' for 'samplers plan'; did you mean --classes-per-batch?" "edit distance"
+            let code, _, err = cli [ "run"; "-C"; "3" ]
+            Expect.equal code 1 "exit 1"
+            Expect.stringContains err "unknown option '-C' for 'samplers run'; did you mean -c?" "a short option in another case"
+            let code, _, err = cli [ "run"; "-x" ]
+            Expect.equal code 1 "exit 1"
+            Expect.equal (errLines err) [ "samplers: unknown option '-x' for 'samplers run'; see 'samplers run --help'" ] "no guess for a letter"
+            let code, _, err = cli [ "info"; "1abc"; "--no-counts" ]
+            Expect.equal code 1 "a malformed dataset name: exit 1"
+            Expect.stringContains err "samplers: usage error: <dataset>: a dataset name starts with a letter" "named as the <dataset> argument"
+            Expect.isFalse (err.Contains "--splits") "not as --splits (the same error type serves split specs)"
             let code, _, err = cli [ "info"; "tiny"; "extra" ]
             Expect.equal code 1 "a second positional argument"
             Expect.stringContains err "unexpected argument 'extra' for 'samplers info'" "names it"
