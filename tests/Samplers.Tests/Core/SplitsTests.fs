@@ -323,6 +323,16 @@ let nameTests =
             Expect.equal (DatasetNames.SelectHighest(dirs, "2.*.*")) "" "2.*.* not found"
             Expect.equal (DatasetNames.SelectHighest(dirs, "3.0.5")) "" "exact 3.0.5 not found"
             Expect.equal (DatasetNames.ValidVersions dirs) [| "3.0.10"; "3.0.9"; "3.0.0" |] "valid versions, highest first"
+        testCase "DatasetVersion.TryParse is an out parameter (C# 'out'; F# returns a pair) and resets it on failure" <| fun () ->
+            match DatasetVersion.TryParse "3.0.10" with
+            | true, v -> Expect.equal v { Major = 3; Minor = 0; Patch = 10 } "parsed"
+            | false, _ -> failtest "3.0.10 is a version"
+            let mutable v = { Major = 9; Minor = 9; Patch = 9 }
+            Expect.isFalse (DatasetVersion.TryParse("3.0", &v)) "two parts"
+            Expect.equal v Unchecked.defaultof<DatasetVersion> "reset, as .NET's TryParse does"
+            Expect.isFalse (DatasetVersion.TryParse(null, &v)) "null"
+            let p = typeof<DatasetVersion>.GetMethod("TryParse").GetParameters()[1]
+            Expect.isTrue (p.IsOut && p.ParameterType.IsByRef) "an out parameter in IL"
     ]
 
 [<Tests>]
