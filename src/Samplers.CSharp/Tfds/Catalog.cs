@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Samplers.Core.Tfds;
 using Samplers.Core;
 
 namespace Samplers.Tfds;

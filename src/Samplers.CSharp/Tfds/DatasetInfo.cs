@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Samplers.Core.Tfds;
 using Samplers.Core;
 
 namespace Samplers.Tfds;
