@@ -83,10 +83,14 @@ let tests =
                 Expect.equal code 0 $"the train split is intact and loads (stderr: {err})")
         }
 
-        test "empty shardLengths is exit 2 'corresponds to no data' naming dataset_info.json" {
+        test "empty shardLengths is exit 2 naming dataset_info.json and the split ('corresponds to no data' in the library)" {
             withHostile (fun v -> setShardLengths v "test" "[]") (fun data _ ->
                 let r = cliLimited [ "plan"; "synthetic_digits"; "--data-dir"; data; "--splits"; "test"; "--no-cache"; "--digest" ]
-                expectDataError r [ "corresponds to no data"; "dataset_info.json"; "split 'test'" ] "empty shardLengths")
+                expectDataError r [ "dataset_info.json"; "'test'" ] "empty shardLengths"
+                let dir = Catalog.Open(data, "synthetic_digits")
+                let e = throwsWith<DataFormatException> (fun () -> dir.Select "test" |> ignore) "library"
+                Expect.stringContains e.Message "corresponds to no data" "the library's wording"
+                Expect.stringContains e.Message "dataset_info.json" "names the file")
         }
 
         test "a features.json shape of 1e9 x 1e9 is exit 2 naming features.json, not an OOM or a usage error" {
