@@ -2,7 +2,8 @@
 # Fuzz the parsers with AFL++ and SharpFuzz (docs/ROBUSTNESS.md). Needs afl++ (Debian: apt-get install afl++) and
 # the SharpFuzz.CommandLine dotnet tool (installed into a temporary tool path when `sharpfuzz` is not on PATH).
 #   tools/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]        default 300 s, every target
-#   UPDATE_CORPUS=1 tools/fuzz.sh ...                      afterwards, minimise the queue into tools/Samplers.Fuzz/corpus/<target>
+#   UPDATE_CORPUS=1 tools/fuzz.sh ...                      afterwards, minimise the queue (afl-cmin) into tools/Samplers.Fuzz/corpus/<target>
+#                                                          as 0000, 0001, ...; named files (seeds, finding-*) are kept
 # Prints one line per target: executions, execs/s, corpus size, edges, crashes, hangs. Findings stay in $WORK/<target>.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,9 +30,10 @@ for t in "${targets[@]}"; do
   echo "$t: ${secs}s, execs $(g execs_done), $(g execs_per_sec)/s, corpus $(g corpus_count) (from $(ls "tools/Samplers.Fuzz/corpus/$t" | wc -l) seeds), edges $(g edges_found), crashes $(g saved_crashes), hangs $(g saved_hangs)"
   if [ "${UPDATE_CORPUS:-0}" = 1 ]; then
     min="$WORK/$t.min"
-    afl-cmin -i "$out/default/queue" -o "$min" -t 5000 -m none -- dotnet "$WORK/bin/Samplers.Fuzz.dll" "$t" >"$out.cmin.log" 2>&1 || true
+    afl-cmin -i "$out/default/queue" -o "$min" -t 5000 -m none -- "$(command -v dotnet)" "$WORK/bin/Samplers.Fuzz.dll" "$t" >"$out.cmin.log" 2>&1 || true
     if [ -d "$min" ] && [ -n "$(ls "$min")" ]; then
-      rm -rf "tools/Samplers.Fuzz/corpus/$t" && mkdir -p "tools/Samplers.Fuzz/corpus/$t"
+      # Replace the generated inputs; keep the named ones (seeds and past findings, e.g. finding-*).
+      find "tools/Samplers.Fuzz/corpus/$t" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]' -delete
       i=0; for f in "$min"/*; do cp "$f" "tools/Samplers.Fuzz/corpus/$t/$(printf '%04d' $i)"; i=$((i+1)); done
     fi
   fi

@@ -116,6 +116,16 @@ let tests =
                 expectDataError r [ shard; "named pipe (FIFO)"; "not a regular file" ] "FIFO shard")
         }
 
+        test "a dataset_info.json that is a FIFO is refused, not read forever" {
+            withHostile ignore (fun data vdir ->
+                let info = Path.Combine(vdir, "dataset_info.json")
+                File.Delete info
+                use mk = Diagnostics.Process.Start("mkfifo", info)
+                mk.WaitForExit()
+                let r = cliLimited [ "plan"; "synthetic_digits"; "--data-dir"; data; "--splits"; "test"; "--no-cache"; "--digest" ]
+                expectDataError r [ info; "named pipe (FIFO)" ] "FIFO dataset_info.json")
+        }
+
         test "a symlink to a regular shard is still read" {
             withHostile ignore (fun data vdir ->
                 let shard = Path.Combine(vdir, "synthetic_digits-test.tfrecord-00000-of-00001")
