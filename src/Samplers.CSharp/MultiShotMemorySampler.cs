@@ -71,6 +71,7 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
         _options = options;
         _config = new PlanConfig(options.ClassesPerBatch, options.ExamplesPerClassPerBatch, options.StepsPerEpoch, options.Mode, options.Rank, options.WorldSize);
         ArgumentOutOfRangeException.ThrowIfNegative(options.NumAugmentationsPerExample, "options.NumAugmentationsPerExample");
+        ArgumentOutOfRangeException.ThrowIfNegative(options.ReadAheadBatches, "options.ReadAheadBatches");
         if (options.TotalExamplesPerClass is int total)
             ArgumentOutOfRangeException.ThrowIfLessThan(total, 1, "options.TotalExamplesPerClass");
         if (x.Count == 0) throw new ArgumentException("The data has no examples; a sampler needs at least ClassesPerBatch classes.", nameof(x));
@@ -221,6 +222,7 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
         try
         {
             _planner.Fill(key, s.Indices, s.Ordinals);
+            ReadAhead(epoch, batchId);
             FillFromPlan(s, BatchSize, BatchWhat.Planned(batchId, epoch));
             s.Key = key;
             s.GlobalBatchId = _config.GlobalBatchId(batchId);
@@ -376,6 +378,34 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
         Gather.Rows(_table, used, s.X.AsSpan(0, (int)bytes));
         Gather.Labels(_table, used, s.Y);
         WarnReplacement(s.Ordinals.AsSpan(0, rows));
+    }
+
+    // Mapped tables: asks the OS for the rows of the batch ReadAheadBatches after this one (at batch 0, of every batch up to
+    // it), so a consumer walking batches in order finds them read. Plans are pure, so this never changes a batch.
+    [System.Runtime.CompilerServices.SkipLocalsInit]
+    private void ReadAhead(int epoch, int batchId)
+    {
+        int k = _options.ReadAheadBatches;
+        if (k == 0 || _table.Backing != TableBacking.Mapped) return;
+        int n = BatchSize;
+        int[]? rentedI = null, rentedO = null;
+        Span<int> idx = n <= 512 ? stackalloc int[n] : (rentedI = ArrayPool<int>.Shared.Rent(n));
+        Span<int> ord = n <= 512 ? stackalloc int[n] : (rentedO = ArrayPool<int>.Shared.Rent(n));
+        try
+        {
+            for (int ahead = batchId == 0 ? 1 : k; ahead <= k; ahead++)
+            {
+                long target = (long)batchId + ahead;
+                int e = (int)Math.Min(int.MaxValue, epoch + target / Count), b = (int)(target % Count);
+                _planner.Fill(new PlanKey(_options.Seed, e, b), idx[..n], ord[..n]);
+                _table.PrefetchRows(idx[..n]);
+            }
+        }
+        finally
+        {
+            if (rentedI is not null) ArrayPool<int>.Shared.Return(rentedI);
+            if (rentedO is not null) ArrayPool<int>.Shared.Return(rentedO);
+        }
     }
 
     private void WarnReplacement(ReadOnlySpan<int> ordinals)

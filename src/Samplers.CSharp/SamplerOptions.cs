@@ -67,6 +67,11 @@ public record SamplerOptions
 
     /// <summary>Ours: where batches are rented from; null gives the sampler its own pool.</summary>
     public BatchPool? Pool { get; init; }
+
+    /// <summary>Ours: for a mapped table, how many batches ahead the sampler asks the OS to read (default 4; 0 turns it
+    /// off). Batch b also plans batch b + this and calls <see cref="ExampleTable.PrefetchRows"/> on its rows, so consumers
+    /// that walk batches in order find their pages read. No effect on in-memory tables; never changes a batch (docs/MAPPED.md).</summary>
+    public int ReadAheadBatches { get; init; } = 4;
 }
 
 /// <summary>
