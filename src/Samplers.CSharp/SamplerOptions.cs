@@ -103,6 +103,10 @@ public record TFDatasetSamplerOptions : SamplerOptions
     /// <summary>Ours: false turns the Parquet cache off (always read the TFRecords, write nothing).</summary>
     public bool UseCache { get; init; } = true;
 
+    /// <summary>Ours: where the examples live (default <see cref="TableBacking.Auto"/>: memory-mapped from the Parquet cache
+    /// when the data is fixed-shape and no <see cref="SamplerOptions.Preprocess"/> must run, else in memory). See docs/MAPPED.md.</summary>
+    public TableBacking Table { get; init; } = TableBacking.Auto;
+
     /// <summary>Fetches the dataset when it is absent from the data directory. The default,
     /// <see cref="Samplers.Tfds.TfdsLoader.DownloadFromBucket"/>(), fetches TFDS's prepared files from its public bucket (or
     /// <c>SAMPLERS_TFDS_BASE_URL</c>), as the reference's <c>tfds.load</c> downloads a missing dataset. Set null to never touch

@@ -97,6 +97,8 @@ public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
         {
             DatasetName = options.DatasetName, DataDir = options.DataDir, Splits = options.Splits, XKey = options.XKey, YKey = options.YKey,
             UseCache = options.UseCache, CacheDir = options.CacheDir, Logger = options.Logger, Download = options.Download,
+            // A preprocess makes a new in-memory table anyway (the cache holds the data before it), so Auto reads into memory then.
+            Table = options.Table == TableBacking.Auto && options.Preprocess is not null ? TableBacking.Memory : options.Table,
         };
     }
 

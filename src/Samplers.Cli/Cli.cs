@@ -114,7 +114,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
         }
         var options = _o.ToOptions(r, dataset, dataDirOverride);
         var data = await Progress.Run(c, $"loading {dataset}", (p, t) => DatasetLoading.LoadAsync(options, c.Verbose ? new StderrLogger(c.Err) : null, p, t), ct).ConfigureAwait(false);
-        c.Status($"loaded {data.Dir.FullName}: {data.Table.Count} examples" + (data.FromCache ? $" from the cache {data.CachePath}" : " from TFRecords" + (data.CachePath is null ? " (cache off)" : $"; cache: {data.CacheDetail.TrimStart(';', ' ')}")));
+        c.Status($"loaded {data.Dir.FullName}: {data.Table.Count} examples, {data.Table.Backing.ToString().ToLowerInvariant()}" + (data.FromCache ? $" from the cache {data.CachePath}" : " from TFRecords" + (data.CachePath is null ? " (cache off)" : $"; cache: {data.CacheDetail.TrimStart(';', ' ')}")));
         return (data, options);
     }
 
@@ -303,7 +303,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
                     dataset = data.Dir.FullName, fingerprint = DatasetFingerprint.Compute(data.Table), splits = options.Splits,
                     batchSize = sampler.BatchSize, classesPerBatch = sampler.ClassesPerBatch, examplesPerClassPerBatch = sampler.ExamplesPerClassPerBatch,
                     stepsPerEpoch = sampler.StepsPerEpoch, batchesPerEpoch = sampler.Count, epochs = epochCount, seed = sampler.Seed, mode = options.Mode,
-                    rank = options.Rank, worldSize = options.WorldSize,
+                    rank = options.Rank, worldSize = options.WorldSize, table = data.Table.Backing.ToString().ToLowerInvariant(),
                     batches, rows = s.Rows, perClass, min = s.Min, max = s.Max, mean = s.Mean, chiSquare = s.ChiSquare, degreesOfFreedom = s.DegreesOfFreedom,
                     pValue = s.PValue, examplesSeen = s.DistinctExamples, examplesAvailable = s.AvailableExamples, datasetSize = data.Table.Count,
                     coverage = s.Coverage, seconds = clock.Elapsed.TotalSeconds, batchesPerSecond = rate, planDigest = d, planVersion = Planner.PlanVersion,

@@ -23,6 +23,36 @@ internal static class MappedCache
     /// <summary>The file is a valid cache but not in a layout that can be mapped.</summary>
     internal sealed class NotMappableException(string message) : Exception(message);
 
+    /// <summary>Refuses, before any work, a <see cref="TableBacking.Mapped"/> load that cannot be honoured: ragged examples
+    /// or caching turned off. Auto and Memory pass.</summary>
+    /// <exception cref="ArgumentException">The request names the reason and what to do.</exception>
+    internal static void CheckRequest(TableBacking backing, string dataset, string xKey, int[] shape, bool cacheOn)
+    {
+        if (backing != TableBacking.Mapped) return;
+        if (Array.Exists(shape, d => d < 0))
+            throw new ArgumentException($"Table = Mapped needs examples of one fixed shape, but {dataset} '{xKey}' has shape [{string.Join(", ", shape)}] (ragged). " +
+                "Use TableBacking.Memory (or Auto), with a resizing preprocess such as Preprocessing.ResizeNearest(h, w).", "options.Table");
+        if (!cacheOn)
+            throw new ArgumentException($"Table = Mapped reads the Parquet cache file, but caching is off (UseCache = false or {ParquetCache.DisableVariable}). " +
+                "Turn the cache on, or use TableBacking.Memory.", "options.Table");
+    }
+
+    /// <summary>The backing to ask the cache for: an explicit Mapped still reads a valid file it cannot map into memory
+    /// (compressed by other settings) rather than rebuilding it; CheckRequest already refused what the loader can know.</summary>
+    internal static TableBacking ForLoad(TableBacking backing) => backing == TableBacking.Mapped ? TableBacking.Auto : backing;
+
+    /// <summary>After a TFRecord load stored the cache: with Mapped or Auto, the new file opened mapped (the decoded table
+    /// becomes garbage), so the first run and later runs use the same backing; otherwise, or if it cannot be mapped, <paramref name="table"/>.</summary>
+    internal static async Task<ExampleTable> ReopenAsync(Samplers.Tfds.TfdsCacheEntry entry, ExampleTable table, TableBacking backing,
+        Microsoft.Extensions.Logging.ILogger logger, CancellationToken cancellationToken)
+    {
+        if (backing == TableBacking.Memory || table.IsRagged) return table;
+        CacheLoadResult r = await entry.Cache.TryLoadAsync(entry.Key, entry.Fingerprint, TableBacking.Auto, null, null, cancellationToken).ConfigureAwait(false);
+        if (r.Table is { Backing: TableBacking.Mapped } mapped && mapped.Count == table.Count) return mapped;
+        Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(logger, "{Path}: the cache was stored but could not be reopened mapped ({Detail}); keeping the table in memory", entry.Path, r.Detail);
+        return table;
+    }
+
     /// <summary>Why the header alone rules mapping out, or null.</summary>
     internal static string? HeaderBlocksMapping(CacheFormat.Header header) =>
         header.Ragged ? $"its examples are ragged (shape [{string.Join(", ", header.Shape)}]); mapping needs one fixed shape" : null;
