@@ -12,6 +12,11 @@ public static class Program
 {
     public static void Main(string[] args)
     {
+        if (args.Length > 0 && args[0] == "mapped")
+        {
+            Environment.ExitCode = MappedExperiments.Run(args[1..]);
+            return;
+        }
         bool quick = args.Contains("--quick");
         var rest = args.Where(a => a != "--quick").ToArray();
         IConfig config = DefaultConfig.Instance;

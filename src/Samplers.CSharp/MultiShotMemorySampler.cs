@@ -46,6 +46,7 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
     // Read-only views made once: the index and table never change, and callers index these per class.
     private readonly IReadOnlyList<long> _classList;
     private readonly IReadOnlyList<int> _exampleShape;
+    private readonly int _readAhead;         // batches of read-ahead (mapped tables only), resolved once
     private readonly object _epochGate = new();
     private volatile int _epoch;
     private volatile bool _isWarmup;
@@ -71,7 +72,7 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
         _options = options;
         _config = new PlanConfig(options.ClassesPerBatch, options.ExamplesPerClassPerBatch, options.StepsPerEpoch, options.Mode, options.Rank, options.WorldSize);
         ArgumentOutOfRangeException.ThrowIfNegative(options.NumAugmentationsPerExample, "options.NumAugmentationsPerExample");
-        ArgumentOutOfRangeException.ThrowIfNegative(options.ReadAheadBatches, "options.ReadAheadBatches");
+        if (options.ReadAheadBatches is int ra) ArgumentOutOfRangeException.ThrowIfNegative(ra, "options.ReadAheadBatches");
         if (options.TotalExamplesPerClass is int total)
             ArgumentOutOfRangeException.ThrowIfLessThan(total, 1, "options.TotalExamplesPerClass");
         if (x.Count == 0) throw new ArgumentException("The data has no examples; a sampler needs at least ClassesPerBatch classes.", nameof(x));
@@ -80,6 +81,7 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
         _augmenter = options.Augmenter;
 
         _table = options.Preprocess is null || !applyPreprocess ? x : Preprocessing.Apply(x, options.Preprocess);
+        _readAhead = ResolveReadAhead(_table, options.ReadAheadBatches);
 
         ClassIndex index = options.ClassList is null
             ? ClassIndex.Build(_table.Labels)
@@ -178,6 +180,10 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
 
     /// <summary>The warmup setting (<c>warmup</c>).</summary>
     public int Warmup => _options.Warmup;
+
+    /// <summary>Batches of read-ahead in effect: <see cref="SamplerOptions.ReadAheadBatches"/> resolved for this table (0 for
+    /// in-memory tables, and for mapped files that fit comfortably in memory unless set explicitly).</summary>
+    public int ReadAheadBatches => _readAhead;
 
     /// <summary>The seed.</summary>
     public ulong Seed => _options.Seed;
@@ -380,13 +386,22 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
         WarnReplacement(s.Ordinals.AsSpan(0, rows));
     }
 
+    // Null means: read ahead only when the mapped file may not fit the page cache (larger than half the memory the
+    // process may use: physical memory, or the container's limit).
+    internal static int ResolveReadAhead(ExampleTable table, int? setting)
+    {
+        if (table.Mapped is not { } m) return 0;
+        if (setting is int k) return k;
+        return m.FileLength > GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 2 ? SamplerOptions.AutoReadAheadBatches : 0;
+    }
+
     // Mapped tables: asks the OS for the rows of the batch ReadAheadBatches after this one (at batch 0, of every batch up to
     // it), so a consumer walking batches in order finds them read. Plans are pure, so this never changes a batch.
     [System.Runtime.CompilerServices.SkipLocalsInit]
     private void ReadAhead(int epoch, int batchId)
     {
-        int k = _options.ReadAheadBatches;
-        if (k == 0 || _table.Backing != TableBacking.Mapped) return;
+        int k = _readAhead;
+        if (k == 0) return;
         int n = BatchSize;
         int[]? rentedI = null, rentedO = null;
         Span<int> idx = n <= 512 ? stackalloc int[n] : (rentedI = ArrayPool<int>.Shared.Rent(n));

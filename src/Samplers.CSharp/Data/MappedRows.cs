@@ -28,6 +28,7 @@ internal sealed unsafe class MappedRows
     private readonly int _stride;
     private readonly int _pitch;
     private int _released;
+    private long _advisedRows;
 
     internal MappedRows(string path, SafeFileHandle file, MemoryMappedFile map, MemoryMappedViewAccessor view, long length,
         long[] segmentStart, int[] segmentFirstRow, int stride)
@@ -48,6 +49,9 @@ internal sealed unsafe class MappedRows
 
     /// <summary>The cache file mapped.</summary>
     internal string Path { get; }
+
+    /// <summary>Rows passed to <see cref="Prefetch"/> inside the table so far (lets tests see the read-ahead happen).</summary>
+    internal long AdvisedRows => Interlocked.Read(ref _advisedRows);
 
     /// <summary>The open file (held for the table's life).</summary>
     internal SafeFileHandle File => _file;
@@ -118,6 +122,9 @@ internal sealed unsafe class MappedRows
             runStart = start; runEnd = end;
         }
         if (runStart >= 0) { Advise(runStart, runEnd); calls++; }
+        int inside = 0;
+        foreach (int r in rows) if ((uint)r < (uint)count) inside++;
+        Interlocked.Add(ref _advisedRows, inside);
         return calls;
     }
 

@@ -86,11 +86,24 @@ let tests =
                     Expect.equal (eb.XBytes.ToArray()) (ea.XBytes.ToArray()) "GetExamples"
             testCase "read-ahead never changes a batch" <| fun () ->
                 let m = toMappedWith 500L (fixedTable DType.UInt8 [| 4; 4 |] 300 ExampleTable.DefaultChunkBytes false 3)
-                let off = MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 25, Seed = 3UL, ReadAheadBatches = 0))
-                let on = MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 25, Seed = 3UL, ReadAheadBatches = 30))
+                let off = MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 25, Seed = 3UL, ReadAheadBatches = Nullable 0))
+                let on = MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 25, Seed = 3UL, ReadAheadBatches = Nullable 30))
+                Expect.equal (off.ReadAheadBatches, on.ReadAheadBatches) (0, 30) "explicit settings"
                 for id in [ 0; 1; 24; 7 ] do Expect.equal (batchBytes on id) (batchBytes off id) $"batch {id}"
-                let e = throwsWith<ArgumentOutOfRangeException> (fun () -> MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 2, ReadAheadBatches = -1)) |> ignore) "negative"
+                let advised () = if OperatingSystem.IsLinux() then m.Mapped.AdvisedRows else 0L
+                let three = MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 25, Seed = 3UL, ReadAheadBatches = Nullable 3))
+                let before = advised ()
+                (three[0]).Dispose()
+                let atZero = advised () - before
+                (three[5]).Dispose()
+                let atFive = advised () - before - atZero
+                if OperatingSystem.IsLinux() then
+                    Expect.equal (atZero, atFive) (18L, 6L) "batch 0 advises batches 1..3 (3 x 6 rows), later batches the one 3 ahead"
+                let e = throwsWith<ArgumentOutOfRangeException> (fun () -> MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 2, ReadAheadBatches = Nullable -1)) |> ignore) "negative"
                 Expect.stringContains e.Message "ReadAheadBatches" "names the setting"
+                Expect.equal (MultiShotMemorySampler(m, opts 2 2).ReadAheadBatches) 0 "auto: a small file stays in the page cache, no advice"
+                let mem = fixedTable DType.UInt8 [| 4; 4 |] 300 ExampleTable.DefaultChunkBytes false 3
+                Expect.equal (MultiShotMemorySampler(mem, SamplerOptions(ClassesPerBatch = 2, ReadAheadBatches = Nullable 5)).ReadAheadBatches) 0 "memory tables never read ahead"
             testCase "PrefetchRows merges rows on the same pages, ignores rows outside the table, and is a no-op in memory" <| fun () ->
                 let table = fixedTable DType.UInt8 [| 100 |] 2000 ExampleTable.DefaultChunkBytes false 1
                 let m = toMappedWith (1L <<< 20) table
