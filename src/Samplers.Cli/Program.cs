@@ -4,7 +4,7 @@ using System.Text.Json;
 namespace Samplers.Cli;
 
 /// <summary>Entry point of the <c>samplers</c> command-line tool.</summary>
-public static class Program
+internal static class Program
 {
     /// <summary>Exit code: success.</summary>
     public const int ExitOk = 0;
