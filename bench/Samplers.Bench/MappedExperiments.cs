@@ -16,7 +16,7 @@ namespace Samplers.Bench;
 /// bytes, so an 8 GB file needs 1 GiB of RAM to write; the file itself holds every row.</item>
 /// <item><c>open DIR [REPEATS]</c>: opens the file mapped REPEATS times (default 5) and prints each time and the median.</item>
 /// <item><c>sample DIR mapped|memory READAHEAD SECONDS [CPB EPC]</c>: opens the table, samples batches for SECONDS with
-/// read-ahead READAHEAD batches, prints batches/s and MB/s; with <c>hold</c> as a 7th argument it keeps going until killed
+/// read-ahead READAHEAD batches (or <c>auto</c>: the sampler's default rule), prints batches/s and MB/s; with <c>hold</c> as a 7th argument it keeps going until killed
 /// (for Pss measurements).</item>
 /// </list>
 /// </remarks>
@@ -35,7 +35,7 @@ internal static class MappedExperiments
         {
             "write" => Write(dir, double.Parse(args[2], Inv), args.Length > 3 ? args[3] : "64x64x3"),
             "open" => Open(dir, args.Length > 2 ? int.Parse(args[2], Inv) : 5),
-            "sample" => Sample(dir, args[2], int.Parse(args[3], Inv), double.Parse(args[4], Inv),
+            "sample" => Sample(dir, args[2], args[3] == "auto" ? null : int.Parse(args[3], Inv), double.Parse(args[4], Inv),
                 args.Length > 5 ? int.Parse(args[5], Inv) : 32, args.Length > 6 ? int.Parse(args[6], Inv) : 4, args.Length > 7 && args[7] == "hold"),
             _ => Usage(),
         };
@@ -90,7 +90,7 @@ internal static class MappedExperiments
         return 0;
     }
 
-    private static int Sample(string dir, string backing, int readAhead, double seconds, int cpb, int epc, bool hold)
+    private static int Sample(string dir, string backing, int? readAhead, double seconds, int cpb, int epc, bool hold)
     {
         var sw = Stopwatch.StartNew();
         ExampleTable table = Load(dir, backing == "mapped" ? TableBacking.Mapped : TableBacking.Memory);
@@ -110,7 +110,7 @@ internal static class MappedExperiments
             if (hold && batches % 1000 == 0 && sw.Elapsed.TotalSeconds >= seconds) { Console.WriteLine("steady"); Console.Out.Flush(); seconds = double.MaxValue; }
         }
         double s = sw.Elapsed.TotalSeconds;
-        Console.WriteLine(string.Create(Inv, $"{backing} readahead {readAhead}: {batches} batches of {cpb}x{epc} in {s:0.0} s = {batches / s:0.0} batches/s, {bytes / s / 1e6:0.0} MB/s"));
+        Console.WriteLine(string.Create(Inv, $"{backing} readahead {(readAhead is null ? "auto=" : "")}{sampler.ReadAheadBatches}: {batches} batches of {cpb}x{epc} in {s:0.0} s = {batches / s:0.0} batches/s, {bytes / s / 1e6:0.0} MB/s"));
         return 0;
     }
 }

@@ -78,7 +78,7 @@ public record SamplerOptions
     public int? ReadAheadBatches { get; init; }
 
     /// <summary>The read-ahead distance used when <see cref="ReadAheadBatches"/> is null and the file is large.</summary>
-    public const int AutoReadAheadBatches = 4;
+    public const int AutoReadAheadBatches = 1;
 }
 
 /// <summary>

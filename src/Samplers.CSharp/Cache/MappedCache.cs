@@ -20,6 +20,9 @@ namespace Samplers.Cache;
 /// </remarks>
 internal static class MappedCache
 {
+    /// <summary>Row groups whose labels were read straight from the mapping since start-up (lets tests prove the path is taken).</summary>
+    internal static long PlainLabelGroups;
+
     /// <summary>The file is a valid cache but not in a layout that can be mapped.</summary>
     internal sealed class NotMappableException(string message) : Exception(message);
 
@@ -72,7 +75,9 @@ internal static class MappedCache
         var chunkOffset = new long[groups];
         var chunkLength = new long[groups];
         var labels = new long[header.Count];
-        int first = 0;
+        var labelOffset = new long[groups];
+        var labelLength = new long[groups];
+        var labelPlain = new bool[groups];
         for (int g = 0; g < groups; g++)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -87,30 +92,102 @@ internal static class MappedCache
             chunkLength[g] = meta.TotalCompressedSize;
             if (chunkOffset[g] < 4 || chunkLength[g] < 0 || chunkOffset[g] + chunkLength[g] > length)
                 throw new DataFormatException($"{path}: row group {g}'s 'data' column claims bytes [{chunkOffset[g]}, {chunkOffset[g] + chunkLength[g]}), outside the file's {length} bytes; the file is truncated or damaged.", path, chunkOffset[g], "data");
-            int rows = checked((int)groupRows[g]);
-            if (rows > 0)
+            Parquet.Meta.ColumnMetaData? lm = group.GetMetadata(labelField)?.MetaData;
+            if (lm is not null)
             {
-                var part = new long[rows];
-                await group.ReadAsync<long>(labelField, part, null, cancellationToken).ConfigureAwait(false);
-                part.CopyTo(labels, first);
+                labelOffset[g] = lm.DataPageOffset;
+                labelLength[g] = lm.TotalCompressedSize;
+                // Our writer's labels: uncompressed PLAIN int64 pages, read straight from the mapping; anything else goes through Parquet.Net.
+                labelPlain[g] = lm.Codec == Parquet.Meta.CompressionCodec.UNCOMPRESSED && lm.DictionaryPageOffset is null
+                    && labelOffset[g] >= 4 && labelLength[g] >= 0 && labelOffset[g] + labelLength[g] <= length;
             }
-            first += rows;
         }
         MemoryMappedFile map = MemoryMappedFile.CreateFromFile(handle, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
         MemoryMappedViewAccessor? view = null;
         try
         {
             view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+            // Ask for every label chunk and every data chunk's first page at once: on a cold cache the reads then overlap
+            // instead of costing one seek each in turn.
+            ReadAheadMetadata(view, labelOffset, labelLength, chunkOffset, length);
+            int first = 0;
+            for (int g = 0; g < groups; g++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                int rows = checked((int)groupRows[g]);
+                if (rows > 0 && labelPlain[g] && TryReadPlainInt64(view, labelOffset[g], labelLength[g], labels.AsSpan(first, rows)))
+                    Interlocked.Increment(ref PlainLabelGroups);
+                else if (rows > 0)
+                {
+                    using ParquetRowGroupReader group = reader.OpenRowGroupReader(g);
+                    var part = new long[rows];
+                    await group.ReadAsync<long>(labelField, part, null, cancellationToken).ConfigureAwait(false);
+                    part.CopyTo(labels, first);
+                }
+                first += rows;
+            }
             (long[] starts, int[] firsts) = IndexPages(view, chunkOffset, chunkLength, groupRows, (int)stride, header.Count, path);
-            var rows = new MappedRows(path, handle, map, view, length, starts, firsts, (int)stride);
-            Func<string?[]>? ids = header.HasIds ? () => ReadIds(rows, header.Count, path) : null;
-            return new ExampleTable(header.DType, header.Shape, rows, (int)stride, labels, ids, header.ClassNames);
+            var mapped = new MappedRows(path, handle, map, view, length, starts, firsts, (int)stride);
+            Func<string?[]>? ids = header.HasIds ? () => ReadIds(mapped, header.Count, path) : null;
+            return new ExampleTable(header.DType, header.Shape, mapped, (int)stride, labels, ids, header.ClassNames);
         }
         catch
         {
             view?.Dispose();
             map.Dispose();
             throw;
+        }
+    }
+
+    private static unsafe void ReadAheadMetadata(MemoryMappedViewAccessor view, long[] labelOffset, long[] labelLength, long[] dataOffset, long length)
+    {
+        byte* p = null;
+        view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+        try
+        {
+            byte* b = p + view.PointerOffset;
+            for (int g = 0; g < dataOffset.Length; g++)
+            {
+                if (labelLength[g] > 0) MappedRows.WillNeed(b, labelOffset[g], labelLength[g], length);
+                MappedRows.WillNeed(b, dataOffset[g], 1, length);
+            }
+        }
+        finally
+        {
+            view.SafeMemoryMappedViewHandle.ReleasePointer();
+        }
+    }
+
+    // The values of a required INT64 column chunk made of version-1 PLAIN data pages; false for anything else.
+    private static unsafe bool TryReadPlainInt64(MemoryMappedViewAccessor view, long offset, long length, Span<long> values)
+    {
+        byte* p = null;
+        view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+        try
+        {
+            byte* b = p + view.PointerOffset;
+            long pos = offset, end = offset + length;
+            int got = 0;
+            while (got < values.Length)
+            {
+                if (pos >= end) return false;
+                var r = new PlainPageReader.ThriftReader(new ReadOnlySpan<byte>(b + pos, (int)Math.Min(end - pos, int.MaxValue)));
+                var h = new PlainPageReader.Header();
+                if (!PlainPageReader.ReadPageHeader(ref r, ref h)) return false;
+                long data = pos + r.Position;
+                if (h.Type != 0 || !h.HasDataPageHeader || h.Encoding != 0 || h.NumValues < 0 || got + h.NumValues > values.Length
+                    || h.CompressedSize != h.UncompressedSize || h.CompressedSize != h.NumValues * 8L || data + h.CompressedSize > end)
+                    return false;
+                if (!BitConverter.IsLittleEndian) return false; // PLAIN is little-endian; not worth a swap path
+                new ReadOnlySpan<byte>(b + data, h.CompressedSize).CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.Slice(got, h.NumValues)));
+                got += h.NumValues;
+                pos = data + h.CompressedSize;
+            }
+            return true;
+        }
+        finally
+        {
+            view.SafeMemoryMappedViewHandle.ReleasePointer();
         }
     }
 

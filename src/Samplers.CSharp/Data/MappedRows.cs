@@ -136,6 +136,16 @@ internal sealed unsafe class MappedRows
         _ = madvise(_base + start, (nuint)(end - start), MadvWillNeed);
     }
 
+    /// <summary>madvise(WILLNEED) on bytes [<paramref name="start"/>, +<paramref name="count"/>) of a mapping at <paramref name="b"/>
+    /// (rounded out to pages, clipped to the file); Linux and macOS only.</summary>
+    internal static void WillNeed(byte* b, long start, long count, long fileLength)
+    {
+        if (!(OperatingSystem.IsLinux() || OperatingSystem.IsMacOS())) return;
+        long page = Environment.SystemPageSize;
+        long s = start & ~(page - 1), e = Math.Min((start + count + page - 1) & ~(page - 1), (fileLength + page - 1) & ~(page - 1));
+        if (e > s) _ = madvise(b + s, (nuint)(e - s), MadvWillNeed);
+    }
+
     private const int MadvWillNeed = 3; // the same value on Linux and macOS
 
     [DllImport("libc", EntryPoint = "madvise", SetLastError = false)]

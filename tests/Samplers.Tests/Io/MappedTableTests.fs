@@ -50,7 +50,9 @@ let tests =
                                               DType.Float16, [| 7 |], 1L <<< 20; DType.Bool, [| 9 |], 50L; DType.Int32, [| 0 |], 64L ] do
                 testCase $"a {DTypes.Name dtype} table of shape [{String.Join(',', shape)}] with {groupBytes}-byte row groups" <| fun () ->
                     let table = fixedTable dtype shape 53 ExampleTable.DefaultChunkBytes true 5
+                    let before = Threading.Interlocked.Read(&MappedCache.PlainLabelGroups)
                     let m = toMappedWith groupBytes table
+                    Expect.isGreaterThan (Threading.Interlocked.Read(&MappedCache.PlainLabelGroups)) before "labels read from the mapping, not through Parquet.Net"
                     expectSame m table
                     Expect.isTrue m.HasIds "ids are read on first use"
                     Expect.equal m.PayloadBytes table.PayloadBytes "payload"
