@@ -76,13 +76,12 @@ internal sealed unsafe class MappedRows
         return _base + _segmentStart[s] + (long)(index - _segmentFirstRow[s]) * _pitch;
     }
 
+    // Pages of unequal sizes (another writer): the last segment starting at or before the row. Segments are never
+    // empty (pages without values are not indexed), so first rows strictly increase.
     private int FindSegment(int index)
     {
         int s = Array.BinarySearch(_segmentFirstRow, 0, _segmentStart.Length, index);
-        if (s < 0) s = ~s - 1;
-        // Empty segments share a first row with the next: move to the last segment starting at or before the row that holds it.
-        while (s + 1 < _segmentStart.Length && _segmentFirstRow[s + 1] <= index) s++;
-        return s;
+        return s >= 0 ? s : ~s - 1;
     }
 
     /// <summary>Throws when the file shrank since it was mapped (reading past its end would kill the process with SIGBUS).</summary>

@@ -216,3 +216,32 @@ let tests =
                     Expect.equal r.Reason (Nullable CacheMissReason.Corrupt) $"extended by {extra}: {r.Detail}"
         ]
     ]
+
+/// Pages of unequal sizes (not what our writer makes, but valid Parquet from another writer): rows are found by a
+/// binary search over the segments instead of a division.
+[<Tests>]
+let unevenPages =
+    testCase "Io.MappedTable.segments of unequal sizes resolve every row by binary search" <| fun () ->
+        use d = new TempDir()
+        let path = Path.Combine(d.Path, "segments.bin")
+        // Three segments of 3, 5 and 2 rows of 4 bytes, each value after a 4-byte length (pitch 8), at offsets 16, 100, 300.
+        let sizes, offsets = [| 3; 5; 2 |], [| 16L; 100L; 300L |]
+        let bytes = Array.zeroCreate<byte> 400
+        let mutable row = 0
+        for s in 0 .. 2 do
+            for r in 0 .. sizes[s] - 1 do
+                let at = int offsets[s] + r * 8
+                bytes[at] <- 4uy
+                for k in 0 .. 3 do bytes[at + 4 + k] <- byte (row * 10 + k)
+                row <- row + 1
+        File.WriteAllBytes(path, bytes)
+        let handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read)
+        let map = IO.MemoryMappedFiles.MemoryMappedFile.CreateFromFile(handle, null, 0L, IO.MemoryMappedFiles.MemoryMappedFileAccess.Read, IO.HandleInheritability.None, true)
+        let view = map.CreateViewAccessor(0L, 0L, IO.MemoryMappedFiles.MemoryMappedFileAccess.Read)
+        let rows = MappedRows(path, handle, map, view, 400L, [| for o in offsets -> o + 4L |], [| 0; 3; 8; 10 |], 4)
+        Expect.equal rows.RowsPerSegment 0 "unequal: no division"
+        let table = ExampleTable(DType.UInt8, [| 4 |], rows, 4, Array.init 10 int64, null, [||])
+        for i in 0 .. 9 do
+            Expect.equal (table.GetExample(i).ToArray()) [| for k in 0 .. 3 -> byte (i * 10 + k) |] $"row {i}"
+        Expect.equal table.ExamplesPerChunk 0 "rows per segment unknown"
+        Expect.equal table.ChunkCount 3 "three segments"
