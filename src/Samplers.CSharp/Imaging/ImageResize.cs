@@ -66,11 +66,38 @@ public static class ImageResize
     public static void RoundToByte(ReadOnlySpan<float> source, Span<byte> destination)
     {
         if (source.Length != destination.Length) throw new ArgumentException($"destination holds {destination.Length} elements, but source holds {source.Length}.", nameof(destination));
-        for (int i = 0; i < source.Length; i++)
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && source.Length >= 4 * Vector<float>.Count)
         {
-            float r = MathF.Round(source[i], MidpointRounding.ToEven);
-            destination[i] = r >= 255f ? (byte)255 : r > 0f ? (byte)r : (byte)0;
+            // Clamp first (NaN fails the > 0 test and becomes 0), then round half to even by adding and removing 1.5 * 2^23
+            // (exact for 0..255 in round-to-nearest-even arithmetic), then narrow 4 int vectors to one byte vector.
+            var zero = Vector<float>.Zero;
+            var max = new Vector<float>(255f);
+            var magic = new Vector<float>(12582912f);
+            int step = 4 * Vector<float>.Count;
+            for (; i + step <= source.Length; i += step)
+            {
+                Vector<uint> q0 = Level(source.Slice(i), zero, max, magic), q1 = Level(source.Slice(i + Vector<float>.Count), zero, max, magic);
+                Vector<uint> q2 = Level(source.Slice(i + 2 * Vector<float>.Count), zero, max, magic), q3 = Level(source.Slice(i + 3 * Vector<float>.Count), zero, max, magic);
+                Vector.Narrow(Vector.Narrow(q0, q1), Vector.Narrow(q2, q3)).CopyTo(destination.Slice(i));
+            }
         }
+        for (; i < source.Length; i++)
+        {
+            float x = source[i];
+            x = x > 0f ? (x < 255f ? x : 255f) : 0f;
+            destination[i] = (byte)(int)((x + 12582912f) - 12582912f);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector<uint> Level(ReadOnlySpan<float> s, Vector<float> zero, Vector<float> max, Vector<float> magic)
+    {
+        var v = new Vector<float>(s);
+        v = Vector.ConditionalSelect(Vector.GreaterThan(v, zero), v, zero);
+        v = Vector.ConditionalSelect(Vector.LessThan(v, max), v, max);
+        v = (v + magic) - magic;
+        return Vector.AsVectorUInt32(Vector.ConvertToInt32(v));
     }
 
     /// <summary>TF's <c>CalculateResizeScale</c> without corner alignment: in / out in single precision.</summary>
@@ -414,8 +441,20 @@ public static class ImageResize
     {
         Spans rows = ComputeSpans(oh, h, triangle), cols = ComputeSpans(ow, w, triangle);
         int inRow = w * c;
-        var inter = new float[(long)oh * inRow];
-        var rowF = new float[inRow];
+        float[] inter = System.Buffers.ArrayPool<float>.Shared.Rent(oh * inRow);
+        float[] rowF = System.Buffers.ArrayPool<float>.Shared.Rent(inRow);
+        try { GatherRowsThenColumns(src, h, w, c, dst, oh, ow, rows, cols, inter, rowF); }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(inter);
+            System.Buffers.ArrayPool<float>.Shared.Return(rowF);
+        }
+    }
+
+    private static void GatherRowsThenColumns<T>(ReadOnlySpan<T> src, int h, int w, int c, Span<float> dst, int oh, int ow, Spans rows, Spans cols, float[] inter, float[] rowF)
+        where T : unmanaged
+    {
+        int inRow = w * c;
         // Rows first (into [oh, w, c]), then columns, as TF's GatherSpans.
         for (int y = 0; y < oh; y++)
         {
@@ -426,8 +465,8 @@ public static class ImageResize
             for (int k = 0; k < real; k++)
             {
                 float wgt = rows.Weights[y * rows.SpanSize + k];
-                ToFloat(src.Slice((start + k) * inRow, inRow), rowF);
-                AddScaled(rowF, wgt, acc);
+                ToFloat(src.Slice((start + k) * inRow, inRow), rowF.AsSpan(0, inRow));
+                AddScaled(rowF.AsSpan(0, inRow), wgt, acc);
             }
         }
         for (int y = 0; y < oh; y++)

@@ -186,6 +186,13 @@ let handWorked =
             ImageResize.RoundToByte(ReadOnlySpan [| 0.5f; 1.5f; 2.5f; -3f; 300f; 254.5f; Single.NaN |], Span dst)
             Expect.equal dst [| 0uy; 2uy; 2uy; 0uy; 255uy; 254uy; 0uy |] "tf.saturate_cast(tf.round(x))"
 
+        testCase "uint8 rounding: vector path equals MathF.Round(ToEven) + clamp on every level and half-level" <| fun () ->
+            let src = Array.init 2000 (fun i -> float32 (i - 600) * 0.25f)
+            let dst = Array.zeroCreate<byte> src.Length
+            ImageResize.RoundToByte(ReadOnlySpan src, Span dst)
+            let expected = src |> Array.map (fun v -> byte (max 0.0f (min 255.0f (MathF.Round(v, MidpointRounding.ToEven)))))
+            Expect.equal dst expected "every value from -150 to 350 in quarter steps"
+
         testCase "bad sizes and spans are refused with the numbers" <| fun () ->
             throwsWith<ArgumentException> (fun () -> resizeF [| 1uy |] 1 1 1 0 1 ResizeMethod.Bilinear false |> ignore) "0x1" |> ignore
             throwsWith<ArgumentException> (fun () ->
