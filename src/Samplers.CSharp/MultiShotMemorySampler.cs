@@ -34,6 +34,7 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
     private readonly ExampleTable _table;
     private readonly ClassIndex _index;
     private readonly PlanConfig _config;
+    private readonly Planner _planner;       // (config, index), validated once
     private readonly SamplerOptions _options;
     private readonly BatchPool _pool;
     private readonly ILogger _logger;
@@ -84,7 +85,7 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
             ? ClassIndex.Build(_table.Labels)
             : ClassIndex.Build(_table.Labels, options.ClassList.ToArray());
         if (options.TotalExamplesPerClass is int keep) index = index.Select(options.Seed, keep);
-        Planner.Validate(_config, index);
+        _planner = new Planner(_config, index);
         _index = index;
 
         int classes = index.ClassCount;
@@ -143,6 +144,9 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
 
     /// <summary>The plan configuration (counts, mode, shard) handed to the core.</summary>
     public PlanConfig PlanConfig => _config;
+
+    /// <summary>The core planner over <see cref="PlanConfig"/> and <see cref="ClassIndex"/>: the plan of any batch, as the sampler draws it.</summary>
+    public Planner Planner => _planner;
 
     /// <summary>The examples of each class that are sampled (after <c>class_list</c> and <c>total_examples_per_class</c>).</summary>
     public ClassIndex ClassIndex => _index;
@@ -217,9 +221,8 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
         BatchStorage s = _pool.RentStorage(_table.DType, BatchSize);
         try
         {
-            int rows = Planner.Fill(_config, _index, key, s.Indices, s.Ordinals);
-            if (rows != BatchSize) s.PrepareRows(_table.DType, rows);
-            FillFromPlan(s, rows, BatchWhat.Planned(batchId, epoch));
+            _planner.Fill(key, s.Indices, s.Ordinals);
+            FillFromPlan(s, BatchSize, BatchWhat.Planned(batchId, epoch));
             s.Key = key;
             s.GlobalBatchId = _config.GlobalBatchId(batchId);
             s.IsWarmup = warm;
@@ -254,7 +257,8 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
         try
         {
             var key = new PlanKey(_options.Seed, _epoch, batchId);
-            int rows = Planner.Fill(_config, _index, key, idx, ord);
+            _planner.Fill(key, idx, ord);
+            int rows = n;
             ReadOnlySpan<int> used = idx[..rows];
             Span<int> shape = stackalloc int[_table.ExampleShape.Length];
             long bytes = Gather.Measure(_table, used, shape, BatchWhat.Planned(batchId, key.Epoch));
@@ -285,7 +289,7 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
         ArgumentOutOfRangeException.ThrowIfLessThan(examplesPerClass, 1);
         int epoch = _epoch;
         var key = new PlanKey(_options.Seed, epoch, batchId);
-        BatchPlan plan = Planner.PlanExamples(_config, _index, key, numClasses, examplesPerClass);
+        BatchPlan plan = _planner.PlanExamples(key, numClasses, examplesPerClass);
         BatchStorage s = _pool.RentStorage(_table.DType, plan.Count);
         try
         {

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Samplers.Core;
+using Samplers.Core.Statistics;
 using Samplers.Data;
 using Samplers.Experiments;
 using Samplers.Export;
@@ -215,7 +216,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             var (start, end) = CommonOptions.ParseRange(r.GetValue(batches), sampler.Count, "--batches");
             if (r.GetValue(digest))
             {
-                string d = PlanDigest.Compute(sampler.PlanConfig, sampler.ClassIndex, sampler.Seed, firstEpoch, epochCount, start, end - start);
+                string d = PlanDigest.Compute(sampler.Planner, sampler.Seed, firstEpoch, epochCount, start, end - start);
                 if (c.Json)
                     c.WriteJson(new
                     {
@@ -235,7 +236,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
                 for (int b = start; b < end; b++)
                 {
                     ct.ThrowIfCancellationRequested();
-                    var plan = Planner.Plan(sampler.PlanConfig, sampler.ClassIndex, new PlanKey(sampler.Seed, e, b));
+                    var plan = sampler.Planner.Plan(new PlanKey(sampler.Seed, e, b));
                     switch (fmt)
                     {
                         case "jsonl":

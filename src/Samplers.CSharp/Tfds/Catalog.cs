@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Samplers.Core;
+using Samplers.Core.Tfds;
 using Samplers.Data;
 
 namespace Samplers.Tfds;

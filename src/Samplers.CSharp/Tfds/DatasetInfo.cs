@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using Samplers.Core;
+using Samplers.Core.Tfds;
 using Samplers.Data;
 
 namespace Samplers.Tfds;

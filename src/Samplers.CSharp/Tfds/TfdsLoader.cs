@@ -36,7 +36,7 @@ public static class TfdsLoader
     /// <exception cref="ArgumentNullException"><paramref name="options"/> is null.</exception>
     /// <exception cref="ArgumentException">No splits, an empty split entry, or <c>x_key</c>/<c>y_key</c> names no
     /// feature or a feature of the wrong kind (the message lists the available features with their types). The
-    /// catalog's <see cref="Samplers.Core.SpecFormatException"/> (a malformed name or split spec) is also an ArgumentException.</exception>
+    /// catalog's <see cref="Samplers.SpecFormatException"/> (a malformed name or split spec) is also an ArgumentException.</exception>
     /// <exception cref="DatasetNotFoundException">The dataset, config, version, split or a shard file is absent (from the catalog).</exception>
     /// <exception cref="DataFormatException">Bad metadata (from the catalog), or a record that is corrupt, lacks a key,
     /// holds values of another type or shape than <c>features.json</c> declares, an image that fails to decode (the

@@ -3,7 +3,9 @@ module Samplers.Tests.Io.CatalogTests
 open System
 open System.IO
 open Expecto
+open Samplers
 open Samplers.Core
+open Samplers.Core.Tfds
 open Samplers.Data
 open Samplers.Tfds
 open Samplers.Tests.TestUtil

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text;
 using System.Xml.Linq;
-using Samplers.Core;
+using Samplers.Core.Tfds;
 using Samplers.Data;
 
 namespace Samplers.Tfds.Download;
