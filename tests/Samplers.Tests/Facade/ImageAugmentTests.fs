@@ -1,6 +1,7 @@
 module Samplers.Tests.Facade.ImageAugmentTests
 
 open System
+open System.IO
 open System.IO.Hashing
 open System.Runtime.InteropServices
 open Expecto
@@ -163,5 +164,36 @@ let ops =
             throwsWith<ArgumentOutOfRangeException> (fun () -> s.GenerateBatch 0 |> ignore) "256" |> ignore
     ]
 
+let photos =
+    testList "synthetic photos end to end" [
+        testCase "variable-size RGB and grey JPEGs load, resize and augment (README example)" <| fun () ->
+            use dir = new TempDir()
+            let vdir = Samplers.DatasetGen.SyntheticPhotos.Write(dir.Path, 24, 8, 40, 120, 2)
+            Expect.isTrue (File.Exists(Path.Combine(vdir, "features.json"))) "TFDS layout"
+            // The generator really makes both layouts and many sizes.
+            let greys =
+                [ for i in 0 .. 39 ->
+                    let mutable g = false
+                    let j = Samplers.DatasetGen.SyntheticPhotos.Jpeg(i % 8, uint64 i, 40, 120, &g)
+                    let info = ImageDecoder.Measure(ReadOnlySpan j)
+                    g, info.Channels, info.Width, info.Height ]
+            Expect.isTrue (greys |> List.exists (fun (g, c, _, _) -> g && c = 1)) "some grey JPEGs"
+            Expect.isTrue (greys |> List.exists (fun (g, c, _, _) -> not g && c = 3)) "some RGB JPEGs"
+            Expect.isGreaterThan (greys |> List.map (fun (_, _, w, h) -> w, h) |> List.distinct |> List.length) 30 "varied sizes"
+            let sampler =
+                TFDatasetMultiShotMemorySampler.LoadAsync(
+                    TFDatasetSamplerOptions(
+                        DatasetName = "synthetic_photos", DataDir = dir.Path, CacheDir = Path.Combine(dir.Path, "cache"), Download = null,
+                        ClassesPerBatch = 4, ExamplesPerClassPerBatch = 2, Seed = 3UL,
+                        Preprocess = Preprocessing.Resize(64, 64, output = DType.UInt8),
+                        Augmenter = ImageAugmenter.SimClr(32, 32), NumAugmentationsPerExample = 2)).GetAwaiter().GetResult()
+            Expect.equal sampler.NumExamples 32 "train + test"
+            Expect.equal (Seq.toArray sampler.ExampleShape) [| 64; 64; 3 |] "resized table"
+            Expect.equal (sampler.ClassNames |> Seq.toList) (Samplers.DatasetGen.SyntheticPhotos.ClassNames |> Seq.toList) "class names"
+            use b = sampler.[0]
+            Expect.equal (b.Shape.ToArray()) [| 16; 32; 32; 3 |] "2 views of 8 rows"
+            Expect.equal (b.Y.Slice(0, 8).ToArray()) (b.Y.Slice(8, 8).ToArray()) "views grouped"
+    ]
+
 [<Tests>]
-let tests = testList "Facade.ImageAugment" [ reproducible; ops ]
+let tests = testList "Facade.ImageAugment" [ reproducible; ops; photos ]
