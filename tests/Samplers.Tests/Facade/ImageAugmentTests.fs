@@ -195,5 +195,57 @@ let photos =
             Expect.equal (b.Y.Slice(0, 8).ToArray()) (b.Y.Slice(8, 8).ToArray()) "views grouped"
     ]
 
+let grid =
+    testList "batch grid" [
+        testCase "a PNG grid: one row per class, each example then its views, pixels exact, labels drawn" <| fun () ->
+            use plain = (sampler null 0 11UL).GenerateBatch 1
+            use views = (sampler (ImageAugmenter.SimClr(16, 16)) 2 11UL).GenerateBatch 1
+            let names = [| "zero"; "one"; "two"; "three"; "four"; "five" |]
+            let g = BatchGrid.Render(plain, names, views)
+            let info = ImageDecoder.Measure(ReadOnlySpan g.Png)
+            Expect.equal (info.Width, info.Height) (g.Width, g.Height) "size"
+            let rgb = Array.zeroCreate<byte> (g.Width * g.Height * 3)
+            ImageDecoder.Decode(ReadOnlySpan g.Png, Span rgb, 3) |> ignore
+            let at x y k = rgb.[(y * g.Width + x) * 3 + k]
+            Expect.equal g.Cells.Count 18 "6 examples + 12 views"
+            Expect.equal (g.Cells |> Seq.map (fun c -> c.GridRow) |> Seq.distinct |> Seq.length) 3 "3 classes, 3 rows"
+            let src = plain.ToArray<byte>()
+            let vf = views.ToArray<float32>()
+            for cell in g.Cells do
+                let r = cell.BatchRow
+                Expect.equal cell.SourceIndex plain.Indices.[r] "source index"
+                // every row of the grid holds one class
+                let rowClasses = g.Cells |> Seq.filter (fun c -> c.GridRow = cell.GridRow) |> Seq.map (fun c -> plain.ClassOrdinals.[c.BatchRow]) |> Seq.distinct
+                Expect.equal (Seq.length rowClasses) 1 "one class per grid row"
+                for y in 0 .. cell.Height - 1 do
+                    for x in 0 .. cell.Width - 1 do
+                        for k in 0 .. 2 do
+                            let expected =
+                                if cell.View < 0 then src.[((r * 40 + y) * 48 + x) * 3 + k]
+                                else BatchGrid.Level(vf.[(((cell.View * 6 + r) * 16 + y) * 16 + x) * 3 + k], true)
+                            if at (cell.X + x) (cell.Y + y) k <> expected then
+                                failtest $"cell (row {r}, view {cell.View}) pixel ({x},{y},{k}): {at (cell.X + x) (cell.Y + y) k} <> {expected}"
+            // The label band above the first cell has light (text) pixels on the dark background.
+            let c0 = g.Cells.[0]
+            let lit = [ for y in c0.Y - 15 .. c0.Y - 1 do for x in c0.X .. c0.X + 40 -> at x y 0 ] |> List.filter (fun v -> v > 120uy) |> List.length
+            Expect.isGreaterThan lit 5 "text is drawn"
+
+        testCase "grid errors name the mismatch" <| fun () ->
+            use plain = (sampler null 0 11UL).GenerateBatch 1
+            use other = (sampler (ImageAugmenter.SimClr(8, 8)) 1 12UL).GenerateBatch 1
+            throwsWith<ArgumentException> (fun () -> BatchGrid.Render(plain, null, other) |> ignore) "augmenter's output" |> ignore
+            let ints = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2))
+            use b = ints.GenerateBatch 0
+            throwsWith<ArgumentException> (fun () -> BatchGrid.Render(b) |> ignore) "int32" |> ignore
+
+        testCase "WritePng writes the file atomically" <| fun () ->
+            use d = new TempDir()
+            use plain = (sampler null 0 11UL).GenerateBatch 1
+            let path = Path.Combine(d.Path, "grid.png")
+            let g = BatchGrid.WritePng(path, plain)
+            Expect.equal (File.ReadAllBytes path) g.Png "bytes"
+            Expect.equal (Directory.GetFiles d.Path).Length 1 "no temp file left"
+    ]
+
 [<Tests>]
-let tests = testList "Facade.ImageAugment" [ reproducible; ops; photos ]
+let tests = testList "Facade.ImageAugment" [ reproducible; ops; photos; grid ]
