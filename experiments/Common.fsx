@@ -128,7 +128,7 @@ let inv (x: float) = x.ToString("0.######", CultureInfo.InvariantCulture)
 
 /// Writes the manifest of a run of `experiment` (dataset name, splits, size and fingerprint; runs; results) into the
 /// output folder and prints where.
-let saveManifest (experiment: string) (s: Settings) (datasetName: string) (table: Samplers.Data.ExampleTable)
+let saveManifest (experiment: string) (s: Settings) (datasetName: string) (table: Samplers.ExampleTable)
                  (runs: ManifestRun seq) (results: Collections.Generic.Dictionary<string, float>) =
     ExperimentManifest(
         Experiment = experiment,

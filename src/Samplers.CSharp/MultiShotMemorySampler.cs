@@ -3,7 +3,6 @@ using System.Collections;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Samplers.Core;
-using Samplers.Data;
 
 namespace Samplers;
 

@@ -101,7 +101,7 @@ public record TFDatasetSamplerOptions : SamplerOptions
     /// <summary>Fetches the dataset when it is absent from the data directory. The default,
     /// <see cref="Samplers.Tfds.TfdsLoader.DownloadFromBucket"/>(), fetches TFDS's prepared files from its public bucket (or
     /// <c>SAMPLERS_TFDS_BASE_URL</c>), as the reference's <c>tfds.load</c> downloads a missing dataset. Set null to never touch
-    /// the network: an absent dataset is then an error. See <see cref="Samplers.Tfds.TfdsLoadOptions.Download"/>.</summary>
+    /// the network: an absent dataset is then an error. See <see cref="TfdsLoadOptions.Download"/>.</summary>
     /// <remarks>Only an absent dataset, config, version or shard triggers it; a dataset already on disk is never re-fetched.</remarks>
-    public Samplers.Tfds.TfdsDownloadHandler? Download { get; init; } = Samplers.Tfds.TfdsLoader.DownloadFromBucket();
+    public TfdsDownloadHandler? Download { get; init; } = Samplers.Tfds.TfdsLoader.DownloadFromBucket();
 }

@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Globalization;
 using Samplers.Core;
 using Samplers.Core.Statistics;
-using Samplers.Data;
 using Samplers.Experiments;
 using Samplers.Export;
 using Samplers.Tfds;

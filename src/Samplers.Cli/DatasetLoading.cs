@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Logging;
-using Samplers.Data;
 using Samplers.Tfds;
 
 namespace Samplers.Cli;

@@ -50,7 +50,11 @@ type BalanceSummary =
 /// <summary>Accumulates the rows of batch plans or batches: per-class counts and which examples were seen.</summary>
 /// <remarks>Memory: one int64 per class and one bit per table row. Not thread-safe.</remarks>
 [<Sealed>]
-type BalanceTally(classCount: int, tableRows: int, availableExamples: int) =
+type BalanceTally
+    /// <summary>A tally over <paramref name="classCount"/> class ordinals and source rows [0, <paramref name="tableRows"/>),
+    /// of which <paramref name="availableExamples"/> can be sampled (the denominator of Coverage).</summary>
+    /// <exception cref="System.ArgumentOutOfRangeException">classCount or tableRows below 1, or availableExamples negative.</exception>
+    (classCount: int, tableRows: int, availableExamples: int) =
     do
         Guard.positive "classCount" classCount
         Guard.positive "tableRows" tableRows

@@ -18,7 +18,9 @@ open Samplers.Core.Internal
 /// Not thread-safe: one instance per sequence.
 /// </remarks>
 [<Sealed>]
-type PlanDigest() =
+type PlanDigest
+    /// <summary>An empty digest: the tag and PlanVersion are hashed, no plan yet.</summary>
+    () =
     static let tag = "samplers.plan-digest/1"B
     let hash = IncrementalHash.CreateHash HashAlgorithmName.SHA256
     let mutable buffer : byte[] = Array.zeroCreate 256

@@ -106,7 +106,11 @@ type internal CoverStream =
 /// <remarks>Python names: <c>classes_per_batch</c>, <c>examples_per_class_per_batch</c>, <c>steps_per_epoch</c>.
 /// <c>Rank</c>/<c>WorldSize</c> shard every epoch's batches for data-parallel training.</remarks>
 [<Sealed>]
-type PlanConfig(classesPerBatch: int, examplesPerClassPerBatch: int, stepsPerEpoch: int, mode: SamplingMode, rank: int, worldSize: int) =
+type PlanConfig
+    /// <summary>A configuration; every count is checked here, once.</summary>
+    /// <exception cref="System.ArgumentOutOfRangeException">A count below 1, rank outside [0, worldSize), an unknown mode,
+    /// or classesPerBatch * examplesPerClassPerBatch beyond Int32.</exception>
+    (classesPerBatch: int, examplesPerClassPerBatch: int, stepsPerEpoch: int, mode: SamplingMode, rank: int, worldSize: int) =
     do
         Guard.positive "classesPerBatch" classesPerBatch
         Guard.positive "examplesPerClassPerBatch" examplesPerClassPerBatch
@@ -159,7 +163,6 @@ type PlanKey =
       /// <summary>The rank-local batch id, in [0, PlanConfig.BatchesPerRank).</summary>
       BatchId: int }
 
-
 /// <summary>The plan of one batch: which examples, of which classes.</summary>
 /// <remarks>Made by <see cref="Planner.Plan"/> and <see cref="Planner.PlanExamples"/>; immutable.</remarks>
 [<Sealed>]
@@ -186,10 +189,12 @@ type BatchPlan internal (key: PlanKey, globalBatchId: int, indices: int[], class
 /// checked once, here; each batch then only checks its key.
 /// </summary>
 /// <remarks>Immutable and thread-safe: plan any batch from any thread in any order.</remarks>
-/// <exception cref="System.ArgumentNullException">config or index is null.</exception>
-/// <exception cref="System.ArgumentException">classesPerBatch exceeds the number of classes, or the index has more
-/// than <see cref="Planner.MaxClasses"/> classes.</exception>
-and [<Sealed>] Planner(config: PlanConfig, index: ClassIndex) =
+and [<Sealed>] Planner
+    /// <summary>The planner of <paramref name="config"/> over <paramref name="index"/>, checked once here.</summary>
+    /// <exception cref="System.ArgumentNullException">config or index is null.</exception>
+    /// <exception cref="System.ArgumentException">classesPerBatch exceeds the number of classes, or the index has more
+    /// than <see cref="Planner.MaxClasses"/> classes.</exception>
+    (config: PlanConfig, index: ClassIndex) =
     do
         if isNull (box config) then nullArg "config"
         if isNull (box index) then nullArg "index"

@@ -12,7 +12,10 @@ open System
 /// A malformed specification string (a split spec such as <c>train[:10%]</c> or a dataset name such as
 /// <c>mnist:3.0.1</c>), or one that does not fit the dataset. The message shows the spec and marks the position.
 /// </summary>
-type SpecFormatException(message: string, spec: string, position: int) =
+type SpecFormatException
+    /// <summary>An exception with its <paramref name="message"/>, the whole <paramref name="spec"/> and the
+    /// zero-based <paramref name="position"/> of the problem (-1 for the whole spec).</summary>
+    (message: string, spec: string, position: int) =
     inherit ArgumentException(message, "spec")
     /// <summary>The whole specification string.</summary>
     member _.Spec = spec

@@ -14,7 +14,10 @@ open MathNet.Numerics.Random
 /// distribution samples is MathNet's code and may change between its versions, so it is outside the promise.
 /// Plans never use this class.</remarks>
 [<Sealed>]
-type PhiloxRandomSource(seed: uint64, purpose: Purpose, lane: int, stream: uint64) =
+type PhiloxRandomSource
+    /// <summary>A source over the Philox stream (seed, purpose, lane, stream); see <see cref="PhiloxStream"/>.</summary>
+    /// <exception cref="System.ArgumentOutOfRangeException">lane is outside [0, 2^24).</exception>
+    (seed: uint64, purpose: Purpose, lane: int, stream: uint64) =
     inherit RandomSource(false)
     let mutable s = PhiloxStream(seed, purpose, lane, stream)
 

@@ -4,7 +4,6 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Samplers.Core;
-using Samplers.Data;
 
 namespace Samplers.Experiments;
 

@@ -1,5 +1,4 @@
 using Samplers.Core;
-using Samplers.Data;
 
 namespace Samplers.Export;
 

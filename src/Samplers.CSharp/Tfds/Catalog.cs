@@ -1,6 +1,6 @@
 using System.Text.Json;
 using Samplers.Core.Tfds;
-using Samplers.Data;
+using Samplers.Core;
 
 namespace Samplers.Tfds;
 

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Samplers.Core.Tfds;
-using Samplers.Data;
+using Samplers.Core;
 
 namespace Samplers.Tfds;
 

@@ -3,7 +3,6 @@ using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
-using Samplers.Data;
 using Samplers.Tfds.Protos;
 
 namespace Samplers.Tfds;
@@ -12,7 +11,7 @@ namespace Samplers.Tfds;
 /// Turns an Image feature's encoded bytes into pixels. The record decoder does not decode images itself: the
 /// loader supplies an implementation backed by the image decoder.
 /// </summary>
-public interface IEncodedImageDecoder
+internal interface IEncodedImageDecoder
 {
     /// <summary>The (H, W, C) shape the encoded image decodes to under <paramref name="spec"/>.</summary>
     int[] MeasureShape(FeatureSpec spec, ReadOnlySpan<byte> encoded, RecordLocation location);
@@ -24,7 +23,7 @@ public interface IEncodedImageDecoder
 /// <summary>A decoded feature value: its shape and its elements as little-endian bytes of the spec's dtype.</summary>
 /// <param name="Shape">The actual shape of this example's value.</param>
 /// <param name="Data">Row-major elements, <c>DTypes.SizeOf(dtype)</c> bytes each, little-endian.</param>
-public sealed record DecodedFeature(int[] Shape, byte[] Data);
+internal sealed record DecodedFeature(int[] Shape, byte[] Data);
 
 /// <summary>
 /// Decodes one feature of a parsed <c>tf.train.Example</c> according to its <see cref="FeatureSpec"/>
@@ -45,7 +44,7 @@ public sealed record DecodedFeature(int[] Shape, byte[] Data);
 /// <see cref="IEncodedImageDecoder"/>. Keys in the Example that no spec names are ignored.</para>
 /// <para>Thread-safe: all methods are pure functions of their arguments.</para>
 /// </remarks>
-public static class FeatureDecoder
+internal static class FeatureDecoder
 {
     /// <summary>The byte length of a value of <paramref name="shape"/> and the spec's dtype.</summary>
     /// <exception cref="ArgumentException">A dimension is negative or the size exceeds 2 GiB.</exception>

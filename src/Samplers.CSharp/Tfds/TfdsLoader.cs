@@ -5,7 +5,6 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Samplers.Cache;
-using Samplers.Data;
 
 namespace Samplers.Tfds;
 

@@ -1,8 +1,8 @@
 using Microsoft.Extensions.Logging;
 using Samplers.Cache;
-using Samplers.Data;
+using Samplers.Tfds;
 
-namespace Samplers.Tfds;
+namespace Samplers;
 
 /// <summary>What <see cref="TfdsLoader.LoadAsync"/> loads and how.</summary>
 /// <remarks>Python names: <c>dataset_name</c>, <c>x_key</c>, <c>y_key</c>, <c>splits</c> (of the reference's
@@ -46,7 +46,7 @@ public sealed record TfdsLoadOptions
     /// reports the dataset, config or version as absent (<see cref="DatasetNotFoundException"/> from
     /// <see cref="Catalog.Open"/>) or a needed shard file as missing, the loader calls it once and then resolves again;
     /// a second failure surfaces unchanged. <see cref="TfdsLoader.DownloadFromBucket"/> gives the handler backed by
-    /// <see cref="Download.TfdsDownloader"/>.
+    /// <see cref="Samplers.Tfds.Download.TfdsDownloader"/>.
     /// </summary>
     public TfdsDownloadHandler? Download { get; init; }
 }

@@ -10,7 +10,6 @@ open Expecto
 open Samplers
 open Samplers.Core
 open Samplers.Core.Statistics
-open Samplers.Data
 open Samplers.Experiments
 open Samplers.Export
 open Samplers.Imaging

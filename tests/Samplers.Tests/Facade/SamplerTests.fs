@@ -8,7 +8,6 @@ open Expecto
 open Microsoft.Extensions.Logging
 open Samplers
 open Samplers.Core
-open Samplers.Data
 open Samplers.Tests.TestUtil
 
 // ---------- fixtures ----------

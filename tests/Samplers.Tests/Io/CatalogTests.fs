@@ -6,7 +6,7 @@ open Expecto
 open Samplers
 open Samplers.Core
 open Samplers.Core.Tfds
-open Samplers.Data
+open Samplers
 open Samplers.Tfds
 open Samplers.Tests.TestUtil
 

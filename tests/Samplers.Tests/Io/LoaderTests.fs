@@ -7,7 +7,6 @@ open System.Threading
 open Expecto
 open Samplers
 open Samplers.Core
-open Samplers.Data
 open Samplers.DatasetGen
 open Samplers.Imaging
 open Samplers.Tfds

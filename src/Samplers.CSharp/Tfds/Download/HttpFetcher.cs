@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
-using Samplers.Data;
 
 namespace Samplers.Tfds.Download;
 

@@ -2,7 +2,7 @@ using System.Net;
 using System.Text;
 using System.Xml.Linq;
 using Samplers.Core.Tfds;
-using Samplers.Data;
+using Samplers.Core;
 
 namespace Samplers.Tfds.Download;
 
