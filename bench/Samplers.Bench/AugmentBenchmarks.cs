@@ -1,5 +1,4 @@
 using BenchmarkDotNet.Attributes;
-using Samplers.Data;
 using Samplers.Imaging;
 
 namespace Samplers.Bench;

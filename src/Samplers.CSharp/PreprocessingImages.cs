@@ -1,8 +1,6 @@
 using System.Buffers;
 using System.Globalization;
 using System.Runtime.InteropServices;
-using Samplers.Data;
-using Samplers.Imaging;
 
 namespace Samplers;
 

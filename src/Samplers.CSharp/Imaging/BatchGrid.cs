@@ -1,8 +1,7 @@
 using System.Runtime.InteropServices;
-using Samplers.Data;
 using SkiaSharp;
 
-namespace Samplers.Imaging;
+namespace Samplers;
 
 /// <summary>Where one image of a <see cref="BatchGrid"/> sits in the PNG.</summary>
 /// <param name="GridRow">The grid row (one per class, in order of first appearance in the batch).</param>

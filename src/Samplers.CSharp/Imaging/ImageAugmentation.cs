@@ -1,7 +1,7 @@
 using System.Globalization;
 using Samplers.Core;
 
-namespace Samplers.Imaging;
+namespace Samplers;
 
 /// <summary>
 /// One random step of an <see cref="ImageAugmenter"/> pipeline, working on a float32 RGB image with levels in [0, 1].
@@ -285,12 +285,12 @@ internal sealed class ImageWork
     }
 
     /// <summary>Loads one example (uint8 levels / 255, or float32 as is; 1 channel replicated, alpha dropped).</summary>
-    internal void Load(ReadOnlySpan<byte> x, Data.DType dtype, int h, int w, int c)
+    internal void Load(ReadOnlySpan<byte> x, DType dtype, int h, int w, int c)
     {
         Reset(h, w);
         Span<float> o = Pixels;
         int n = h * w;
-        if (dtype == Data.DType.UInt8)
+        if (dtype == DType.UInt8)
         {
             for (int p = 0; p < n; p++)
                 for (int k = 0; k < 3; k++) o[p * 3 + k] = x[p * c + (c >= 3 ? k : 0)] / 255f;

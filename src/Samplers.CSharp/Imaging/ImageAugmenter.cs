@@ -1,7 +1,6 @@
 using Samplers.Core;
-using Samplers.Data;
 
-namespace Samplers.Imaging;
+namespace Samplers;
 
 /// <summary>
 /// A reproducible image augmenter: runs a pipeline of <see cref="ImageAugmentation"/> steps on every example of a batch,

@@ -2,7 +2,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
-namespace Samplers.Imaging;
+namespace Samplers;
 
 /// <summary>Interpolation of <see cref="ImageResize"/> and <see cref="Preprocessing.Resize"/>, as <c>tf.image.ResizeMethod</c>.</summary>
 public enum ResizeMethod

@@ -1,4 +1,4 @@
-namespace Samplers.Imaging;
+namespace Samplers;
 
 /// <summary>
 /// A 5x7 pixel font (digits, letters drawn as capitals, a little punctuation) for grid labels. SkiaSharp's native

@@ -7,7 +7,6 @@ open System.Runtime.InteropServices
 open Expecto
 open Samplers
 open Samplers.Core
-open Samplers.Data
 open Samplers.Imaging
 open Samplers.Tests.TestUtil
 open Samplers.Tests.Facade.SamplerTests

@@ -8,7 +8,6 @@ module Samplers.Tests.Io.ImageResizeTests
 open System
 open Expecto
 open Samplers
-open Samplers.Data
 open Samplers.Imaging
 open Samplers.Tests.TestUtil
 
