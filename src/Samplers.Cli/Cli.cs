@@ -11,7 +11,7 @@ using Samplers.Tfds.Download;
 namespace Samplers.Cli;
 
 /// <summary>The command tree. Every command is a thin layer over the libraries: load, call, print.</summary>
-internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
+internal sealed partial class Cli(TextWriter output, TextWriter error, bool interactive)
 {
     /// <summary>The dataset committed under data/ in the repository (and packed with the tool).</summary>
     public const string EmbeddedDataset = "synthetic_digits";
@@ -35,6 +35,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
         root.Add(ExportCommand());
         root.Add(CacheCommand());
         root.Add(DownloadCommand());
+        root.Add(ShowCommand());
         return root;
     }
 

@@ -102,17 +102,40 @@ public static class BatchGrid
         return new BatchGridImage(data.ToArray(), width, height, cells);
     }
 
-    /// <summary>Writes <see cref="Render"/>'s PNG to <paramref name="path"/> through a temporary file and a rename.</summary>
-    /// <exception cref="ArgumentException">As <see cref="Render"/>.</exception>
-    public static BatchGridImage WritePng(string path, Batch batch, IReadOnlyList<string>? classNames = null, Batch views = default)
+    /// <summary>Renders <paramref name="batch"/> with <paramref name="views"/> views of it made by <paramref name="augmenter"/>
+    /// (on a copy: <paramref name="batch"/> stays the caller's and unchanged).</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="augmenter"/> is null.</exception>
+    /// <exception cref="ArgumentException">As <see cref="Render(Batch, IReadOnlyList{string}?, Batch)"/>, or the augmenter's output does not keep the rows.</exception>
+    public static BatchGridImage RenderWithViews(Batch batch, IAugmenter augmenter, int views, IReadOnlyList<string>? classNames = null, bool isWarmup = false)
+    {
+        ArgumentNullException.ThrowIfNull(augmenter);
+        using Batch augmented = augmenter.Augment(Copy(batch), views, isWarmup);
+        return Render(batch, classNames, augmented);
+    }
+
+    /// <summary>A pooled copy of a batch, plan fields included (the augmenter keys its draws by them).</summary>
+    internal static Batch Copy(Batch batch)
+    {
+        Batch copy = BatchPool.Shared.Rent(batch.DType, batch.ExampleShape, batch.Count);
+        batch.XBytes.CopyTo(copy.XBytes);
+        batch.Y.CopyTo(copy.Y);
+        batch.Indices.CopyTo(copy.Indices);
+        batch.ClassOrdinals.CopyTo(copy.ClassOrdinals);
+        BatchStorage s = batch.Storage, d = copy.Storage;
+        d.Key = s.Key; d.GlobalBatchId = s.GlobalBatchId; d.PlanVersion = s.PlanVersion; d.IsWarmup = s.IsWarmup;
+        return copy;
+    }
+
+    /// <summary>Writes a grid's PNG to <paramref name="path"/> through a temporary file and a rename.</summary>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
+    public static void WritePng(string path, BatchGridImage img)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var img = Render(batch, classNames, views);
+        ArgumentNullException.ThrowIfNull(img);
         string full = Path.GetFullPath(path);
         string tmp = full + ".tmp-" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
         File.WriteAllBytes(tmp, img.Png);
         File.Move(tmp, full, overwrite: true);
-        return img;
     }
 
     private static (int H, int W, int C) Hwc(Batch b, string name)

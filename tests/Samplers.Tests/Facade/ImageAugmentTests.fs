@@ -241,8 +241,11 @@ let grid =
             use d = new TempDir()
             use plain = (sampler null 0 11UL).GenerateBatch 1
             let path = Path.Combine(d.Path, "grid.png")
-            let g = BatchGrid.WritePng(path, plain)
+            let g = BatchGrid.RenderWithViews(plain, ImageAugmenter.SimClr(16, 16), 2)
+            BatchGrid.WritePng(path, g)
             Expect.equal (File.ReadAllBytes path) g.Png "bytes"
+            Expect.equal g.Cells.Count 18 "the batch is rendered with 2 views of its own rows"
+            Expect.isFalse plain.IsDisposed "the caller's batch stays the caller's"
             Expect.equal (Directory.GetFiles d.Path).Length 1 "no temp file left"
     ]
 
