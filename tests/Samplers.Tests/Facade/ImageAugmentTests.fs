@@ -182,7 +182,7 @@ let photos =
             let sampler =
                 TFDatasetMultiShotMemorySampler.LoadAsync(
                     TFDatasetSamplerOptions(
-                        DatasetName = "synthetic_photos", DataDir = dir.Path, CacheDir = Path.Combine(dir.Path, "cache"), Download = null,
+                        Load = TfdsLoadOptions(DatasetName = "synthetic_photos", DataDir = dir.Path, CacheDir = Path.Combine(dir.Path, "cache"), Download = null),
                         ClassesPerBatch = 4, ExamplesPerClassPerBatch = 2, Seed = 3UL,
                         Preprocess = Preprocessing.Resize(64, 64, output = DType.UInt8),
                         Augmenter = ImageAugmenter.SimClr(32, 32), NumAugmentationsPerExample = 2)).GetAwaiter().GetResult()

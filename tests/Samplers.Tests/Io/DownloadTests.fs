@@ -418,7 +418,7 @@ let tests =
             f.Server.Behave <- fun _ _ -> Status 403
             let e = failsWith<DownloadException> (f.Request("toy:1.0.0")) "forbidden"
             expectContains e.Message "403"
-            expectContains e.Message "--data-dir"
+            expectContains e.Message "TfdsLoadOptions.DataDir"
             Expect.equal f.Server.Requests.Length 1 "no retry"
 
         testCase "slow headers past the timeout: retried, then a timeout error" <| fun () ->
@@ -456,7 +456,7 @@ let tests =
             let e = failsWith<DownloadException> (f.Request("toy:1.0.0")) "html body"
             expectContains e.Message "body starts with '<!doctype html>"
 
-        testCase "no network: names the base URL and suggests --data-dir and SAMPLERS_TFDS_BASE_URL" <| fun () ->
+        testCase "no network: names the base URL and suggests a data directory (a library setting) and SAMPLERS_TFDS_BASE_URL" <| fun () ->
             use f = new Fixture()
             let closed =
                 let l = new TcpListener(IPAddress.Loopback, 0)
@@ -466,9 +466,25 @@ let tests =
                 $"http://127.0.0.1:{p}"
             let e = failsWith<DownloadException> (f.Request("toy:1.0.0", baseUrl = closed, retries = 1)) "refused"
             expectContains e.Message $"could not reach {closed}"
-            expectContains e.Message "--data-dir"
+            expectContains e.Message "TfdsLoadOptions.DataDir"
             expectContains e.Message "SAMPLERS_TFDS_BASE_URL"
             Expect.isNull (box e.StatusCode) "no status"
+
+        testCase "a server that never answered is not retried: an absent network fails at once" <| fun () ->
+            use f = new Fixture()
+            let closed =
+                let l = new TcpListener(IPAddress.Loopback, 0)
+                l.Start()
+                let p = (l.LocalEndpoint :?> IPEndPoint).Port
+                l.Stop()
+                $"http://127.0.0.1:{p}"
+            // An hour between attempts: were a refused connection retried, the call would wait, and the (generous) token
+            // below would end it with OperationCanceledException instead of the DownloadException expected.
+            let req = DownloadRequest("toy:1.0.0", DataDirectory = f.Data, BaseUrl = closed, Retries = 4, RetryDelay = TimeSpan.FromHours 1.0)
+            use cts = new CancellationTokenSource(TimeSpan.FromSeconds 60.0)
+            let e = throwsWith<DownloadException> (fun () -> TfdsDownloader.DownloadAsync(req, null, cts.Token).GetAwaiter().GetResult() |> ignore) "refused"
+            expectContains e.Message "not retried"
+            Expect.isFalse (e.Message.Contains "gave up after") "no retry loop"
 
         testCase "published checksums (x-goog-hash) are checked" <| fun () ->
             use f = new Fixture()
