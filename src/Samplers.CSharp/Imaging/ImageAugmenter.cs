@@ -143,8 +143,7 @@ public sealed class ImageAugmenter : IAugmenter
             Parallel.For(0, rows * views, po, () => new ImageWork(), (i, _, work) =>
             {
                 int v = i / rows, r = i % rows;
-                ulong stream = ((ulong)key.Epoch << 40) | ((ulong)v << 32) | batchNo;
-                var rng = new PhiloxStream(seed, Purpose.Augmentation, r, stream);
+                var rng = ViewStream(seed, key.Epoch, v, batchNo, r);
                 work.Load(xs.AsSpan(r * inBytes, inBytes), dtype, h, w, c);
                 Run(steps, work, ref rng);
                 var dst = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(xo.AsSpan(i * outFloats * 4, outFloats * 4));
@@ -171,13 +170,19 @@ public sealed class ImageAugmenter : IAugmenter
             throw new ArgumentException($"image must be uint8 HxWxC with C = 1, 3 or 4 and {height}x{width}x{channels} bytes, but held {image.Length}.", nameof(image));
         if (destination.Length != Height * Width * 3)
             throw new ArgumentException($"destination must hold {Height * Width * 3} floats, but held {destination.Length}.", nameof(destination));
+        if ((uint)epoch >= 1u << 24) throw new ArgumentOutOfRangeException(nameof(epoch), epoch, "ImageAugmenter keys views by epochs in [0, 2^24).");
+        ArgumentOutOfRangeException.ThrowIfNegative(batchId);
+        if ((uint)view >= MaxViews) throw new ArgumentOutOfRangeException(nameof(view), view, $"view must be in [0, {MaxViews}).");
         var work = new ImageWork();
-        ulong stream = ((ulong)(uint)epoch << 40) | ((ulong)(uint)view << 32) | (uint)batchId;
-        var rng = new PhiloxStream(_seed ?? seed, Purpose.Augmentation, row, stream);
+        var rng = ViewStream(_seed ?? seed, epoch, view, (uint)batchId, row);
         work.Load(image, DType.UInt8, height, width, channels);
         Run(isWarmup && _warmup is not null ? _warmup : _steps, work, ref rng);
         Finish(work, destination);
     }
+
+    /// <summary>The stream of view <paramref name="view"/> of row <paramref name="row"/> (docs/DETERMINISM.md, purpose 9).</summary>
+    private static PhiloxStream ViewStream(ulong seed, int epoch, int view, uint batchNo, int row) =>
+        new(seed, Purpose.Augmentation, row, ((ulong)(uint)epoch << 40) | ((ulong)(uint)view << 32) | batchNo);
 
     private static void Run(ImageAugmentation[] steps, ImageWork work, ref PhiloxStream rng)
     {

@@ -39,5 +39,22 @@ let tests =
                 let code, _, err = run [ "--batch"; "5000" ]
                 Expect.equal code 1 "usage error"
                 Expect.stringContains err "--batch must be in [0, 1000)" "names the range"
+                let code, _, err = run [ "--views"; "0" ]
+                Expect.equal code 1 "usage error"
+                Expect.stringContains err "--views must be in [1, 256]" "names the range"
+                let code, _, err = run [ "--view-size"; "4" ]
+                Expect.equal code 1 "usage error"
+                Expect.stringContains err "--view-size must be in [8, 4096]" "names the range"
                 Expect.isFalse (File.Exists png) "nothing written"
+
+        testCase "show on a dataset of varying image sizes asks for --resize" <| fun () ->
+            use t = new Samplers.Tests.TestUtil.TempDir()
+            Samplers.DatasetGen.SyntheticPhotos.Write(t.Path, 8, 2, 20, 40) |> ignore
+            let png = Path.Combine(t.Path, "g.png")
+            let code, _, err = cli [ "show"; "synthetic_photos"; "--data-dir"; t.Path; "--cache-dir"; Path.Combine(t.Path, "c"); "--out"; png ]
+            Expect.equal code 1 "usage error"
+            Expect.stringContains err "--resize HEIGHTxWIDTH" "says what to pass"
+            let code, out, err = cli [ "show"; "synthetic_photos"; "--data-dir"; t.Path; "--cache-dir"; Path.Combine(t.Path, "c"); "--resize"; "24x32"; "--out"; png ]
+            Expect.equal code 0 $"exit 0: {err}"
+            Expect.stringContains out "2 classes, 4 examples" "the default 2 x 2 batch"
     ]

@@ -161,6 +161,22 @@ let ops =
             throwsWith<ArgumentException> (fun () -> ints.GenerateBatch 0 |> ignore) "int32" |> ignore
             let s = sampler (ImageAugmenter.SimClr(8, 8)) 257 1UL
             throwsWith<ArgumentOutOfRangeException> (fun () -> s.GenerateBatch 0 |> ignore) "256" |> ignore
+            throwsWith<ArgumentOutOfRangeException> (fun () -> ImageAugmentation.RandomResizedCrop(8, 8, minAspect = 2.0, maxAspect = 1.0) |> ignore) "aspect range" |> ignore
+            throwsWith<ArgumentOutOfRangeException> (fun () -> ImageAugmentation.GaussianBlur(5, minSigma = 0.0) |> ignore) "sigma range" |> ignore
+            throwsWith<ArgumentOutOfRangeException> (fun () -> ImageAugmentation.GaussianBlur(-1) |> ignore) "kernelSize" |> ignore
+            throwsWith<ArgumentOutOfRangeException> (fun () -> ImageAugmentation.ColorJitter(hue = 0.7) |> ignore) "hue at most 0.5" |> ignore
+            throwsWith<ArgumentOutOfRangeException> (fun () -> ImageAugmentation.CenterCropResize(8, 8, 0.0) |> ignore) "cropProportion" |> ignore
+            throwsWith<ArgumentOutOfRangeException> (fun () -> ImageOps.GaussianBlur(Span(Array.zeroCreate<float32> 4), 2, 2, 1, 3, 0f)) "sigma must be positive" |> ignore
+            // A batch of [2, 2, 2] examples is not an image batch (2 channels).
+            let vectors = MultiShotMemorySampler(ExampleTable.From(ReadOnlySpan(Array.zeroCreate<byte> 32), ReadOnlySpan [| 2; 2; 2 |], ReadOnlySpan [| 0L; 1L; 0L; 1L |]),
+                                                 SamplerOptions(ClassesPerBatch = 2, Augmenter = ImageAugmenter.SimClr(8, 8)))
+            throwsWith<ArgumentException> (fun () -> vectors.GenerateBatch 0 |> ignore) "C = 1, 3 or 4" |> ignore
+            let aug = ImageAugmenter.SimClr(8, 8)
+            let img = Array.zeroCreate<byte> 48
+            throwsWith<ArgumentException> (fun () -> aug.AugmentImage(ReadOnlySpan img, 4, 4, 2, Span(Array.zeroCreate<float32> 192), 0UL, 0, 0, 0, 0)) "C = 1, 3 or 4" |> ignore
+            throwsWith<ArgumentException> (fun () -> aug.AugmentImage(ReadOnlySpan img, 4, 4, 3, Span(Array.zeroCreate<float32> 10), 0UL, 0, 0, 0, 0)) "192 floats" |> ignore
+            throwsWith<ArgumentOutOfRangeException> (fun () -> aug.AugmentImage(ReadOnlySpan img, 4, 4, 3, Span(Array.zeroCreate<float32> 192), 0UL, 1 <<< 24, 0, 0, 0)) "2^24" |> ignore
+            throwsWith<ArgumentOutOfRangeException> (fun () -> aug.AugmentImage(ReadOnlySpan img, 4, 4, 3, Span(Array.zeroCreate<float32> 192), 0UL, 0, 0, 0, 256)) "[0, 256)" |> ignore
     ]
 
 let photos =
@@ -236,6 +252,8 @@ let grid =
             let ints = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2))
             use b = ints.GenerateBatch 0
             throwsWith<ArgumentException> (fun () -> BatchGrid.Render(b) |> ignore) "int32" |> ignore
+            use five = (sampler null 0 11UL).GetSlice(0, 5)
+            throwsWith<ArgumentException> (fun () -> BatchGrid.Render(plain, null, five) |> ignore) "not a whole number of views" |> ignore
 
         testCase "WritePng writes the file atomically" <| fun () ->
             use d = new TempDir()

@@ -267,6 +267,11 @@ let preprocessors =
             throwsWith<ArgumentException> (fun () -> Preprocessing.Normalize([| 1f; 2f |], [| 1f |]) |> ignore) "same" |> ignore
             let t16 = ExampleTable.From(ReadOnlySpan [| 1us |], ReadOnlySpan [| 1; 1 |], ReadOnlySpan [| 0L |])
             throwsWith<ArgumentException> (fun () -> Preprocessing.Apply(t16, Preprocessing.Resize(2, 2)) |> ignore) "uint16" |> ignore
+            throwsWith<ArgumentOutOfRangeException> (fun () -> Preprocessing.CenterCrop(3, 0) |> ignore) "width" |> ignore
+            throwsWith<ArgumentOutOfRangeException> (fun () -> Preprocessing.ResizeWithPad(0, 3) |> ignore) "height" |> ignore
+            throwsWith<ArgumentException> (fun () -> ImageResize.RoundToByte(ReadOnlySpan [| 1f |], Span(Array.zeroCreate<byte> 2))) "holds 2" |> ignore
+            let rgb = ExampleTable.From(ReadOnlySpan(Array.zeroCreate<byte> 12), ReadOnlySpan [| 2; 2; 3 |], ReadOnlySpan [| 0L |])
+            throwsWith<ArgumentException> (fun () -> Preprocessing.Apply(rgb, Preprocessing.Normalize([| 0f; 0f |], [| 1f; 1f |])) |> ignore) "2 channel means" |> ignore
             let flat = ExampleTable.From(ReadOnlySpan [| 1uy |], ReadOnlySpan [| 1 |], ReadOnlySpan [| 0L |])
             throwsWith<ArgumentException> (fun () -> Preprocessing.Apply(flat, Preprocessing.Resize(2, 2)) |> ignore) "[H, W]" |> ignore
     ]
