@@ -261,5 +261,78 @@ let distributedTests =
         }
     ]
 
+
+// ---------- the loss ----------
+
+/// Four unit vectors in 2-D, labels [0; 0; 1; 1]: e0 = (1, 0), e1 = (0.6, 0.8), e2 = (0, 1), e3 = (-0.6, 0.8).
+/// Cosine distances d = 1 - cos: d01 = 0.4, d02 = 1, d03 = 1.6, d12 = 0.2, d13 = 0.72, d23 = 0.2.
+let fourPoints () =
+    torch.tensor([| 1f; 0f; 0.6f; 0.8f; 0f; 1f; -0.6f; 0.8f |]).reshape(4L, 2L), torch.tensor([| 0L; 0L; 1L; 1L |])
+
+let lossTests =
+    testList "multi-similarity loss" [
+        test "per-anchor values worked by hand" {
+            // Anchor 0: positive d01 = 0.4; nearest negative d02 = 1.0, so positives must exceed 1.0 - 0.1 = 0.9: none kept -> 0.
+            // Anchor 1: positive d10 = 0.4 > min(0.2, 0.72) - 0.1 = 0.1, kept; negatives below 0.4 + 0.1 = 0.5: d12 = 0.2 only.
+            //   log(1 + exp(2 (0.4 - 0.5))) / 2 + log(1 + exp(-40 (0.2 - 0.5))) / 40
+            //   = log(1 + e^-0.2) / 2 + log(1 + e^12) / 40 = 0.2990694347 + 0.3000001536 = 0.5990695883
+            // Anchor 2: positive d23 = 0.2 > min(1.0, 0.2) - 0.1 = 0.1, kept; negatives below 0.3: d21 = 0.2.
+            //   log(1 + e^-0.6) / 2 + log(1 + e^12) / 40 = 0.2187439752 + 0.3000001536 = 0.5187441288
+            // Anchor 3: positive d32 = 0.2; nearest negative d31 = 0.72, so positives must exceed 0.62: none -> 0.
+            let e, y = fourPoints ()
+            let loss = MultiSimilarityLoss()
+            let per = loss.PerAnchor(e, y).data<float32>().ToArray()
+            let expected = [| 0f; 0.5990695883f; 0.5187441288f; 0f |]
+            for i in 0 .. 3 do
+                Expect.floatClose { absolute = 2e-6; relative = 1e-5 } (float per[i]) (float expected[i]) $"anchor {i}"
+            Expect.floatClose { absolute = 2e-6; relative = 1e-5 } (float (loss.Forward(e, y).item<float32>())) 0.2794534293 "mean over the 4 anchors"
+        }
+
+        test "the reference's defaults" {
+            let l = MultiSimilarityLoss()
+            Expect.equal (l.Alpha, l.Beta, l.Epsilon, l.Lambda, l.Center) (2.0, 40.0, 0.1, 0.5, 1.0) "alpha, beta, epsilon, lambda, center"
+        }
+
+        test "a batch of one class has no negatives, so no anchor counts" {
+            let e, _ = fourPoints ()
+            let per = MultiSimilarityLoss().PerAnchor(e, torch.tensor([| 3L; 3L; 3L; 3L |])).data<float32>().ToArray()
+            Expect.equal per [| 0f; 0f; 0f; 0f |] "all zero"
+        }
+
+        test "reordering the batch reorders the per-anchor losses" {
+            let e, y = fourPoints ()
+            let order = torch.tensor([| 2L; 0L; 3L; 1L |])
+            let loss = MultiSimilarityLoss()
+            let a = loss.PerAnchor(e, y).index_select(0, order).data<float32>().ToArray()
+            let b = loss.PerAnchor(e.index_select(0, order), y.index_select(0, order)).data<float32>().ToArray()
+            Expect.equal b a "same values, permuted"
+        }
+
+        test "gradient steps on free embeddings lower the loss" {
+            torch.manual_seed 3L |> ignore
+            let raw = torch.randn([| 12L; 8L |]).requires_grad_(true)
+            let y = torch.tensor([| 0L; 0L; 0L; 1L; 1L; 1L; 2L; 2L; 2L; 3L; 3L; 3L |])
+            let loss = MultiSimilarityLoss()
+            let value () = loss.Forward(torch.nn.functional.normalize(raw, p = 2.0, dim = 1L), y)
+            let first = value().item<float32>()
+            for _ in 1 .. 50 do
+                let l = value ()
+                raw.grad |> Option.ofObj |> Option.iter (fun g -> g.zero_() |> ignore)
+                l.backward()
+                use _ = torch.no_grad()
+                let step : torch.Tensor = raw.grad * 0.5f
+                raw.sub_(step) |> ignore
+            let last = value().item<float32>()
+            Expect.isGreaterThan first 0.1f "a random start has a loss"
+            Expect.isLessThan last (first * 0.5f) $"loss fell from {first} to {last}"
+        }
+
+        test "shapes that do not fit are refused" {
+            let e, _ = fourPoints ()
+            let ex = throwsWith<ArgumentException> (fun () -> MultiSimilarityLoss().Forward(e, torch.tensor([| 0L; 1L |])) |> ignore) "3 labels"
+            Expect.stringContains ex.Message "embeddings [4, 2] and labels [2]" "gives both shapes"
+        }
+    ]
+
 [<Tests>]
-let tests = testList "Torch" [ shimTests; tensorTests; distributedTests ]
+let tests = testList "Torch" [ shimTests; tensorTests; distributedTests; lossTests ]
