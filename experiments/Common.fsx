@@ -44,13 +44,14 @@ let hasArg (name: string) = Array.contains ("--" + name) args
 /// The repository's data/ folder (the embedded dataset) relative to this script.
 let embeddedDataDir = Path.GetFullPath(Path.Combine(__SOURCE_DIRECTORY__, "..", "data"))
 
-/// Loads a dataset with the sampler's loader and builds a sampler; the table is reused for more samplers.
+/// Loads a dataset through the library's one load route (TfdsLoader.LoadAsync, as the façade and the CLI do); the
+/// table is reused for every sampler of the script. Never downloads: the scripts run on data already on disk.
 let load (dataset: string) (dataDir: string) (cacheDir: string option) (splits: string list) =
     let options =
-        TFDatasetSamplerOptions(DatasetName = dataset, DataDir = dataDir, Splits = Array.ofList splits,
-                                CacheDir = Option.toObj cacheDir, UseCache = cacheDir.IsSome, ClassesPerBatch = 1)
-    let s = TFDatasetMultiShotMemorySampler.LoadAsync(options).GetAwaiter().GetResult()
-    s.LoadResult, s.Table
+        TfdsLoadOptions(DatasetName = dataset, DataDir = dataDir, Splits = Array.ofList splits,
+                                      CacheDir = Option.toObj cacheDir, UseCache = cacheDir.IsSome, Download = null)
+    let r = Samplers.Tfds.TfdsLoader.LoadAsync(options).GetAwaiter().GetResult()
+    r, r.Table
 
 /// A sampler over an already loaded table with the manifest's sampling settings.
 let sampler table (sampling: ManifestSampling) =
@@ -128,7 +129,7 @@ let inv (x: float) = x.ToString("0.######", CultureInfo.InvariantCulture)
 
 /// Writes the manifest of a run of `experiment` (dataset name, splits, size and fingerprint; runs; results) into the
 /// output folder and prints where.
-let saveManifest (experiment: string) (s: Settings) (datasetName: string) (table: Samplers.Data.ExampleTable)
+let saveManifest (experiment: string) (s: Settings) (datasetName: string) (table: Samplers.ExampleTable)
                  (runs: ManifestRun seq) (results: Collections.Generic.Dictionary<string, float>) =
     ExperimentManifest(
         Experiment = experiment,

@@ -14,6 +14,7 @@ open System
 open System.IO
 open Samplers
 open Samplers.Core
+open Samplers.Core.Statistics
 open Samplers.Experiments
 open Common
 
@@ -37,7 +38,7 @@ for mode in modes do
         let tally = BalanceTally(s.ClassIndex, table.Count)
         let uses = Collections.Generic.Dictionary<int, int>()
         for b in 0 .. s.Count - 1 do
-            let plan = Planner.Plan(s.PlanConfig, s.ClassIndex, { Seed = settings.Seed; Epoch = e; BatchId = b })
+            let plan = s.Planner.Plan({ Seed = settings.Seed; Epoch = e; BatchId = b })
             tally.Add plan
             overall.Add plan
             digest.Add plan

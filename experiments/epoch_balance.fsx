@@ -13,6 +13,7 @@ open System
 open System.IO
 open Samplers
 open Samplers.Core
+open Samplers.Core.Statistics
 open Samplers.Experiments
 open Common
 
@@ -32,7 +33,7 @@ for mode in modes do
     let tally = BalanceTally(s.ClassIndex, table.Count)
     use digest = new PlanDigest()
     for b in 0 .. s.Count - 1 do
-        let plan = Planner.Plan(s.PlanConfig, s.ClassIndex, { Seed = settings.Seed; Epoch = epoch; BatchId = b })
+        let plan = s.Planner.Plan({ Seed = settings.Seed; Epoch = epoch; BatchId = b })
         tally.Add plan
         digest.Add plan
     let r = tally.Summary()

@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using Samplers.Core;
+using Samplers.Core.Statistics;
 
 namespace Samplers.Bench;
 
@@ -28,7 +29,8 @@ public class AuditBenchmarks
         _index = ClassIndex.Build(labels);
         var parts = Shape.Split('x');
         var config = new PlanConfig(int.Parse(parts[0]), int.Parse(parts[1]), Batches);
-        _plans = Enumerable.Range(0, Batches).Select(b => Planner.Plan(config, _index, new PlanKey(1, 0, b))).ToArray();
+        var planner = new Planner(config, _index);
+        _plans = Enumerable.Range(0, Batches).Select(b => planner.Plan(new PlanKey(1, 0, b))).ToArray();
     }
 
     [Benchmark(OperationsPerInvoke = Batches)]

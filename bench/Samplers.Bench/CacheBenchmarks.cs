@@ -1,7 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using Parquet;
 using Samplers.Cache;
-using Samplers.Data;
 
 namespace Samplers.Bench;
 

@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using BenchmarkDotNet.Attributes;
-using Samplers.Data;
 using Samplers.Tfds;
 using Samplers.Tfds.Download;
 

@@ -1,6 +1,5 @@
 using BenchmarkDotNet.Attributes;
 using Samplers.Core;
-using Samplers.Data;
 
 namespace Samplers.Bench;
 

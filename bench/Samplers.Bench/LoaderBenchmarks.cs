@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using BenchmarkDotNet.Attributes;
-using Samplers.Data;
 using Samplers.Imaging;
 using Samplers.Tfds;
 

@@ -22,6 +22,7 @@ public class PlanBenchmarks
     private const int Batches = 1024;
     private ClassIndex _index = null!;
     private PlanConfig _config = null!;
+    private Planner _planner = null!;
     private int[] _indices = [];
     private int[] _ordinals = [];
 
@@ -52,6 +53,7 @@ public class PlanBenchmarks
         for (int i = 0; i < labels.Length; i++) labels[i] = (long)((uint)(i * 2654435761u) % (uint)Case.Classes);
         _index = ClassIndex.Build(labels);
         _config = new PlanConfig(Case.ClassesPerBatch, Case.ExamplesPerClass, 1_000_000, Case.Mode, 0, 1);
+        _planner = new Planner(_config, _index);
         _indices = new int[_config.BatchSize];
         _ordinals = new int[_config.BatchSize];
     }
@@ -62,7 +64,8 @@ public class PlanBenchmarks
         int sum = 0;
         for (int b = 0; b < Batches; b++)
         {
-            sum += Planner.Fill(_config, _index, new PlanKey(42UL, 3, b), _indices, _ordinals);
+            _planner.Fill(new PlanKey(42UL, 3, b), _indices, _ordinals);
+            sum += _ordinals[0];
         }
         return sum + _indices[0];
     }

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using Samplers.Data;
 
 namespace Samplers.Bench;
 

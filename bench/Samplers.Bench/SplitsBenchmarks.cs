@@ -1,5 +1,5 @@
 using BenchmarkDotNet.Attributes;
-using Samplers.Core;
+using Samplers.Core.Tfds;
 
 namespace Samplers.Bench;
 

@@ -1,5 +1,4 @@
 using BenchmarkDotNet.Attributes;
-using Samplers.Data;
 using Samplers.TorchSharp;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -80,8 +80,8 @@ public class TfRecordBenchmarks
 public class ExampleDecodeBenchmarks
 {
     private byte[] _file = [];
-    private readonly FeatureSpec _label = new("label", FeatureKind.ClassLabel, "", Data.DType.Int64, [], NumClasses: 10);
-    private readonly FeatureSpec _image = new("image", FeatureKind.Image, "", Data.DType.UInt8, [28, 28, 1]);
+    private readonly FeatureSpec _label = new("label", FeatureKind.ClassLabel, "", DType.Int64, [], NumClasses: 10);
+    private readonly FeatureSpec _image = new("image", FeatureKind.Image, "", DType.UInt8, [28, 28, 1]);
 
     /// <summary>Records in the shard.</summary>
     public int Records => 60_000;

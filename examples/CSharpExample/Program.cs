@@ -4,7 +4,6 @@
 using Microsoft.Extensions.Logging;
 using Samplers;
 using Samplers.Core;
-using Samplers.Data;
 
 using ILoggerFactory loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
 ILogger logger = loggerFactory.CreateLogger("sampler");

@@ -9,7 +9,6 @@ using System.Text.Json.Nodes;
 using MetricLearning;
 using Samplers;
 using Samplers.Core;
-using Samplers.Data;
 using Samplers.Experiments;
 using Samplers.TorchSharp;
 using TorchSharp;
@@ -51,15 +50,19 @@ static async Task<int> Run(Settings s)
 
     // Training data: the seen classes of the training split, served class-balanced.
     var seen = Enumerable.Range(0, s.SeenClasses).Select(i => (long)i).ToArray();
+    var load = new TfdsLoadOptions { DatasetName = s.Dataset, DataDir = s.DataDir, Splits = [s.TrainSplit], CacheDir = s.CacheDir };
     var trainOptions = new TFDatasetSamplerOptions
     {
-        DatasetName = s.Dataset, DataDir = s.DataDir, Splits = [s.TrainSplit], ClassList = seen,
+        Load = load, ClassList = seen,
         ClassesPerBatch = s.ClassesPerBatch, ExamplesPerClassPerBatch = s.ExamplesPerClass, StepsPerEpoch = s.StepsPerEpoch,
-        Seed = (ulong)s.Seed, Warmup = 0, CacheDir = s.CacheDir,
+        Seed = (ulong)s.Seed, Warmup = 0,
     };
     var train = await TFDatasetMultiShotMemorySampler.LoadAsync(trainOptions);
-    var evalSampler = await TFDatasetMultiShotMemorySampler.LoadAsync(trainOptions with { Splits = [s.EvalSplit], ClassList = null, ClassesPerBatch = 2, ExamplesPerClassPerBatch = 1 });
-    string planDigest = PlanDigest.Compute(train.PlanConfig, train.ClassIndex, train.Seed, 0, s.Epochs, 0, train.Count);
+    var evalSampler = await TFDatasetMultiShotMemorySampler.LoadAsync(trainOptions with
+    {
+        Load = load with { Splits = [s.EvalSplit] }, ClassList = null, ClassesPerBatch = 2, ExamplesPerClassPerBatch = 1,
+    });
+    string planDigest = PlanDigest.Compute(train.Planner, train.Seed, 0, s.Epochs, 0, train.Count);
     string fingerprint = DatasetFingerprint.Compute(train.Table);
     string evalFingerprint = DatasetFingerprint.Compute(evalSampler.Table);
     Say($"dataset {s.Dataset}: train split '{s.TrainSplit}' ({train.NumExamples} examples of classes {string.Join(",", seen)}), eval split '{s.EvalSplit}' ({evalSampler.NumExamples} examples)");

@@ -2,7 +2,6 @@ using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Samplers.Core;
-using Samplers.Data;
 
 namespace Samplers;
 

@@ -1,19 +1,8 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
-using Samplers.Data;
 
 namespace Samplers;
-
-/// <summary>
-/// A batch would mix examples of different shapes (a ragged table without a resizing preprocess). A batch is one
-/// tensor and needs one shape.
-/// </summary>
-public class RaggedBatchException : SamplersDataException
-{
-    /// <summary>Creates the exception.</summary>
-    public RaggedBatchException(string message, long? offset = null) : base(message, null, offset, null) { }
-}
 
 /// <summary>Copies table rows into contiguous batch memory. The hot path of every batch.</summary>
 internal static class Gather

@@ -3,7 +3,6 @@ using System.Collections;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Samplers.Core;
-using Samplers.Data;
 
 namespace Samplers;
 
@@ -24,7 +23,7 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
 {
     private static readonly Action<ILogger, int, int, int, int, Exception?> LogBatchSize =
         LoggerMessage.Define<int, int, int, int>(LogLevel.Information, new EventId(1, "BatchSize"),
-            "The initial batch size is {BatchSize} ({ClassesPerBatch} classes * {ExamplesPerClassPerBatch} examples per class) with {NumAugmentations} augmenters");
+            "The initial batch size is {BatchSize} ({ClassesPerBatch} classes * {ExamplesPerClassPerBatch} examples per class) with {NumAugmentations} augmentations");
     private static readonly Action<ILogger, long, int, int, Exception?> LogReplacement =
         LoggerMessage.Define<long, int, int>(LogLevel.Warning, new EventId(2, "WithReplacement"),
             "Class {Label} has {Available} examples, fewer than the {Requested} examples per class per batch: its examples are drawn with replacement (repeats within a batch)");
@@ -34,6 +33,7 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
     private readonly ExampleTable _table;
     private readonly ClassIndex _index;
     private readonly PlanConfig _config;
+    private readonly Planner _planner;       // (config, index), validated once
     private readonly SamplerOptions _options;
     private readonly BatchPool _pool;
     private readonly ILogger _logger;
@@ -46,9 +46,9 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
     // Read-only views made once: the index and table never change, and callers index these per class.
     private readonly IReadOnlyList<long> _classList;
     private readonly IReadOnlyList<int> _exampleShape;
-    private readonly object _epochGate = new();
-    private volatile int _epoch;
-    private volatile bool _isWarmup;
+    // The epoch is the sampler's only mutable state; whether warmup is on is a function of it (IsWarmupAt), so a
+    // reader can never see an epoch with another epoch's warmup flag.
+    private int _epoch;
 
     /// <summary>A sampler over <paramref name="x"/> (examples and their labels) with <paramref name="options"/>.</summary>
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
@@ -80,11 +80,12 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
 
         _table = options.Preprocess is null || !applyPreprocess ? x : Preprocessing.Apply(x, options.Preprocess);
 
-        ClassIndex index = options.ClassList is null
+        // As the reference (`if not class_list`): null and an empty list both mean every class.
+        ClassIndex index = options.ClassList is null || options.ClassList.Count == 0
             ? ClassIndex.Build(_table.Labels)
             : ClassIndex.Build(_table.Labels, options.ClassList.ToArray());
         if (options.TotalExamplesPerClass is int keep) index = index.Select(options.Seed, keep);
-        Planner.Validate(_config, index);
+        _planner = new Planner(_config, index);
         _index = index;
 
         int classes = index.ClassCount;
@@ -106,8 +107,8 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
         _selected = selected.ToArray();
         Array.Sort(_selected);
 
-        _isWarmup = options.Warmup != 0; // the reference: is_warmup = bool(warmup)
-        LogBatchSize(_logger, BatchSize, ClassesPerBatch, ExamplesPerClassPerBatch, NumAugmentationsPerExample, null);
+        // The reference prints `0 if self.augmenter is None else self.num_augmentations_per_example`.
+        LogBatchSize(_logger, BatchSize, ClassesPerBatch, ExamplesPerClassPerBatch, _augmenter is null ? 0 : NumAugmentationsPerExample, null);
     }
 
     /// <summary>The reference's constructor shape: <c>MultiShotMemorySampler(x, y, classes_per_batch=2,
@@ -144,6 +145,9 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
     /// <summary>The plan configuration (counts, mode, shard) handed to the core.</summary>
     public PlanConfig PlanConfig => _config;
 
+    /// <summary>The core planner over <see cref="PlanConfig"/> and <see cref="ClassIndex"/>: the plan of any batch, as the sampler draws it.</summary>
+    public Planner Planner => _planner;
+
     /// <summary>The examples of each class that are sampled (after <c>class_list</c> and <c>total_examples_per_class</c>).</summary>
     public ClassIndex ClassIndex => _index;
 
@@ -167,10 +171,15 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
     public int Count => _config.BatchesPerRank;
 
     /// <summary>The current epoch, starting at 0 (<c>epoch</c>).</summary>
-    public int Epoch => _epoch;
+    public int Epoch => Volatile.Read(ref _epoch);
 
-    /// <summary>Whether warmup is on (<c>is_warmup</c>); see <see cref="SamplerOptions.Warmup"/>.</summary>
-    public bool IsWarmup => _isWarmup;
+    /// <summary>Whether warmup is on in the current epoch (<c>is_warmup</c>); see <see cref="SamplerOptions.Warmup"/>.</summary>
+    public bool IsWarmup => IsWarmupAt(Epoch);
+
+    /// <summary>Whether warmup is on during <paramref name="epoch"/>: the reference's state machine (<c>is_warmup = bool(warmup)</c>,
+    /// then <c>on_epoch_end</c> turns it off once <c>epoch &gt;= warmup</c>) as a function of the epoch, so a batch's
+    /// <see cref="Batch.IsWarmup"/> always agrees with its epoch, whichever thread calls <see cref="OnEpochEnd"/>.</summary>
+    public bool IsWarmupAt(int epoch) => _options.Warmup != 0 && epoch < Math.Max(_options.Warmup, 1);
 
     /// <summary>The warmup setting (<c>warmup</c>).</summary>
     public int Warmup => _options.Warmup;
@@ -202,24 +211,23 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
     /// <remarks>Python: <c>generate_batch(batch_id)</c>. Dispose the batch.</remarks>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="batchId"/> is outside [0, Count).</exception>
     /// <exception cref="RaggedBatchException">The batch would mix example shapes.</exception>
-    public Batch GenerateBatch(int batchId) => GenerateBatchAt(_epoch, batchId);
+    public Batch GenerateBatch(int batchId) => GenerateBatchAt(Epoch, batchId);
 
     /// <summary>Batch <paramref name="batchId"/> of <paramref name="epoch"/>, whatever the current epoch (for prefetching across an epoch boundary).
-    /// The augmenter is told the current <see cref="IsWarmup"/>.</summary>
+    /// The batch and the augmenter are told whether warmup is on in that epoch (<see cref="IsWarmupAt"/>).</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="batchId"/> is outside [0, Count) or <paramref name="epoch"/> is negative.</exception>
     /// <exception cref="RaggedBatchException">The batch would mix example shapes.</exception>
     public Batch GenerateBatchAt(int epoch, int batchId)
     {
         CheckBatchId(batchId);
         ArgumentOutOfRangeException.ThrowIfNegative(epoch);
-        bool warm = _isWarmup;
+        bool warm = IsWarmupAt(epoch);
         var key = new PlanKey(_options.Seed, epoch, batchId);
         BatchStorage s = _pool.RentStorage(_table.DType, BatchSize);
         try
         {
-            int rows = Planner.Fill(_config, _index, key, s.Indices, s.Ordinals);
-            if (rows != BatchSize) s.PrepareRows(_table.DType, rows);
-            FillFromPlan(s, rows, BatchWhat.Planned(batchId, epoch));
+            _planner.Fill(key, s.Indices, s.Ordinals);
+            FillFromPlan(s, BatchSize, BatchWhat.Planned(batchId, epoch));
             s.Key = key;
             s.GlobalBatchId = _config.GlobalBatchId(batchId);
             s.IsWarmup = warm;
@@ -253,8 +261,9 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
         Span<int> ord = n <= 512 ? stackalloc int[n] : (rentedO = ArrayPool<int>.Shared.Rent(n));
         try
         {
-            var key = new PlanKey(_options.Seed, _epoch, batchId);
-            int rows = Planner.Fill(_config, _index, key, idx, ord);
+            var key = new PlanKey(_options.Seed, Epoch, batchId);
+            _planner.Fill(key, idx, ord);
+            int rows = n;
             ReadOnlySpan<int> used = idx[..rows];
             Span<int> shape = stackalloc int[_table.ExampleShape.Length];
             long bytes = Gather.Measure(_table, used, shape, BatchWhat.Planned(batchId, key.Epoch));
@@ -283,9 +292,9 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
         ArgumentOutOfRangeException.ThrowIfLessThan(numClasses, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(numClasses, _index.ClassCount);
         ArgumentOutOfRangeException.ThrowIfLessThan(examplesPerClass, 1);
-        int epoch = _epoch;
+        int epoch = Epoch;
         var key = new PlanKey(_options.Seed, epoch, batchId);
-        BatchPlan plan = Planner.PlanExamples(_config, _index, key, numClasses, examplesPerClass);
+        BatchPlan plan = _planner.PlanExamples(key, numClasses, examplesPerClass);
         BatchStorage s = _pool.RentStorage(_table.DType, plan.Count);
         try
         {
@@ -294,7 +303,7 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
             FillFromPlan(s, plan.Count, BatchWhat.Examples(batchId, epoch));
             s.Key = key;
             s.GlobalBatchId = plan.GlobalBatchId;
-            s.IsWarmup = _isWarmup;
+            s.IsWarmup = IsWarmupAt(epoch);
         }
         catch
         {
@@ -305,8 +314,11 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
     }
 
     /// <summary>Examples <paramref name="begin"/> .. <paramref name="begin"/> + <paramref name="size"/> - 1 of the sampled examples
-    /// (in table order), augmented if an augmenter is set; <paramref name="size"/> -1 means "to the end".</summary>
-    /// <remarks>Python: <c>get_slice(begin=0, size=-1)</c>.</remarks>
+    /// (in table order), never augmented; <paramref name="size"/> -1 means "to the end".</summary>
+    /// <remarks>Python: <c>get_slice(begin=0, size=-1)</c>. As the reference's <c>MultiShotMemorySampler.get_slice</c>, no
+    /// augmenter is applied (only its <c>SingleShotMemorySampler</c> augments slices). Divergences: the reference's
+    /// <c>size=-1</c> is Python's <c>x[begin:begin-1]</c> (all but the last row) and a range past the end is silently cut;
+    /// here -1 means to the end and a range outside [0, NumExamples] throws (docs/API.md).</remarks>
     /// <exception cref="ArgumentOutOfRangeException">The range is not inside [0, NumExamples].</exception>
     public Batch GetSlice(int begin = 0, int size = -1)
     {
@@ -316,7 +328,7 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
         if (size < 0 || (long)begin + size > NumExamples)
             throw new ArgumentOutOfRangeException(nameof(size), size, $"size must be -1 or in [0, NumExamples - begin] = [0, {NumExamples - begin}], but was {size}.");
         BatchStorage s = _pool.RentStorage(_table.DType, size);
-        bool warm = _isWarmup;
+        bool warm = IsWarmup;
         try
         {
             _selected.AsSpan(begin, size).CopyTo(s.Indices);
@@ -329,29 +341,23 @@ public class MultiShotMemorySampler : IEnumerable<Batch>
             _pool.Return(s);
             throw;
         }
-        return Augment(new Batch(s), warm);
+        return new Batch(s);
     }
 
     /// <summary>Ends an epoch: the epoch counter goes up, and warmup ends once it reaches <see cref="Warmup"/> ("Warmup complete" is logged).</summary>
     /// <remarks>Python: <c>on_epoch_end()</c>. Batches requested afterwards belong to the new epoch.</remarks>
     public virtual void OnEpochEnd()
     {
-        lock (_epochGate)
-        {
-            _epoch++;
-            if (_isWarmup && _epoch >= _options.Warmup)
-            {
-                LogWarmupComplete(_logger, null);
-                _isWarmup = false;
-            }
-        }
+        // One atomic step: every epoch value is reached exactly once, so "Warmup complete" is logged once.
+        int now = Interlocked.Increment(ref _epoch);
+        if (IsWarmupAt(now - 1) && !IsWarmupAt(now)) LogWarmupComplete(_logger, null);
     }
 
     /// <summary>The batches of the current epoch in order (0 .. Count-1); dispose each one.</summary>
     /// <remarks>Python: <c>__iter__</c>. Holding on to them (e.g. <c>ToList()</c>) keeps their buffers out of the pool.</remarks>
     public IEnumerator<Batch> GetEnumerator()
     {
-        int epoch = _epoch;
+        int epoch = Epoch;
         for (int b = 0; b < Count; b++) yield return GenerateBatchAt(epoch, b);
     }
 

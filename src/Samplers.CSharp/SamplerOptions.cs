@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Samplers.Core;
+using Samplers.Tfds;
 
 namespace Samplers;
 
@@ -24,7 +25,8 @@ public record SamplerOptions
     /// <summary>Batches per epoch over all ranks (<c>steps_per_epoch</c>, default 1000); <see cref="MultiShotMemorySampler.Count"/> is this rank's share.</summary>
     public int StepsPerEpoch { get; init; } = 1000;
 
-    /// <summary>Only these labels are sampled (<c>class_list</c>; duplicates ignored); null means every label present.</summary>
+    /// <summary>Only these labels are sampled (<c>class_list</c>; duplicates ignored); null or empty means every label present
+    /// (the reference tests <c>if not class_list</c>).</summary>
     public IReadOnlyList<long>? ClassList { get; init; }
 
     /// <summary>Keep at most this many examples of each class (<c>total_examples_per_class</c>); null keeps all.</summary>
@@ -38,10 +40,10 @@ public record SamplerOptions
     /// <summary>Applied to every batch (<c>augmenter</c>); may change the batch size.</summary>
     public IAugmenter? Augmenter { get; init; }
 
-    /// <summary>Passed to the augmenter (<c>num_augmentations_per_example</c>, default 0: the reference's
-    /// <c>MultiShotMemorySampler</c> never sets it, so its base class default of 0 applies and the batch-size message
-    /// says "with 0 augmenters").</summary>
-    public int NumAugmentationsPerExample { get; init; }
+    /// <summary>Passed to the augmenter (<c>num_augmentations_per_example</c>, default 1: the reference's
+    /// <c>MultiShotMemorySampler</c> never sets it, so its base <c>Sampler</c>'s default of 1 (since v0.17) applies).</summary>
+    /// <remarks>The batch-size message reports it only when an augmenter is set, as the reference does ("with 0 augmentations" otherwise).</remarks>
+    public int NumAugmentationsPerExample { get; init; } = 1;
 
     /// <summary>Warmup epochs (<c>warmup</c>, default -1).</summary>
     /// <remarks>As the reference: warmup is on at construction whenever this is not 0 (<c>is_warmup = bool(warmup)</c>), and
@@ -70,38 +72,17 @@ public record SamplerOptions
 }
 
 /// <summary>
-/// Settings of the TFDS-loading sampler (<c>TFDatasetMultiShotMemorySampler</c>): what to load, then every
-/// <see cref="SamplerOptions"/> setting.
+/// Settings of the TFDS-loading sampler (<c>TFDatasetMultiShotMemorySampler</c>): what to load (<see cref="Load"/>, the
+/// loader's own settings record), then every <see cref="SamplerOptions"/> setting.
 /// </summary>
-/// <remarks>Python names: <c>dataset_name</c>, <c>x_key</c>, <c>y_key</c>, <c>splits</c>. Progress and cancellation are
-/// arguments of the loading call, not settings.</remarks>
+/// <remarks>Each setting is declared once: loading settings live on <see cref="TfdsLoadOptions"/> (so
+/// <see cref="TfdsLoader.LoadAsync"/>, this sampler, the CLI and the experiment scripts read the same record),
+/// sampling settings on <see cref="SamplerOptions"/>. Progress and cancellation are arguments of the loading call, not settings.</remarks>
 public record TFDatasetSamplerOptions : SamplerOptions
 {
-    /// <summary>The TFDS dataset (<c>dataset_name</c>): <c>name</c>, <c>name/config</c> or <c>name/config:version</c>.</summary>
-    public required string DatasetName { get; init; }
-
-    /// <summary>The feature holding the examples (<c>x_key</c>, default <c>"image"</c>).</summary>
-    public string XKey { get; init; } = "image";
-
-    /// <summary>The feature holding the labels (<c>y_key</c>, default <c>"label"</c>).</summary>
-    public string YKey { get; init; } = "label";
-
-    /// <summary>Splits to load and concatenate in order (<c>splits</c>, default train then test); each accepts the TFDS slicing syntax (<c>train[:80%]</c>).</summary>
-    public IReadOnlyList<string> Splits { get; init; } = ["train", "test"];
-
-    /// <summary>Ours: the TFDS data directory; null uses <c>TFDS_DATA_DIR</c> or the TFDS default.</summary>
-    public string? DataDir { get; init; }
-
-    /// <summary>Ours: where the Parquet cache lives; null uses <c>SAMPLERS_CACHE_DIR</c>, else the platform cache folder (see <see cref="Samplers.Cache.ParquetCache.ResolveDirectory"/>).</summary>
-    public string? CacheDir { get; init; }
-
-    /// <summary>Ours: false turns the Parquet cache off (always read the TFRecords, write nothing).</summary>
-    public bool UseCache { get; init; } = true;
-
-    /// <summary>Fetches the dataset when it is absent from the data directory. The default,
-    /// <see cref="Samplers.Tfds.TfdsLoader.DownloadFromBucket"/>(), fetches TFDS's prepared files from its public bucket (or
-    /// <c>SAMPLERS_TFDS_BASE_URL</c>), as the reference's <c>tfds.load</c> downloads a missing dataset. Set null to never touch
-    /// the network: an absent dataset is then an error. See <see cref="Samplers.Tfds.TfdsLoadOptions.Download"/>.</summary>
-    /// <remarks>Only an absent dataset, config, version or shard triggers it; a dataset already on disk is never re-fetched.</remarks>
-    public Samplers.Tfds.TfdsDownloadHandler? Download { get; init; } = Samplers.Tfds.TfdsLoader.DownloadFromBucket();
+    /// <summary>What to load and how (<c>dataset_name</c>, <c>x_key</c>, <c>y_key</c>, <c>splits</c>, then ours: data and
+    /// cache directories, downloading, parallelism, chunk size). When <see cref="TfdsLoadOptions.Logger"/> is
+    /// null the load logs to <see cref="SamplerOptions.Logger"/>.</summary>
+    /// <example><c>new TFDatasetSamplerOptions { Load = new TfdsLoadOptions { DatasetName = "mnist" }, ClassesPerBatch = 10 }</c></example>
+    public required TfdsLoadOptions Load { get; init; }
 }

@@ -1,4 +1,3 @@
-using Samplers.Data;
 using Samplers.Tfds;
 
 namespace Samplers;
@@ -9,9 +8,9 @@ namespace Samplers;
 /// </summary>
 /// <remarks>
 /// <para>Build one with <see cref="LoadAsync"/> (async, with progress and cancellation) or with a constructor (the
-/// reference's shape; it blocks while loading). Both load every entry of <see cref="TFDatasetSamplerOptions.Splits"/>,
-/// concatenate them in order, apply <see cref="SamplerOptions.Preprocess"/> once to every example in parallel, then
-/// index the classes.</para>
+/// reference's shape; it blocks while loading). All of them load through <see cref="TfdsLoader.LoadAsync"/> (the one load
+/// route, which the CLI and the experiment scripts use too): every entry of <see cref="TfdsLoadOptions.Splits"/>, concatenated
+/// in order; then they apply <see cref="SamplerOptions.Preprocess"/> once to every example in parallel and index the classes.</para>
 /// <para>The cache stores the decoded data before the preprocess (user code cannot be fingerprinted), so changing
 /// the preprocess never serves stale data.</para>
 /// </remarks>
@@ -54,14 +53,39 @@ public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
         IReadOnlyList<string>? splits = null, int examplesPerClassPerBatch = 2, int stepsPerEpoch = 1000, IReadOnlyList<long>? classList = null,
         int? totalExamplesPerClass = null, IExamplePreprocessor? preprocessFn = null, IAugmenter? augmenter = null, int warmup = -1,
         ulong seed = 0, string? dataDir = null, bool download = true)
-        : this(new TFDatasetSamplerOptions
-        {
-            DatasetName = datasetName, ClassesPerBatch = classesPerBatch, XKey = xKey, YKey = yKey, Splits = splits ?? ["train", "test"],
-            ExamplesPerClassPerBatch = examplesPerClassPerBatch, StepsPerEpoch = stepsPerEpoch, ClassList = classList,
-            TotalExamplesPerClass = totalExamplesPerClass, Preprocess = preprocessFn, Augmenter = augmenter, Warmup = warmup,
-            Seed = seed, DataDir = dataDir, Download = download ? TfdsLoader.DownloadFromBucket() : null,
-        })
+        : this(ReferenceOptions(datasetName, classesPerBatch, xKey, yKey, splits, examplesPerClassPerBatch, stepsPerEpoch, classList,
+            totalExamplesPerClass, preprocessFn, augmenter, warmup, seed, dataDir, download))
     {
+    }
+
+    /// <summary>The reference's constructor shape with one split given as a string (<c>splits="train"</c>; the reference
+    /// accepts <c>str | Sequence[str]</c>). Blocks while loading.</summary>
+    /// <exception cref="ArgumentException">Bad settings, or <c>x_key</c>/<c>y_key</c> names no usable feature.</exception>
+    /// <exception cref="SamplersDataException">The dataset is absent or its files are bad.</exception>
+#pragma warning disable RS0026 // Two overloads with optional parameters on purpose: the reference's splits is str | Sequence[str].
+    public TFDatasetMultiShotMemorySampler(string datasetName, int classesPerBatch, string xKey, string yKey,
+        string splits, int examplesPerClassPerBatch = 2, int stepsPerEpoch = 1000, IReadOnlyList<long>? classList = null,
+        int? totalExamplesPerClass = null, IExamplePreprocessor? preprocessFn = null, IAugmenter? augmenter = null, int warmup = -1,
+        ulong seed = 0, string? dataDir = null, bool download = true)
+        : this(ReferenceOptions(datasetName, classesPerBatch, xKey, yKey, [splits ?? throw new ArgumentNullException(nameof(splits))],
+            examplesPerClassPerBatch, stepsPerEpoch, classList, totalExamplesPerClass, preprocessFn, augmenter, warmup, seed, dataDir, download))
+    {
+    }
+#pragma warning restore RS0026
+
+    private static TFDatasetSamplerOptions ReferenceOptions(string datasetName, int classesPerBatch, string xKey, string yKey,
+        IReadOnlyList<string>? splits, int examplesPerClassPerBatch, int stepsPerEpoch, IReadOnlyList<long>? classList,
+        int? totalExamplesPerClass, IExamplePreprocessor? preprocessFn, IAugmenter? augmenter, int warmup, ulong seed, string? dataDir, bool download)
+    {
+        var load = new TfdsLoadOptions { DatasetName = datasetName, XKey = xKey, YKey = yKey, DataDir = dataDir };
+        if (splits is not null) load = load with { Splits = splits };
+        if (!download) load = load with { Download = null };
+        return new TFDatasetSamplerOptions
+        {
+            Load = load, ClassesPerBatch = classesPerBatch, ExamplesPerClassPerBatch = examplesPerClassPerBatch, StepsPerEpoch = stepsPerEpoch,
+            ClassList = classList, TotalExamplesPerClass = totalExamplesPerClass, Preprocess = preprocessFn, Augmenter = augmenter, Warmup = warmup,
+            Seed = seed,
+        };
     }
 
     /// <summary>Loads the dataset (TFRecords or the Parquet cache), applies the preprocess once in parallel, and builds the sampler.</summary>
@@ -84,21 +108,19 @@ public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
     public TFDatasetSamplerOptions DatasetOptions { get; }
 
     /// <summary>The dataset name (<c>dataset_name</c>).</summary>
-    public string DatasetName => DatasetOptions.DatasetName;
+    public string DatasetName => DatasetOptions.Load.DatasetName;
 
     /// <summary>The loader's result: resolved dataset directory, x/y feature specs, selections, and whether the data came
     /// from the cache. Null when the sampler was handed a table directly.</summary>
     public TfdsLoadResult? LoadResult { get; }
 
-    /// <summary>The loader options a sampler's options imply.</summary>
-    public static TfdsLoadOptions ToLoadOptions(TFDatasetSamplerOptions options)
+    /// <summary>What the loader is given: <see cref="TFDatasetSamplerOptions.Load"/> as it is, except that a null load logger
+    /// falls back to the sampler's <see cref="SamplerOptions.Logger"/> (one Logger setting serves both).</summary>
+    internal static TfdsLoadOptions EffectiveLoadOptions(TFDatasetSamplerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return new TfdsLoadOptions
-        {
-            DatasetName = options.DatasetName, DataDir = options.DataDir, Splits = options.Splits, XKey = options.XKey, YKey = options.YKey,
-            UseCache = options.UseCache, CacheDir = options.CacheDir, Logger = options.Logger, Download = options.Download,
-        };
+        ArgumentNullException.ThrowIfNull(options.Load, "options.Load");
+        return options.Load.Logger is null && options.Logger is not null ? options.Load with { Logger = options.Logger } : options.Load;
     }
 
     private sealed record Loaded(TfdsLoadResult Result, ExampleTable Table);
@@ -109,7 +131,7 @@ public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
 
     private static async Task<Loaded> LoadTableAsync(TFDatasetSamplerOptions options, IProgress<LoadProgress>? progress, CancellationToken cancellationToken)
     {
-        TfdsLoadResult result = await TfdsLoader.LoadAsync(ToLoadOptions(options), progress, cancellationToken).ConfigureAwait(false);
+        TfdsLoadResult result = await TfdsLoader.LoadAsync(EffectiveLoadOptions(options), progress, cancellationToken).ConfigureAwait(false);
         if (options.Preprocess is not { } preprocess) return new Loaded(result, result.Table);
         // Once, after loading, in parallel (Preprocessing.Apply), off the caller's thread.
         ExampleTable table = await Task.Run(() => Preprocessing.Apply(result.Table, preprocess, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Samplers.Core;
-using Samplers.Data;
+using Samplers.Core.Statistics;
 using Samplers.Experiments;
 using Samplers.Export;
 using Samplers.Tfds;
@@ -146,7 +146,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
         {
             string name = r.GetValue(dataset)!;
             var options = _o.ToOptions(r, name);
-            var dir = Catalog.Open(options.DataDir, name);
+            var dir = Catalog.Open(options.Load.DataDir, name);
             string[] versions = Catalog.Versions(dir);
             string[] configs = Catalog.Configs(dir);
             var features = dir.Features.Select(f => new
@@ -156,7 +156,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             }).ToArray();
             var splits = dir.Info.Splits.Select(s => new { name = s.Name, examples = s.NumExamples, shards = s.ShardLengths.Length, bytes = s.NumBytes }).ToArray();
             IReadOnlyList<ClassCount>? classes = null;
-            var entry = TfdsCacheEntry.Resolve(TFDatasetMultiShotMemorySampler.ToLoadOptions(options));
+            var entry = TfdsCacheEntry.Resolve(options.Load);
             string cacheStatus = entry is null ? "off" : entry.Exists ? $"present: {entry.Path} ({entry.Bytes} bytes; `samplers cache {name} verify` checks it)" : $"absent: {entry.Path}";
             if (!r.GetValue(noCounts))
             {
@@ -169,7 +169,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
                 c.WriteJson(new
                 {
                     dataset = dir.FullName, name = dir.Name, config = dir.Config, version = dir.Version, path = dir.Path,
-                    versions, configs, features, splits, loadedSplits = options.Splits, classes, cache = cacheStatus,
+                    versions, configs, features, splits, loadedSplits = options.Load.Splits, classes, cache = cacheStatus,
                 });
                 return 0;
             }
@@ -185,7 +185,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             Table(w, ["split", "examples", "shards", "bytes"], splits.Select(s => new[] { s.name, s.examples.ToString(Inv), s.shards.ToString(Inv), s.bytes.ToString(Inv) }));
             if (classes is not null)
             {
-                w.WriteLine($"classes in {string.Join(",", options.Splits)} (y_key {options.YKey})");
+                w.WriteLine($"classes in {string.Join(",", options.Load.Splits)} (y_key {options.Load.YKey})");
                 Table(w, ["label", "name", "count"], classes.Select(k => new[] { k.Label.ToString(Inv), k.Name, k.Count.ToString(Inv) }));
             }
             w.WriteLine($"cache     {cacheStatus}");
@@ -215,7 +215,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             var (start, end) = CommonOptions.ParseRange(r.GetValue(batches), sampler.Count, "--batches");
             if (r.GetValue(digest))
             {
-                string d = PlanDigest.Compute(sampler.PlanConfig, sampler.ClassIndex, sampler.Seed, firstEpoch, epochCount, start, end - start);
+                string d = PlanDigest.Compute(sampler.Planner, sampler.Seed, firstEpoch, epochCount, start, end - start);
                 if (c.Json)
                     c.WriteJson(new
                     {
@@ -235,7 +235,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
                 for (int b = start; b < end; b++)
                 {
                     ct.ThrowIfCancellationRequested();
-                    var plan = Planner.Plan(sampler.PlanConfig, sampler.ClassIndex, new PlanKey(sampler.Seed, e, b));
+                    var plan = sampler.Planner.Plan(new PlanKey(sampler.Seed, e, b));
                     switch (fmt)
                     {
                         case "jsonl":
@@ -300,7 +300,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             {
                 c.WriteJson(new
                 {
-                    dataset = data.Dir.FullName, fingerprint = DatasetFingerprint.Compute(data.Table), splits = options.Splits,
+                    dataset = data.Dir.FullName, fingerprint = DatasetFingerprint.Compute(data.Table), splits = options.Load.Splits,
                     batchSize = sampler.BatchSize, classesPerBatch = sampler.ClassesPerBatch, examplesPerClassPerBatch = sampler.ExamplesPerClassPerBatch,
                     stepsPerEpoch = sampler.StepsPerEpoch, batchesPerEpoch = sampler.Count, epochs = epochCount, seed = sampler.Seed, mode = options.Mode,
                     rank = options.Rank, worldSize = options.WorldSize,
@@ -311,7 +311,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
                 return 0;
             }
             var w = c.Out;
-            w.WriteLine($"dataset        {data.Dir.FullName} ({string.Join(",", options.Splits)}): {data.Table.Count} examples, {sampler.ClassList.Count} classes");
+            w.WriteLine($"dataset        {data.Dir.FullName} ({string.Join(",", options.Load.Splits)}): {data.Table.Count} examples, {sampler.ClassList.Count} classes");
             w.WriteLine($"batch size     {sampler.BatchSize} ({sampler.ClassesPerBatch} classes x {sampler.ExamplesPerClassPerBatch} examples per class)");
             w.WriteLine(string.Create(Inv, $"sampling       {options.Mode}, seed {sampler.Seed}, rank {options.Rank}/{options.WorldSize}, {epochCount} epoch(s) x {sampler.Count} batches"));
             w.WriteLine("per-class rows");
@@ -385,8 +385,8 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
             string name = r.GetValue(dataset)!;
             string what = r.GetValue(action)!;
             var options = _o.ToOptions(r, name);
-            var entry = TfdsCacheEntry.Resolve(TFDatasetMultiShotMemorySampler.ToLoadOptions(options))
-                ?? throw new UsageException($"The cache is off ({(options.UseCache ? "SAMPLERS_NO_CACHE is set" : "--no-cache")}); nothing to {what}.");
+            var entry = TfdsCacheEntry.Resolve(options.Load)
+                ?? throw new UsageException($"The cache is off ({(options.Load.UseCache ? "SAMPLERS_NO_CACHE is set" : "--no-cache")}); nothing to {what}.");
             int code = 0;
             string status;
             string? reason = null;
@@ -415,7 +415,7 @@ internal sealed class Cli(TextWriter output, TextWriter error, bool interactive)
                 c.WriteJson(new { dataset = entry.Builder.FullName, action = what, status, path = entry.Path, exists = entry.Exists, bytes = entry.Bytes, detail = reason, fingerprint = entry.Fingerprint.Value, key = entry.Key.Canonical.Replace('\u001f', '|') });
             else
             {
-                c.Out.WriteLine($"dataset  {entry.Builder.FullName} ({string.Join(",", options.Splits)}; {options.XKey}, {options.YKey})");
+                c.Out.WriteLine($"dataset  {entry.Builder.FullName} ({string.Join(",", options.Load.Splits)}; {options.Load.XKey}, {options.Load.YKey})");
                 c.Out.WriteLine($"cache    {entry.Path}");
                 c.Out.WriteLine($"status   {status}" + (entry.Exists ? $", {entry.Bytes} bytes" : ""));
                 if (!string.IsNullOrEmpty(reason)) c.Out.WriteLine($"detail   {reason.TrimStart(';', ' ')}");

@@ -6,7 +6,8 @@ using Samplers.Tfds;
 
 namespace Samplers.Cli;
 
-/// <summary>The options every dataset command shares, and their mapping to <see cref="TFDatasetSamplerOptions"/>.</summary>
+/// <summary>The options every dataset command shares, and their mapping to the library's settings records
+/// (<see cref="TfdsLoadOptions"/> for loading, <see cref="TFDatasetSamplerOptions"/> for loading and sampling).</summary>
 internal sealed class CommonOptions
 {
     public readonly Option<string?> DataDir = new("--data-dir") { Description = "TFDS data directory (default: TFDS_DATA_DIR, else ~/tensorflow_datasets; `run` without a dataset uses the embedded data/)." };
@@ -46,19 +47,32 @@ internal sealed class CommonOptions
     /// <summary>Loading plus sampling options.</summary>
     public IEnumerable<Option> SamplerOptions => LoadOptions.Concat<Option>([ClassesPerBatch, ExamplesPerClass, StepsPerEpoch, ClassList, TotalExamplesPerClass, Seed, Mode, Rank, WorldSize]);
 
-    public TFDatasetSamplerOptions ToOptions(ParseResult r, string dataset, string? dataDirOverride = null)
+    /// <summary>What to load, from the loading options (the one <see cref="TfdsLoadOptions"/> record the library reads).</summary>
+    public TfdsLoadOptions ToLoadOptions(ParseResult r, string dataset, string? dataDirOverride = null)
     {
         string[] splits = (r.GetValue(Splits) ?? [])
             .SelectMany(s => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
-        return new TFDatasetSamplerOptions
+        var load = new TfdsLoadOptions
         {
             DatasetName = dataset,
             DataDir = r.GetValue(DataDir) ?? dataDirOverride,
             CacheDir = r.GetValue(CacheDir),
             UseCache = !r.GetValue(NoCache),
-            Splits = splits.Length > 0 ? splits : ["train", "test"],
             XKey = r.GetValue(XKey)!,
             YKey = r.GetValue(YKey)!,
+            // The tool fetches data only when asked (--download): a typo in a dataset name must not start a download.
+            // (The library downloads by default, as tfds.load does.)
+            Download = r.GetValue(Download) ? TfdsLoader.DownloadFromBucket(r.GetValue(BaseUrl)) : null,
+        };
+        // Absent means the library's default (train then test).
+        return splits.Length > 0 ? load with { Splits = splits } : load;
+    }
+
+    /// <summary>What to load and how to sample.</summary>
+    public TFDatasetSamplerOptions ToOptions(ParseResult r, string dataset, string? dataDirOverride = null) =>
+        new()
+        {
+            Load = ToLoadOptions(r, dataset, dataDirOverride),
             ClassesPerBatch = r.GetValue(ClassesPerBatch),
             ExamplesPerClassPerBatch = r.GetValue(ExamplesPerClass),
             StepsPerEpoch = r.GetValue(StepsPerEpoch),
@@ -69,11 +83,7 @@ internal sealed class CommonOptions
             Mode = r.GetValue(Mode),
             Rank = r.GetValue(Rank),
             WorldSize = r.GetValue(WorldSize),
-            // The tool fetches data only when asked (--download): a typo in a dataset name must not start a download.
-            // (The library façade downloads by default, as the reference does; see DatasetLoading.)
-            Download = r.GetValue(Download) ? TfdsLoader.DownloadFromBucket(r.GetValue(BaseUrl)) : null,
         };
-    }
 
     private static long[]? ParseLongList(ArgumentResult a)
     {

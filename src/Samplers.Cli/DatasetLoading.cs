@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Logging;
-using Samplers.Data;
 using Samplers.Tfds;
 
 namespace Samplers.Cli;
@@ -7,19 +6,36 @@ namespace Samplers.Cli;
 /// <summary>A loaded dataset as the commands see it.</summary>
 internal sealed record LoadedDataset(DatasetBuilderDir Dir, ExampleTable Table, bool FromCache, string? CachePath, string CacheDetail);
 
-/// <summary>The one place the CLI loads data: the library's loader (TFRecords or the Parquet cache).</summary>
+/// <summary>The one place the CLI loads data: the library's load route, <see cref="TfdsLoader.LoadAsync"/> (TFRecords or the
+/// Parquet cache), which the façade and the experiment scripts use too.</summary>
 internal static class DatasetLoading
 {
-    /// <remarks>Downloading follows <c>options.Download</c>, which the CLI sets only for <c>--download</c>.</remarks>
-    public static async Task<LoadedDataset> LoadAsync(TFDatasetSamplerOptions options, ILogger? logger,
+    /// <summary>The options' <see cref="TFDatasetSamplerOptions.Load"/>; see the other overload.</summary>
+    public static Task<LoadedDataset> LoadAsync(TFDatasetSamplerOptions options, ILogger? logger,
+        IProgress<(long Done, long Total)>? progress, CancellationToken ct) =>
+        LoadAsync(options.Load, logger, progress, ct);
+
+    /// <remarks>Downloading follows <c>load.Download</c>, which the CLI sets only for <c>--download</c>. A dataset that is
+    /// not found gets the CLI's options appended to the library's message (which names library settings).</remarks>
+    public static async Task<LoadedDataset> LoadAsync(TfdsLoadOptions load, ILogger? logger,
         IProgress<(long Done, long Total)>? progress, CancellationToken ct)
     {
-        var load = TFDatasetMultiShotMemorySampler.ToLoadOptions(options) with { Logger = logger };
         var sink = progress is null ? null : new SyncProgress<LoadProgress>(p =>
         {
             if (p.Phase is LoadPhase.Decoding or LoadPhase.ReadingCache or LoadPhase.Done) progress.Report((p.ExamplesDone, p.ExamplesTotal));
         });
-        var r = await TfdsLoader.LoadAsync(load, sink, ct).ConfigureAwait(false);
-        return new LoadedDataset(r.Builder, r.Table, r.FromCache, r.CachePath, r.CacheDetail);
+        try
+        {
+            var r = await TfdsLoader.LoadAsync(load with { Logger = logger }, sink, ct).ConfigureAwait(false);
+            return new LoadedDataset(r.Builder, r.Table, r.FromCache, r.CachePath, r.CacheDetail);
+        }
+        catch (DatasetNotFoundException e)
+        {
+            throw new DatasetNotFoundException(e.Message + " " + CliHint(load), e.FilePath, e.Key, e);
+        }
     }
+
+    /// <summary>The CLI's names for the settings a not-found message mentions.</summary>
+    internal static string CliHint(TfdsLoadOptions load) =>
+        "(samplers: give the data directory with --data-dir" + (load.Download is null ? ", or add --download to fetch the dataset" : "") + ".)";
 }

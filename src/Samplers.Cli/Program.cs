@@ -1,11 +1,10 @@
 using System.CommandLine;
 using System.Text.Json;
-using Samplers.Data;
 
 namespace Samplers.Cli;
 
 /// <summary>Entry point of the <c>samplers</c> command-line tool.</summary>
-public static class Program
+internal static class Program
 {
     /// <summary>Exit code: success.</summary>
     public const int ExitOk = 0;

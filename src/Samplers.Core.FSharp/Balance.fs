@@ -1,8 +1,18 @@
-namespace Samplers.Core
+namespace Samplers.Core.Statistics
 
 open System
-open MathNet.Numerics
+open Samplers.Core
 open Samplers.Core.Internal
+
+/// <summary>Pearson's chi-square test of counts against a uniform expectation.</summary>
+[<Struct>]
+type ChiSquareTest =
+    { /// <summary>The statistic: sum over classes of (count - expected)^2 / expected (0 when nothing was counted).</summary>
+      Statistic: float
+      /// <summary>Degrees of freedom: the number of counts - 1.</summary>
+      DegreesOfFreedom: int
+      /// <summary>P(X &gt;= Statistic) for X ~ chi-square(DegreesOfFreedom); 1 when there is one count or none was counted.</summary>
+      PValue: float }
 
 /// <summary>Class-balance and coverage statistics of the rows sampled so far (see <see cref="BalanceTally"/>).</summary>
 /// <remarks>The chi-square test compares the per-class VISITS (batch slots: a class drawn into a batch once, bringing
@@ -40,7 +50,11 @@ type BalanceSummary =
 /// <summary>Accumulates the rows of batch plans or batches: per-class counts and which examples were seen.</summary>
 /// <remarks>Memory: one int64 per class and one bit per table row. Not thread-safe.</remarks>
 [<Sealed>]
-type BalanceTally(classCount: int, tableRows: int, availableExamples: int) =
+type BalanceTally
+    /// <summary>A tally over <paramref name="classCount"/> class ordinals and source rows [0, <paramref name="tableRows"/>),
+    /// of which <paramref name="availableExamples"/> can be sampled (the denominator of Coverage).</summary>
+    /// <exception cref="System.ArgumentOutOfRangeException">classCount or tableRows below 1, or availableExamples negative.</exception>
+    (classCount: int, tableRows: int, availableExamples: int) =
     do
         Guard.positive "classCount" classCount
         Guard.positive "tableRows" tableRows
@@ -56,16 +70,16 @@ type BalanceTally(classCount: int, tableRows: int, availableExamples: int) =
         if isNull (box index) then nullArg "index"
         BalanceTally(index.ClassCount, tableRows, index.ExampleCount)
 
-    /// <summary>Chi-square statistic, degrees of freedom and upper-tail p-value of <paramref name="counts"/> against uniform.</summary>
+    /// <summary>Pearson's chi-square test of <paramref name="counts"/> against uniform: statistic, degrees of freedom and upper-tail p-value.</summary>
     /// <exception cref="System.ArgumentException">No counts, or a negative count.</exception>
-    static member ChiSquareUniform(counts: ReadOnlySpan<int64>) : struct (float * int * float) =
+    static member ChiSquareUniform(counts: ReadOnlySpan<int64>) : ChiSquareTest =
         if counts.IsEmpty then invalidArg "counts" "At least one class count is needed."
         let mutable total = 0L
         for c in counts do
             if c < 0L then invalidArg "counts" $"Counts must be 0 or more, but one was {c}."
             total <- total + c
         let k = counts.Length
-        if k = 1 || total = 0L then struct (0.0, k - 1, 1.0)
+        if k = 1 || total = 0L then { Statistic = 0.0; DegreesOfFreedom = k - 1; PValue = 1.0 }
         else
             let expected = float total / float k
             let mutable stat = 0.0
@@ -73,8 +87,7 @@ type BalanceTally(classCount: int, tableRows: int, availableExamples: int) =
                 let d = float c - expected
                 stat <- stat + d * d / expected
             // The regularized upper incomplete gamma is the chi-square survival function, accurate in the far tail.
-            let p = SpecialFunctions.GammaUpperRegularized(float (k - 1) / 2.0, stat / 2.0)
-            struct (stat, k - 1, p)
+            { Statistic = stat; DegreesOfFreedom = k - 1; PValue = SpecialFunctions.ChiSquareSurvival(k - 1, stat) }
 
     /// <summary>Adds the rows of one batch (or plan): the source index and class ordinal of each. Rows of a class are
     /// consecutive (as plans lay them out); each run of one class counts as one visit.</summary>
@@ -106,16 +119,16 @@ type BalanceTally(classCount: int, tableRows: int, availableExamples: int) =
 
     /// <summary>The statistics of everything added so far.</summary>
     member _.Summary() : BalanceSummary =
-        let struct (stat, dof, p) = BalanceTally.ChiSquareUniform(ReadOnlySpan visits)
+        let test = BalanceTally.ChiSquareUniform(ReadOnlySpan visits)
         { Counts = Array.copy counts
           Visits = Array.copy visits
           Rows = rows
           Min = Array.min counts
           Max = Array.max counts
           Mean = float rows / float classCount
-          ChiSquare = stat
-          DegreesOfFreedom = dof
-          PValue = p
+          ChiSquare = test.Statistic
+          DegreesOfFreedom = test.DegreesOfFreedom
+          PValue = test.PValue
           DistinctExamples = distinct
           AvailableExamples = availableExamples
           Coverage = if availableExamples = 0 then 0.0 else float distinct / float availableExamples }

@@ -1,4 +1,4 @@
-namespace Samplers.Core
+namespace Samplers.Core.Tfds
 
 // TFDS dataset names and versions (TFDS_FORMAT.md 1.3, 1.4): `name`, `name:1.2.3`, `name/config:1.*.*`.
 // Pure parsing and selection; listing directories is the catalog's job.
@@ -6,6 +6,8 @@ namespace Samplers.Core
 open System
 open System.Globalization
 open System.Text.RegularExpressions
+open System.Runtime.InteropServices
+open Samplers
 
 /// Compiled once: a `static member` property would build a new Regex on every access.
 module internal NamePatterns =
@@ -29,7 +31,8 @@ type DatasetVersion =
 
     /// <summary>Parses a resolved version: three parts, each 0 or a decimal without a leading zero (TFDS 4.9);
     /// anything else (<c>03.0.1</c>, <c>3.0</c>, <c>3.0.1.incomplete</c>, <c>latest</c>) is not a version.</summary>
-    static member TryParse(text: string, result: byref<DatasetVersion>) : bool =
+    static member TryParse(text: string, [<Out>] result: outref<DatasetVersion>) : bool =
+        result <- Unchecked.defaultof<DatasetVersion>
         if isNull (box text) then false
         else
             let m = NamePatterns.strictVersion.Match text

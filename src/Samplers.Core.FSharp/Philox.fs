@@ -6,12 +6,11 @@ namespace Samplers.Core
 // The key/counter layout used by the planner is documented in docs/DETERMINISM.md.
 
 open System
-open MathNet.Numerics.Random
 
 /// <summary>What a stream of random words is used for. The values are frozen: they are part of the counter of every
 /// draw, so changing one changes plans (and needs a PlanVersion bump).</summary>
 type Purpose =
-    /// <summary>Free for callers (e.g. a <see cref="PhiloxRandomSource"/> for augmentation); never used by plans.</summary>
+    /// <summary>Free for callers (e.g. augmentation, or the MathNet adapter in Samplers.Core.MathNet); never used by plans.</summary>
     | User = 0
     /// <summary>Independent mode: the classes of a batch.</summary>
     | ClassChoice = 1
@@ -199,23 +198,3 @@ type PhiloxStream =
         let a = uint64 (s.NextUInt32() >>> 5)
         let b = uint64 (s.NextUInt32() >>> 6)
         float ((a <<< 26) ||| b) * (1.0 / 9007199254740992.0)
-
-/// <summary>
-/// A MathNet.Numerics <c>RandomSource</c> over a <see cref="PhiloxStream"/>, so MathNet distributions can draw from
-/// a reproducible, counter-based source (e.g. for augmentation). Not thread-safe (threadSafe = false): use one per thread.
-/// </summary>
-/// <remarks>The raw words are covered by our determinism promise; how MathNet turns them into integers or
-/// distribution samples is MathNet's code and may change between its versions, so it is outside the promise.
-/// Plans never use this class.</remarks>
-[<Sealed>]
-type PhiloxRandomSource(seed: uint64, purpose: Purpose, lane: int, stream: uint64) =
-    inherit RandomSource(false)
-    let mutable s = PhiloxStream(seed, purpose, lane, stream)
-
-    /// <summary>A source for a caller stream: purpose User, lane 0.</summary>
-    new(seed: uint64, stream: uint64) = PhiloxRandomSource(seed, Purpose.User, 0, stream)
-
-    /// <summary>A double in [0, 1) from 53 bits of two words.</summary>
-    override _.DoSample() = s.NextDouble()
-    /// <summary>A non-negative int from the top 31 bits of one word.</summary>
-    override _.DoSampleInteger() = int (s.NextUInt32() >>> 1)

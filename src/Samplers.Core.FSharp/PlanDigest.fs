@@ -18,7 +18,9 @@ open Samplers.Core.Internal
 /// Not thread-safe: one instance per sequence.
 /// </remarks>
 [<Sealed>]
-type PlanDigest() =
+type PlanDigest
+    /// <summary>An empty digest: the tag and PlanVersion are hashed, no plan yet.</summary>
+    () =
     static let tag = "samplers.plan-digest/1"B
     let hash = IncrementalHash.CreateHash HashAlgorithmName.SHA256
     let mutable buffer : byte[] = Array.zeroCreate 256
@@ -76,17 +78,15 @@ type PlanDigest() =
     /// <summary>The digest of the plans of batches [firstBatch, firstBatch + batchCount) of each epoch in
     /// [firstEpoch, firstEpoch + epochCount), epoch by epoch, for <paramref name="seed"/>.</summary>
     /// <exception cref="System.ArgumentOutOfRangeException">A negative start or count, or a batch range beyond BatchesPerRank.</exception>
-    /// <exception cref="System.ArgumentException">classesPerBatch exceeds the number of classes.</exception>
-    static member Compute(config: PlanConfig, index: ClassIndex, seed: uint64, firstEpoch: int, epochCount: int, firstBatch: int, batchCount: int) : string =
-        if isNull (box config) then nullArg "config"
-        if isNull (box index) then nullArg "index"
+    static member Compute(planner: Planner, seed: uint64, firstEpoch: int, epochCount: int, firstBatch: int, batchCount: int) : string =
+        if isNull (box planner) then nullArg "planner"
+        let config = planner.Config
         Guard.nonNegative "firstEpoch" firstEpoch
         Guard.nonNegative "epochCount" epochCount
         Guard.nonNegative "firstBatch" firstBatch
         Guard.nonNegative "batchCount" batchCount
         if int64 firstBatch + int64 batchCount > int64 config.BatchesPerRank then
             Guard.outOfRange "batchCount" batchCount $"such that firstBatch + batchCount <= BatchesPerRank ({firstBatch} + {batchCount} > {config.BatchesPerRank})"
-        Planner.Validate(config, index)
         use d = new PlanDigest()
         let size = config.BatchSize
         let indices = Array.zeroCreate size
@@ -94,8 +94,8 @@ type PlanDigest() =
         for e in firstEpoch .. firstEpoch + epochCount - 1 do
             for b in firstBatch .. firstBatch + batchCount - 1 do
                 let key = { Seed = seed; Epoch = e; BatchId = b }
-                let n = Planner.Fill(config, index, key, Span indices, Span ordinals)
-                d.Add(key, config.GlobalBatchId b, ReadOnlySpan(indices, 0, n), ReadOnlySpan(ordinals, 0, n))
+                planner.Fill(key, Span indices, Span ordinals)
+                d.Add(key, config.GlobalBatchId b, ReadOnlySpan indices, ReadOnlySpan ordinals)
         d.Finish()
 
     interface IDisposable with

@@ -1,9 +1,9 @@
 namespace Samplers.Core
 
 open System
-open Samplers.Core.Internal
-
 open System.Buffers
+open Samplers
+open Samplers.Core.Internal
 
 /// <summary>
 /// The "balanced cover stream" behind Coverage mode: an endless sequence of groups of g distinct items of [0, n)
@@ -102,18 +102,15 @@ type internal CoverStream =
             let isExtraSlot = int (group % uint64 r) = r - 1 && slot >= g - e
             m + extrasBefore + (if isExtraSlot then 1UL else 0UL)
 
-/// <summary>How the batches of an epoch are drawn.</summary>
-type SamplingMode =
-    /// <summary>Every batch is an independent uniform draw (the reference's semantics).</summary>
-    | Independent = 0
-    /// <summary>Classes are visited in shuffled rounds (counts within one of each other); within a class, no example repeats before all were used.</summary>
-    | Coverage = 1
-
 /// <summary>Immutable, validated configuration of batch plans.</summary>
 /// <remarks>Python names: <c>classes_per_batch</c>, <c>examples_per_class_per_batch</c>, <c>steps_per_epoch</c>.
 /// <c>Rank</c>/<c>WorldSize</c> shard every epoch's batches for data-parallel training.</remarks>
 [<Sealed>]
-type PlanConfig(classesPerBatch: int, examplesPerClassPerBatch: int, stepsPerEpoch: int, mode: SamplingMode, rank: int, worldSize: int) =
+type PlanConfig
+    /// <summary>A configuration; every count is checked here, once.</summary>
+    /// <exception cref="System.ArgumentOutOfRangeException">A count below 1, rank outside [0, worldSize), an unknown mode,
+    /// or classesPerBatch * examplesPerClassPerBatch beyond Int32.</exception>
+    (classesPerBatch: int, examplesPerClassPerBatch: int, stepsPerEpoch: int, mode: SamplingMode, rank: int, worldSize: int) =
     do
         Guard.positive "classesPerBatch" classesPerBatch
         Guard.positive "examplesPerClassPerBatch" examplesPerClassPerBatch
@@ -167,11 +164,12 @@ type PlanKey =
       BatchId: int }
 
 /// <summary>The plan of one batch: which examples, of which classes.</summary>
+/// <remarks>Made by <see cref="Planner.Plan"/> and <see cref="Planner.PlanExamples"/>; immutable.</remarks>
 [<Sealed>]
-type BatchPlan(key: PlanKey, globalBatchId: int, indices: int[], classOrdinals: int[], labels: int64[], replacementLabels: int64[]) =
+type BatchPlan internal (key: PlanKey, globalBatchId: int, indices: int[], classOrdinals: int[], labels: int64[], replacementLabels: int64[]) =
     /// <summary>The key the plan was computed for.</summary>
     member _.Key = key
-    /// <summary>The epoch-global batch id (after sharding).</summary>
+    /// <summary>The epoch-global batch id (after sharding): <see cref="PlanConfig.GlobalBatchId"/> of Key.BatchId.</summary>
     member _.GlobalBatchId = globalBatchId
     /// <summary>Row i of the batch is example <c>Indices[i]</c> of the source table.</summary>
     member _.Indices : ReadOnlyMemory<int> = ReadOnlyMemory(indices)
@@ -186,33 +184,45 @@ type BatchPlan(key: PlanKey, globalBatchId: int, indices: int[], classOrdinals: 
     /// <summary>The plan algorithm version (see <see cref="Planner.PlanVersion"/>).</summary>
     member _.PlanVersion = Planner.PlanVersion
 
-/// <summary>Batch plans as pure functions of (configuration, class index, seed, epoch, batch id).</summary>
-and [<AbstractClass; Sealed>] Planner =
-    /// <summary>Version of the plan algorithms; bumped whenever any plan changes (golden vectors pin it).</summary>
-    static member PlanVersion = 1
-
-    /// <summary>Most classes a plan can address: class ordinals and batch slots go into the 24-bit lane of the Philox counter.</summary>
-    static member MaxClasses = 0xFFFFFF
-
-    /// <summary>Checks that <paramref name="config"/> can plan over <paramref name="index"/>.</summary>
-    /// <exception cref="System.ArgumentException">classesPerBatch exceeds the number of classes, or the index has more than MaxClasses classes.</exception>
-    static member Validate(config: PlanConfig, index: ClassIndex) : unit =
+/// <summary>
+/// Batch plans of one configuration over one class index, as pure functions of (seed, epoch, batch id). The pair is
+/// checked once, here; each batch then only checks its key.
+/// </summary>
+/// <remarks>Immutable and thread-safe: plan any batch from any thread in any order.</remarks>
+and [<Sealed>] Planner
+    /// <summary>The planner of <paramref name="config"/> over <paramref name="index"/>, checked once here.</summary>
+    /// <exception cref="System.ArgumentNullException">config or index is null.</exception>
+    /// <exception cref="System.ArgumentException">classesPerBatch exceeds the number of classes, or the index has more
+    /// than <see cref="Planner.MaxClasses"/> classes.</exception>
+    (config: PlanConfig, index: ClassIndex) =
+    do
         if isNull (box config) then nullArg "config"
         if isNull (box index) then nullArg "index"
         if config.ClassesPerBatch > index.ClassCount then
             invalidArg "config"
                 $"classesPerBatch ({config.ClassesPerBatch}) exceeds the number of classes ({index.ClassCount}). Lower classes_per_batch or include more classes."
-        if index.ClassCount > Planner.MaxClasses then
-            invalidArg "index" $"The index has {index.ClassCount} classes; plans support at most {Planner.MaxClasses}. Filter the classes with a class list."
+        if index.ClassCount > 0xFFFFFF then
+            invalidArg "index" $"The index has {index.ClassCount} classes; plans support at most {0xFFFFFF}. Filter the classes with a class list."
 
-    static member private CheckKey(config: PlanConfig, key: PlanKey) =
+    // Scratch a batch needs (Floyd's hash table, the cover stream's last group), fixed by (config, index).
+    let scratchNeed =
+        let k = config.ClassesPerBatch
+        let epc = config.ExamplesPerClassPerBatch
+        if config.Mode = SamplingMode.Independent then
+            max (Sampling.ScratchLength k) (Sampling.ScratchLength epc)
+        else
+            // Any class's example stream needs at most epc + a table for e < epc.
+            let examples = if epc > 1 then epc + Sampling.ScratchLength epc else 0
+            max (CoverStream.ScratchLength(index.ClassCount, k)) examples
+
+    let checkKey (key: PlanKey) =
         if key.Epoch < 0 then
             raise (ArgumentOutOfRangeException("key", key.Epoch, $"key.Epoch must be 0 or more, but was {key.Epoch}."))
         if key.BatchId < 0 || key.BatchId >= config.BatchesPerRank then
             raise (ArgumentOutOfRangeException("key", key.BatchId,
                     $"key.BatchId must be in [0, BatchesPerRank) = [0, {config.BatchesPerRank}) for {config}, but was {key.BatchId}."))
 
-    static member private FillIndependent(config: PlanConfig, index: ClassIndex, key: PlanKey, indices: Span<int>, classOrdinals: Span<int>, scratch: Span<int>) =
+    let fillIndependent (key: PlanKey, indices: Span<int>, classOrdinals: Span<int>, scratch: Span<int>) =
         let k = config.ClassesPerBatch
         let epc = config.ExamplesPerClassPerBatch
         let stream = (uint64 key.Epoch <<< 32) ||| uint64 (config.GlobalBatchId key.BatchId)
@@ -235,7 +245,7 @@ and [<AbstractClass; Sealed>] Planner =
             for q in 0 .. epc - 1 do rows[q] <- index.ExampleAt(c, rows[q])
             classOrdinals.Slice(i * epc, epc).Fill c
 
-    static member private FillCoverage(config: PlanConfig, index: ClassIndex, key: PlanKey, indices: Span<int>, classOrdinals: Span<int>, scratch: Span<int>) =
+    let fillCoverage (key: PlanKey, indices: Span<int>, classOrdinals: Span<int>, scratch: Span<int>) =
         let k = config.ClassesPerBatch
         let epc = config.ExamplesPerClassPerBatch
         let n = index.ClassCount
@@ -257,24 +267,47 @@ and [<AbstractClass; Sealed>] Planner =
             for q in 0 .. epc - 1 do rows[q] <- index.ExampleAt(c, rows[q])
             classOrdinals.Slice(i * epc, epc).Fill c
 
-    static member private ScratchNeed(config: PlanConfig, index: ClassIndex) =
-        let k = config.ClassesPerBatch
-        let epc = config.ExamplesPerClassPerBatch
-        if config.Mode = SamplingMode.Independent then
-            max (Sampling.ScratchLength k) (Sampling.ScratchLength epc)
-        else
-            // Any class's example stream needs at most epc + a table for e < epc.
-            let examples = if epc > 1 then epc + Sampling.ScratchLength epc else 0
-            max (CoverStream.ScratchLength(index.ClassCount, k)) examples
+    /// <summary>Version of the plan algorithms; bumped whenever any plan changes (golden vectors pin it).</summary>
+    static member PlanVersion = 1
+
+    /// <summary>Most classes a plan can address: class ordinals and batch slots go into the 24-bit lane of the Philox counter.</summary>
+    static member MaxClasses = 0xFFFFFF
+
+    /// <summary>The configuration plans are made for.</summary>
+    member _.Config = config
+
+    /// <summary>The class index plans draw from.</summary>
+    member _.Index = index
+
+    /// <summary>Writes the example indices of batch <c>key.BatchId</c> into <paramref name="indices"/>[0..BatchSize) and
+    /// the class ordinal of each row into <paramref name="classOrdinals"/>[0..BatchSize). Allocates nothing.</summary>
+    /// <remarks>Every plan has exactly <see cref="PlanConfig.BatchSize"/> rows, grouped class by class
+    /// (ExamplesPerClassPerBatch rows per class). Large batches borrow scratch from ArrayPool.Shared, which allocates
+    /// nothing once warm.</remarks>
+    /// <exception cref="System.ArgumentException">A destination is shorter than BatchSize.</exception>
+    /// <exception cref="System.ArgumentOutOfRangeException">BatchId outside [0, BatchesPerRank) or negative epoch.</exception>
+    member _.Fill(key: PlanKey, indices: Span<int>, classOrdinals: Span<int>) : unit =
+        checkKey key
+        let size = config.BatchSize
+        if indices.Length < size then
+            invalidArg "indices" $"indices must hold BatchSize = {size} ints, but holds {indices.Length}."
+        if classOrdinals.Length < size then
+            invalidArg "classOrdinals" $"classOrdinals must hold BatchSize = {size} ints, but holds {classOrdinals.Length}."
+        let rented = if scratchNeed > 0 then ArrayPool<int>.Shared.Rent scratchNeed else Array.Empty<int>()
+        try
+            let scratch = if scratchNeed > 0 then Span(rented, 0, scratchNeed) else Span<int>.Empty
+            if config.Mode = SamplingMode.Independent then fillIndependent (key, indices, classOrdinals, scratch)
+            else fillCoverage (key, indices, classOrdinals, scratch)
+        finally
+            if scratchNeed > 0 then ArrayPool<int>.Shared.Return rented
 
     /// <summary>The plan of batch <c>key.BatchId</c> (allocates; see Fill for the allocation-free form).</summary>
     /// <exception cref="System.ArgumentOutOfRangeException">BatchId outside [0, BatchesPerRank) or negative epoch.</exception>
-    /// <exception cref="System.ArgumentException">classesPerBatch exceeds the number of classes.</exception>
-    static member Plan(config: PlanConfig, index: ClassIndex, key: PlanKey) : BatchPlan =
+    member this.Plan(key: PlanKey) : BatchPlan =
         let size = config.BatchSize
         let indices = Array.zeroCreate size
         let ordinals = Array.zeroCreate size
-        Planner.Fill(config, index, key, Span indices, Span ordinals) |> ignore
+        this.Fill(key, Span indices, Span ordinals)
         let labels = ordinals |> Array.map index.LabelOf
         let epc = config.ExamplesPerClassPerBatch
         let replacement =
@@ -283,35 +316,13 @@ and [<AbstractClass; Sealed>] Planner =
                  if index.CountOf c < epc then yield index.LabelOf c |]
         BatchPlan(key, config.GlobalBatchId key.BatchId, indices, ordinals, labels, replacement)
 
-    /// <summary>Writes the example indices of the batch into <paramref name="indices"/> and the class ordinal of each row into <paramref name="classOrdinals"/>; returns the number of rows (BatchSize). Allocates nothing.</summary>
-    /// <remarks>Rows are grouped class by class (ExamplesPerClassPerBatch rows per class). Large batches borrow scratch
-    /// from ArrayPool.Shared, which allocates nothing once warm.</remarks>
-    /// <exception cref="System.ArgumentException">A destination is shorter than BatchSize, or classesPerBatch exceeds the number of classes.</exception>
-    /// <exception cref="System.ArgumentOutOfRangeException">BatchId outside [0, BatchesPerRank) or negative epoch.</exception>
-    static member Fill(config: PlanConfig, index: ClassIndex, key: PlanKey, indices: Span<int>, classOrdinals: Span<int>) : int =
-        Planner.Validate(config, index)
-        Planner.CheckKey(config, key)
-        let size = config.BatchSize
-        if indices.Length < size then
-            invalidArg "indices" $"indices must hold BatchSize = {size} ints, but holds {indices.Length}."
-        if classOrdinals.Length < size then
-            invalidArg "classOrdinals" $"classOrdinals must hold BatchSize = {size} ints, but holds {classOrdinals.Length}."
-        let need = Planner.ScratchNeed(config, index)
-        let rented = if need > 0 then ArrayPool<int>.Shared.Rent need else Array.Empty<int>()
-        try
-            let scratch = if need > 0 then Span(rented, 0, need) else Span<int>.Empty
-            if config.Mode = SamplingMode.Independent then Planner.FillIndependent(config, index, key, indices, classOrdinals, scratch)
-            else Planner.FillCoverage(config, index, key, indices, classOrdinals, scratch)
-        finally
-            if need > 0 then ArrayPool<int>.Shared.Return rented
-        size
-
-    /// <summary>The reference's <c>get_examples(batch_id, num_classes, examples_per_class)</c>: like Plan with other counts, truncated to config.BatchSize rows.</summary>
+    /// <summary>The reference's <c>get_examples(batch_id, num_classes, examples_per_class)</c>: the plan of a configuration
+    /// with these counts (same steps, mode and shard), truncated to Config.BatchSize rows.</summary>
     /// <exception cref="System.ArgumentOutOfRangeException">numClasses or examplesPerClass below 1; BatchId or epoch out of range.</exception>
     /// <exception cref="System.ArgumentException">numClasses exceeds the number of classes.</exception>
-    static member PlanExamples(config: PlanConfig, index: ClassIndex, key: PlanKey, numClasses: int, examplesPerClass: int) : BatchPlan =
-        let other = PlanConfig(numClasses, examplesPerClass, config.StepsPerEpoch, config.Mode, config.Rank, config.WorldSize)
-        let full = Planner.Plan(other, index, key)
+    member _.PlanExamples(key: PlanKey, numClasses: int, examplesPerClass: int) : BatchPlan =
+        let other = Planner(PlanConfig(numClasses, examplesPerClass, config.StepsPerEpoch, config.Mode, config.Rank, config.WorldSize), index)
+        let full = other.Plan key
         let rows = min full.Count config.BatchSize
         if rows = full.Count then full
         else

@@ -1,24 +1,34 @@
-namespace Samplers.Core
-
 // TFDS split-spec arithmetic and read order.
 // Spec: docs TFDS_FORMAT.md sections 8 (split strings, ranges, file instructions, even_splits) and 9.1 (the order
 // tf.data's deterministic interleave emits records in). Mirrors TFDS `core/splits.py`, `tfrecords_reader.py` and
 // `subsplits_utils.py` as described there; no code was copied. Pure: no IO, no clocks, no randomness.
+// SpecFormatException sits in namespace Samplers: callers on the common path catch it with only `using Samplers;`.
+
+namespace Samplers
 
 open System
-open System.Globalization
-open System.Text
 
 /// <summary>
 /// A malformed specification string (a split spec such as <c>train[:10%]</c> or a dataset name such as
 /// <c>mnist:3.0.1</c>), or one that does not fit the dataset. The message shows the spec and marks the position.
 /// </summary>
-type SpecFormatException(message: string, spec: string, position: int) =
+type SpecFormatException
+    /// <summary>An exception with its <paramref name="message"/>, the whole <paramref name="spec"/> and the
+    /// zero-based <paramref name="position"/> of the problem (-1 for the whole spec).</summary>
+    (message: string, spec: string, position: int) =
     inherit ArgumentException(message, "spec")
     /// <summary>The whole specification string.</summary>
     member _.Spec = spec
     /// <summary>Zero-based character position of the problem in <see cref="Spec"/> (-1 when it concerns the whole spec).</summary>
     member _.Position = position
+
+namespace Samplers.Core.Tfds
+
+open System
+open System.Globalization
+open System.Text
+open Samplers
+open Samplers.Core.Internal
 
 /// <summary>The unit of a slice's bounds.</summary>
 type SliceUnit =
@@ -336,7 +346,7 @@ type Splits =
     /// the first (Count mod n) get one extra example, or the remainder is dropped.</summary>
     /// <exception cref="System.ArgumentOutOfRangeException">n &lt; 1, or more parts than examples.</exception>
     static member EvenSplits(range: SliceRange, n: int, dropRemainder: bool) : SliceRange[] =
-        if n < 1 then Internal.Guard.outOfRange "n" n "at least 1"
+        if n < 1 then Guard.outOfRange "n" n "at least 1"
         let m = range.Count
         if int64 n > m then invalidArg "n" $"Cannot split {m} examples into {n} non-empty parts."
         let q = m / int64 n
@@ -363,8 +373,8 @@ type ReadOrder =
     /// (as tf.data does); an emptied slot takes the next input only on its own next turn.</remarks>
     static member Interleave(takes: int64[], cycleLength: int, blockLength: int) : ReadBlock[] =
         if isNull (box takes) then nullArg "takes"
-        Internal.Guard.positive "cycleLength" cycleLength
-        Internal.Guard.positive "blockLength" blockLength
+        Guard.positive "cycleLength" cycleLength
+        Guard.positive "blockLength" blockLength
         let slotInput = Array.create cycleLength -1
         let slotPos = Array.zeroCreate<int64> cycleLength
         let mutable next = 0

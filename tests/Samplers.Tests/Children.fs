@@ -9,6 +9,7 @@ let modes : (string * (string[] -> int)) list = [
     "cache-writer", Samplers.Tests.Io.ParquetCacheTests.writerChild
     "cache-store", Samplers.Tests.Io.ParquetCacheTests.storeChild
     "cache-dir", Samplers.Tests.Io.ParquetCacheTests.resolveChild
+    "cache-store-ro", Samplers.Tests.Io.ParquetCacheTests.readOnlyStoreChild
     "facade-digests", Samplers.Tests.Facade.SamplerTests.childDigests
     "plans", Samplers.Tests.Core.GoldenTests.childPlans
     "download", Samplers.Tests.Io.DownloadTests.childDownload

@@ -20,6 +20,26 @@ type TempDir() =
                     Directory.Delete(path, true)
             with _ -> ()
 
+/// The test run's own home for the user-level folders the library defaults to (Parquet cache, TFDS data directory),
+/// so no test reads or writes the user's real ~/.cache/samplers or ~/tensorflow_datasets.
+module TestEnvironment =
+    /// The variables pointed at the run's temporary folder when unset: the cache (SAMPLERS_CACHE_DIR, and
+    /// XDG_CACHE_HOME for code that resolves the platform folder) and the TFDS data directory.
+    let variables = [ "SAMPLERS_CACHE_DIR", "cache"; "XDG_CACHE_HOME", "xdg-cache"; "TFDS_DATA_DIR", "tensorflow_datasets" ]
+
+    /// Points every unset variable of <c>variables</c> at a folder under a fresh temporary directory, which it
+    /// returns (None when all were set by the caller: then nothing needs cleaning up). Child processes inherit them.
+    let isolate () : string option =
+        let unset = variables |> List.filter (fun (v, _) -> String.IsNullOrEmpty(Environment.GetEnvironmentVariable v))
+        if unset.IsEmpty then None
+        else
+            let root = Path.Combine(Path.GetTempPath(), "samplers-tests-run-" + Guid.NewGuid().ToString("N"))
+            for v, sub in unset do
+                let dir = Path.Combine(root, sub)
+                Directory.CreateDirectory dir |> ignore
+                Environment.SetEnvironmentVariable(v, dir)
+            Some root
+
 /// The repository root (the folder holding Samplers.sln), found from the test binary's location.
 let repoRoot =
     lazy

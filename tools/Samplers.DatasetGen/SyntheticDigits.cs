@@ -1,4 +1,3 @@
-using Samplers.Data;
 using Samplers.Imaging;
 using Samplers.Tfds;
 

@@ -7,7 +7,6 @@ using System.Text;
 using System.Text.Json;
 using Parquet;
 using Parquet.Schema;
-using Samplers.Data;
 
 namespace Samplers.Cache;
 

@@ -14,7 +14,7 @@ namespace Samplers.Cache;
 /// <param name="Split">The normalised split spec, e.g. <c>train+test</c> or <c>train[:50%]</c>.</param>
 /// <param name="XKey">The feature key of the examples, e.g. <c>image</c>.</param>
 /// <param name="YKey">The feature key of the labels, e.g. <c>label</c>.</param>
-public sealed record CacheKey(string DataDirectory, string Dataset, string Config, string Version, string Split, string XKey, string YKey)
+internal sealed record CacheKey(string DataDirectory, string Dataset, string Config, string Version, string Split, string XKey, string YKey)
 {
     /// <summary>
     /// The key as one unambiguous string (fields separated by U+001F, the data directory as a full path); stored in the

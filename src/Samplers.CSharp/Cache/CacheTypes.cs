@@ -1,10 +1,9 @@
 using Parquet;
-using Samplers.Data;
 
 namespace Samplers.Cache;
 
 /// <summary>Settings of a <see cref="ParquetCache"/>.</summary>
-public sealed record ParquetCacheOptions
+internal sealed record ParquetCacheOptions
 {
     /// <summary>The cache directory; null means <c>SAMPLERS_CACHE_DIR</c>, else the platform cache folder (see <see cref="ParquetCache.ResolveDirectory"/>).</summary>
     public string? Directory { get; init; }
@@ -27,7 +26,7 @@ public sealed record ParquetCacheOptions
 }
 
 /// <summary>Why a load did not come from the cache.</summary>
-public enum CacheMissReason
+internal enum CacheMissReason
 {
     /// <summary>Caching is turned off.</summary>
     Disabled = 0,
@@ -51,10 +50,10 @@ public enum CacheMissReason
 /// <param name="DType">The expected element type.</param>
 /// <param name="Shape">The expected declared example shape (-1 for ragged dimensions).</param>
 /// <param name="ClassNames">The expected class names.</param>
-public sealed record CacheExpectation(DType? DType = null, int[]? Shape = null, IReadOnlyList<string>? ClassNames = null);
+internal sealed record CacheExpectation(DType? DType = null, int[]? Shape = null, IReadOnlyList<string>? ClassNames = null);
 
 /// <summary>The phases a cache reports through <see cref="IProgress{T}"/>.</summary>
-public enum CachePhase
+internal enum CachePhase
 {
     /// <summary>Reading the footer and metadata of a cache file.</summary>
     Checking = 0,
@@ -78,14 +77,14 @@ public enum CachePhase
 /// <param name="Completed">Examples done in this phase.</param>
 /// <param name="Total">Examples in this phase (0 when unknown).</param>
 /// <param name="Reason">For <see cref="CachePhase.Miss"/>, why.</param>
-public sealed record CacheProgress(CachePhase Phase, string Path, long Completed, long Total, CacheMissReason? Reason = null);
+internal sealed record CacheProgress(CachePhase Phase, string Path, long Completed, long Total, CacheMissReason? Reason = null);
 
 /// <summary>The outcome of <see cref="ParquetCache.TryLoadAsync"/>: a table (hit) or a reason (miss).</summary>
 /// <param name="Table">The cached table on a hit; null on a miss.</param>
 /// <param name="Reason">Why it missed; null on a hit.</param>
 /// <param name="Path">The cache file path (empty when caching is disabled).</param>
 /// <param name="Detail">A sentence for people: what was found and expected.</param>
-public sealed record CacheLoadResult(ExampleTable? Table, CacheMissReason? Reason, string Path, string Detail)
+internal sealed record CacheLoadResult(ExampleTable? Table, CacheMissReason? Reason, string Path, string Detail)
 {
     /// <summary>True when <see cref="Table"/> came from the cache.</summary>
     public bool IsHit => Table is not null;
@@ -96,4 +95,4 @@ public sealed record CacheLoadResult(ExampleTable? Table, CacheMissReason? Reaso
 /// <param name="Path">The cache file path (empty when caching is disabled).</param>
 /// <param name="Detail">On failure, what went wrong.</param>
 /// <param name="Bytes">Size of the file written.</param>
-public sealed record CacheStoreResult(bool Stored, string Path, string Detail, long Bytes = 0);
+internal sealed record CacheStoreResult(bool Stored, string Path, string Detail, long Bytes = 0);

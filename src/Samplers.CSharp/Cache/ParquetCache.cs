@@ -2,7 +2,6 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Parquet;
-using Samplers.Data;
 
 namespace Samplers.Cache;
 
@@ -16,7 +15,7 @@ namespace Samplers.Cache;
 /// Files are published by writing a temporary file in the same directory, flushing it to disk and renaming it over
 /// the final name, so a reader sees either the old complete file or the new complete file, never a partial one.
 /// </remarks>
-public sealed class ParquetCache
+internal sealed class ParquetCache
 {
     /// <summary>Environment variable naming the cache directory.</summary>
     public const string DirectoryVariable = "SAMPLERS_CACHE_DIR";

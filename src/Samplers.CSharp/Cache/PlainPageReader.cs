@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using Microsoft.Win32.SafeHandles;
-using Samplers.Data;
 
 namespace Samplers.Cache;
 

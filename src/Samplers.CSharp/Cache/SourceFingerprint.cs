@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
-using Samplers.Data;
 
 namespace Samplers.Cache;
 
@@ -13,7 +12,7 @@ namespace Samplers.Cache;
 /// Shard contents are not hashed (that would cost a full read of the source on every load); size and modification
 /// time are what build tools use for the same trade-off. The JSON files are small, so their bytes are hashed.
 /// </remarks>
-public sealed class SourceFingerprint : IEquatable<SourceFingerprint>
+internal sealed class SourceFingerprint : IEquatable<SourceFingerprint>
 {
     private SourceFingerprint(string value) => Value = value;
 

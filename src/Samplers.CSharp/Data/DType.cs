@@ -1,4 +1,4 @@
-namespace Samplers.Data;
+namespace Samplers;
 
 /// <summary>Element type of example data. Names follow NumPy/TFDS (<c>uint8</c>, <c>float32</c>, ...).</summary>
 public enum DType : byte

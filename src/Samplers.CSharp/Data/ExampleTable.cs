@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
-namespace Samplers.Data;
+namespace Samplers;
 
 /// <summary>
 /// The in-memory store of a dataset: examples of one dtype held in a few large byte chunks (no per-example

@@ -4,7 +4,6 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Samplers.Core;
-using Samplers.Data;
 
 namespace Samplers.Experiments;
 
@@ -173,7 +172,7 @@ public sealed record ExperimentManifest
     public static string ComputeDigest(MultiShotMemorySampler sampler, int firstEpoch, int epochCount)
     {
         ArgumentNullException.ThrowIfNull(sampler);
-        return Samplers.Core.PlanDigest.Compute(sampler.PlanConfig, sampler.ClassIndex, sampler.Seed, firstEpoch, epochCount, 0, sampler.Count);
+        return Samplers.Core.PlanDigest.Compute(sampler.Planner, sampler.Seed, firstEpoch, epochCount, 0, sampler.Count);
     }
 
     /// <summary>Recomputes <paramref name="run"/>'s digest with <paramref name="sampler"/> (built with the run's settings

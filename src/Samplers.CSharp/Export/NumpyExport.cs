@@ -1,5 +1,4 @@
 using Samplers.Core;
-using Samplers.Data;
 
 namespace Samplers.Export;
 
@@ -49,7 +48,7 @@ public static class NumpyExport
         var batch = new List<long>();
         for (int b = startBatch; b < endBatch; b++)
         {
-            var plan = Planner.Plan(sampler.PlanConfig, sampler.ClassIndex, new PlanKey(sampler.Seed, epoch, b));
+            var plan = sampler.Planner.Plan(new PlanKey(sampler.Seed, epoch, b));
             foreach (int i in plan.Indices.Span) { rows.Add(i); batch.Add(b); }
         }
         return (options ?? new NumpyExportOptions()) with

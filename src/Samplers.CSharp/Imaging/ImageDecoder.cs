@@ -2,14 +2,13 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Hashing;
 using System.Runtime.InteropServices;
-using Samplers.Data;
 using Samplers.Tfds;
 using SkiaSharp;
 
 namespace Samplers.Imaging;
 
 /// <summary>Encoded image formats recognised by their magic bytes.</summary>
-public enum ImageFormat
+internal enum ImageFormat
 {
     /// <summary>Magic bytes of no known format.</summary>
     Unknown = 0,
@@ -34,7 +33,7 @@ public enum ImageFormat
 /// 3 RGB (also palette without tRNS), 4 RGBA (also palette with tRNS).</param>
 /// <param name="BitDepth">Bits per sample: 8, or 16 for a 16-bit PNG (1, 2, 4-bit PNGs are expanded to 8).</param>
 /// <param name="Format">The sniffed format.</param>
-public readonly record struct ImageInfo(int Height, int Width, int Channels, int BitDepth, ImageFormat Format);
+internal readonly record struct ImageInfo(int Height, int Width, int Channels, int BitDepth, ImageFormat Format);
 
 /// <summary>
 /// Decodes PNG and JPEG images into caller-owned HWC buffers, the way TFDS's <c>Image</c> feature is decoded by
@@ -44,7 +43,7 @@ public readonly record struct ImageInfo(int Height, int Width, int Channels, int
 /// the measurements behind the choice). PNG chunk CRCs are verified here before decoding, because a corrupt image
 /// must fail rather than decode to garbage. All members are static and thread-safe.
 /// </summary>
-public static class ImageDecoder
+internal static class ImageDecoder
 {
     /// <summary>The formats this decoder decodes, for messages.</summary>
     public const string SupportedFormats = "PNG (1/2/4/8/16-bit, grey, grey+alpha, RGB, RGBA, palette, Adam7) and JPEG (grey, RGB)";

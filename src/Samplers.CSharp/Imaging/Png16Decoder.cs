@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Compression;
-using Samplers.Data;
 
 namespace Samplers.Imaging;
 

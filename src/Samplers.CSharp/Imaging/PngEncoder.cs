@@ -5,7 +5,7 @@ using System.IO.Hashing;
 namespace Samplers.Imaging;
 
 /// <summary>PNG colour types (the IHDR byte), named after what each pixel holds.</summary>
-public enum PngColorType : byte
+internal enum PngColorType : byte
 {
     /// <summary>One grey sample per pixel.</summary>
     Grey = 0,
@@ -20,7 +20,7 @@ public enum PngColorType : byte
 }
 
 /// <summary>Which PNG row filter the encoder writes.</summary>
-public enum PngFilterMode
+internal enum PngFilterMode
 {
     /// <summary>Filter 0 on every row.</summary>
     None = 0,
@@ -37,7 +37,7 @@ public enum PngFilterMode
 }
 
 /// <summary>Options of <see cref="PngEncoder"/>. The defaults give the smallest ordinary 8-bit image.</summary>
-public sealed record PngEncodeOptions
+internal sealed record PngEncodeOptions
 {
     /// <summary>Bits per sample: 8 (all colour types), 16 (not palette), or 1, 2, 4 (grey and palette only).</summary>
     public int BitDepth { get; init; } = 8;
@@ -61,7 +61,7 @@ public sealed record PngEncodeOptions
 /// pixels give the same bytes on one runtime. Chunk CRCs are CRC-32/IEEE. No ancillary chunks (no gAMA/sRGB/time),
 /// so decoders apply no colour management.
 /// </summary>
-public static class PngEncoder
+internal static class PngEncoder
 {
     /// <summary>The 8-byte PNG signature.</summary>
     public static ReadOnlySpan<byte> Signature => [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];

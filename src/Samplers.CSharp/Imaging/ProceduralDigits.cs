@@ -6,7 +6,7 @@ namespace Samplers.Imaging;
 /// random source is a local SplitMix64 (not <see cref="System.Random"/>) and the geometry uses only IEEE-exact
 /// operations (+, -, *, /, sqrt; sine and cosine are evaluated by a fixed polynomial, not <see cref="Math.Sin"/>).
 /// </summary>
-public static class ProceduralDigits
+internal static class ProceduralDigits
 {
     /// <summary>Image side in pixels.</summary>
     public const int Size = 28;

@@ -25,10 +25,10 @@ public static class PrefetchLoader
 /// the transform (e.g. a conversion to tensors) run there. Because batch (epoch, id) is a pure function of the seed and the
 /// settings, the items are the same with 0, 1 or 8 workers.</para>
 /// <para>Epochs as the consumer sees them: the loader calls <see cref="MultiShotMemorySampler.OnEpochEnd"/> when the consumer
-/// moves past the last batch of an epoch (also after the last epoch), as Keras does. Workers may make batches of the next
-/// epoch before that (by id, with <see cref="MultiShotMemorySampler.GenerateBatchAt"/>), except across the boundary where
-/// warmup ends: there they wait for the consumer, so the augmenter is told the warmup state of the epoch the batch belongs
-/// to. While a run is under way, nobody else should call <see cref="MultiShotMemorySampler.OnEpochEnd"/> on the sampler.</para>
+/// moves past the last batch of an epoch (also after the last epoch), as Keras does. Workers make batches of the next
+/// epoch before that (by id, with <see cref="MultiShotMemorySampler.GenerateBatchAt"/>, which tells the augmenter the
+/// warmup state of the batch's own epoch, <see cref="MultiShotMemorySampler.IsWarmupAt"/>). While a run is under way,
+/// nobody else should call <see cref="MultiShotMemorySampler.OnEpochEnd"/> on the sampler.</para>
 /// <para>Ownership: an item handed to the consumer is the consumer's (dispose a <see cref="Batch"/>); items made but never
 /// handed out (the consumer stopped, a worker failed, the loader was disposed) are released by the loader with the
 /// <c>release</c> action. At most <see cref="PrefetchOptions.Depth"/> items are held by the loader at any time.</para>
@@ -152,7 +152,6 @@ public sealed class PrefetchLoader<T> : IEnumerable<T>, IAsyncEnumerable<T>, IDi
         private readonly int _depth;
         private readonly long _total;            // sequence numbers in the run; long.MaxValue when endless
         private readonly int _epoch0;
-        private readonly bool _warm0;
         private readonly Slot[] _slots;
         private readonly object _gate = new();
         private readonly CancellationTokenSource _cts;   // the caller's token, or this run's disposal
@@ -173,7 +172,6 @@ public sealed class PrefetchLoader<T> : IEnumerable<T>, IAsyncEnumerable<T>, IDi
             _sampler = owner._sampler;
             _count = _sampler.Count;
             _epoch0 = _sampler.Epoch;
-            _warm0 = _sampler.IsWarmup;
             _consumerEpoch = _epoch0;
             PrefetchOptions o = owner.Options;
             _depth = o.Depth;
@@ -200,9 +198,6 @@ public sealed class PrefetchLoader<T> : IEnumerable<T>, IAsyncEnumerable<T>, IDi
             }
         }
 
-        // The warmup state the sampler will have during `epoch` (OnEpochEnd turns it off once, at epoch >= Warmup).
-        private bool WarmAt(int epoch) => epoch == _epoch0 ? _warm0 : _warm0 && epoch < _sampler.Warmup;
-
         private (int Epoch, int BatchId) Locate(long s) => ((int)(_epoch0 + s / _count), (int)(s % _count));
 
         private void Work()
@@ -215,7 +210,7 @@ public sealed class PrefetchLoader<T> : IEnumerable<T>, IAsyncEnumerable<T>, IDi
                     while (true)
                     {
                         if (_stopping || _failed || _nextClaim >= _total) return;
-                        if (_nextClaim < _nextTake + _depth && WarmAt(Locate(_nextClaim).Epoch) == WarmAt(_consumerEpoch)) break;
+                        if (_nextClaim < _nextTake + _depth) break;
                         Monitor.Wait(_gate);
                     }
                     s = _nextClaim++;

@@ -1,6 +1,6 @@
 using System.Text.Json;
+using Samplers.Core.Tfds;
 using Samplers.Core;
-using Samplers.Data;
 
 namespace Samplers.Tfds;
 

@@ -12,7 +12,7 @@ namespace Samplers.Tfds;
 /// <c>Crc32.Hash</c> is CRC-32/IEEE, a different polynomial. TensorFlow stores a masked CRC
 /// (<c>rotr(crc, 15) + 0xA282EAD8</c>) because a CRC over data that itself holds CRCs is weak.
 /// </remarks>
-public static class Crc32C
+internal static class Crc32C
 {
     private const uint MaskDelta = 0xA282EAD8u;
 

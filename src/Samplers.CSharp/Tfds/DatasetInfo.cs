@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Samplers.Core.Tfds;
 using Samplers.Core;
-using Samplers.Data;
 
 namespace Samplers.Tfds;
 

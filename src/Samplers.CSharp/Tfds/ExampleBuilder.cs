@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
 using Google.Protobuf;
-using Samplers.Data;
 using Samplers.Tfds.Protos;
 
 namespace Samplers.Tfds;
@@ -119,7 +118,7 @@ public sealed class ExampleBuilder
     }
 
     /// <summary>The message built so far (a copy).</summary>
-    public Example ToExample() => _example.Clone();
+    internal Example ToExample() => _example.Clone();
 
     /// <summary>The serialized Example, ready to be one TFRecord record.</summary>
     public byte[] ToByteArray() => _example.ToByteArray();

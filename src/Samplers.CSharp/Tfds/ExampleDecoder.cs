@@ -1,5 +1,4 @@
 using Google.Protobuf;
-using Samplers.Data;
 using Samplers.Tfds.Protos;
 
 namespace Samplers.Tfds;
@@ -8,7 +7,7 @@ namespace Samplers.Tfds;
 /// <param name="FilePath">The shard file.</param>
 /// <param name="RecordIndex">Zero-based index of the record within the file.</param>
 /// <param name="Offset">Byte offset of the record's header in the file.</param>
-public readonly record struct RecordLocation(string FilePath, long RecordIndex, long Offset)
+internal readonly record struct RecordLocation(string FilePath, long RecordIndex, long Offset)
 {
     /// <summary>The location for a record returned by a <see cref="TfRecordReader"/>.</summary>
     public static RecordLocation Of(TfRecordReader reader, TfRecord record)
@@ -30,7 +29,7 @@ public readonly record struct RecordLocation(string FilePath, long RecordIndex, 
 /// unpacked repeated numbers (even mixed in one list) are accepted, unknown fields of every wire type are skipped,
 /// int64 values are plain two's-complement varints (-1 takes 10 bytes), a repeated map key keeps the last entry.
 /// </remarks>
-public static class ExampleDecoder
+internal static class ExampleDecoder
 {
     /// <summary>Parses one record's data into an <see cref="Example"/>.</summary>
     /// <param name="data">The record data.</param>

@@ -3,7 +3,6 @@ using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
-using Samplers.Data;
 using Samplers.Tfds.Protos;
 
 namespace Samplers.Tfds;
@@ -12,7 +11,7 @@ namespace Samplers.Tfds;
 /// Turns an Image feature's encoded bytes into pixels. The record decoder does not decode images itself: the
 /// loader supplies an implementation backed by the image decoder.
 /// </summary>
-public interface IEncodedImageDecoder
+internal interface IEncodedImageDecoder
 {
     /// <summary>The (H, W, C) shape the encoded image decodes to under <paramref name="spec"/>.</summary>
     int[] MeasureShape(FeatureSpec spec, ReadOnlySpan<byte> encoded, RecordLocation location);
@@ -24,7 +23,7 @@ public interface IEncodedImageDecoder
 /// <summary>A decoded feature value: its shape and its elements as little-endian bytes of the spec's dtype.</summary>
 /// <param name="Shape">The actual shape of this example's value.</param>
 /// <param name="Data">Row-major elements, <c>DTypes.SizeOf(dtype)</c> bytes each, little-endian.</param>
-public sealed record DecodedFeature(int[] Shape, byte[] Data);
+internal sealed record DecodedFeature(int[] Shape, byte[] Data);
 
 /// <summary>
 /// Decodes one feature of a parsed <c>tf.train.Example</c> according to its <see cref="FeatureSpec"/>
@@ -45,21 +44,15 @@ public sealed record DecodedFeature(int[] Shape, byte[] Data);
 /// <see cref="IEncodedImageDecoder"/>. Keys in the Example that no spec names are ignored.</para>
 /// <para>Thread-safe: all methods are pure functions of their arguments.</para>
 /// </remarks>
-public static class FeatureDecoder
+internal static class FeatureDecoder
 {
     /// <summary>The byte length of a value of <paramref name="shape"/> and the spec's dtype.</summary>
     /// <exception cref="ArgumentException">A dimension is negative or the size exceeds 2 GiB.</exception>
     public static int ByteCount(FeatureSpec spec, ReadOnlySpan<int> shape)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        // Text is raw bytes whatever dtype the spec carries; ClassLabel is int64 and BBox float32 by definition.
-        long n = spec.Kind switch
-        {
-            FeatureKind.Text => 1,
-            FeatureKind.ClassLabel => 8,
-            FeatureKind.BoundingBox => 4,
-            _ => DTypes.SizeOf(spec.DType),
-        };
+        // Text is raw bytes whatever dtype the spec carries; the other kinds are stored as StorageDType.
+        long n = spec.Kind == FeatureKind.Text ? 1 : DTypes.SizeOf(spec.StorageDType);
         foreach (int d in shape)
         {
             if (d < 0) throw new ArgumentException($"Shape ({string.Join(", ", shape.ToArray())}) has an unknown dimension; measure the example first.", nameof(shape));
@@ -76,9 +69,7 @@ public static class FeatureDecoder
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(features);
-        bool integerScalar = spec.Shape.Length == 0 && !spec.InSequence && spec.Encoding == TensorEncoding.None &&
-            (spec.Kind == FeatureKind.ClassLabel || (spec.Kind == FeatureKind.Tensor && IsIntegerOrBool(spec.DType)));
-        if (!integerScalar)
+        if (!spec.IsLabel)
             throw new ArgumentException($"Feature '{spec.Key}' ({spec}) is not a scalar ClassLabel or integer Tensor, so it cannot be a label; choose a ClassLabel feature as y_key.", nameof(spec));
         var f = Require(spec, features, location, spec.Key);
         var list = ExpectKind(spec, f, Feature.KindOneofCase.Int64List, location, spec.Key).Int64List.Value;
@@ -196,15 +187,8 @@ public static class FeatureDecoder
 
     private static ValuePlan Plan(FeatureSpec spec, Features features, RecordLocation location, bool needData)
     {
-        int[] declared = spec.Kind == FeatureKind.BoundingBox && spec.Shape.Length == 0
-            ? (spec.InSequence ? [-1, 4] : [4])
-            : spec.Shape;
-        DType dtype = spec.Kind switch
-        {
-            FeatureKind.ClassLabel => DType.Int64,
-            FeatureKind.BoundingBox => DType.Float32,
-            _ => spec.DType,
-        };
+        int[] declared = spec.StorageShape;
+        DType dtype = spec.StorageDType;
         if (spec.Kind == FeatureKind.ClassLabel && spec.DType != DType.Int64)
             throw new NotSupportedException($"Feature '{spec.Key}': a ClassLabel decodes to int64, but its spec says {DTypes.Name(spec.DType)}.");
         if (spec.Kind == FeatureKind.BoundingBox && spec.DType != DType.Float32)
@@ -226,7 +210,7 @@ public static class FeatureDecoder
             if (unknown > 1 || (unknown == 1 && declared[0] >= 0))
                 throw new NotSupportedException(
                     $"Feature '{spec.Key}' ({spec}): with encoding 'none' only the first dimension may be unknown; TFDS cannot parse this shape either.");
-            var kind = IsIntegerOrBool(dtype) ? Feature.KindOneofCase.Int64List : Feature.KindOneofCase.FloatList;
+            var kind = FeatureSpec.IsIntegerOrBool(dtype) ? Feature.KindOneofCase.Int64List : Feature.KindOneofCase.FloatList;
             bool firstUnknown = unknown == 1;
             if (!features.Feature.TryGetValue(spec.Key, out var f))
             {
@@ -394,8 +378,6 @@ public static class FeatureDecoder
 
     private static string Dims(IEnumerable<int> shape) => string.Join(", ", shape);
 
-    private static bool IsIntegerOrBool(DType t) => t is DType.Bool or DType.Int8 or DType.Int16 or DType.Int32 or DType.Int64
-        or DType.UInt8 or DType.UInt16 or DType.UInt32 or DType.UInt64;
 
     // ---- value conversion (TFDS_FORMAT 5.3) ----
 

@@ -1,4 +1,3 @@
-using Samplers.Data;
 
 namespace Samplers.Tfds;
 
@@ -58,6 +57,40 @@ public sealed record FeatureSpec(
 {
     /// <summary>True when every dimension is known.</summary>
     public bool IsFixedShape => Array.TrueForAll(Shape, d => d >= 0);
+
+    // The TFDS rules about a feature's decoded form live here once; the loader (which picks x and y and lays out the
+    // table) and the record decoder (which writes the values) both read them.
+
+    /// <summary>The element type a decoded value is stored as: ClassLabel values are int64 and BBoxes float32 whatever
+    /// the spec's dtype says (TFDS_FORMAT.md 5.3); every other kind keeps <see cref="DType"/>.</summary>
+    public DType StorageDType => Kind switch
+    {
+        FeatureKind.ClassLabel => DType.Int64,
+        FeatureKind.BoundingBox => DType.Float32,
+        _ => DType,
+    };
+
+    /// <summary>The shape a decoded value is stored as: a BBoxFeature declared as a scalar holds 4 floats ((N, 4) inside a
+    /// Sequence); every other feature keeps <see cref="Shape"/> (the same array: do not change it).</summary>
+    public int[] StorageShape =>
+        Kind == FeatureKind.BoundingBox && Shape.Length == 0 ? (InSequence ? [-1, 4] : [4]) : Shape;
+
+    /// <summary>Whether the feature can hold labels (<c>y_key</c>): a scalar ClassLabel, or a scalar integer or bool Tensor
+    /// stored as a plain value list.</summary>
+    public bool IsLabel => Shape.Length == 0 && !InSequence && Encoding == TensorEncoding.None &&
+        (Kind == FeatureKind.ClassLabel || (Kind == FeatureKind.Tensor && IsIntegerOrBool(DType)));
+
+    /// <summary>Whether the feature can hold examples (<c>x_key</c>): numbers (an Image, a numeric Tensor, a ClassLabel or a BBox).</summary>
+    public bool IsNumeric => Kind switch
+    {
+        FeatureKind.Image or FeatureKind.ClassLabel or FeatureKind.BoundingBox => true,
+        FeatureKind.Tensor => DType != DType.Bytes,
+        _ => false,
+    };
+
+    /// <summary>Integer and bool dtypes are stored in an Example's int64 list; floats in its float list.</summary>
+    internal static bool IsIntegerOrBool(DType t) => t is DType.Bool or DType.Int8 or DType.Int16 or DType.Int32 or DType.Int64
+        or DType.UInt8 or DType.UInt16 or DType.UInt32 or DType.UInt64;
 
     /// <summary>A short description for messages, e.g. <c>image: Image uint8 (28, 28, 1)</c>.</summary>
     public override string ToString() => $"{Key}: {Kind} {DTypes.Name(DType)} ({string.Join(", ", Shape)})";

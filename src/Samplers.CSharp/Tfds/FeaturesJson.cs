@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.Json;
-using Samplers.Data;
 
 namespace Samplers.Tfds;
 
@@ -9,7 +8,7 @@ namespace Samplers.Tfds;
 /// (<c>pythonClassName</c> + one content key, TFDS ≈4.6+) and the legacy <c>type</c>/<c>content</c> form (TFDS 4.0–4.5),
 /// and fills ClassLabel names from the <c>&lt;path&gt;.labels.txt</c> sidecar files.
 /// </summary>
-public static class FeaturesJson
+internal static class FeaturesJson
 {
     private const string Prefix = "tensorflow_datasets.core.features.";
 

@@ -1,4 +1,4 @@
-using Samplers.Core;
+using Samplers.Core.Tfds;
 
 namespace Samplers.Tfds;
 

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using Samplers.Data;
 
 namespace Samplers.Tfds;
 
@@ -9,7 +8,7 @@ namespace Samplers.Tfds;
 /// <param name="Index">Zero-based index of the record in the file.</param>
 /// <param name="Data">The record's data (one serialized <c>tf.train.Example</c> in TFDS shards). It points into
 /// the reader's buffer and is valid only until the next call on the reader; copy it to keep it.</param>
-public readonly record struct TfRecord(long Offset, long Index, ReadOnlyMemory<byte> Data);
+internal readonly record struct TfRecord(long Offset, long Index, ReadOnlyMemory<byte> Data);
 
 /// <summary>
 /// Streams the records of one TFRecord file (TFDS_FORMAT.md 6), verifying the masked CRC-32C of every length
@@ -25,7 +24,7 @@ public readonly record struct TfRecord(long Offset, long Index, ReadOnlyMemory<b
 /// <para>gzip-compressed TFRecords (magic <c>1F 8B</c>) are refused: TFDS never writes them.</para>
 /// <para>Not thread-safe; use one reader per file per thread.</para>
 /// </remarks>
-public sealed class TfRecordReader : IDisposable
+internal sealed class TfRecordReader : IDisposable
 {
     private const int HeaderBytes = 12;
     private const int FooterBytes = 4;

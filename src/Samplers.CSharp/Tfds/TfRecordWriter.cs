@@ -10,7 +10,7 @@ namespace Samplers.Tfds;
 /// The writer frames records onto a stream; <see cref="WriteFile"/> writes a whole file through a temporary
 /// file and a rename, so a crash never leaves a half-written shard under the final name.
 /// </remarks>
-public sealed class TfRecordWriter : IDisposable
+internal sealed class TfRecordWriter : IDisposable
 {
     private readonly Stream _stream;
     private readonly bool _leaveOpen;

@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Logging;
 using Samplers.Cache;
-using Samplers.Data;
 
 namespace Samplers.Tfds;
 
@@ -10,7 +9,7 @@ namespace Samplers.Tfds;
 /// </summary>
 /// <remarks>The loader builds its key and source fingerprint through the same code (an internal factory), so the two
 /// cannot drift; a test checks that <see cref="Path"/> equals the loader's <see cref="TfdsLoadResult.CachePath"/>.</remarks>
-public sealed class TfdsCacheEntry
+internal sealed class TfdsCacheEntry
 {
     private TfdsCacheEntry(ParquetCache cache, CacheKey key, SourceFingerprint fingerprint, DatasetBuilderDir builder)
     {

@@ -1,8 +1,8 @@
 using Microsoft.Extensions.Logging;
 using Samplers.Cache;
-using Samplers.Data;
+using Samplers.Tfds;
 
-namespace Samplers.Tfds;
+namespace Samplers;
 
 /// <summary>What <see cref="TfdsLoader.LoadAsync"/> loads and how.</summary>
 /// <remarks>Python names: <c>dataset_name</c>, <c>x_key</c>, <c>y_key</c>, <c>splits</c> (of the reference's
@@ -42,13 +42,15 @@ public sealed record TfdsLoadOptions
     public ILogger? Logger { get; init; }
 
     /// <summary>
-    /// Fetches an absent dataset (issue 7); null (the default) never touches the network. When set and the catalog
-    /// reports the dataset, config or version as absent (<see cref="DatasetNotFoundException"/> from
-    /// <see cref="Catalog.Open"/>) or a needed shard file as missing, the loader calls it once and then resolves again;
-    /// a second failure surfaces unchanged. <see cref="TfdsLoader.DownloadFromBucket"/> gives the handler backed by
-    /// <see cref="Download.TfdsDownloader"/>.
+    /// Fetches an absent dataset. The default, <see cref="TfdsLoader.DownloadFromBucket"/>(), fetches TFDS's prepared files
+    /// from its public bucket (or <c>SAMPLERS_TFDS_BASE_URL</c>), as the reference's <c>tfds.load</c> downloads a missing
+    /// dataset; null never touches the network (an absent dataset is then an error).
     /// </summary>
-    public TfdsDownloadHandler? Download { get; init; }
+    /// <remarks>Only an absent dataset, config, version or shard triggers it (a dataset on disk is never fetched again):
+    /// the loader calls it once and resolves again. When it cannot fetch the dataset either (not published, or the bucket
+    /// unreachable; neither is retried), the load fails at once with a <see cref="DatasetNotFoundException"/> that lists the
+    /// datasets present in the data directory, the download's error as its inner exception.</remarks>
+    public TfdsDownloadHandler? Download { get; init; } = TfdsLoader.DownloadFromBucket();
 }
 
 /// <summary>Fetches an absent dataset into <see cref="TfdsDownloadRequest.DataDirectory"/>; see <see cref="TfdsLoadOptions.Download"/>.</summary>

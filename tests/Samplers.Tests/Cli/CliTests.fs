@@ -9,7 +9,7 @@ open System.Text.Json
 open Expecto
 open Samplers
 open Samplers.Core
-open Samplers.Data
+open Samplers.Core.Statistics
 open Samplers.Experiments
 open Samplers.Export
 open Samplers.Imaging
@@ -115,12 +115,12 @@ let libraryTests =
             let index = smallIndex ()
             use d = new PlanDigest()
             for e in 0 .. 1 do
-                for b in 0 .. 19 do d.Add(Planner.Plan(config, index, { Seed = 5UL; Epoch = e; BatchId = b }))
+                for b in 0 .. 19 do d.Add(Planner(config, index).Plan({ Seed = 5UL; Epoch = e; BatchId = b }))
             let oneByOne = d.Finish()
-            Expect.equal (PlanDigest.Compute(config, index, 5UL, 0, 2, 0, 20)) oneByOne "same digest"
+            Expect.equal (PlanDigest.Compute(Planner(config, index), 5UL, 0, 2, 0, 20)) oneByOne "same digest"
             Expect.equal oneByOne.Length 64 "64 hex digits"
-            Expect.notEqual (PlanDigest.Compute(config, index, 6UL, 0, 2, 0, 20)) oneByOne "another seed, another digest"
-            Expect.notEqual (PlanDigest.Compute(config, index, 5UL, 0, 2, 0, 19)) oneByOne "fewer batches, another digest"
+            Expect.notEqual (PlanDigest.Compute(Planner(config, index), 6UL, 0, 2, 0, 20)) oneByOne "another seed, another digest"
+            Expect.notEqual (PlanDigest.Compute(Planner(config, index), 5UL, 0, 2, 0, 19)) oneByOne "fewer batches, another digest"
         testCase "PlanDigest refuses mismatched spans, a batch range past the epoch, and use after Finish" <| fun () ->
             use d = new PlanDigest()
             let e = throwsWith<ArgumentException> (fun () -> d.Add({ Seed = 0UL; Epoch = 0; BatchId = 0 }, 0, ReadOnlySpan [| 1; 2 |], ReadOnlySpan [| 1 |])) "lengths"
@@ -128,7 +128,7 @@ let libraryTests =
             d.Finish() |> ignore
             let e2 = throwsWith<InvalidOperationException> (fun () -> d.Add({ Seed = 0UL; Epoch = 0; BatchId = 0 }, 0, ReadOnlySpan [| 1 |], ReadOnlySpan [| 1 |])) "finished"
             Expect.stringContains e2.Message "finished" "says why"
-            let e3 = throwsWith<ArgumentOutOfRangeException> (fun () -> PlanDigest.Compute(PlanConfig(2, 2, 10), smallIndex (), 0UL, 0, 1, 5, 6) |> ignore) "range"
+            let e3 = throwsWith<ArgumentOutOfRangeException> (fun () -> PlanDigest.Compute(Planner(PlanConfig(2, 2, 10), smallIndex ()), 0UL, 0, 1, 5, 6) |> ignore) "range"
             Expect.stringContains e3.Message "BatchesPerRank" "names the limit"
         testCase "BalanceTally: row counts, visits, coverage, and a chi-square over visits that flags imbalance" <| fun () ->
             let t = BalanceTally(3, 10, 10)
@@ -145,8 +145,9 @@ let libraryTests =
             // Visits 3, 2, 2 against 7/3 each: chi-square 2/7 with df 2, so p = exp(-1/7).
             Expect.floatClose Accuracy.high s.ChiSquare (2.0 / 7.0) "chi-square over visits"
             Expect.floatClose Accuracy.high s.PValue (exp (-1.0 / 7.0)) "p-value of chi-square(2)"
-            let struct (_, _, p) = BalanceTally.ChiSquareUniform(ReadOnlySpan [| 1000L; 10L; 10L |])
-            Expect.isLessThan p 1e-10 "a skewed count has a tiny p-value"
+            let skewed = BalanceTally.ChiSquareUniform(ReadOnlySpan [| 1000L; 10L; 10L |])
+            Expect.isLessThan skewed.PValue 1e-10 "a skewed count has a tiny p-value"
+            Expect.equal skewed.DegreesOfFreedom 2 "degrees of freedom"
             let e = throwsWith<ArgumentException> (fun () -> t.Add(ReadOnlySpan [| 10 |], ReadOnlySpan [| 0 |])) "row out of range"
             Expect.stringContains e.Message "outside [0, 10)" "names the range"
         testCase "BalanceTally over Independent plans of a correct sampler does not flag imbalance (fixed seeds)" <| fun () ->
@@ -155,7 +156,8 @@ let libraryTests =
             let config = PlanConfig(4, 4, 1000)
             for seed in [ 1UL; 7UL; 42UL ] do
                 let t = BalanceTally(index, 1000)
-                for b in 0 .. 999 do t.Add(Planner.Plan(config, index, { Seed = seed; Epoch = 0; BatchId = b }))
+                let planner = Planner(config, index)
+                for b in 0 .. 999 do t.Add(planner.Plan({ Seed = seed; Epoch = 0; BatchId = b }))
                 Expect.isGreaterThan (t.Summary().PValue) 0.001 $"seed {seed}: p-value of a uniform sampler"
         testCase "NpyWriter: a header in NumPy's form for 0-, 1- and 3-d shapes; wrong byte counts are refused" <| fun () ->
             for shape in [ [||]; [| 3L |]; [| 2L; 3L; 4L |] ] do
@@ -198,7 +200,7 @@ let libraryTests =
             Expect.isTrue rows.Compress "keeps the given settings"
             Expect.equal (List.ofSeq rows.Rows) [ for i in 0 .. table.Count - 1 do if table.Labels[i] <> 10L then i ] "rows of classes 0 and 20, ascending"
             let o = NumpyExport.PlannedBatches(s, 1, 1, 3)
-            let expected = [ for b in 1 .. 2 do yield! Planner.Plan(s.PlanConfig, s.ClassIndex, { Seed = 3UL; Epoch = 1; BatchId = b }).Indices.ToArray() ]
+            let expected = [ for b in 1 .. 2 do yield! s.Planner.Plan({ Seed = 3UL; Epoch = 1; BatchId = b }).Indices.ToArray() ]
             Expect.equal (List.ofSeq o.Rows) expected "plan order"
             Expect.equal (List.ofArray o.Extra["index"]) (expected |> List.map int64) "index = source row"
             Expect.equal o.Extra["batch"] [| 1L; 1L; 1L; 1L; 2L; 2L; 2L; 2L |] "batch ids"
@@ -206,7 +208,7 @@ let libraryTests =
             let e = throwsWith<ArgumentOutOfRangeException> (fun () -> NumpyExport.PlannedBatches(s, 0, 0, s.Count + 1) |> ignore) "past the epoch"
             Expect.stringContains e.Message "endBatch" "names the argument"
         testCase "PlanText: CSV lines per row and one table line per batch, from the plan's key" <| fun () ->
-            let plan = Planner.Plan(PlanConfig(2, 2, 10), smallIndex (), { Seed = 5UL; Epoch = 3; BatchId = 4 })
+            let plan = Planner(PlanConfig(2, 2, 10), smallIndex ()).Plan({ Seed = 5UL; Epoch = 3; BatchId = 4 })
             let idx, lab = plan.Indices.ToArray(), plan.Labels.ToArray()
             Expect.equal PlanText.CsvHeader "epoch,batch,global_batch,row,index,label" "csv header"
             Expect.equal (PlanText.CsvLines plan) [| for i in 0 .. 3 -> $"3,4,4,{i},{idx[i]},{lab[i]}" |] "csv rows"
@@ -271,7 +273,7 @@ let commandTests =
                 let s = new MultiShotMemorySampler(table, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 8, Seed = 11UL))
                 for r in rows do
                     let b = r.GetProperty("batch").GetInt32()
-                    let plan = Planner.Plan(s.PlanConfig, s.ClassIndex, { Seed = 11UL; Epoch = 0; BatchId = b })
+                    let plan = s.Planner.Plan({ Seed = 11UL; Epoch = 0; BatchId = b })
                     let labels = [| for v in r.GetProperty("labels").EnumerateArray() -> v.GetInt64() |]
                     let indices = [| for v in r.GetProperty("indices").EnumerateArray() -> v.GetInt32() |]
                     Expect.equal labels (plan.Labels.ToArray()) $"labels of batch {b}"

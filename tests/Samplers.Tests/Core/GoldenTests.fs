@@ -7,6 +7,7 @@ open System.Text
 open System.Text.Json
 open System.Text.Json.Nodes
 open Expecto
+open Samplers
 open Samplers.Core
 open Samplers.Tests.TestUtil
 
@@ -47,7 +48,7 @@ let index = lazy (ClassIndex.Build(ReadOnlySpan labels))
 
 let planOf (p: Point) =
     let cfg = PlanConfig(p.K, p.Epc, p.Steps, p.Mode, p.Rank, p.World)
-    Planner.Plan(cfg, index.Value, { Seed = p.Seed; Epoch = p.Epoch; BatchId = p.Batch })
+    Planner(cfg, index.Value).Plan({ Seed = p.Seed; Epoch = p.Epoch; BatchId = p.Batch })
 
 /// The members kept by ClassIndex.Select(7, 3), class by class (selection changes plans too, so it is pinned).
 let selection () =

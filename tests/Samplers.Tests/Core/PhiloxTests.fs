@@ -3,6 +3,7 @@ module Samplers.Tests.Core.PhiloxTests
 open System
 open Expecto
 open Samplers.Core
+open Samplers.Core.Statistics
 open Samplers.Tests.TestUtil
 
 let private hex (s: string) = s.Split(' ', StringSplitOptions.RemoveEmptyEntries) |> Array.map (fun w -> Convert.ToUInt32(w, 16))

@@ -3,11 +3,12 @@ module Samplers.Tests.Core.PlanContract
 open System
 open System.Threading.Tasks
 open Expecto
+open Samplers
 open Samplers.Core
 open Samplers.Tests.TestUtil
 
 /// A random but reproducible planning setup derived from one FsCheck-chosen number.
-type Setup = { Labels: int64[]; Index: ClassIndex; Config: PlanConfig; Seed: uint64 }
+type Setup = { Labels: int64[]; Index: ClassIndex; Config: PlanConfig; Planner: Planner; Seed: uint64 }
 
 let setup (mode: SamplingMode) (sharded: bool) (seed: uint64) =
     let mutable s = PhiloxStream(seed, Purpose.User, 0, 99UL)
@@ -25,11 +26,12 @@ let setup (mode: SamplingMode) (sharded: bool) (seed: uint64) =
     let steps = 1 + s.NextBounded 12
     let ws = if sharded then 1 + s.NextBounded 4 else 1
     let rank = s.NextBounded ws
-    { Labels = labels; Index = ClassIndex.Build(ReadOnlySpan labels)
-      Config = PlanConfig(k, epc, steps, mode, rank, ws); Seed = seed }
+    let index = ClassIndex.Build(ReadOnlySpan labels)
+    let config = PlanConfig(k, epc, steps, mode, rank, ws)
+    { Labels = labels; Index = index; Config = config; Planner = Planner(config, index); Seed = seed }
 
 let plansOfEpoch (st: Setup) (epoch: int) =
-    [| for b in 0 .. st.Config.BatchesPerRank - 1 -> Planner.Plan(st.Config, st.Index, { Seed = st.Seed; Epoch = epoch; BatchId = b }) |]
+    [| for b in 0 .. st.Config.BatchesPerRank - 1 -> st.Planner.Plan({ Seed = st.Seed; Epoch = epoch; BatchId = b }) |]
 
 let flat (p: BatchPlan) = Array.append (p.Indices.ToArray()) (p.ClassOrdinals.ToArray())
 
@@ -66,10 +68,10 @@ let planContract (mode: SamplingMode) (sharded: bool) : Test =
             let st = setup mode sharded seed
             let n = st.Config.BatchesPerRank
             let key b = { Seed = st.Seed; Epoch = 3; BatchId = b }
-            let forward = Array.init n (fun b -> flat (Planner.Plan(st.Config, st.Index, key b)))
-            let backward = Array.init n (fun b -> n - 1 - b) |> Array.map (fun b -> b, flat (Planner.Plan(st.Config, st.Index, key b))) |> Array.sortBy fst |> Array.map snd
+            let forward = Array.init n (fun b -> flat (st.Planner.Plan(key b)))
+            let backward = Array.init n (fun b -> n - 1 - b) |> Array.map (fun b -> b, flat (st.Planner.Plan(key b))) |> Array.sortBy fst |> Array.map snd
             let parallel' = Array.zeroCreate n
-            Parallel.For(0, n * 4, fun i -> parallel'[i % n] <- flat (Planner.Plan(st.Config, st.Index, key (i % n)))) |> ignore
+            Parallel.For(0, n * 4, fun i -> parallel'[i % n] <- flat (st.Planner.Plan(key (i % n)))) |> ignore
             forward = backward && forward = parallel'
 
         testPropertyWithConfig cfg "Fill equals Plan and needs only BatchSize-long buffers" <| fun (seed: uint64) ->
@@ -79,9 +81,9 @@ let planContract (mode: SamplingMode) (sharded: bool) : Test =
                 let key = { Seed = st.Seed; Epoch = 1; BatchId = b }
                 let idx = Array.create st.Config.BatchSize -1
                 let ords = Array.create st.Config.BatchSize -1
-                let rows = Planner.Fill(st.Config, st.Index, key, Span idx, Span ords)
-                let p = Planner.Plan(st.Config, st.Index, key)
-                Expect.equal rows st.Config.BatchSize "rows"
+                st.Planner.Fill(key, Span idx, Span ords)
+                let p = st.Planner.Plan(key)
+                Expect.equal p.Count st.Config.BatchSize "rows"
                 Expect.sequenceEqual idx (p.Indices.ToArray()) "indices"
                 Expect.sequenceEqual ords (p.ClassOrdinals.ToArray()) "ordinals"
     ]
@@ -167,12 +169,12 @@ let shardingComplete =
         for r in 0 .. ws - 1 do
             let cfg = st.Config.WithShard(r, ws)
             for b in 0 .. cfg.BatchesPerRank - 1 do
-                let p = Planner.Plan(cfg, st.Index, { Seed = st.Seed; Epoch = 2; BatchId = b })
+                let p = Planner(cfg, st.Index).Plan({ Seed = st.Seed; Epoch = 2; BatchId = b })
                 Expect.isFalse (seen.ContainsKey p.GlobalBatchId) "disjoint"
                 seen[p.GlobalBatchId] <- flat p
         Expect.equal seen.Count whole.StepsPerEpoch "complete"
         for KeyValue(g, f) in seen do
-            Expect.sequenceEqual f (flat (Planner.Plan(whole, st.Index, { Seed = st.Seed; Epoch = 2; BatchId = g }))) $"global batch {g}"
+            Expect.sequenceEqual f (flat (Planner(whole, st.Index).Plan({ Seed = st.Seed; Epoch = 2; BatchId = g }))) $"global batch {g}"
 
 let private chiSquareLimit df = MathNet.Numerics.Distributions.ChiSquared.InvCDF(float df, 1.0 - 1e-6)
 
@@ -189,7 +191,7 @@ let goodnessOfFit =
                 let all = Array.zeroCreate 10
                 let first = Array.zeroCreate 10
                 for b in 0 .. 3999 do
-                    let p = Planner.Plan(cfg, ix, { Seed = seed; Epoch = 0; BatchId = b })
+                    let p = Planner(cfg, ix).Plan({ Seed = seed; Epoch = 0; BatchId = b })
                     let o = p.ClassOrdinals.ToArray()
                     for i in 0 .. 2 do all[o[i * 2]] <- all[o[i * 2]] + 1
                     first[o[0]] <- first[o[0]] + 1
@@ -205,7 +207,7 @@ let goodnessOfFit =
                 let cfg = PlanConfig(1, 4, 5000)
                 let counts = Collections.Generic.Dictionary<int, int>()
                 for b in 0 .. 4999 do
-                    let p = Planner.Plan(cfg, ix, { Seed = seed; Epoch = 1; BatchId = b })
+                    let p = Planner(cfg, ix).Plan({ Seed = seed; Epoch = 1; BatchId = b })
                     if p.Labels.Span[0] = 0L then
                         for r in p.Indices.ToArray() do counts[r] <- (match counts.TryGetValue r with | true, v -> v + 1 | _ -> 1)
                 Expect.equal counts.Count 35 "every example of class 0 drawn"
@@ -218,7 +220,7 @@ let goodnessOfFit =
 let errors =
     let labels = Array.init 30 (fun i -> int64 (i % 5))
     let ix = ClassIndex.Build(ReadOnlySpan labels)
-    let plan (cfg: PlanConfig) epoch b = Planner.Plan(cfg, ix, { Seed = 1UL; Epoch = epoch; BatchId = b }) |> ignore
+    let plan (cfg: PlanConfig) epoch b = Planner(cfg, ix).Plan({ Seed = 1UL; Epoch = epoch; BatchId = b }) |> ignore
     testList "errors" [
         testCase "classes_per_batch > number of classes gives both numbers" <| fun () ->
             let e = throwsWith<ArgumentException> (fun () -> plan (PlanConfig(6, 2, 10)) 0 0) "too many classes"
@@ -249,7 +251,7 @@ let errors =
             let e = throwsWith<ArgumentOutOfRangeException> (fun () -> PlanConfig(2, 2, 10, SamplingMode.Independent, 4, 4) |> ignore) "rank"
             Expect.stringContains e.Message "rank must be in [0, worldSize) = [0, 4)" "message"
         testCase "Fill into a short buffer" <| fun () ->
-            let e = throwsWith<ArgumentException> (fun () -> Planner.Fill(PlanConfig(2, 2, 10), ix, { Seed = 1UL; Epoch = 0; BatchId = 0 }, Span(Array.zeroCreate 3), Span(Array.zeroCreate 4)) |> ignore) "short"
+            let e = throwsWith<ArgumentException> (fun () -> Planner(PlanConfig(2, 2, 10), ix).Fill({ Seed = 1UL; Epoch = 0; BatchId = 0 }, Span(Array.zeroCreate 3), Span(Array.zeroCreate 4)) |> ignore) "short"
             Expect.stringContains e.Message "indices must hold BatchSize = 4 ints, but holds 3" "message"
     ]
 
@@ -260,11 +262,11 @@ let others =
             let ix = ClassIndex.Build(ReadOnlySpan labels)
             let cfg = PlanConfig(2, 2, 10)
             let key = { Seed = 5UL; Epoch = 0; BatchId = 3 }
-            let p = Planner.PlanExamples(cfg, ix, key, 3, 3)
+            let p = Planner(cfg, ix).PlanExamples(key, 3, 3)
             Expect.equal p.Count 4 "truncated to 2x2"
-            let full = Planner.Plan(PlanConfig(3, 3, 10), ix, key)
+            let full = Planner(PlanConfig(3, 3, 10), ix).Plan(key)
             Expect.sequenceEqual (p.Indices.ToArray()) (full.Indices.Slice(0, 4).ToArray()) "prefix of the full plan"
-            Expect.equal (Planner.PlanExamples(cfg, ix, key, 1, 2)).Count 2 "fewer rows than BatchSize stay"
+            Expect.equal (Planner(cfg, ix).PlanExamples(key, 1, 2)).Count 2 "fewer rows than BatchSize stay"
 
         testCase "Fill allocates nothing once warm (both modes, with and without scratch)" <| fun () ->
             let labels = Array.init 100000 (fun i -> int64 (i % 1000))
@@ -272,14 +274,15 @@ let others =
             for cfg in [ PlanConfig(10, 2, 100); PlanConfig(100, 4, 100, SamplingMode.Coverage, 0, 1); PlanConfig(7, 3, 100, SamplingMode.Coverage, 0, 1); PlanConfig(64, 40, 100) ] do
                 let idx = Array.zeroCreate cfg.BatchSize
                 let ords = Array.zeroCreate cfg.BatchSize
-                for b in 0 .. 99 do Planner.Fill(cfg, ix, { Seed = 1UL; Epoch = 0; BatchId = b }, Span idx, Span ords) |> ignore
+                let planner = Planner(cfg, ix)
+                for b in 0 .. 99 do planner.Fill({ Seed = 1UL; Epoch = 0; BatchId = b }, Span idx, Span ords)
                 let before = GC.GetAllocatedBytesForCurrentThread()
-                for b in 0 .. 99 do Planner.Fill(cfg, ix, { Seed = 1UL; Epoch = 1; BatchId = b }, Span idx, Span ords) |> ignore
+                for b in 0 .. 99 do planner.Fill({ Seed = 1UL; Epoch = 1; BatchId = b }, Span idx, Span ords)
                 Expect.equal (GC.GetAllocatedBytesForCurrentThread() - before) 0L $"bytes allocated by 100 Fill calls, {cfg}"
 
         testCase "BatchPlan.PlanVersion agrees with Planner.PlanVersion" <| fun () ->
             let ix = ClassIndex.Build(ReadOnlySpan [| 1L; 2L |])
-            Expect.equal (Planner.Plan(PlanConfig(1, 1, 1), ix, { Seed = 0UL; Epoch = 0; BatchId = 0 })).PlanVersion Planner.PlanVersion "versions"
+            Expect.equal (Planner(PlanConfig(1, 1, 1), ix).Plan({ Seed = 0UL; Epoch = 0; BatchId = 0 })).PlanVersion Planner.PlanVersion "versions"
     ]
 
 [<Tests>]

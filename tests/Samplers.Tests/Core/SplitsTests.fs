@@ -2,7 +2,9 @@ module Samplers.Tests.Core.SplitsTests
 
 open System
 open Expecto
+open Samplers
 open Samplers.Core
+open Samplers.Core.Tfds
 open Samplers.Tests.TestUtil
 
 /// Splits like mnist: test 10,000 and train 60,000, one shard each.

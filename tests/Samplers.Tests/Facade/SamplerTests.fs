@@ -8,7 +8,6 @@ open Expecto
 open Microsoft.Extensions.Logging
 open Samplers
 open Samplers.Core
-open Samplers.Data
 open Samplers.Tests.TestUtil
 
 // ---------- fixtures ----------
@@ -108,20 +107,20 @@ type DoublingAugmenter() =
 let options =
     testList "options" [
         testCase "defaults are the reference's" <| fun () ->
-            let o = TFDatasetSamplerOptions(DatasetName = "mnist")
+            let o = TFDatasetSamplerOptions(Load = TfdsLoadOptions(DatasetName = "mnist"))
             Expect.equal o.ExamplesPerClassPerBatch 2 "examples_per_class_per_batch"
             Expect.equal o.StepsPerEpoch 1000 "steps_per_epoch"
             Expect.equal o.Warmup -1 "warmup"
-            Expect.equal o.XKey "image" "x_key"
-            Expect.equal o.YKey "label" "y_key"
-            Expect.equal (List.ofSeq o.Splits) [ "train"; "test" ] "splits"
+            Expect.equal o.Load.XKey "image" "x_key"
+            Expect.equal o.Load.YKey "label" "y_key"
+            Expect.equal (List.ofSeq o.Load.Splits) [ "train"; "test" ] "splits"
             Expect.isNull o.ClassList "class_list"
             Expect.isFalse o.TotalExamplesPerClass.HasValue "total_examples_per_class"
-            Expect.equal o.NumAugmentationsPerExample 0 "num_augmentations_per_example (the reference MultiShotMemorySampler leaves the base default 0)"
-            Expect.isNotNull o.Download "downloading an absent dataset is on by default, as tfds.load"
+            Expect.equal o.NumAugmentationsPerExample 1 "num_augmentations_per_example (the reference MultiShotMemorySampler leaves the base Sampler's default 1)"
+            Expect.isNotNull o.Load.Download "downloading an absent dataset is on by default, as tfds.load"
             Expect.equal o.Mode SamplingMode.Independent "mode"
             Expect.equal (o.Rank, o.WorldSize) (0, 1) "shard"
-            Expect.isTrue o.UseCache "cache on"
+            Expect.isTrue o.Load.UseCache "cache on"
 
         testCase "bad counts name the setting" <| fun () ->
             let t = table10x8 ()
@@ -432,7 +431,7 @@ let logging =
         testCase "the batch-size message goes to the logger" <| fun () ->
             let log = ListLogger()
             MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Logger = log)) |> ignore
-            Expect.equal (log.Texts LogLevel.Information) [ "The initial batch size is 6 (3 classes * 2 examples per class) with 0 augmenters" ] "reference text"
+            Expect.equal (log.Texts LogLevel.Information) [ "The initial batch size is 6 (3 classes * 2 examples per class) with 0 augmentations" ] "reference text"
 
         testCase "a class with too few examples warns once, and is drawn with replacement" <| fun () ->
             let log = ListLogger()
@@ -480,8 +479,8 @@ let contracts =
             s.OnEpochEnd()
             (s[0]).Dispose()
             use sl = s.GetSlice(0, 5)
-            Expect.equal sl.Count 10 "slices are augmented too"
-            Expect.equal aug.Calls [ (2, true); (2, false); (2, false) ] "arguments"
+            Expect.equal sl.Count 5 "slices are not augmented (as the reference's MultiShotMemorySampler.get_slice)"
+            Expect.equal aug.Calls [ (2, true); (2, false) ] "arguments"
             use ex = s.GetExamples(0, 3, 2)
             Expect.equal ex.Count 6 "GetExamples is not augmented (as the reference)"
 
@@ -529,7 +528,7 @@ let contracts =
         testCase "the TFDS sampler takes a loaded table, preprocessed by the loader or not" <| fun () ->
             let calls = ref 0
             let p = Preprocessing.Create<int, int>(ReadOnlySpan [| 3 |], PreprocessAction<int, int>(fun x _ o _ -> Interlocked.Increment calls |> ignore; x.CopyTo o))
-            let o = TFDatasetSamplerOptions(DatasetName = "mnist", ClassesPerBatch = 2, Preprocess = p)
+            let o = TFDatasetSamplerOptions(Load = TfdsLoadOptions(DatasetName = "mnist"), ClassesPerBatch = 2, Preprocess = p)
             let t = table10x8 ()
             let raw = new TFDatasetMultiShotMemorySampler(t, o, false)
             Expect.equal calls.Value t.Count "applied once when the loader did not"

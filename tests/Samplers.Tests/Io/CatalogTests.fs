@@ -3,8 +3,10 @@ module Samplers.Tests.Io.CatalogTests
 open System
 open System.IO
 open Expecto
+open Samplers
 open Samplers.Core
-open Samplers.Data
+open Samplers.Core.Tfds
+open Samplers
 open Samplers.Tfds
 open Samplers.Tests.TestUtil
 

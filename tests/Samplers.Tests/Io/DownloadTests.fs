@@ -13,7 +13,7 @@ open System.Text
 open System.Threading
 open System.Threading.Tasks
 open Expecto
-open Samplers.Data
+open Samplers
 open Samplers.Tfds
 open Samplers.Tfds.Download
 open Samplers.Tests.TestUtil
@@ -418,22 +418,26 @@ let tests =
             f.Server.Behave <- fun _ _ -> Status 403
             let e = failsWith<DownloadException> (f.Request("toy:1.0.0")) "forbidden"
             expectContains e.Message "403"
-            expectContains e.Message "--data-dir"
+            expectContains e.Message "TfdsLoadOptions.DataDir"
             Expect.equal f.Server.Requests.Length 1 "no retry"
 
         testCase "slow headers past the timeout: retried, then a timeout error" <| fun () ->
             use f = new Fixture()
-            f.Server.Behave <- fun _ _ -> Delay(3000, Serve)
+            f.Server.Behave <- fun _ _ -> Delay(60_000, Serve)
             let sw = Diagnostics.Stopwatch.StartNew()
             let e = failsWith<DownloadException> (f.Request("toy:1.0.0", timeoutMs = 200.0, retries = 1)) "slow"
             expectContains e.Message "no response within the timeout of 0.2 s"
-            Expect.isLessThan sw.ElapsedMilliseconds 2500L "did not wait for the slow server"
+            // Not a speed check: waiting for the server would take 2 x 60 s; honouring the 0.2 s timeout takes well
+            // under a second, so 20 s separates the two on any machine, however loaded.
+            Expect.isLessThan sw.ElapsedMilliseconds 20_000L "did not wait for the slow server"
             Expect.equal f.Server.Requests.Length 2 "retried once"
 
         testCase "a body that stalls past the timeout is resumed on the next attempt" <| fun () ->
             use f = new Fixture()
-            f.Server.Behave <- fun r n -> if r.Path = test0 && n = 1 then Stall 4000 else Serve
-            let d = download (f.Request("toy:1.0.0", timeoutMs = 1000.0))
+            // The stall (60 s) is far beyond the timeout (2 s), and the timeout far beyond a normal reply on a loaded
+            // machine, so the only way to pass is the timeout firing on the stalled body and the resume.
+            f.Server.Behave <- fun r n -> if r.Path = test0 && n = 1 then Stall 60_000 else Serve
+            let d = download (f.Request("toy:1.0.0", timeoutMs = 2000.0))
             Expect.equal ((f.Server.RequestsFor test0) |> List.map (fun r -> r.Range)) [ ""; "bytes=10-" ] "resumed after the 10 bytes received"
             Expect.equal (readSplit (Catalog.Open(f.Data, "toy:1.0.0")) "test") testRecords "records"
             ignore d
@@ -452,7 +456,7 @@ let tests =
             let e = failsWith<DownloadException> (f.Request("toy:1.0.0")) "html body"
             expectContains e.Message "body starts with '<!doctype html>"
 
-        testCase "no network: names the base URL and suggests --data-dir and SAMPLERS_TFDS_BASE_URL" <| fun () ->
+        testCase "no network: names the base URL and suggests a data directory (a library setting) and SAMPLERS_TFDS_BASE_URL" <| fun () ->
             use f = new Fixture()
             let closed =
                 let l = new TcpListener(IPAddress.Loopback, 0)
@@ -462,9 +466,25 @@ let tests =
                 $"http://127.0.0.1:{p}"
             let e = failsWith<DownloadException> (f.Request("toy:1.0.0", baseUrl = closed, retries = 1)) "refused"
             expectContains e.Message $"could not reach {closed}"
-            expectContains e.Message "--data-dir"
+            expectContains e.Message "TfdsLoadOptions.DataDir"
             expectContains e.Message "SAMPLERS_TFDS_BASE_URL"
             Expect.isNull (box e.StatusCode) "no status"
+
+        testCase "a server that never answered is not retried: an absent network fails at once" <| fun () ->
+            use f = new Fixture()
+            let closed =
+                let l = new TcpListener(IPAddress.Loopback, 0)
+                l.Start()
+                let p = (l.LocalEndpoint :?> IPEndPoint).Port
+                l.Stop()
+                $"http://127.0.0.1:{p}"
+            // An hour between attempts: were a refused connection retried, the call would wait, and the (generous) token
+            // below would end it with OperationCanceledException instead of the DownloadException expected.
+            let req = DownloadRequest("toy:1.0.0", DataDirectory = f.Data, BaseUrl = closed, Retries = 4, RetryDelay = TimeSpan.FromHours 1.0)
+            use cts = new CancellationTokenSource(TimeSpan.FromSeconds 60.0)
+            let e = throwsWith<DownloadException> (fun () -> TfdsDownloader.DownloadAsync(req, null, cts.Token).GetAwaiter().GetResult() |> ignore) "refused"
+            expectContains e.Message "not retried"
+            Expect.isFalse (e.Message.Contains "gave up after") "no retry loop"
 
         testCase "published checksums (x-goog-hash) are checked" <| fun () ->
             use f = new Fixture()
@@ -506,12 +526,14 @@ let tests =
             f.Server.Behave <- fun r n ->
                 if r.Path = test0 && n = 1 then
                     cts.CancelAfter 300
-                    Stall 5000
+                    Stall 60_000
                 else Serve
             let t = TfdsDownloader.DownloadAsync(f.Request("toy:1.0.0"), null, cts.Token)
             let sw = Diagnostics.Stopwatch.StartNew()
             throwsWith<OperationCanceledException> (fun () -> t.GetAwaiter().GetResult() |> ignore) "cancelled" |> ignore
-            Expect.isLessThan sw.ElapsedMilliseconds 3000L "stopped promptly"
+            // Not a speed check: ignoring the token would wait out the 60 s stall (the download timeout is 5 s, and a
+            // timeout is a DownloadException, not a cancellation); 20 s separates the two on any machine.
+            Expect.isLessThan sw.ElapsedMilliseconds 20_000L "stopped promptly"
             expectNoVersionDir f
             let part = Path.Combine(f.Data, "toy", "1.0.0" + TfdsDownloader.TemporarySuffix, "toy-test.tfrecord-00000-of-00001.part")
             Expect.equal (FileInfo(part).Length) 10L "the 10 bytes received are kept"

@@ -2,7 +2,7 @@ module Samplers.Tests.Io.ExampleTableTests
 
 open System
 open Expecto
-open Samplers.Data
+open Samplers
 open Samplers.Tests.TestUtil
 
 [<Tests>]

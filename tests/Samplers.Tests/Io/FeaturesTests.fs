@@ -5,7 +5,7 @@ open System.IO
 open System.Text
 open System.Text.Json
 open Expecto
-open Samplers.Data
+open Samplers
 open Samplers.Tfds
 open Samplers.Tests.TestUtil
 

@@ -5,7 +5,7 @@ open System.Buffers.Binary
 open System.IO.Hashing
 open Expecto
 open SkiaSharp
-open Samplers.Data
+open Samplers
 open Samplers.Imaging
 open Samplers.Tests.TestUtil
 

@@ -7,7 +7,6 @@ open System.Threading
 open Expecto
 open Samplers
 open Samplers.Core
-open Samplers.Data
 open Samplers.DatasetGen
 open Samplers.Imaging
 open Samplers.Tfds
@@ -418,8 +417,8 @@ let featureTests =
             for f in Directory.GetFiles(embeddedDir ()) do File.Copy(f, Path.Combine(served, Path.GetFileName f))
             use server = new Samplers.Tests.Io.DownloadTests.Server(bucket.Path)
             let reports = System.Collections.Concurrent.ConcurrentQueue<LoadProgress>()
-            let o = TFDatasetSamplerOptions(DatasetName = "synthetic_digits:1.0.0", DataDir = data.Path, CacheDir = cache.Path, Splits = strs [ "test" ],
-                                            ClassesPerBatch = 3, Download = TfdsLoader.DownloadFromBucket(server.Url))
+            let o = TFDatasetSamplerOptions(Load = TfdsLoadOptions(DatasetName = "synthetic_digits:1.0.0", DataDir = data.Path, CacheDir = cache.Path, Splits = strs [ "test" ],
+                                                                            Download = TfdsLoader.DownloadFromBucket(server.Url)), ClassesPerBatch = 3)
             let s = TFDatasetMultiShotMemorySampler.LoadAsync(o, syncProgress reports.Enqueue).GetAwaiter().GetResult()
             Expect.equal s.NumExamples 1000 "test split"
             let paths = server.Requests |> List.map (fun r -> r.Path)
@@ -449,7 +448,7 @@ let featureTests =
 
         testCase "Download = null never touches the network: an absent dataset is an error" <| fun () ->
             use data = new TempDir()
-            let o = TFDatasetSamplerOptions(DatasetName = "synthetic_digits:1.0.0", DataDir = data.Path, UseCache = false, Download = null)
+            let o = TFDatasetSamplerOptions(Load = TfdsLoadOptions(DatasetName = "synthetic_digits:1.0.0", DataDir = data.Path, UseCache = false, Download = null))
             let e = throwsWith<DatasetNotFoundException> (fun () -> TFDatasetMultiShotMemorySampler.LoadAsync(o).GetAwaiter().GetResult() |> ignore) "absent"
             Expect.stringContains e.Message "synthetic_digits" "names the dataset"
     ]
@@ -458,7 +457,7 @@ let featureTests =
 /// setting; the parent points SAMPLERS_TFDS_BASE_URL at a loopback bucket. Prints the number of examples.
 let childDefaultDownload (args: string[]) =
     try
-        let o = TFDatasetSamplerOptions(DatasetName = "synthetic_digits:1.0.0", DataDir = args[0], CacheDir = args[1], Splits = strs [ "test" ], ClassesPerBatch = 3)
+        let o = TFDatasetSamplerOptions(Load = TfdsLoadOptions(DatasetName = "synthetic_digits:1.0.0", DataDir = args[0], CacheDir = args[1], Splits = strs [ "test" ]), ClassesPerBatch = 3)
         let s = TFDatasetMultiShotMemorySampler.LoadAsync(o).GetAwaiter().GetResult()
         printfn "%d" s.NumExamples
         0
@@ -470,7 +469,7 @@ let facadeTests =
     testList "sampler" [
         testCase "LoadAsync on the embedded dataset gives balanced, reproducible batches" <| fun () ->
             use cache = new TempDir()
-            let o = TFDatasetSamplerOptions(DatasetName = "synthetic_digits", DataDir = embeddedDataDir (), CacheDir = cache.Path, ClassesPerBatch = 4, ExamplesPerClassPerBatch = 3, Seed = 11UL)
+            let o = TFDatasetSamplerOptions(Load = TfdsLoadOptions(DatasetName = "synthetic_digits", DataDir = embeddedDataDir (), CacheDir = cache.Path), ClassesPerBatch = 4, ExamplesPerClassPerBatch = 3, Seed = 11UL)
             let s = TFDatasetMultiShotMemorySampler.LoadAsync(o).GetAwaiter().GetResult()
             Expect.equal s.NumExamples 4000 "examples"
             Expect.equal (List.ofSeq s.ClassNames) (List.ofSeq SyntheticDigits.ClassNames) "class names"
@@ -504,20 +503,20 @@ let facadeTests =
                     let side = 4 + i % 3
                     ExampleBuilder().AddImage("image", PngEncoder.Encode(ReadOnlySpan(Array.create (side * side) (byte i)), side, side, PngColorType.Grey)).AddLabel("label", int64 (i % 3)).ToByteArray() ]
             writeToy data.Path [ spec; SyntheticDigits.LabelSpec ] [ "train", [ records ] ] |> ignore
-            let o = TFDatasetSamplerOptions(DatasetName = "toy", DataDir = data.Path, Splits = strs [ "train" ], UseCache = false, ClassesPerBatch = 3, ExamplesPerClassPerBatch = 4)
+            let o = TFDatasetSamplerOptions(Load = TfdsLoadOptions(DatasetName = "toy", DataDir = data.Path, Splits = strs [ "train" ], UseCache = false), ClassesPerBatch = 3, ExamplesPerClassPerBatch = 4)
             let s = TFDatasetMultiShotMemorySampler.LoadAsync(o).GetAwaiter().GetResult()
             let e = throwsWith<RaggedBatchException> (fun () -> (s.GenerateBatch 0).Dispose()) "mixed shapes"
             Expect.stringContains e.Message "resize" "suggests resizing"
-            let resized = TFDatasetMultiShotMemorySampler.LoadAsync(TFDatasetSamplerOptions(DatasetName = "toy", DataDir = data.Path, Splits = strs [ "train" ], UseCache = false, ClassesPerBatch = 3, ExamplesPerClassPerBatch = 4, Preprocess = Preprocessing.ResizeNearest(5, 5))).GetAwaiter().GetResult()
+            let resized = TFDatasetMultiShotMemorySampler.LoadAsync(TFDatasetSamplerOptions(Load = TfdsLoadOptions(DatasetName = "toy", DataDir = data.Path, Splits = strs [ "train" ], UseCache = false), ClassesPerBatch = 3, ExamplesPerClassPerBatch = 4, Preprocess = Preprocessing.ResizeNearest(5, 5))).GetAwaiter().GetResult()
             use b = resized.GenerateBatch 0
             Expect.equal (b.Shape.ToArray()) [| 12; 5; 5; 1 |] "resized batch"
 
         testCase "LoadAsync honours cancellation and x_key errors" <| fun () ->
             use cts = new CancellationTokenSource()
             cts.Cancel()
-            let o = TFDatasetSamplerOptions(DatasetName = "synthetic_digits", DataDir = embeddedDataDir (), UseCache = false)
+            let o = TFDatasetSamplerOptions(Load = TfdsLoadOptions(DatasetName = "synthetic_digits", DataDir = embeddedDataDir (), UseCache = false))
             throwsWith<OperationCanceledException> (fun () -> TFDatasetMultiShotMemorySampler.LoadAsync(o, null, cts.Token).GetAwaiter().GetResult() |> ignore) "cancelled" |> ignore
-            let e = throwsWith<ArgumentException> (fun () -> TFDatasetMultiShotMemorySampler.LoadAsync(TFDatasetSamplerOptions(DatasetName = "synthetic_digits", DataDir = embeddedDataDir (), UseCache = false, XKey = "img")).GetAwaiter().GetResult() |> ignore) "x_key"
+            let e = throwsWith<ArgumentException> (fun () -> TFDatasetMultiShotMemorySampler.LoadAsync(TFDatasetSamplerOptions(Load = TfdsLoadOptions(DatasetName = "synthetic_digits", DataDir = embeddedDataDir (), UseCache = false, XKey = "img"))).GetAwaiter().GetResult() |> ignore) "x_key"
             Expect.stringContains e.Message "x_key 'img' not found - available features are:" "message"
     ]
 

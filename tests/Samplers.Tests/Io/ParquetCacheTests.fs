@@ -7,7 +7,7 @@ open System.Threading.Tasks
 open Expecto
 open Microsoft.Extensions.Logging
 open Samplers.Cache
-open Samplers.Data
+open Samplers
 open Samplers.Tests.TestUtil
 
 let private run (t: Task<'a>) = t.GetAwaiter().GetResult()
@@ -125,6 +125,7 @@ let private damaged (damage: byte[] -> byte[]) (phrase: string) =
 let private killTable variant = fixedTable DType.UInt8 [| 28; 28 |] 3000 ExampleTable.DefaultChunkBytes true variant
 
 /// Child mode "cache-writer dir": stores tables A and B (fingerprints "a"/"b") for one key, alternating, until killed.
+/// Prints "ready" once, then "stored" after every completed store (the parent waits for one on some trials).
 let writerChild (args: string[]) =
     let dir = args[0]
     let cache = ParquetCache(ParquetCacheOptions(Directory = dir, RowGroupBytes = 256L * 1024L))
@@ -136,6 +137,9 @@ let writerChild (args: string[]) =
     while true do
         let r = run (cache.StoreAsync(key, (if i % 2 = 0 then fp "a" else fp "b"), (if i % 2 = 0 then a else b)))
         if not r.Stored then eprintfn "%s" r.Detail
+        else
+            Console.Out.WriteLine "stored"
+            Console.Out.Flush()
         i <- i + 1
     0
 
@@ -151,6 +155,29 @@ let storeChild (args: string[]) =
             eprintfn "%s" r.Detail
             failures <- failures + 1
     failures
+
+/// True when a file can be created in `dir` (false for a read-only directory, unless the process may ignore modes).
+let private canWrite (dir: string) =
+    let probe = Path.Combine(dir, "probe")
+    try
+        File.WriteAllText(probe, "")
+        File.Delete probe
+        true
+    with _ -> false
+
+/// Child mode "cache-store-ro dir": stores a small table into the read-only cache directory `dir`. Prints "writable"
+/// (exit 5) when the directory can be written after all, else "stored=True|False" and the store's detail (exit 0).
+let readOnlyStoreChild (args: string[]) =
+    let dir = args[0]
+    if canWrite dir then
+        Console.Out.WriteLine "writable"
+        5
+    else
+        let cache = ParquetCache(ParquetCacheOptions(Directory = dir))
+        let s = run (cache.StoreAsync(keyFor dir, fp "ab", fixedTable DType.UInt8 [| 3 |] 5 64L false 0))
+        Console.Out.WriteLine $"stored={s.Stored}"
+        Console.Out.WriteLine s.Detail
+        0
 
 /// Child mode "cache-dir": prints ParquetCache.ResolveDirectory() (environment given by the parent).
 let resolveChild (_: string[]) =
@@ -375,20 +402,34 @@ let tests =
                 Expect.stringContains s.Detail "could not write the cache" "detail"
                 Expect.exists log.Lines (fun (l, _) -> l = LogLevel.Warning) "warning logged"
                 expectMiss (run (cache.TryLoadAsync(key, fp "ab"))) CacheMissReason.NotFound "no cache file"
-            testCase "a read-only cache directory degrades to no cache (skipped as root, where chmod does not stop writes)" <| fun () ->
+            testCase "a read-only cache directory degrades to no cache (as root too, without the capability to ignore modes)" <| fun () ->
                 use d = new TempDir()
                 let dir = Path.Combine(d.Path, "ro")
                 Directory.CreateDirectory dir |> ignore
                 File.SetUnixFileMode(dir, UnixFileMode.UserRead ||| UnixFileMode.UserExecute)
-                let probe = Path.Combine(dir, "probe")
-                let writable = try File.WriteAllText(probe, ""); true with _ -> false
-                if writable then
-                    File.Delete probe
-                    skiptest "running as root: a read-only mode does not stop writes; the regular-file-parent test covers the degrade path"
-                let cache = ParquetCache(ParquetCacheOptions(Directory = dir))
-                let s = run (cache.StoreAsync(keyFor d.Path, fp "ab", fixedTable DType.UInt8 [| 3 |] 5 64L false 0))
-                Expect.isFalse s.Stored "not stored"
-                File.SetUnixFileMode(dir, UnixFileMode.UserRead ||| UnixFileMode.UserWrite ||| UnixFileMode.UserExecute)
+                try
+                    // Root ignores the mode (CAP_DAC_OVERRIDE), and CI runs as root: there the store runs in a child
+                    // whose bounding set lacks that capability (util-linux setpriv), so the mode holds again.
+                    let root = canWrite dir
+                    let psi = dotnetStartInfo None [ Reflection.Assembly.GetEntryAssembly().Location; "--child"; "cache-store-ro"; dir ]
+                    if root then
+                        let setpriv = [ "/usr/bin/setpriv"; "/bin/setpriv"; "/usr/sbin/setpriv" ] |> List.tryFind File.Exists
+                        match setpriv with
+                        | None when Environment.GetEnvironmentVariable "CI" = "true" ->
+                            failtest "running as root without setpriv (util-linux): cannot deny writes to test the read-only cache"
+                        | None -> skiptest "running as root without setpriv (util-linux): cannot deny writes to a root process"
+                        | Some exe ->
+                            let args = List.ofSeq psi.ArgumentList
+                            psi.FileName <- exe
+                            psi.ArgumentList.Clear()
+                            for a in [ "--bounding-set=-dac_override,-dac_read_search"; "--"; "dotnet" ] @ args do psi.ArgumentList.Add a
+                    use p = Diagnostics.Process.Start psi
+                    let code, out, err = collectOutput p 60_000 "the read-only store child did not finish within 60 s"
+                    Expect.equal code 0 $"child exit code (stdout: {out}, stderr: {err})"
+                    Expect.stringStarts out "stored=False" "not stored"
+                    Expect.stringContains out dir "the detail names the directory"
+                finally
+                    File.SetUnixFileMode(dir, UnixFileMode.UserRead ||| UnixFileMode.UserWrite ||| UnixFileMode.UserExecute)
             testCase "stale temporary files are removed, fresh ones kept, and none is ever read as the cache" <| fun () ->
                 use d = new TempDir()
                 let cache = ParquetCache(ParquetCacheOptions(Directory = d.Path))
@@ -407,6 +448,18 @@ let tests =
                 Expect.isTrue (File.Exists fresh) "fresh kept"
                 Expect.isTrue (run (cache.StoreAsync(key, fp "ab", table))).Stored "stored"
                 Expect.equal (Directory.GetFiles(d.Path, "*.tmp").Length) 1 "a store leaves no temporary file of its own"
+            testCase "during tests the default cache and data directories are temporary folders, never the user's" <| fun () ->
+                // Main points them at a folder of its own (TestEnvironment.isolate); a run that would touch the
+                // user's ~/.cache/samplers or ~/tensorflow_datasets fails here instead.
+                let temp = Path.GetFullPath(Path.GetTempPath())
+                let home = Environment.GetFolderPath Environment.SpecialFolder.UserProfile
+                for what, dir in [ "cache", ParquetCache.ResolveDirectory(); "TFDS data", Samplers.Tfds.DataDirectory.Resolve() ] do
+                    let full = Path.GetFullPath dir
+                    Expect.isTrue (full.StartsWith(temp, StringComparison.Ordinal))
+                        $"the default {what} directory {full} is under the temporary folder {temp}"
+                    if not (temp.StartsWith(home, StringComparison.Ordinal)) then
+                        Expect.isFalse (full.StartsWith(home + string Path.DirectorySeparatorChar, StringComparison.Ordinal))
+                            $"the default {what} directory {full} is not under the home folder {home}"
             testCase "the directory comes from the argument, else SAMPLERS_CACHE_DIR, else XDG_CACHE_HOME/samplers" <| fun () ->
                 use d = new TempDir()
                 Expect.equal (ParquetCache.ResolveDirectory(d.Path)) d.Path "explicit wins"
@@ -481,10 +534,15 @@ let tests =
                 let rnd = Random(2024)
                 let sw = Stopwatch.StartNew()
                 let mutable trials, hits, misses = 0, 0, 0
-                while sw.Elapsed < TimeSpan.FromSeconds 20.0 && trials < 40 do
+                // The clock only bounds how long the test runs (at least 6 trials, then until 20 s or 40 trials); nothing
+                // asserts a speed. Every third trial first waits for a completed store, so hits happen however slow
+                // the machine is; the kill moments stay random (0-250 ms after start, or after that first store).
+                while trials < 6 || (sw.Elapsed < TimeSpan.FromSeconds 20.0 && trials < 40) do
                     use p = startChild "cache-writer" [ dir ] []
                     let line = p.StandardOutput.ReadLine()
                     Expect.equal line "ready" "child started"
+                    if trials % 3 = 2 then
+                        Expect.equal (p.StandardOutput.ReadLine()) "stored" "the child completed a store"
                     Threading.Thread.Sleep(rnd.Next(0, 250))
                     p.Kill true
                     p.WaitForExit()
@@ -500,7 +558,6 @@ let tests =
                             | CacheMissReason.NotFound | CacheMissReason.SourceChanged -> ()
                             | other -> failtestf "trial %d: a killed writer left a bad file: %A %s" trials other r.Detail
                 eprintfn "kill test: %d trials, %d hits, %d misses, %d temporary files left by killed writers, %.1f s" trials hits misses (Directory.GetFiles(dir, "*.tmp").Length) sw.Elapsed.TotalSeconds
-                Expect.isGreaterThan trials 5 "enough trials"
                 Expect.isGreaterThan hits 0 "some trials found a complete file (the test saw real writes)"
             testCase "two processes building the same cache at once both succeed and the result is valid" <| fun () ->
                 use d = new TempDir()

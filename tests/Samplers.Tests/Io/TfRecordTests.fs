@@ -4,7 +4,7 @@ open System
 open System.IO
 open System.IO.Compression
 open Expecto
-open Samplers.Data
+open Samplers
 open Samplers.Tfds
 open Samplers.Tests.TestUtil
 

@@ -8,7 +8,6 @@ open Expecto
 open TorchSharp
 open Samplers
 open Samplers.Core
-open Samplers.Data
 open Samplers.Build
 open Samplers.TorchSharp
 open Samplers.Tests.TestUtil

@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
-using Samplers.Data;
 
 namespace Samplers.Tfds.Download;
 
@@ -30,6 +29,7 @@ internal sealed class HttpFetcher
     private readonly DownloadRequest _request;
     private readonly string _baseUrl;
     private readonly ProgressTracker? _progress;
+    private volatile bool _answered;       // some request got an HTTP response (any status)
 
     public HttpFetcher(HttpClient http, DownloadRequest request, string baseUrl, ProgressTracker? progress)
     {
@@ -160,7 +160,7 @@ internal sealed class HttpFetcher
             {
                 if (e.Verification && e.InnerException is DataFormatException d)
                     throw new DataFormatException(
-                        $"{d.Message} (after {a} attempt{(a == 1 ? "" : "s")}). The bucket's copy is damaged or does not match its metadata; try again later or use a prepared copy (--data-dir).",
+                        $"{d.Message} (after {a} attempt{(a == 1 ? "" : "s")}). The bucket's copy is damaged or does not match its metadata; try again later or use a prepared copy (TfdsLoadOptions.DataDir).",
                         url, d.Offset, d.Key, d);
                 throw new DownloadException($"{e.Message} (gave up after {a} attempt{(a == 1 ? "" : "s")}).", url, e.Status, e.InnerException ?? e);
             }
@@ -188,14 +188,20 @@ internal sealed class HttpFetcher
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            throw new TransientException($"{url}: no response within the timeout of {_request.Timeout.TotalSeconds:0.###} s. The server is slow or unreachable; raise the timeout, or use a prepared copy (--data-dir)");
+            throw new TransientException($"{url}: no response within the timeout of {_request.Timeout.TotalSeconds:0.###} s. The server is slow or unreachable; raise the timeout, or use a prepared copy (TfdsLoadOptions.DataDir)");
         }
         catch (HttpRequestException e)
         {
-            throw new TransientException(
-                $"{url}: could not reach {_baseUrl}: {e.Message}. No network? Copy a prepared dataset into the data directory and pass it with --data-dir (or {DataDirectory.EnvironmentVariable}), " +
-                $"or point {TfdsDownloader.BaseUrlEnvironmentVariable} at a reachable mirror of the bucket", null, e);
+            string unreachable = $"{url}: could not reach {_baseUrl}: {e.Message}. No network? Copy a prepared dataset into a data directory and pass it as TfdsLoadOptions.DataDir (or {DataDirectory.EnvironmentVariable}), " +
+                $"or point {TfdsDownloader.BaseUrlEnvironmentVariable} at a reachable mirror of the bucket";
+            // Nothing has answered yet and the host cannot be reached at all (unknown name, refused, unreachable): the
+            // network is absent or the base URL is wrong, and waiting will not change either, so fail at once. Once the
+            // server has answered, a lost connection is a blip and is retried.
+            if (!_answered && e.HttpRequestError is HttpRequestError.NameResolutionError or HttpRequestError.ConnectionError)
+                throw new DownloadException(unreachable + " (not retried: the server never answered).", url, null, e);
+            throw new TransientException(unreachable, null, e);
         }
+        _answered = true;
         int code = (int)response.StatusCode;
         if (response.IsSuccessStatusCode || response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable) return response;
         using (response)
@@ -207,7 +213,7 @@ internal sealed class HttpFetcher
             if (response.StatusCode is HttpStatusCode.Forbidden or HttpStatusCode.Unauthorized)
                 throw new DownloadException(
                     $"{url}: the server answered {status}: access to this object is refused (it is not public, or its licence keeps it out of the public bucket). " +
-                    $"Prepare the dataset with TFDS and pass its data directory (--data-dir), or use a mirror you can read ({TfdsDownloader.BaseUrlEnvironmentVariable}).",
+                    $"Prepare the dataset with TFDS and pass its data directory (TfdsLoadOptions.DataDir), or use a mirror you can read ({TfdsDownloader.BaseUrlEnvironmentVariable}).",
                     url, response.StatusCode);
             throw new DownloadException($"{url}: the server answered {status}; expected 200 or 206. Check the base URL {_baseUrl} ({TfdsDownloader.BaseUrlEnvironmentVariable}).", url, response.StatusCode);
         }

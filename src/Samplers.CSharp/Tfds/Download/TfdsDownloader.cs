@@ -1,8 +1,8 @@
 using System.Net;
 using System.Text;
 using System.Xml.Linq;
+using Samplers.Core.Tfds;
 using Samplers.Core;
-using Samplers.Data;
 
 namespace Samplers.Tfds.Download;
 
@@ -84,6 +84,8 @@ public static class TfdsDownloader
         string parent = spec.HasConfig ? Path.Combine(dataDir, spec.Name, spec.Config) : Path.Combine(dataDir, spec.Name);
         string versionDir = Path.Combine(parent, version);
         string temp = Path.Combine(parent, version + TemporarySuffix);
+        // Folders this call makes for a dataset or config the data directory does not have yet.
+        string? madeRoot = Directory.Exists(Path.Combine(dataDir, spec.Name)) ? (Directory.Exists(parent) ? null : parent) : Path.Combine(dataDir, spec.Name);
         Directory.CreateDirectory(parent);
 
         using var held = await AcquireLockAsync(temp + ".lock", cancellationToken).ConfigureAwait(false);
@@ -92,11 +94,24 @@ public static class TfdsDownloader
 
         Directory.CreateDirectory(temp);
         string infoUrl = versionUrl + "/dataset_info.json";
-        byte[] infoBytes = await fetcher.GetBytesAsync(infoUrl, BodyKind.Json, cancellationToken).ConfigureAwait(false)
-            ?? throw new DatasetNotFoundException(
-                $"{infoUrl}: 404 Not Found: {spec.Name}{(spec.HasConfig ? "/" + spec.Config : "")} version {version} is not published in the bucket {baseUrl} " +
-                "(TFDS publishes only some datasets, and only some versions of them). Check the name and version, or prepare the dataset with TFDS and pass its data directory (--data-dir).",
-                infoUrl, "dataset_info.json");
+        byte[] infoBytes;
+        try
+        {
+            infoBytes = await fetcher.GetBytesAsync(infoUrl, BodyKind.Json, cancellationToken).ConfigureAwait(false)
+                ?? throw new DatasetNotFoundException(
+                    $"{infoUrl}: 404 Not Found: {spec.Name}{(spec.HasConfig ? "/" + spec.Config : "")} version {version} is not published in the bucket {baseUrl} " +
+                    "(TFDS publishes only some datasets, and only some versions of them). Check the name and version, or prepare the dataset with TFDS and pass its data directory (TfdsLoadOptions.DataDir, or TFDS_DATA_DIR).",
+                    infoUrl, "dataset_info.json");
+        }
+        catch (Exception) when (madeRoot is not null)
+        {
+            // Nothing was fetched (not published, often a typo, or the bucket unreachable): leave the data directory as it
+            // was, not holding an empty folder that the catalog would then report instead of listing the datasets present.
+            held.Dispose();
+            HttpFetcher.TryDelete(temp + ".lock");
+            RemoveIfEmpty(madeRoot);
+            throw;
+        }
         var info = DatasetInfo.Parse(Encoding.UTF8.GetString(infoBytes), infoUrl);
         CheckInfo(info, infoUrl, spec, version);
         tracker.FileDone("dataset_info.json");
@@ -105,7 +120,7 @@ public static class TfdsDownloader
         byte[] featuresBytes = await fetcher.GetBytesAsync(featuresUrl, BodyKind.Json, cancellationToken).ConfigureAwait(false)
             ?? throw new DatasetNotFoundException(
                 $"{featuresUrl}: 404 Not Found: this version has dataset_info.json but no features.json, so it was prepared by TFDS <= 3.2.1 and its schema cannot be read " +
-                "without the dataset's Python code. Request a newer version, or prepare the dataset with TFDS 4 and pass its data directory (--data-dir).",
+                "without the dataset's Python code. Request a newer version, or prepare the dataset with TFDS 4 and pass its data directory (TfdsLoadOptions.DataDir, or TFDS_DATA_DIR).",
                 featuresUrl, "features.json");
         var labels = FeaturesJson.LabelsFileNames(featuresBytes, featuresUrl);
         tracker.FileDone("features.json");
@@ -260,7 +275,7 @@ public static class TfdsDownloader
         if (!DatasetInfo.SupportedFileFormats.Contains(info.FileFormat))
             throw new DataFormatException(
                 $"{url}: key 'fileFormat' is '{info.FileFormat}'{(info.FileFormat == "array_record" ? " (ArrayRecord not supported)" : "")}; this library reads only {string.Join(", ", DatasetInfo.SupportedFileFormats)}, so nothing was downloaded. " +
-                "Prepare the dataset with TFDS using file_format='tfrecord' and pass its data directory (--data-dir).", url, null, "fileFormat");
+                "Prepare the dataset with TFDS using file_format='tfrecord' and pass its data directory (TfdsLoadOptions.DataDir, or TFDS_DATA_DIR).", url, null, "fileFormat");
     }
 
     private static async Task FetchAllAsync(DownloadRequest request, HttpFetcher fetcher, ProgressTracker tracker, string versionUrl, string folder,
@@ -285,7 +300,7 @@ public static class TfdsDownloader
                 if (f.IsShard)
                     throw new DownloadException(
                         $"{url}: 404 Not Found: shard {f.ShardIndex} of split '{f.Split}', which dataset_info.json lists with {f.ExpectedRecords} records, is not in the bucket. " +
-                        "The published copy is incomplete; try another version or prepare the dataset with TFDS (--data-dir).", url, HttpStatusCode.NotFound);
+                        "The published copy is incomplete; try another version or prepare the dataset with TFDS and pass its data directory (TfdsLoadOptions.DataDir).", url, HttpStatusCode.NotFound);
             }
             // A missing labels file is normal: the class names are then "0".."N-1". An empty shard need not exist.
             tracker.FileDone(f.RelativePath);
@@ -427,6 +442,18 @@ public static class TfdsDownloader
             f.Flush(flushToDisk: true);
         }
         File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>Deletes <paramref name="root"/> when its tree holds no file (only empty folders).</summary>
+    private static void RemoveIfEmpty(string root)
+    {
+        try
+        {
+            if (Directory.Exists(root) && !Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories).Any())
+                Directory.Delete(root, recursive: true);
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
     }
 
     private static void TryDeleteDirectory(string path)

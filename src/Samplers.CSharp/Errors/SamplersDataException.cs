@@ -1,4 +1,4 @@
-namespace Samplers.Data;
+namespace Samplers;
 
 /// <summary>
 /// Bad or missing input data: a file, record, key or value that is not what was expected. The message says where

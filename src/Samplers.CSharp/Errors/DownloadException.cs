@@ -1,7 +1,6 @@
 using System.Net;
-using Samplers.Data;
 
-namespace Samplers.Tfds.Download;
+namespace Samplers;
 
 /// <summary>
 /// A download that failed at the HTTP or network level: a 403/404, a server error that outlasted the retries, a
