@@ -287,6 +287,22 @@ let lossTests =
             Expect.floatClose { absolute = 2e-6; relative = 1e-5 } (float (loss.Forward(e, y).item<float32>())) 0.2794534293 "mean over the 4 anchors"
         }
 
+        test "an anchor never counts as its own positive (a close negative within epsilon), worked by hand" {
+            // e0 = (1, 0) and e2 = (0, 1) of class 0; e1 = (0.95, sqrt(1 - 0.95^2)) of class 1, so d01 = 0.05, d02 = 1,
+            // d12 = 1 - 0.3122498999 = 0.6877501001.
+            // Anchor 0: positive d02 = 1 > 0.05 - 0.1, kept; negative d01 = 0.05 < 1 + 0.1, kept.
+            //   log(1 + e^(2 (1 - 0.5))) / 2 + log(1 + e^(-40 (0.05 - 0.5))) / 40 = 0.6566308438 + 0.4500000004 = 1.1066308441
+            // Anchor 1: its class has no other member: no positive, 0 (counting itself, d = 0 > -0.05, would make it count).
+            // Anchor 2: positive d20 = 1 > 0.6877501 - 0.1, kept; negative d21 = 0.6877501 < 1.1, kept.
+            //   0.6566308438 + log(1 + e^(-40 (0.6877501 - 0.5))) / 40 = 0.6566308438 + 0.0000136857 = 0.6566445295
+            let e = torch.tensor([| 1f; 0f; 0.95f; 0.31224989992f; 0f; 1f |]).reshape(3L, 2L)
+            let y = torch.tensor([| 0L; 1L; 0L |])
+            let per = MultiSimilarityLoss().PerAnchor(e, y).data<float32>().ToArray()
+            let expected = [| 1.1066308441f; 0f; 0.6566445295f |]
+            for i in 0 .. 2 do
+                Expect.floatClose { absolute = 2e-6; relative = 1e-5 } (float per[i]) (float expected[i]) $"anchor {i}"
+        }
+
         test "the reference's defaults" {
             let l = MultiSimilarityLoss()
             Expect.equal (l.Alpha, l.Beta, l.Epsilon, l.Lambda, l.Center) (2.0, 40.0, 0.1, 0.5, 1.0) "alpha, beta, epsilon, lambda, center"
