@@ -44,14 +44,20 @@ let hasArg (name: string) = Array.contains ("--" + name) args
 /// The repository's data/ folder (the embedded dataset) relative to this script.
 let embeddedDataDir = Path.GetFullPath(Path.Combine(__SOURCE_DIRECTORY__, "..", "data"))
 
-/// Loads a dataset through the library's one load route (TfdsLoader.LoadAsync, as the façade and the CLI do); the
-/// table is reused for every sampler of the script. Never downloads: the scripts run on data already on disk.
-let load (dataset: string) (dataDir: string) (cacheDir: string option) (splits: string list) =
-    let options =
-        TfdsLoadOptions(DatasetName = dataset, DataDir = dataDir, Splits = Array.ofList splits,
-                                      CacheDir = Option.toObj cacheDir, UseCache = cacheDir.IsSome, Download = null)
+/// The load settings of a script run: the library's TfdsLoadOptions record (what the façade and the CLI load with).
+/// Never downloads: the scripts run on data already on disk.
+let loadOptions (dataset: string) (dataDir: string) (cacheDir: string option) (splits: string list) (xKey: string) (yKey: string) =
+    TfdsLoadOptions(DatasetName = dataset, DataDir = dataDir, Splits = Array.ofList splits, XKey = xKey, YKey = yKey,
+                    CacheDir = Option.toObj cacheDir, UseCache = cacheDir.IsSome, Download = null)
+
+/// Loads through the library's one load route (TfdsLoader.LoadAsync); the table is reused for every sampler of the script.
+let loadWith (options: TfdsLoadOptions) =
     let r = Samplers.Tfds.TfdsLoader.LoadAsync(options).GetAwaiter().GetResult()
     r, r.Table
+
+/// Loads a dataset's splits with the default keys (image, label).
+let load (dataset: string) (dataDir: string) (cacheDir: string option) (splits: string list) =
+    loadWith (loadOptions dataset dataDir cacheDir splits "image" "label")
 
 /// A sampler over an already loaded table with the manifest's sampling settings.
 let sampler table (sampling: ManifestSampling) =
@@ -64,7 +70,8 @@ let replay (manifestPath: string) (dataDir: string) (cacheDir: string option) =
         eprintfn "manifest plan version %d, this library plans version %d: the digests cannot match" m.PlanVersion Planner.PlanVersion
         1
     else
-        let loaded, table = load m.Dataset.Name dataDir cacheDir (List.ofSeq m.Dataset.Splits)
+        // The manifest's keys too: replaying must load the features the run sampled from.
+        let loaded, table = loadWith (loadOptions m.Dataset.Name dataDir cacheDir (List.ofSeq m.Dataset.Splits) m.Dataset.XKey m.Dataset.YKey)
         let fingerprint = DatasetFingerprint.Compute table
         if fingerprint <> m.Dataset.Fingerprint then
             eprintfn "dataset fingerprint %s differs from the manifest's %s: not the same data" fingerprint m.Dataset.Fingerprint

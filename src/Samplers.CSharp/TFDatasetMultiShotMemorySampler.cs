@@ -58,6 +58,7 @@ public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
     {
     }
 
+    // xKey, yKey and splits are required in this overload, so no call matches both constructors.
     /// <summary>The reference's constructor shape with one split given as a string (<c>splits="train"</c>; the reference
     /// accepts <c>str | Sequence[str]</c>). Blocks while loading.</summary>
     /// <exception cref="ArgumentException">Bad settings, or <c>x_key</c>/<c>y_key</c> names no usable feature.</exception>
