@@ -3,7 +3,6 @@
 // so CI can run it.
 using Microsoft.Extensions.Logging;
 using Samplers;
-using Samplers.Core;
 
 using ILoggerFactory loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
 ILogger logger = loggerFactory.CreateLogger("sampler");

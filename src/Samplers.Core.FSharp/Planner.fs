@@ -222,10 +222,10 @@ and [<Sealed>] Planner
             raise (ArgumentOutOfRangeException("key", key.BatchId,
                     $"key.BatchId must be in [0, BatchesPerRank) = [0, {config.BatchesPerRank}) for {config}, but was {key.BatchId}."))
 
-    let fillIndependent (key: PlanKey, indices: Span<int>, classOrdinals: Span<int>, scratch: Span<int>) =
+    let fillIndependent (key: PlanKey, globalBatch: int, indices: Span<int>, classOrdinals: Span<int>, scratch: Span<int>) =
         let k = config.ClassesPerBatch
         let epc = config.ExamplesPerClassPerBatch
-        let stream = (uint64 key.Epoch <<< 32) ||| uint64 (config.GlobalBatchId key.BatchId)
+        let stream = (uint64 key.Epoch <<< 32) ||| uint64 globalBatch
         let mutable s = PhiloxStream(key.Seed, Purpose.ClassChoice, 0, stream)
         // Like random.sample: a uniform set (Floyd) in a uniform order (shuffle).
         let chosen = classOrdinals.Slice(0, k)
@@ -245,11 +245,11 @@ and [<Sealed>] Planner
             for q in 0 .. epc - 1 do rows[q] <- index.ExampleAt(c, rows[q])
             classOrdinals.Slice(i * epc, epc).Fill c
 
-    let fillCoverage (key: PlanKey, indices: Span<int>, classOrdinals: Span<int>, scratch: Span<int>) =
+    let fillCoverage (key: PlanKey, globalBatch: int, indices: Span<int>, classOrdinals: Span<int>, scratch: Span<int>) =
         let k = config.ClassesPerBatch
         let epc = config.ExamplesPerClassPerBatch
         let n = index.ClassCount
-        let group = uint64 key.Epoch * uint64 config.StepsPerEpoch + uint64 (config.GlobalBatchId key.BatchId)
+        let group = uint64 key.Epoch * uint64 config.StepsPerEpoch + uint64 globalBatch
         CoverStream.Group(key.Seed, Purpose.ClassPermutation, Purpose.ClassExtras, 0, n, k, group, classOrdinals.Slice(0, k), scratch)
         let struct (_, e, _) = CoverStream.Shape(n, k)
         // One extras permutation serves every slot of the batch (all slots share the round).
@@ -286,20 +286,26 @@ and [<Sealed>] Planner
     /// nothing once warm.</remarks>
     /// <exception cref="System.ArgumentException">A destination is shorter than BatchSize.</exception>
     /// <exception cref="System.ArgumentOutOfRangeException">BatchId outside [0, BatchesPerRank) or negative epoch.</exception>
-    member _.Fill(key: PlanKey, indices: Span<int>, classOrdinals: Span<int>) : unit =
+    member this.Fill(key: PlanKey, indices: Span<int>, classOrdinals: Span<int>) : unit =
+        this.FillGlobal(key, indices, classOrdinals) |> ignore
+
+    /// Fill, returning the epoch-global batch id it planned (computed once, here, for Fill and Plan).
+    member private _.FillGlobal(key: PlanKey, indices: Span<int>, classOrdinals: Span<int>) : int =
         checkKey key
         let size = config.BatchSize
         if indices.Length < size then
             invalidArg "indices" $"indices must hold BatchSize = {size} ints, but holds {indices.Length}."
         if classOrdinals.Length < size then
             invalidArg "classOrdinals" $"classOrdinals must hold BatchSize = {size} ints, but holds {classOrdinals.Length}."
+        let globalBatch = config.GlobalBatchId key.BatchId
         let rented = if scratchNeed > 0 then ArrayPool<int>.Shared.Rent scratchNeed else Array.Empty<int>()
         try
             let scratch = if scratchNeed > 0 then Span(rented, 0, scratchNeed) else Span<int>.Empty
-            if config.Mode = SamplingMode.Independent then fillIndependent (key, indices, classOrdinals, scratch)
-            else fillCoverage (key, indices, classOrdinals, scratch)
+            if config.Mode = SamplingMode.Independent then fillIndependent (key, globalBatch, indices, classOrdinals, scratch)
+            else fillCoverage (key, globalBatch, indices, classOrdinals, scratch)
         finally
             if scratchNeed > 0 then ArrayPool<int>.Shared.Return rented
+        globalBatch
 
     /// <summary>The plan of batch <c>key.BatchId</c> (allocates; see Fill for the allocation-free form).</summary>
     /// <exception cref="System.ArgumentOutOfRangeException">BatchId outside [0, BatchesPerRank) or negative epoch.</exception>
@@ -307,14 +313,14 @@ and [<Sealed>] Planner
         let size = config.BatchSize
         let indices = Array.zeroCreate size
         let ordinals = Array.zeroCreate size
-        this.Fill(key, Span indices, Span ordinals)
+        let globalBatch = this.FillGlobal(key, Span indices, Span ordinals)
         let labels = ordinals |> Array.map index.LabelOf
         let epc = config.ExamplesPerClassPerBatch
         let replacement =
             [| for i in 0 .. config.ClassesPerBatch - 1 do
                  let c = ordinals[i * epc]
                  if index.CountOf c < epc then yield index.LabelOf c |]
-        BatchPlan(key, config.GlobalBatchId key.BatchId, indices, ordinals, labels, replacement)
+        BatchPlan(key, globalBatch, indices, ordinals, labels, replacement)
 
     /// <summary>The reference's <c>get_examples(batch_id, num_classes, examples_per_class)</c>: the plan of a configuration
     /// with these counts (same steps, mode and shard), truncated to Config.BatchSize rows.</summary>

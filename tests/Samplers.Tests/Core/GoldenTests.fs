@@ -94,12 +94,27 @@ let childPlans (_: string[]) =
 
 let private goldenPath () = Path.Combine(AppContext.BaseDirectory, "Golden", fileName)
 
+/// Why regenerating must be refused, if it must: when a golden file in `dir` already records `version`. Golden
+/// vectors change only together with a new plan version, so a plan change cannot be "fixed" by rewriting them.
+let regenerationRefusal (dir: string) (version: int) : string option =
+    Directory.GetFiles(dir, "plans-v*.json")
+    |> Array.sort
+    |> Array.tryPick (fun f ->
+        let recorded = int (JsonNode.Parse(File.ReadAllText f)["planVersion"])
+        if recorded = version then
+            Some $"Refusing to regenerate the golden vectors: {Path.GetFileName f} already records planVersion {recorded}, which is Planner.PlanVersion. Plans may change only with a new plan version: bump Planner.PlanVersion (and add a release note line saying which plans changed), then run {regenerateCommand} again; it writes plans-v<new version>.json."
+        else None)
+
 let private regenerate () =
-    let target = Path.Combine(repoRoot.Value, "tests", "Samplers.Tests", "Golden", fileName)
-    let tmp = target + ".tmp"
-    File.WriteAllText(tmp, compute().ToJsonString(options) + "\n")
-    File.Move(tmp, target, true)
-    target
+    let dir = Path.Combine(repoRoot.Value, "tests", "Samplers.Tests", "Golden")
+    match regenerationRefusal dir Planner.PlanVersion with
+    | Some why -> failtest why
+    | None ->
+        let target = Path.Combine(dir, fileName)
+        let tmp = target + ".tmp"
+        File.WriteAllText(tmp, compute().ToJsonString(options) + "\n")
+        File.Move(tmp, target, true)
+        target
 
 [<Tests>]
 let tests =
@@ -129,6 +144,20 @@ let tests =
         testCase "golden file version equals Planner.PlanVersion" <| fun () ->
             let stored = JsonNode.Parse(File.ReadAllText(goldenPath ()))
             Expect.equal (int stored["planVersion"]) Planner.PlanVersion "planVersion in the golden file"
+
+        testCase "regenerating is refused while a golden file records the current PlanVersion" <| fun () ->
+            let dir = Directory.CreateTempSubdirectory("samplers-golden-").FullName
+            try
+                File.WriteAllText(Path.Combine(dir, "plans-v1.json"), """{ "planVersion": 1, "points": [] }""")
+                match regenerationRefusal dir 1 with
+                | Some why ->
+                    Expect.stringContains why "plans-v1.json already records planVersion 1" "names the file and version"
+                    Expect.stringContains why "bump Planner.PlanVersion" "says what to do"
+                | None -> failtest "regeneration over the same version must be refused"
+                Expect.isNone (regenerationRefusal dir 2) "a bumped version may write its own file"
+                // The committed file records the current version, so the real switch refuses too.
+                Expect.isSome (regenerationRefusal (Path.Combine(repoRoot.Value, "tests", "Samplers.Tests", "Golden")) Planner.PlanVersion) "the repository's golden file"
+            finally Directory.Delete(dir, true)
 
         testCase "another process computes the same plans (SHA-256)" <| fun () ->
             let code, out, err = runChild "plans" [] 60000

@@ -3,8 +3,10 @@ module Samplers.Tests.Core.PlanContract
 open System
 open System.Threading.Tasks
 open Expecto
+open FsCheck.FSharp
 open Samplers
 open Samplers.Core
+open Samplers.Tests
 open Samplers.Tests.TestUtil
 
 /// A random but reproducible planning setup derived from one FsCheck-chosen number.
@@ -54,17 +56,29 @@ let checkBatch (st: Setup) (p: BatchPlan) =
     let expectedReplacement = slots |> Array.filter (fun c -> st.Index.CountOf c < cfg.ExamplesPerClassPerBatch) |> Array.map st.Index.LabelOf
     Expect.sequenceEqual (p.ReplacementLabels.ToArray()) expectedReplacement "replacement classes reported"
 
-let private cfg = { FsCheckConfig.defaultConfig with maxTest = 60 }
+/// A property over seeds from the whole 64-bit range (Props.uint64Spread); every seed derives a whole setup, so the
+/// cases are classified by the setup's features as well as by the seed's size.
+let private seedProperty (mode: SamplingMode) (sharded: bool) (name: string) (body: uint64 -> 'T) : Test =
+    let shown = $"""{mode}{if sharded then " sharded" else ""}: {name}"""
+    Props.propertyShownAs shown name 60 (
+        Prop.forAll (Arb.fromGen Props.uint64Spread) (fun seed ->
+            let st = setup mode sharded seed
+            let small = [| for c in 0 .. st.Index.ClassCount - 1 -> st.Index.CountOf c < st.Config.ExamplesPerClassPerBatch |]
+            body seed
+            |> Prop.classify (Array.contains true small) "a class drawn with replacement"
+            |> Prop.classify (st.Config.ClassesPerBatch = st.Index.ClassCount) "every class in each batch"
+            |> Prop.classify (st.Config.WorldSize > 1) "sharded"
+            |> Prop.collect (Props.seedBits seed)))
 
 /// The contract every sampling mode (and a sharded setup) must meet.
 let planContract (mode: SamplingMode) (sharded: bool) : Test =
     let name = $"""{mode}{if sharded then " sharded" else ""}"""
     testList name [
-        testPropertyWithConfig cfg "every batch is well-formed" <| fun (seed: uint64) ->
+        seedProperty mode sharded "every batch is well-formed" <| fun (seed: uint64) ->
             let st = setup mode sharded seed
             for e in 0 .. 1 do for p in plansOfEpoch st e do checkBatch st p
 
-        testPropertyWithConfig cfg "same inputs, same plan, whatever the call order or thread" <| fun (seed: uint64) ->
+        seedProperty mode sharded "same inputs, same plan, whatever the call order or thread" <| fun (seed: uint64) ->
             let st = setup mode sharded seed
             let n = st.Config.BatchesPerRank
             let key b = { Seed = st.Seed; Epoch = 3; BatchId = b }
@@ -74,7 +88,7 @@ let planContract (mode: SamplingMode) (sharded: bool) : Test =
             Parallel.For(0, n * 4, fun i -> parallel'[i % n] <- flat (st.Planner.Plan(key (i % n)))) |> ignore
             forward = backward && forward = parallel'
 
-        testPropertyWithConfig cfg "Fill equals Plan and needs only BatchSize-long buffers" <| fun (seed: uint64) ->
+        seedProperty mode sharded "Fill equals Plan and needs only BatchSize-long buffers" <| fun (seed: uint64) ->
             let st = setup mode sharded seed
             let b = st.Config.BatchesPerRank - 1
             if b >= 0 then
@@ -90,7 +104,7 @@ let planContract (mode: SamplingMode) (sharded: bool) : Test =
 
 let coverageInvariants =
     testList "Coverage invariants" [
-        testPropertyWithConfig cfg "class counts within one at every round end, across epochs" <| fun (seed: uint64) ->
+        seedProperty SamplingMode.Coverage false "class counts within one at every round end, across epochs" <| fun (seed: uint64) ->
             let st = setup SamplingMode.Coverage false seed
             let c = st.Config
             let rounds = (st.Index.ClassCount + c.ClassesPerBatch - 1) / c.ClassesPerBatch
@@ -106,7 +120,7 @@ let coverageInvariants =
                     if g % rounds = 0 then
                         Expect.isLessThanOrEqual (Array.max counts - Array.min counts) 1 $"after {g} batches: {counts}"
 
-        testPropertyWithConfig cfg "within a class, every example is used once per round before any repeats" <| fun (seed: uint64) ->
+        seedProperty SamplingMode.Coverage false "within a class, every example is used once per round before any repeats" <| fun (seed: uint64) ->
             let st = setup SamplingMode.Coverage false seed
             let c = st.Config
             let epc = c.ExamplesPerClassPerBatch
@@ -160,7 +174,8 @@ let coverStreamGrid =
                     if Array.max counts - Array.min counts > 1 then failtestf "n %d g %d after round %d: counts %A" n g m counts
 
 let shardingComplete =
-    testPropertyWithConfig cfg "sharding: ranks' batches are disjoint, complete and equal the unsharded plans" <| fun (seed: uint64) (modeBit: bool) ->
+    Props.property "sharding: ranks' batches are disjoint, complete and equal the unsharded plans" 60 (
+      Prop.forAll (Arb.fromGen (Gen.zip Props.uint64Spread (Gen.elements [ false; true ]))) (fun (seed, modeBit) ->
         let mode = if modeBit then SamplingMode.Coverage else SamplingMode.Independent
         let st = setup mode true seed
         let whole = st.Config.WithShard(0, 1)
@@ -175,6 +190,11 @@ let shardingComplete =
         Expect.equal seen.Count whole.StepsPerEpoch "complete"
         for KeyValue(g, f) in seen do
             Expect.sequenceEqual f (flat (Planner(whole, st.Index).Plan({ Seed = st.Seed; Epoch = 2; BatchId = g }))) $"global batch {g}"
+        ()
+        |> Prop.collect $"world size {ws}"
+        |> Prop.classify modeBit "Coverage"
+        |> Prop.classify (not modeBit) "Independent"
+        |> Prop.collect (Props.seedBits seed)))
 
 let private chiSquareLimit df = MathNet.Numerics.Distributions.ChiSquared.InvCDF(float df, 1.0 - 1e-6)
 

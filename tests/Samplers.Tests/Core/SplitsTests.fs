@@ -2,9 +2,12 @@ module Samplers.Tests.Core.SplitsTests
 
 open System
 open Expecto
+open FsCheck
+open FsCheck.FSharp
 open Samplers
 open Samplers.Core
 open Samplers.Core.Tfds
+open Samplers.Tests
 open Samplers.Tests.TestUtil
 
 /// Splits like mnist: test 10,000 and train 60,000, one shard each.
@@ -201,52 +204,85 @@ let readOrderTests =
             throwsWith<ArgumentOutOfRangeException> (fun () -> ReadOrder.Interleave([| 1L |], 16, 0) |> ignore) "block 0" |> ignore
     ]
 
-/// Shard lengths from arbitrary bytes: at least one shard, at least one record.
-let shardsOf (raw: byte[]) =
-    let l = if isNull raw || raw.Length = 0 then [| 1L |] else raw |> Array.truncate 40 |> Array.map int64
-    if Array.sum l = 0L then Array.append l [| 1L |] else l
+/// Shard lengths as TFDS datasets have them: 1 to 20 shards of 0 to 3000 records (empty shards mixed in), at least
+/// one record in all.
+let shardLengths (maxShards: int) (maxRecords: int) : Gen<int64[]> =
+    gen {
+        let! count = Gen.choose (1, maxShards)
+        let! lens = Gen.arrayOfLength count (Gen.frequency [ 1, Gen.constant 0; 1, Gen.choose (1, 20); 4, Gen.choose (0, maxRecords) ])
+        let lens = lens |> Array.map int64
+        return if Array.sum lens = 0L then Array.append lens [| 1L |] else lens
+    }
+
+/// Two cut points in [0, n], anywhere in the split (not only below FsCheck's default size of 100).
+let private cuts (n: int64) =
+    Gen.frequency [ 3, Gen.choose (0, int n); 1, Gen.elements [ 0; int n ] ] |> Gen.two
 
 let propertyTests =
     testList "properties" [
-        testProperty "absolute slices [:a] [a:b] [b:] partition a split, record by record" <| fun (raw: byte[]) (x: uint32) (y: uint32) ->
-            let lens = shardsOf raw
-            let n = Array.sum lens
-            let a, b = let p, q = int64 x % (n + 1L), int64 y % (n + 1L) in min p q, max p q
-            let s = [| { Name = "s"; ShardLengths = lens } |]
-            let pieces = [ $"s[:{a}]"; $"s[{a}:{b}]"; $"s[{b}:]" ]
-            let records =
-                pieces |> List.collect (fun spec ->
-                    let part = (Splits.Parse spec)[0]
-                    Splits.Instructions("s", lens, Splits.Range(part, lens, spec))
-                    |> Array.toList |> List.collect (fun i -> [ for k in 0L .. i.Take - 1L -> (i.ShardIndex, i.Skip + k) ]))
-            let whole = [ for i in 0 .. lens.Length - 1 do for k in 0L .. lens[i] - 1L -> (i, k) ]
-            records = whole
-        testProperty "percent slices of consecutive bounds tile the split" <| fun (raw: byte[]) (cuts: byte[]) ->
-            let lens = shardsOf raw
-            let n = Array.sum lens
-            let bounds = Array.concat [ [| 0 |]; (if isNull cuts then [||] else cuts |> Array.map (fun c -> int c % 101)); [| 100 |] ] |> Array.distinct |> Array.sort
-            let ranges =
-                bounds |> Array.pairwise |> Array.map (fun (p, q) ->
-                    let spec = $"s[{p}%%:{q}%%]"
-                    let r = Splits.Range((Splits.Parse spec)[0], lens, spec)
-                    (r.From, r.To))
-            fst ranges[0] = 0L && snd ranges[ranges.Length - 1] = n
-            && (ranges |> Array.pairwise |> Array.forall (fun ((_, t), (f, _)) -> t = f))
-            && (ranges |> Array.forall (fun (f, t) -> f <= t))
-        testProperty "the read order emits every selected record exactly once" <| fun (raw: byte[]) (c: byte) ->
-            let takes = (shardsOf raw) |> Array.map (fun l -> l * 3L)
-            let cycle = 1 + int c % 20
-            let blocks = ReadOrder.Interleave(takes, cycle, 16)
-            let got = blocks |> Array.collect (fun b -> Array.init b.Count (fun k -> (b.Instruction, b.Start + int64 k))) |> Array.sort
-            let want = [| for i in 0 .. takes.Length - 1 do for k in 0L .. takes[i] - 1L -> (i, k) |]
-            got = want
-        testProperty "even_splits cover the range without gaps" <| fun (m: uint16) (k: byte) (drop: bool) ->
-            let n = 1 + int k % 10
-            let m = int64 m + int64 n
-            let rs = Splits.EvenSplits({ From = 7L; To = 7L + m }, n, drop)
-            rs[0].From = 7L && (rs |> Array.pairwise |> Array.forall (fun (a, b) -> a.To = b.From))
-            && (if drop then rs[n - 1].To = 7L + m - m % int64 n else rs[n - 1].To = 7L + m)
-            && (rs |> Array.forall (fun r -> r.Count = m / int64 n || r.Count = m / int64 n + 1L))
+        Props.property "absolute slices [:a] [a:b] [b:] partition a split, record by record" 60 (
+            let case = gen { let! lens = shardLengths 20 3000 in let! x, y = cuts (Array.sum lens) in return lens, x, y }
+            Prop.forAll (Arb.fromGen case) (fun (lens, x, y) ->
+                let n = Array.sum lens
+                let a, b = int64 (min x y), int64 (max x y)
+                let pieces = [ $"s[:{a}]"; $"s[{a}:{b}]"; $"s[{b}:]" ]
+                let records =
+                    pieces |> List.collect (fun spec ->
+                        let part = (Splits.Parse spec)[0]
+                        Splits.Instructions("s", lens, Splits.Range(part, lens, spec))
+                        |> Array.toList |> List.collect (fun i -> [ for k in 0L .. i.Take - 1L -> (i.ShardIndex, i.Skip + k) ]))
+                let whole = [ for i in 0 .. lens.Length - 1 do for k in 0L .. lens[i] - 1L -> (i, k) ]
+                let ok = records = whole
+                ok
+                |> Prop.collect (Props.decade "records" n)
+                |> Prop.classify (a > 100L) "a cut beyond 100"
+                |> Prop.classify (a = b) "empty middle slice"
+                |> Prop.classify (lens |> Array.exists ((=) 0L)) "an empty shard"))
+
+        Props.property "percent slices of consecutive bounds tile the split" 200 (
+            let case = gen { let! lens = shardLengths 20 3000 in let! cuts = Gen.listOf (Gen.choose (0, 100)) in return lens, cuts }
+            Prop.forAll (Arb.fromGen case) (fun (lens, cuts) ->
+                let n = Array.sum lens
+                let bounds = Array.concat [ [| 0 |]; Array.ofList cuts; [| 100 |] ] |> Array.distinct |> Array.sort
+                let ranges =
+                    bounds |> Array.pairwise |> Array.map (fun (p, q) ->
+                        let spec = $"s[{p}%%:{q}%%]"
+                        let r = Splits.Range((Splits.Parse spec)[0], lens, spec)
+                        (r.From, r.To))
+                let ok =
+                    fst ranges[0] = 0L && snd ranges[ranges.Length - 1] = n
+                    && (ranges |> Array.pairwise |> Array.forall (fun ((_, t), (f, _)) -> t = f))
+                    && (ranges |> Array.forall (fun (f, t) -> f <= t))
+                ok
+                |> Prop.collect (Props.decade "records" n)
+                |> Prop.collect (Props.decade "slices" (int64 (bounds.Length - 1)))))
+
+        Props.property "the read order emits every selected record exactly once" 60 (
+            let case = gen { let! lens = shardLengths 40 600 in let! c = Gen.choose (1, 20) in return lens, c }
+            Prop.forAll (Arb.fromGen case) (fun (lens, cycle) ->
+                let takes = lens |> Array.map (fun l -> l * 3L)
+                let blocks = ReadOrder.Interleave(takes, cycle, 16)
+                let got = blocks |> Array.collect (fun b -> Array.init b.Count (fun k -> (b.Instruction, b.Start + int64 k))) |> Array.sort
+                let want = [| for i in 0 .. takes.Length - 1 do for k in 0L .. takes[i] - 1L -> (i, k) |]
+                let ok = got = want
+                ok
+                |> Prop.classify (takes.Length > cycle) "more inputs than the cycle length"
+                |> Prop.classify (takes |> Array.exists (fun t -> t > 0L && t % 16L = 0L)) "an input ending on a block boundary"
+                |> Prop.collect (Props.decade "records" (Array.sum takes))))
+
+        Props.property "even_splits cover the range without gaps" 300 (
+            let case = gen { let! n = Props.intSpread 1 64 in let! m = Props.intSpread 0 200000 in let! drop = Gen.elements [ false; true ] in return n, m, drop }
+            Prop.forAll (Arb.fromGen case) (fun (n, m0, drop) ->
+                let m = int64 m0 + int64 n
+                let rs = Splits.EvenSplits({ From = 7L; To = 7L + m }, n, drop)
+                let ok =
+                    rs[0].From = 7L && (rs |> Array.pairwise |> Array.forall (fun (a, b) -> a.To = b.From))
+                    && (if drop then rs[n - 1].To = 7L + m - m % int64 n else rs[n - 1].To = 7L + m)
+                    && (rs |> Array.forall (fun r -> r.Count = m / int64 n || r.Count = m / int64 n + 1L))
+                ok
+                |> Prop.classify (m % int64 n = 0L) "divides evenly"
+                |> Prop.classify drop "drop remainder"
+                |> Prop.collect (Props.decade "examples" m)))
     ]
 
 let nameTests =
@@ -287,6 +323,16 @@ let nameTests =
             Expect.equal (DatasetNames.SelectHighest(dirs, "2.*.*")) "" "2.*.* not found"
             Expect.equal (DatasetNames.SelectHighest(dirs, "3.0.5")) "" "exact 3.0.5 not found"
             Expect.equal (DatasetNames.ValidVersions dirs) [| "3.0.10"; "3.0.9"; "3.0.0" |] "valid versions, highest first"
+        testCase "DatasetVersion.TryParse is an out parameter (C# 'out'; F# returns a pair) and resets it on failure" <| fun () ->
+            match DatasetVersion.TryParse "3.0.10" with
+            | true, v -> Expect.equal v { Major = 3; Minor = 0; Patch = 10 } "parsed"
+            | false, _ -> failtest "3.0.10 is a version"
+            let mutable v = { Major = 9; Minor = 9; Patch = 9 }
+            Expect.isFalse (DatasetVersion.TryParse("3.0", &v)) "two parts"
+            Expect.equal v Unchecked.defaultof<DatasetVersion> "reset, as .NET's TryParse does"
+            Expect.isFalse (DatasetVersion.TryParse(null, &v)) "null"
+            let p = typeof<DatasetVersion>.GetMethod("TryParse").GetParameters()[1]
+            Expect.isTrue (p.IsOut && p.ParameterType.IsByRef) "an out parameter in IL"
     ]
 
 [<Tests>]
