@@ -100,10 +100,11 @@ public sealed class PrefetchLoader<T> : IEnumerable<T>, IAsyncEnumerable<T>, IDi
     /// <exception cref="ObjectDisposedException">The loader was disposed.</exception>
     public IAsyncEnumerator<T> GetAsyncEnumerator(CancellationToken cancellationToken = default) => Start(cancellationToken);
 
-    /// <summary>A synchronous run that stops when <paramref name="cancellationToken"/> is cancelled.</summary>
+    /// <summary>A synchronous run that stops when <paramref name="cancellationToken"/> is cancelled (for <c>await foreach</c>, use
+    /// <c>WithCancellation(token)</c> on the loader as on any async sequence).</summary>
     /// <exception cref="InvalidOperationException">Another run of this loader is under way.</exception>
     /// <exception cref="ObjectDisposedException">The loader was disposed.</exception>
-    public IEnumerable<T> WithCancellation(CancellationToken cancellationToken)
+    public IEnumerable<T> Enumerate(CancellationToken cancellationToken)
     {
         using Run run = Start(cancellationToken);
         while (run.MoveNext()) yield return run.Current;

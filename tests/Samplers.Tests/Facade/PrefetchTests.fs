@@ -132,7 +132,7 @@ let tests =
             use cts = new CancellationTokenSource()
             let mutable handed = 0
             throwsWith<OperationCanceledException> (fun () ->
-                for b in c.Loader.WithCancellation cts.Token do
+                for b in c.Loader.Enumerate cts.Token do
                     handed <- handed + 1
                     c.Done b
                     if handed = 10 then cts.Cancel()) "cancelled" |> ignore
