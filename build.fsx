@@ -30,7 +30,7 @@ let build (HaveRestored()) =
 
 /// The README's test command, on the Release build.
 let test (HaveBuilt()) =
-    run "dotnet" "run --project tests/Samplers.Tests -c Release --no-build -- --summary"
+    run "dotnet" "run --project tests/Samplers.Tests -c Release --no-build"
     HaveTested()
 
 /// Quick mode (default): every benchmark briefly. `--full`: BenchmarkDotNet's default job.
@@ -40,10 +40,16 @@ let bench (HaveBuilt()) (args: string list) =
     let mode = if full then "" else "--quick"
     run "dotnet" $"run --project bench/Samplers.Bench -c Release --no-build -- {mode} {rest}"
 
+/// The libraries (with .snupkg symbols), then the tool as RID-specific packages: a small pointer package plus one
+/// package per platform, each with only its native SkiaSharp library (docs/API.md "Packages"). The tool's RID mode
+/// restores and builds for each platform, so it is not --no-build.
 let pack (HaveBuilt()) =
     let out = Path.Combine(root, "artifacts", "packages")
-    for p in [ "src/Samplers.Core.FSharp"; "src/Samplers.CSharp"; "src/Samplers.Cli" ] do
+    for p in [ "src/Samplers.Core.FSharp"; "src/Samplers.Core.MathNet"; "src/Samplers.CSharp" ] do
         run "dotnet" $"pack {p} -c Release --no-build -o \"{out}\""
+    run "dotnet" $"pack src/Samplers.Cli -c Release -p:SamplersRidTools=true -o \"{out}\""
+    // The RID-mode restore replaced the tool's project.assets.json: restore the portable graph again for later builds.
+    run "dotnet" "restore src/Samplers.Cli"
 
 let args = fsi.CommandLineArgs |> Array.toList |> List.tail
 match args with

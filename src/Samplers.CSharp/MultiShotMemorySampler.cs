@@ -19,7 +19,7 @@ namespace Samplers;
 /// <para>Divergences from the reference: seeded, reproducible batches; <c>total_examples_per_class</c> draws without
 /// replacement; messages go to an <see cref="ILogger"/>.</para>
 /// </remarks>
-public class MultiShotMemorySampler : IEnumerable<Batch>
+public partial class MultiShotMemorySampler : IEnumerable<Batch>
 {
     private static readonly Action<ILogger, int, int, int, int, Exception?> LogBatchSize =
         LoggerMessage.Define<int, int, int, int>(LogLevel.Information, new EventId(1, "BatchSize"),

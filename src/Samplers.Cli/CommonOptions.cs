@@ -10,7 +10,7 @@ namespace Samplers.Cli;
 /// (<see cref="TfdsLoadOptions"/> for loading, <see cref="TFDatasetSamplerOptions"/> for loading and sampling).</summary>
 internal sealed class CommonOptions
 {
-    public readonly Option<string?> DataDir = new("--data-dir") { Description = "TFDS data directory (default: TFDS_DATA_DIR, else ~/tensorflow_datasets; `run` without a dataset uses the embedded data/)." };
+    public readonly Option<string?> DataDir = new("--data-dir") { Description = "TFDS data directory (default: TFDS_DATA_DIR, else ~/tensorflow_datasets; without a dataset, commands use the embedded data/)." };
     public readonly Option<string?> CacheDir = new("--cache-dir") { Description = "Parquet cache directory (default: SAMPLERS_CACHE_DIR, else the user cache folder)." };
     public readonly Option<bool> NoCache = new("--no-cache") { Description = "Read the TFRecords; neither read nor write the cache." };
     public readonly Option<bool> Download = new("--download") { Description = "Download the dataset from the TFDS bucket (or --base-url) when it is absent from the data directory." };

@@ -10,6 +10,7 @@ let modes : (string * (string[] -> int)) list = [
     "cache-store", Samplers.Tests.Io.ParquetCacheTests.storeChild
     "cache-dir", Samplers.Tests.Io.ParquetCacheTests.resolveChild
     "cache-store-ro", Samplers.Tests.Io.ParquetCacheTests.readOnlyStoreChild
+    "image-no-native", Samplers.Tests.Io.ImageTests.noNativeChild
     "facade-digests", Samplers.Tests.Facade.SamplerTests.childDigests
     "plans", Samplers.Tests.Core.GoldenTests.childPlans
     "download", Samplers.Tests.Io.DownloadTests.childDownload

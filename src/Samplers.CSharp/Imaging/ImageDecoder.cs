@@ -252,6 +252,7 @@ internal static class ImageDecoder
 
     private static void DecodeInto8(ReadOnlySpan<byte> encoded, ImageInfo info, int c, Span<byte> dst, string? source)
     {
+        EnsureNative();
         int pixels = info.Height * info.Width;
         // Direct paths write straight into the caller's span; the rest decode to a pooled buffer and convert.
         if (info.Channels == 1 && c == 1)
@@ -346,6 +347,37 @@ internal static class ImageDecoder
         return typeof(T) == typeof(byte) ? (T)(object)(byte)v : (T)(object)(ushort)v;
     }
 
+    /// <summary>Whether SkiaSharp's native library loads in this process: null, or the failure (probed once).</summary>
+    private static readonly Lazy<Exception?> NativeFailure = new(() =>
+    {
+        try
+        {
+            using var probe = SKData.CreateCopy(new byte[1]);
+            return null;
+        }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or EntryPointNotFoundException)
+        {
+            return e;
+        }
+    });
+
+    /// <summary>
+    /// Called before any SkiaSharp use. The library does not bring SkiaSharp's native library for Linux (each
+    /// application picks its native-asset package, docs/API.md "Packages"), so its absence is explained here, naming
+    /// the package to add, instead of surfacing as a bare <see cref="DllNotFoundException"/> or type-initializer failure.
+    /// </summary>
+    private static void EnsureNative()
+    {
+        if (NativeFailure.Value is { } e)
+            throw new InvalidOperationException(NativeLibraryMissing(RuntimeInformation.RuntimeIdentifier), e);
+    }
+
+    /// <summary>The message for a missing SkiaSharp native library on <paramref name="rid"/>.</summary>
+    internal static string NativeLibraryMissing(string rid) =>
+        $"PNG and JPEG decoding uses SkiaSharp, and its native library (libSkiaSharp) for this platform ({rid}) was not found. " +
+        "Add the native-asset package for your platform to the application: SkiaSharp.NativeAssets.Linux.NoDependencies " +
+        "on Linux (SkiaSharp itself brings Windows and macOS), at the SkiaSharp version Samplers uses. See docs/API.md \"Packages\".";
+
     private static unsafe void RunCodec(ReadOnlySpan<byte> encoded, SKImageInfo info, Span<byte> dst, string? source)
     {
         SKCodecResult result;
@@ -367,6 +399,7 @@ internal static class ImageDecoder
 
     private static unsafe ImageInfo MeasureJpeg(ReadOnlySpan<byte> encoded, string? source)
     {
+        EnsureNative();
         fixed (byte* src = encoded)
         {
             using var data = SKData.Create((IntPtr)src, encoded.Length, null);

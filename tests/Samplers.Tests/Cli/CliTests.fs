@@ -207,15 +207,58 @@ let libraryTests =
             Expect.equal o.Extra["epoch"] (Array.create 8 1L) "epoch"
             let e = throwsWith<ArgumentOutOfRangeException> (fun () -> NumpyExport.PlannedBatches(s, 0, 0, s.Count + 1) |> ignore) "past the epoch"
             Expect.stringContains e.Message "endBatch" "names the argument"
-        testCase "PlanText: CSV lines per row and one table line per batch, from the plan's key" <| fun () ->
+        testCase "sampler.Plans and DigestPlans: the planner's plans epoch by epoch, the core digest, the range checked; the epoch counter untouched" <| fun () ->
+            let table = Samplers.Tests.Facade.SamplerTests.intTable [ 5; 6; 7; 8 ] ExampleTable.DefaultChunkBytes
+            let s = MultiShotMemorySampler(table, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 9, Seed = 4UL, Mode = SamplingMode.Coverage, Rank = 1, WorldSize = 2))
+            let plans = s.Plans(2, 2, 1, 3) |> List.ofSeq
+            Expect.equal [ for p in plans -> p.Key.Epoch, p.Key.BatchId ] [ 2, 1; 2, 2; 3, 1; 3, 2 ] "epoch by epoch, rank-local batch ids"
+            for p in plans do
+                let q = s.Planner.Plan p.Key
+                Expect.equal (p.Indices.ToArray(), p.Labels.ToArray(), p.GlobalBatchId) (q.Indices.ToArray(), q.Labels.ToArray(), q.GlobalBatchId) $"plan {p.Key}"
+            Expect.equal (s.DigestPlans(2, 2, 1, 3)) (PlanDigest.Compute(s.Planner, 4UL, 2, 2, 1, 2)) "the core's digest"
+            use d = new PlanDigest()
+            for p in plans do d.Add p
+            Expect.equal (s.DigestPlans(2, 2, 1, 3)) (d.Finish()) "the digest of exactly the plans Plans returns"
+            Expect.equal s.Epoch 0 "previewing does not advance the epoch"
+            for bad in [ (fun () -> s.Plans(0, 1, 0, s.Count + 1) |> ignore); (fun () -> s.Plans(0, 1, 3, 2) |> ignore); (fun () -> s.Plans(-1, 1, 0, 1) |> ignore); (fun () -> s.DigestPlans(0, 0, 0, 1) |> ignore) ] do
+                throwsWith<ArgumentOutOfRangeException> bad "refused eagerly" |> ignore
+        testCase "sampler.RunEpochs: the tally of every batch served, per class with names, and the digest DigestPlans gives for the same epochs" <| fun () ->
+            let table = Samplers.Tests.Facade.SamplerTests.intTable [ 5; 6; 7 ] ExampleTable.DefaultChunkBytes
+            let options = SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 3, StepsPerEpoch = 7, Seed = 9UL)
+            let s = MultiShotMemorySampler(table, options)
+            let expectedDigest = s.DigestPlans(0, 3, 0, s.Count)
+            let tally = BalanceTally(s.ClassIndex, table.Count)
+            for e in 0 .. 2 do
+                for p in s.Plans(e, 1, 0, s.Count) do tally.Add p
+            let expected = tally.Summary()
+            let reported = ResizeArray<int64>()
+            let r = s.RunEpochs(3, { new IProgress<int64> with member _.Report v = reported.Add v })
+            Expect.equal r.PlanDigest expectedDigest "digest over the three epochs"
+            Expect.equal (r.FirstEpoch, r.Epochs, r.Batches) (0, 3, 21L) "epochs and batches"
+            Expect.equal s.Epoch 3 "the run advanced the epoch counter as a training loop does"
+            Expect.equal [ for c in r.PerClass -> c.Rows ] (List.ofArray expected.Counts) "rows per class"
+            Expect.equal [ for c in r.PerClass -> c.Visits ] (List.ofArray expected.Visits) "visits per class"
+            Expect.equal [ for c in r.PerClass -> c.Label ] (List.ofSeq s.ClassList) "labels in ordinal order"
+            Expect.equal [ for c in r.PerClass -> c.Name ] (List.ofSeq s.ClassNames) "names"
+            Expect.equal (r.Balance.PValue, r.Balance.DistinctExamples, r.Balance.Rows) (expected.PValue, expected.DistinctExamples, 126L) "balance statistics"
+            Expect.equal (Seq.last reported) 21L "progress ends at the batch count"
+            let r2 = s.RunEpochs 1
+            Expect.equal r2.PlanDigest (s.DigestPlans(3, 1, 0, s.Count)) "a second run continues at epoch 3"
+            throwsWith<ArgumentOutOfRangeException> (fun () -> s.RunEpochs 0 |> ignore) "no epochs" |> ignore
+            use cts = new Threading.CancellationTokenSource()
+            cts.Cancel()
+            throwsWith<OperationCanceledException> (fun () -> s.RunEpochs(1, null, cts.Token) |> ignore) "cancelled" |> ignore
+        testCase "PlanText (CLI): CSV lines per row and one table line per batch, from the plan's key" <| fun () ->
             let plan = Planner(PlanConfig(2, 2, 10), smallIndex ()).Plan({ Seed = 5UL; Epoch = 3; BatchId = 4 })
             let idx, lab = plan.Indices.ToArray(), plan.Labels.ToArray()
-            Expect.equal PlanText.CsvHeader "epoch,batch,global_batch,row,index,label" "csv header"
-            Expect.equal (PlanText.CsvLines plan) [| for i in 0 .. 3 -> $"3,4,4,{i},{idx[i]},{lab[i]}" |] "csv rows"
-            Expect.equal PlanText.TableHeader "epoch   batch  global  labels | indices" "table header"
+            Expect.equal Samplers.Cli.PlanText.CsvHeader "epoch,batch,global_batch,row,index,label" "csv header"
+            Expect.equal (Samplers.Cli.PlanText.CsvLines plan) [| for i in 0 .. 3 -> $"3,4,4,{i},{idx[i]},{lab[i]}" |] "csv rows"
+            Expect.equal Samplers.Cli.PlanText.TableHeader "epoch   batch  global  labels | indices" "table header"
             let labels = String.Join(" ", lab)
             let indices = String.Join(" ", idx)
-            Expect.equal (PlanText.TableLine plan) $"    3       4       4  {labels} | {indices}" "table line"
+            Expect.equal (Samplers.Cli.PlanText.TableLine plan) $"    3       4       4  {labels} | {indices}" "table line"
+            let wide = Planner(PlanConfig(2, 1, 200000, SamplingMode.Independent, 3, 4), ClassIndex.Build(ReadOnlySpan [| for i in 0 .. 9 -> int64 (i % 3) |])).Plan({ Seed = 1UL; Epoch = 123456; BatchId = 49999 })
+            Expect.stringStarts (Samplers.Cli.PlanText.TableLine wide) "123456   49999  199999  " "wide numbers widen their columns"
         testCase "ExperimentManifest round-trips through JSON; a foreign file is a DataFormatException naming the key" <| fun () ->
             use t = new TempDir()
             let m =
@@ -563,6 +606,228 @@ let errorTests =
                 Expect.equal code 0 $"{c} --help exits 0"
                 Expect.stringContains out "Examples:" $"{c} --help has examples"
                 Expect.stringContains out $"samplers {c}" $"{c} --help shows a {c} command line"
+                Expect.isTrue (out.IndexOf "Examples:" > out.IndexOf "Options:") $"{c} --help: the examples come after the options"
+            let code, out, _ = cli [ "--help" ]
+            Expect.equal code 0 "samplers --help exits 0"
+            Expect.equal (out.Split("Examples:").Length) 2 "one examples block: the command list shows summaries only"
+    ]
+
+// ---------- conventional manners ----------
+
+/// The stderr lines, without trailing blanks.
+let errLines (err: string) = err.Split('\n') |> Array.map (fun l -> l.TrimEnd '\r') |> Array.filter (fun l -> l <> "") |> List.ofArray
+
+let mannerTests =
+    testList "manners" [
+        testCase "a mistyped command is one line with a suggestion and a hint, not the whole help" <| fun () ->
+            let code, out, err = cli [ "rnu" ]
+            Expect.equal code 1 "usage: exit 1"
+            Expect.equal out "" "nothing on stdout"
+            Expect.equal (errLines err) [ "samplers: unknown command 'rnu'; did you mean 'run'? see 'samplers --help'" ] "one line"
+            let code, _, err = cli [ "xyzzy" ]
+            Expect.equal code 1 "exit 1"
+            Expect.equal (errLines err) [ "samplers: unknown command 'xyzzy'; see 'samplers --help'" ] "no far-fetched suggestion"
+            let code, _, err = cli []
+            Expect.equal code 1 "no command: exit 1"
+            Expect.equal (errLines err).Length 1 "one line"
+            Expect.stringContains err "info, plan, run, export, cache, download" "lists the commands"
+        testCase "an unknown option is never taken as the <dataset>; it is named with the closest option" <| fun () ->
+            for args in [ [ "run"; "--epoch"; "3" ]; [ "run"; "--epoch=3" ]; [ "run"; "--epoch"; "3"; "tiny" ] ] do
+                let code, out, err = cli args
+                Expect.equal code 1 $"{args}: exit 1"
+                Expect.equal out "" "nothing on stdout"
+                Expect.equal (errLines err) [ "samplers: unknown option '--epoch' for 'samplers run'; did you mean --epochs? see 'samplers run --help'" ] $"{args}: one line naming the option"
+            let code, _, err = cli [ "plan"; "--clases-per-batch"; "3" ]
+            Expect.equal code 1 "exit 1"
+            Expect.stringContains err "unknown option '--clases-per-batch' for 'samplers plan'; did you mean --classes-per-batch?" "edit distance"
+            let code, _, err = cli [ "run"; "-C"; "3" ]
+            Expect.equal code 1 "exit 1"
+            Expect.stringContains err "unknown option '-C' for 'samplers run'; did you mean -c?" "a short option in another case"
+            let code, _, err = cli [ "run"; "-x" ]
+            Expect.equal code 1 "exit 1"
+            Expect.equal (errLines err) [ "samplers: unknown option '-x' for 'samplers run'; see 'samplers run --help'" ] "no guess for a letter"
+            let code, _, err = cli [ "info"; "1abc"; "--no-counts" ]
+            Expect.equal code 1 "a malformed dataset name: exit 1"
+            Expect.stringContains err "samplers: usage error: <dataset>: a dataset name starts with a letter" "named as the <dataset> argument"
+            Expect.isFalse (err.Contains "--splits") "not as --splits (the same error type serves split specs)"
+            let code, _, err = cli [ "info"; "tiny"; "extra" ]
+            Expect.equal code 1 "a second positional argument"
+            Expect.stringContains err "unexpected argument 'extra' for 'samplers info'" "names it"
+            // A negative number is a value, not an option: the option's own check answers.
+            let code, _, err = cli [ "plan"; "--epoch"; "-1" ]
+            Expect.equal code 1 "exit 1"
+            Expect.stringContains err "--epoch must be 0 or more, but was -1" "the value reached the command"
+        testCase "parser errors speak in options and values: a bad number, a value not among the choices" <| fun () ->
+            let code, _, err = cli [ "run"; "--seed"; "abc" ]
+            Expect.equal code 1 "exit 1"
+            Expect.equal (errLines err) [ "samplers: usage error: --seed: 'abc' is not a whole number from 0 to 18446744073709551615; see 'samplers run --help'" ] "one line"
+            let code, _, err = cli [ "plan"; "--format"; "cvs" ]
+            Expect.equal code 1 "exit 1"
+            Expect.stringContains err "--format: 'cvs' is not one of table, jsonl, csv; did you mean 'csv'?" "choices and a suggestion"
+            Expect.equal (errLines err).Length 1 "one line"
+            let code, out, _ = cli [ "run"; "--seed"; "abc"; "--json" ]
+            Expect.equal code 1 "exit 1 with --json"
+            Expect.equal ((json out).GetProperty("exitCode").GetInt32()) 1 "the JSON error carries the exit code"
+        testCase "library argument errors name the CLI options, not C# properties" <| fun () ->
+            withFixture <| fun data ->
+                let common = [ "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache" ]
+                let cases =
+                    [ [ "--x-key"; "pixels" ], "--x-key 'pixels' not found", [ "XKey"; "x_key" ]
+                      [ "-c"; "0" ], "--classes-per-batch must be at least 1, but was 0", [ "classesPerBatch" ]
+                      [ "-s"; "0" ], "--steps-per-epoch must be at least 1", [ "stepsPerEpoch" ]
+                      [ "--rank"; "5"; "--world-size"; "2" ], "--rank must be in [0, --world-size) = [0, 2), but was 5", [ "worldSize"; "Actual value" ]
+                      [ "--class-list"; "1,99" ], "--class-list contains 1 class(es) absent from the data: [99]", [ "classList" ]
+                      [ "--total-examples-per-class"; "0" ], "--total-examples-per-class must be at least 1", [ "TotalExamplesPerClass" ] ]
+                for extra, expected, absent in cases do
+                    let code, _, err = cli ([ "run" ] @ common @ extra)
+                    Expect.equal code 1 $"{extra}: exit 1"
+                    Expect.stringContains err expected $"{extra}: names the option"
+                    Expect.stringContains err "see 'samplers run --help'" $"{extra}: hint"
+                    for a in absent do Expect.isFalse (err.Contains a) $"{extra}: no '{a}' in {err}"
+        testCase "-c beyond the class count is refused before loading, from the label feature's class count or the class list" <| fun () ->
+            withFixture <| fun data ->
+                let common = [ "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache" ]
+                let code, _, err = cli ([ "run" ] @ common @ [ "-c"; "6" ])
+                Expect.equal code 1 "exit 1"
+                Expect.stringContains err "--classes-per-batch (6) exceeds the number of classes (5) of 'label' in tiny:1.0.0" "both counts, the option"
+                Expect.isFalse (err.Contains "loading") "nothing was loaded"
+                Expect.isFalse (Directory.Exists(data + "-cache")) "no cache was built"
+                let code, _, err = cli ([ "plan" ] @ common @ [ "-c"; "3"; "--class-list"; "1,2,2" ])
+                Expect.equal code 1 "exit 1"
+                Expect.stringContains err "--classes-per-batch (3) exceeds the 2 classes of --class-list" "the listed classes"
+                Expect.isFalse (err.Contains "loading") "nothing was loaded"
+                // A split holding fewer classes than features.json declares is only known after loading: still named.
+                let code, _, err = cli ([ "run" ] @ common @ [ "-c"; "3"; "--splits"; "train[:2]" ])
+                Expect.equal code 1 "exit 1 after loading"
+                Expect.stringContains err "--classes-per-batch (3) exceeds the number of classes (2)" "the option, after loading"
+        testCase "export --out in a folder that does not exist names the user's path and fails before loading" <| fun () ->
+            withFixture <| fun data ->
+                let target = Path.Combine(Path.GetDirectoryName data, "no-such-folder", "x.npz")
+                let code, _, err = cli [ "export"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--out"; target ]
+                Expect.equal code 1 "exit 1"
+                Expect.stringContains err $"--out {target}: the folder {Path.GetDirectoryName target} does not exist" "the user's path"
+                Expect.isFalse (err.Contains "loading") "nothing was loaded"
+                Expect.isFalse (err.Contains ".tmp") "no temporary name"
+                let code, _, err = cli [ "export"; "tiny"; "--data-dir"; data; "--out"; data ]
+                Expect.equal code 1 "a folder as the .npz"
+                Expect.stringContains err "is a folder" "says so"
+        testCase "download --timeout beyond what timers accept names the option and fetches nothing" <| fun () ->
+            use f = new Samplers.Tests.Io.DownloadTests.Fixture()
+            for t in [ "3000000"; "0"; "-1" ] do
+                let code, _, err = cli [ "download"; "toy:1.0.0"; "--data-dir"; f.Data; "--base-url"; f.Server.Url; "--timeout"; t ]
+                Expect.equal code 1 $"--timeout {t}: exit 1"
+                Expect.stringContains err $"--timeout must be more than 0 and at most 2147483 seconds (about 24 days), but was {t}" "names the option and the limit"
+            let code, _, err = cli [ "download"; "toy:1.0.0"; "--data-dir"; f.Data; "--base-url"; f.Server.Url; "--retries"; "-2" ]
+            Expect.equal code 1 "negative retries"
+            Expect.stringContains err "--retries must be 0 or more" "names the option"
+            Expect.isEmpty f.Server.Requests "no request was made"
+        testCase "the --splits caret diagram prints on its own lines, the caret under the fault" <| fun () ->
+            withFixture <| fun data ->
+                let code, _, err = cli [ "plan"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--splits"; "train[:abc]" ]
+                Expect.equal code 1 "exit 1"
+                let ls = errLines err |> Array.ofList
+                Expect.isTrue (ls[0].StartsWith "samplers: usage error: --splits: unexpected character 'a'") $"first line: {ls[0]}"
+                let specLine = ls |> Array.findIndex (fun l -> l.Trim() = "train[:abc]")
+                let caret = ls[specLine + 1]
+                Expect.equal (caret.IndexOf '^') (ls[specLine].IndexOf "train[:abc]" + 7) "caret under the 'a'"
+                Expect.equal ls[ls.Length - 1] "see 'samplers plan --help'" "the hint on its own line"
+        testCase "info, plan, export and cache default to the embedded dataset; info --no-counts reads only metadata" <| fun () ->
+            use t = new TempDir()
+            let cache = [ "--cache-dir"; t.Path ]
+            let code, out, err = cli ([ "info"; "--no-counts"; "--json" ] @ cache)
+            Expect.equal code 0 $"info exit 0: {err}"
+            let j = json out
+            Expect.equal (j.GetProperty("dataset").GetString()) "synthetic_digits:1.0.0" "the embedded dataset"
+            Expect.stringStarts (j.GetProperty("cache").GetString()) "absent" "nothing built by --no-counts"
+            let code, out, _ = cli ([ "plan"; "-c"; "3"; "--batches"; "0:2"; "--json" ] @ cache)
+            Expect.equal code 0 "plan exit 0"
+            Expect.equal (lines out).Length 2 "two batches"
+            let path = Path.Combine(t.Path, "five.npz")
+            let code, _, err = cli ([ "export"; "--splits"; "test[:5]"; "--out"; path ] @ cache)
+            Expect.equal code 0 $"export exit 0: {err}"
+            let _, shape, _ = npzMember path "x"
+            Expect.equal shape [| 5L; 28L; 28L; 1L |] "five digits"
+            let code, out, _ = cli ([ "cache"; "build"; "--json" ] @ cache)
+            Expect.equal code 0 "cache build"
+            Expect.equal ((json out).GetProperty("dataset").GetString()) "synthetic_digits:1.0.0" "of the embedded dataset"
+            let code, out, _ = cli ([ "cache"; "verify"; "--json" ] @ cache)
+            Expect.equal code 0 "cache verify: the action alone"
+            Expect.equal ((json out).GetProperty("status").GetString()) "valid" "valid"
+            let code, _, err = cli ([ "cache"; "verfy"; "--data-dir"; t.Path ] @ cache)
+            Expect.equal code 1 "a mistyped action is a usage error"
+            Expect.stringContains err "'verfy' is neither a cache action (show, build, verify, clear) nor a dataset found here; did you mean 'samplers cache verify'?" "suggests the action"
+        testCase "info --download downloads an absent dataset; without it, nothing is fetched" <| fun () ->
+            use f = new Samplers.Tests.Io.DownloadTests.Fixture()
+            let args = [ "info"; "toy:1.0.0"; "--data-dir"; f.Data; "--base-url"; f.Server.Url; "--no-counts"; "--json" ]
+            let code, _, err = cli args
+            Expect.equal code 2 "absent: exit 2"
+            Expect.stringContains err "not found" "says what is missing"
+            Expect.stringContains err "add --download to fetch the dataset" "the tool's flag, as when loading"
+            Expect.isEmpty f.Server.Requests "no request without --download"
+            let code, out, err = cli (args @ [ "--download" ])
+            Expect.equal code 0 $"exit 0: {err}"
+            Expect.equal ((json out).GetProperty("version").GetString()) "1.0.0" "the downloaded version"
+            Expect.isNonEmpty (f.Server.Requests |> List.filter Samplers.Tests.Io.DownloadTests.isShard) "shards were fetched"
+            let code, out, err = cli [ "info"; "toy:1.0.0"; "--data-dir"; f.Data; "--no-cache"; "--x-key"; "x"; "--json" ]
+            Expect.equal code 0 $"counts after the download: {err}"
+            Expect.equal ((json out).GetProperty("classes").GetArrayLength()) 3 "classes counted"
+        testCase "data the loader refuses is a data error (exit 2) naming the dataset, not a usage error" <| fun () ->
+            use t = new TempDir()
+            let data = Path.Combine(t.Path, "data")
+            // features.json declares 5 channels, which no image decoder produces.
+            let fiveChannels = FeatureSpec("image", FeatureKind.Image, "tensorflow_datasets.core.features.image_feature.Image", DType.UInt8, [| 28; 28; 5 |], EncodingFormat = "png")
+            let w = TfdsDatasetWriter(Path.Combine(data, "five", "1.0.0"), "five", "1.0.0", [ fiveChannels; labelSpec ])
+            w.WriteSplit("train", [| for i in 0 .. 9 -> exampleBytes i |], 1) |> ignore
+            w.Complete()
+            let code, _, err = cli [ "run"; "five"; "--data-dir"; data; "--no-cache"; "--splits"; "train" ]
+            Expect.equal code 2 $"exit 2: {err}"
+            Expect.stringContains err "samplers: data error: five cannot be loaded: " "names the dataset"
+            let versionDir = Path.Combine(data, "five", "1.0.0")
+            Expect.stringContains err $"The metadata in {versionDir} (features.json, dataset_info.json)" "names the files to check"
+            Expect.isFalse (err.Contains "(Parameter '") "no C# parameter tail"
+            Expect.stringContains err "channels" "the loader's reason"
+            Expect.isFalse (err.Contains "usage error") "not a usage error"
+        testCase "a split that dataset_info.json lists without shards is a data error naming the file, before loading" <| fun () ->
+            withFixture <| fun data ->
+                let info = Path.Combine(data, "tiny", "1.0.0", "dataset_info.json")
+                let node = Nodes.JsonNode.Parse(File.ReadAllText info)
+                for sp in node["splits"].AsArray() do
+                    if sp["name"].GetValue<string>() = "test" then sp["shardLengths"] <- Nodes.JsonArray()
+                File.WriteAllText(info, node.ToJsonString())
+                let code, _, err = cli [ "run"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache" ]
+                Expect.equal code 2 $"exit 2: {err}"
+                Expect.stringContains err $"samplers: data error: Split 'test' of tiny:1.0.0 lists no shards (shardLengths is empty in {info})" "names the split and the file"
+                Expect.stringContains err "choose other --splits" "what to do"
+                Expect.isFalse (err.Contains "loading") "before loading"
+                let code, _, err = cli [ "run"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--splits"; "train[5:5]" ]
+                Expect.equal code 1 $"an empty slice of a full split is the user's spec: exit 1: {err}"
+                Expect.stringContains err "--splits" "names the option"
+                let code, _, _ = cli [ "run"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--splits"; "train"; "-s"; "5" ]
+                Expect.equal code 0 "the other split still loads"
+        testCase "the error policy: data 2, file 2, usage 1, an unexpected exception 3 asking for a report" <| fun () ->
+            let classify (e: exn) = let f = Samplers.Cli.ErrorPolicy.Classify e in f.ExitCode, f.Kind
+            Expect.equal (classify (DataFormatException "bad")) (2, "data error") "data family"
+            Expect.equal (classify (DatasetNotFoundException "absent")) (2, "data error") "subclass"
+            Expect.equal (classify (IOException "disk")) (2, "file error") "IO"
+            Expect.equal (classify (ArgumentOutOfRangeException("options.StepsPerEpoch", "x"))) (1, "usage error") "an option's argument error"
+            Expect.equal (classify (InvalidOperationException "state")) (3, "internal error") "a library bug, not a usage error"
+            Expect.equal (classify (ArgumentException("indices must hold 4 ints", "indices"))) (3, "internal error") "an argument error naming no option"
+            Expect.equal (classify (NullReferenceException())) (3, "internal error") "anything else"
+            use out = new StringWriter()
+            use err = new StringWriter()
+            let c = Samplers.Cli.CliContext(out, err, false, false, false, "samplers run")
+            let code = Samplers.Cli.ErrorPolicy.Report(c, InvalidOperationException "the pool was drained twice")
+            Expect.equal code 3 "exit 3"
+            let text = err.ToString()
+            Expect.stringContains text "samplers: internal error: System.InvalidOperationException: the pool was drained twice" "type and message"
+            Expect.stringContains text "please report" "asks for a report"
+            Expect.isFalse (text.Contains "usage error") "not a usage error"
+        testCase "Suggest.Closest: prefixes, transpositions, nothing far-fetched" <| fun () ->
+            let opts = [ "--epochs"; "--seed"; "--splits"; "--steps-per-epoch" ]
+            Expect.equal (Samplers.Cli.Suggest.Closest("--epoch", opts)) "--epochs" "prefix"
+            Expect.equal (Samplers.Cli.Suggest.Closest("--sede", opts)) "--seed" "transposition"
+            Expect.equal (Samplers.Cli.Suggest.Closest("rnu", [ "run"; "info" ])) "run" "command"
+            Expect.isNull (Samplers.Cli.Suggest.Closest("--frobnicate", opts)) "nothing close"
     ]
 
 // ---------- real processes ----------
@@ -587,4 +852,4 @@ let processTests =
     ]
 
 [<Tests>]
-let tests = testList "Cli.Cli" [ libraryTests; commandTests; cacheTests; downloadTests; scriptTests; errorTests; processTests ]
+let tests = testList "Cli.Cli" [ libraryTests; commandTests; cacheTests; downloadTests; scriptTests; errorTests; mannerTests; processTests ]

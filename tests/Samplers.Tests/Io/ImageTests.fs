@@ -91,10 +91,33 @@ module Pinned =
         [| 430849157u; 3107862207u; 2669681101u; 1371670222u; 2699935967u
            1345671442u; 2406411095u; 3546001977u; 2531477804u; 4292864201u |]
 
+/// Child mode "image-no-native": decodes a PNG with SkiaSharp's native library made unloadable (a resolver that
+/// refuses it, as on a platform without its native-asset package). Prints the error message; exit 0 when the
+/// decoder raised InvalidOperationException, 3 when the decode succeeded, 4 on any other exception.
+let noNativeChild (_: string[]) =
+    Runtime.InteropServices.NativeLibrary.SetDllImportResolver(typeof<SKData>.Assembly, fun name _ _ ->
+        raise (DllNotFoundException $"test: {name} withheld"))
+    let png = enc (samples 1 16 256) 4 4 PngColorType.Grey opts
+    try
+        decode png 1 |> ignore
+        3
+    with
+    | :? InvalidOperationException as e ->
+        Console.Out.WriteLine e.Message
+        0
+    | e ->
+        Console.Out.WriteLine $"{e.GetType().Name}: {e.Message}"
+        4
+
 // ---- tests ----------------------------------------------------------------------------------------------------
 
 let sniffing =
     testList "sniff and refuse" [
+        testCase "without SkiaSharp's native library, decoding says which native-asset package to add" <| fun () ->
+            let code, out, err = runChild "image-no-native" [] 60_000
+            Expect.equal code 0 $"InvalidOperationException raised (stdout: {out}, stderr: {err})"
+            Expect.stringContains out "SkiaSharp.NativeAssets.Linux.NoDependencies" "names the package"
+            Expect.stringContains out Runtime.InteropServices.RuntimeInformation.RuntimeIdentifier "names the platform"
         testCase "magic bytes pick the format" <| fun () ->
             let png = enc (samples 1 4 256) 2 2 PngColorType.Grey opts
             Expect.equal (ImageDecoder.Sniff(ReadOnlySpan png)) ImageFormat.Png "png"

@@ -542,7 +542,13 @@ let tests =
                     let line = p.StandardOutput.ReadLine()
                     Expect.equal line "ready" "child started"
                     if trials % 3 = 2 then
-                        Expect.equal (p.StandardOutput.ReadLine()) "stored" "the child completed a store"
+                        // 60 s only turns a child that never completes a store (e.g. every store failing) into a
+                        // failure instead of a hang; a store of these tables takes milliseconds.
+                        let next = p.StandardOutput.ReadLineAsync()
+                        if not (next.Wait(TimeSpan.FromSeconds 60.0)) then
+                            p.Kill true
+                            failtestf "trial %d: the writer completed no store within 60 s" trials
+                        Expect.equal next.Result "stored" "the child completed a store"
                     Threading.Thread.Sleep(rnd.Next(0, 250))
                     p.Kill true
                     p.WaitForExit()

@@ -293,6 +293,46 @@ let tests =
                 Expect.throwsT<ObjectDisposedException> (fun () -> r.TryReadNext(&rec') |> ignore) "disposed"
         ]
         testList "protobuf" [
+            testCase "the committed generated code (Protos/Example.g.cs) matches Protos/example.proto" <| fun () ->
+                // The C# is generated once and committed (no protoc on every restore). A .proto edit without
+                // regenerating fails here: every message, field, number, type, label and oneof of the .proto is
+                // compared with the descriptor compiled into the generated code, both ways.
+                let proto = File.ReadAllText(Path.Combine(repoRoot.Value, "src", "Samplers.CSharp", "Protos", "example.proto"))
+                let fieldRe = Text.RegularExpressions.Regex(@"^(repeated\s+)?(map<\s*(\w+)\s*,\s*(\w+)\s*>|\w+)\s+(\w+)\s*=\s*(\d+)\s*;$")
+                let declared =
+                    let mutable scope : string list = []   // innermost first: a oneof, then its message
+                    [ for raw in proto.Split('\n') do
+                          let line = (match raw.IndexOf "//" with -1 -> raw | i -> raw[.. i - 1]).Trim()
+                          if line.StartsWith "message " then scope <- [ line.Split(' ')[1] ]
+                          elif line.StartsWith "oneof " then scope <- ("oneof:" + line.Split(' ')[1]) :: scope
+                          elif line = "}" then scope <- (match scope with _ :: rest -> rest | [] -> [])
+                          else
+                              let m = fieldRe.Match line
+                              if m.Success then
+                                  let message = List.last scope
+                                  let oneof = match scope with o :: _ when o.StartsWith "oneof:" -> o.Substring 6 | _ -> ""
+                                  let kind = if m.Groups[3].Success then $"map<{m.Groups[3].Value},{m.Groups[4].Value}>" else m.Groups[2].Value
+                                  yield message, m.Groups[5].Value, int m.Groups[6].Value, kind, m.Groups[1].Success, oneof ]
+                    |> Set.ofList
+                let d = Samplers.Tfds.Protos.ExampleReflection.Descriptor
+                let typeName (f: Google.Protobuf.Reflection.FieldDescriptor) =
+                    if f.FieldType = Google.Protobuf.Reflection.FieldType.Message then f.MessageType.Name
+                    else f.FieldType.ToString().ToLowerInvariant()
+                let generated =
+                    [ for m in d.MessageTypes do
+                          for f in m.Fields.InDeclarationOrder() do
+                              let kind =
+                                  if f.IsMap then $"map<{typeName (f.MessageType.FindFieldByNumber 1)},{typeName (f.MessageType.FindFieldByNumber 2)}>"
+                                  else typeName f
+                              let oneof = match f.RealContainingOneof with null -> "" | o -> o.Name
+                              yield m.Name, f.Name, f.FieldNumber, kind, f.IsRepeated && not f.IsMap, oneof ]
+                    |> Set.ofList
+                Expect.isGreaterThanOrEqual declared.Count 6 "the .proto parsed (a parser that finds nothing would compare empty sets)"
+                Expect.equal (Set.difference declared generated) Set.empty "declared in the .proto, absent from the generated code"
+                Expect.equal (Set.difference generated declared) Set.empty "in the generated code, absent from the .proto"
+                Expect.equal d.Package "tensorflow" "package"
+                Expect.equal (d.MessageTypes |> Seq.map (fun m -> m.Name) |> Set.ofSeq)
+                    (set [ "BytesList"; "FloatList"; "Int64List"; "Feature"; "Features"; "Example" ]) "messages"
             let parse (bytes: byte[]) : Samplers.Tfds.Protos.Example = ExampleDecoder.Parse(ReadOnlySpan bytes, RecordLocation("t", 0L, 0L))
             let example (key: string) (featureBytes: byte[]) =
                 // Example{features{feature{key, value}}} built by hand so the encodings are exactly as written.

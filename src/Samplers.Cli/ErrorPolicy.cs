@@ -1,0 +1,72 @@
+
+namespace Samplers.Cli;
+
+/// <summary>How an error ends the run: the exit code, the word that precedes the message, and the message as the user
+/// should read it (options, not C# properties).</summary>
+internal sealed record Failure(int ExitCode, string Kind, string Message);
+
+/// <summary>
+/// The tool's one error policy. Exit 1: the command line is wrong (the tool's own checks, and library argument errors
+/// about a setting the user gave as an option). Exit 2: the data or a file is wrong (<see cref="SamplersDataException"/>
+/// and subclasses, IO errors, cancellation). Exit 3: anything else is a bug in the tool or the library and says so.
+/// </summary>
+internal static class ErrorPolicy
+{
+    public static Failure Classify(Exception e, string? datasetToken = null) => e switch
+    {
+        UsageException => new(Program.ExitUsage, "usage error", e.Message),
+        // The same grammar error type serves dataset names and split specs: which one the user typed decides the name.
+        SpecFormatException s when datasetToken is not null && s.Spec == datasetToken => new(Program.ExitUsage, "usage error", $"<dataset>: {WithoutParameterTail(s)}"),
+        SamplersDataException => new(Program.ExitData, "data error", e.Message),
+        IOException or UnauthorizedAccessException => new(Program.ExitData, "file error", e.Message),
+        OperationCanceledException => new(Program.ExitData, "cancelled", e.Message),
+        ArgumentException a when OptionNames.NamesAnOption(a) => new(Program.ExitUsage, "usage error", OptionNames.Rewrite(WithoutParameterTail(a), a.ParamName)),
+        // An argument error that names no option came from inside the library: a bug, like any other unexpected type.
+        // (Data the loader refuses reaches here as a SamplersDataException: see CliShared.LoadAsync.)
+        _ => new(Program.ExitInternal, "internal error", $"{e.GetType().FullName}: {e.Message}"),
+    };
+
+    /// <summary>Prints the failure: one line (a split-spec diagram keeps its own lines) and a hint; the JSON document with
+    /// --json; the stack trace with --verbose. Returns the exit code.</summary>
+    public static int Report(CliContext c, Exception e)
+    {
+        var f = Classify(e, c.DatasetToken);
+        c.Err.WriteLine(WithHint($"samplers: {f.Kind}: {f.Message}", Hint(f, c.CommandPath, c.Verbose)));
+        if (c.Verbose) c.Err.WriteLine(e.ToString());
+        if (c.Json) c.WriteJson(new { error = f.Message, kind = f.Kind, type = e.GetType().Name, exitCode = f.ExitCode });
+        return f.ExitCode;
+    }
+
+    /// <summary>Usage: where the options are documented. Bug: please report. Data: none, the library's message says what to do.</summary>
+    private static string? Hint(Failure f, string commandPath, bool verbose) => f.ExitCode switch
+    {
+        Program.ExitUsage => $"see '{commandPath} --help'",
+        Program.ExitInternal => "this is a bug in samplers: please report it with the command line" + (verbose ? " and the stack trace below" : " (rerun with --verbose for the stack trace)"),
+        _ => null,
+    };
+
+    /// <summary>One line: the message then the hint (a message with its own lines, such as a split-spec diagram, gets the
+    /// hint on a line of its own).</summary>
+    public static string WithHint(string message, string? hint)
+    {
+        if (hint is null) return message;
+        message = message.TrimEnd();
+        if (message.Contains('\n', StringComparison.Ordinal)) return message + Environment.NewLine + hint;
+        if (message.EndsWith('?')) return $"{message} {hint}";
+        return $"{message.TrimEnd('.')}; {hint}";
+    }
+
+    /// <summary>The message without the runtime's " (Parameter 'x')" tail, which names a C# parameter.</summary>
+    internal static string WithoutParameterTail(ArgumentException a)
+    {
+        string m = a.Message;
+        if (a.ParamName is { } p)
+        {
+            int i = m.IndexOf($" (Parameter '{p}')", StringComparison.Ordinal);
+            if (i >= 0) m = m.Remove(i, $" (Parameter '{p}')".Length);
+        }
+        // ArgumentOutOfRangeException appends "Actual value was N." on its own line; the messages we map say it already.
+        int actual = m.IndexOf(Environment.NewLine + "Actual value was ", StringComparison.Ordinal);
+        return (actual >= 0 ? m[..actual] : m).TrimEnd().TrimEnd('.');
+    }
+}
