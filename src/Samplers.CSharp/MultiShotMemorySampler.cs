@@ -271,6 +271,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
         {
             var key = new PlanKey(_options.Seed, Epoch, batchId);
             _planner.Fill(key, idx, ord);
+            ReadAhead(key.Epoch, batchId);
             int rows = n;
             ReadOnlySpan<int> used = idx[..rows];
             Span<int> shape = stackalloc int[_table.ExampleShape.Length];

@@ -101,6 +101,9 @@ let tests =
                 let atFive = advised () - before - atZero
                 if OperatingSystem.IsLinux() then
                     Expect.equal (atZero, atFive) (18L, 6L) "batch 0 advises batches 1..3 (3 x 6 rows), later batches the one 3 ahead"
+                let beforeInto = advised ()
+                three.GenerateBatchInto(6, Span(Array.zeroCreate<byte> 96), Span(Array.zeroCreate<int64> 6)) |> ignore
+                if OperatingSystem.IsLinux() then Expect.equal (advised () - beforeInto) 6L "GenerateBatchInto reads ahead too"
                 let e = throwsWith<ArgumentOutOfRangeException> (fun () -> MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 2, ReadAheadBatches = Nullable -1)) |> ignore) "negative"
                 Expect.stringContains e.Message "ReadAheadBatches" "names the setting"
                 Expect.equal (MultiShotMemorySampler(m, opts 2 2).ReadAheadBatches) 0 "auto: a small file stays in the page cache, no advice"
