@@ -34,7 +34,7 @@ public delegate void PreprocessAction<TIn, TOut>(ReadOnlySpan<TIn> x, ReadOnlySp
     where TIn : unmanaged where TOut : unmanaged;
 
 /// <summary>Builds and applies <see cref="IExamplePreprocessor"/>s.</summary>
-public static class Preprocessing
+public static partial class Preprocessing
 {
     /// <summary>Applies <paramref name="preprocess"/> to every example of <paramref name="table"/> in parallel and returns the new table
     /// (ids and class names carried over).</summary>
@@ -103,7 +103,7 @@ public static class Preprocessing
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(height, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(width, 1);
-        return new Resize(height, width);
+        return new NearestCopy(height, width);
     }
 
     private sealed class Typed<TIn, TOut>(int[] shape, DType outType, PreprocessAction<TIn, TOut> action) : IExamplePreprocessor
@@ -143,7 +143,7 @@ public static class Preprocessing
         }
     }
 
-    private sealed class Resize(int height, int width) : IExamplePreprocessor
+    private sealed class NearestCopy(int height, int width) : IExamplePreprocessor
     {
         public DType OutputDType(DType input) => input;
 

@@ -21,6 +21,7 @@ internal sealed partial class CliApp(TextWriter output, TextWriter error, bool i
         ExportCommand.Build,
         CacheCommand.Build,
         DownloadCommand.Build,
+        ShowCommand.Build,
     ];
 
     private readonly CliShared _shared = new(output, error, interactive);

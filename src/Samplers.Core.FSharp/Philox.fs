@@ -28,6 +28,8 @@ type Purpose =
     | ExampleReplacement = 7
     /// <summary>ClassIndex.Select: the kept subset of each class (total_examples_per_class).</summary>
     | Selection = 8
+    /// <summary>Image augmenters: every random choice for one view of one row of a batch (never used by plans).</summary>
+    | Augmentation = 9
 
 /// <summary>The Philox4x32-10 block function.</summary>
 [<AbstractClass; Sealed>]

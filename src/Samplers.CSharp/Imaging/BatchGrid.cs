@@ -1,0 +1,174 @@
+using System.Runtime.InteropServices;
+using SkiaSharp;
+
+namespace Samplers;
+
+/// <summary>Where one image of a <see cref="BatchGrid"/> sits in the PNG.</summary>
+/// <param name="GridRow">The grid row (one per class, in order of first appearance in the batch).</param>
+/// <param name="BatchRow">The row of the source batch.</param>
+/// <param name="SourceIndex">The example's index in the source table (<see cref="Batch.Indices"/>).</param>
+/// <param name="View">-1 for the example itself, else the augmented view number.</param>
+/// <param name="X">Left edge of the image, in pixels.</param>
+/// <param name="Y">Top edge of the image, in pixels.</param>
+/// <param name="Width">Image width.</param>
+/// <param name="Height">Image height.</param>
+public sealed record GridCell(int GridRow, int BatchRow, int SourceIndex, int View, int X, int Y, int Width, int Height);
+
+/// <summary>A rendered grid: the PNG bytes, its size and where every image went.</summary>
+/// <param name="Png">The PNG file.</param>
+/// <param name="Width">Width in pixels.</param>
+/// <param name="Height">Height in pixels.</param>
+/// <param name="Cells">Every image drawn.</param>
+public sealed record BatchGridImage(byte[] Png, int Width, int Height, IReadOnlyList<GridCell> Cells);
+
+/// <summary>
+/// Renders a batch as a PNG grid (TensorFlow Similarity's <c>visualize_views</c>, for looking before training): one row
+/// per class, one cell per example, the example followed by its augmented views side by side, each cell labelled
+/// "class name #source index". Pixels are copied unscaled: uint8 levels as they are, float32 levels as
+/// <c>round(x * 255)</c> when every level is at most 1.5 (e.g. an augmenter's [0, 1] output), else as
+/// <c>round(x)</c> (e.g. a resize's 0-255 float output), clamped to [0, 255]; 1-channel images are drawn grey and a 4th
+/// channel is ignored.
+/// </summary>
+public static class BatchGrid
+{
+    private const int Margin = 6, Gap = 3, Band = 16;
+
+    /// <summary>Renders <paramref name="batch"/> (and, when given, <paramref name="views"/>: an augmenter's output for it,
+    /// grouped view by view, i.e. <c>views.Count = k * batch.Count</c>).</summary>
+    /// <param name="batch">Images [N, H, W] or [N, H, W, C] (C = 1, 3 or 4), uint8 or float32.</param>
+    /// <param name="classNames">Names by class ordinal (<see cref="MultiShotMemorySampler.ClassNames"/>); null or short: the label is shown.</param>
+    /// <param name="views">The augmented views, or default for none.</param>
+    /// <exception cref="ArgumentException">A batch is not an image batch, or the views do not match the batch.</exception>
+    public static BatchGridImage Render(Batch batch, IReadOnlyList<string>? classNames = null, Batch views = default)
+    {
+        var (h, w, c) = Hwc(batch, nameof(batch));
+        int n = batch.Count;
+        int k = 0, vh = 0, vw = 0, vc = 0;
+        bool hasViews = !views.IsDisposed;
+        if (hasViews)
+        {
+            (vh, vw, vc) = Hwc(views, nameof(views));
+            if (n == 0 || views.Count % n != 0)
+                throw new ArgumentException($"views holds {views.Count} rows, which is not a whole number of views of the batch's {n} rows.", nameof(views));
+            k = views.Count / n;
+            for (int v = 0; v < k; v++)
+                for (int r = 0; r < n; r++)
+                    if (views.Indices[v * n + r] != batch.Indices[r])
+                        throw new ArgumentException($"views row {v * n + r} comes from example {views.Indices[v * n + r]}, but batch row {r} is example {batch.Indices[r]}; pass the augmenter's output for this batch.", nameof(views));
+        }
+        // Group rows by class (ordinal when known, else label), in order of first appearance.
+        var groups = new List<(long Key, List<int> Rows)>();
+        for (int r = 0; r < n; r++)
+        {
+            long key = batch.ClassOrdinals[r] >= 0 ? batch.ClassOrdinals[r] : batch.Y[r];
+            int g = groups.FindIndex(x => x.Key == key);
+            if (g < 0) { groups.Add((key, [])); g = groups.Count - 1; }
+            groups[g].Rows.Add(r);
+        }
+        int cellW = w + k * (Gap + vw), cellH = Band + Math.Max(h, vh);
+        int cols = groups.Count == 0 ? 0 : groups.Max(x => x.Rows.Count);
+        int width = Math.Max(1, Margin + cols * (cellW + Margin)), height = Math.Max(1, Margin + groups.Count * (cellH + Margin));
+        var cells = new List<GridCell>();
+        using var bmp = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        var px = new byte[width * height * 4];
+        for (int i = 0; i < px.Length; i += 4) { px[i] = 40; px[i + 1] = 40; px[i + 2] = 40; px[i + 3] = 255; }
+        float[]? vf = hasViews && views.DType == DType.Float32 ? views.ToArray<float>() : null;
+        bool viewsUnit = vf is null || vf.All(x => x <= 1.5f);
+        float[]? bf = batch.DType == DType.Float32 ? batch.ToArray<float>() : null;
+        bool batchUnit = bf is null || bf.All(x => x <= 1.5f);
+        var labels = new List<(string Text, int X, int Y)>();
+        for (int g = 0; g < groups.Count; g++)
+        {
+            for (int j = 0; j < groups[g].Rows.Count; j++)
+            {
+                int r = groups[g].Rows[j];
+                int x0 = Margin + j * (cellW + Margin), y0 = Margin + g * (cellH + Margin);
+                Blit(px, width, batch, bf, batchUnit, r, h, w, c, x0, y0 + Band);
+                cells.Add(new GridCell(g, r, batch.Indices[r], -1, x0, y0 + Band, w, h));
+                for (int v = 0; v < k; v++)
+                {
+                    int xv = x0 + w + Gap + v * (vw + Gap);
+                    Blit(px, width, views, vf, viewsUnit, v * n + r, vh, vw, vc, xv, y0 + Band);
+                    cells.Add(new GridCell(g, r, batch.Indices[r], v, xv, y0 + Band, vw, vh));
+                }
+                int ord = batch.ClassOrdinals[r];
+                string name = classNames is not null && ord >= 0 && ord < classNames.Count ? classNames[ord] : batch.Y[r].ToString(System.Globalization.CultureInfo.InvariantCulture);
+                labels.Add(($"{name} #{batch.Indices[r]}", x0, y0));
+            }
+        }
+        foreach (var (text, x, y) in labels) TinyFont.Draw(px, width, height, text, x + 1, y + 4, cellW - 1, 230, 230, 230);
+        Marshal.Copy(px, 0, bmp.GetPixels(), px.Length);
+        using var data = bmp.Encode(SKEncodedImageFormat.Png, 100);
+        return new BatchGridImage(data.ToArray(), width, height, cells);
+    }
+
+    /// <summary>Renders <paramref name="batch"/> with <paramref name="views"/> views of it made by <paramref name="augmenter"/>
+    /// (on a copy: <paramref name="batch"/> stays the caller's and unchanged).</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="augmenter"/> is null.</exception>
+    /// <exception cref="ArgumentException">As <see cref="Render(Batch, IReadOnlyList{string}?, Batch)"/>, or the augmenter's output does not keep the rows.</exception>
+    public static BatchGridImage RenderWithViews(Batch batch, IAugmenter augmenter, int views, IReadOnlyList<string>? classNames = null, bool isWarmup = false)
+    {
+        ArgumentNullException.ThrowIfNull(augmenter);
+        using Batch augmented = augmenter.Augment(Copy(batch), views, isWarmup);
+        return Render(batch, classNames, augmented);
+    }
+
+    /// <summary>A pooled copy of a batch, plan fields included (the augmenter keys its draws by them).</summary>
+    internal static Batch Copy(Batch batch)
+    {
+        Batch copy = BatchPool.Shared.Rent(batch.DType, batch.ExampleShape, batch.Count);
+        batch.XBytes.CopyTo(copy.XBytes);
+        batch.Y.CopyTo(copy.Y);
+        batch.Indices.CopyTo(copy.Indices);
+        batch.ClassOrdinals.CopyTo(copy.ClassOrdinals);
+        BatchStorage s = batch.Storage, d = copy.Storage;
+        d.Key = s.Key; d.GlobalBatchId = s.GlobalBatchId; d.PlanVersion = s.PlanVersion; d.IsWarmup = s.IsWarmup;
+        return copy;
+    }
+
+    /// <summary>Writes a grid's PNG to <paramref name="path"/> through a temporary file and a rename.</summary>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
+    public static void WritePng(string path, BatchGridImage img)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(img);
+        string full = Path.GetFullPath(path);
+        string tmp = full + ".tmp-" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        File.WriteAllBytes(tmp, img.Png);
+        File.Move(tmp, full, overwrite: true);
+    }
+
+    private static (int H, int W, int C) Hwc(Batch b, string name)
+    {
+        if (b.DType != DType.UInt8 && b.DType != DType.Float32)
+            throw new ArgumentException($"{name} must hold uint8 or float32 images, but holds {DTypes.Name(b.DType)}.", name);
+        ReadOnlySpan<int> s = b.ExampleShape;
+        if (s.Length == 2) return (s[0], s[1], 1);
+        if (s.Length == 3 && s[2] is 1 or 3 or 4) return (s[0], s[1], s[2]);
+        throw new ArgumentException($"{name} must hold [H, W] or [H, W, C] images with C = 1, 3 or 4, but its example shape is [{string.Join(", ", s.ToArray())}].", name);
+    }
+
+    /// <summary>The 0-255 level a grid shows for a float level (see the class remarks).</summary>
+    public static byte Level(float x, bool unitRange)
+    {
+        float v = unitRange ? x * 255f : x;
+        v = MathF.Round(v, MidpointRounding.ToEven);
+        return v >= 255f ? (byte)255 : v > 0f ? (byte)v : (byte)0;
+    }
+
+    private static void Blit(byte[] px, int stride, Batch b, float[]? f, bool unit, int row, int h, int w, int c, int x0, int y0)
+    {
+        int per = h * w * c;
+        ReadOnlySpan<byte> u = b.DType == DType.UInt8 ? b.XBytes.Slice(row * per, per) : default;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+            {
+                int o = ((y0 + y) * stride + x0 + x) * 4;
+                for (int k = 0; k < 3; k++)
+                {
+                    int s = (y * w + x) * c + (c >= 3 ? k : 0);
+                    px[o + k] = f is null ? u[s] : Level(f[row * per + s], unit);
+                }
+            }
+    }
+}
