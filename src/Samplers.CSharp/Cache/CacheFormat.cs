@@ -33,6 +33,8 @@ internal static class CacheFormat
     public const string MetaChecksum = "samplers.cache.checksum";
     public const string MetaXKey = "samplers.cache.x_key";
     public const string MetaYKey = "samplers.cache.y_key";
+    /// <summary>The preprocess identity the stored table was made with (only in files of preprocessed tables; the key holds it too).</summary>
+    public const string MetaPreprocess = "samplers.cache.preprocess";
 
     public static readonly DataField<long> IndexField = new("index", false);
     public static readonly DataField<long> LabelField = new("label", false);
@@ -94,7 +96,14 @@ internal static class CacheFormat
         return "xxh3-128:" + Convert.ToHexStringLower(h.GetCurrentHash());
     }
 
-    public static Dictionary<string, string> Metadata(CacheKey key, SourceFingerprint fingerprint, ExampleTable table, string checksum) => new()
+    public static Dictionary<string, string> Metadata(CacheKey key, SourceFingerprint fingerprint, ExampleTable table, string checksum)
+    {
+        Dictionary<string, string> meta = PlainMetadata(key, fingerprint, table, checksum);
+        if (key.Preprocess.Length > 0) meta[MetaPreprocess] = key.Preprocess;
+        return meta;
+    }
+
+    private static Dictionary<string, string> PlainMetadata(CacheKey key, SourceFingerprint fingerprint, ExampleTable table, string checksum) => new()
     {
         [MetaSchemaVersion] = SchemaVersion.ToString(CultureInfo.InvariantCulture),
         [MetaKey] = key.Canonical,

@@ -489,7 +489,7 @@ let facadeTests =
             Expect.equal s.NumExamples 1000 "test only"
             Expect.equal s.DType DType.Float32 "preprocessed once to float32"
             Expect.isNotNull s.LoadResult "load result kept"
-            Expect.equal s.LoadResult.Table.DType DType.UInt8 "the loaded (cached) table is before the preprocess"
+            Expect.equal s.LoadResult.Table.DType DType.Float32 "the loader applied the preprocess (Load.Preprocess)"
             use b = s.GenerateBatch 0
             let x = b.X<float32>().ToArray()
             Expect.isTrue (x |> Array.forall (fun v -> v >= 0.0f && v <= 1.0f)) "scaled"
@@ -507,7 +507,7 @@ let facadeTests =
             let s = TFDatasetMultiShotMemorySampler.LoadAsync(o).GetAwaiter().GetResult()
             let e = throwsWith<RaggedBatchException> (fun () -> (s.GenerateBatch 0).Dispose()) "mixed shapes"
             Expect.stringContains e.Message "resize" "suggests resizing"
-            let resized = TFDatasetMultiShotMemorySampler.LoadAsync(TFDatasetSamplerOptions(Load = TfdsLoadOptions(DatasetName = "toy", DataDir = data.Path, Splits = strs [ "train" ], UseCache = false), ClassesPerBatch = 3, ExamplesPerClassPerBatch = 4, Preprocess = Preprocessing.ResizeNearest(5, 5))).GetAwaiter().GetResult()
+            let resized = TFDatasetMultiShotMemorySampler.LoadAsync(TFDatasetSamplerOptions(Load = TfdsLoadOptions(DatasetName = "toy", DataDir = data.Path, Splits = strs [ "train" ], UseCache = false, Preprocess = Preprocessing.ResizeNearest(5, 5)), ClassesPerBatch = 3, ExamplesPerClassPerBatch = 4)).GetAwaiter().GetResult()
             use b = resized.GenerateBatch 0
             Expect.equal (b.Shape.ToArray()) [| 12; 5; 5; 1 |] "resized batch"
 
