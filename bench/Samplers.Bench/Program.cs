@@ -10,8 +10,9 @@ namespace Samplers.Bench;
 /// </summary>
 public static class Program
 {
-    public static void Main(string[] args)
+    public static int Main(string[] args)
     {
+        if (args.Length > 0 && args[0] == "jpeg-load") return JpegLoadMeasure.Run(args);
         bool quick = args.Contains("--quick");
         var rest = args.Where(a => a != "--quick").ToArray();
         IConfig config = DefaultConfig.Instance;
@@ -19,5 +20,6 @@ public static class Program
             config = config.AddJob(Job.ShortRun.WithWarmupCount(1).WithIterationCount(3).WithLaunchCount(1)).WithOptions(ConfigOptions.DisableOptimizationsValidator);
         if (rest.Length == 0) rest = ["--filter", "*"];
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(rest, config);
+        return 0;
     }
 }
