@@ -10,9 +10,25 @@ namespace Samplers.Bench;
 /// </summary>
 public static class Program
 {
-    public static int Main(string[] args)
+    public static void Main(string[] args)
     {
-        if (args.Length > 0 && args[0] == "jpeg-load") return JpegLoadMeasure.Run(args);
+        // Not a BenchmarkDotNet benchmark: one load's peak memory, or the reduced-decode pixel difference (see JpegLoadMeasure).
+        if (args.Length > 0 && args[0] == "jpeg-load")
+        {
+            Environment.ExitCode = JpegLoadMeasure.Run(args);
+            return;
+        }
+        if (args.Length > 0 && args[0] == "mapped")
+        {
+            Environment.ExitCode = MappedExperiments.Run(args[1..]);
+            return;
+        }
+        // Not a BenchmarkDotNet benchmark: a consumer-side measurement of the prefetching loader (see PrefetchWaitCommand).
+        if (args.Length > 0 && args[0] == "prefetch-wait")
+        {
+            PrefetchWaitCommand.Run(args[1..]);
+            return;
+        }
         bool quick = args.Contains("--quick");
         var rest = args.Where(a => a != "--quick").ToArray();
         IConfig config = DefaultConfig.Instance;
@@ -20,6 +36,5 @@ public static class Program
             config = config.AddJob(Job.ShortRun.WithWarmupCount(1).WithIterationCount(3).WithLaunchCount(1)).WithOptions(ConfigOptions.DisableOptimizationsValidator);
         if (rest.Length == 0) rest = ["--filter", "*"];
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(rest, config);
-        return 0;
     }
 }

@@ -118,7 +118,9 @@ public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
     public TfdsLoadResult? LoadResult { get; }
 
     /// <summary>What the loader is given: <see cref="TFDatasetSamplerOptions.Load"/> as it is, except that a null load logger
-    /// falls back to the sampler's <see cref="SamplerOptions.Logger"/> (one Logger setting serves both).</summary>
+    /// falls back to the sampler's <see cref="SamplerOptions.Logger"/> (one Logger setting serves both), and that
+    /// <see cref="TableBacking.Auto"/> means <see cref="TableBacking.Memory"/> when <c>Load.Preprocess</c> must run after the
+    /// load (it declares no identity, so the cache holds the data before it and a new in-memory table is made anyway).</summary>
     /// <exception cref="ArgumentException">The inherited <see cref="SamplerOptions.Preprocess"/> is set: the preprocess of a
     /// TFDS sampler is a loading setting, <c>Load.Preprocess</c>, declared once.</exception>
     internal static TfdsLoadOptions EffectiveLoadOptions(TFDatasetSamplerOptions options)
@@ -130,7 +132,9 @@ public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
                 "TFDatasetSamplerOptions.Preprocess is set, but a TFDS sampler's preprocess is a loading setting: set TFDatasetSamplerOptions.Load.Preprocess " +
                 "instead (the loader applies it while decoding, and caches its output when it declares an identity). SamplerOptions.Preprocess is for " +
                 "MultiShotMemorySampler over a table you already hold.", "options.Preprocess");
-        return options.Load.Logger is null && options.Logger is not null ? options.Load with { Logger = options.Logger } : options.Load;
+        TfdsLoadOptions load = options.Load.Logger is null && options.Logger is not null ? options.Load with { Logger = options.Logger } : options.Load;
+        // A declared preprocess is cached preprocessed (fixed shape: mappable); an undeclared one makes a new in-memory table anyway.
+        return load.Table == TableBacking.Auto && load.Preprocess is { Identity: null } ? load with { Table = TableBacking.Memory } : load;
     }
 
     private sealed record Loaded(TfdsLoadResult Result, ExampleTable Table);

@@ -73,12 +73,15 @@ public static class TfdsLoader
         TfdsCacheEntry? entry = null;
         string cacheDetail = "";
         ParquetCache? openedCache = TfdsCacheEntry.OpenCache(options, logger);
+        // A preprocessed cache file has the preprocess's (fixed) shape, so it can be mapped even when the decoded data is ragged.
+        MappedCache.CheckRequest(options.Table, builder.FullName, options.XKey, cachePreprocessed ? fused!.OutputShape : shape, openedCache is not null);
         if (openedCache is not null)
         {
             entry = TfdsCacheEntry.For(openedCache, builder, selections, options.Splits, options.XKey, options.YKey, preprocessKey);
             var cacheProgress = progress is null ? null : new CacheProgressAdapter(progress, total);
             var expected = cachePreprocessed ? new CacheExpectation(fused!.OutputDType, fused.OutputShape, classNames) : new CacheExpectation(dtype, shape, classNames);
-            CacheLoadResult hit = await entry.Cache.TryLoadAsync(entry.Key, entry.Fingerprint, expected, cacheProgress, cancellationToken).ConfigureAwait(false);
+            CacheLoadResult hit = await entry.Cache.TryLoadAsync(entry.Key, entry.Fingerprint, MappedCache.ForLoad(options.Table),
+                expected, cacheProgress, cancellationToken).ConfigureAwait(false);
             if (hit.IsHit)
             {
                 ExampleTable cached = hit.Table!;
@@ -110,6 +113,8 @@ public static class TfdsLoader
                 var cacheProgress = progress is null ? null : new CacheProgressAdapter(progress, total);
                 CacheStoreResult stored = await entry.Cache.StoreAsync(entry.Key, entry.Fingerprint, table, cacheProgress, cancellationToken).ConfigureAwait(false);
                 cacheDetail = stored.Stored ? $"{cacheDetail}; stored {stored.Path} ({stored.Bytes} bytes)" : stored.Detail;
+                if (stored.Stored)
+                    table = await MappedCache.ReopenAsync(entry, table, options.Table, logger, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
