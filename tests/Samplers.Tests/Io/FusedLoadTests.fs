@@ -92,6 +92,23 @@ let cacheTests =
             let raw = loadO (withPp null false o)
             Expect.isFalse raw.FromCache "no decoded cache was written"
 
+        testCase "a ragged JPEG set resized with a declared preprocess can be mapped: the cache file has the fixed output shape" <| fun () ->
+            use data = new TempDir()
+            use cache = new TempDir()
+            photos data.Path 40 90
+            let pp = Preprocessing.Resize(16, 16, output = DType.UInt8)
+            let o = TfdsLoadOptions(DatasetName = "synthetic_photos", DataDir = data.Path, CacheDir = cache.Path, Download = null, Preprocess = pp, Table = TableBacking.Mapped)
+            let first = loadO o
+            Expect.equal first.Table.Backing TableBacking.Mapped "reopened mapped after the store"
+            let second = loadO o
+            Expect.isTrue second.FromCache "from the cache"
+            Expect.equal second.Table.Backing TableBacking.Mapped "mapped"
+            sameTable (loadO (withPp pp false (TfdsLoadOptions(DatasetName = "synthetic_photos", DataDir = data.Path, UseCache = false, Download = null)))).Table second.Table "the same rows as a one-pass load"
+            // Without the declared identity, the cached data is ragged and cannot be mapped.
+            let user = Preprocessing.Create<byte, byte>(ReadOnlySpan [| 1 |], PreprocessAction<byte, byte>(fun x _ o _ -> o[0] <- x[0]))
+            let e = throwsWith<ArgumentException> (fun () -> loadO (TfdsLoadOptions(DatasetName = "synthetic_photos", DataDir = data.Path, CacheDir = cache.Path, Download = null, Preprocess = user, Table = TableBacking.Mapped)) |> ignore) "ragged"
+            Expect.stringContains e.Message "ragged" "says why"
+
         testCase "identity change: another resize is another key, and the first file still serves the first" <| fun () ->
             use data = new TempDir()
             use cache = new TempDir()

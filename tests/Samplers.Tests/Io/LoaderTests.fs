@@ -239,9 +239,14 @@ let cacheTests =
             let load0 = TfdsLoadOptions(DatasetName = "synthetic_digits", DataDir = embeddedDataDir (), CacheDir = cache.Path, Splits = strs [ "test[:50]" ])
             let so = TFDatasetSamplerOptions(Load = load0, ClassesPerBatch = 2)
             Expect.equal (TFDatasetMultiShotMemorySampler.EffectiveLoadOptions so).Table TableBacking.Auto "Auto by default"
-            let pre = TFDatasetSamplerOptions(Load = load0, ClassesPerBatch = 2, Preprocess = Preprocessing.ToFloat32())
-            Expect.equal (TFDatasetMultiShotMemorySampler.EffectiveLoadOptions pre).Table TableBacking.Memory "a preprocess must run: memory"
-            let preMapped = TFDatasetSamplerOptions(Load = toOptions { options (embeddedDataDir ()) "synthetic_digits" [ "test[:50]" ] cache.Path with Table = TableBacking.Mapped }, Preprocess = Preprocessing.ToFloat32())
+            let user = Preprocessing.Create<byte, byte>(ReadOnlySpan [| 1 |], PreprocessAction<byte, byte>(fun x _ o _ -> o[0] <- x[0]))
+            let withPre (l: TfdsLoadOptions) pp table =
+                TfdsLoadOptions(DatasetName = l.DatasetName, DataDir = l.DataDir, CacheDir = l.CacheDir, Splits = l.Splits, Preprocess = pp, Table = table)
+            let pre = TFDatasetSamplerOptions(Load = withPre load0 user TableBacking.Auto, ClassesPerBatch = 2)
+            Expect.equal (TFDatasetMultiShotMemorySampler.EffectiveLoadOptions pre).Table TableBacking.Memory "an undeclared preprocess must run after the load: memory"
+            let declared = TFDatasetSamplerOptions(Load = withPre load0 (Preprocessing.ToFloat32()) TableBacking.Auto, ClassesPerBatch = 2)
+            Expect.equal (TFDatasetMultiShotMemorySampler.EffectiveLoadOptions declared).Table TableBacking.Auto "a declared one is cached preprocessed: Auto stays"
+            let preMapped = TFDatasetSamplerOptions(Load = withPre load0 user TableBacking.Mapped)
             Expect.equal (TFDatasetMultiShotMemorySampler.EffectiveLoadOptions preMapped).Table TableBacking.Mapped "explicit Mapped is kept"
             let s = TFDatasetMultiShotMemorySampler.LoadAsync(so).GetAwaiter().GetResult()
             Expect.equal s.Table.Backing TableBacking.Mapped "the façade maps by default"
