@@ -81,6 +81,7 @@ public static class JpegLoadMeasure
         done.Set();
         sampler.Join();
         double mib = 1024.0 * 1024.0;
+        self.Refresh();
         long decoded = mode == "apply" ? r.Table.PayloadBytes : 0;
         Console.WriteLine($"{mode}: {table.Count} examples in {sw.ElapsedMilliseconds} ms ({table.Count * 1000.0 / sw.ElapsedMilliseconds:F0} images/s); " +
             $"output table {table.PayloadBytes / mib:F1} MiB" + (mode == "apply" ? $", decoded table {decoded / mib:F1} MiB" : "") +
