@@ -39,7 +39,8 @@ public sealed record TfdsLoadOptions
     /// exists and shapes are fixed, else in memory). <see cref="TableBacking.Mapped"/> reads them in place from the
     /// memory-mapped cache file (fixed shapes only; needs the cache); <see cref="TableBacking.Memory"/> reads every row into
     /// the process. After a TFRecord load that stored the cache, Mapped and Auto reopen the new file mapped. The TFDS
-    /// sampler treats Auto as Memory when a preprocess must run. See docs/MAPPED.md.</summary>
+    /// sampler treats Auto as Memory when a <see cref="Preprocess"/> without an identity must run after the load (a declared one
+    /// is cached preprocessed, with a fixed shape, and maps). See docs/MAPPED.md.</summary>
     public TableBacking Table { get; init; } = TableBacking.Auto;
 
     /// <summary>Size of one chunk of the table (default 1 GiB); datasets larger than one chunk span several.</summary>
