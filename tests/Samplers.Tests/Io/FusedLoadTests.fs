@@ -252,6 +252,28 @@ let reducedTests =
             sameTable a.Table b.Table "below 2x nothing changes"
     ]
 
+let fixedSizeTests =
+    testList "reduced JPEG decode, fixed size" [
+        testCase "a declared fixed size is decoded reduced too, and a JPEG of another size is still reported" <| fun () ->
+            use data = new TempDir()
+            let spec = FeatureSpec("image", FeatureKind.Image, "tensorflow_datasets.core.features.image_feature.Image", DType.UInt8, [| 200; 200; 3 |], EncodingFormat = "jpeg")
+            let records = [ for i in 0 .. 5 -> ExampleBuilder().AddImage("image", fst (SyntheticPhotos.Jpeg(i % 3, uint64 i, 200, 200))).AddLabel("label", int64 (i % 3)).ToByteArray() ]
+            writeToy data.Path [ spec; SyntheticDigits.LabelSpec ] [ "train", [ records ] ] |> ignore
+            let o reduced = TfdsLoadOptions(DatasetName = "toy", DataDir = data.Path, Splits = strs [ "train" ], UseCache = false, Download = null,
+                                            Preprocess = Preprocessing.Resize(24, 24, output = DType.Float32), ReducedJpegDecode = reduced)
+            let full, red = loadO (o false), loadO (o true)
+            Expect.equal (red.Table.ExampleShape.ToArray()) [| 24; 24; 3 |] "output shape"
+            let a = [| for i in 0 .. 5 -> full.Table.GetExample<float32>(i).ToArray() |] |> Array.concat
+            let b = [| for i in 0 .. 5 -> red.Table.GetExample<float32>(i).ToArray() |] |> Array.concat
+            Expect.notEqual a b "decoded at 1/8"
+            Expect.isLessThan (Array.map2 (fun (x: float32) y -> float (abs (x - y))) a b |> Array.average) 3.0 "close"
+            use bad = new TempDir()
+            let wrong = [ ExampleBuilder().AddImage("image", fst (SyntheticPhotos.Jpeg(0, 1UL, 100, 100))).AddLabel("label", 0L).ToByteArray() ]
+            writeToy bad.Path [ spec; SyntheticDigits.LabelSpec ] [ "train", [ wrong ] ] |> ignore
+            let e = throwsWith<DataFormatException> (fun () -> loadO (TfdsLoadOptions(DatasetName = "toy", DataDir = bad.Path, Splits = strs [ "train" ], UseCache = false, Download = null, Preprocess = Preprocessing.Resize(24, 24), ReducedJpegDecode = true)) |> ignore) "wrong size"
+            Expect.stringContains e.Message "declares 200x200" "the declared-size error of a full decode"
+    ]
+
 let cliTests =
     testList "CLI --resize" [
         testCase "cache build --resize stores the resized table; run and export --resize read it" <| fun () ->
@@ -279,4 +301,4 @@ let cliTests =
     ]
 
 [<Tests>]
-let tests = testList "Io.FusedLoad" [ identityTests; cacheTests; fusedTests; reducedTests; cliTests ]
+let tests = testList "Io.FusedLoad" [ identityTests; cacheTests; fusedTests; reducedTests; fixedSizeTests; cliTests ]
