@@ -8,7 +8,7 @@ namespace Samplers.Tfds;
 /// resize and <see cref="TfdsLoadOptions.ReducedJpegDecode"/>), a uint8 JPEG at least twice the target on both sides is
 /// measured and decoded at libjpeg-turbo's reduced scale instead (<see cref="ReducedJpeg"/>).
 /// </summary>
-internal sealed class LoaderImageDecoder((int Height, int Width)? reduceTo = null) : IEncodedImageDecoder
+internal sealed class LoaderImageDecoder(long maxPixels = ImageDecoder.DefaultMaxPixels, (int Height, int Width)? reduceTo = null) : IEncodedImageDecoder
 {
     private static string Source(RecordLocation location) => $"{location} (tfds_id {location.TfdsId})";
 
@@ -17,7 +17,7 @@ internal sealed class LoaderImageDecoder((int Height, int Width)? reduceTo = nul
 
     public int[] MeasureShape(FeatureSpec spec, ReadOnlySpan<byte> encoded, RecordLocation location)
     {
-        ImageInfo info = ImageDecoder.Measure(encoded, Source(location));
+        ImageInfo info = ImageDecoder.Measure(encoded, Source(location), maxPixels);
         int c = spec.Shape.Length == 3 && spec.Shape[2] > 0 ? spec.Shape[2] : info.Channels;
         if (Reduced(spec, encoded, info) is { } r) return [r.Height, r.Width, c];
         return [info.Height, info.Width, c];
@@ -27,7 +27,7 @@ internal sealed class LoaderImageDecoder((int Height, int Width)? reduceTo = nul
     {
         if (reduceTo is not null)
         {
-            ImageInfo info = ImageDecoder.Measure(encoded, Source(location));
+            ImageInfo info = ImageDecoder.Measure(encoded, Source(location), maxPixels); // the pixel budget holds for reduced decodes too
             if (Reduced(spec, encoded, info) is { } r)
             {
                 int c = spec.Shape[2] > 0 ? spec.Shape[2] : info.Channels;
@@ -36,7 +36,7 @@ internal sealed class LoaderImageDecoder((int Height, int Width)? reduceTo = nul
             }
         }
         // For ragged images DecodeFeature takes the unknown dimensions from the image; the slot was sized by MeasureShape.
-        ImageDecoder.DecodeFeature(encoded, spec, destination, Source(location));
+        ImageDecoder.DecodeFeature(encoded, spec, destination, Source(location), maxPixels);
     }
 
     /// <summary>The reduced size to decode at, or null for a full decode (not JPEG, not uint8, a declared size that the

@@ -116,7 +116,7 @@ internal static class TfdsRecordPipeline
         }
 
         long done = 0, bytesRead = 0;
-        var images = new LoaderImageDecoder(fused is not null && options.ReducedJpegDecode && xSpec.Kind == FeatureKind.Image
+        var images = new LoaderImageDecoder(options.MaxImagePixels, fused is not null && options.ReducedJpegDecode && xSpec.Kind == FeatureKind.Image
             ? Imaging.ReducedJpeg.TargetOf(fused.Preprocess) : null);
         progress?.Report(new LoadProgress(LoadPhase.Decoding, 0, total, 0, bytesTotal, builder.FullName));
 

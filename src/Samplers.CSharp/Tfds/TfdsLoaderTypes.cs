@@ -61,9 +61,15 @@ public sealed record TfdsLoadOptions
     /// With a <see cref="Preprocess"/> that starts with <see cref="Preprocessing.Resize"/>: decode a uint8 JPEG that is at
     /// least twice the target size on both sides at 1/2, 1/4 or 1/8 scale first (libjpeg-turbo's DCT scaling; the smallest
     /// scale still at least the target size), then resize the rest. Several times faster for large photos, but the pixels
-    /// differ from a full decode by a few levels (docs/IMAGES.md), so it is off by default. Part of the cache key.
+    /// differ from a full decode (a fraction of a level on average, much more at hard edges: docs/IMAGES.md), so it is off by
+    /// default. Part of the cache key.
     /// </summary>
     public bool ReducedJpegDecode { get; init; }
+
+    /// <summary>The most pixels (height x width) one encoded image may declare; larger images are refused from their
+    /// header, before any pixel memory is allocated (a decompression-bomb guard, as PIL's). Default
+    /// <see cref="Imaging.ImageDecoder.DefaultMaxPixels"/> (89,478,485, PIL's limit); raise it for huge images.</summary>
+    public long MaxImagePixels { get; init; } = Imaging.ImageDecoder.DefaultMaxPixels;
 
     /// <summary>Receives cache hits/misses, store failures and a summary line per load; null logs nothing.</summary>
     public ILogger? Logger { get; init; }
