@@ -12,6 +12,12 @@ public static class Program
 {
     public static void Main(string[] args)
     {
+        // Not a BenchmarkDotNet benchmark: one load's peak memory, or the reduced-decode pixel difference (see JpegLoadMeasure).
+        if (args.Length > 0 && args[0] == "jpeg-load")
+        {
+            Environment.ExitCode = JpegLoadMeasure.Run(args);
+            return;
+        }
         if (args.Length > 0 && args[0] == "mapped")
         {
             Environment.ExitCode = MappedExperiments.Run(args[1..]);

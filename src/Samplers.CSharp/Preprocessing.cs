@@ -23,6 +23,48 @@ public interface IExamplePreprocessor
     /// <param name="output">Where the output example goes.</param>
     /// <param name="label">The label; may be changed.</param>
     void Process(ReadOnlySpan<byte> x, ReadOnlySpan<int> shape, DType dtype, Span<byte> output, ref long label);
+
+    /// <summary>
+    /// A stable name of what this preprocess computes, or null (the default) when it has none. When declared, the loader
+    /// caches the preprocessed table under a key that includes it, so a later load reads the small table instead of
+    /// decoding again; so two preprocesses with the same identity must produce the same bytes for the same input.
+    /// </summary>
+    /// <remarks>The built-in preprocesses (<see cref="Preprocessing.Resize"/>, <see cref="Preprocessing.CenterCrop"/>,
+    /// <see cref="Preprocessing.ResizeWithPad"/>, <see cref="Preprocessing.Normalize"/>, <see cref="Preprocessing.ToFloat32"/>,
+    /// <see cref="Preprocessing.ResizeNearest"/> and <see cref="Preprocessing.Then"/> of two of them) declare theirs; user
+    /// code (delegates, <see cref="Preprocessing.Create{TIn, TOut}"/>) does not, and its output is never cached.</remarks>
+    PreprocessIdentity? Identity => null;
+}
+
+/// <summary>The stable identity of a preprocess (<see cref="IExamplePreprocessor.Identity"/>): a name that spells out every
+/// parameter, e.g. <c>resize(224,224,bilinear,antialias=false,float32)</c>, and the version of the code behind it.</summary>
+/// <remarks>Bump <see cref="Version"/> whenever the same parameters start producing different bytes (a fixed rounding, a
+/// changed formula): caches keyed on the old version are then rebuilt.</remarks>
+public sealed record PreprocessIdentity
+{
+    /// <summary>Creates an identity.</summary>
+    /// <param name="name">Every parameter that changes the output, spelled out; not empty, no control characters.</param>
+    /// <param name="version">The version of the implementation, 1 or more.</param>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is empty or holds a control character.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="version"/> is less than 1.</exception>
+    public PreprocessIdentity(string name, int version)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        if (name.Any(char.IsControl))
+            throw new ArgumentException($"A preprocess identity must not hold control characters, but '{name.Replace('\u001f', '?')}' does.", nameof(name));
+        ArgumentOutOfRangeException.ThrowIfLessThan(version, 1);
+        Name = name;
+        Version = version;
+    }
+
+    /// <summary>The parameters, e.g. <c>resize(224,224,bilinear,antialias=false,float32)</c>.</summary>
+    public string Name { get; }
+
+    /// <summary>The version of the code that computes it.</summary>
+    public int Version { get; }
+
+    /// <summary><c>name#vVersion</c>, e.g. <c>resize(224,224,bilinear,antialias=false,float32)#v1</c>: the form the cache key holds.</summary>
+    public override string ToString() => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Name}#v{Version}");
 }
 
 /// <summary>A typed per-example transform for <see cref="Preprocessing.Create{TIn, TOut}"/>.</summary>
@@ -123,6 +165,10 @@ public static partial class Preprocessing
 
     private sealed class Scale(float scale) : IExamplePreprocessor
     {
+        public PreprocessIdentity Identity => new(ToString(), 1);
+
+        public override string ToString() => $"to_float32(scale={scale.ToString("R", System.Globalization.CultureInfo.InvariantCulture)})";
+
         public DType OutputDType(DType input)
         {
             if (input != DType.UInt8) throw new ArgumentException($"ToFloat32 converts uint8 data, but the data is {DTypes.Name(input)}.", "preprocess");
@@ -145,6 +191,10 @@ public static partial class Preprocessing
 
     private sealed class NearestCopy(int height, int width) : IExamplePreprocessor
     {
+        public PreprocessIdentity Identity => new(ToString(), 1);
+
+        public override string ToString() => $"resize_nearest_copy({height},{width})";
+
         public DType OutputDType(DType input) => input;
 
         public int[] OutputShape(ReadOnlySpan<int> s)

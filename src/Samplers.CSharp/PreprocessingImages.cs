@@ -108,8 +108,10 @@ public static partial class Preprocessing
         throw new ArgumentException($"{who} takes [H, W] or [H, W, C] examples with a fixed C, but the declared shape is [{string.Join(", ", s.ToArray())}].", "preprocess");
     }
 
-    private sealed class ResizeImages(int height, int width, ResizeMethod method, bool antialias, DType output, bool pad) : IExamplePreprocessor
+    private sealed class ResizeImages(int height, int width, ResizeMethod method, bool antialias, DType output, bool pad) : IExamplePreprocessor, Imaging.IResizeTarget
     {
+        public (int Height, int Width)? ResizeTarget => pad ? null : (height, width);
+
         private string Who => pad ? "ResizeWithPad" : "Resize";
 
         public DType OutputDType(DType input)
@@ -181,6 +183,8 @@ public static partial class Preprocessing
             finally { ArrayPool<float>.Shared.Return(f); }
         }
 
+        public PreprocessIdentity Identity => new(ToString(), 1);
+
         public override string ToString() =>
             $"{(pad ? "resize_with_pad" : "resize")}({height},{width},{MethodName(method)},antialias={(antialias ? "true" : "false")},{DTypes.Name(output)})";
     }
@@ -203,6 +207,8 @@ public static partial class Preprocessing
             for (int r = 0; r < rows; r++)
                 x.Slice(((cy + r) * w + cx) * px, cols * px).CopyTo(output.Slice(((py + r) * width + pxo) * px));
         }
+
+        public PreprocessIdentity Identity => new(ToString(), 1);
 
         public override string ToString() => $"center_crop({height},{width})";
     }
@@ -239,12 +245,16 @@ public static partial class Preprocessing
             }
         }
 
+        public PreprocessIdentity Identity => new(ToString(), 1);
+
         public override string ToString() =>
             $"normalize(mean=[{string.Join(",", mean.Select(m => m.ToString("R", CultureInfo.InvariantCulture)))}],std=[{string.Join(",", std.Select(m => m.ToString("R", CultureInfo.InvariantCulture)))}],scale={scale.ToString("R", CultureInfo.InvariantCulture)})";
     }
 
-    private sealed class Chain(IExamplePreprocessor first, IExamplePreprocessor second) : IExamplePreprocessor
+    private sealed class Chain(IExamplePreprocessor first, IExamplePreprocessor second) : IExamplePreprocessor, Imaging.IResizeTarget
     {
+        public (int Height, int Width)? ResizeTarget => first is Imaging.IResizeTarget r ? r.ResizeTarget : null;
+
         public DType OutputDType(DType input) => second.OutputDType(first.OutputDType(input));
 
         public int[] OutputShape(ReadOnlySpan<int> declared) => second.OutputShape(first.OutputShape(declared));
@@ -264,6 +274,10 @@ public static partial class Preprocessing
             }
             finally { ArrayPool<byte>.Shared.Return(tmp); }
         }
+
+        /// <summary>Declared only when both parts declare theirs: <c>then(first#vN,second#vM)</c>, version 1 (of the chaining).</summary>
+        public PreprocessIdentity? Identity =>
+            first.Identity is { } a && second.Identity is { } b ? new PreprocessIdentity($"then({a},{b})", 1) : null;
 
         public override string ToString() => $"{first}|{second}";
     }

@@ -10,9 +10,11 @@ namespace Samplers;
 /// <para>Build one with <see cref="LoadAsync"/> (async, with progress and cancellation) or with a constructor (the
 /// reference's shape; it blocks while loading). All of them load through <see cref="TfdsLoader.LoadAsync"/> (the one load
 /// route, which the CLI and the experiment scripts use too): every entry of <see cref="TfdsLoadOptions.Splits"/>, concatenated
-/// in order; then they apply <see cref="SamplerOptions.Preprocess"/> once to every example in parallel and index the classes.</para>
-/// <para>The cache stores the decoded data before the preprocess (user code cannot be fingerprinted), so changing
-/// the preprocess never serves stale data.</para>
+/// in order, applying <see cref="TfdsLoadOptions.Preprocess"/> to every example as it is decoded; then they index the classes.</para>
+/// <para>The preprocess is a loading setting (<c>Load.Preprocess</c>); the inherited <see cref="SamplerOptions.Preprocess"/>
+/// must stay null here. The cache stores the preprocessed table only when the preprocess declares an
+/// <see cref="IExamplePreprocessor.Identity"/>, else the decoded data (user code cannot be fingerprinted), so changing the
+/// preprocess never serves stale data.</para>
 /// </remarks>
 public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
 {
@@ -78,18 +80,18 @@ public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
         IReadOnlyList<string>? splits, int examplesPerClassPerBatch, int stepsPerEpoch, IReadOnlyList<long>? classList,
         int? totalExamplesPerClass, IExamplePreprocessor? preprocessFn, IAugmenter? augmenter, int warmup, ulong seed, string? dataDir, bool download)
     {
-        var load = new TfdsLoadOptions { DatasetName = datasetName, XKey = xKey, YKey = yKey, DataDir = dataDir };
+        var load = new TfdsLoadOptions { DatasetName = datasetName, XKey = xKey, YKey = yKey, DataDir = dataDir, Preprocess = preprocessFn };
         if (splits is not null) load = load with { Splits = splits };
         if (!download) load = load with { Download = null };
         return new TFDatasetSamplerOptions
         {
             Load = load, ClassesPerBatch = classesPerBatch, ExamplesPerClassPerBatch = examplesPerClassPerBatch, StepsPerEpoch = stepsPerEpoch,
-            ClassList = classList, TotalExamplesPerClass = totalExamplesPerClass, Preprocess = preprocessFn, Augmenter = augmenter, Warmup = warmup,
+            ClassList = classList, TotalExamplesPerClass = totalExamplesPerClass, Augmenter = augmenter, Warmup = warmup,
             Seed = seed,
         };
     }
 
-    /// <summary>Loads the dataset (TFRecords or the Parquet cache), applies the preprocess once in parallel, and builds the sampler.</summary>
+    /// <summary>Loads the dataset (TFRecords or the Parquet cache), applying <c>Load.Preprocess</c> once to every example, and builds the sampler.</summary>
     /// <param name="options">What to load and how to sample.</param>
     /// <param name="progress">Receives the loader's <see cref="LoadProgress"/> reports; null for none.</param>
     /// <param name="cancellationToken">Cancels loading and preprocessing; a cancelled load leaves no cache file.</param>
@@ -117,14 +119,22 @@ public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
 
     /// <summary>What the loader is given: <see cref="TFDatasetSamplerOptions.Load"/> as it is, except that a null load logger
     /// falls back to the sampler's <see cref="SamplerOptions.Logger"/> (one Logger setting serves both), and that
-    /// <see cref="TableBacking.Auto"/> means <see cref="TableBacking.Memory"/> when a <see cref="SamplerOptions.Preprocess"/> must run.</summary>
+    /// <see cref="TableBacking.Auto"/> means <see cref="TableBacking.Memory"/> when <c>Load.Preprocess</c> must run after the
+    /// load (it declares no identity, so the cache holds the data before it and a new in-memory table is made anyway).</summary>
+    /// <exception cref="ArgumentException">The inherited <see cref="SamplerOptions.Preprocess"/> is set: the preprocess of a
+    /// TFDS sampler is a loading setting, <c>Load.Preprocess</c>, declared once.</exception>
     internal static TfdsLoadOptions EffectiveLoadOptions(TFDatasetSamplerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(options.Load, "options.Load");
+        if (options.Preprocess is not null)
+            throw new ArgumentException(
+                "TFDatasetSamplerOptions.Preprocess is set, but a TFDS sampler's preprocess is a loading setting: set TFDatasetSamplerOptions.Load.Preprocess " +
+                "instead (the loader applies it while decoding, and caches its output when it declares an identity). SamplerOptions.Preprocess is for " +
+                "MultiShotMemorySampler over a table you already hold.", "options.Preprocess");
         TfdsLoadOptions load = options.Load.Logger is null && options.Logger is not null ? options.Load with { Logger = options.Logger } : options.Load;
-        // A preprocess makes a new in-memory table anyway (the cache holds the data before it), so Auto reads into memory then.
-        return load.Table == TableBacking.Auto && options.Preprocess is not null ? load with { Table = TableBacking.Memory } : load;
+        // A declared preprocess is cached preprocessed (fixed shape: mappable); an undeclared one makes a new in-memory table anyway.
+        return load.Table == TableBacking.Auto && load.Preprocess is { Identity: null } ? load with { Table = TableBacking.Memory } : load;
     }
 
     private sealed record Loaded(TfdsLoadResult Result, ExampleTable Table);
@@ -135,10 +145,8 @@ public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
 
     private static async Task<Loaded> LoadTableAsync(TFDatasetSamplerOptions options, IProgress<LoadProgress>? progress, CancellationToken cancellationToken)
     {
+        // The loader applies Load.Preprocess (fused with decoding, or after a cache hit of the decoded data).
         TfdsLoadResult result = await TfdsLoader.LoadAsync(EffectiveLoadOptions(options), progress, cancellationToken).ConfigureAwait(false);
-        if (options.Preprocess is not { } preprocess) return new Loaded(result, result.Table);
-        // Once, after loading, in parallel (Preprocessing.Apply), off the caller's thread.
-        ExampleTable table = await Task.Run(() => Preprocessing.Apply(result.Table, preprocess, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
-        return new Loaded(result, table);
+        return new Loaded(result, result.Table);
     }
 }

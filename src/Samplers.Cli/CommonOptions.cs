@@ -52,6 +52,10 @@ internal sealed class CommonOptions
     };
     public readonly Option<int> Rank = new("--rank") { Description = "This process's rank for data-parallel sharding, in [0, world size).", DefaultValueFactory = _ => 0 };
     public readonly Option<int> WorldSize = new("--world-size") { Description = "Number of data-parallel processes.", DefaultValueFactory = _ => 1 };
+    public readonly Option<string?> Resize = new("--resize")
+    {
+        Description = "Resize every image while loading, HEIGHTxWIDTH (bilinear as tf.image.resize, rounded to uint8); the cache then holds the resized table. Needed for datasets of varying image sizes.",
+    };
 
     /// <summary>Options that only say what to load (info, cache, export without batches).</summary>
     public IEnumerable<Option> LoadOptions => [DataDir, CacheDir, NoCache, Table, Splits, XKey, YKey, MaxImagePixels, Download, BaseUrl];
@@ -86,6 +90,9 @@ internal sealed class CommonOptions
             // The tool fetches data only when asked (--download): a typo in a dataset name must not start a download.
             // (The library downloads by default, as tfds.load does.)
             Download = r.GetValue(Download) ? TfdsLoader.DownloadFromBucket(r.GetValue(BaseUrl)) : null,
+            // uint8: a quarter of float32's size in memory and in the cache, and what images are; a model's float conversion
+            // (TorchSharp's batch copy) scales it later. Absent on commands without --resize.
+            Preprocess = ResizePreprocess(r.GetValue(Resize)),
         };
         // Absent means the library's default (PIL's limit).
         if (r.GetValue(MaxImagePixels) is long maxPixels) load = load with { MaxImagePixels = maxPixels };
@@ -109,6 +116,22 @@ internal sealed class CommonOptions
             Rank = r.GetValue(Rank),
             WorldSize = r.GetValue(WorldSize),
         };
+
+    /// <summary>The <c>--resize</c> preprocess: <see cref="Preprocessing.Resize"/>(h, w, bilinear, no antialias, uint8); null when absent.</summary>
+    public static IExamplePreprocessor? ResizePreprocess(string? text) =>
+        ParseSize(text, "--resize") is { } z ? Preprocessing.Resize(z.Height, z.Width, ResizeMethod.Bilinear, antialias: false, output: DType.UInt8) : null;
+
+    /// <summary>Parses <c>HEIGHTxWIDTH</c> (e.g. 224x224); null when absent.</summary>
+    /// <exception cref="UsageException">Not two positive integers joined by x.</exception>
+    public static (int Height, int Width)? ParseSize(string? text, string option)
+    {
+        if (string.IsNullOrEmpty(text)) return null;
+        string[] p = text.Split('x', 'X');
+        if (p.Length == 2 && int.TryParse(p[0], NumberStyles.None, CultureInfo.InvariantCulture, out int h) &&
+            int.TryParse(p[1], NumberStyles.None, CultureInfo.InvariantCulture, out int w) && h >= 1 && w >= 1 && h <= 65535 && w <= 65535)
+            return (h, w);
+        throw new UsageException($"{option}: '{text}' is not a size; write HEIGHTxWIDTH with positive integers, e.g. 224x224.");
+    }
 
     private static long[]? ParseLongList(ArgumentResult a)
     {

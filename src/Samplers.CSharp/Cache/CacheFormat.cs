@@ -33,6 +33,8 @@ internal static class CacheFormat
     public const string MetaChecksum = "samplers.cache.checksum";
     public const string MetaXKey = "samplers.cache.x_key";
     public const string MetaYKey = "samplers.cache.y_key";
+    /// <summary>The preprocess identity the stored table was made with (only in files of preprocessed tables; the key holds it too).</summary>
+    public const string MetaPreprocess = "samplers.cache.preprocess";
 
     public static readonly DataField<long> IndexField = new("index", false);
     public static readonly DataField<long> LabelField = new("label", false);
@@ -102,6 +104,7 @@ internal static class CacheFormat
         var meta = BaseMetadata(key, fingerprint, table, checksum);
         // Hashed at build time, right after the load read the same files (so mostly from the page cache).
         if (fingerprint.ShardPaths.Length > 0) meta[MetaShardHashes] = JsonSerializer.Serialize(fingerprint.ContentHashes());
+        if (key.Preprocess.Length > 0) meta[MetaPreprocess] = key.Preprocess;
         return meta;
     }
 

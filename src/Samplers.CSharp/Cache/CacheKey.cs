@@ -14,14 +14,24 @@ namespace Samplers.Cache;
 /// <param name="Split">The normalised split spec, e.g. <c>train+test</c> or <c>train[:50%]</c>.</param>
 /// <param name="XKey">The feature key of the examples, e.g. <c>image</c>.</param>
 /// <param name="YKey">The feature key of the labels, e.g. <c>label</c>.</param>
-internal sealed record CacheKey(string DataDirectory, string Dataset, string Config, string Version, string Split, string XKey, string YKey)
+/// <param name="Preprocess">Empty for the decoded data; else what produced the stored table from it: a declared
+/// <see cref="PreprocessIdentity"/> (and decode settings that change its output), e.g.
+/// <c>resize(224,224,bilinear,antialias=false,uint8)#v1</c>.</param>
+internal sealed record CacheKey(string DataDirectory, string Dataset, string Config, string Version, string Split, string XKey, string YKey, string Preprocess = "")
 {
     /// <summary>
     /// The key as one unambiguous string (fields separated by U+001F, the data directory as a full path); stored in the
     /// cache file's metadata and compared on load, so a hash collision in the file name can never serve wrong data.
     /// </summary>
-    public string Canonical =>
-        string.Join('\u001f', "samplers-cache-key-v1", NormalizeDirectory(DataDirectory), Dataset, Config, Version, Split, XKey, YKey);
+    /// <remarks>Without a preprocess the string is what it was before preprocesses were keyed, so existing cache files stay valid.</remarks>
+    public string Canonical
+    {
+        get
+        {
+            string plain = string.Join('\u001f', "samplers-cache-key-v1", NormalizeDirectory(DataDirectory), Dataset, Config, Version, Split, XKey, YKey);
+            return string.IsNullOrEmpty(Preprocess) ? plain : string.Concat(plain, "\u001fpreprocess=", Preprocess);
+        }
+    }
 
     /// <summary>SHA-256 of <see cref="Canonical"/> as lower-case hex (stable across processes and machines).</summary>
     public string Hash => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Canonical)));
@@ -38,8 +48,9 @@ internal sealed record CacheKey(string DataDirectory, string Dataset, string Con
             sb.Append(Clean(Dataset, 40));
             if (Config.Length > 0) sb.Append('-').Append(Clean(Config, 40));
             sb.Append('-').Append(Clean(Version, 20)).Append('-').Append(Clean(Split, 60))
-              .Append('-').Append(Clean(XKey, 30)).Append('-').Append(Clean(YKey, 30))
-              .Append('-').Append(Hash.AsSpan(0, 12)).Append(".parquet");
+              .Append('-').Append(Clean(XKey, 30)).Append('-').Append(Clean(YKey, 30));
+            if (!string.IsNullOrEmpty(Preprocess)) sb.Append('-').Append(Clean(Preprocess, 48));
+            sb              .Append('-').Append(Hash.AsSpan(0, 12)).Append(".parquet");
             return sb.ToString();
         }
     }
@@ -55,6 +66,7 @@ internal sealed record CacheKey(string DataDirectory, string Dataset, string Con
         Require(Split, nameof(Split));
         Require(XKey, nameof(XKey));
         Require(YKey, nameof(YKey));
+        ArgumentNullException.ThrowIfNull(Preprocess, nameof(Preprocess));
     }
 
     private static void Require(string? value, string name)

@@ -42,7 +42,17 @@ internal sealed class TfdsCacheEntry
         if (cache is null) return null;
         var builder = Catalog.Open(options.DataDir, options.DatasetName);
         var selections = options.Splits.Select(builder.Select).ToArray();
-        return For(cache, builder, selections, options.Splits, options.XKey, options.YKey);
+        return For(cache, builder, selections, options.Splits, options.XKey, options.YKey, PreprocessKey(options, builder.FindFeature(options.XKey)));
+    }
+
+    /// <summary>What the cache key records of the preprocess: "" when the cache holds decoded examples (no preprocess, or
+    /// one without an identity); else the identity, plus <c>;jpeg=reduced</c> when reduced JPEG decoding can change the
+    /// decoded pixels the preprocess sees.</summary>
+    internal static string PreprocessKey(TfdsLoadOptions options, FeatureSpec? xSpec)
+    {
+        if (options.Preprocess?.Identity is not { } identity) return "";
+        bool reduced = options.ReducedJpegDecode && xSpec is { Kind: FeatureKind.Image } && Imaging.ReducedJpeg.TargetOf(options.Preprocess) is not null;
+        return reduced ? $"{identity};jpeg=reduced" : identity.ToString();
     }
 
     /// <summary>The cache of <paramref name="options"/>, or null when caching is off (options or <c>SAMPLERS_NO_CACHE</c>).</summary>
@@ -56,9 +66,9 @@ internal sealed class TfdsCacheEntry
     /// <summary>The one place the cache key and source fingerprint are computed (the loader calls it too, so the CLI's
     /// view of the cache can never drift from what the loader reads and writes).</summary>
     internal static TfdsCacheEntry For(ParquetCache cache, DatasetBuilderDir builder, IReadOnlyList<SplitSelection> selections,
-        IReadOnlyList<string> splits, string xKey, string yKey)
+        IReadOnlyList<string> splits, string xKey, string yKey, string preprocessKey = "")
     {
-        var key = new CacheKey(builder.DataDirectory, builder.Name, builder.Config, builder.Version, TfdsLoader.NormalizeSplits(splits), xKey, yKey);
+        var key = new CacheKey(builder.DataDirectory, builder.Name, builder.Config, builder.Version, TfdsLoader.NormalizeSplits(splits), xKey, yKey, preprocessKey);
         var shardPaths = selections.SelectMany(s => s.Instructions.Select(i => i.Path)).Distinct(StringComparer.Ordinal);
         string featuresJson = System.IO.Path.Combine(builder.Path, "features.json");
         var fingerprint = SourceFingerprint.Compute(shardPaths, builder.Info.FilePath, File.Exists(featuresJson) ? featuresJson : null);

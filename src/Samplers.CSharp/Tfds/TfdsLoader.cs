@@ -66,28 +66,42 @@ public static class TfdsLoader
         int[] shape = (int[])xSpec.StorageShape.Clone();
         LoadLimits.CheckExampleFits(builder, xSpec, dtype, shape, options.ChunkBytes);
 
+        // With a preprocess: its output type and fixed shape, checked before anything is read.
+        IExamplePreprocessor? preprocess = options.Preprocess;
+        TfdsRecordPipeline.Fused? fused = preprocess is null ? null : FusedFor(preprocess, dtype, shape);
+        string preprocessKey = TfdsCacheEntry.PreprocessKey(options, xSpec);
+        bool cachePreprocessed = preprocessKey.Length > 0;
+
         // Key and fingerprint come from TfdsCacheEntry so the CLI's cache view and the loader cannot drift.
         TfdsCacheEntry? entry = null;
         string cacheDetail = "";
         ParquetCache? openedCache = TfdsCacheEntry.OpenCache(options, logger);
-        MappedCache.CheckRequest(options.Table, builder.FullName, options.XKey, shape, openedCache is not null);
+        // A preprocessed cache file has the preprocess's (fixed) shape, so it can be mapped even when the decoded data is ragged.
+        MappedCache.CheckRequest(options.Table, builder.FullName, options.XKey, cachePreprocessed ? fused!.OutputShape : shape, openedCache is not null);
         if (openedCache is not null)
         {
-            entry = TfdsCacheEntry.For(openedCache, builder, selections, options.Splits, options.XKey, options.YKey);
+            entry = TfdsCacheEntry.For(openedCache, builder, selections, options.Splits, options.XKey, options.YKey, preprocessKey);
             var cacheProgress = progress is null ? null : new CacheProgressAdapter(progress, total);
+            var expected = cachePreprocessed ? new CacheExpectation(fused!.OutputDType, fused.OutputShape, classNames) : new CacheExpectation(dtype, shape, classNames);
             CacheLoadResult hit = await entry.Cache.TryLoadAsync(entry.Key, entry.Fingerprint, MappedCache.ForLoad(options.Table),
-                new CacheExpectation(dtype, shape, classNames), cacheProgress, cancellationToken).ConfigureAwait(false);
+                expected, cacheProgress, cancellationToken).ConfigureAwait(false);
             if (hit.IsHit)
             {
-                progress?.Report(new LoadProgress(LoadPhase.Done, hit.Table!.Count, total, Detail: hit.Path));
+                ExampleTable cached = hit.Table!;
+                // An undeclared preprocess runs after every load (the cache holds the decoded examples).
+                if (preprocess is not null && !cachePreprocessed) cached = await ApplyAsync(cached, preprocess, options, cancellationToken).ConfigureAwait(false);
+                progress?.Report(new LoadProgress(LoadPhase.Done, cached.Count, total, Detail: hit.Path));
                 logger.LogInformation("Loaded {Dataset} {Splits} from the cache {Path}: {Count} examples in {Ms} ms",
-                    builder.FullName, string.Join(",", options.Splits), hit.Path, hit.Table!.Count, sw.ElapsedMilliseconds);
-                return new TfdsLoadResult(hit.Table!, xSpec, ySpec, builder, selections, true, hit.Path, hit.Detail);
+                    builder.FullName, string.Join(",", options.Splits), hit.Path, cached.Count, sw.ElapsedMilliseconds);
+                return new TfdsLoadResult(cached, xSpec, ySpec, builder, selections, true, hit.Path, hit.Detail);
             }
             cacheDetail = hit.Detail;
         }
 
-        ExampleTable table = await TfdsRecordPipeline.DecodeAsync(builder, selections, xSpec, ySpec, dtype, shape, classNames, options, total, progress, cancellationToken).ConfigureAwait(false);
+        // Fused (decode and preprocess in one worker) unless the decoded examples are what the cache must store.
+        bool fuse = fused is not null && (cachePreprocessed || entry is null);
+        ExampleTable table = await TfdsRecordPipeline.DecodeAsync(builder, selections, xSpec, ySpec, dtype, shape, classNames, options, total, progress, cancellationToken,
+            fuse ? fused : null).ConfigureAwait(false);
         logger.LogInformation("Decoded {Dataset} {Splits} from TFRecords: {Count} examples in {Ms} ms",
             builder.FullName, string.Join(",", options.Splits), table.Count, sw.ElapsedMilliseconds);
 
@@ -112,9 +126,24 @@ public static class TfdsLoader
                 logger.LogWarning("{Detail}", cacheDetail);
             }
         }
+        if (preprocess is not null && !fuse) table = await ApplyAsync(table, preprocess, options, cancellationToken).ConfigureAwait(false);
         progress?.Report(new LoadProgress(LoadPhase.Done, table.Count, total));
         return new TfdsLoadResult(table, xSpec, ySpec, builder, selections, false, cachePath, cacheDetail);
     }
+
+    /// <summary>The preprocess's output dtype and fixed shape for the table's; its errors (a ragged output, a dtype it does not
+    /// take) surface before any record is read.</summary>
+    private static TfdsRecordPipeline.Fused FusedFor(IExamplePreprocessor preprocess, DType dtype, int[] shape)
+    {
+        DType outType = preprocess.OutputDType(dtype);
+        int[] outShape = preprocess.OutputShape(shape) ?? throw new ArgumentException("The preprocess returned no output shape.", "options.Preprocess");
+        foreach (int d in outShape)
+            if (d < 0) throw new ArgumentException($"The preprocess's output shape [{string.Join(", ", outShape)}] has a negative dimension; every output example needs one fixed shape.", "options.Preprocess");
+        return new TfdsRecordPipeline.Fused(preprocess, outType, outShape);
+    }
+
+    private static Task<ExampleTable> ApplyAsync(ExampleTable table, IExamplePreprocessor preprocess, TfdsLoadOptions options, CancellationToken ct) =>
+        Task.Run(() => Preprocessing.Apply(table, preprocess, options.ChunkBytes, ct), ct);
 
     /// <summary>The split list as one cache-key string: the entries joined by <c>,</c> (a <c>+</c> inside an entry
     /// interleaves while a list concatenates, so the two must not collide). Specs need no further normalising: the

@@ -62,13 +62,21 @@ internal static class TfdsRecordPipeline
         }
     }
 
-    /// <summary>Decodes every record the selections name into a table of <paramref name="dtype"/> and <paramref name="shape"/> (x) and labels (y).</summary>
+    /// <summary>What the decoders do with each decoded example before it reaches the table: nothing (null), or a preprocess
+    /// applied in the same worker (its output dtype and fixed shape computed once by the caller).</summary>
+    public sealed record Fused(IExamplePreprocessor Preprocess, DType OutputDType, int[] OutputShape);
+
+    /// <summary>Decodes every record the selections name into a table of <paramref name="dtype"/> and <paramref name="shape"/> (x) and labels (y);
+    /// with <paramref name="fused"/>, each decoded example goes through the preprocess at once and only its output is kept.</summary>
     public static async Task<ExampleTable> DecodeAsync(DatasetBuilderDir builder, SplitSelection[] selections, FeatureSpec xSpec, FeatureSpec ySpec,
-        DType dtype, int[] shape, IReadOnlyList<string> classNames, TfdsLoadOptions options, long total, IProgress<LoadProgress>? progress, CancellationToken ct)
+        DType dtype, int[] shape, IReadOnlyList<string> classNames, TfdsLoadOptions options, long total, IProgress<LoadProgress>? progress, CancellationToken ct,
+        Fused? fused = null)
     {
         int count = (int)total;
         bool ragged = Array.Exists(shape, d => d < 0);
-        ExampleTableBuilder table = ragged
+        ExampleTableBuilder table = fused is not null
+            ? ExampleTableBuilder.Fixed(fused.OutputDType, fused.OutputShape, count, options.ChunkBytes)
+            : ragged
             ? ExampleTableBuilder.Ragged(dtype, shape, count, options.ChunkBytes)
             : ExampleTableBuilder.Fixed(dtype, shape, count, options.ChunkBytes);
         table.ClassNames = classNames;
@@ -108,7 +116,8 @@ internal static class TfdsRecordPipeline
         }
 
         long done = 0, bytesRead = 0;
-        var images = new LoaderImageDecoder(options.MaxImagePixels);
+        var images = new LoaderImageDecoder(options.MaxImagePixels, fused is not null && options.ReducedJpegDecode && xSpec.Kind == FeatureKind.Image
+            ? Imaging.ReducedJpeg.TargetOf(fused.Preprocess) : null);
         progress?.Report(new LoadProgress(LoadPhase.Decoding, 0, total, 0, bytesTotal, builder.FullName));
 
         Task reader = Task.Run(async () =>
@@ -165,11 +174,14 @@ internal static class TfdsRecordPipeline
         {
             decoders[w] = Task.Run(async () =>
             {
+                // The one full-size example this worker holds at a time when fusing (grown to the largest seen, pooled).
+                var scratch = new Scratch();
                 try
                 {
                     await foreach (RecordBatch batch in full.Reader.ReadAllAsync(stop.Token).ConfigureAwait(false))
                     {
-                        DecodeBatch(batch, xSpec, ySpec, table, ragged, images, stop.Token);
+                        if (fused is null) DecodeBatch(batch, xSpec, ySpec, table, ragged, images, stop.Token);
+                        else DecodeAndPreprocessBatch(batch, xSpec, ySpec, dtype, shape, ragged, fused.Preprocess, table, images, scratch, stop.Token);
                         long now = Interlocked.Add(ref done, batch.Count);
                         progress?.Report(new LoadProgress(LoadPhase.Decoding, now, total, Interlocked.Read(ref bytesRead), bytesTotal));
                         await free.Writer.WriteAsync(batch, stop.Token).ConfigureAwait(false);
@@ -178,6 +190,10 @@ internal static class TfdsRecordPipeline
                 catch (Exception e)
                 {
                     Fail(e);
+                }
+                finally
+                {
+                    scratch.Dispose();
                 }
             });
         }
@@ -195,6 +211,63 @@ internal static class TfdsRecordPipeline
         if (done != total)
             throw new InvalidOperationException($"Internal error: decoded {done} of {total} examples of {builder.FullName} without an error; please report this.");
         return table.Build();
+    }
+
+    /// <summary>A worker's reusable buffer for one decoded example.</summary>
+    private sealed class Scratch : IDisposable
+    {
+        private byte[] _buffer = [];
+
+        public Span<byte> Get(int bytes)
+        {
+            if (_buffer.Length < bytes)
+            {
+                if (_buffer.Length > 0) ArrayPool<byte>.Shared.Return(_buffer);
+                _buffer = ArrayPool<byte>.Shared.Rent(bytes);
+            }
+            return _buffer.AsSpan(0, bytes);
+        }
+
+        public void Dispose()
+        {
+            if (_buffer.Length > 0) ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = [];
+        }
+    }
+
+    /// <summary>Decodes each record into the worker's scratch buffer and writes only the preprocess's output into the table, so
+    /// a full-size example lives only while its worker handles it.</summary>
+    private static void DecodeAndPreprocessBatch(RecordBatch batch, FeatureSpec xSpec, FeatureSpec ySpec, DType dtype, int[] shape, bool ragged,
+        IExamplePreprocessor preprocess, ExampleTableBuilder table, LoaderImageDecoder images, Scratch scratch, CancellationToken ct)
+    {
+        ShardInstruction ins = batch.Instruction;
+        for (int i = 0; i < batch.Count; i++)
+        {
+            if ((i & 31) == 0) ct.ThrowIfCancellationRequested();
+            var location = new RecordLocation(ins.Path, batch.Index[i], batch.Offset[i]);
+            var example = ExampleDecoder.Parse(batch.Buffer.AsSpan(batch.Start[i], batch.Length[i]), location);
+            var features = example.Features ?? new Protos.Features();
+            int row = batch.Row[i];
+            long label = FeatureDecoder.ReadLabel(ySpec, features, location);
+            // With reduced decoding even a fixed-size image is measured: it may decode smaller than declared.
+            int[] exampleShape = ragged ? FeatureDecoder.MeasureShape(xSpec, features, location, images)
+                : images.Reduces ? images.MeasureShape(xSpec, FeatureDecoder.GetBytes(xSpec, features, location).Span, location)
+                : shape;
+            Span<byte> decoded = scratch.Get(FeatureDecoder.ByteCount(xSpec, exampleShape));
+            FeatureDecoder.DecodeInto(xSpec, features, location, decoded, images);
+            string id = string.Concat(batch.IdPrefix, batch.Index[i].ToString(System.Globalization.CultureInfo.InvariantCulture));
+            try
+            {
+                preprocess.Process(decoded, exampleShape, dtype, table.Slot(row), ref label);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                throw new InvalidOperationException(
+                    $"The preprocess failed on {location} (tfds_id {id}, row {row}, shape [{string.Join(", ", exampleShape)}]): {e.Message}", e);
+            }
+            table.SetLabel(row, label);
+            table.SetId(row, id);
+        }
     }
 
     private static DataFormatException TooFew(ShardInstruction ins, long found) =>

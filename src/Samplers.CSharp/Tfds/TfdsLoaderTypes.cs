@@ -39,11 +39,32 @@ public sealed record TfdsLoadOptions
     /// exists and shapes are fixed, else in memory). <see cref="TableBacking.Mapped"/> reads them in place from the
     /// memory-mapped cache file (fixed shapes only; needs the cache); <see cref="TableBacking.Memory"/> reads every row into
     /// the process. After a TFRecord load that stored the cache, Mapped and Auto reopen the new file mapped. The TFDS
-    /// sampler treats Auto as Memory when a preprocess must run. See docs/MAPPED.md.</summary>
+    /// sampler treats Auto as Memory when a <see cref="Preprocess"/> without an identity must run after the load (a declared one
+    /// is cached preprocessed, with a fixed shape, and maps). See docs/MAPPED.md.</summary>
     public TableBacking Table { get; init; } = TableBacking.Auto;
 
     /// <summary>Size of one chunk of the table (default 1 GiB); datasets larger than one chunk span several.</summary>
     public long ChunkBytes { get; init; } = ExampleTable.DefaultChunkBytes;
+
+    /// <summary>
+    /// Applied once to every example as it is loaded (the reference's <c>preprocess_fn</c>); null keeps the decoded examples.
+    /// The loader decodes and preprocesses each example in the same worker, so full-size pixels exist only for the examples
+    /// in flight, and <see cref="TfdsLoadResult.Table"/> holds the preprocessed examples.
+    /// </summary>
+    /// <remarks>When the preprocess declares an <see cref="IExamplePreprocessor.Identity"/> (the built-in resizes, crops and
+    /// normalisations do), the Parquet cache stores the preprocessed table under a key that includes it, and a later load
+    /// reads that (small) table instead of decoding again. Without an identity (user code cannot be fingerprinted) the cache
+    /// keeps the decoded examples and the preprocess runs after every load, as before. See docs/CACHE.md.</remarks>
+    public IExamplePreprocessor? Preprocess { get; init; }
+
+    /// <summary>
+    /// With a <see cref="Preprocess"/> that starts with <see cref="Preprocessing.Resize"/>: decode a uint8 JPEG that is at
+    /// least twice the target size on both sides at 1/2, 1/4 or 1/8 scale first (libjpeg-turbo's DCT scaling; the smallest
+    /// scale still at least the target size), then resize the rest. Several times faster for large photos, but the pixels
+    /// differ from a full decode (a fraction of a level on average, much more at hard edges: docs/IMAGES.md), so it is off by
+    /// default. Part of the cache key.
+    /// </summary>
+    public bool ReducedJpegDecode { get; init; }
 
     /// <summary>The most pixels (height x width) one encoded image may declare; larger images are refused from their
     /// header, before any pixel memory is allocated (a decompression-bomb guard, as PIL's). Default
@@ -105,13 +126,14 @@ public enum LoadPhase
 public sealed record LoadProgress(LoadPhase Phase, long ExamplesDone, long ExamplesTotal, long BytesRead = 0, long BytesTotal = 0, string Detail = "");
 
 /// <summary>The outcome of <see cref="TfdsLoader.LoadAsync"/>.</summary>
-/// <param name="Table">The examples (from <c>x_key</c>), labels (from <c>y_key</c>), TFDS ids and class names,
-/// in the order of the split list, each split in TFDS's read order.</param>
+/// <param name="Table">The examples (from <c>x_key</c>, after <see cref="TfdsLoadOptions.Preprocess"/> when one is set), labels
+/// (from <c>y_key</c>), TFDS ids and class names, in the order of the split list, each split in TFDS's read order.</param>
 /// <param name="XSpec">The <c>x_key</c> feature as <c>features.json</c> declares it.</param>
 /// <param name="YSpec">The <c>y_key</c> feature.</param>
 /// <param name="Builder">The resolved dataset version directory.</param>
 /// <param name="Selections">One resolved selection per split entry, in order.</param>
-/// <param name="FromCache">True when the table came from the Parquet cache.</param>
+/// <param name="FromCache">True when the table came from the Parquet cache (the preprocessed table, when the preprocess
+/// declares an identity; else the decoded one, preprocessed after reading).</param>
 /// <param name="CachePath">The cache file read or written; null when caching is off.</param>
 /// <param name="CacheDetail">Why the cache missed, or what the store did (empty when caching is off).</param>
 public sealed record TfdsLoadResult(

@@ -16,8 +16,8 @@ internal static class CacheCommand
         return s.Define("cache",
             "Shows, builds, verifies or clears the Parquet cache file of a dataset's split selection (--splits, --x-key, --y-key).\n" +
             "Exit code 2 when verify finds the file absent, stale or damaged.\n\n" +
-            "Examples:\n  samplers cache\n  samplers cache verify\n  samplers cache mnist build --splits train,test\n  samplers cache mnist verify --json\n  samplers cache mnist clear --cache-dir /data/cache",
-            [dataset, action], s.Options.LoadOptions, async (r, c, ct) =>
+            "Examples:\n  samplers cache\n  samplers cache verify\n  samplers cache mnist build --splits train,test\n  samplers cache cars196 build --resize 224x224\n  samplers cache mnist verify --json\n  samplers cache mnist clear --cache-dir /data/cache",
+            [dataset, action, s.Options.Resize], s.Options.LoadOptions, async (r, c, ct) =>
         {
             string? name = r.GetValue(dataset);
             string what = r.GetValue(action)!;

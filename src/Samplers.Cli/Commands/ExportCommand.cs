@@ -20,7 +20,7 @@ internal static class ExportCommand
             "with --batches, the rows of planned batches in order, plus index (source row), epoch and batch arrays.\n\n" +
             "Examples:\n  samplers export --splits test --out digits-test.npz\n  samplers export mnist --splits test --out mnist-test.npz\n  samplers export mnist --format npy --out mnist-npy\n" +
             "  samplers export mnist -c 10 -e 2 --seed 7 --batches 0:100 --out batches.npz\n  python -c \"import numpy as np; d = np.load('mnist-test.npz'); print(d['x'].shape)\"",
-            [dataset, outPath, format, compress, batches, epoch], s.Options.SamplerOptions, async (r, c, ct) =>
+            [dataset, outPath, format, compress, batches, epoch, s.Options.Resize], s.Options.SamplerOptions, async (r, c, ct) =>
         {
             string path = r.GetValue(outPath)!;
             bool folder = r.GetValue(format) == "npy";

@@ -18,8 +18,8 @@ internal static class RunCommand
         return s.Define("run",
             "Builds the sampler and runs epochs like a training loop (without training): prints the batch size, class-balance statistics " +
             "(per-class counts, min/max, chi-square p-value), examples seen vs dataset size, batches/s and the plan digest.\n\n" +
-            "Examples:\n  samplers run\n  samplers run -c 10 -e 4 --steps-per-epoch 200 --epochs 3 --mode coverage\n  samplers run mnist --data-dir ~/tensorflow_datasets -c 10 --seed 7 --json",
-            [dataset, epochs], s.Options.SamplerOptions, async (r, c, ct) =>
+            "Examples:\n  samplers run\n  samplers run -c 10 -e 4 --steps-per-epoch 200 --epochs 3 --mode coverage\n  samplers run mnist --data-dir ~/tensorflow_datasets -c 10 --seed 7 --json\n  samplers run cars196 --resize 224x224 -c 16 -e 2",
+            [dataset, epochs, s.Options.Resize], s.Options.SamplerOptions, async (r, c, ct) =>
         {
             int epochCount = r.GetValue(epochs);
             if (epochCount < 1) throw new UsageException($"--epochs must be at least 1, but was {epochCount}.");

@@ -14,12 +14,11 @@ internal static class ShowCommand
         var augment = new Option<string?>("--augment") { Description = "Also show augmented views: simclr (TensorFlow Similarity's SimCLR augmenter)." };
         var views = new Option<int>("--views") { Description = "Augmented views per example.", DefaultValueFactory = _ => 2 };
         var viewSize = new Option<int>("--view-size") { Description = "Side of the augmented views, in pixels.", DefaultValueFactory = _ => 96 };
-        var resize = new Option<string?>("--resize") { Description = "Resize every image first, HEIGHTxWIDTH (bilinear, as tf.image.resize, to uint8); needed for datasets of varying image sizes." };
         var output = new Option<string>("--out", "-o") { Description = "The PNG file to write.", Required = true };
         return s.Define("show",
             "Renders one batch as a PNG grid: a row per class, each example followed by its augmented views, labelled with the class name and the example's index.\n\n" +
             "Examples:\n  samplers show --batch 3 --out grid.png\n  samplers show synthetic_photos --data-dir data --resize 128x128 -c 4 -e 3 --augment simclr --out grid.png",
-            [dataset, batch, epoch, augment, views, viewSize, resize, output], s.Options.SamplerOptions, async (r, c, ct) =>
+            [dataset, batch, epoch, augment, views, viewSize, s.Options.Resize, output], s.Options.SamplerOptions, async (r, c, ct) =>
         {
             int e = r.GetValue(epoch);
             if (e < 0) throw new UsageException($"--epoch must be 0 or more, but was {e}.");
@@ -29,11 +28,10 @@ internal static class ShowCommand
             int k = r.GetValue(views), side = r.GetValue(viewSize);
             if (k < 1 || k > ImageAugmenter.MaxViews) throw new UsageException($"--views must be in [1, {ImageAugmenter.MaxViews}], but was {k}.");
             if (side < 8 || side > 4096) throw new UsageException($"--view-size must be in [8, 4096], but was {side}.");
-            var size = ParseSize(r.GetValue(resize), "--resize");
+            // --resize is a loading setting (Load.Preprocess): the loader resizes while decoding and caches the result.
             var options = s.Settings(r, r.GetValue(dataset));
             var data = await s.LoadAsync(c, options, ct).ConfigureAwait(false);
-            if (size is { } z) options = options with { Preprocess = Preprocessing.Resize(z.Height, z.Width, output: DType.UInt8) };
-            else if (data.Table.IsRagged)
+            if (data.Table.IsRagged)
                 throw new UsageException($"{data.Dir.FullName} has images of varying sizes; pass --resize HEIGHTxWIDTH (e.g. --resize 128x128).");
             var sampler = CliShared.Sampler(data, options);
             int id = r.GetValue(batch);
@@ -54,16 +52,5 @@ internal static class ShowCommand
             }
             return Program.ExitOk;
         });
-    }
-
-    /// <summary>Parses <c>HEIGHTxWIDTH</c> (e.g. 224x224); null when absent.</summary>
-    internal static (int Height, int Width)? ParseSize(string? text, string option)
-    {
-        if (string.IsNullOrEmpty(text)) return null;
-        string[] p = text.Split('x', 'X');
-        if (p.Length == 2 && int.TryParse(p[0], NumberStyles.None, CultureInfo.InvariantCulture, out int h) &&
-            int.TryParse(p[1], NumberStyles.None, CultureInfo.InvariantCulture, out int w) && h >= 1 && w >= 1 && h <= 65535 && w <= 65535)
-            return (h, w);
-        throw new UsageException($"{option}: '{text}' is not a size; write HEIGHTxWIDTH with positive integers, e.g. 224x224.");
     }
 }

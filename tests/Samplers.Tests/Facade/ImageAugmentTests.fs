@@ -198,9 +198,9 @@ let photos =
             let sampler =
                 TFDatasetMultiShotMemorySampler.LoadAsync(
                     TFDatasetSamplerOptions(
-                        Load = TfdsLoadOptions(DatasetName = "synthetic_photos", DataDir = dir.Path, CacheDir = Path.Combine(dir.Path, "cache"), Download = null),
+                        Load = TfdsLoadOptions(DatasetName = "synthetic_photos", DataDir = dir.Path, CacheDir = Path.Combine(dir.Path, "cache"), Download = null,
+                                               Preprocess = Preprocessing.Resize(64, 64, output = DType.UInt8)),
                         ClassesPerBatch = 4, ExamplesPerClassPerBatch = 2, Seed = 3UL,
-                        Preprocess = Preprocessing.Resize(64, 64, output = DType.UInt8),
                         Augmenter = ImageAugmenter.SimClr(32, 32), NumAugmentationsPerExample = 2)).GetAwaiter().GetResult()
             Expect.equal sampler.NumExamples 32 "train + test"
             Expect.equal (Seq.toArray sampler.ExampleShape) [| 64; 64; 3 |] "resized table"

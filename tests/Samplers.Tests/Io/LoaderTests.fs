@@ -239,9 +239,14 @@ let cacheTests =
             let load0 = TfdsLoadOptions(DatasetName = "synthetic_digits", DataDir = embeddedDataDir (), CacheDir = cache.Path, Splits = strs [ "test[:50]" ])
             let so = TFDatasetSamplerOptions(Load = load0, ClassesPerBatch = 2)
             Expect.equal (TFDatasetMultiShotMemorySampler.EffectiveLoadOptions so).Table TableBacking.Auto "Auto by default"
-            let pre = TFDatasetSamplerOptions(Load = load0, ClassesPerBatch = 2, Preprocess = Preprocessing.ToFloat32())
-            Expect.equal (TFDatasetMultiShotMemorySampler.EffectiveLoadOptions pre).Table TableBacking.Memory "a preprocess must run: memory"
-            let preMapped = TFDatasetSamplerOptions(Load = toOptions { options (embeddedDataDir ()) "synthetic_digits" [ "test[:50]" ] cache.Path with Table = TableBacking.Mapped }, Preprocess = Preprocessing.ToFloat32())
+            let user = Preprocessing.Create<byte, byte>(ReadOnlySpan [| 1 |], PreprocessAction<byte, byte>(fun x _ o _ -> o[0] <- x[0]))
+            let withPre (l: TfdsLoadOptions) pp table =
+                TfdsLoadOptions(DatasetName = l.DatasetName, DataDir = l.DataDir, CacheDir = l.CacheDir, Splits = l.Splits, Preprocess = pp, Table = table)
+            let pre = TFDatasetSamplerOptions(Load = withPre load0 user TableBacking.Auto, ClassesPerBatch = 2)
+            Expect.equal (TFDatasetMultiShotMemorySampler.EffectiveLoadOptions pre).Table TableBacking.Memory "an undeclared preprocess must run after the load: memory"
+            let declared = TFDatasetSamplerOptions(Load = withPre load0 (Preprocessing.ToFloat32()) TableBacking.Auto, ClassesPerBatch = 2)
+            Expect.equal (TFDatasetMultiShotMemorySampler.EffectiveLoadOptions declared).Table TableBacking.Auto "a declared one is cached preprocessed: Auto stays"
+            let preMapped = TFDatasetSamplerOptions(Load = withPre load0 user TableBacking.Mapped)
             Expect.equal (TFDatasetMultiShotMemorySampler.EffectiveLoadOptions preMapped).Table TableBacking.Mapped "explicit Mapped is kept"
             let s = TFDatasetMultiShotMemorySampler.LoadAsync(so).GetAwaiter().GetResult()
             Expect.equal s.Table.Backing TableBacking.Mapped "the façade maps by default"
@@ -528,7 +533,7 @@ let facadeTests =
             Expect.equal s.NumExamples 1000 "test only"
             Expect.equal s.DType DType.Float32 "preprocessed once to float32"
             Expect.isNotNull s.LoadResult "load result kept"
-            Expect.equal s.LoadResult.Table.DType DType.UInt8 "the loaded (cached) table is before the preprocess"
+            Expect.equal s.LoadResult.Table.DType DType.Float32 "the loader applied the preprocess (Load.Preprocess)"
             use b = s.GenerateBatch 0
             let x = b.X<float32>().ToArray()
             Expect.isTrue (x |> Array.forall (fun v -> v >= 0.0f && v <= 1.0f)) "scaled"
@@ -546,7 +551,7 @@ let facadeTests =
             let s = TFDatasetMultiShotMemorySampler.LoadAsync(o).GetAwaiter().GetResult()
             let e = throwsWith<RaggedBatchException> (fun () -> (s.GenerateBatch 0).Dispose()) "mixed shapes"
             Expect.stringContains e.Message "resize" "suggests resizing"
-            let resized = TFDatasetMultiShotMemorySampler.LoadAsync(TFDatasetSamplerOptions(Load = TfdsLoadOptions(DatasetName = "toy", DataDir = data.Path, Splits = strs [ "train" ], UseCache = false), ClassesPerBatch = 3, ExamplesPerClassPerBatch = 4, Preprocess = Preprocessing.ResizeNearest(5, 5))).GetAwaiter().GetResult()
+            let resized = TFDatasetMultiShotMemorySampler.LoadAsync(TFDatasetSamplerOptions(Load = TfdsLoadOptions(DatasetName = "toy", DataDir = data.Path, Splits = strs [ "train" ], UseCache = false, Preprocess = Preprocessing.ResizeNearest(5, 5)), ClassesPerBatch = 3, ExamplesPerClassPerBatch = 4)).GetAwaiter().GetResult()
             use b = resized.GenerateBatch 0
             Expect.equal (b.Shape.ToArray()) [| 12; 5; 5; 1 |] "resized batch"
 
