@@ -9,7 +9,7 @@ public sealed record LoadedExample(byte[] Data, int[] Shape);
 /// A bounded, thread-safe cache of loaded (decoded) examples, least recently used first out, bounded both by total
 /// bytes and by count. Shared by every thread that builds batches (the indexer, a prefetching loader's workers).
 /// </summary>
-/// <remarks>Two threads missing the same row at once both load it and the first to finish is kept: loads are pure, so
+/// <remarks>One cache serves one table (a second table given the same cache is refused). Two threads missing the same row at once both load it and the first to finish is kept: loads are pure, so
 /// this costs time, never correctness. A failed load is never cached.</remarks>
 public sealed class ExampleCache
 {
@@ -18,6 +18,15 @@ public sealed class ExampleCache
     private readonly LinkedList<(int Row, LoadedExample Example)> _lru = new(); // first = most recent
     private long _bytes;
     private long _hits, _misses, _evictions;
+    private object? _owner; // rows are keys, so one cache serves one table
+
+    // Binds the cache to the table that uses it; a second table would read the first one's rows.
+    internal void Claim(object table)
+    {
+        object? was = Interlocked.CompareExchange(ref _owner, table, null);
+        if (was is not null && !ReferenceEquals(was, table))
+            throw new ArgumentException("This ExampleCache already serves another lazy table; the cache is keyed by row, so give each table its own cache.", "cache");
+    }
 
     /// <summary>A cache holding at most <paramref name="maxBytes"/> bytes of example data and <paramref name="maxCount"/> examples.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A bound is negative.</exception>

@@ -19,7 +19,7 @@ public abstract class LazyExampleTable
 
     /// <summary>For subclasses: <paramref name="count"/> rows of <paramref name="dtype"/> examples of <paramref name="exampleShape"/>
     /// (-1 where it varies), their labels and class names, and the cache (null: a 256 MiB one).</summary>
-    /// <exception cref="ArgumentException">The labels are not one per row, or the shape has a dimension below -1.</exception>
+    /// <exception cref="ArgumentException">The labels are not one per row, the shape has a dimension below -1, or the cache serves another table.</exception>
     protected LazyExampleTable(int count, DType dtype, ReadOnlySpan<int> exampleShape, ReadOnlySpan<long> labels, IReadOnlyList<string>? classNames, ExampleCache? cache)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);
@@ -29,6 +29,7 @@ public abstract class LazyExampleTable
         DType = dtype; _shape = exampleShape.ToArray(); _labels = labels.ToArray();
         _classNames = classNames?.ToArray() ?? [];
         Cache = cache ?? new ExampleCache();
+        Cache.Claim(this);
     }
 
     /// <summary>A lazy table over <paramref name="keys"/> whose examples <paramref name="load"/> makes (called from many threads).</summary>
@@ -40,7 +41,7 @@ public abstract class LazyExampleTable
     /// <param name="classNames">Class names, position = label.</param>
     /// <param name="cache">The decoded-example cache; null for a 256 MiB one, <see cref="ExampleCache.None"/> for none.</param>
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
-    /// <exception cref="ArgumentException">The keys and labels differ in number.</exception>
+    /// <exception cref="ArgumentException">The keys and labels differ in number, or the cache serves another table.</exception>
     public static LazyExampleTable<TKey> Create<TKey>(IReadOnlyList<TKey> keys, ReadOnlySpan<long> labels, DType dtype, ReadOnlySpan<int> exampleShape,
         Func<TKey, LoadedExample> load, IReadOnlyList<string>? classNames = null, ExampleCache? cache = null)
     {
@@ -52,7 +53,7 @@ public abstract class LazyExampleTable
     /// <summary>As <see cref="Create{TKey}"/> with an asynchronous loader (e.g. one that reads from a network store).
     /// Synchronous batch requests (the indexer) wait for it; <see cref="LoadRowsAsync"/> does not block.</summary>
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
-    /// <exception cref="ArgumentException">The keys and labels differ in number.</exception>
+    /// <exception cref="ArgumentException">The keys and labels differ in number, or the cache serves another table.</exception>
     public static LazyExampleTable<TKey> CreateAsync<TKey>(IReadOnlyList<TKey> keys, ReadOnlySpan<long> labels, DType dtype, ReadOnlySpan<int> exampleShape,
         Func<TKey, CancellationToken, ValueTask<LoadedExample>> loadAsync, IReadOnlyList<string>? classNames = null, ExampleCache? cache = null)
     {

@@ -208,6 +208,8 @@ let cache =
             Expect.isGreaterThan (Array.sum calls) n "evicted rows are loaded again"
             let none = run ExampleCache.None
             Expect.equal none.Cache.Count 0 "no cache keeps nothing"
+            let e = try run big.Cache |> ignore; None with :? ArgumentException as e -> Some e
+            Expect.stringContains e.Value.Message "already serves another lazy table" "one cache per table"
     ]
 
 let concurrency =
