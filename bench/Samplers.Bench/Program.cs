@@ -12,6 +12,11 @@ public static class Program
 {
     public static void Main(string[] args)
     {
+        if (args.Length > 0 && args[0] == "mapped")
+        {
+            Environment.ExitCode = MappedExperiments.Run(args[1..]);
+            return;
+        }
         // Not a BenchmarkDotNet benchmark: a consumer-side measurement of the prefetching loader (see PrefetchWaitCommand).
         if (args.Length > 0 && args[0] == "prefetch-wait")
         {

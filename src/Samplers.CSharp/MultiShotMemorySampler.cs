@@ -47,6 +47,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
     // Read-only views made once: the index and table never change, and callers index these per class.
     private readonly IReadOnlyList<long> _classList;
     private readonly IReadOnlyList<int> _exampleShape;
+    private readonly int _readAhead;         // batches of read-ahead (mapped tables only), resolved once
     // The epoch is the sampler's only mutable state; whether warmup is on is a function of it (IsWarmupAt), so a
     // reader can never see an epoch with another epoch's warmup flag.
     private int _epoch;
@@ -72,6 +73,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
         _options = options;
         _config = new PlanConfig(options.ClassesPerBatch, options.ExamplesPerClassPerBatch, options.StepsPerEpoch, options.Mode, options.Rank, options.WorldSize);
         ArgumentOutOfRangeException.ThrowIfNegative(options.NumAugmentationsPerExample, "options.NumAugmentationsPerExample");
+        if (options.ReadAheadBatches is int ra) ArgumentOutOfRangeException.ThrowIfNegative(ra, "options.ReadAheadBatches");
         if (options.TotalExamplesPerClass is int total)
             ArgumentOutOfRangeException.ThrowIfLessThan(total, 1, "options.TotalExamplesPerClass");
         if (x.Count == 0) throw new ArgumentException("The data has no examples; a sampler needs at least ClassesPerBatch classes.", nameof(x));
@@ -80,6 +82,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
         _augmenter = options.Augmenter;
 
         _table = options.Preprocess is null || !applyPreprocess ? x : Preprocessing.Apply(x, options.Preprocess);
+        _readAhead = ResolveReadAhead(_table, options.ReadAheadBatches);
 
         // As the reference (`if not class_list`): null and an empty list both mean every class.
         ClassIndex index = options.ClassList is null || options.ClassList.Count == 0
@@ -211,6 +214,10 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
     /// <summary>The warmup setting (<c>warmup</c>).</summary>
     public int Warmup => _options.Warmup;
 
+    /// <summary>Batches of read-ahead in effect: <see cref="SamplerOptions.ReadAheadBatches"/> resolved for this table (0 for
+    /// in-memory tables, and for mapped files that fit comfortably in memory unless set explicitly).</summary>
+    public int ReadAheadBatches => _readAhead;
+
     /// <summary>The seed.</summary>
     public ulong Seed => _options.Seed;
 
@@ -254,6 +261,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
         try
         {
             _planner.Fill(key, s.Indices, s.Ordinals);
+            ReadAhead(epoch, batchId);
             FillFromPlan(s, BatchSize, BatchWhat.Planned(batchId, epoch));
             s.Key = key;
             s.GlobalBatchId = _config.GlobalBatchId(batchId);
@@ -290,6 +298,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
         {
             var key = new PlanKey(_options.Seed, Epoch, batchId);
             _planner.Fill(key, idx, ord);
+            ReadAhead(key.Epoch, batchId);
             int rows = n;
             ReadOnlySpan<int> used = idx[..rows];
             ExampleTable src = _table;
@@ -420,6 +429,43 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
         int[] ids = new int[used.Length];
         for (int i = 0; i < ids.Length; i++) ids[i] = i;
         return (t, ids);
+    }
+
+    // Null means: read ahead only when the mapped file may not fit the page cache (larger than half the memory the
+    // process may use: physical memory, or the container's limit).
+    internal static int ResolveReadAhead(ExampleTable table, int? setting)
+    {
+        if (table.Mapped is not { } m) return 0;
+        if (setting is int k) return k;
+        return m.FileLength > GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 2 ? SamplerOptions.AutoReadAheadBatches : 0;
+    }
+
+    // Mapped tables: asks the OS for the rows of the batch ReadAheadBatches after this one (at batch 0, of every batch up to
+    // it), so a consumer walking batches in order finds them read. Plans are pure, so this never changes a batch.
+    [System.Runtime.CompilerServices.SkipLocalsInit]
+    private void ReadAhead(int epoch, int batchId)
+    {
+        int k = _readAhead;
+        if (k == 0) return;
+        int n = BatchSize;
+        int[]? rentedI = null, rentedO = null;
+        Span<int> idx = n <= 512 ? stackalloc int[n] : (rentedI = ArrayPool<int>.Shared.Rent(n));
+        Span<int> ord = n <= 512 ? stackalloc int[n] : (rentedO = ArrayPool<int>.Shared.Rent(n));
+        try
+        {
+            for (int ahead = batchId == 0 ? 1 : k; ahead <= k; ahead++)
+            {
+                long target = (long)batchId + ahead;
+                int e = (int)Math.Min(int.MaxValue, epoch + target / Count), b = (int)(target % Count);
+                _planner.Fill(new PlanKey(_options.Seed, e, b), idx[..n], ord[..n]);
+                _table.PrefetchRows(idx[..n]);
+            }
+        }
+        finally
+        {
+            if (rentedI is not null) ArrayPool<int>.Shared.Return(rentedI);
+            if (rentedO is not null) ArrayPool<int>.Shared.Return(rentedO);
+        }
     }
 
     private void WarnReplacement(ReadOnlySpan<int> ordinals)

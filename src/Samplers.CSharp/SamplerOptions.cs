@@ -69,6 +69,16 @@ public record SamplerOptions
 
     /// <summary>Ours: where batches are rented from; null gives the sampler its own pool.</summary>
     public BatchPool? Pool { get; init; }
+
+    /// <summary>Ours: for a mapped table, how many batches ahead the sampler asks the OS to read; 0 turns it off. Batch b
+    /// also plans batch b + this and calls <see cref="ExampleTable.PrefetchRows"/> on its rows, so consumers that walk
+    /// batches in order find their pages read. Null (the default) means <see cref="AutoReadAheadBatches"/> when the mapped
+    /// file is larger than half the memory available to the process (it may not stay in the page cache), else 0: in the page
+    /// cache the advice only costs system calls. No effect on in-memory tables; never changes a batch (docs/MAPPED.md).</summary>
+    public int? ReadAheadBatches { get; init; }
+
+    /// <summary>The read-ahead distance used when <see cref="ReadAheadBatches"/> is null and the file is large.</summary>
+    public const int AutoReadAheadBatches = 1;
 }
 
 /// <summary>

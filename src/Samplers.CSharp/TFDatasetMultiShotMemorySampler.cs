@@ -116,12 +116,15 @@ public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
     public TfdsLoadResult? LoadResult { get; }
 
     /// <summary>What the loader is given: <see cref="TFDatasetSamplerOptions.Load"/> as it is, except that a null load logger
-    /// falls back to the sampler's <see cref="SamplerOptions.Logger"/> (one Logger setting serves both).</summary>
+    /// falls back to the sampler's <see cref="SamplerOptions.Logger"/> (one Logger setting serves both), and that
+    /// <see cref="TableBacking.Auto"/> means <see cref="TableBacking.Memory"/> when a <see cref="SamplerOptions.Preprocess"/> must run.</summary>
     internal static TfdsLoadOptions EffectiveLoadOptions(TFDatasetSamplerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(options.Load, "options.Load");
-        return options.Load.Logger is null && options.Logger is not null ? options.Load with { Logger = options.Logger } : options.Load;
+        TfdsLoadOptions load = options.Load.Logger is null && options.Logger is not null ? options.Load with { Logger = options.Logger } : options.Load;
+        // A preprocess makes a new in-memory table anyway (the cache holds the data before it), so Auto reads into memory then.
+        return load.Table == TableBacking.Auto && options.Preprocess is not null ? load with { Table = TableBacking.Memory } : load;
     }
 
     private sealed record Loaded(TfdsLoadResult Result, ExampleTable Table);

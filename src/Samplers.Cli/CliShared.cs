@@ -116,7 +116,7 @@ internal sealed class CliShared(TextWriter output, TextWriter error, bool intera
                 "describes data the loader refuses: check those files, or prepare or download the dataset again.",
                 where, inner: e);
         }
-        c.Status($"loaded {data.Dir.FullName}: {data.Table.Count} examples" + (data.FromCache ? $" from the cache {data.CachePath}" : " from TFRecords" + (data.CachePath is null ? " (cache off)" : $"; cache: {data.CacheDetail.TrimStart(';', ' ')}")));
+        c.Status($"loaded {data.Dir.FullName}: {data.Table.Count} examples, {data.Table.Backing.ToString().ToLowerInvariant()}" + (data.FromCache ? $" from the cache {data.CachePath}" : " from TFRecords" + (data.CachePath is null ? " (cache off)" : $"; cache: {data.CacheDetail.TrimStart(';', ' ')}")));
         return data;
     }
 

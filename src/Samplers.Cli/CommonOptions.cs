@@ -38,11 +38,18 @@ internal sealed class CommonOptions
         DefaultValueFactory = _ => SamplingMode.Independent,
         CustomParser = ParseMode,
     };
+    public readonly Option<TableBacking> Table = new("--table")
+    {
+        Description = "Where examples live: mapped (read in place from the memory-mapped Parquet cache: beyond RAM, one copy shared by every process), " +
+            "memory (a private copy), or auto (mapped when the cache exists and shapes are fixed). Default: auto.",
+        DefaultValueFactory = _ => TableBacking.Auto,
+        CustomParser = ParseTable,
+    };
     public readonly Option<int> Rank = new("--rank") { Description = "This process's rank for data-parallel sharding, in [0, world size).", DefaultValueFactory = _ => 0 };
     public readonly Option<int> WorldSize = new("--world-size") { Description = "Number of data-parallel processes.", DefaultValueFactory = _ => 1 };
 
     /// <summary>Options that only say what to load (info, cache, export without batches).</summary>
-    public IEnumerable<Option> LoadOptions => [DataDir, CacheDir, NoCache, Splits, XKey, YKey, Download, BaseUrl];
+    public IEnumerable<Option> LoadOptions => [DataDir, CacheDir, NoCache, Table, Splits, XKey, YKey, Download, BaseUrl];
 
     /// <summary>Loading plus sampling options.</summary>
     public IEnumerable<Option> SamplerOptions => LoadOptions.Concat<Option>([ClassesPerBatch, ExamplesPerClass, StepsPerEpoch, ClassList, TotalExamplesPerClass, Seed, Mode, Rank, WorldSize]);
@@ -58,6 +65,7 @@ internal sealed class CommonOptions
             DataDir = r.GetValue(DataDir) ?? dataDirOverride,
             CacheDir = r.GetValue(CacheDir),
             UseCache = !r.GetValue(NoCache),
+            Table = r.GetValue(Table),
             XKey = r.GetValue(XKey)!,
             YKey = r.GetValue(YKey)!,
             // The tool fetches data only when asked (--download): a typo in a dataset name must not start a download.
@@ -99,6 +107,15 @@ internal sealed class CommonOptions
                 values.Add(v);
             }
         return values.ToArray();
+    }
+
+    private static TableBacking ParseTable(ArgumentResult a)
+    {
+        string text = a.Tokens.Count > 0 ? a.Tokens[0].Value : "";
+        foreach (TableBacking t in Enum.GetValues<TableBacking>())
+            if (text.Equals(t.ToString(), StringComparison.OrdinalIgnoreCase)) return t;
+        a.AddError($"--table: '{text}' is not a table backing; use mapped, memory or auto.");
+        return TableBacking.Auto;
     }
 
     private static SamplingMode ParseMode(ArgumentResult a)

@@ -27,6 +27,7 @@ internal static partial class OptionNames
         ("--splits", ["Splits", "splits", "spec"]),
         ("--data-dir", ["DataDir", "dataDir", "data_dir"]),
         ("--cache-dir", ["CacheDir", "cacheDir"]),
+        ("--table", ["Table"]),
         ("--base-url", ["BaseUrl", "baseUrl"]),
         ("--timeout", ["Timeout"]),
         ("--retries", ["Retries"]),

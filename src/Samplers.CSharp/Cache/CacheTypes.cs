@@ -44,6 +44,9 @@ internal enum CacheMissReason
     Corrupt = 6,
     /// <summary>The file could not be read (permissions, IO error).</summary>
     Unreadable = 7,
+    /// <summary>A mapped table was asked for, but the valid file cannot be mapped (ragged examples, compressed pages);
+    /// it is not rebuilt: read it into memory instead (docs/MAPPED.md).</summary>
+    NotMappable = 8,
 }
 
 /// <summary>What the caller expects of a cached table; null members are not checked.</summary>
@@ -79,7 +82,7 @@ internal enum CachePhase
 /// <param name="Reason">For <see cref="CachePhase.Miss"/>, why.</param>
 internal sealed record CacheProgress(CachePhase Phase, string Path, long Completed, long Total, CacheMissReason? Reason = null);
 
-/// <summary>The outcome of <see cref="ParquetCache.TryLoadAsync"/>: a table (hit) or a reason (miss).</summary>
+/// <summary>The outcome of <see cref="ParquetCache.TryLoadAsync(CacheKey, SourceFingerprint, TableBacking, CacheExpectation?, IProgress{CacheProgress}?, CancellationToken)"/>: a table (hit) or a reason (miss).</summary>
 /// <param name="Table">The cached table on a hit; null on a miss.</param>
 /// <param name="Reason">Why it missed; null on a hit.</param>
 /// <param name="Path">The cache file path (empty when caching is disabled).</param>

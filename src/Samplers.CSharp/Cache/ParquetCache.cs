@@ -7,7 +7,7 @@ namespace Samplers.Cache;
 
 /// <summary>
 /// The Parquet cache of decoded splits (issue 4). After a TFRecord load the loader calls <see cref="StoreAsync"/>;
-/// later loads call <see cref="TryLoadAsync"/> and read the cache instead of the shards. See docs/CACHE.md.
+/// later loads call <see cref="TryLoadAsync(CacheKey, SourceFingerprint, TableBacking, CacheExpectation?, IProgress{CacheProgress}?, CancellationToken)"/> and read the cache instead of the shards. See docs/CACHE.md.
 /// </summary>
 /// <remarks>
 /// Failures of the cache never fail a load: a bad, stale or unreadable cache file is a miss with a reason (and a
@@ -96,7 +96,22 @@ internal sealed class ParquetCache
     /// <exception cref="ArgumentNullException"><paramref name="key"/> or <paramref name="fingerprint"/> is null.</exception>
     /// <exception cref="ArgumentException">A key field is empty.</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
-    public async Task<CacheLoadResult> TryLoadAsync(CacheKey key, SourceFingerprint fingerprint, CacheExpectation? expected = null,
+    public Task<CacheLoadResult> TryLoadAsync(CacheKey key, SourceFingerprint fingerprint, CacheExpectation? expected = null,
+        IProgress<CacheProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        TryLoadAsync(key, fingerprint, TableBacking.Memory, expected, progress, cancellationToken);
+
+    /// <summary>
+    /// Like <see cref="TryLoadAsync(CacheKey, SourceFingerprint, CacheExpectation?, IProgress{CacheProgress}?, CancellationToken)"/>,
+    /// with the table's backing chosen: <see cref="TableBacking.Mapped"/> maps the file read-only and reads only labels and
+    /// page headers (docs/MAPPED.md); a valid file that cannot be mapped (ragged, compressed) is then a miss with
+    /// <see cref="CacheMissReason.NotMappable"/>. <see cref="TableBacking.Auto"/> maps when it can, else reads into memory.
+    /// </summary>
+    /// <remarks>A mapped open checks key, fingerprint, metadata, the file size against every column chunk and every data
+    /// page header, but not the payload checksum (it would read every byte); <see cref="VerifyAsync"/> checks that.</remarks>
+    /// <exception cref="ArgumentNullException"><paramref name="key"/> or <paramref name="fingerprint"/> is null.</exception>
+    /// <exception cref="ArgumentException">A key field is empty.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    public async Task<CacheLoadResult> TryLoadAsync(CacheKey key, SourceFingerprint fingerprint, TableBacking backing, CacheExpectation? expected = null,
         IProgress<CacheProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
@@ -112,13 +127,23 @@ internal sealed class ParquetCache
         try
         {
             // One handle for every reader: they all see the same version of the file even if a writer renames a new one over it.
-            using Microsoft.Win32.SafeHandles.SafeFileHandle handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, FileOptions.RandomAccess);
-            (CacheLoadResult? miss, ExampleTable? table) = await ReadCheckedAsync(() => new PlainPageReader.HandleStream(handle), handle, path, key, fingerprint, expected,
-                Environment.ProcessorCount, progress, cancellationToken).ConfigureAwait(false);
+            // A mapped table keeps it open for its whole life (so it keeps that version too).
+            Microsoft.Win32.SafeHandles.SafeFileHandle handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, FileOptions.RandomAccess);
+            CacheLoadResult? miss = null;
+            ExampleTable? table = null;
+            try
+            {
+                (miss, table) = await ReadCheckedAsync(() => new PlainPageReader.HandleStream(handle), handle, path, key, fingerprint, expected,
+                    Environment.ProcessorCount, progress, backing, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                if (table?.Backing != TableBacking.Mapped) handle.Dispose();
+            }
             if (miss is not null) return Report(progress, miss);
             ExampleTable hit = table!;
             progress?.Report(new CacheProgress(CachePhase.Hit, path, hit.Count, hit.Count));
-            _logger.LogInformation("Cache hit: {Path} ({Count} examples, {Bytes} payload bytes) in {Ms} ms", path, hit.Count, hit.PayloadBytes, sw.ElapsedMilliseconds);
+            _logger.LogInformation("Cache hit: {Path} ({Count} examples, {Bytes} payload bytes, {Backing}) in {Ms} ms", path, hit.Count, hit.PayloadBytes, hit.Backing, sw.ElapsedMilliseconds);
             return new CacheLoadResult(hit, null, path, $"{path}: cache hit, {hit.Count} examples");
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -147,12 +172,12 @@ internal sealed class ParquetCache
     public Task<CacheLoadResult> VerifyAsync(CacheKey key, SourceFingerprint fingerprint, CacheExpectation? expected = null, CancellationToken cancellationToken = default) =>
         TryLoadAsync(key, fingerprint, expected, null, cancellationToken);
 
-    /// <summary>Reads a cache file from any stream, with every check of <see cref="TryLoadAsync"/> (for tests and tools).</summary>
+    /// <summary>Reads a cache file from any stream, with every check of <see cref="TryLoadAsync(CacheKey, SourceFingerprint, TableBacking, CacheExpectation?, IProgress{CacheProgress}?, CancellationToken)"/> (for tests and tools).</summary>
     internal async Task<CacheLoadResult> TryLoadFromStreamAsync(Stream stream, string name, CacheKey key, SourceFingerprint fingerprint, CancellationToken cancellationToken = default)
     {
         try
         {
-            (CacheLoadResult? miss, ExampleTable? table) = await ReadCheckedAsync(() => new NonClosingStream(stream), null, name, key, fingerprint, null, 1, null, cancellationToken).ConfigureAwait(false);
+            (CacheLoadResult? miss, ExampleTable? table) = await ReadCheckedAsync(() => new NonClosingStream(stream), null, name, key, fingerprint, null, 1, null, TableBacking.Memory, cancellationToken).ConfigureAwait(false);
             return miss ?? new CacheLoadResult(table, null, name, "hit");
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -162,7 +187,7 @@ internal sealed class ParquetCache
     }
 
     private async Task<(CacheLoadResult?, ExampleTable?)> ReadCheckedAsync(Func<Stream> open, Microsoft.Win32.SafeHandles.SafeFileHandle? file, string path, CacheKey key, SourceFingerprint fingerprint,
-        CacheExpectation? expected, int parallelism, IProgress<CacheProgress>? progress, CancellationToken cancellationToken)
+        CacheExpectation? expected, int parallelism, IProgress<CacheProgress>? progress, TableBacking backing, CancellationToken cancellationToken)
     {
         CacheFormat.Header header;
         int groups;
@@ -186,6 +211,24 @@ internal sealed class ParquetCache
             for (int g = 0; g < groups; g++) { rows[g] = reader.RowGroups[g].RowCount; total += rows[g]; }
             if (total != header.Count)
                 throw new DataFormatException($"{path}: the row groups hold {total} rows, the metadata says {header.Count}.", path, key: CacheFormat.MetaCount);
+            if (backing != TableBacking.Memory && file is not null)
+            {
+                try
+                {
+                    ExampleTable mapped = await MappedCache.OpenAsync(reader, file, header, rows, path, cancellationToken).ConfigureAwait(false);
+                    if (mapped.PayloadBytes != header.PayloadBytes)
+                        throw new DataFormatException($"{path}: the examples hold {mapped.PayloadBytes} bytes, the metadata says {header.PayloadBytes}.", path, key: CacheFormat.MetaPayloadBytes);
+                    return (null, mapped);
+                }
+                catch (MappedCache.NotMappableException e) when (backing == TableBacking.Mapped)
+                {
+                    return (Miss(null, path, CacheMissReason.NotMappable, $"{path}: the cache file cannot be mapped: {e.Message}; read it into memory (TableBacking.Memory or Auto)", LogLevel.Information), null);
+                }
+                catch (MappedCache.NotMappableException e)
+                {
+                    _logger.LogDebug("Cache {Path} cannot be mapped ({Why}); reading it into memory", path, e.Message);
+                }
+            }
         }
         ExampleTable table = await CacheFormat.ReadTableAsync(open, file, header, groups, rows, parallelism, _options.ChunkBytes, progress, path, cancellationToken).ConfigureAwait(false);
         if (table.PayloadBytes != header.PayloadBytes)

@@ -103,13 +103,13 @@ internal static class PlainPageReader
         }
     }
 
-    private struct Header
+    internal struct Header
     {
         public int Type, UncompressedSize, CompressedSize, NumValues, Encoding;
         public bool HasDataPageHeader;
     }
 
-    private static bool ReadPageHeader(ref ThriftReader r, ref Header h)
+    internal static bool ReadPageHeader(ref ThriftReader r, ref Header h)
     {
         short field = 0;
         while (true)
@@ -141,7 +141,7 @@ internal static class PlainPageReader
     }
 
     /// <summary>Just enough of the Thrift compact protocol to read a page header and skip what it does not need.</summary>
-    private ref struct ThriftReader(ReadOnlySpan<byte> data)
+    internal ref struct ThriftReader(ReadOnlySpan<byte> data)
     {
         private readonly ReadOnlySpan<byte> _data = data;
         public int Position;

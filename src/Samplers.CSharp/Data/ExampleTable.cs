@@ -4,14 +4,18 @@ using System.Runtime.InteropServices;
 namespace Samplers;
 
 /// <summary>
-/// The in-memory store of a dataset: examples of one dtype held in a few large byte chunks (no per-example
-/// objects), one label per example, and optional TFDS ids. Fixed-shape examples sit at a fixed stride;
-/// examples whose shapes vary ("ragged") carry their own shape and byte range.
+/// The store of a dataset: examples of one dtype, one label per example, and optional TFDS ids. Two backings
+/// (<see cref="Backing"/>): in memory, the examples sit in a few large byte chunks (no per-example objects); mapped,
+/// they are read in place from a memory-mapped Parquet cache file (labels stay in memory). Fixed-shape examples sit at a
+/// fixed stride; examples whose shapes vary ("ragged") carry their own shape and byte range (in memory only).
 /// </summary>
 /// <remarks>
 /// Chunking keeps every array under the 2 GiB limit, so datasets larger than that work; an example never spans
 /// two chunks. Immutable once built and safe to read from many threads. Build one with
-/// <see cref="ExampleTableBuilder"/> or <see cref="From{T}(ReadOnlySpan{T}, ReadOnlySpan{int}, ReadOnlySpan{long})"/>.
+/// <see cref="ExampleTableBuilder"/> or <see cref="From{T}(ReadOnlySpan{T}, ReadOnlySpan{int}, ReadOnlySpan{long})"/>;
+/// open a mapped one with <see cref="Samplers.Cache.ParquetCache.TryLoadAsync(Samplers.Cache.CacheKey, Samplers.Cache.SourceFingerprint, TableBacking, Samplers.Cache.CacheExpectation?, IProgress{Samplers.Cache.CacheProgress}?, CancellationToken)"/>
+/// (docs/MAPPED.md). A span from <see cref="GetExample(int)"/> of a mapped table points into the mapping: use it while
+/// the table is reachable.
 /// </remarks>
 public sealed class ExampleTable
 {
@@ -31,6 +35,10 @@ public sealed class ExampleTable
     private readonly int[]? _offsetOf;
     private readonly int[]? _lengthOf;
     private readonly int[]? _shapes;
+    // Mapped layout: rows read in place; ids read on first use.
+    private readonly MappedRows? _mapped;
+    private readonly Func<string?[]>? _loadIds;
+    private string?[]? _lazyIds;
 
     internal ExampleTable(DType dtype, int[] shape, byte[][] chunks, int stride, int examplesPerChunk, long[] labels, string?[]? ids, string[] classNames)
     {
@@ -44,6 +52,21 @@ public sealed class ExampleTable
         _chunkOf = chunkOf; _offsetOf = offsetOf; _lengthOf = lengthOf; _shapes = shapes;
         _labels = labels; _ids = ids; _classNames = classNames;
     }
+
+    internal ExampleTable(DType dtype, int[] shape, MappedRows mapped, int stride, long[] labels, Func<string?[]>? loadIds, string[] classNames)
+    {
+        DType = dtype; _shape = shape; _chunks = []; _stride = stride; _examplesPerChunk = mapped.RowsPerSegment;
+        _mapped = mapped; _loadIds = loadIds;
+        _labels = labels; _classNames = classNames;
+    }
+
+    /// <summary>Where the example bytes live: in memory, or in a memory-mapped cache file.</summary>
+    public TableBacking Backing => _mapped is null ? TableBacking.Memory : TableBacking.Mapped;
+
+    /// <summary>The mapped cache file, or null for an in-memory table.</summary>
+    public string? MappedPath => _mapped?.Path;
+
+    internal MappedRows? Mapped => _mapped;
 
     /// <summary>Element type of every example.</summary>
     public DType DType { get; }
@@ -60,7 +83,8 @@ public sealed class ExampleTable
     /// <summary>Bytes of one example when the shape is fixed; -1 when ragged.</summary>
     public int ExampleBytes => _stride;
 
-    /// <summary>Examples per chunk in the fixed layout (0 when ragged).</summary>
+    /// <summary>Examples per chunk in the fixed layout (0 when ragged); for a mapped table, rows per data page when
+    /// every page but the last holds the same number, else 0.</summary>
     public int ExamplesPerChunk => _examplesPerChunk;
 
     /// <summary>The label of every example (TFDS <c>ClassLabel</c> values are int64; -1 means "no label").</summary>
@@ -85,7 +109,7 @@ public sealed class ExampleTable
     }
 
     /// <summary>Whether TFDS ids (<c>shard__record</c>) were recorded.</summary>
-    public bool HasIds => _ids is not null;
+    public bool HasIds => _ids is not null || _loadIds is not null;
 
     /// <summary>Total bytes of example data (the decoded payload).</summary>
     public long PayloadBytes
@@ -99,14 +123,30 @@ public sealed class ExampleTable
         }
     }
 
-    /// <summary>Number of backing chunks.</summary>
-    public int ChunkCount => _chunks.Length;
+    /// <summary>Number of backing chunks (for a mapped table, data pages).</summary>
+    public int ChunkCount => _mapped?.SegmentCount ?? _chunks.Length;
 
     /// <summary>The TFDS id of example <paramref name="index"/> (e.g. <c>mnist-train.tfrecord-00000-of-00001__7</c>), or null when not recorded.</summary>
     public string? GetId(int index)
     {
         CheckIndex(index);
+        if (_loadIds is not null)
+        {
+            string?[] ids = Volatile.Read(ref _lazyIds) ?? Interlocked.CompareExchange(ref _lazyIds, _loadIds(), null) ?? _lazyIds!;
+            return ids[index];
+        }
         return _ids?[index];
+    }
+
+    /// <summary>Tells the OS that <paramref name="rows"/> will be read soon, so a mapped table's pages are read ahead
+    /// (<c>madvise(MADV_WILLNEED)</c> on Linux and macOS); nothing for an in-memory table. Indices outside [0, Count) are ignored.</summary>
+    /// <remarks>Cheap and asynchronous: it returns before the reads complete. The sampler calls it for the batches
+    /// <see cref="SamplerOptions.ReadAheadBatches"/> ahead; loaders that know their upcoming plans may call it too.</remarks>
+    public void PrefetchRows(ReadOnlySpan<int> rows)
+    {
+        if (_mapped is null) return;
+        _mapped.Prefetch(rows, _labels.Length);
+        GC.KeepAlive(this);
     }
 
     /// <summary>The bytes of example <paramref name="index"/>, row-major, little-endian elements.</summary>
@@ -115,6 +155,7 @@ public sealed class ExampleTable
     public ReadOnlySpan<byte> GetExample(int index)
     {
         CheckIndex(index);
+        if (_mapped is not null) return _mapped.Row(index);
         if (_chunkOf is null)
         {
             int chunk = index / _examplesPerChunk;
@@ -349,4 +390,16 @@ public sealed class ExampleTableBuilder
         if (missing >= 0) throw new InvalidOperationException($"Ragged example {missing} was never allocated.");
         return new ExampleTable(_dtype, _shape, _chunks.ToArray(), _chunkOf!, _offsetOf!, _lengthOf!, _shapes!, _labels, _ids, names);
     }
+}
+
+/// <summary>Where an <see cref="ExampleTable"/> keeps its example bytes, and which one a loader should make.</summary>
+public enum TableBacking
+{
+    /// <summary>Loaders choose: mapped when a cache file exists and the data is fixed-shape (and no preprocess without a
+    /// declared identity must run), else in memory (docs/MAPPED.md).</summary>
+    Auto = 0,
+    /// <summary>Every example in the process's own memory.</summary>
+    Memory = 1,
+    /// <summary>Examples read in place from the memory-mapped Parquet cache file; labels in memory.</summary>
+    Mapped = 2,
 }

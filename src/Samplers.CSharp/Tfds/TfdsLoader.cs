@@ -67,11 +67,13 @@ public static class TfdsLoader
         TfdsCacheEntry? entry = null;
         string cacheDetail = "";
         ParquetCache? openedCache = TfdsCacheEntry.OpenCache(options, logger);
+        MappedCache.CheckRequest(options.Table, builder.FullName, options.XKey, shape, openedCache is not null);
         if (openedCache is not null)
         {
             entry = TfdsCacheEntry.For(openedCache, builder, selections, options.Splits, options.XKey, options.YKey);
             var cacheProgress = progress is null ? null : new CacheProgressAdapter(progress, total);
-            CacheLoadResult hit = await entry.Cache.TryLoadAsync(entry.Key, entry.Fingerprint, new CacheExpectation(dtype, shape, classNames), cacheProgress, cancellationToken).ConfigureAwait(false);
+            CacheLoadResult hit = await entry.Cache.TryLoadAsync(entry.Key, entry.Fingerprint, MappedCache.ForLoad(options.Table),
+                new CacheExpectation(dtype, shape, classNames), cacheProgress, cancellationToken).ConfigureAwait(false);
             if (hit.IsHit)
             {
                 progress?.Report(new LoadProgress(LoadPhase.Done, hit.Table!.Count, total, Detail: hit.Path));
@@ -97,6 +99,8 @@ public static class TfdsLoader
                 var cacheProgress = progress is null ? null : new CacheProgressAdapter(progress, total);
                 CacheStoreResult stored = await entry.Cache.StoreAsync(entry.Key, entry.Fingerprint, table, cacheProgress, cancellationToken).ConfigureAwait(false);
                 cacheDetail = stored.Stored ? $"{cacheDetail}; stored {stored.Path} ({stored.Bytes} bytes)" : stored.Detail;
+                if (stored.Stored)
+                    table = await MappedCache.ReopenAsync(entry, table, options.Table, logger, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

@@ -35,6 +35,13 @@ public sealed record TfdsLoadOptions
     /// <summary>Threads that parse and decode records; 0 or less means <see cref="Environment.ProcessorCount"/>.</summary>
     public int MaxDegreeOfParallelism { get; init; }
 
+    /// <summary>Where the loaded table keeps its examples (default <see cref="TableBacking.Auto"/>: mapped when a cache file
+    /// exists and shapes are fixed, else in memory). <see cref="TableBacking.Mapped"/> reads them in place from the
+    /// memory-mapped cache file (fixed shapes only; needs the cache); <see cref="TableBacking.Memory"/> reads every row into
+    /// the process. After a TFRecord load that stored the cache, Mapped and Auto reopen the new file mapped. The TFDS
+    /// sampler treats Auto as Memory when a preprocess must run. See docs/MAPPED.md.</summary>
+    public TableBacking Table { get; init; } = TableBacking.Auto;
+
     /// <summary>Size of one chunk of the table (default 1 GiB); datasets larger than one chunk span several.</summary>
     public long ChunkBytes { get; init; } = ExampleTable.DefaultChunkBytes;
 

@@ -42,7 +42,7 @@ internal static class RunCommand
                     dataset = data.Dir.FullName, fingerprint = DatasetFingerprint.Compute(data.Table), splits = options.Load.Splits,
                     batchSize = sampler.BatchSize, classesPerBatch = sampler.ClassesPerBatch, examplesPerClassPerBatch = sampler.ExamplesPerClassPerBatch,
                     stepsPerEpoch = sampler.StepsPerEpoch, batchesPerEpoch = sampler.Count, epochs = epochCount, seed = sampler.Seed, mode = options.Mode,
-                    rank = options.Rank, worldSize = options.WorldSize,
+                    rank = options.Rank, worldSize = options.WorldSize, table = data.Table.Backing.ToString().ToLowerInvariant(),
                     batches = report.Batches, rows = b.Rows, perClass, min = b.Min, max = b.Max, mean = b.Mean, chiSquare = b.ChiSquare, degreesOfFreedom = b.DegreesOfFreedom,
                     pValue = b.PValue, examplesSeen = b.DistinctExamples, examplesAvailable = b.AvailableExamples, datasetSize = data.Table.Count,
                     coverage = b.Coverage, seconds = clock.Elapsed.TotalSeconds, batchesPerSecond = rate, planDigest = report.PlanDigest, planVersion = Planner.PlanVersion,

@@ -486,6 +486,26 @@ let cacheTests =
             Expect.equal code 0 "second run"
             Expect.equal ((json out2).GetProperty("planDigest").GetString()) (r.GetProperty("planDigest").GetString()) "same digest from the cache"
             Expect.equal ((json out2).GetProperty("fingerprint").GetString()) (r.GetProperty("fingerprint").GetString()) "same data from the cache"
+        testCase "run --table mapped and --table memory give the same data and digest; auto maps once the cache exists" <| fun () ->
+            use t = new TempDir()
+            let args = [ "run"; "--cache-dir"; t.Path; "-c"; "5"; "-e"; "3"; "-s"; "50"; "--seed"; "9"; "--json" ]
+            let runWith table =
+                let code, out, err = cli (args @ [ "--table"; table ])
+                Expect.equal code 0 $"--table {table}: {err}"
+                let j = json out
+                j.GetProperty("table").GetString(), j.GetProperty("planDigest").GetString(), j.GetProperty("fingerprint").GetString()
+            let memT, memD, memF = runWith "memory"
+            let mapT, mapD, mapF = runWith "mapped"
+            let autoT, autoD, autoF = runWith "auto"
+            Expect.equal (memT, mapT, autoT) ("memory", "mapped", "mapped") "backings"
+            Expect.equal (mapD, mapF) (memD, memF) "mapped: same plans and bytes"
+            Expect.equal (autoD, autoF) (memD, memF) "auto: same plans and bytes"
+            let code, _, err = cli (args @ [ "--table"; "mapped"; "--no-cache" ])
+            Expect.equal code Samplers.Cli.Program.ExitUsage "mapped without the cache is a usage error"
+            Expect.stringContains err "caching is off" "says why"
+            let code, _, err = cli (args @ [ "--table"; "disk" ])
+            Expect.equal code Samplers.Cli.Program.ExitUsage "unknown backing"
+            Expect.stringContains err "mapped, memory or auto" "lists the choices"
     ]
 
 // ---------- download (against the downloader tests' loopback server) ----------

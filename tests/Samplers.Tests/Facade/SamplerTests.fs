@@ -77,8 +77,8 @@ let childDigests (args: string[]) =
         s.OnEpochEnd()
     0
 
-let localDigests seed =
-    let s = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 3, StepsPerEpoch = 20, Seed = seed))
+let localDigests (table: ExampleTable) seed =
+    let s = MultiShotMemorySampler(table, SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 3, StepsPerEpoch = 20, Seed = seed))
     [ for e in 0 .. 1 do
         for b in 0 .. 19 do yield sprintf "%d %d %016x" e b (digest (take s b))
         s.OnEpochEnd() ]
@@ -104,7 +104,10 @@ type DoublingAugmenter() =
 
 // ---------- tests ----------
 
-let options =
+let options (back: ExampleTable -> ExampleTable) =
+    // The suite runs over each backing: `back` turns an in-memory table into the table under test.
+    let table10x8 () = back (table10x8 ())
+    let intTable counts chunkBytes = back (intTable counts chunkBytes)
     testList "options" [
         testCase "defaults are the reference's" <| fun () ->
             let o = TFDatasetSamplerOptions(Load = TfdsLoadOptions(DatasetName = "mnist"))
@@ -139,7 +142,7 @@ let options =
 
         testCase "null and empty inputs are caller errors" <| fun () ->
             throwsWith<ArgumentNullException> (fun () -> MultiShotMemorySampler(table10x8 (), (null: SamplerOptions)) |> ignore) "null options" |> ignore
-            let empty = ExampleTable.From(ReadOnlySpan<int>([||]), ReadOnlySpan [| 3 |], ReadOnlySpan<int64>([||]))
+            let empty = back (ExampleTable.From(ReadOnlySpan<int>([||]), ReadOnlySpan [| 3 |], ReadOnlySpan<int64>([||])))
             let e = throwsWith<ArgumentException> (fun () -> MultiShotMemorySampler(empty, opts 2 2) |> ignore) "empty"
             Expect.stringContains e.Message "no examples" "says why"
 
@@ -148,7 +151,10 @@ let options =
             Expect.stringContains e.Message "exceeds the number of classes" "says why"
     ]
 
-let batches =
+let batches (back: ExampleTable -> ExampleTable) =
+    // The suite runs over each backing: `back` turns an in-memory table into the table under test.
+    let table10x8 () = back (table10x8 ())
+    let intTable counts chunkBytes = back (intTable counts chunkBytes)
     testList "batches" [
         testCase "a batch is balanced: cpb distinct classes, epc rows each, rows are the planned examples" <| fun () ->
             let t = table10x8 ()
@@ -253,7 +259,7 @@ let batches =
             let b = ExampleTableBuilder.Fixed(DType.UInt8, ReadOnlySpan [| 2; 2 |], 6)
             for i in 0 .. 5 do b.SetLabel(i, int64 (i % 3))
             b.ClassNames <- [| "zero"; "one"; "two" |]
-            let s = MultiShotMemorySampler(b.Build(), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 1, StepsPerEpoch = 50, Seed = 42UL, ClassList = [| 1L; 2L |]))
+            let s = MultiShotMemorySampler(back (b.Build()), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 1, StepsPerEpoch = 50, Seed = 42UL, ClassList = [| 1L; 2L |]))
             Expect.equal s.NumExamples 4 "two classes x 2"
             Expect.equal (List.ofSeq s.ExampleShape) [ 2; 2 ] "shape"
             Expect.equal s.DType DType.UInt8 "dtype"
@@ -284,7 +290,10 @@ let batches =
             Expect.stringContains e.Message "use int" "suggests the right type"
     ]
 
-let datasetsOverChunks =
+let datasetsOverChunks (back: ExampleTable -> ExampleTable) =
+    // The suite runs over each backing: `back` turns an in-memory table into the table under test.
+    let table10x8 () = back (table10x8 ())
+    let intTable counts chunkBytes = back (intTable counts chunkBytes)
     testList "chunks" [
         testCase "a table split into many small chunks (as over 2 GiB) gathers the same rows" <| fun () ->
             let counts = List.replicate 10 8
@@ -301,7 +310,10 @@ let datasetsOverChunks =
                 Expect.equal (i, k) (idx, idx * 7 + 1) "rows across chunk boundaries"
     ]
 
-let determinism =
+let determinism (back: ExampleTable -> ExampleTable) =
+    // The suite runs over each backing: `back` turns an in-memory table into the table under test.
+    let table10x8 () = back (table10x8 ())
+    let intTable counts chunkBytes = back (intTable counts chunkBytes)
     testList "determinism" [
         testCase "same seed, same batches; another seed, other batches" <| fun () ->
             let a = MultiShotMemorySampler(table10x8 (), opts 4 2)
@@ -349,10 +361,13 @@ let determinism =
             let code, out, err = runChild "facade-digests" [ "1234" ] 120000
             Expect.equal code 0 $"child failed: {err}"
             let lines = out.Split('\n', StringSplitOptions.RemoveEmptyEntries) |> Array.map (fun l -> l.Trim()) |> List.ofArray
-            Expect.equal lines (localDigests 1234UL) "same digests in both processes"
+            Expect.equal lines (localDigests (table10x8 ()) 1234UL) "same digests in both processes"
     ]
 
-let pooling =
+let pooling (back: ExampleTable -> ExampleTable) =
+    // The suite runs over each backing: `back` turns an in-memory table into the table under test.
+    let table10x8 () = back (table10x8 ())
+    let intTable counts chunkBytes = back (intTable counts chunkBytes)
     testList "pooling" [
         testCase "held batches never share buffers with later ones" <| fun () ->
             let s = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 2, Seed = 42UL, StepsPerEpoch = 64))
@@ -426,7 +441,10 @@ let pooling =
             throwsWith<ArgumentOutOfRangeException> (fun () -> (new BatchPool()).Rent(DType.UInt8, ReadOnlySpan [| -1 |], 1).Dispose()) "negative dim" |> ignore
     ]
 
-let logging =
+let logging (back: ExampleTable -> ExampleTable) =
+    // The suite runs over each backing: `back` turns an in-memory table into the table under test.
+    let table10x8 () = back (table10x8 ())
+    let intTable counts chunkBytes = back (intTable counts chunkBytes)
     testList "logging and warmup" [
         testCase "the batch-size message goes to the logger" <| fun () ->
             let log = ListLogger()
@@ -464,7 +482,10 @@ let logging =
             Expect.equal (seqOf 3) ([ true; true; true; false; false ], 1) "3"
     ]
 
-let contracts =
+let contracts (back: ExampleTable -> ExampleTable) =
+    // The suite runs over each backing: `back` turns an in-memory table into the table under test.
+    let table10x8 () = back (table10x8 ())
+    let intTable counts chunkBytes = back (intTable counts chunkBytes)
     testList "preprocess and augmenter" [
         testCase "the augmenter gets the batch, num_augmentations_per_example and is_warmup, and may change the size" <| fun () ->
             let aug = DoublingAugmenter()
@@ -538,7 +559,7 @@ let contracts =
             Expect.equal (take loaded 3) (take raw 3) "same batches"
 
         testCase "ToFloat32 scales bytes; a failing preprocess names the example" <| fun () ->
-            let t = ExampleTable.From(ReadOnlySpan [| 0uy; 255uy; 51uy; 102uy |], ReadOnlySpan [| 2 |], ReadOnlySpan [| 0L; 1L |])
+            let t = back (ExampleTable.From(ReadOnlySpan [| 0uy; 255uy; 51uy; 102uy |], ReadOnlySpan [| 2 |], ReadOnlySpan [| 0L; 1L |]))
             let out = Preprocessing.Apply(t, Preprocessing.ToFloat32())
             Expect.equal (out.GetExample<float32>(0).ToArray()) [| 0f; 1f |] "example 0"
             Expect.floatClose Accuracy.high (float (out.GetExample<float32>(1)[1])) 0.4 "example 1"
@@ -572,5 +593,10 @@ let contracts =
                 Expect.equal x[9 * row .. 9 * row + 8] (Array.create 9 (byte rb.Indices[row])) "pixels of its example"
     ]
 
+let suite back = [ options back; batches back; datasetsOverChunks back; determinism back; pooling back; logging back; contracts back ]
+
+/// The whole façade suite, over in-memory tables, then again over the same tables memory-mapped from a cache file
+/// (Io.MappedTableTests.toMapped: many small pages, so rows cross segment boundaries). Ragged tables stay in memory:
+/// mapping needs fixed shapes.
 [<Tests>]
-let tests = testList "Facade.Sampler" [ options; batches; datasetsOverChunks; determinism; pooling; logging; contracts ]
+let tests = testList "Facade.Sampler" (suite id @ [ testList "mapped" (suite Samplers.Tests.Io.MappedTableTests.toMapped) ])

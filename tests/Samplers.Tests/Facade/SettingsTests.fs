@@ -40,6 +40,7 @@ let distinctValue (p: PropertyInfo) : obj =
     elif t = typeof<IReadOnlyList<string>> then box [| "a-" + p.Name; "b" |]
     elif t = typeof<IReadOnlyList<int64>> then box [| 3L; 1L |]
     elif t = typeof<SamplingMode> then box SamplingMode.Coverage
+    elif t = typeof<TableBacking> then box TableBacking.Mapped
     elif t = typeof<ILogger> then box (ListLogger())
     elif t = typeof<TfdsDownloadHandler> then box noDownload
     elif t = typeof<IExamplePreprocessor> then box (Preprocessing.ToFloat32())
@@ -87,7 +88,7 @@ let settings =
         testCase "every plan setting of SamplerOptions round-trips through ManifestSampling; the others are named here" <| fun () ->
             // Settings that do not change a plan, so a manifest does not record them. A new SamplerOptions setting must be
             // added to ManifestSampling (From and ApplyTo) or to this list.
-            let notPlan = [ "Augmenter"; "Logger"; "NumAugmentationsPerExample"; "Pool"; "Preprocess"; "Warmup" ]
+            let notPlan = [ "Augmenter"; "Logger"; "NumAugmentationsPerExample"; "Pool"; "Preprocess"; "ReadAheadBatches"; "Warmup" ]
             let manifest = settable typeof<ManifestSampling> |> Array.map (fun p -> p.Name) |> Set.ofArray
             let options = settable typeof<SamplerOptions> |> Array.map (fun p -> p.Name) |> Set.ofArray
             Expect.equal manifest (options - Set.ofList notPlan) "ManifestSampling = the plan settings of SamplerOptions"
@@ -108,13 +109,13 @@ let settings =
             // Not exposed by the CLI, so the library's defaults; the CLI downloads only with --download.
             expectSameSettings defaults plain [ "Download" ] "CLI without options"
             Expect.isNull plain.Download "no download without --download"
-            let given = parse [ "--data-dir"; "d"; "--cache-dir"; "c"; "--no-cache"; "--splits"; "train[:5],test"; "--x-key"; "emb"; "--y-key"; "y"; "--download" ]
-            let expected = TfdsLoadOptions(DatasetName = "ds", DataDir = "d", CacheDir = "c", UseCache = false, Splits = [| "train[:5]"; "test" |], XKey = "emb", YKey = "y")
+            let given = parse [ "--data-dir"; "d"; "--cache-dir"; "c"; "--no-cache"; "--splits"; "train[:5],test"; "--x-key"; "emb"; "--y-key"; "y"; "--download"; "--table"; "memory" ]
+            let expected = TfdsLoadOptions(DatasetName = "ds", DataDir = "d", CacheDir = "c", UseCache = false, Splits = [| "train[:5]"; "test" |], XKey = "emb", YKey = "y", Table = TableBacking.Memory)
             expectSameSettings expected given [ "Download" ] "CLI with every loading option"
             Expect.isNotNull given.Download "--download"
             // A setting the CLI does not map must be one it deliberately leaves at the default: naming them here makes a
             // new TfdsLoadOptions setting a visible decision for the CLI too.
-            let mapped = [ "CacheDir"; "DataDir"; "DatasetName"; "Download"; "Splits"; "UseCache"; "XKey"; "YKey" ]
+            let mapped = [ "CacheDir"; "DataDir"; "DatasetName"; "Download"; "Splits"; "Table"; "UseCache"; "XKey"; "YKey" ]
             let leftAtDefault = [ "ChunkBytes"; "Logger"; "MaxDegreeOfParallelism" ]
             Expect.equal (settable typeof<TfdsLoadOptions> |> Array.map (fun p -> p.Name) |> List.ofArray) (List.sort (mapped @ leftAtDefault)) "every setting is mapped or left at the default"
             let full = common.ToOptions(cmd.Parse([| "--data-dir"; "d" |]), "ds")

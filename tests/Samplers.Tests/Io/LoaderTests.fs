@@ -26,15 +26,17 @@ let testShard = "synthetic_digits-test.tfrecord-00000-of-00001"
 /// Load settings as an F# record, so tests can vary them with `{ o with ... }` (C# records have no F# copy syntax).
 type Opt =
     { DatasetName: string; DataDir: string; Splits: IReadOnlyList<string>; CacheDir: string; UseCache: bool
-      XKey: string; YKey: string; MaxDegreeOfParallelism: int; ChunkBytes: int64; Download: TfdsDownloadHandler }
+      XKey: string; YKey: string; MaxDegreeOfParallelism: int; ChunkBytes: int64; Download: TfdsDownloadHandler; Table: TableBacking }
 
 let options (dataDir: string) (name: string) (splits: string list) (cacheDir: string) =
     { DatasetName = name; DataDir = dataDir; Splits = strs splits; CacheDir = cacheDir; UseCache = true
-      XKey = "image"; YKey = "label"; MaxDegreeOfParallelism = 0; ChunkBytes = ExampleTable.DefaultChunkBytes; Download = null }
+      XKey = "image"; YKey = "label"; MaxDegreeOfParallelism = 0; ChunkBytes = ExampleTable.DefaultChunkBytes; Download = null
+      Table = TableBacking.Memory }
 
 let toOptions (o: Opt) =
     TfdsLoadOptions(DatasetName = o.DatasetName, DataDir = o.DataDir, Splits = o.Splits, CacheDir = o.CacheDir, UseCache = o.UseCache,
-                    XKey = o.XKey, YKey = o.YKey, MaxDegreeOfParallelism = o.MaxDegreeOfParallelism, ChunkBytes = o.ChunkBytes, Download = o.Download)
+                    XKey = o.XKey, YKey = o.YKey, MaxDegreeOfParallelism = o.MaxDegreeOfParallelism, ChunkBytes = o.ChunkBytes, Download = o.Download,
+                    Table = o.Table)
 
 let loadWith (o: Opt) (progress: IProgress<LoadProgress>) (ct: CancellationToken) =
     TfdsLoader.LoadAsync(toOptions o, progress, ct).GetAwaiter().GetResult()
@@ -206,6 +208,43 @@ let cacheTests =
             Expect.isTrue second.FromCache "second from the cache"
             Expect.equal second.CachePath first.CachePath "same file"
             sameTable first.Table second.Table "cache round trip"
+
+        testCase "Table: Mapped and Auto map from the first store on, Memory never; all give the same table" <| fun () ->
+            use cache = new TempDir()
+            let o = options (embeddedDataDir ()) "synthetic_digits" [ "test" ] cache.Path
+            let first = load { o with Table = TableBacking.Auto }
+            Expect.isFalse first.FromCache "decoded"
+            Expect.equal first.Table.Backing TableBacking.Mapped "reopened mapped after the store"
+            let mem = load o
+            Expect.isTrue mem.FromCache "hit"
+            Expect.equal mem.Table.Backing TableBacking.Memory "Memory"
+            let mapped = load { o with Table = TableBacking.Mapped }
+            Expect.equal mapped.Table.Backing TableBacking.Mapped "Mapped"
+            sameTable mapped.Table mem.Table "same table"
+            sameTable first.Table mem.Table "same table on the first load"
+            Expect.equal (first.Table.GetId 5) (mem.Table.GetId 5) "ids"
+
+        testCase "Table = Mapped refuses ragged data and a disabled cache before loading; the sampler's Auto reads into memory when a preprocess must run" <| fun () ->
+            use cache = new TempDir()
+            let o = { options (embeddedDataDir ()) "synthetic_digits" [ "test[:50]" ] cache.Path with Table = TableBacking.Mapped }
+            let e = throwsWith<ArgumentException> (fun () -> load { o with UseCache = false } |> ignore) "no cache"
+            Expect.stringContains e.Message "caching is off" "says why"
+            Expect.isEmpty (cacheFiles cache.Path) "nothing loaded or written"
+            use data = new TempDir()
+            let spec = FeatureSpec("image", FeatureKind.Image, "tensorflow_datasets.core.features.image_feature.Image", DType.UInt8, [| -1; -1; 1 |], EncodingFormat = "png")
+            writeToy data.Path [ spec; SyntheticDigits.LabelSpec ] [ "train", [ toyDigits 4 ] ] |> ignore
+            let e = throwsWith<ArgumentException> (fun () -> load { options data.Path "toy" [ "train" ] cache.Path with Table = TableBacking.Mapped } |> ignore) "ragged"
+            Expect.stringContains e.Message "ragged" "says why"
+            Expect.stringContains e.Message "ResizeNearest" "says what to do"
+            let load0 = TfdsLoadOptions(DatasetName = "synthetic_digits", DataDir = embeddedDataDir (), CacheDir = cache.Path, Splits = strs [ "test[:50]" ])
+            let so = TFDatasetSamplerOptions(Load = load0, ClassesPerBatch = 2)
+            Expect.equal (TFDatasetMultiShotMemorySampler.EffectiveLoadOptions so).Table TableBacking.Auto "Auto by default"
+            let pre = TFDatasetSamplerOptions(Load = load0, ClassesPerBatch = 2, Preprocess = Preprocessing.ToFloat32())
+            Expect.equal (TFDatasetMultiShotMemorySampler.EffectiveLoadOptions pre).Table TableBacking.Memory "a preprocess must run: memory"
+            let preMapped = TFDatasetSamplerOptions(Load = toOptions { options (embeddedDataDir ()) "synthetic_digits" [ "test[:50]" ] cache.Path with Table = TableBacking.Mapped }, Preprocess = Preprocessing.ToFloat32())
+            Expect.equal (TFDatasetMultiShotMemorySampler.EffectiveLoadOptions preMapped).Table TableBacking.Mapped "explicit Mapped is kept"
+            let s = TFDatasetMultiShotMemorySampler.LoadAsync(so).GetAwaiter().GetResult()
+            Expect.equal s.Table.Backing TableBacking.Mapped "the façade maps by default"
 
         testCase "the key covers the split list, its order and the keys" <| fun () ->
             use cache = new TempDir()

@@ -1,0 +1,165 @@
+using System.IO.MemoryMappedFiles;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+
+namespace Samplers;
+
+/// <summary>
+/// The example bytes of a fixed-shape table, read in place from a read-only memory mapping of a Parquet cache file
+/// (docs/MAPPED.md). Rows live in "segments" (the PLAIN data pages of the <c>data</c> column): row r of a segment starts at
+/// <c>segment start + r * (4 + stride)</c>, past the 4-byte length of each PLAIN BYTE_ARRAY value.
+/// </summary>
+/// <remarks>
+/// Sealed, no virtual members: <see cref="ExampleTable.GetExample(int)"/> resolves a row with a division and a multiply,
+/// as for the in-memory chunks. The file handle stays open for the table's life, so the mapping keeps serving the inode it
+/// opened even if a writer renames a new cache over the path. The mapping is released when the table is collected.
+/// </remarks>
+internal sealed unsafe class MappedRows
+{
+    private readonly SafeFileHandle _file;
+    private readonly MemoryMappedFile _map;
+    private readonly MemoryMappedViewAccessor _view;
+    private readonly byte* _base;
+    private readonly long _length;
+    private readonly long[] _segmentStart;   // file offset of the first value's bytes in each segment
+    private readonly int[] _segmentFirstRow; // first row of each segment, ascending; one extra entry = row count
+    private readonly int _rowsPerSegment;    // > 0 when every segment but the last has this many rows (division), else 0
+    private readonly int _stride;
+    private readonly int _pitch;
+    private int _released;
+    private long _advisedRows;
+
+    internal MappedRows(string path, SafeFileHandle file, MemoryMappedFile map, MemoryMappedViewAccessor view, long length,
+        long[] segmentStart, int[] segmentFirstRow, int stride)
+    {
+        Path = path; _file = file; _map = map; _view = view; _length = length;
+        _segmentStart = segmentStart; _segmentFirstRow = segmentFirstRow; _stride = stride; _pitch = stride + 4;
+        byte* p = null;
+        view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+        _base = p + view.PointerOffset;
+        int segments = segmentStart.Length;
+        int uniform = segments > 0 ? segmentFirstRow[1] - segmentFirstRow[0] : 0;
+        for (int s = 0; s < segments - 1 && uniform > 0; s++)
+            if (segmentFirstRow[s + 1] - segmentFirstRow[s] != uniform) uniform = 0;
+        _rowsPerSegment = uniform;
+    }
+
+    ~MappedRows() => Release();
+
+    /// <summary>The cache file mapped.</summary>
+    internal string Path { get; }
+
+    /// <summary>Rows passed to <see cref="Prefetch"/> inside the table so far (lets tests see the read-ahead happen).</summary>
+    internal long AdvisedRows => Interlocked.Read(ref _advisedRows);
+
+    /// <summary>The open file (held for the table's life).</summary>
+    internal SafeFileHandle File => _file;
+
+    /// <summary>Its size when opened.</summary>
+    internal long FileLength => _length;
+
+    /// <summary>Number of segments (data pages).</summary>
+    internal int SegmentCount => _segmentStart.Length;
+
+    /// <summary>Rows per segment when uniform (all but the last), else 0.</summary>
+    internal int RowsPerSegment => _rowsPerSegment;
+
+    /// <summary>The bytes of row <paramref name="index"/> (already range-checked by the table).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ReadOnlySpan<byte> Row(int index) => new(Address(index), _stride);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private byte* Address(int index)
+    {
+        int s = _rowsPerSegment > 0 ? Math.Min(index / _rowsPerSegment, _segmentStart.Length - 1) : FindSegment(index);
+        return _base + _segmentStart[s] + (long)(index - _segmentFirstRow[s]) * _pitch;
+    }
+
+    // Pages of unequal sizes (another writer): the last segment starting at or before the row. Segments are never
+    // empty (pages without values are not indexed), so first rows strictly increase.
+    private int FindSegment(int index)
+    {
+        int s = Array.BinarySearch(_segmentFirstRow, 0, _segmentStart.Length, index);
+        return s >= 0 ? s : ~s - 1;
+    }
+
+    /// <summary>Throws when the file shrank since it was mapped (reading past its end would kill the process with SIGBUS).</summary>
+    /// <remarks>One <c>fstat</c>. Writers replace cache files by rename, which leaves this inode intact; only an in-place
+    /// truncation by another program trips this, and one that lands during a gather is undefined, as for any mmap user.</remarks>
+    internal void CheckLength()
+    {
+        long now = RandomAccess.GetLength(_file);
+        if (now < _length)
+            throw new DataFormatException(
+                $"{Path}: the mapped cache file shrank from {_length} to {now} bytes while in use (truncated in place by another program); " +
+                "its rows cannot be read. Replace cache files by writing a new file and renaming it (as ParquetCache does), then reopen the table.",
+                Path, now, "data");
+    }
+
+    /// <summary>Asks the OS to start reading the pages of <paramref name="rows"/> into the page cache (Linux/macOS
+    /// <c>madvise(MADV_WILLNEED)</c>; elsewhere nothing). Adjacent rows are merged into one call. Returns the calls made.</summary>
+    internal int Prefetch(ReadOnlySpan<int> rows, int count)
+    {
+        if (!(OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()) || rows.IsEmpty || _stride == 0) return 0;
+        long page = Environment.SystemPageSize;
+        long mask = ~(page - 1);
+        long runStart = -1, runEnd = -1;
+        int calls = 0;
+        foreach (int r in rows)
+        {
+            if ((uint)r >= (uint)count) continue; // rows come from plans over this table; anything else is ignored, not read
+            long a = (long)(Address(r) - _base);
+            long start = a & mask, end = (a + _stride + page - 1) & mask;
+            if (runStart >= 0 && start <= runEnd && end >= runStart)
+            {
+                runStart = Math.Min(runStart, start);
+                runEnd = Math.Max(runEnd, end);
+                continue;
+            }
+            if (runStart >= 0) { Advise(runStart, runEnd); calls++; }
+            runStart = start; runEnd = end;
+        }
+        if (runStart >= 0) { Advise(runStart, runEnd); calls++; }
+        int inside = 0;
+        foreach (int r in rows) if ((uint)r < (uint)count) inside++;
+        Interlocked.Add(ref _advisedRows, inside);
+        return calls;
+    }
+
+    private void Advise(long start, long end)
+    {
+        end = Math.Min(end, (_length + Environment.SystemPageSize - 1) & ~((long)Environment.SystemPageSize - 1));
+        if (end <= start) return;
+        // The view starts at a page boundary (offset 0 of the file), so these addresses are page-aligned.
+        _ = madvise(_base + start, (nuint)(end - start), MadvWillNeed);
+    }
+
+    /// <summary>madvise(WILLNEED) on bytes [<paramref name="start"/>, +<paramref name="count"/>) of a mapping at <paramref name="b"/>
+    /// (rounded out to pages, clipped to the file); Linux and macOS only.</summary>
+    internal static void WillNeed(byte* b, long start, long count, long fileLength)
+    {
+        if (!(OperatingSystem.IsLinux() || OperatingSystem.IsMacOS())) return;
+        long page = Environment.SystemPageSize;
+        long s = start & ~(page - 1), e = Math.Min((start + count + page - 1) & ~(page - 1), (fileLength + page - 1) & ~(page - 1));
+        if (e > s) _ = madvise(b + s, (nuint)(e - s), MadvWillNeed);
+    }
+
+    private const int MadvWillNeed = 3; // the same value on Linux and macOS
+
+    [DllImport("libc", EntryPoint = "madvise", SetLastError = false)]
+    private static extern int madvise(void* address, nuint length, int advice);
+
+    private void Release()
+    {
+        if (Interlocked.Exchange(ref _released, 1) != 0) return;
+        try
+        {
+            _view.SafeMemoryMappedViewHandle.ReleasePointer();
+            _view.Dispose();
+            _map.Dispose();
+            _file.Dispose();
+        }
+        catch (ObjectDisposedException) { } // finalisation order: the handles may already be gone
+    }
+}

@@ -1,0 +1,250 @@
+module Samplers.Tests.Io.MappedTableTests
+
+open System
+open System.IO
+open System.Threading.Tasks
+open Expecto
+open Samplers
+open Samplers.Cache
+open Samplers.Tests.TestUtil
+open Samplers.Tests.Io.ParquetCacheTests
+
+let private run (t: Task<'a>) = t.GetAwaiter().GetResult()
+let private keyFor (dir: string) = CacheKey(dir, "mnist", "", "3.0.1", "train+test", "image", "label")
+let private fp (s: string) = SourceFingerprint.FromValue(String.replicate 8 s)
+
+/// Stores `table` as a cache file in a fresh directory and opens it mapped (rowGroupBytes sets the page size, so small
+/// values give many segments). The directory is deleted on return: the mapping keeps the inode (POSIX).
+let toMappedWith (rowGroupBytes: int64) (table: ExampleTable) =
+    use d = new TempDir()
+    let cache = ParquetCache(ParquetCacheOptions(Directory = d.Path, RowGroupBytes = rowGroupBytes))
+    let key = keyFor d.Path
+    let stored = run (cache.StoreAsync(key, fp "ab", table))
+    Expect.isTrue stored.Stored stored.Detail
+    let r = run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))
+    Expect.isTrue r.IsHit r.Detail
+    Expect.equal r.Table.Backing TableBacking.Mapped "the table is mapped"
+    r.Table
+
+/// The façade suite's backing: many small pages, so rows cross segment boundaries everywhere.
+let toMapped (table: ExampleTable) = toMappedWith 36L table
+
+/// A stored cache in `dir`: (cache, key, path).
+let private stored (dir: string) (options: ParquetCacheOptions) (table: ExampleTable) =
+    let cache = ParquetCache(options)
+    let key = keyFor dir
+    Expect.isTrue (run (cache.StoreAsync(key, fp "ab", table))).Stored "stored"
+    cache, key, cache.GetPath key
+
+let private opts cpb epc = SamplerOptions(ClassesPerBatch = cpb, ExamplesPerClassPerBatch = epc, StepsPerEpoch = 30, Seed = 7UL)
+
+let private batchBytes (s: MultiShotMemorySampler) id =
+    use b = s.GenerateBatch id
+    b.XBytes.ToArray(), b.Y.ToArray(), b.Indices.ToArray()
+
+[<Tests>]
+let tests =
+    testList "Io.MappedTable" [
+        testList "same bytes as memory" [
+            for dtype, shape, groupBytes in [ DType.UInt8, [| 28; 28 |], 4096L; DType.Float32, [| 4; 3 |], 100L; DType.Int64, [| 5 |], 1L
+                                              DType.Float16, [| 7 |], 1L <<< 20; DType.Bool, [| 9 |], 50L; DType.Int32, [| 0 |], 64L ] do
+                testCase $"a {DTypes.Name dtype} table of shape [{String.Join(',', shape)}] with {groupBytes}-byte row groups" <| fun () ->
+                    let table = fixedTable dtype shape 53 ExampleTable.DefaultChunkBytes true 5
+                    let before = Threading.Interlocked.Read(&MappedCache.PlainLabelGroups)
+                    let m = toMappedWith groupBytes table
+                    Expect.isGreaterThan (Threading.Interlocked.Read(&MappedCache.PlainLabelGroups)) before "labels read from the mapping, not through Parquet.Net"
+                    expectSame m table
+                    Expect.isTrue m.HasIds "ids are read on first use"
+                    Expect.equal m.PayloadBytes table.PayloadBytes "payload"
+                    Expect.isNotNull m.MappedPath "path"
+                    if table.ExampleBytes > 0 then
+                        let perGroup = max 1L (groupBytes / int64 table.ExampleBytes) |> int
+                        Expect.equal m.ChunkCount ((53 + perGroup - 1) / perGroup) "one segment per data page (one page per row group)"
+            testCase "an empty table maps to an empty table" <| fun () ->
+                let m = toMapped (fixedTable DType.UInt8 [| 2 |] 0 64L false 0)
+                Expect.equal m.Count 0 "no rows"
+                Expect.equal m.ChunkCount 0 "no segments"
+                m.PrefetchRows(ReadOnlySpan [| 0; 1 |])
+            testCase "every batch, GenerateBatchInto, GetExamples and GetSlice equal the in-memory table's, byte for byte" <| fun () ->
+                let table = fixedTable DType.UInt8 [| 6; 5 |] 400 ExampleTable.DefaultChunkBytes false 2
+                let m = toMappedWith 1000L table
+                for mode in [ SamplingMode.Independent; SamplingMode.Coverage ] do
+                    let o = SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 3, StepsPerEpoch = 40, Seed = 11UL, Mode = mode, WorldSize = 2, Rank = 1)
+                    let a, b = MultiShotMemorySampler(table, o), MultiShotMemorySampler(m, o)
+                    for e in 0 .. 1 do
+                        for id in 0 .. a.Count - 1 do
+                            Expect.equal (batchBytes b id) (batchBytes a id) $"{mode} epoch {e} batch {id}"
+                            let xa, ya, xb, yb = Array.zeroCreate<byte> 360, Array.zeroCreate<int64> 12, Array.zeroCreate<byte> 360, Array.zeroCreate<int64> 12
+                            a.GenerateBatchInto(id, Span xa, Span ya) |> ignore
+                            b.GenerateBatchInto(id, Span xb, Span yb) |> ignore
+                            Expect.equal (xb, yb) (xa, ya) "GenerateBatchInto"
+                        a.OnEpochEnd()
+                        b.OnEpochEnd()
+                    use sa = a.GetSlice(17, 100)
+                    use sb = b.GetSlice(17, 100)
+                    Expect.equal (sb.XBytes.ToArray()) (sa.XBytes.ToArray()) "GetSlice"
+                    use ea = a.GetExamples(3, 5, 2)
+                    use eb = b.GetExamples(3, 5, 2)
+                    Expect.equal (eb.XBytes.ToArray()) (ea.XBytes.ToArray()) "GetExamples"
+            testCase "read-ahead never changes a batch" <| fun () ->
+                let m = toMappedWith 500L (fixedTable DType.UInt8 [| 4; 4 |] 300 ExampleTable.DefaultChunkBytes false 3)
+                let off = MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 25, Seed = 3UL, ReadAheadBatches = Nullable 0))
+                let on = MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 25, Seed = 3UL, ReadAheadBatches = Nullable 30))
+                Expect.equal (off.ReadAheadBatches, on.ReadAheadBatches) (0, 30) "explicit settings"
+                for id in [ 0; 1; 24; 7 ] do Expect.equal (batchBytes on id) (batchBytes off id) $"batch {id}"
+                let advised () = if OperatingSystem.IsLinux() then m.Mapped.AdvisedRows else 0L
+                let three = MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 25, Seed = 3UL, ReadAheadBatches = Nullable 3))
+                let before = advised ()
+                (three[0]).Dispose()
+                let atZero = advised () - before
+                (three[5]).Dispose()
+                let atFive = advised () - before - atZero
+                if OperatingSystem.IsLinux() then
+                    Expect.equal (atZero, atFive) (18L, 6L) "batch 0 advises batches 1..3 (3 x 6 rows), later batches the one 3 ahead"
+                let beforeInto = advised ()
+                three.GenerateBatchInto(6, Span(Array.zeroCreate<byte> 96), Span(Array.zeroCreate<int64> 6)) |> ignore
+                if OperatingSystem.IsLinux() then Expect.equal (advised () - beforeInto) 6L "GenerateBatchInto reads ahead too"
+                let e = throwsWith<ArgumentOutOfRangeException> (fun () -> MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 2, ReadAheadBatches = Nullable -1)) |> ignore) "negative"
+                Expect.stringContains e.Message "ReadAheadBatches" "names the setting"
+                Expect.equal (MultiShotMemorySampler(m, opts 2 2).ReadAheadBatches) 0 "auto: a small file stays in the page cache, no advice"
+                let mem = fixedTable DType.UInt8 [| 4; 4 |] 300 ExampleTable.DefaultChunkBytes false 3
+                Expect.equal (MultiShotMemorySampler(mem, SamplerOptions(ClassesPerBatch = 2, ReadAheadBatches = Nullable 5)).ReadAheadBatches) 0 "memory tables never read ahead"
+            testCase "PrefetchRows merges rows on the same pages, ignores rows outside the table, and is a no-op in memory" <| fun () ->
+                let table = fixedTable DType.UInt8 [| 100 |] 2000 ExampleTable.DefaultChunkBytes false 1
+                let m = toMappedWith (1L <<< 20) table
+                let rows = m.Mapped
+                if OperatingSystem.IsLinux() then
+                    Expect.equal (rows.Prefetch(ReadOnlySpan [| 0; 1; 2; 3 |], m.Count)) 1 "four neighbours on one page: one call"
+                    Expect.equal (rows.Prefetch(ReadOnlySpan [| 0; 1000; 1999 |], m.Count)) 3 "far apart: one call each"
+                    Expect.equal (rows.Prefetch(ReadOnlySpan [| -1; 2000; Int32.MaxValue |], m.Count)) 0 "outside: nothing"
+                m.PrefetchRows(ReadOnlySpan [| -5; 0; 99999 |])
+                table.PrefetchRows(ReadOnlySpan [| 0; 1 |])
+        ]
+
+        testList "choosing and refusing" [
+            testCase "a ragged cache is NotMappable when Mapped is asked, and read into memory with Auto" <| fun () ->
+                use d = new TempDir()
+                let table = raggedTable 20 ExampleTable.DefaultChunkBytes false 1
+                let cache, key, _ = stored d.Path (ParquetCacheOptions(Directory = d.Path)) table
+                let r = run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))
+                Expect.equal r.Reason (Nullable CacheMissReason.NotMappable) r.Detail
+                Expect.stringContains r.Detail "ragged" "says why"
+                let a = run (cache.TryLoadAsync(key, fp "ab", TableBacking.Auto))
+                Expect.equal a.Table.Backing TableBacking.Memory "Auto falls back to memory"
+                expectSame a.Table table
+            testCase "a compressed cache is NotMappable when Mapped is asked, and read into memory with Auto" <| fun () ->
+                use d = new TempDir()
+                let table = fixedTable DType.UInt8 [| 8; 8 |] 30 ExampleTable.DefaultChunkBytes false 1
+                let cache, key, _ = stored d.Path (ParquetCacheOptions(Directory = d.Path, Compression = Parquet.CompressionMethod.Snappy)) table
+                let r = run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))
+                Expect.equal r.Reason (Nullable CacheMissReason.NotMappable) r.Detail
+                Expect.stringContains r.Detail "compressed" "says why"
+                let a = run (cache.TryLoadAsync(key, fp "ab", TableBacking.Auto))
+                Expect.equal a.Table.Backing TableBacking.Memory "Auto falls back to memory"
+                expectSame a.Table table
+            testCase "Auto maps an uncompressed fixed-shape cache; the default overload still reads into memory" <| fun () ->
+                use d = new TempDir()
+                let table = fixedTable DType.UInt8 [| 8; 8 |] 30 ExampleTable.DefaultChunkBytes true 1
+                let cache, key, _ = stored d.Path (ParquetCacheOptions(Directory = d.Path)) table
+                Expect.equal (run (cache.TryLoadAsync(key, fp "ab", TableBacking.Auto))).Table.Backing TableBacking.Mapped "Auto maps"
+                Expect.equal (run (cache.TryLoadAsync(key, fp "ab"))).Table.Backing TableBacking.Memory "default: memory"
+            testCase "a stale fingerprint or another key misses before anything is mapped" <| fun () ->
+                use d = new TempDir()
+                let table = fixedTable DType.UInt8 [| 8 |] 30 ExampleTable.DefaultChunkBytes false 1
+                let cache, key, _ = stored d.Path (ParquetCacheOptions(Directory = d.Path)) table
+                Expect.equal (run (cache.TryLoadAsync(key, fp "cd", TableBacking.Mapped))).Reason (Nullable CacheMissReason.SourceChanged) "fingerprint"
+                let other = CacheKey(d.Path, "mnist", "", "3.0.1", "train", "image", "label")
+                File.Copy(cache.GetPath key, cache.GetPath other)
+                Expect.equal (run (cache.TryLoadAsync(other, fp "ab", TableBacking.Mapped))).Reason (Nullable CacheMissReason.KeyMismatch) "key"
+        ]
+
+        testList "safety" [
+            testCase "a cache replaced (temp file + rename) while mapped keeps serving the old bytes; a new open sees the new file" <| fun () ->
+                use d = new TempDir()
+                let oldT = fixedTable DType.UInt8 [| 16 |] 40 ExampleTable.DefaultChunkBytes false 1
+                let newT = fixedTable DType.UInt8 [| 16 |] 40 ExampleTable.DefaultChunkBytes false 2
+                let cache, key, _ = stored d.Path (ParquetCacheOptions(Directory = d.Path, RowGroupBytes = 100L)) oldT
+                let m = (run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))).Table
+                let s = MultiShotMemorySampler(m, opts 3 2)
+                let before = [ for id in 0 .. 9 -> batchBytes s id ]
+                Expect.isTrue (run (cache.StoreAsync(key, fp "ab", newT))).Stored "replaced by rename"
+                expectSame m oldT
+                Expect.equal [ for id in 0 .. 9 -> batchBytes s id ] before "same batches after the replacement"
+                expectSame (run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))).Table newT
+            testCase "a cache deleted while mapped keeps serving its bytes" <| fun () ->
+                use d = new TempDir()
+                let t = fixedTable DType.UInt8 [| 16 |] 40 ExampleTable.DefaultChunkBytes true 1
+                let cache, key, path = stored d.Path (ParquetCacheOptions(Directory = d.Path)) t
+                let m = (run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))).Table
+                File.Delete path
+                expectSame m t
+            testCase "a cache truncated in place while mapped fails the next batch with a clear error, not SIGBUS" <| fun () ->
+                use d = new TempDir()
+                let t = fixedTable DType.UInt8 [| 4096 |] 64 ExampleTable.DefaultChunkBytes false 1
+                let cache, key, path = stored d.Path (ParquetCacheOptions(Directory = d.Path)) t
+                let m = (run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))).Table
+                let s = MultiShotMemorySampler(m, opts 3 2)
+                (s[0]).Dispose()
+                using (new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite ||| FileShare.Delete)) (fun f -> f.SetLength 100L)
+                let e = throwsWith<DataFormatException> (fun () -> (s[1]).Dispose()) "batch after truncation"
+                Expect.stringContains e.Message "shrank" "says what happened"
+                Expect.stringContains e.Message path "names the file"
+                let e = throwsWith<DataFormatException> (fun () -> s.GenerateBatchInto(2, Span(Array.zeroCreate<byte> (6 * 4096)), Span(Array.zeroCreate<int64> 6)) |> ignore) "Into"
+                Expect.stringContains e.Message "renaming it" "says what to do"
+            testCase "a wrong value length in a page header region is a Corrupt miss at mapped open" <| fun () ->
+                use d = new TempDir()
+                let t = fixedTable DType.UInt8 [| 8; 8 |] 40 ExampleTable.DefaultChunkBytes false 1
+                let cache, key, path = stored d.Path (ParquetCacheOptions(Directory = d.Path)) t
+                let b = File.ReadAllBytes path
+                let at = (ReadOnlySpan b).IndexOf(ReadOnlySpan [| 64uy; 0uy; 0uy; 0uy; 17uy; 24uy; 31uy |])
+                Expect.isGreaterThan at 0 "found the first value"
+                b[at] <- 63uy
+                File.WriteAllBytes(path, b)
+                let r = run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))
+                Expect.equal r.Reason (Nullable CacheMissReason.Corrupt) r.Detail
+                Expect.stringContains r.Detail "expected 64" "names the expected length"
+            testCase "a file truncated or extended at 30 sizes never maps" <| fun () ->
+                use d = new TempDir()
+                let t = fixedTable DType.UInt8 [| 8; 8 |] 40 ExampleTable.DefaultChunkBytes true 1
+                let cache, key, path = stored d.Path (ParquetCacheOptions(Directory = d.Path, RowGroupBytes = 200L)) t
+                let full = File.ReadAllBytes path
+                let rnd = Random(5)
+                for n in [ 0; 4; full.Length - 1; full.Length - 8 ] @ [ for _ in 1 .. 24 -> rnd.Next(1, full.Length) ] do
+                    File.WriteAllBytes(path, full[.. n - 1])
+                    let r = run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))
+                    if r.IsHit || r.Reason <> Nullable CacheMissReason.Corrupt then failtestf "truncated at %d of %d: %A %s" n full.Length r.Reason r.Detail
+                for extra in [ 1; 4096 ] do
+                    File.WriteAllBytes(path, Array.append full (Array.zeroCreate extra))
+                    let r = run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))
+                    Expect.equal r.Reason (Nullable CacheMissReason.Corrupt) $"extended by {extra}: {r.Detail}"
+        ]
+    ]
+
+/// Pages of unequal sizes (not what our writer makes, but valid Parquet from another writer): rows are found by a
+/// binary search over the segments instead of a division.
+[<Tests>]
+let unevenPages =
+    testCase "Io.MappedTable.segments of unequal sizes resolve every row by binary search" <| fun () ->
+        use d = new TempDir()
+        let path = Path.Combine(d.Path, "segments.bin")
+        // Three segments of 3, 5 and 2 rows of 4 bytes, each value after a 4-byte length (pitch 8), at offsets 16, 100, 300.
+        let sizes, offsets = [| 3; 5; 2 |], [| 16L; 100L; 300L |]
+        let bytes = Array.zeroCreate<byte> 400
+        let mutable row = 0
+        for s in 0 .. 2 do
+            for r in 0 .. sizes[s] - 1 do
+                let at = int offsets[s] + r * 8
+                bytes[at] <- 4uy
+                for k in 0 .. 3 do bytes[at + 4 + k] <- byte (row * 10 + k)
+                row <- row + 1
+        File.WriteAllBytes(path, bytes)
+        let handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read)
+        let map = IO.MemoryMappedFiles.MemoryMappedFile.CreateFromFile(handle, null, 0L, IO.MemoryMappedFiles.MemoryMappedFileAccess.Read, IO.HandleInheritability.None, true)
+        let view = map.CreateViewAccessor(0L, 0L, IO.MemoryMappedFiles.MemoryMappedFileAccess.Read)
+        let rows = MappedRows(path, handle, map, view, 400L, [| for o in offsets -> o + 4L |], [| 0; 3; 8; 10 |], 4)
+        Expect.equal rows.RowsPerSegment 0 "unequal: no division"
+        let table = ExampleTable(DType.UInt8, [| 4 |], rows, 4, Array.init 10 int64, null, [||])
+        for i in 0 .. 9 do
+            Expect.equal (table.GetExample(i).ToArray()) [| for k in 0 .. 3 -> byte (i * 10 + k) |] $"row {i}"
+        Expect.equal table.ExamplesPerChunk 0 "rows per segment unknown"
+        Expect.equal table.ChunkCount 3 "three segments"
