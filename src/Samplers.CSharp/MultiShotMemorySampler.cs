@@ -124,10 +124,14 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A count is out of range (the message names the setting).</exception>
     /// <exception cref="ArgumentException">The data is empty, a listed class is absent, or ClassesPerBatch exceeds the number of classes.</exception>
-    public MultiShotMemorySampler(LazyExampleTable x, SamplerOptions options)
+    public static MultiShotMemorySampler CreateLazy(LazyExampleTable x, SamplerOptions options) => new(x, options, lazy: true);
+
+    // Not a public constructor overload: a second one-table constructor would make `MultiShotMemorySampler(x, options)`
+    // ambiguous for F# callers whose x is not yet typed.
+    private MultiShotMemorySampler(LazyExampleTable x, SamplerOptions options, bool lazy)
         : this(LabelsOf(x, options), options, applyPreprocess: false)
     {
-        _lazy = x;
+        _lazy = lazy ? x : null;
     }
 
     private static ExampleTable LabelsOf(LazyExampleTable x, SamplerOptions options)

@@ -5,7 +5,7 @@ namespace Samplers;
 /// <summary>
 /// A table whose rows are keys (e.g. file paths) with one label each, plus a loader that turns a key into an example
 /// only when a batch needs it: the reference's <c>MultiShotMemorySampler(x, y, load_example_fn=...)</c>. Sample it with
-/// <see cref="MultiShotMemorySampler(LazyExampleTable, SamplerOptions)"/>; loaded examples go through a bounded
+/// <see cref="MultiShotMemorySampler.CreateLazy"/>; loaded examples go through a bounded
 /// <see cref="ExampleCache"/>.
 /// </summary>
 /// <remarks>Thread-safe: batches may be built from many threads at once (the indexer, a prefetching loader's workers).

@@ -76,7 +76,7 @@ let folder =
             let resize = Preprocessing.Resize(8, 9, output = DType.UInt8)
             let eager = MultiShotMemorySampler(f.Load(resize), opts 11UL)
             let lazyT = f.ToLazyTable(resize, ExampleCache(maxCount = 4))
-            let lazyS = MultiShotMemorySampler(lazyT, opts 11UL)
+            let lazyS = MultiShotMemorySampler.CreateLazy(lazyT, opts 11UL)
             Expect.equal (lazyS.ExampleShape |> List.ofSeq) [ 8; 9; 3 ] "shape from the preprocess"
             Expect.equal (List.ofSeq lazyS.ClassNames) (List.ofSeq eager.ClassNames) "class names"
             for epoch in 0 .. 1 do
@@ -91,7 +91,7 @@ let folder =
             // The sampler's preprocess on a ragged lazy table (per batch) = the eager sampler's (once, up front).
             let p = SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 4, Seed = 5UL, Preprocess = resize)
             let eager2 = MultiShotMemorySampler(f.Load(), p)
-            let lazy2 = MultiShotMemorySampler(f.ToLazyTable(), p)
+            let lazy2 = MultiShotMemorySampler.CreateLazy(f.ToLazyTable(), p)
             Expect.equal (allBatches lazy2 0) (allBatches eager2 0) "options.Preprocess"
 
         testCase "the folder written as TFDS loads back (TfdsLoader, Parquet cache) with the same examples" <| fun () ->
@@ -123,7 +123,7 @@ let errors =
             File.WriteAllBytes(bad, Array.init 300 (fun i -> byte i)) // not an image
             let f = ImageFolder.Scan(root)
             let lazyT = f.ToLazyTable(Preprocessing.Resize(6, 6, output = DType.UInt8))
-            let s = MultiShotMemorySampler(lazyT, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 4, StepsPerEpoch = 12, Seed = 2UL))
+            let s = MultiShotMemorySampler.CreateLazy(lazyT, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 4, StepsPerEpoch = 12, Seed = 2UL))
             let mutable ok, failed = 0, 0
             for id in 0 .. s.Count - 1 do
                 try
@@ -197,7 +197,7 @@ let cache =
             let run (c: ExampleCache) =
                 Array.Clear calls
                 let lt = LazyExampleTable.Create(Array.init n id, ReadOnlySpan labels, DType.UInt8, ReadOnlySpan [| 4; 4 |], Func<_, _> load, cache = c)
-                let s = MultiShotMemorySampler(lt, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 4, StepsPerEpoch = 30, Seed = 9UL))
+                let s = MultiShotMemorySampler.CreateLazy(lt, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 4, StepsPerEpoch = 30, Seed = 9UL))
                 for e in 0 .. 2 do allBatches s e |> ignore
                 lt
             let big = run (ExampleCache())
@@ -225,7 +225,7 @@ let concurrency =
                     do! Task.Yield()
                     return ImageFolder.DecodeFile(p, 3, resize) })
             let lt = LazyExampleTable.CreateAsync(f.Files, f.Labels, DType.UInt8, ReadOnlySpan [| 7; 7; 3 |], Func<_, _, _> asyncLoad, f.ClassNames, ExampleCache(maxCount = 3))
-            let s = MultiShotMemorySampler(lt, o)
+            let s = MultiShotMemorySampler.CreateLazy(lt, o)
             let results =
                 [| for th in 0 .. 3 -> Task.Run(fun () ->
                     [ for rep in 0 .. 2 do
