@@ -306,9 +306,10 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
             int rows = n;
             ReadOnlySpan<int> used = idx[..rows];
             ExampleTable src = _table;
+            ReadOnlySpan<int> planned = used;
             if (_lazy is not null) (src, used) = LoadLazy(used);
             Span<int> shape = stackalloc int[_table.ExampleShape.Length];
-            long bytes = Gather.Measure(src, used, shape, BatchWhat.Planned(batchId, key.Epoch));
+            long bytes = Gather.Measure(src, used, shape, BatchWhat.Planned(batchId, key.Epoch), planned);
             Span<byte> dest = System.Runtime.InteropServices.MemoryMarshal.AsBytes(x);
             if (dest.Length < bytes)
                 throw new ArgumentException($"x holds {x.Length} elements, but batch {batchId} needs {bytes / Math.Max(1, DTypes.SizeOf(_table.DType))} ({rows} rows of shape [{string.Join(", ", shape.ToArray())}]).", nameof(x));
@@ -416,9 +417,10 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
     {
         ReadOnlySpan<int> used = s.Indices.AsSpan(0, rows);
         ExampleTable src = _table;
+        ReadOnlySpan<int> planned = used;
         if (_lazy is not null) (src, used) = LoadLazy(used);
         Span<int> shape = stackalloc int[_table.ExampleShape.Length];
-        long bytes = Gather.Measure(src, used, shape, what);
+        long bytes = Gather.Measure(src, used, shape, what, planned);
         s.PrepareX(shape, bytes);
         Gather.Rows(src, used, s.X.AsSpan(0, (int)bytes));
         Gather.Labels(src, used, s.Y);

@@ -90,6 +90,11 @@ let folder =
             Expect.isGreaterThan lazyT.Cache.Hits 0L "the cache served repeats"
             // The sampler's preprocess on a ragged lazy table (per batch) = the eager sampler's (once, up front).
             let p = SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 4, Seed = 5UL, Preprocess = resize)
+            // Without any resize, mixed sizes are a RaggedBatchException naming the table rows, as for an eager table.
+            let raw = MultiShotMemorySampler.CreateLazy(f.ToLazyTable(), SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 4, Seed = 5UL))
+            let re = try (use _b = raw.[0] in None) with :? RaggedBatchException as e -> Some e
+            let plan = raw.Planner.Plan({ Samplers.Core.PlanKey.Seed = 5UL; Epoch = 0; BatchId = 0 })
+            Expect.stringContains re.Value.Message $"example {plan.Indices.Span.[0]})" "names the table row, not the batch position"
             let eager2 = MultiShotMemorySampler(f.Load(), p)
             let lazy2 = MultiShotMemorySampler.CreateLazy(f.ToLazyTable(), p)
             Expect.equal (allBatches lazy2 0) (allBatches eager2 0) "options.Preprocess"
