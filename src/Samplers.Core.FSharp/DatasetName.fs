@@ -92,6 +92,8 @@ type DatasetNames =
             while i < spec.Length && isConfigChar spec[i] do i <- i + 1
             if i = start then fail start "expected a config name ([A-Za-z0-9_+.-]+) after '/'"
             config <- spec.Substring(start, i - start)
+            // A config names a folder: '.' and '..' would name the dataset folder itself or one outside it.
+            if config = "." || config = ".." then fail start $"config '{config}' is not a config name (it would name a folder outside the dataset)"
         let mutable version = ""
         if i < spec.Length && spec[i] = ':' then
             let start = i + 1

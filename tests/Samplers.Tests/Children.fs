@@ -15,4 +15,6 @@ let modes : (string * (string[] -> int)) list = [
     "plans", Samplers.Tests.Core.GoldenTests.childPlans
     "download", Samplers.Tests.Io.DownloadTests.childDownload
     "facade-default-download", Samplers.Tests.Io.LoaderTests.childDefaultDownload
+    // The real CLI entry point in a child (e.g. under DOTNET_GCHeapHardLimit): the exit code is the CLI's.
+    "cli", (fun args -> Samplers.Cli.Program.Run(args, System.Console.Out, System.Console.Error))
 ]

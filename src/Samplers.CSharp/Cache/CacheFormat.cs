@@ -94,7 +94,18 @@ internal static class CacheFormat
         return "xxh3-128:" + Convert.ToHexStringLower(h.GetCurrentHash());
     }
 
-    public static Dictionary<string, string> Metadata(CacheKey key, SourceFingerprint fingerprint, ExampleTable table, string checksum) => new()
+    /// <summary>Metadata key of the shards' content hashes (JSON array of "name\tlength\txxh3:hex"), compared by verify.</summary>
+    public const string MetaShardHashes = "samplers.cache.shard_hashes";
+
+    public static Dictionary<string, string> Metadata(CacheKey key, SourceFingerprint fingerprint, ExampleTable table, string checksum)
+    {
+        var meta = BaseMetadata(key, fingerprint, table, checksum);
+        // Hashed at build time, right after the load read the same files (so mostly from the page cache).
+        if (fingerprint.ShardPaths.Length > 0) meta[MetaShardHashes] = JsonSerializer.Serialize(fingerprint.ContentHashes());
+        return meta;
+    }
+
+    private static Dictionary<string, string> BaseMetadata(CacheKey key, SourceFingerprint fingerprint, ExampleTable table, string checksum) => new()
     {
         [MetaSchemaVersion] = SchemaVersion.ToString(CultureInfo.InvariantCulture),
         [MetaKey] = key.Canonical,
@@ -180,7 +191,11 @@ internal static class CacheFormat
 
     /// <summary>The facts a cache file's metadata states, validated for shape but not yet against a request.</summary>
     internal sealed record Header(int SchemaVersion, string Key, string Fingerprint, DType DType, int[] Shape, bool Ragged,
-        int Count, long PayloadBytes, string[] ClassNames, bool HasIds, string Checksum);
+        int Count, long PayloadBytes, string[] ClassNames, bool HasIds, string Checksum)
+    {
+        /// <summary>The shards' content hashes recorded at build time; null for files built before they were recorded.</summary>
+        public string[]? ShardHashes { get; init; }
+    }
 
     /// <summary>Parses the metadata; throws <see cref="DataFormatException"/> naming the key that is missing or bad.</summary>
     public static Header ReadHeader(IReadOnlyDictionary<string, string> meta, string path)
@@ -207,7 +222,8 @@ internal static class CacheFormat
         foreach (int d in shape)
             if (d < -1 || (d == -1 && !ragged))
                 throw new DataFormatException($"{path}: metadata shape [{string.Join(", ", shape)}] does not fit layout '{layout}'.", path, key: MetaShape);
-        return new Header(version, Get(MetaKey), Get(MetaFingerprint), dtype, shape, ragged, count, payload, names, hasIds, Get(MetaChecksum));
+        string[]? hashes = meta.TryGetValue(MetaShardHashes, out string? hj) ? ParseJson<string[]>(hj, MetaShardHashes, path) : null;
+        return new Header(version, Get(MetaKey), Get(MetaFingerprint), dtype, shape, ragged, count, payload, names, hasIds, Get(MetaChecksum)) { ShardHashes = hashes };
     }
 
     private static T ParseJson<T>(string json, string key, string path) where T : class

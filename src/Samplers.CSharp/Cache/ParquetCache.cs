@@ -111,8 +111,12 @@ internal sealed class ParquetCache
     /// <exception cref="ArgumentNullException"><paramref name="key"/> or <paramref name="fingerprint"/> is null.</exception>
     /// <exception cref="ArgumentException">A key field is empty.</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
-    public async Task<CacheLoadResult> TryLoadAsync(CacheKey key, SourceFingerprint fingerprint, TableBacking backing, CacheExpectation? expected = null,
-        IProgress<CacheProgress>? progress = null, CancellationToken cancellationToken = default)
+    public Task<CacheLoadResult> TryLoadAsync(CacheKey key, SourceFingerprint fingerprint, TableBacking backing, CacheExpectation? expected = null,
+        IProgress<CacheProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        LoadCoreAsync(key, fingerprint, backing, expected, progress, checkContent: false, cancellationToken);
+
+    private async Task<CacheLoadResult> LoadCoreAsync(CacheKey key, SourceFingerprint fingerprint, TableBacking backing, CacheExpectation? expected,
+        IProgress<CacheProgress>? progress, bool checkContent, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(fingerprint);
@@ -130,11 +134,12 @@ internal sealed class ParquetCache
             // A mapped table keeps it open for its whole life (so it keeps that version too).
             Microsoft.Win32.SafeHandles.SafeFileHandle handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, FileOptions.RandomAccess);
             CacheLoadResult? miss = null;
+            var contentNote = checkContent ? new System.Runtime.CompilerServices.StrongBox<string>("no shard contents") : null;
             ExampleTable? table = null;
             try
             {
                 (miss, table) = await ReadCheckedAsync(() => new PlainPageReader.HandleStream(handle), handle, path, key, fingerprint, expected,
-                    Environment.ProcessorCount, progress, backing, cancellationToken).ConfigureAwait(false);
+                    Environment.ProcessorCount, progress, backing, cancellationToken, contentNote).ConfigureAwait(false);
             }
             finally
             {
@@ -142,6 +147,9 @@ internal sealed class ParquetCache
             }
             if (miss is not null) return Report(progress, miss);
             ExampleTable hit = table!;
+            if (checkContent)
+                return new CacheLoadResult(hit, null, path, $"{path}: valid: {hit.Count} examples; checked the metadata, the row counts, the payload checksum (XXH3-128), " +
+                    $"the source fingerprint (shard paths, sizes and times; dataset_info.json and features.json bytes) and {contentNote!.Value}");
             progress?.Report(new CacheProgress(CachePhase.Hit, path, hit.Count, hit.Count));
             _logger.LogInformation("Cache hit: {Path} ({Count} examples, {Bytes} payload bytes, {Backing}) in {Ms} ms", path, hit.Count, hit.PayloadBytes, hit.Backing, sw.ElapsedMilliseconds);
             return new CacheLoadResult(hit, null, path, $"{path}: cache hit, {hit.Count} examples");
@@ -169,8 +177,11 @@ internal sealed class ParquetCache
     /// <summary>Re-checks the cache file of <paramref name="key"/> against the current source: reads it fully and
     /// verifies metadata, row counts and the payload checksum. Returns the same result as a load would.</summary>
     /// <exception cref="ArgumentNullException"><paramref name="key"/> or <paramref name="fingerprint"/> is null.</exception>
+    /// <remarks>Unlike a load, verify also reads every shard and compares its XXH3 with the hash recorded when the
+    /// cache was built, so a shard edited in place (same size and time) makes the file invalid.</remarks>
     public Task<CacheLoadResult> VerifyAsync(CacheKey key, SourceFingerprint fingerprint, CacheExpectation? expected = null, CancellationToken cancellationToken = default) =>
-        TryLoadAsync(key, fingerprint, expected, null, cancellationToken);
+        LoadCoreAsync(key, fingerprint, TableBacking.Memory, expected, null, checkContent: true, cancellationToken);
+
 
     /// <summary>Reads a cache file from any stream, with every check of <see cref="TryLoadAsync(CacheKey, SourceFingerprint, TableBacking, CacheExpectation?, IProgress{CacheProgress}?, CancellationToken)"/> (for tests and tools).</summary>
     internal async Task<CacheLoadResult> TryLoadFromStreamAsync(Stream stream, string name, CacheKey key, SourceFingerprint fingerprint, CancellationToken cancellationToken = default)
@@ -187,7 +198,7 @@ internal sealed class ParquetCache
     }
 
     private async Task<(CacheLoadResult?, ExampleTable?)> ReadCheckedAsync(Func<Stream> open, Microsoft.Win32.SafeHandles.SafeFileHandle? file, string path, CacheKey key, SourceFingerprint fingerprint,
-        CacheExpectation? expected, int parallelism, IProgress<CacheProgress>? progress, TableBacking backing, CancellationToken cancellationToken)
+        CacheExpectation? expected, int parallelism, IProgress<CacheProgress>? progress, TableBacking backing, CancellationToken cancellationToken, System.Runtime.CompilerServices.StrongBox<string>? contentNote = null)
     {
         CacheFormat.Header header;
         int groups;
@@ -203,6 +214,8 @@ internal sealed class ParquetCache
                 return (Miss(null, path, CacheMissReason.KeyMismatch, $"{path}: the file was built for another key ({header.Key.Replace('\u001f', '|')}); rebuilding", LogLevel.Warning), null);
             if (header.Fingerprint != fingerprint.Value)
                 return (Miss(null, path, CacheMissReason.SourceChanged, $"{path}: the source changed since the cache was built (fingerprint {Short(header.Fingerprint)}, now {Short(fingerprint.Value)}); rebuilding", LogLevel.Information), null);
+            if (contentNote is not null && ContentMismatch(header, fingerprint, path, contentNote) is CacheLoadResult changed)
+                return (changed, null);
             if (expected is not null && Mismatch(header, expected) is string what)
                 return (Miss(null, path, CacheMissReason.MetadataMismatch, $"{path}: {what}; rebuilding", LogLevel.Information), null);
             groups = reader.RowGroupCount;
@@ -237,6 +250,28 @@ internal sealed class ParquetCache
         if (checksum != header.Checksum)
             throw new DataFormatException($"{path}: payload checksum {checksum}, the metadata says {header.Checksum}.", path, key: CacheFormat.MetaChecksum);
         return (null, table);
+    }
+
+    /// <summary>Compares the shards' current XXH3 with the hashes recorded at build time; a miss when one differs.</summary>
+    private CacheLoadResult? ContentMismatch(CacheFormat.Header header, SourceFingerprint fingerprint, string path, System.Runtime.CompilerServices.StrongBox<string> note)
+    {
+        if (header.ShardHashes is null)
+        {
+            note.Value = "no shard contents (this file was built before shard hashes were recorded; rebuild it to have them checked)";
+            return null;
+        }
+        string[] now = fingerprint.ContentHashes();
+        for (int i = 0; i < Math.Max(now.Length, header.ShardHashes.Length); i++)
+        {
+            string? was = i < header.ShardHashes.Length ? header.ShardHashes[i] : null;
+            string? cur = i < now.Length ? now[i] : null;
+            if (was == cur) continue;
+            return Miss(null, path, CacheMissReason.SourceChanged,
+                $"{path}: shard content changed since the cache was built: recorded '{(was ?? "(none)").Replace('\t', ' ')}', now '{(cur ?? "(none)").Replace('\t', ' ')}' " +
+                "(the shard was modified in place, keeping its size and time). Rebuild the cache (samplers cache <dataset> build) after checking the shard.", LogLevel.Warning);
+        }
+        note.Value = $"the content (XXH3-64) of all {now.Length} shard(s)";
+        return null;
     }
 
     private static string? Mismatch(CacheFormat.Header h, CacheExpectation e)

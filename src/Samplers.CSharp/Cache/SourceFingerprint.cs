@@ -9,12 +9,44 @@ namespace Samplers.Cache;
 /// the content of <c>dataset_info.json</c> and <c>features.json</c>. Any change to these makes a cache stale.
 /// </summary>
 /// <remarks>
-/// Shard contents are not hashed (that would cost a full read of the source on every load); size and modification
-/// time are what build tools use for the same trade-off. The JSON files are small, so their bytes are hashed.
+/// Shard contents are not part of the fingerprint (that would cost a full read of the source on every load); size and
+/// modification time are what build tools use for the same trade-off. The JSON files are small, so their bytes are
+/// hashed. A shard edited in place keeping its size and time is caught by <c>cache verify</c>, which compares the
+/// XXH3 of every shard with the one recorded when the cache was built (<see cref="ContentHashes"/>).
 /// </remarks>
 internal sealed class SourceFingerprint : IEquatable<SourceFingerprint>
 {
-    private SourceFingerprint(string value) => Value = value;
+    private SourceFingerprint(string value, string[]? shardPaths = null)
+    {
+        Value = value;
+        ShardPaths = shardPaths ?? [];
+    }
+
+    /// <summary>The shards this fingerprint was computed from (empty when read back from a value): their contents are
+    /// hashed into the cache metadata at build time and compared by <see cref="ParquetCache.VerifyAsync"/>.</summary>
+    internal string[] ShardPaths { get; }
+
+    /// <summary>One line per shard: file name, length and the XXH3-64 of its bytes, as recorded in a cache file.</summary>
+    internal string[] ContentHashes() => ShardPaths.Select(ContentHash).ToArray();
+
+    /// <summary>"&lt;file name&gt;\t&lt;length&gt;\txxh3:&lt;hex&gt;" of one shard; XXH3 reads several GB/s, so this costs about
+    /// one sequential read of the file.</summary>
+    internal static string ContentHash(string path)
+    {
+        var h = new System.IO.Hashing.XxHash3();
+        long length = 0;
+        using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan))
+        {
+            byte[] buf = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 20);
+            try
+            {
+                int n;
+                while ((n = fs.Read(buf, 0, buf.Length)) > 0) { h.Append(buf.AsSpan(0, n)); length += n; }
+            }
+            finally { System.Buffers.ArrayPool<byte>.Shared.Return(buf); }
+        }
+        return string.Create(CultureInfo.InvariantCulture, $"{Path.GetFileName(path)}\t{length}\txxh3:{h.GetCurrentHashAsUInt64():x16}");
+    }
 
     /// <summary>The fingerprint as lower-case hex of a SHA-256 digest.</summary>
     public string Value { get; }
@@ -36,6 +68,7 @@ internal sealed class SourceFingerprint : IEquatable<SourceFingerprint>
     public static SourceFingerprint Compute(IEnumerable<string> shardPaths, string? datasetInfoJson, string? featuresJson)
     {
         ArgumentNullException.ThrowIfNull(shardPaths);
+        var shards = new List<string>();
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         void Line(string s) => sha.AppendData(Encoding.UTF8.GetBytes(s + "\n"));
         Line("samplers-source-fingerprint-v1");
@@ -45,10 +78,11 @@ internal sealed class SourceFingerprint : IEquatable<SourceFingerprint>
             if (!fi.Exists)
                 throw new DatasetNotFoundException($"{fi.FullName}: shard not found while fingerprinting the source; re-download or re-prepare the dataset.", fi.FullName);
             Line(string.Create(CultureInfo.InvariantCulture, $"shard\t{fi.FullName}\t{fi.Length}\t{fi.LastWriteTimeUtc.Ticks}"));
+            shards.Add(fi.FullName);
         }
         Line("dataset_info.json\t" + HashFile(datasetInfoJson));
         Line("features.json\t" + HashFile(featuresJson));
-        return new SourceFingerprint(Convert.ToHexStringLower(sha.GetHashAndReset()));
+        return new SourceFingerprint(Convert.ToHexStringLower(sha.GetHashAndReset()), shards.ToArray());
     }
 
     private static string HashFile(string? path)

@@ -26,7 +26,7 @@ public sealed class ExampleTable
     private readonly int[] _shape;
     private readonly long[] _labels;
     private readonly string?[]? _ids;
-    private readonly string[] _classNames;
+    private readonly IReadOnlyList<string> _classNames; // a string[] or an immutable NumberedClassNames
     // Fixed layout.
     private readonly int _stride;
     private readonly int _examplesPerChunk;
@@ -40,13 +40,13 @@ public sealed class ExampleTable
     private readonly Func<string?[]>? _loadIds;
     private string?[]? _lazyIds;
 
-    internal ExampleTable(DType dtype, int[] shape, byte[][] chunks, int stride, int examplesPerChunk, long[] labels, string?[]? ids, string[] classNames)
+    internal ExampleTable(DType dtype, int[] shape, byte[][] chunks, int stride, int examplesPerChunk, long[] labels, string?[]? ids, IReadOnlyList<string> classNames)
     {
         DType = dtype; _shape = shape; _chunks = chunks; _stride = stride; _examplesPerChunk = examplesPerChunk;
         _labels = labels; _ids = ids; _classNames = classNames;
     }
 
-    internal ExampleTable(DType dtype, int[] shape, byte[][] chunks, int[] chunkOf, int[] offsetOf, int[] lengthOf, int[] shapes, long[] labels, string?[]? ids, string[] classNames)
+    internal ExampleTable(DType dtype, int[] shape, byte[][] chunks, int[] chunkOf, int[] offsetOf, int[] lengthOf, int[] shapes, long[] labels, string?[]? ids, IReadOnlyList<string> classNames)
     {
         DType = dtype; _shape = shape; _chunks = chunks; _stride = -1; _examplesPerChunk = 0;
         _chunkOf = chunkOf; _offsetOf = offsetOf; _lengthOf = lengthOf; _shapes = shapes;
@@ -102,7 +102,7 @@ public sealed class ExampleTable
         for (int o = 0; o < counts.Length; o++)
         {
             long label = index.LabelOf(o);
-            string name = label >= 0 && label < _classNames.Length ? _classNames[(int)label] : label.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            string name = label >= 0 && label < _classNames.Count ? _classNames[(int)label] : label.ToString(System.Globalization.CultureInfo.InvariantCulture);
             counts[o] = new ClassCount(label, name, index.CountOf(o));
         }
         return counts;
@@ -258,6 +258,7 @@ public sealed class ExampleTableBuilder
     // Fixed.
     private readonly int _stride;
     private readonly int _examplesPerChunk;
+    private readonly byte[]?[]? _fixedChunks; // allocated on first use
     // Ragged.
     private readonly int[]? _chunkOf, _offsetOf, _lengthOf, _shapes;
     private readonly object _gate = new();
@@ -278,13 +279,9 @@ public sealed class ExampleTableBuilder
             _stride = (int)stride;
             _examplesPerChunk = stride == 0 ? Math.Max(1, count) : (int)Math.Min(int.MaxValue, chunkBytes / stride);
             if (_examplesPerChunk == 0) _examplesPerChunk = 1;
-            long remaining = count;
-            while (remaining > 0)
-            {
-                long n = Math.Min(remaining, _examplesPerChunk);
-                _chunks.Add(GC.AllocateUninitializedArray<byte>(checked((int)(n * _stride))));
-                remaining -= n;
-            }
+            // Chunks are allocated when a slot in them is first asked for, not here: the count may come from
+            // untrusted metadata, and memory should follow the examples actually written.
+            _fixedChunks = new byte[]?[count == 0 ? 0 : (int)((count + (long)_examplesPerChunk - 1) / _examplesPerChunk)];
         }
         else
         {
@@ -326,7 +323,17 @@ public sealed class ExampleTableBuilder
         if (IsRagged) throw new InvalidOperationException("Slot is for fixed shapes; call AllocateRagged on a ragged builder.");
         if ((uint)index >= (uint)_labels.Length) throw new ArgumentOutOfRangeException(nameof(index), index, $"index must be in [0, {Count}).");
         int chunk = index / _examplesPerChunk;
-        return new Span<byte>(_chunks[chunk], (index - chunk * _examplesPerChunk) * _stride, _stride);
+        byte[] bytes = _fixedChunks![chunk] ?? AllocateFixedChunk(chunk);
+        return new Span<byte>(bytes, (index - chunk * _examplesPerChunk) * _stride, _stride);
+    }
+
+    private byte[] AllocateFixedChunk(int chunk)
+    {
+        long first = (long)chunk * _examplesPerChunk;
+        long n = Math.Min(_labels.Length - first, _examplesPerChunk);
+        var fresh = GC.AllocateUninitializedArray<byte>(checked((int)(n * _stride)));
+        // Another thread may have allocated it meanwhile; keep whichever landed first.
+        return Interlocked.CompareExchange(ref _fixedChunks![chunk], fresh, null) ?? fresh;
     }
 
     /// <summary>Reserves the bytes of ragged example <paramref name="index"/> with the given <paramref name="shape"/>; thread-safe. Each index once.</summary>
@@ -383,9 +390,14 @@ public sealed class ExampleTableBuilder
     /// <exception cref="InvalidOperationException">A ragged example was never allocated.</exception>
     public ExampleTable Build()
     {
-        string[] names = ClassNames.ToArray();
+        // Numbered names stay lazy (immutable); any other list is copied so later changes cannot reach the table.
+        IReadOnlyList<string> names = ClassNames is NumberedClassNames numbered ? numbered : ClassNames.ToArray();
         if (!IsRagged)
-            return new ExampleTable(_dtype, _shape, _chunks.ToArray(), _stride, _examplesPerChunk, _labels, _ids, names);
+        {
+            for (int c = 0; c < _fixedChunks!.Length; c++)
+                if (_fixedChunks[c] is null) AllocateFixedChunk(c);
+            return new ExampleTable(_dtype, _shape, _fixedChunks.Select(c => c!).ToArray(), _stride, _examplesPerChunk, _labels, _ids, names);
+        }
         int missing = Array.IndexOf(_chunkOf!, -1);
         if (missing >= 0) throw new InvalidOperationException($"Ragged example {missing} was never allocated.");
         return new ExampleTable(_dtype, _shape, _chunks.ToArray(), _chunkOf!, _offsetOf!, _lengthOf!, _shapes!, _labels, _ids, names);

@@ -21,7 +21,8 @@ public sealed class NpyWriter
     private long _written;
 
     /// <summary>Writes the header of an array of <paramref name="dtype"/> and <paramref name="shape"/> to <paramref name="stream"/>.</summary>
-    /// <exception cref="ArgumentException">The dtype has no fixed-size NumPy form (variable-length bytes), or a dimension is negative.</exception>
+    /// <exception cref="ArgumentException">The dtype has no fixed-size NumPy form (variable-length bytes), a dimension is
+    /// negative, or the array would hold more than 2^63-1 bytes.</exception>
     public NpyWriter(Stream stream, DType dtype, ReadOnlySpan<long> shape)
         : this(stream, Descr(dtype), DTypes.SizeOf(dtype), shape)
     {
@@ -33,11 +34,17 @@ public sealed class NpyWriter
         _stream = stream;
         long count = 1;
         foreach (long d in shape)
-        {
             if (d < 0) throw new ArgumentException($"Array dimensions must be 0 or more, but the shape is ({string.Join(", ", shape.ToArray())}).", nameof(shape));
-            count = checked(count * d);
+        try
+        {
+            foreach (long d in shape) count = checked(count * d);
+            _expected = checked(count * itemSize);
         }
-        _expected = checked(count * itemSize);
+        catch (OverflowException e)
+        {
+            // Found by fuzzing (npy-header target): the contract is an ArgumentException, not an OverflowException.
+            throw new ArgumentException($"The shape ({string.Join(", ", shape.ToArray())}) of {itemSize}-byte elements holds more than 2^63-1 bytes; no .npy file can hold it.", nameof(shape), e);
+        }
         stream.Write(Header(descr, shape));
     }
 
@@ -160,27 +167,38 @@ public sealed class NpyWriter
 /// <summary>
 /// Writes a NumPy <c>.npz</c> archive (a zip of <c>.npy</c> members, as <c>np.savez</c>) or a folder of <c>.npy</c>
 /// files, through a temporary name renamed on <see cref="Complete"/>: a failed or cancelled export leaves nothing
-/// half-written under the final name.
+/// half-written under the final name. A symbolic link is written through (the temporary file and the rename are beside
+/// its target); a FIFO or character device (<c>/dev/stdout</c>) is written directly, never replaced.
 /// </summary>
 public sealed class NpzWriter : IDisposable
 {
     private readonly string _path;
-    private readonly string _temp;
+    private readonly string _target;
+    private readonly string? _temp; // null when writing a FIFO or device directly
     private readonly FileStream _file;
     private readonly ZipArchive _zip;
     private readonly HashSet<string> _names = new(StringComparer.Ordinal);
     private bool _done;
 
     /// <summary>Starts an archive that will be published at <paramref name="path"/>.</summary>
-    /// <param name="path">The final <c>.npz</c> path; its folder must exist.</param>
+    /// <param name="path">The final <c>.npz</c> path (a regular file, a new file, a symlink, a FIFO or a character
+    /// device); its folder must exist.</param>
     /// <param name="compress">Deflate the members (<c>np.savez_compressed</c>); default stored, as <c>np.savez</c>.</param>
+    /// <exception cref="ArgumentException">The path is a directory, a block device or a socket.</exception>
     public NpzWriter(string path, bool compress = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         _path = Path.GetFullPath(path);
-        string dir = Path.GetDirectoryName(_path) ?? ".";
-        _temp = Path.Combine(dir, "." + Path.GetFileName(_path) + "." + Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N") + ".tmp");
-        _file = new FileStream(_temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+        (_target, bool direct) = OutputTarget.Resolve(_path);
+        if (direct)
+        {
+            _file = OutputTarget.OpenDirect(_target);
+        }
+        else
+        {
+            _temp = OutputTarget.TempBeside(_target);
+            _file = new FileStream(_temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+        }
         _zip = new ZipArchive(_file, ZipArchiveMode.Create, leaveOpen: true);
         Level = compress ? CompressionLevel.Optimal : CompressionLevel.NoCompression;
     }
@@ -206,15 +224,24 @@ public sealed class NpzWriter : IDisposable
         write(s);
     }
 
-    /// <summary>Finishes the archive, flushes it to disk and renames it to the final path.</summary>
+    /// <summary>Finishes the archive, flushes it to disk and renames it to the final path (beside a symlink's target);
+    /// a FIFO or device gets the bytes directly. On failure (e.g. a full disk) the temporary file is deleted.</summary>
     public void Complete()
     {
         if (_done) return;
-        _zip.Dispose();
-        _file.Flush(flushToDisk: true);
-        _file.Dispose();
-        File.Move(_temp, _path, overwrite: true);
-        _done = true;
+        try
+        {
+            _zip.Dispose();
+            _file.Flush(flushToDisk: _temp is not null);
+            _file.Dispose();
+            if (_temp is not null) File.Move(_temp, _target, overwrite: true);
+            _done = true;
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
     }
 
     /// <summary>Abandons an incomplete archive (its temporary file is deleted); after <see cref="Complete"/>, does nothing.</summary>
@@ -222,30 +249,42 @@ public sealed class NpzWriter : IDisposable
     {
         if (_done) return;
         _done = true;
-        try { _zip.Dispose(); } catch (IOException) { } catch (InvalidDataException) { }
-        _file.Dispose();
-        try { File.Delete(_temp); } catch (IOException) { }
+        try { _zip.Dispose(); } catch (IOException) { } catch (InvalidDataException) { } catch (NotSupportedException) { }
+        // Disposing flushes buffered bytes, which fails again on a full disk: the temp file goes regardless.
+        try { _file.Dispose(); } catch (IOException) { }
+        OutputTarget.DeleteQuietly(_temp);
     }
 
-    /// <summary>Writes one <c>.npy</c> file through a temporary file in the same folder and a rename.</summary>
+    /// <summary>Writes one <c>.npy</c> file through a temporary file beside it (beside a symlink's target) and a rename;
+    /// a FIFO or character device is written directly.</summary>
+    /// <exception cref="ArgumentException">The path is a directory, a block device or a socket.</exception>
     public static void WriteFile(string path, Action<Stream> write)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(write);
-        string full = Path.GetFullPath(path);
-        string temp = Path.Combine(Path.GetDirectoryName(full) ?? ".", "." + Path.GetFileName(full) + "." + Guid.NewGuid().ToString("N") + ".tmp");
+        var (target, direct) = OutputTarget.Resolve(path);
+        if (direct)
+        {
+            using var d = OutputTarget.OpenDirect(target);
+            write(d);
+            d.Flush();
+            return;
+        }
+        string temp = OutputTarget.TempBeside(target);
+        FileStream? f = null;
         try
         {
-            using (var f = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                write(f);
-                f.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
+            f = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+            write(f);
+            f.Flush(flushToDisk: true);
+            f.Dispose();
+            f = null;
+            File.Move(temp, target, overwrite: true);
         }
         catch
         {
-            try { File.Delete(temp); } catch (IOException) { }
+            try { f?.Dispose(); } catch (IOException) { }
+            OutputTarget.DeleteQuietly(temp);
             throw;
         }
     }

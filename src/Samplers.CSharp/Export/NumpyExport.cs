@@ -64,7 +64,10 @@ public static class NumpyExport
     /// <summary>Writes the arrays and returns the member names written (without <c>.npy</c>).</summary>
     /// <exception cref="ArgumentOutOfRangeException">A row is outside [0, table.Count).</exception>
     /// <exception cref="ArgumentException">An extra array's length differs from the row count, or its name clashes with x, y or id; the dtype has no NumPy form.</exception>
-    /// <exception cref="DataFormatException">The table is ragged: examples of different shapes cannot form one array.</exception>
+    /// <exception cref="DataFormatException">The rows written have different shapes (a ragged table whose rows differ): they cannot form one array.</exception>
+    /// <remarks><paramref name="path"/> may be a regular file (replaced atomically through a temporary file), a symbolic
+    /// link (its target is replaced the same way; the link stays), or a FIFO or character device such as <c>/dev/stdout</c>
+    /// (written directly, never replaced). A failed export leaves no temporary file.</remarks>
     public static IReadOnlyList<string> Write(ExampleTable table, string path, NumpyExportOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(table);
@@ -75,10 +78,22 @@ public static class NumpyExport
             for (int i = 0; i < rows.Count; i++)
                 if ((uint)rows[i] >= (uint)table.Count)
                     throw new ArgumentOutOfRangeException(nameof(options), rows[i], $"Row {i} of the export is {rows[i]}, outside [0, {table.Count}).");
-        if (table.IsRagged)
-            throw new DataFormatException(
-                $"The examples have different shapes (ragged table, declared shape ({string.Join(", ", table.ExampleShape.ToArray())})): they cannot form one NumPy array. " +
-                "Export a fixed-shape feature, or resize the examples first (Preprocessing.ResizeNearest).");
+        int Row(int i) => options.Rows is { } r ? r[i] : i;
+        // A ragged table whose written rows all share one shape still forms one array (declared ragged is not the same
+        // as ragged in fact); only rows that really differ are refused, and the message shows two of them.
+        int[] exampleShape = table.ExampleShape.ToArray();
+        if (table.IsRagged && n > 0)
+        {
+            exampleShape = table.GetShape(Row(0)).ToArray();
+            for (int i = 1; i < n; i++)
+            {
+                if (table.GetShape(Row(i)).SequenceEqual(exampleShape)) continue;
+                throw new DataFormatException(
+                    $"The examples have different shapes: row {Row(0)} is ({string.Join(", ", exampleShape)}) but row {Row(i)} is ({string.Join(", ", table.GetShape(Row(i)).ToArray())}) " +
+                    $"(declared shape ({string.Join(", ", table.ExampleShape.ToArray())})), so they cannot form one NumPy array. " +
+                    "Export a fixed-shape feature, or resize the examples first (Preprocessing.ResizeNearest).");
+            }
+        }
         NpyWriter.Descr(table.DType); // fails early for dtypes without a NumPy form
         var extra = options.Extra ?? new Dictionary<string, long[]>();
         foreach (var (name, values) in extra)
@@ -86,15 +101,14 @@ public static class NumpyExport
             if (name is "x" or "y" or "id") throw new ArgumentException($"Extra array name '{name}' clashes with a standard member (x, y, id).", nameof(options));
             if (values.Length != n) throw new ArgumentException($"Extra array '{name}' has {values.Length} values but {n} rows are written.", nameof(options));
         }
-        int Row(int i) => options.Rows is { } r ? r[i] : i;
 
         var members = new List<(string Name, Action<Stream> Write)>
         {
             ("x", s =>
             {
-                var shape = new long[1 + table.ExampleShape.Length];
+                var shape = new long[1 + exampleShape.Length];
                 shape[0] = n;
-                for (int d = 0; d < table.ExampleShape.Length; d++) shape[d + 1] = table.ExampleShape[d];
+                for (int d = 0; d < exampleShape.Length; d++) shape[d + 1] = exampleShape[d];
                 var w = new NpyWriter(s, table.DType, shape);
                 for (int i = 0; i < n; i++) w.Write(table.GetExample(Row(i)));
                 w.Complete();

@@ -25,7 +25,7 @@ internal enum ImageFormat
 }
 
 /// <summary>
-/// What <see cref="ImageDecoder.Measure"/> found in an encoded image's header.
+/// What <see cref="ImageDecoder.Measure(ReadOnlySpan{byte}, string?)"/> found in an encoded image's header.
 /// </summary>
 /// <param name="Height">Rows.</param>
 /// <param name="Width">Columns.</param>
@@ -48,6 +48,14 @@ internal static class ImageDecoder
     /// <summary>The formats this decoder decodes, for messages.</summary>
     public const string SupportedFormats = "PNG (1/2/4/8/16-bit, grey, grey+alpha, RGB, RGBA, palette, Adam7) and JPEG (grey, RGB)";
 
+    /// <summary>The default pixel budget per image (height x width): PIL's decompression-bomb limit,
+    /// 89,478,485 pixels (about 0.25 GiB of RGB). Pass a larger budget to decode larger images.</summary>
+    public const long DefaultMaxPixels = 89_478_485;
+
+    /// <summary>The best deflate compression ratio (a 258-byte match per 2 bits, about 1032:1): a PNG whose IDAT data
+    /// is smaller than its raw pixel rows divided by this cannot hold the pixels it claims.</summary>
+    internal const int MaxDeflateRatio = 1032;
+
     /// <summary>Identifies the format from the first bytes.</summary>
     public static ImageFormat Sniff(ReadOnlySpan<byte> encoded)
     {
@@ -66,18 +74,59 @@ internal static class ImageDecoder
     /// <param name="encoded">The encoded file bytes.</param>
     /// <param name="source">Where the bytes came from (e.g. a <c>tfds_id</c>), used in error messages.</param>
     /// <exception cref="DataFormatException">Unknown or unsupported format, or a corrupt header.</exception>
-    public static ImageInfo Measure(ReadOnlySpan<byte> encoded, string? source = null)
+    public static ImageInfo Measure(ReadOnlySpan<byte> encoded, string? source = null) => Measure(encoded, source, DefaultMaxPixels);
+
+    /// <summary>
+    /// Reads the size and native channel count without decoding pixels, and refuses, from the header alone, an image
+    /// above the pixel budget or one whose data is too short to hold the pixels it claims (a decompression bomb or
+    /// a truncated file): nothing is allocated for pixels before these checks.
+    /// </summary>
+    /// <param name="encoded">The encoded file bytes.</param>
+    /// <param name="source">Where the bytes came from (e.g. a <c>tfds_id</c>), used in error messages.</param>
+    /// <param name="maxPixels">The most pixels (height x width) allowed; see <see cref="DefaultMaxPixels"/>.</param>
+    /// <exception cref="DataFormatException">Unknown or unsupported format, a corrupt header, an image above the
+    /// budget, or data too short for the declared size.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxPixels"/> is below 1.</exception>
+    public static ImageInfo Measure(ReadOnlySpan<byte> encoded, string? source, long maxPixels)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxPixels, 1L);
         var format = Sniff(encoded);
+        ImageInfo info;
         switch (format)
         {
             case ImageFormat.Png:
-                return PngHeader.Read(encoded, source).ToInfo();
+            {
+                var header = PngHeader.Read(encoded, source);
+                info = header.ToInfo();
+                CheckBudget(info, maxPixels, source);
+                // Raw rows: a filter byte plus the packed samples; deflate cannot shrink them more than ~1032 times.
+                int samples = header.ColorType switch { PngColorType.Grey or PngColorType.Palette => 1, PngColorType.GreyAlpha => 2, PngColorType.Rgb => 3, _ => 4 };
+                int bitsPerPixel = header.BitDepth * samples;
+                long rawBytes = (long)header.Height * (1 + ((long)header.Width * bitsPerPixel + 7) / 8);
+                if (header.IdatBytes * MaxDeflateRatio < rawBytes)
+                    throw new DataFormatException(
+                        $"{Where(source)}PNG claims {header.Width}x{header.Height} pixels ({rawBytes} bytes of raw rows) but holds only {header.IdatBytes} bytes of " +
+                        $"image data, less than any deflate stream of those rows (at most {MaxDeflateRatio}:1); the file is truncated or forged. Re-download or regenerate it.", source);
+                return info;
+            }
             case ImageFormat.Jpeg:
-                return MeasureJpeg(encoded, source);
+                info = MeasureJpeg(encoded, source);
+                CheckBudget(info, maxPixels, source);
+                JpegHeader.CheckDataLength(encoded, info, source);
+                return info;
             default:
                 throw Unsupported(format, encoded, source);
         }
+    }
+
+    private static void CheckBudget(ImageInfo info, long maxPixels, string? source)
+    {
+        long pixels = (long)info.Height * info.Width;
+        if (pixels > maxPixels)
+            throw new DataFormatException(
+                $"{Where(source)}{info.Format.ToString().ToUpperInvariant()} image is {info.Width}x{info.Height} = {pixels} pixels, above the budget of {maxPixels} " +
+                "pixels per image (a decompression-bomb guard, as PIL's). If the image is genuine, raise the budget (TfdsLoadOptions.MaxImagePixels); " +
+                "otherwise the file is forged or damaged: re-download the dataset.", source);
     }
 
     /// <summary>Number of elements (not bytes) a decode of <paramref name="info"/> to <paramref name="channels"/> needs.</summary>
@@ -99,10 +148,11 @@ internal static class ImageDecoder
     /// <returns>The decoded image's header facts (Channels = the channels written).</returns>
     /// <exception cref="DataFormatException">Unsupported format, corrupt data, or a size different from the declared one.</exception>
     /// <exception cref="ArgumentException">Bad channel count, or <paramref name="destination"/> too short.</exception>
+    /// <param name="maxPixels">The pixel budget (<see cref="DefaultMaxPixels"/>); a larger image is refused from its header.</param>
     public static ImageInfo Decode(ReadOnlySpan<byte> encoded, Span<byte> destination, int channels = -1,
-        int expectedHeight = -1, int expectedWidth = -1, string? source = null)
+        int expectedHeight = -1, int expectedWidth = -1, string? source = null, long maxPixels = DefaultMaxPixels)
     {
-        var info = Prepare(encoded, channels, expectedHeight, expectedWidth, source, out int c);
+        var info = Prepare(encoded, channels, expectedHeight, expectedWidth, source, maxPixels, out int c);
         int needed = info.Height * info.Width * c;
         if (destination.Length < needed)
             throw new ArgumentException($"destination holds {destination.Length} bytes, the {info.Width}x{info.Height}x{c} image needs {needed}.", nameof(destination));
@@ -140,9 +190,9 @@ internal static class ImageDecoder
     /// <exception cref="DataFormatException">Unsupported format, corrupt data, or a size different from the declared one.</exception>
     /// <exception cref="ArgumentException">Bad channel count, or <paramref name="destination"/> too short.</exception>
     public static ImageInfo Decode16(ReadOnlySpan<byte> encoded, Span<ushort> destination, int channels = -1,
-        int expectedHeight = -1, int expectedWidth = -1, string? source = null)
+        int expectedHeight = -1, int expectedWidth = -1, string? source = null, long maxPixels = DefaultMaxPixels)
     {
-        var info = Prepare(encoded, channels, expectedHeight, expectedWidth, source, out int c);
+        var info = Prepare(encoded, channels, expectedHeight, expectedWidth, source, maxPixels, out int c);
         int needed = info.Height * info.Width * c;
         if (destination.Length < needed)
             throw new ArgumentException($"destination holds {destination.Length} values, the {info.Width}x{info.Height}x{c} image needs {needed}.", nameof(destination));
@@ -184,9 +234,9 @@ internal static class ImageDecoder
     /// <exception cref="DataFormatException">Not an 8-bit RGBA PNG, corrupt data, or a size different from the declared one.</exception>
     /// <exception cref="ArgumentException"><paramref name="destination"/> too short.</exception>
     public static ImageInfo DecodeFloat32(ReadOnlySpan<byte> encoded, Span<float> destination,
-        int expectedHeight = -1, int expectedWidth = -1, string? source = null)
+        int expectedHeight = -1, int expectedWidth = -1, string? source = null, long maxPixels = DefaultMaxPixels)
     {
-        var info = Prepare(encoded, 4, expectedHeight, expectedWidth, source, out _);
+        var info = Prepare(encoded, 4, expectedHeight, expectedWidth, source, maxPixels, out _);
         if (info.Format != ImageFormat.Png || info.Channels != 4 || info.BitDepth != 8)
             throw new DataFormatException(
                 $"{Where(source)}float32 Image must be stored as an 8-bit RGBA PNG (4 bytes per float); found {info.Format.ToString().ToUpperInvariant()} with {info.Channels} channel(s) of {info.BitDepth} bits.", source);
@@ -212,7 +262,8 @@ internal static class ImageDecoder
     /// <exception cref="DataFormatException">Unsupported, corrupt or wrongly sized image.</exception>
     /// <exception cref="ArgumentException"><paramref name="spec"/> is not a rank-3 Image of a supported dtype, or
     /// <paramref name="destination"/> is too short.</exception>
-    public static ImageInfo DecodeFeature(ReadOnlySpan<byte> encoded, FeatureSpec spec, Span<byte> destination, string? source = null)
+    /// <param name="maxPixels">The pixel budget (<see cref="DefaultMaxPixels"/>); a larger image is refused from its header.</param>
+    public static ImageInfo DecodeFeature(ReadOnlySpan<byte> encoded, FeatureSpec spec, Span<byte> destination, string? source = null, long maxPixels = DefaultMaxPixels)
     {
         ArgumentNullException.ThrowIfNull(spec);
         if (spec.Kind != FeatureKind.Image || spec.Shape.Length != 3)
@@ -222,24 +273,24 @@ internal static class ImageDecoder
         switch (spec.DType)
         {
             case DType.UInt8:
-                return Decode(encoded, destination, c, h, w, source);
+                return Decode(encoded, destination, c, h, w, source, maxPixels);
             case DType.UInt16:
-                return Decode16(encoded, MemoryMarshal.Cast<byte, ushort>(destination), c, h, w, source);
+                return Decode16(encoded, MemoryMarshal.Cast<byte, ushort>(destination), c, h, w, source, maxPixels);
             case DType.Float32:
                 if (c != 1)
                     throw new ArgumentException($"Feature '{spec.Key}' is a float32 Image with {c} channels; TFDS float32 images have exactly 1.", nameof(spec));
-                return DecodeFloat32(encoded, MemoryMarshal.Cast<byte, float>(destination), h, w, source);
+                return DecodeFloat32(encoded, MemoryMarshal.Cast<byte, float>(destination), h, w, source, maxPixels);
             default:
                 throw new ArgumentException(
                     $"Feature '{spec.Key}' is an Image of dtype {spec.DType}; supported: UInt8, UInt16 (PNG), Float32 (1 channel).", nameof(spec));
         }
     }
 
-    private static ImageInfo Prepare(ReadOnlySpan<byte> encoded, int channels, int expectedHeight, int expectedWidth, string? source, out int c)
+    private static ImageInfo Prepare(ReadOnlySpan<byte> encoded, int channels, int expectedHeight, int expectedWidth, string? source, long maxPixels, out int c)
     {
         if (channels is < -1 or > 4)
             throw new ArgumentOutOfRangeException(nameof(channels), channels, "channels must be 1, 2, 3, 4, or -1/0 for native.");
-        var info = Measure(encoded, source);
+        var info = Measure(encoded, source, maxPixels);
         if ((expectedHeight >= 0 && expectedHeight != info.Height) || (expectedWidth >= 0 && expectedWidth != info.Width))
             throw new DataFormatException(
                 $"{Where(source)}decoded {info.Format.ToString().ToUpperInvariant()} image is {info.Height}x{info.Width} (HxW) but the feature declares " +
@@ -421,7 +472,7 @@ internal static class ImageDecoder
     internal static string Where(string? source) => source is null ? "" : source + ": ";
 
     /// <summary>IHDR facts and a CRC walk over the chunks.</summary>
-    internal readonly record struct PngHeader(int Width, int Height, int BitDepth, PngColorType ColorType, bool Interlaced, bool HasTrns)
+    internal readonly record struct PngHeader(int Width, int Height, int BitDepth, PngColorType ColorType, bool Interlaced, bool HasTrns, long IdatBytes = 0)
     {
         public ImageInfo ToInfo()
         {
@@ -447,6 +498,7 @@ internal static class ImageDecoder
             int pos = 8;
             PngHeader? header = null;
             bool trns = false, idat = false;
+            long idatBytes = 0;
             while (true)
             {
                 if (pos + 8 > png.Length)
@@ -482,13 +534,13 @@ internal static class ImageDecoder
                     header = new PngHeader(w, h, depth, (PngColorType)ct, data[12] == 1, false);
                 }
                 else if (type.SequenceEqual("tRNS"u8)) trns = true;
-                else if (type.SequenceEqual("IDAT"u8)) idat = true;
+                else if (type.SequenceEqual("IDAT"u8)) { idat = true; idatBytes += len; }
                 else if (type.SequenceEqual("IEND"u8)) break;
                 pos += 12 + (int)len;
             }
             if (!idat)
                 throw new DataFormatException($"{Where(source)}PNG has no IDAT chunk: no pixel data.", source);
-            return header!.Value with { HasTrns = trns };
+            return header!.Value with { HasTrns = trns, IdatBytes = idatBytes };
         }
     }
 }

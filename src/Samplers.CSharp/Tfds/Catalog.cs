@@ -47,6 +47,10 @@ public static class Catalog
             {
                 using var doc = TfdsJson.ParseFile(meta, ".config/metadata.json");
                 config = TfdsJson.GetString(doc.RootElement, "defaultConfigName", "", meta, "");
+                if (config is "." or ".." || config.IndexOfAny(['/', '\\', '\0']) >= 0)
+                    throw new DataFormatException(
+                        $"{meta}: key 'defaultConfigName' is '{config}', which is not a config folder name (it has a path separator or is a dot-segment " +
+                        "and would open a folder outside the dataset). Fix or delete the file, or give the config in the name.", meta, null, "defaultConfigName");
             }
         }
         string baseDir = config.Length > 0 ? Path.Combine(datasetDir, config) : datasetDir;
@@ -180,8 +184,27 @@ public sealed class DatasetBuilderDir
     {
         ArgumentNullException.ThrowIfNull(splitSpec);
         foreach (var part in Splits.Parse(splitSpec))
+        {
             if (part.Split != "all" && Info.FindSplit(part.Split) is null) throw SplitNotFound(part.Split, splitSpec);
-        var instructions = Splits.Resolve(splitSpec, Info.ToSplitShards());
+            // Lengths whose sum overflows are damaged metadata; only the splits the spec names are checked, so a
+            // damaged split does not make the others unusable.
+            foreach (var s in part.Split == "all" ? Info.Splits : [Info.FindSplit(part.Split)!])
+                if (!s.TryNumExamples(out _)) throw s.TooMany();
+        }
+        FileInstruction[] instructions;
+        try
+        {
+            instructions = Splits.Resolve(splitSpec, Info.ToSplitShards());
+        }
+        catch (SpecFormatException e) when (NamedSplits(splitSpec).All(s => s.ShardLengths.Sum() == 0))
+        {
+            // Not a usage error: the metadata says the split holds nothing (e.g. an empty shardLengths).
+            throw new DataFormatException(
+                $"{Info.FilePath}: split spec '{splitSpec}' corresponds to no data: " +
+                string.Join(", ", NamedSplits(splitSpec).Select(s => $"split '{s.Name}' has shardLengths [{string.Join(", ", s.ShardLengths)}]")) +
+                ". The dataset_info.json is damaged or the split was prepared empty; re-download or re-prepare the dataset.",
+                Info.FilePath, null, splitSpec, e);
+        }
         var paths = new Dictionary<string, string[]>(StringComparer.Ordinal);
         var shards = new ShardInstruction[instructions.Length];
         for (int i = 0; i < instructions.Length; i++)
@@ -197,9 +220,16 @@ public sealed class DatasetBuilderDir
                 $"Shard file {missing[0]} is missing" + (missing.Length > 1 ? $" (and {missing.Length - 1} more shard(s) of this selection)" : "") +
                 $"; {FullName} split spec '{splitSpec}' needs it. The download or preparation was incomplete; download the dataset again.",
                 missing[0], splitSpec);
+        // Before any byte is read: regular files only (opening a FIFO would block, a device would never end).
+        foreach (var s in shards) ShardChecks.RequireRegular(s.Path, $"shard {s.ShardIndex} of split '{s.Split}'");
         foreach (var path in shards.Select(s => s.Path).Distinct()) Sniff(path);
-        return new SplitSelection(splitSpec, shards, ReadOrder.Plan(instructions, Info.DisableShuffling), Info.DisableShuffling);
+        bool sequential = Info.DisableShuffling;
+        return new SplitSelection(splitSpec, shards, () => ReadOrder.Plan(instructions, sequential), sequential);
     }
+
+    /// <summary>The splits a spec names (every split for <c>all</c>); the names were checked to exist.</summary>
+    private IEnumerable<SplitInfo> NamedSplits(string splitSpec) =>
+        Splits.Parse(splitSpec).SelectMany(p => p.Split == "all" ? Info.Splits : [Info.FindSplit(p.Split)!]);
 
     /// <summary>Refuses gzip-compressed and Parquet shards by their first bytes (TFDS never writes compressed TFRecords).</summary>
     private static void Sniff(string path)

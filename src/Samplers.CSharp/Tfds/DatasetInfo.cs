@@ -16,8 +16,32 @@ public sealed record SplitInfo(string Name, long[] ShardLengths, long NumBytes, 
     /// <summary>TFDS's default shard template.</summary>
     public const string DefaultTemplate = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}";
 
+    /// <summary>The <c>dataset_info.json</c> this split was read from (for messages); empty when built in code.</summary>
+    public string SourcePath { get; init; } = "";
+
     /// <summary>Examples in the split: the sum of <see cref="ShardLengths"/>.</summary>
-    public long NumExamples => ShardLengths.Sum();
+    /// <exception cref="DataFormatException">The lengths sum to more than 2^63-1 (hostile or damaged metadata).</exception>
+    public long NumExamples => TryNumExamples(out long n) ? n : throw TooMany();
+
+    /// <summary>The sum of <see cref="ShardLengths"/>, or false when it does not fit in an int64.</summary>
+    internal bool TryNumExamples(out long total)
+    {
+        total = 0;
+        foreach (long l in ShardLengths)
+        {
+            // Lengths are checked non-negative at parse time, so an overflow shows as a sum below its last term.
+            long next = unchecked(total + l);
+            if (l < 0 || next < total) return false;
+            total = next;
+        }
+        return true;
+    }
+
+    /// <summary>The error for a split whose lengths overflow: names the file, the split and what to do.</summary>
+    internal DataFormatException TooMany() => new(
+        $"{(SourcePath.Length > 0 ? SourcePath : "dataset_info.json")}: split '{Name}': shardLengths [{string.Join(", ", ShardLengths.Take(8))}{(ShardLengths.Length > 8 ? ", ..." : "")}] " +
+        "sum to more than 9223372036854775807 records; the metadata is damaged. Re-download or re-prepare the dataset (other splits can still be loaded).",
+        SourcePath.Length > 0 ? SourcePath : null, null, $"splits[{Name}].shardLengths");
 }
 
 /// <summary>
@@ -119,7 +143,7 @@ public sealed class DatasetInfo
                 }
                 string template = TfdsJson.GetString(s, "filepathTemplate", "", path, where);
                 if (template.Length == 0) template = SplitInfo.DefaultTemplate;
-                splits.Add(new SplitInfo(splitName, lengths, TfdsJson.GetInt64(s, "numBytes", 0, path, where), template));
+                splits.Add(new SplitInfo(splitName, lengths, TfdsJson.GetInt64(s, "numBytes", 0, path, where), template) { SourcePath = path });
                 i++;
             }
         }

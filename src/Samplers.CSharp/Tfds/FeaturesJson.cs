@@ -160,6 +160,10 @@ internal static class FeaturesJson
                     "float32" => DType.Float32,
                     _ => throw new DataFormatException($"{ctx.Path}: Image feature '{where}' has dtype '{dt}'; supported image dtypes are uint8, uint16 and float32.", ctx.Path, null, where),
                 };
+                if (shape[2] is 0 or < -1 or > 4)
+                    throw new DataFormatException(
+                        $"{ctx.Path}: Image feature '{where}' declares {shape[2]} channels (shape ({string.Join(", ", shape)})); an image has 1, 2, 3 or 4 channels, " +
+                        "or -1 for the image's own. The features.json is damaged; re-download or re-prepare the dataset.", ctx.Path, null, where + ".shape[2]");
                 string fmt = TfdsJson.GetString(c, "encodingFormat", "", ctx.Path, where);
                 output.Add(new FeatureSpec(Join(keys), FeatureKind.Image, pyClass, d, Prepend(shape), EncodingFormat: fmt.Length == 0 ? null : fmt, InSequence: inSeq));
                 return;
@@ -276,7 +280,8 @@ internal static class FeaturesJson
         {
             if (numClasses < 0 || numClasses > 100_000_000)
                 throw new DataFormatException($"{ctx.Path}: ClassLabel '{where}' has numClasses = {numClasses}; expected a count between 0 and 100000000.", ctx.Path, null, where);
-            return Enumerable.Range(0, (int)numClasses).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+            // Made on demand: a hostile count must not cost memory before any data is read.
+            return new NumberedClassNames((int)numClasses);
         }
         if (numClasses != 0 && names.Length != numClasses)
             throw new DataFormatException($"{source}: has {names.Length} class names, but features.json declares numClasses = {numClasses} for '{where}'. The labels file does not belong to this version; re-download the dataset.", source, null, where);

@@ -21,9 +21,14 @@ public sealed record ShardInstruction(string Path, string Split, int ShardIndex,
 /// </summary>
 public sealed class SplitSelection
 {
-    internal SplitSelection(string spec, ShardInstruction[] instructions, ReadBlock[] readOrder, bool disableShuffling)
+    private readonly Lazy<ReadBlock[]> _readOrder;
+
+    /// <summary>The read order is planned on first use: its size follows the record counts of <c>shardLengths</c>,
+    /// which the loader checks against the shard sizes first (a hostile count must not allocate here).</summary>
+    internal SplitSelection(string spec, ShardInstruction[] instructions, Func<ReadBlock[]> readOrder, bool disableShuffling)
     {
-        Spec = spec; Instructions = instructions; ReadOrder = readOrder; DisableShuffling = disableShuffling;
+        Spec = spec; Instructions = instructions; DisableShuffling = disableShuffling;
+        _readOrder = new Lazy<ReadBlock[]>(readOrder, LazyThreadSafetyMode.ExecutionAndPublication);
         NumExamples = instructions.Sum(i => i.Take);
     }
 
@@ -35,7 +40,7 @@ public sealed class SplitSelection
     /// TFDS's emission order as runs of records: block b delivers records
     /// <c>Instructions[b.Instruction].Skip + b.Start</c> .. <c>+ b.Count - 1</c> of that shard.
     /// </summary>
-    public IReadOnlyList<ReadBlock> ReadOrder { get; }
+    public IReadOnlyList<ReadBlock> ReadOrder => _readOrder.Value;
     /// <summary>True when the dataset asks for strictly sequential reading (interleave cycle 1).</summary>
     public bool DisableShuffling { get; }
     /// <summary>Total records selected: the sum of the takes.</summary>

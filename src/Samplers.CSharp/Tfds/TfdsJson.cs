@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Samplers.Data;
 
 namespace Samplers.Tfds;
 
@@ -9,9 +10,19 @@ namespace Samplers.Tfds;
 /// </summary>
 internal static class TfdsJson
 {
+    /// <summary>The largest metadata file read (dataset_info.json, features.json, .config/metadata.json): 64 MiB.</summary>
+    public const long MaxMetadataBytes = 64L << 20;
+
     /// <summary>Parses a JSON file; a syntax error becomes a <see cref="DataFormatException"/> with line and byte position.</summary>
     public static JsonDocument ParseFile(string path, string what)
     {
+        // Metadata files are small: a FIFO would block the read and a huge file would be read whole, so both are
+        // refused before opening (issue 14).
+        FileKindValue kind = FileKind.Of(path);
+        if (kind is not (FileKindValue.Regular or FileKindValue.Unknown or FileKindValue.Missing))
+            throw new DataFormatException($"{path}: {what} is {FileKind.Describe(kind)}, not a regular file; replace it with the real file (re-download the dataset).", path, 0);
+        if (kind != FileKindValue.Missing && FileKind.LengthOf(path) > MaxMetadataBytes)
+            throw new DataFormatException($"{path}: {what} is {FileKind.LengthOf(path)} bytes, more than the {MaxMetadataBytes} bytes a metadata file may have; the file is damaged or not TFDS metadata.", path, 0);
         byte[] bytes;
         try { bytes = File.ReadAllBytes(path); }
         catch (FileNotFoundException e) { throw new DatasetNotFoundException($"{path}: {what} is missing.", path, null, e); }

@@ -54,6 +54,8 @@ public static class TfdsLoader
 
         progress?.Report(new LoadProgress(LoadPhase.Resolving, 0, 0, Detail: options.DatasetName));
         (DatasetBuilderDir builder, SplitSelection[] selections) = await ResolveAsync(options, progress, cancellationToken).ConfigureAwait(false);
+        // No count the files cannot hold may size anything below (a file of S bytes holds at most S/16 records).
+        ShardChecks.RequirePlausibleLengths(selections, builder.Info.FilePath);
         FeatureSpec xSpec = FindX(builder, options.XKey);
         FeatureSpec ySpec = FindY(builder, options.YKey);
         long total = selections.Sum(s => s.NumExamples);
@@ -62,6 +64,7 @@ public static class TfdsLoader
         IReadOnlyList<string> classNames = ySpec.ClassNames ?? [];
         DType dtype = xSpec.StorageDType;
         int[] shape = (int[])xSpec.StorageShape.Clone();
+        LoadLimits.CheckExampleFits(builder, xSpec, dtype, shape, options.ChunkBytes);
 
         // Key and fingerprint come from TfdsCacheEntry so the CLI's cache view and the loader cannot drift.
         TfdsCacheEntry? entry = null;

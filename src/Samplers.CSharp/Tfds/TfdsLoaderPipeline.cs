@@ -108,7 +108,7 @@ internal static class TfdsRecordPipeline
         }
 
         long done = 0, bytesRead = 0;
-        var images = new LoaderImageDecoder();
+        var images = new LoaderImageDecoder(options.MaxImagePixels);
         progress?.Report(new LoadProgress(LoadPhase.Decoding, 0, total, 0, bytesTotal, builder.FullName));
 
         Task reader = Task.Run(async () =>

@@ -45,6 +45,11 @@ public sealed record TfdsLoadOptions
     /// <summary>Size of one chunk of the table (default 1 GiB); datasets larger than one chunk span several.</summary>
     public long ChunkBytes { get; init; } = ExampleTable.DefaultChunkBytes;
 
+    /// <summary>The most pixels (height x width) one encoded image may declare; larger images are refused from their
+    /// header, before any pixel memory is allocated (a decompression-bomb guard, as PIL's). Default
+    /// <see cref="Imaging.ImageDecoder.DefaultMaxPixels"/> (89,478,485, PIL's limit); raise it for huge images.</summary>
+    public long MaxImagePixels { get; init; } = Imaging.ImageDecoder.DefaultMaxPixels;
+
     /// <summary>Receives cache hits/misses, store failures and a summary line per load; null logs nothing.</summary>
     public ILogger? Logger { get; init; }
 

@@ -44,6 +44,10 @@ type Reply =
     | Delay of int * Reply
     /// Send the headers of a full response and a few bytes, then stall this long before sending the rest.
     | Stall of int
+    /// Send the headers of a full response, then one body byte every this many milliseconds.
+    | Trickle of int
+    /// 200 without Content-Length, then the file over and over until the client hangs up.
+    | Endless
 
 type Server(root: string) =
     let listener = new TcpListener(IPAddress.Loopback, 0)
@@ -111,6 +115,19 @@ type Server(root: string) =
         | Delay (ms, inner) ->
             do! Task.Delay(ms, cts.Token)
             do! reply s req inner
+        | Trickle ms ->
+            do! fileReply true [] (fun b f t -> task {
+                let mutable i = f
+                while i < t && not cts.IsCancellationRequested do
+                    do! s.WriteAsync(b, int i, 1)
+                    do! s.FlushAsync()
+                    do! Task.Delay(ms, cts.Token)
+                    i <- i + 1L })
+        | Endless ->
+            let bytes = File.ReadAllBytes file
+            do! s.WriteAsync(header 200 "OK" [ "Content-Type", "application/octet-stream" ])
+            while not cts.IsCancellationRequested do
+                do! s.WriteAsync(bytes, 0, bytes.Length)
         | Stall ms ->
             do! fileReply true [] (fun b f t -> task {
                 do! s.WriteAsync(b, int f, 10)

@@ -27,6 +27,11 @@ public sealed record DownloadRequest(string DatasetName)
     /// counts as timed out (a slow but moving download never times out).</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>The slowest transfer rate accepted, in bytes per second, measured over each <see cref="Timeout"/> window
+    /// of a body: a transfer that stays below it for a whole window is abandoned like a stalled one (and retried), so a
+    /// server trickling one byte at a time cannot hold a download forever. 0 disables the rule. Default 1024 (1 KiB/s).</summary>
+    public long MinBytesPerSecond { get; init; } = 1024;
+
     /// <summary>How many times a failed request is retried (5xx, 408, 429, connection resets, cut responses,
     /// timeouts, a file that fails verification). 0 means one attempt only.</summary>
     public int Retries { get; init; } = 4;

@@ -60,7 +60,7 @@ internal sealed class HttpFetcher
                 throw new DownloadException($"{url}: the server announces {length} bytes, more than the {MaxInMemoryBytes} bytes a metadata file may have; the base URL {_baseUrl} does not serve TFDS metadata here.", url, response.StatusCode);
             using var body = await response.Content.ReadAsStreamAsync(token).ConfigureAwait(false);
             using var ms = new MemoryStream();
-            await CopyAsync(url, body, ms, 0, length, timeout, token, null).ConfigureAwait(false);
+            await CopyAsync(url, body, ms, 0, length, timeout, token, null, length ?? MaxInMemoryBytes).ConfigureAwait(false);
             byte[] bytes = ms.ToArray();
             CheckHead(url, bytes, kind);
             VerifyChecksum(url, response, bytes);
@@ -71,15 +71,20 @@ internal sealed class HttpFetcher
     /// GETs an object into <paramref name="destination"/>, through <c>destination.part</c> (kept after a failure so the
     /// next attempt, in this call or a later one, resumes it with a Range request). <paramref name="verify"/> checks the
     /// complete part file before it is renamed. Returns false on 404 (nothing is written).
+    /// The <c>maxBytes</c> (from the dataset's metadata) bounds the body: a longer one is refused without storing more,
+    /// and its part file is deleted; null leaves only the announced length as the bound.
     /// </summary>
-    public Task<bool> GetFileAsync(string url, string destination, string displayName, BodyKind kind, Action<string>? verify, CancellationToken ct)
+    public Task<bool> GetFileAsync(string url, string destination, string displayName, BodyKind kind, Action<string>? verify, CancellationToken ct, long? maxBytes = null)
     {
         string part = destination + ".part";
         long announced = 0;          // size added to the progress total for this file
         long counted = 0;            // bytes of this file counted as done
+        long? shortBody = null;      // the announced length of an earlier attempt whose body ended early
         void Count(long onDisk) { _progress?.AddDone(onDisk - counted, displayName); counted = onDisk; }
         return WithRetriesAsync(url, async token =>
         {
+          try
+          {
             long have = File.Exists(part) ? new FileInfo(part).Length : 0;
             Count(have);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(token);
@@ -92,10 +97,18 @@ internal sealed class HttpFetcher
             }
             if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable)
             {
-                // The part file is as long as the object or longer (the object changed): start again.
                 TryDelete(part);
                 Count(0);
-                throw new TransientException($"{url}: the server refused to resume at byte {have} (416 Range Not Satisfiable); restarting the file", response.StatusCode);
+                long? size = response.Content.Headers.ContentRange?.Length;
+                // The object is exactly as long as what arrived although a longer length was announced: the server's
+                // Content-Length is wrong, and retrying cannot help.
+                if (shortBody is long lied && size == have)
+                    throw new DownloadException(
+                        $"{url}: the server announced a file of {lied} bytes (Content-Length) but sent {have}, and its answer to resuming (416, Content-Range bytes */{size}) " +
+                        $"says the file has {size} bytes: the server reports wrong lengths. Use another mirror ({TfdsDownloader.BaseUrlEnvironmentVariable}) or a prepared copy (--data-dir).",
+                        url, response.StatusCode);
+                // The part file is as long as the object or longer (the object changed): start again.
+                throw new TransientException($"{url}: the server refused to resume at byte {have} (416 Range Not Satisfiable; the object has {size?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "an unknown number of"} bytes); restarting the file", response.StatusCode);
             }
             CheckNotHtml(url, response, kind);
             long start = 0;
@@ -117,13 +130,29 @@ internal sealed class HttpFetcher
                 // 200 to a Range request: the server sends the whole object again.
                 Count(0);
             }
+            if (total is long big && maxBytes is long max && big > max)
+            {
+                TryDelete(part);
+                Count(0);
+                throw new DownloadException(
+                    $"{url}: the server announces {big} bytes, more than the {max} bytes this file can have according to the dataset's metadata (numBytes of its split); " +
+                    "nothing was stored. The mirror serves another object here; use another mirror or a prepared copy (--data-dir).", url, response.StatusCode);
+            }
             if (total is long t && announced == 0) { _progress?.AddExpected(t); announced = t; }
             string? dir = Path.GetDirectoryName(part);
             if (dir is not null) Directory.CreateDirectory(dir);
             using (var file = new FileStream(part, start > 0 ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
             using (var body = await response.Content.ReadAsStreamAsync(token).ConfigureAwait(false))
             {
-                await CopyAsync(url, body, file, start, total, timeout, token, n => Count(n)).ConfigureAwait(false);
+                try
+                {
+                    await CopyAsync(url, body, file, start, total, timeout, token, n => Count(n), total ?? maxBytes).ConfigureAwait(false);
+                }
+                catch (TransientException) when (total is long announcedTotal && file.Position < announcedTotal)
+                {
+                    shortBody = announcedTotal; // remembered: a 416 on the resume then means the length was a lie
+                    throw;
+                }
                 await file.FlushAsync(token).ConfigureAwait(false);
                 file.Flush(flushToDisk: true);
             }
@@ -141,6 +170,15 @@ internal sealed class HttpFetcher
             }
             File.Move(part, destination, overwrite: true);
             return true;
+          }
+          catch (Exception e) when (e is DownloadException or DataFormatException)
+          {
+              // A final failure (an HTML page, a body over the size limit, a lying server): the part file holds bytes
+              // that are not the object, so a later run must not resume from them.
+              TryDelete(part);
+              Count(0);
+              throw;
+          }
         }, ct);
     }
 
@@ -219,11 +257,19 @@ internal sealed class HttpFetcher
         }
     }
 
-    /// <summary>Copies the body, with the timeout re-armed before every read; reports bytes on disk through <paramref name="onDisk"/>.</summary>
-    private async Task CopyAsync(string url, Stream body, Stream sink, long start, long? total, CancellationTokenSource timeout, CancellationToken ct, Action<long>? onDisk)
+    /// <summary>
+    /// Copies the body, with the timeout re-armed before every read; reports bytes on disk through <paramref name="onDisk"/>.
+    /// Never stores more than <paramref name="limit"/> bytes (the announced or the metadata's size): a longer body is
+    /// refused. A transfer below <see cref="DownloadRequest.MinBytesPerSecond"/> over a whole timeout window counts as stalled.
+    /// </summary>
+    private async Task CopyAsync(string url, Stream body, Stream sink, long start, long? total, CancellationTokenSource timeout, CancellationToken ct, Action<long>? onDisk, long? limit)
     {
         byte[] buffer = new byte[1 << 16];
         long at = start;
+        bool rateRule = _request.MinBytesPerSecond > 0 && _request.Timeout != System.Threading.Timeout.InfiniteTimeSpan;
+        double windowSeconds = _request.Timeout.TotalSeconds;
+        long windowStartTicks = System.Diagnostics.Stopwatch.GetTimestamp();
+        long windowStartBytes = at;
         while (true)
         {
             timeout.CancelAfter(_request.Timeout);
@@ -243,9 +289,27 @@ internal sealed class HttpFetcher
             if (n == 0) break;
             if (sink is MemoryStream && at + n > MaxInMemoryBytes)
                 throw new DownloadException($"{url}: more than {MaxInMemoryBytes} bytes for a metadata file; the base URL {_baseUrl} does not serve TFDS metadata here.", url);
+            if (limit is long most && at + n > most)
+                throw new DownloadException(
+                    $"{url}: the server sent more than the {most} bytes this file can have ({(total is null ? "the dataset's metadata bounds it" : "its announced length")}); " +
+                    "the rest was not stored. The server sends an endless or wrong body; use another mirror or a prepared copy (--data-dir).", url);
             await sink.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
             at += n;
             onDisk?.Invoke(at);
+            if (rateRule)
+            {
+                double elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(windowStartTicks).TotalSeconds;
+                if (elapsed >= windowSeconds)
+                {
+                    double rate = (at - windowStartBytes) / elapsed;
+                    if (rate < _request.MinBytesPerSecond)
+                        throw new TransientException(
+                            $"{url}: the transfer ran at {rate:0.#} bytes/s over the last {elapsed:0.#} s, below the minimum of {_request.MinBytesPerSecond} bytes/s " +
+                            $"(after {at} of {Show(total)} bytes); the server is too slow or trickling. Raise the timeout, lower MinBytesPerSecond, or use another mirror");
+                    windowStartTicks = System.Diagnostics.Stopwatch.GetTimestamp();
+                    windowStartBytes = at;
+                }
+            }
         }
         if (total is long t && at != t)
             throw new TransientException($"{url}: received {at} bytes, but the server announced {t} (Content-Length{(start > 0 ? "/Content-Range" : "")}); the response has the wrong length");

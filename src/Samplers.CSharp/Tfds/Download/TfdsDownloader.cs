@@ -88,7 +88,30 @@ public static class TfdsDownloader
         string? madeRoot = Directory.Exists(Path.Combine(dataDir, spec.Name)) ? (Directory.Exists(parent) ? null : parent) : Path.Combine(dataDir, spec.Name);
         Directory.CreateDirectory(parent);
 
-        using var held = await AcquireLockAsync(temp + ".lock", cancellationToken).ConfigureAwait(false);
+        string lockPath = temp + ".lock";
+        using var held = await AcquireLockAsync(lockPath, cancellationToken).ConfigureAwait(false);
+        bool failed = false;
+        try
+        {
+            return await DownloadLockedAsync(request, fetcher, tracker, spec, baseUrl, version, versionUrl, versionDir, temp, held, madeRoot, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            failed = true;
+            throw;
+        }
+        finally
+        {
+            // After success nothing is left beside the dataset: the lock file goes while still held, so a waiting
+            // process creates a fresh one, then finds the complete version. After a failure it stays with the
+            // temporary folder (a later run resumes).
+            if (!failed) HttpFetcher.TryDelete(lockPath);
+        }
+    }
+
+    private static async Task<string> DownloadLockedAsync(DownloadRequest request, HttpFetcher fetcher, ProgressTracker tracker, DatasetNameSpec spec,
+        string baseUrl, string version, string versionUrl, string versionDir, string temp, FileStream held, string? madeRoot, CancellationToken cancellationToken)
+    {
         if (Directory.Exists(versionDir))
             return await CompleteExistingAsync(request, fetcher, tracker, versionUrl, versionDir, temp, cancellationToken).ConfigureAwait(false);
 
@@ -127,7 +150,7 @@ public static class TfdsDownloader
 
         var shards = PlanShards(info, request, infoUrl);
         tracker.SetFilesTotal(2 + labels.Count + shards.Count);
-        var files = labels.Select(l => new RemoteFile(l, -1, "", 0)).Concat(shards).ToList();
+        var files = labels.Select(l => new RemoteFile(l, -1, "", 0) { MaxBytes = MaxLabelsFileBytes }).Concat(shards).ToList();
         await FetchAllAsync(request, fetcher, tracker, versionUrl, temp, files, cancellationToken).ConfigureAwait(false);
 
         // Written last: the folder holds a dataset only once everything else is in it.
@@ -207,6 +230,7 @@ public static class TfdsDownloader
         if (request.Timeout <= TimeSpan.Zero && request.Timeout != Timeout.InfiniteTimeSpan)
             throw new ArgumentOutOfRangeException(nameof(request) + "." + nameof(request.Timeout), request.Timeout, "The timeout must be positive (or Timeout.InfiniteTimeSpan).");
         ArgumentOutOfRangeException.ThrowIfNegative(request.Retries, nameof(request) + "." + nameof(request.Retries));
+        ArgumentOutOfRangeException.ThrowIfNegative(request.MinBytesPerSecond, nameof(request) + "." + nameof(request.MinBytesPerSecond));
         if (request.RetryDelay < TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(request) + "." + nameof(request.RetryDelay), request.RetryDelay, "The retry delay cannot be negative.");
         // Malformed split specs fail before any request is made.
@@ -235,6 +259,21 @@ public static class TfdsDownloader
     private sealed record RemoteFile(string RelativePath, long ExpectedRecords, string Split, int ShardIndex)
     {
         public bool IsShard => ExpectedRecords >= 0;
+        /// <summary>The most bytes the file can have (a body longer than this is refused, not stored); null when unknown.</summary>
+        public long? MaxBytes { get; init; }
+    }
+
+    /// <summary>The most bytes a labels file may have: class names are short text lines.</summary>
+    internal const long MaxLabelsFileBytes = 64L << 20;
+
+    /// <summary>The most bytes one shard of <paramref name="split"/> can have: all the split's serialized examples
+    /// (<c>numBytes</c>) plus 16 bytes of framing per record, with 1 MiB of slack; null when the split has no
+    /// <c>numBytes</c> or the sum overflows.</summary>
+    private static long? MaxShardBytes(SplitInfo split)
+    {
+        if (split.NumBytes <= 0 || !split.TryNumExamples(out long records)) return null;
+        try { return checked(split.NumBytes + 16 * records + (1L << 20)); }
+        catch (OverflowException) { return null; }
     }
 
     private static List<SplitInfo> SplitNames(DatasetInfo info, DownloadRequest request, string where)
@@ -261,7 +300,8 @@ public static class TfdsDownloader
         foreach (var split in SplitNames(info, request, where))
         {
             var rel = info.ShardRelativePaths(split);
-            for (int i = 0; i < rel.Length; i++) files.Add(new RemoteFile(rel[i], split.ShardLengths[i], split.Name, i));
+            long? max = MaxShardBytes(split);
+            for (int i = 0; i < rel.Length; i++) files.Add(new RemoteFile(rel[i], split.ShardLengths[i], split.Name, i) { MaxBytes = max });
         }
         return files;
     }
@@ -294,7 +334,7 @@ public static class TfdsDownloader
                 return;
             }
             Action<string>? verify = f.IsShard ? part => VerifyShard(part, url, f) : null;
-            bool found = await fetcher.GetFileAsync(url, destination, f.RelativePath, BodyKind.Data, verify, token).ConfigureAwait(false);
+            bool found = await fetcher.GetFileAsync(url, destination, f.RelativePath, BodyKind.Data, verify, token, f.MaxBytes).ConfigureAwait(false);
             if (!found && (!f.IsShard || f.ExpectedRecords > 0))
             {
                 if (f.IsShard)
@@ -419,7 +459,11 @@ public static class TfdsDownloader
             try
             {
                 // FileShare.None: on Unix .NET takes an exclusive advisory lock, released when the process ends.
-                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+                var held = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+                // A finished holder deletes the file before releasing it: a lock taken on that deleted file guards
+                // nothing, so take the fresh one instead.
+                if (File.Exists(path)) return held;
+                held.Dispose();
             }
             catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException && IsSharingViolation(e))
             {
