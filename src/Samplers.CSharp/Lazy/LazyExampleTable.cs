@@ -173,7 +173,27 @@ public abstract class LazyExampleTable
 
     /// <summary>Loads every row into an in-memory <see cref="ExampleTable"/> (eager; fixed or ragged as the declared shape).</summary>
     /// <exception cref="ExampleLoadException">A row failed to load.</exception>
-    public ExampleTable ToExampleTable() => LoadRows(Enumerable.Range(0, Count).ToArray());
+    /// <remarks>Each example is copied into the table as soon as it is loaded, so the peak is the table plus the examples
+    /// in flight (and what the cache keeps), not two copies of the dataset.</remarks>
+    public ExampleTable ToExampleTable()
+    {
+        bool ragged = Array.IndexOf(_shape, -1) >= 0;
+        var b = ragged ? ExampleTableBuilder.Ragged(DType, _shape, Count) : ExampleTableBuilder.Fixed(DType, _shape, Count);
+        b.ClassNames = _classNames;
+        var errors = new Exception?[Count];
+        Parallel.For(0, Count, row =>
+        {
+            try
+            {
+                LoadedExample e = Load(row);
+                e.Data.CopyTo(ragged ? b.AllocateRagged(row, e.Shape) : b.Slot(row));
+                b.SetLabel(row, _labels[row]);
+            }
+            catch (Exception e) { errors[row] = e; }
+        });
+        Rethrow(errors);
+        return b.Build();
+    }
 
     private ExampleTable Build(int[] rows, LoadedExample[] loaded)
     {
