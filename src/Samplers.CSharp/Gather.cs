@@ -9,7 +9,7 @@ internal static class Gather
 {
     /// <summary>The bytes a batch of <paramref name="indices"/> needs, and its example shape (written to <paramref name="shape"/>).</summary>
     /// <exception cref="RaggedBatchException">Two rows have different shapes.</exception>
-    internal static long Measure(ExampleTable table, ReadOnlySpan<int> indices, Span<int> shape, BatchWhat what)
+    internal static long Measure(ExampleTable table, ReadOnlySpan<int> indices, Span<int> shape, BatchWhat what, ReadOnlySpan<int> rowIds = default)
     {
         if (!table.IsRagged)
         {
@@ -23,13 +23,15 @@ internal static class Gather
             for (int d = 0; d < declared.Length; d++) shape[d] = Math.Max(0, declared[d]);
             return 0;
         }
+        // rowIds: the rows to name in messages when indices point into a per-batch table (lazy rows).
+        if (rowIds.IsEmpty) rowIds = indices;
         ReadOnlySpan<int> first = table.GetShape(indices[0]);
         for (int i = 1; i < indices.Length; i++)
         {
             ReadOnlySpan<int> s = table.GetShape(indices[i]);
             if (!s.SequenceEqual(first))
                 throw new RaggedBatchException(
-                    $"{what.Describe()} mixes example shapes [{string.Join(", ", first.ToArray())}] (row 0, example {indices[0]}) and [{string.Join(", ", s.ToArray())}] (row {i}, example {indices[i]}); " +
+                    $"{what.Describe()} mixes example shapes [{string.Join(", ", first.ToArray())}] (row 0, example {rowIds[0]}) and [{string.Join(", ", s.ToArray())}] (row {i}, example {rowIds[i]}); " +
                     $"a batch is one tensor and needs one shape. The data is ragged (declared shape [{string.Join(", ", table.ExampleShape.ToArray())}]): " +
                     "pass a preprocess that resizes every example to one shape, e.g. Preprocess = Preprocessing.ResizeNearest(h, w).", i);
         }

@@ -31,6 +31,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
         LoggerMessage.Define(LogLevel.Information, new EventId(3, "WarmupComplete"), "Warmup complete");
 
     private readonly ExampleTable _table;
+    private readonly LazyExampleTable? _lazy; // set: _table holds labels only, rows are loaded per batch
     private readonly ClassIndex _index;
     private readonly PlanConfig _config;
     private readonly Planner _planner;       // (config, index), validated once
@@ -113,6 +114,36 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
         // The reference prints `0 if self.augmenter is None else self.num_augmentations_per_example`.
         LogBatchSize(_logger, BatchSize, ClassesPerBatch, ExamplesPerClassPerBatch, _augmenter is null ? 0 : NumAugmentationsPerExample, null);
     }
+
+    /// <summary>A sampler over a lazy table: the reference's <c>MultiShotMemorySampler(x, y, load_example_fn=...)</c>. Only the
+    /// rows a batch (or slice) needs are loaded, when it is built, through <paramref name="x"/>'s cache; then
+    /// <see cref="SamplerOptions.Preprocess"/> runs on them (per batch, not cached) and the augmenter as usual.</summary>
+    /// <remarks>Plans are the eager sampler's over the same labels: with the same seed, the same batches. <see cref="Table"/>
+    /// holds the labels and class names only (no example bytes); <see cref="LazyTable"/> holds the keys. A row that fails
+    /// to load fails only the batches that contain it, with an <see cref="ExampleLoadException"/>.</remarks>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A count is out of range (the message names the setting).</exception>
+    /// <exception cref="ArgumentException">The data is empty, a listed class is absent, or ClassesPerBatch exceeds the number of classes.</exception>
+    public static MultiShotMemorySampler CreateLazy(LazyExampleTable x, SamplerOptions options) => new(x, options, lazy: true);
+
+    // Not a public constructor overload: a second one-table constructor would make `MultiShotMemorySampler(x, options)`
+    // ambiguous for F# callers whose x is not yet typed.
+    private MultiShotMemorySampler(LazyExampleTable x, SamplerOptions options, bool lazy)
+        : this(LabelsOf(x, options), options, applyPreprocess: false)
+    {
+        _lazy = lazy ? x : null;
+    }
+
+    private static ExampleTable LabelsOf(LazyExampleTable x, SamplerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(options);
+        IExamplePreprocessor? p = options.Preprocess;
+        return x.LabelsOnly(p is null ? x.DType : p.OutputDType(x.DType), p is null ? x.ExampleShape.ToArray() : p.OutputShape(x.ExampleShape));
+    }
+
+    /// <summary>The lazy table this sampler loads rows from, or null when the data is in memory.</summary>
+    public LazyExampleTable? LazyTable => _lazy;
 
     /// <summary>The reference's constructor shape: <c>MultiShotMemorySampler(x, y, classes_per_batch=2,
     /// examples_per_class_per_batch=2, steps_per_epoch=1000, class_list=None, total_examples_per_class=None, augmenter=None,
@@ -274,13 +305,16 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
             ReadAhead(key.Epoch, batchId);
             int rows = n;
             ReadOnlySpan<int> used = idx[..rows];
+            ExampleTable src = _table;
+            ReadOnlySpan<int> planned = used;
+            if (_lazy is not null) (src, used) = LoadLazy(used);
             Span<int> shape = stackalloc int[_table.ExampleShape.Length];
-            long bytes = Gather.Measure(_table, used, shape, BatchWhat.Planned(batchId, key.Epoch));
+            long bytes = Gather.Measure(src, used, shape, BatchWhat.Planned(batchId, key.Epoch), planned);
             Span<byte> dest = System.Runtime.InteropServices.MemoryMarshal.AsBytes(x);
             if (dest.Length < bytes)
                 throw new ArgumentException($"x holds {x.Length} elements, but batch {batchId} needs {bytes / Math.Max(1, DTypes.SizeOf(_table.DType))} ({rows} rows of shape [{string.Join(", ", shape.ToArray())}]).", nameof(x));
-            Gather.Rows(_table, used, dest);
-            Gather.Labels(_table, used, y);
+            Gather.Rows(src, used, dest);
+            Gather.Labels(src, used, y);
             WarnReplacement(ord[..rows]);
             return rows;
         }
@@ -382,12 +416,25 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
     private void FillFromPlan(BatchStorage s, int rows, BatchWhat what)
     {
         ReadOnlySpan<int> used = s.Indices.AsSpan(0, rows);
+        ExampleTable src = _table;
+        ReadOnlySpan<int> planned = used;
+        if (_lazy is not null) (src, used) = LoadLazy(used);
         Span<int> shape = stackalloc int[_table.ExampleShape.Length];
-        long bytes = Gather.Measure(_table, used, shape, what);
+        long bytes = Gather.Measure(src, used, shape, what, planned);
         s.PrepareX(shape, bytes);
-        Gather.Rows(_table, used, s.X.AsSpan(0, (int)bytes));
-        Gather.Labels(_table, used, s.Y);
+        Gather.Rows(src, used, s.X.AsSpan(0, (int)bytes));
+        Gather.Labels(src, used, s.Y);
         WarnReplacement(s.Ordinals.AsSpan(0, rows));
+    }
+
+    // The rows of a lazy batch, loaded (and preprocessed) into a small table, and the identity indices into it.
+    private (ExampleTable Table, int[] Rows) LoadLazy(ReadOnlySpan<int> used)
+    {
+        ExampleTable t = _lazy!.LoadRows(used);
+        if (_options.Preprocess is not null) t = Preprocessing.Apply(t, _options.Preprocess);
+        int[] ids = new int[used.Length];
+        for (int i = 0; i < ids.Length; i++) ids[i] = i;
+        return (t, ids);
     }
 
     // Null means: read ahead only when the mapped file may not fit the page cache (larger than half the memory the
