@@ -255,25 +255,10 @@ public sealed class PrefetchLoader<T> : IEnumerable<T>, IAsyncEnumerable<T>, IDi
         {
             if (!BeforeTake(out long s)) return false;
             long t0 = Stopwatch.GetTimestamp();
-            if (_slots.Length == 0)
-            {
-                _token.ThrowIfCancellationRequested();
-                (int epoch, int id) = Locate(s);
-                try
-                {
-                    _current = Make(epoch, id);
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException)
-                {
-                    throw new BatchLoadException(epoch, id, ex);
-                }
-            }
-            else
-            {
-                Slot slot = _slots[s % _depth];
-                slot.Ready.Wait(_token);
-                _current = TakeFrom(slot, s);
-            }
+            if (_slots.Length == 0) return MoveNextInline(s, t0);
+            Slot slot = _slots[s % _depth];
+            slot.Ready.Wait(_token);
+            _current = TakeFrom(slot, s);
             AfterTake(t0);
             return true;
         }

@@ -244,10 +244,7 @@ internal static class TfdsRecordPipeline
         for (int i = 0; i < batch.Count; i++)
         {
             if ((i & 31) == 0) ct.ThrowIfCancellationRequested();
-            var location = new RecordLocation(ins.Path, batch.Index[i], batch.Offset[i]);
-            var example = ExampleDecoder.Parse(batch.Buffer.AsSpan(batch.Start[i], batch.Length[i]), location);
-            var features = example.Features ?? new Protos.Features();
-            int row = batch.Row[i];
+            var (location, features, row) = OpenRecord(batch, i);
             long label = FeatureDecoder.ReadLabel(ySpec, features, location);
             // With reduced decoding even a fixed-size image is measured: it may decode smaller than declared.
             int[] exampleShape = ragged ? FeatureDecoder.MeasureShape(xSpec, features, location, images)
@@ -270,6 +267,14 @@ internal static class TfdsRecordPipeline
         }
     }
 
+    /// <summary>Record <paramref name="i"/> of a batch: where it is (for messages), its parsed features, and its table row.</summary>
+    private static (RecordLocation Location, Protos.Features Features, int Row) OpenRecord(RecordBatch batch, int i)
+    {
+        var location = new RecordLocation(batch.Instruction.Path, batch.Index[i], batch.Offset[i]);
+        var example = ExampleDecoder.Parse(batch.Buffer.AsSpan(batch.Start[i], batch.Length[i]), location);
+        return (location, example.Features ?? new Protos.Features(), batch.Row[i]);
+    }
+
     private static DataFormatException TooFew(ShardInstruction ins, long found) =>
         new($"{ins.Path}: expected {ins.ShardLength} records (shardLengths[{ins.ShardIndex}] of split '{ins.Split}' in dataset_info.json) but the file " +
             $"contains only {found}. The shard is truncated or its metadata is wrong; download the dataset again.", ins.Path, null, ins.Split);
@@ -280,10 +285,7 @@ internal static class TfdsRecordPipeline
         for (int i = 0; i < batch.Count; i++)
         {
             if ((i & 31) == 0) ct.ThrowIfCancellationRequested();
-            var location = new RecordLocation(ins.Path, batch.Index[i], batch.Offset[i]);
-            var example = ExampleDecoder.Parse(batch.Buffer.AsSpan(batch.Start[i], batch.Length[i]), location);
-            var features = example.Features ?? new Protos.Features();
-            int row = batch.Row[i];
+            var (location, features, row) = OpenRecord(batch, i);
             table.SetLabel(row, FeatureDecoder.ReadLabel(ySpec, features, location));
             Span<byte> slot = ragged
                 ? table.AllocateRagged(row, FeatureDecoder.MeasureShape(xSpec, features, location, images))
