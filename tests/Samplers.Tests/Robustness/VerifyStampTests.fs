@@ -63,7 +63,11 @@ let tests =
         test "a bit flipped after the build is a Corrupt miss under Mapped and Auto, even with the old mtime put back" {
             use d = new TempDir()
             let cache, key, path, _ = storedIn d.Path
-            let mtime = File.GetLastWriteTimeUtc path
+            // A whole-second mtime, so putting it back is exact to the nanosecond (.NET sets times in 100 ns ticks).
+            let mtime = DateTime(2020, 1, 1, 0, 0, 0, DateTimeKind.Utc)
+            File.SetLastWriteTimeUtc(path, mtime)
+            Expect.isTrue (openMapped cache key TableBacking.Mapped).Mapped.PayloadVerifiedAtOpen "the time change made it verify"
+            Expect.equal (openMapped cache key TableBacking.Mapped).Mapped.PayloadVerifiedAtOpen (not stampedOs) "then it is stamped"
             flipPayloadBit path
             File.SetLastWriteTimeUtc(path, mtime) // only ctime now tells: userspace cannot set it back
             for backing in [ TableBacking.Mapped; TableBacking.Auto; TableBacking.Memory ] do
