@@ -45,11 +45,26 @@ internal sealed class CommonOptions
         DefaultValueFactory = _ => TableBacking.Auto,
         CustomParser = ParseTable,
     };
+    public readonly Option<long?> MaxImagePixels = new("--max-image-pixels")
+    {
+        Description = "The most pixels (height x width) one encoded image may declare; larger ones are refused from their header, " +
+            "before any memory is allocated (a decompression-bomb guard). Default: 89478485, PIL's limit.",
+    };
     public readonly Option<int> Rank = new("--rank") { Description = "This process's rank for data-parallel sharding, in [0, world size).", DefaultValueFactory = _ => 0 };
     public readonly Option<int> WorldSize = new("--world-size") { Description = "Number of data-parallel processes.", DefaultValueFactory = _ => 1 };
 
     /// <summary>Options that only say what to load (info, cache, export without batches).</summary>
-    public IEnumerable<Option> LoadOptions => [DataDir, CacheDir, NoCache, Table, Splits, XKey, YKey, Download, BaseUrl];
+    public IEnumerable<Option> LoadOptions => [DataDir, CacheDir, NoCache, Table, Splits, XKey, YKey, MaxImagePixels, Download, BaseUrl];
+
+    /// <summary>Checks on the loading options' values, at parse time (before anything is read).</summary>
+    public CommonOptions()
+    {
+        MaxImagePixels.Validators.Add(v =>
+        {
+            long? n = v.GetValueOrDefault<long?>();
+            if (n is < 1) v.AddError($"--max-image-pixels must be at least 1, but was {n}.");
+        });
+    }
 
     /// <summary>Loading plus sampling options.</summary>
     public IEnumerable<Option> SamplerOptions => LoadOptions.Concat<Option>([ClassesPerBatch, ExamplesPerClass, StepsPerEpoch, ClassList, TotalExamplesPerClass, Seed, Mode, Rank, WorldSize]);
@@ -72,6 +87,8 @@ internal sealed class CommonOptions
             // (The library downloads by default, as tfds.load does.)
             Download = r.GetValue(Download) ? TfdsLoader.DownloadFromBucket(r.GetValue(BaseUrl)) : null,
         };
+        // Absent means the library's default (PIL's limit).
+        if (r.GetValue(MaxImagePixels) is long maxPixels) load = load with { MaxImagePixels = maxPixels };
         // Absent means the library's default (train then test).
         return splits.Length > 0 ? load with { Splits = splits } : load;
     }

@@ -17,7 +17,8 @@ internal static class ErrorPolicy
         UsageException => new(Program.ExitUsage, "usage error", e.Message),
         // The same grammar error type serves dataset names and split specs: which one the user typed decides the name.
         SpecFormatException s when datasetToken is not null && s.Spec == datasetToken => new(Program.ExitUsage, "usage error", $"<dataset>: {WithoutParameterTail(s)}"),
-        SamplersDataException => new(Program.ExitData, "data error", e.Message),
+        // A data error may tell how to change a setting: name it as the option the user would type.
+        SamplersDataException => new(Program.ExitData, "data error", OptionNames.Rewrite(e.Message, null)),
         IOException or UnauthorizedAccessException => new(Program.ExitData, "file error", e.Message),
         OperationCanceledException => new(Program.ExitData, "cancelled", e.Message),
         ArgumentException a when OptionNames.NamesAnOption(a) => new(Program.ExitUsage, "usage error", OptionNames.Rewrite(WithoutParameterTail(a), a.ParamName)),

@@ -28,6 +28,7 @@ internal static partial class OptionNames
         ("--data-dir", ["DataDir", "dataDir", "data_dir"]),
         ("--cache-dir", ["CacheDir", "cacheDir"]),
         ("--table", ["Table"]),
+        ("--max-image-pixels", ["MaxImagePixels"]),
         ("--base-url", ["BaseUrl", "baseUrl"]),
         ("--timeout", ["Timeout"]),
         ("--retries", ["Retries"]),
@@ -75,6 +76,6 @@ internal static partial class OptionNames
 
     // Compound names only (an upper-case letter inside, or an underscore), optionally after "options." / "request.":
     // plain words such as "rank" or "mode" also occur in sentences.
-    [GeneratedRegex(@"(?<![\w-])(?:(?:options|request)\.)?(?<name>[a-z]+(?:[A-Z][a-z]+)+|[A-Z][a-z]+(?:[A-Z][a-z]+)+|[XY]Key|[a-z]+(?:_[a-z]+)+)(?![\w-])")]
+    [GeneratedRegex(@"(?<![\w-])(?:(?:options|request|[A-Z][A-Za-z]*Options)\.)?(?<name>[a-z]+(?:[A-Z][a-z]+)+|[A-Z][a-z]+(?:[A-Z][a-z]+)+|[XY]Key|[a-z]+(?:_[a-z]+)+)(?![\w-])")]
     private static partial Regex CompoundName();
 }

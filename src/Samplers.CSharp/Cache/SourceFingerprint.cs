@@ -77,7 +77,12 @@ internal sealed class SourceFingerprint : IEquatable<SourceFingerprint>
             var fi = new FileInfo(shard);
             if (!fi.Exists)
                 throw new DatasetNotFoundException($"{fi.FullName}: shard not found while fingerprinting the source; re-download or re-prepare the dataset.", fi.FullName);
-            Line(string.Create(CultureInfo.InvariantCulture, $"shard\t{fi.FullName}\t{fi.Length}\t{fi.LastWriteTimeUtc.Ticks}"));
+            // A link's own size and time say nothing about its target, so a link is fingerprinted by the file it leads
+            // to (its path too: a link re-pointed elsewhere is another source). Plain files keep the v1 line unchanged.
+            string line = string.Create(CultureInfo.InvariantCulture, $"shard\t{fi.FullName}\t{fi.Length}\t{fi.LastWriteTimeUtc.Ticks}");
+            if (fi.LinkTarget is not null && fi.ResolveLinkTarget(returnFinalTarget: true) is FileInfo target)
+                line = string.Create(CultureInfo.InvariantCulture, $"shard\t{fi.FullName}\t->\t{target.FullName}\t{target.Length}\t{target.LastWriteTimeUtc.Ticks}");
+            Line(line);
             shards.Add(fi.FullName);
         }
         Line("dataset_info.json\t" + HashFile(datasetInfoJson));

@@ -677,6 +677,18 @@ let mannerTests =
             let code, _, err = cli [ "plan"; "--epoch"; "-1" ]
             Expect.equal code 1 "exit 1"
             Expect.stringContains err "--epoch must be 0 or more, but was -1" "the value reached the command"
+        testCase "--max-image-pixels: below 1 is a usage error before loading; a budget below the images' size is a data error naming it" <| fun () ->
+            let code, _, err = cli [ "run"; "--max-image-pixels"; "0" ]
+            Expect.equal code 1 "exit 1"
+            Expect.stringContains err "--max-image-pixels must be at least 1, but was 0" "names the option"
+            use cache = new TempDir()
+            // The embedded digits are 28x28 = 784 pixels: a budget of 100 refuses the first image decoded.
+            let code, _, err = cli [ "run"; "--max-image-pixels"; "100"; "--cache-dir"; cache.Path; "--no-cache"; "-s"; "1" ]
+            Expect.equal code 2 $"exit 2 (data), stderr: {err}"
+            Expect.stringContains err "above the budget of 100 pixels" "names the budget"
+            Expect.stringContains err "raise the budget (--max-image-pixels)" "tells the option to change, not the C# property"
+            let code, _, err = cli [ "run"; "--max-image-pixels"; "784"; "--cache-dir"; cache.Path; "--no-cache"; "-s"; "1" ]
+            Expect.equal code 0 $"a budget of exactly 28x28 loads, stderr: {err}"
         testCase "parser errors speak in options and values: a bad number, a value not among the choices" <| fun () ->
             let code, _, err = cli [ "run"; "--seed"; "abc" ]
             Expect.equal code 1 "exit 1"

@@ -109,15 +109,14 @@ let settings =
             // Not exposed by the CLI, so the library's defaults; the CLI downloads only with --download.
             expectSameSettings defaults plain [ "Download" ] "CLI without options"
             Expect.isNull plain.Download "no download without --download"
-            let given = parse [ "--data-dir"; "d"; "--cache-dir"; "c"; "--no-cache"; "--splits"; "train[:5],test"; "--x-key"; "emb"; "--y-key"; "y"; "--download"; "--table"; "memory" ]
-            let expected = TfdsLoadOptions(DatasetName = "ds", DataDir = "d", CacheDir = "c", UseCache = false, Splits = [| "train[:5]"; "test" |], XKey = "emb", YKey = "y", Table = TableBacking.Memory)
+            let given = parse [ "--data-dir"; "d"; "--cache-dir"; "c"; "--no-cache"; "--splits"; "train[:5],test"; "--x-key"; "emb"; "--y-key"; "y"; "--download"; "--table"; "memory"; "--max-image-pixels"; "1000" ]
+            let expected = TfdsLoadOptions(DatasetName = "ds", DataDir = "d", CacheDir = "c", UseCache = false, Splits = [| "train[:5]"; "test" |], XKey = "emb", YKey = "y", Table = TableBacking.Memory, MaxImagePixels = 1000L)
             expectSameSettings expected given [ "Download" ] "CLI with every loading option"
             Expect.isNotNull given.Download "--download"
             // A setting the CLI does not map must be one it deliberately leaves at the default: naming them here makes a
             // new TfdsLoadOptions setting a visible decision for the CLI too.
-            let mapped = [ "CacheDir"; "DataDir"; "DatasetName"; "Download"; "Splits"; "Table"; "UseCache"; "XKey"; "YKey" ]
-            // MaxImagePixels (the decode budget) has no CLI flag yet: the library default (PIL's limit) applies.
-            let leftAtDefault = [ "ChunkBytes"; "Logger"; "MaxDegreeOfParallelism"; "MaxImagePixels" ]
+            let mapped = [ "CacheDir"; "DataDir"; "DatasetName"; "Download"; "MaxImagePixels"; "Splits"; "Table"; "UseCache"; "XKey"; "YKey" ]
+            let leftAtDefault = [ "ChunkBytes"; "Logger"; "MaxDegreeOfParallelism" ]
             Expect.equal (settable typeof<TfdsLoadOptions> |> Array.map (fun p -> p.Name) |> List.ofArray) (List.sort (mapped @ leftAtDefault)) "every setting is mapped or left at the default"
             let full = common.ToOptions(cmd.Parse([| "--data-dir"; "d" |]), "ds")
             Expect.equal full.Load.DataDir "d" "ToOptions holds the same load options"

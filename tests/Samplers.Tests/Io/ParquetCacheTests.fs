@@ -269,6 +269,24 @@ let tests =
                     Expect.isTrue (run (cache.TryLoadAsync(key, f))).IsHit $"hit after rebuilding for {what}"
                 let fewer = SourceFingerprint.Compute([ shard 0 ], info, feats)
                 expectMiss (run (cache.TryLoadAsync(key, fewer))) CacheMissReason.SourceChanged "source changed"
+            testCase "a shard reached through a symbolic link is fingerprinted by its target: a changed or re-pointed target misses" <| fun () ->
+                use d = new TempDir()
+                let target n = Path.Combine(d.Path, sprintf "store-%d.bin" n)
+                File.WriteAllBytes(target 0, Array.create 100 0uy)
+                File.WriteAllBytes(target 1, Array.create 300 1uy)
+                let link = Path.Combine(d.Path, "mnist-train.tfrecord-00000-of-00001")
+                File.CreateSymbolicLink(link, target 0) |> ignore
+                let compute () = SourceFingerprint.Compute([ link ], null, null)
+                let f0 = compute ()
+                Expect.equal (compute ()) f0 "stable while nothing changes"
+                // The link itself stays as it is (same size, same time): only what it points at changes.
+                File.AppendAllText(target 0, "more bytes")
+                let f1 = compute ()
+                Expect.notEqual f1.Value f0.Value "a grown target changes the fingerprint"
+                File.Delete link
+                File.CreateSymbolicLink(link, target 1) |> ignore
+                File.SetLastWriteTimeUtc(target 1, File.GetLastWriteTimeUtc(target 0))
+                Expect.notEqual (compute ()).Value f1.Value "a link re-pointed to another file changes the fingerprint"
             testCase "a missing shard is a DatasetNotFoundException naming the file" <| fun () ->
                 use d = new TempDir()
                 let missing = Path.Combine(d.Path, "nope.tfrecord")
