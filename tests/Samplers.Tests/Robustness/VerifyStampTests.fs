@@ -12,6 +12,7 @@ open Samplers.Tfds
 open Samplers.Tests.TestUtil
 open Samplers.Tests.Io.ParquetCacheTests
 open Samplers.Tests.Robustness.HostileMetadataTests
+open Samplers.Tests.Robustness.CacheContentTests
 
 let private run (t: Task<'a>) = t.GetAwaiter().GetResult()
 let private keyFor (dir: string) = CacheKey(dir, "mnist", "", "3.0.1", "train+test", "image", "label")
@@ -137,4 +138,19 @@ let tests =
                 Expect.equal again.Table.Mapped.PayloadVerifiedAtOpen (not stampedOs) "stamped by the rebuild"
                 expectSame again.Table truth
         }
+        test "cache build writes the stamp and cache clear removes it with the file" {
+        use t = new TempDir()
+        let data = Path.Combine(t.Path, "data")
+        let cacheDir = Path.Combine(t.Path, "cache")
+        copyEmbedded data |> ignore
+        let args = [ "synthetic_digits"; "--data-dir"; data; "--cache-dir"; cacheDir; "--splits"; "test" ]
+        let code, _, err = cliIn ([ "cache"; args.Head; "build" ] @ args.Tail)
+        Expect.equal code 0 $"build (stderr {err})"
+        let stamps () = Directory.GetFiles(cacheDir, "*" + VerifyStamp.Suffix)
+        Expect.equal (stamps ()).Length (if stampedOs then 1 else 0) "one stamp beside the file (Linux)"
+        let code, _, err = cliIn ([ "cache"; args.Head; "clear" ] @ args.Tail)
+        Expect.equal code 0 $"clear (stderr {err})"
+        Expect.isEmpty (stamps ()) "the stamp went with the file"
+        Expect.isEmpty (Directory.GetFiles cacheDir) "nothing left"
+    }
     ]
