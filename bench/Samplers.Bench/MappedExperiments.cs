@@ -14,7 +14,8 @@ namespace Samplers.Bench;
 /// <item><c>write DIR GB [HxWxC]</c>: writes a cache file of about GB gigabytes of uint8 examples (default 64x64x3, 1000
 /// classes) into DIR through <see cref="ParquetCache.StoreAsync"/>. The table's chunks all share one 1 GiB buffer of random
 /// bytes, so an 8 GB file needs 1 GiB of RAM to write; the file itself holds every row.</item>
-/// <item><c>open DIR [REPEATS]</c>: opens the file mapped REPEATS times (default 5) and prints each time and the median.</item>
+/// <item><c>open DIR [REPEATS] [unstamped]</c>: opens the file mapped REPEATS times (default 5) and prints each time and the
+/// median; <c>unstamped</c> deletes the verification stamp before each open, so each open verifies the payload checksum.</item>
 /// <item><c>sample DIR mapped|memory READAHEAD SECONDS [CPB EPC]</c>: opens the table, samples batches for SECONDS with
 /// read-ahead READAHEAD batches (or <c>auto</c>: the sampler's default rule), prints batches/s and MB/s; with <c>hold</c> as a 7th argument it keeps going until killed
 /// (for Pss measurements).</item>
@@ -34,7 +35,7 @@ internal static class MappedExperiments
         return args[0] switch
         {
             "write" => Write(dir, double.Parse(args[2], Inv), args.Length > 3 ? args[3] : "64x64x3"),
-            "open" => Open(dir, args.Length > 2 ? int.Parse(args[2], Inv) : 5),
+            "open" => Open(dir, args.Length > 2 ? int.Parse(args[2], Inv) : 5, args.Length > 3 && args[3] == "unstamped"),
             "sample" => Sample(dir, args[2], args[3] == "auto" ? null : int.Parse(args[3], Inv), double.Parse(args[4], Inv),
                 args.Length > 5 ? int.Parse(args[5], Inv) : 32, args.Length > 6 ? int.Parse(args[6], Inv) : 4, args.Length > 7 && args[7] == "hold"),
             _ => Usage(),
@@ -43,7 +44,7 @@ internal static class MappedExperiments
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: mapped write DIR GB [HxWxC] | mapped open DIR [REPEATS] | mapped sample DIR mapped|memory READAHEAD SECONDS [CPB EPC [hold]]");
+        Console.Error.WriteLine("usage: mapped write DIR GB [HxWxC] | mapped open DIR [REPEATS] [unstamped] | mapped sample DIR mapped|memory READAHEAD SECONDS [CPB EPC [hold]]");
         return 2;
     }
 
@@ -74,19 +75,22 @@ internal static class MappedExperiments
         return r.Table ?? throw new InvalidOperationException(r.Detail);
     }
 
-    private static int Open(string dir, int repeats)
+    private static int Open(string dir, int repeats, bool unstamped)
     {
         var times = new List<double>();
         ExampleTable? t = null;
+        int verified = 0;
         for (int i = 0; i < repeats; i++)
         {
+            if (unstamped) VerifyStamp.Delete(CacheFor(dir).GetPath(KeyFor(dir)));
             var sw = Stopwatch.StartNew();
             t = Load(dir, TableBacking.Mapped);
             times.Add(sw.Elapsed.TotalMilliseconds);
+            if (t.Mapped!.PayloadVerifiedAtOpen) verified++;
         }
         times.Sort();
         long bytes = new FileInfo(t!.MappedPath!).Length;
-        Console.WriteLine(string.Create(Inv, $"open mapped {bytes / 1e9:0.000} GB, {t.Count} rows, {t.ChunkCount} pages: median {times[times.Count / 2]:0.0} ms (runs: {string.Join(", ", times.Select(x => x.ToString("0.0", Inv)))})"));
+        Console.WriteLine(string.Create(Inv, $"open mapped {bytes / 1e9:0.000} GB, {t.Count} rows, {t.ChunkCount} pages, {verified} of {repeats} opens verified the payload: median {times[times.Count / 2]:0.0} ms (runs: {string.Join(", ", times.Select(x => x.ToString("0.0", Inv)))})"));
         return 0;
     }
 

@@ -125,8 +125,9 @@ internal static class CacheFormat
         [MetaYKey] = key.YKey,
     };
 
-    /// <summary>Writes <paramref name="table"/> to <paramref name="stream"/> as a complete Parquet file.</summary>
-    public static async Task WriteAsync(Stream stream, CacheKey key, SourceFingerprint fingerprint, ExampleTable table,
+    /// <summary>Writes <paramref name="table"/> to <paramref name="stream"/> as a complete Parquet file; returns the payload
+    /// checksum recorded in its metadata (the builder stamps the file with it).</summary>
+    public static async Task<string> WriteAsync(Stream stream, CacheKey key, SourceFingerprint fingerprint, ExampleTable table,
         ParquetCacheOptions options, IProgress<CacheProgress>? progress, string path, CancellationToken cancellationToken)
     {
         string checksum = Checksum(table);
@@ -190,6 +191,7 @@ internal static class CacheFormat
             progress?.Report(new CacheProgress(CachePhase.Writing, path, start + rows, n));
             if (n == 0) break;
         }
+        return checksum;
     }
 
     /// <summary>The facts a cache file's metadata states, validated for shape but not yet against a request.</summary>

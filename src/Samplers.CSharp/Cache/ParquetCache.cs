@@ -231,6 +231,16 @@ internal sealed class ParquetCache
                     ExampleTable mapped = await MappedCache.OpenAsync(reader, file, header, rows, path, cancellationToken).ConfigureAwait(false);
                     if (mapped.PayloadBytes != header.PayloadBytes)
                         throw new DataFormatException($"{path}: the examples hold {mapped.PayloadBytes} bytes, the metadata says {header.PayloadBytes}.", path, key: CacheFormat.MetaPayloadBytes);
+                    // The open handle's identity (fstat, so about the inode just mapped) against the stamp of the last
+                    // verification: equal, the bytes are those that were verified; else the payload is verified once, here.
+                    VerifyStamp.Identity? id = VerifyStamp.Identify(file);
+                    if (!VerifyStamp.Matches(path, id, header.Checksum))
+                    {
+                        mapped.Mapped!.PayloadVerifiedAtOpen = true;
+                        _logger.LogInformation("Cache {Path}: no valid verification stamp (new, changed or never stamped); verifying the payload checksum of {Bytes} bytes once", path, header.PayloadBytes);
+                        VerifyChecksum(mapped, header, path);
+                        Stamp(path, file, id, header.Checksum);
+                    }
                     return (null, mapped);
                 }
                 catch (MappedCache.NotMappableException e) when (backing == TableBacking.Mapped)
@@ -243,13 +253,29 @@ internal sealed class ParquetCache
                 }
             }
         }
+        VerifyStamp.Identity? before = file is null ? null : VerifyStamp.Identify(file);
         ExampleTable table = await CacheFormat.ReadTableAsync(open, file, header, groups, rows, parallelism, _options.ChunkBytes, progress, path, cancellationToken).ConfigureAwait(false);
         if (table.PayloadBytes != header.PayloadBytes)
             throw new DataFormatException($"{path}: the examples hold {table.PayloadBytes} bytes, the metadata says {header.PayloadBytes}.", path, key: CacheFormat.MetaPayloadBytes);
+        VerifyChecksum(table, header, path);
+        if (file is not null && !VerifyStamp.Matches(path, before, header.Checksum)) Stamp(path, file, before, header.Checksum);
+        return (null, table);
+    }
+
+    private static void VerifyChecksum(ExampleTable table, CacheFormat.Header header, string path)
+    {
         string checksum = CacheFormat.Checksum(table);
         if (checksum != header.Checksum)
-            throw new DataFormatException($"{path}: payload checksum {checksum}, the metadata says {header.Checksum}.", path, key: CacheFormat.MetaChecksum);
-        return (null, table);
+            throw new DataFormatException($"{path}: payload checksum {checksum}, the metadata says {header.Checksum}: the file was damaged after it was written. " +
+                "It is rebuilt from the source; if this recurs, check the disk (samplers cache verify checks every cache file).", path, key: CacheFormat.MetaChecksum);
+    }
+
+    // Stamps the file as verified, if it still has the identity it had before its bytes were read (else it changed
+    // during the check, and the next open verifies again). Failing to write the stamp only costs that next open a check.
+    private void Stamp(string path, Microsoft.Win32.SafeHandles.SafeFileHandle file, VerifyStamp.Identity? before, string checksum)
+    {
+        if (before is not VerifyStamp.Identity id || VerifyStamp.Identify(file) != id) return;
+        if (!VerifyStamp.Write(path, id, checksum)) _logger.LogDebug("Cache {Path}: could not write the verification stamp; the next mapped open verifies again", path);
     }
 
     /// <summary>Compares the shards' current XXH3 with the hashes recorded at build time; a miss when one differs.</summary>
@@ -311,13 +337,21 @@ internal sealed class ParquetCache
             System.IO.Directory.CreateDirectory(Directory);
             CleanStaleTempFiles();
             var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.None);
+            string checksum;
             await using (fs.ConfigureAwait(false))
             {
-                await CacheFormat.WriteAsync(fs, key, fingerprint, table, _options, progress, path, cancellationToken).ConfigureAwait(false);
+                checksum = await CacheFormat.WriteAsync(fs, key, fingerprint, table, _options, progress, path, cancellationToken).ConfigureAwait(false);
                 fs.Flush(flushToDisk: true);
             }
             long bytes = new FileInfo(temp).Length;
-            File.Move(temp, path, overwrite: true);
+            // Held across the rename: the stamp then records the inode this writer wrote (the rename sets its ctime), even
+            // if another writer renames its own file over the name in between.
+            using (Microsoft.Win32.SafeHandles.SafeFileHandle written = File.OpenHandle(temp, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete))
+            {
+                File.Move(temp, path, overwrite: true);
+                if (VerifyStamp.Identify(written) is VerifyStamp.Identity id && id.Size == bytes)
+                    VerifyStamp.Write(path, id, checksum);
+            }
             progress?.Report(new CacheProgress(CachePhase.Stored, path, table.Count, table.Count));
             _logger.LogInformation("Cache stored: {Path} ({Count} examples, {Bytes} bytes) in {Ms} ms", path, table.Count, bytes, sw.ElapsedMilliseconds);
             return new CacheStoreResult(true, path, "stored", bytes);

@@ -53,6 +53,10 @@ internal sealed unsafe class MappedRows
     /// <summary>Rows passed to <see cref="Prefetch"/> inside the table so far (lets tests see the read-ahead happen).</summary>
     internal long AdvisedRows => Interlocked.Read(ref _advisedRows);
 
+    /// <summary>True when the open verified the payload checksum (no valid stamp); false when a matching verification
+    /// stamp let it skip reading the example bytes (lets tests prove which path an open took).</summary>
+    internal bool PayloadVerifiedAtOpen { get; set; }
+
     /// <summary>The open file (held for the table's life).</summary>
     internal SafeFileHandle File => _file;
 

@@ -81,6 +81,7 @@ internal sealed class TfdsCacheEntry
     /// <summary>Deletes the cache file; returns false when there was none.</summary>
     public bool Delete()
     {
+        Samplers.Cache.VerifyStamp.Delete(Path); // the sidecar goes with it (a stamp alone is harmless, but litter)
         if (!Exists) return false;
         File.Delete(Path);
         return true;
