@@ -163,26 +163,51 @@ public sealed class TfdsDatasetWriter
     /// <exception cref="InvalidOperationException">The split was already written, or <see cref="Complete"/> was called.</exception>
     public IReadOnlyList<string> WriteSplit(string split, IReadOnlyList<IReadOnlyList<byte[]>> shards)
     {
-        ArgumentException.ThrowIfNullOrEmpty(split);
         ArgumentNullException.ThrowIfNull(shards);
         if (shards.Count == 0) throw new ArgumentException("A split needs at least one shard.", nameof(shards));
+        return WriteSplitStreamed(split, shards.Count, s => shards[s]);
+    }
+
+    /// <summary>
+    /// Writes a split shard by shard: <paramref name="shardExamples"/> is asked for shard 0, 1, ... in turn and its
+    /// sequence is enumerated once, while that shard's file is written, so a split larger than memory can be written
+    /// from a lazy sequence. Shard lengths and byte counts are counted as records go by. Returns the shard paths.
+    /// </summary>
+    /// <param name="split">The split name.</param>
+    /// <param name="numShards">The number of shards (a shard may be empty).</param>
+    /// <param name="shardExamples">The serialized Examples of shard <c>i</c>.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="numShards"/> is less than 1.</exception>
+    /// <exception cref="InvalidOperationException">The split was already written, or <see cref="Complete"/> was called.</exception>
+    public IReadOnlyList<string> WriteSplitStreamed(string split, int numShards, Func<int, IEnumerable<byte[]>> shardExamples)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(split);
+        ArgumentOutOfRangeException.ThrowIfLessThan(numShards, 1);
+        ArgumentNullException.ThrowIfNull(shardExamples);
         if (_completed) throw new InvalidOperationException("Complete() was already called; create a new writer.");
         if (_splits.Exists(s => s.Name == split)) throw new InvalidOperationException($"Split '{split}' was already written.");
         string template = FilepathTemplate ?? DefaultTemplate;
-        var paths = new List<string>(shards.Count);
-        var lengths = new long[shards.Count];
+        var paths = new List<string>(numShards);
+        var lengths = new long[numShards];
         long bytes = 0;
-        for (int s = 0; s < shards.Count; s++)
+        for (int s = 0; s < numShards; s++)
         {
-            string rel = ShardName(template, Name, split, FileFormat ?? "tfrecord", s, shards.Count);
+            string rel = ShardName(template, Name, split, FileFormat ?? "tfrecord", s, numShards);
             string path = Path.Combine(VersionDirectory, rel);
-            TfRecordWriter.WriteFile(path, shards[s]);
-            lengths[s] = shards[s].Count;
-            foreach (var e in shards[s]) bytes += e.Length;
+            var records = shardExamples(s) ?? throw new InvalidOperationException($"Shard {s} of split '{split}': the callback returned null.");
+            lengths[s] = TfRecordWriter.WriteFile(path, Counted(records));
             paths.Add(path);
         }
         _splits.Add((split, lengths, bytes));
         return paths;
+
+        IEnumerable<byte[]> Counted(IEnumerable<byte[]> records)
+        {
+            foreach (var e in records)
+            {
+                bytes += e.Length;
+                yield return e;
+            }
+        }
     }
 
     /// <summary>Writes <c>features.json</c>, the labels files and, last, <c>dataset_info.json</c>.</summary>
