@@ -75,4 +75,18 @@ let tests =
                 Expect.stringContains m expected $"{args}"
                 Expect.isFalse (m.Contains '\n') "one line"
             Expect.equal (parse (ok @ [ "--shape"; "4x4x2"; "--format"; "tensor" ])).Channels 2 "any channel count as a tensor"
+
+        // Sequenced: it swaps Console.Error, which other tests may also write to.
+        testSequenced <| testCase "the tool exits 2 on a bad argument, writing nothing" (fun () ->
+            use tmp = new TempDir()
+            let main = typeof<SyntheticOptions>.Assembly.EntryPoint
+            let err = Console.Error
+            let captured = new StringWriter()
+            Console.SetError captured
+            let rc =
+                try main.Invoke(null, [| box [| "synthetic"; tmp.Path; "--examples"; "ten"; "--shape"; "4x4x3"; "--classes"; "2" |] |]) :?> int
+                finally Console.SetError err
+            Expect.equal rc 2 "exit code"
+            Expect.stringContains (captured.ToString()) "--examples: expected an integer >= 1, found 'ten'" "message"
+            Expect.isEmpty (Directory.GetFileSystemEntries tmp.Path) "nothing written")
     ]
