@@ -57,7 +57,7 @@ let private maxDiff (a: byte[]) (b: byte[]) =
 
 /// IDCT/upsampling and colour-conversion rounding differ between decoders by a few levels (measured: see
 /// docs/IMAGE_DECODERS.md "Colour layouts"); a wrong layout or colour model is off by tens to hundreds.
-let private jpegTolerance = 4
+let private jpegTolerance = 2
 
 let private within (tol: int) (actual: byte[]) (reference: byte[]) what =
     let d = maxDiff actual reference

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Regenerates the image fixtures and their reference decodes (see README.md). Not run by CI: the files are committed.
-# Needs libjpeg-turbo-progs (cjpeg, djpeg, jpegtran), ImageMagick 6 (convert), netpbm (pnmtopng); python3 writes the source picture.
+# Needs libjpeg-turbo-progs (cjpeg, djpeg, jpegtran), ImageMagick 6 (convert), netpbm (pnmtopng) and python3.
 set -eu
 cd "$(dirname "$0")"
 CONVERT=${CONVERT:-convert}
