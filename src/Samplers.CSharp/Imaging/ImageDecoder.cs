@@ -46,7 +46,7 @@ internal readonly record struct ImageInfo(int Height, int Width, int Channels, i
 internal static class ImageDecoder
 {
     /// <summary>The formats this decoder decodes, for messages.</summary>
-    public const string SupportedFormats = "PNG (1/2/4/8/16-bit, grey, grey+alpha, RGB, RGBA, palette, Adam7) and JPEG (grey, RGB)";
+    public const string SupportedFormats = "PNG (1/2/4/8/16-bit, grey, grey+alpha, RGB, RGBA, palette, Adam7) and JPEG (grey, RGB, CMYK; baseline or progressive)";
 
     /// <summary>The default pixel budget per image (height x width): PIL's decompression-bomb limit,
     /// 89,478,485 pixels (about 0.25 GiB of RGB). Pass a larger budget to decode larger images.</summary>
