@@ -58,34 +58,18 @@ public static class JpegLoadMeasure
         if (args.Length < 3) { Console.Error.WriteLine("usage: jpeg-load DIR fused|apply|reduced|diff"); return 1; }
         string dir = args[1], mode = args[2];
         if (mode == "diff") return Diff(dir);
-        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
-        using var self = Process.GetCurrentProcess();
-        self.Refresh();
-        long before = self.WorkingSet64, peak = before;
-        using var done = new ManualResetEventSlim();
-        var sampler = new Thread(() =>
-        {
-            using var p = Process.GetCurrentProcess();
-            while (!done.IsSet)
-            {
-                p.Refresh();
-                peak = Math.Max(peak, p.WorkingSet64);
-                done.Wait(2);
-            }
-        }) { IsBackground = true };
-        sampler.Start();
+        using var memory = new PeakWorkingSet();
         var sw = Stopwatch.StartNew();
         TfdsLoadResult r = TfdsLoader.LoadAsync(Options(dir, mode)).GetAwaiter().GetResult();
         ExampleTable table = mode == "apply" ? Preprocessing.Apply(r.Table, Resize224) : r.Table;
         sw.Stop();
-        done.Set();
-        sampler.Join();
+        memory.Dispose();
         double mib = 1024.0 * 1024.0;
-        self.Refresh();
+        using var self = Process.GetCurrentProcess();
         long decoded = mode == "apply" ? r.Table.PayloadBytes : 0;
         Console.WriteLine($"{mode}: {table.Count} examples in {sw.ElapsedMilliseconds} ms ({table.Count * 1000.0 / sw.ElapsedMilliseconds:F0} images/s); " +
             $"output table {table.PayloadBytes / mib:F1} MiB" + (mode == "apply" ? $", decoded table {decoded / mib:F1} MiB" : "") +
-            $"; peak working set above the pre-load level {(peak - before) / mib:F1} MiB (output + {(peak - before - table.PayloadBytes) / mib:F1} MiB); " +
+            $"; peak working set above the pre-load level {memory.PeakAbove / mib:F1} MiB (output + {(memory.PeakAbove - table.PayloadBytes) / mib:F1} MiB); " +
             $"process peak working set {self.PeakWorkingSet64 / mib:F1} MiB; GC heap after {GC.GetGCMemoryInfo().HeapSizeBytes / mib:F1} MiB");
         GC.KeepAlive(r);
         GC.KeepAlive(table);

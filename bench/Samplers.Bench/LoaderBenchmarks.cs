@@ -58,32 +58,16 @@ public class LoaderBenchmarks
 
     private void MeasureMemory()
     {
-        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
-        GC.WaitForPendingFinalizers();
-        using var self = Process.GetCurrentProcess();
-        self.Refresh();
-        long before = self.WorkingSet64, peak = before, allocated0 = GC.GetTotalAllocatedBytes(precise: true);
-        using var done = new ManualResetEventSlim();
-        var sampler = new Thread(() =>
-        {
-            using var p = Process.GetCurrentProcess();
-            while (!done.IsSet)
-            {
-                p.Refresh();
-                peak = Math.Max(peak, p.WorkingSet64);
-                done.Wait(2);
-            }
-        }) { IsBackground = true };
-        sampler.Start();
+        using var memory = new PeakWorkingSet();
+        long allocated0 = GC.GetTotalAllocatedBytes(precise: true);
         var sw = Stopwatch.StartNew();
         TfdsLoadResult r = TfdsLoader.LoadAsync(_noCache).GetAwaiter().GetResult();
         sw.Stop();
-        done.Set();
-        sampler.Join();
+        memory.Dispose();
         long allocated = GC.GetTotalAllocatedBytes(precise: true) - allocated0;
         double mib = 1024.0 * 1024.0;
         Console.WriteLine($"// loader memory: {r.Table.Count:N0} examples in {sw.ElapsedMilliseconds} ms; payload {r.Table.PayloadBytes / mib:F1} MiB; " +
-            $"peak working set above the pre-load level {(peak - before) / mib:F1} MiB (payload + {(peak - before - r.Table.PayloadBytes) / mib:F1} MiB); " +
+            $"peak working set above the pre-load level {memory.PeakAbove / mib:F1} MiB (payload + {(memory.PeakAbove - r.Table.PayloadBytes) / mib:F1} MiB); " +
             $"managed bytes allocated {allocated / mib:F1} MiB");
         GC.KeepAlive(r);
     }
