@@ -28,9 +28,10 @@ let build (HaveRestored()) =
     run "dotnet" "build Samplers.sln -c Release --no-restore"
     HaveBuilt()
 
-/// The README's test command, on the Release build.
+/// The README's test commands, on the Release build: the main suite, then the TorchSharp bridge's own.
 let test (HaveBuilt()) =
     run "dotnet" "run --project tests/Samplers.Tests -c Release --no-build"
+    run "dotnet" "run --project tests/Samplers.TorchSharp.Tests -c Release --no-build"
     HaveTested()
 
 /// Quick mode (default): every benchmark briefly. `--full`: BenchmarkDotNet's default job.

@@ -1,4 +1,4 @@
-module Samplers.Tests.Torch.TorchTests
+module Samplers.TorchSharp.Tests.TorchTests
 
 open System
 open System.IO
@@ -24,6 +24,14 @@ let shippedShim () =
 
 let outputShim () =
     Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libLibTorchSharp.so")
+
+/// 10 classes x 8 examples of int32 [3]: a table TorchSharp cannot take as it is (no int32 image conversion).
+let int32Table () =
+    let b = ExampleTableBuilder.Fixed(DType.Int32, ReadOnlySpan [| 3 |], 80, ExampleTable.DefaultChunkBytes)
+    for i in 0 .. 79 do
+        Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(b.Slot i).Fill i
+        b.SetLabel(i, int64 (i % 10))
+    b.Build()
 
 /// Whether the ELF asks libstdc++ for this version (its .gnu.version_r lists it).
 let contains (elf: byte[]) (version: string) =
@@ -172,7 +180,7 @@ let tensorTests =
             Expect.stringContains ex.Message "Mean has 2 values, but the examples have 3 channels" "says what and why"
             use pool2 = new TensorBatchPool(TensorConversion(Std = [| 0f |]))
             throwsWith<ArgumentException> (fun () -> pool2.Convert b |> ignore) "zero std" |> ignore
-            let ints = MultiShotMemorySampler(Samplers.Tests.Facade.SamplerTests.table10x8 (), SamplerOptions(StepsPerEpoch = 2))
+            let ints = MultiShotMemorySampler(int32Table (), SamplerOptions(StepsPerEpoch = 2))
             use ib = ints[0]
             use plain = new TensorBatchPool()
             let ex = throwsWith<NotSupportedException> (fun () -> plain.Convert ib |> ignore) "int32 data"
