@@ -5,6 +5,7 @@
 #I "../src/Samplers.Cli/bin/Release/net10.0"
 #r "Samplers.Core.dll"
 #r "Samplers.dll"
+#r "Samplers.Experiments.dll"
 #r "Microsoft.Extensions.Logging.Abstractions.dll"
 #r "SkiaSharp.dll"
 

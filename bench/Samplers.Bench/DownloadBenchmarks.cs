@@ -26,7 +26,7 @@ public class DownloadBenchmarks
 
     /// <summary>Files fetched at once.</summary>
     [Params(1, 4)]
-    public int MaxParallel { get; set; }
+    public int MaxDegreeOfParallelism { get; set; }
 
     /// <summary>Shard bytes served.</summary>
     public long TotalBytes { get; private set; }
@@ -77,7 +77,7 @@ public class DownloadBenchmarks
 
     [Benchmark(Description = "DownloadAsync (verify + rename)")]
     public string Download() =>
-        TfdsDownloader.DownloadAsync(new DownloadRequest("toy:1.0.0") { DataDirectory = FreshDataDir(), BaseUrl = _server!.Url, MaxParallel = MaxParallel })
+        TfdsDownloader.DownloadAsync(new TfdsDownloadOptions("toy:1.0.0") { DataDir = FreshDataDir(), BaseUrl = _server!.Url, MaxDegreeOfParallelism = MaxDegreeOfParallelism })
             .GetAwaiter().GetResult();
 
     [Benchmark(Baseline = true, Description = "plain GET to files (no checks)")]
@@ -86,7 +86,7 @@ public class DownloadBenchmarks
         string d = FreshDataDir();
         Directory.CreateDirectory(d);
         long total = 0;
-        Parallel.ForEach(_shardPaths, new ParallelOptions { MaxDegreeOfParallelism = MaxParallel }, p =>
+        Parallel.ForEach(_shardPaths, new ParallelOptions { MaxDegreeOfParallelism = MaxDegreeOfParallelism }, p =>
         {
             string rel = Path.GetRelativePath(_bucket, p).Replace('\\', '/');
             using var body = _http!.GetStreamAsync(_server!.Url + "/" + rel).GetAwaiter().GetResult();

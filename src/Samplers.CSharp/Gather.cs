@@ -51,7 +51,28 @@ internal static class Gather
     {
         int n = indices.Length;
         if (n == 0) return;
-        table.Mapped?.CheckLength();
+        MappedRows? mapped = table.Mapped;
+        if (mapped is null)
+        {
+            CopyRows(table, indices, destination);
+            return;
+        }
+        // A dispose on another thread waits for this copy instead of unmapping the pages under it.
+        mapped.Enter();
+        try
+        {
+            mapped.CheckLength();
+            CopyRows(table, indices, destination);
+        }
+        finally
+        {
+            mapped.Exit();
+        }
+    }
+
+    private static void CopyRows(ExampleTable table, ReadOnlySpan<int> indices, Span<byte> destination)
+    {
+        int n = indices.Length;
         int ahead = 0;
         if (Sse.IsSupported)
         {

@@ -19,7 +19,7 @@ namespace Samplers;
 /// <para>Divergences from the reference: seeded, reproducible batches; <c>total_examples_per_class</c> draws without
 /// replacement; messages go to an <see cref="ILogger"/>.</para>
 /// </remarks>
-public partial class MultiShotMemorySampler : IEnumerable<Batch>
+public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
 {
     private static readonly Action<ILogger, int, int, int, int, Exception?> LogBatchSize =
         LoggerMessage.Define<int, int, int, int>(LogLevel.Information, new EventId(1, "BatchSize"),
@@ -51,22 +51,21 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
     // The epoch is the sampler's only mutable state; whether warmup is on is a function of it (IsWarmupAt), so a
     // reader can never see an epoch with another epoch's warmup flag.
     private int _epoch;
+    private readonly bool _ownsTable;        // the table was made or loaded here (preprocessed copy, TFDS load): disposed with the sampler
+    private int _disposed;
 
     /// <summary>A sampler over <paramref name="x"/> (examples and their labels) with <paramref name="options"/>.</summary>
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A count is out of range (the message names the setting).</exception>
     /// <exception cref="ArgumentException">The data is empty, a listed class is absent, or ClassesPerBatch exceeds the number of classes.</exception>
     public MultiShotMemorySampler(ExampleTable x, SamplerOptions options)
-        : this(x, options, applyPreprocess: true)
+        : this(x, options, applyPreprocess: true, ownsInput: false)
     {
     }
 
-    /// <summary>For subclasses that load data: <paramref name="applyPreprocess"/> false means <paramref name="x"/> already went
-    /// through <see cref="SamplerOptions.Preprocess"/> (e.g. with the loader's cancellation token and progress).</summary>
-    /// <exception cref="ArgumentNullException">An argument is null.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">A count is out of range (the message names the setting).</exception>
-    /// <exception cref="ArgumentException">The data is empty, a listed class is absent, or ClassesPerBatch exceeds the number of classes.</exception>
-    protected MultiShotMemorySampler(ExampleTable x, SamplerOptions options, bool applyPreprocess)
+    // For the TFDS sampler: applyPreprocess false means x already went through the preprocess (the loader applies it with
+    // its cancellation token and progress); ownsInput means x was loaded for this sampler, which disposes it.
+    private protected MultiShotMemorySampler(ExampleTable x, SamplerOptions options, bool applyPreprocess, bool ownsInput)
     {
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(options);
@@ -82,6 +81,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
         _augmenter = options.Augmenter;
 
         _table = options.Preprocess is null || !applyPreprocess ? x : Preprocessing.Apply(x, options.Preprocess);
+        _ownsTable = ownsInput || !ReferenceEquals(_table, x);
         _readAhead = ResolveReadAhead(_table, options.ReadAheadBatches);
 
         // As the reference (`if not class_list`): null and an empty list both mean every class.
@@ -129,7 +129,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
     // Not a public constructor overload: a second one-table constructor would make `MultiShotMemorySampler(x, options)`
     // ambiguous for F# callers whose x is not yet typed.
     private MultiShotMemorySampler(LazyExampleTable x, SamplerOptions options, bool lazy)
-        : this(LabelsOf(x, options), options, applyPreprocess: false)
+        : this(LabelsOf(x, options), options, applyPreprocess: false, ownsInput: true)
     {
         _lazy = lazy ? x : null;
     }
@@ -365,6 +365,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
     /// <exception cref="ArgumentOutOfRangeException">The range is not inside [0, NumExamples].</exception>
     public Batch GetSlice(int begin = 0, int size = -1)
     {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if (begin < 0 || begin > NumExamples)
             throw new ArgumentOutOfRangeException(nameof(begin), begin, $"begin must be in [0, NumExamples] = [0, {NumExamples}], but was {begin}.");
         if (size == -1) size = NumExamples - begin;
@@ -389,11 +390,21 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
 
     /// <summary>Ends an epoch: the epoch counter goes up, and warmup ends once it reaches <see cref="Warmup"/> ("Warmup complete" is logged).</summary>
     /// <remarks>Python: <c>on_epoch_end()</c>. Batches requested afterwards belong to the new epoch.</remarks>
-    public virtual void OnEpochEnd()
+    public void OnEpochEnd()
     {
         // One atomic step: every epoch value is reached exactly once, so "Warmup complete" is logged once.
         int now = Interlocked.Increment(ref _epoch);
         if (IsWarmupAt(now - 1) && !IsWarmupAt(now)) LogWarmupComplete(_logger, null);
+    }
+
+    /// <summary>Releases what the sampler made or loaded: a table it loaded (a mapped cache's mapping and file handle) or
+    /// the preprocessed copy it built. A table passed in by the caller stays the caller's (dispose it yourself); so
+    /// does a lazy table. Afterwards, asking for a batch throws <see cref="ObjectDisposedException"/>; batches already
+    /// built stay valid. Safe to call more than once.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        if (_ownsTable) _table.Dispose();
     }
 
     /// <summary>The batches of the current epoch in order (0 .. Count-1); dispose each one.</summary>
@@ -408,6 +419,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>
 
     private void CheckBatchId(int batchId)
     {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if ((uint)batchId >= (uint)Count)
             throw new ArgumentOutOfRangeException(nameof(batchId), batchId, $"batchId must be in [0, Count) = [0, {Count}), but was {batchId}.");
     }

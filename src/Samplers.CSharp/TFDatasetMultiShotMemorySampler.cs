@@ -16,18 +16,18 @@ namespace Samplers;
 /// <see cref="IExamplePreprocessor.Identity"/>, else the decoded data (user code cannot be fingerprinted), so changing the
 /// preprocess never serves stale data.</para>
 /// </remarks>
-public class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
+public sealed class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
 {
     /// <summary>Hands a loaded table to the sampler (used by the loader). <paramref name="preprocessed"/> true means the loader
     /// already applied <see cref="SamplerOptions.Preprocess"/> (with its cancellation token), so it is not applied again.</summary>
     internal TFDatasetMultiShotMemorySampler(ExampleTable loaded, TFDatasetSamplerOptions options, bool preprocessed)
-        : base(loaded, options, applyPreprocess: !preprocessed)
+        : base(loaded, options, applyPreprocess: !preprocessed, ownsInput: true)
     {
         DatasetOptions = options;
     }
 
     private TFDatasetMultiShotMemorySampler(Loaded loaded, TFDatasetSamplerOptions options)
-        : base(loaded.Table, options, applyPreprocess: false)
+        : base(loaded.Table, options, applyPreprocess: false, ownsInput: true)
     {
         DatasetOptions = options;
         LoadResult = loaded.Result;

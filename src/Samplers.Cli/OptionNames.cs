@@ -32,7 +32,7 @@ internal static partial class OptionNames
         ("--base-url", ["BaseUrl", "baseUrl"]),
         ("--timeout", ["Timeout"]),
         ("--retries", ["Retries"]),
-        ("--max-parallel", ["MaxParallel"]),
+        ("--max-parallel", ["MaxDegreeOfParallelism"]),
         ("--epoch", ["firstEpoch"]),
         ("--epochs", ["epochCount", "epochs"]),
         ("--batches", ["startBatch", "endBatch", "firstBatch", "batchCount"]),

@@ -1,7 +1,7 @@
 using System.Text;
 using Samplers.Cache;
 using Samplers.Data;
-using Samplers.Export;
+using Samplers.Cli.Export;
 using Samplers.Imaging;
 using Samplers.Tfds;
 

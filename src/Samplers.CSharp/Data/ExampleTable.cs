@@ -14,10 +14,12 @@ namespace Samplers;
 /// two chunks. Immutable once built and safe to read from many threads. Build one with
 /// <see cref="ExampleTableBuilder"/> or <see cref="From{T}(ReadOnlySpan{T}, ReadOnlySpan{int}, ReadOnlySpan{long})"/>;
 /// open a mapped one with <see cref="Samplers.Cache.ParquetCache.TryLoadAsync(Samplers.Cache.CacheKey, Samplers.Cache.SourceFingerprint, TableBacking, Samplers.Cache.CacheExpectation?, IProgress{Samplers.Cache.CacheProgress}?, CancellationToken)"/>
-/// (docs/MAPPED.md). A span from <see cref="GetExample(int)"/> of a mapped table points into the mapping: use it while
-/// the table is reachable.
+/// (docs/MAPPED.md). A span from <see cref="GetExample(int)"/> of a mapped table points into the mapping: use it before
+/// the table is disposed.
+/// <para>Dispose a mapped table to release its mapping and file handle at once (a sampler disposes the tables it loaded or
+/// made); an in-memory table holds only managed arrays, so its Dispose releases nothing and it stays readable.</para>
 /// </remarks>
-public sealed class ExampleTable
+public sealed class ExampleTable : IDisposable
 {
     /// <summary>Default size of one chunk: 1 GiB.</summary>
     public const long DefaultChunkBytes = 1L << 30;
@@ -67,6 +69,11 @@ public sealed class ExampleTable
     public string? MappedPath => _mapped?.Path;
 
     internal MappedRows? Mapped => _mapped;
+
+    /// <summary>Releases a mapped table's mapping and cache file handle now, rather than when the table is collected;
+    /// afterwards reading its rows throws <see cref="ObjectDisposedException"/>. Nothing for an in-memory table.
+    /// Safe to call more than once, and while another thread builds a batch (the unmapping waits for that copy).</summary>
+    public void Dispose() => _mapped?.Dispose();
 
     /// <summary>Element type of every example.</summary>
     public DType DType { get; }

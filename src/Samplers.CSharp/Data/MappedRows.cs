@@ -13,7 +13,9 @@ namespace Samplers;
 /// <remarks>
 /// Sealed, no virtual members: <see cref="ExampleTable.GetExample(int)"/> resolves a row with a division and a multiply,
 /// as for the in-memory chunks. The file handle stays open for the table's life, so the mapping keeps serving the inode it
-/// opened even if a writer renames a new cache over the path. The mapping is released when the table is collected.
+/// opened even if a writer renames a new cache over the path. The mapping is released when the table is disposed (or,
+/// failing that, collected); a gather in progress holds a reference on the view (<see cref="Enter"/>), so a dispose from
+/// another thread defers the unmapping until that gather is done instead of pulling the pages from under it.
 /// </remarks>
 internal sealed unsafe class MappedRows
 {
@@ -71,7 +73,41 @@ internal sealed unsafe class MappedRows
 
     /// <summary>The bytes of row <paramref name="index"/> (already range-checked by the table).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal ReadOnlySpan<byte> Row(int index) => new(Address(index), _stride);
+    internal ReadOnlySpan<byte> Row(int index)
+    {
+        if (_released != 0) ThrowDisposed();
+        return new(Address(index), _stride);
+    }
+
+    /// <summary>Keeps the mapping alive until <see cref="Exit"/>, even if the table is disposed meanwhile.</summary>
+    /// <exception cref="ObjectDisposedException">The table was disposed.</exception>
+    internal void Enter()
+    {
+        if (_released != 0) ThrowDisposed();
+        bool added = false;
+        try
+        {
+            _view.SafeMemoryMappedViewHandle.DangerousAddRef(ref added);
+        }
+        catch (ObjectDisposedException)
+        {
+            ThrowDisposed();
+        }
+    }
+
+    /// <summary>Ends an <see cref="Enter"/>.</summary>
+    internal void Exit() => _view.SafeMemoryMappedViewHandle.DangerousRelease();
+
+    /// <summary>Releases the mapping and the file now (the finalizer is only a safety net).</summary>
+    internal void Dispose()
+    {
+        Release();
+        GC.SuppressFinalize(this);
+    }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private void ThrowDisposed() =>
+        throw new ObjectDisposedException(nameof(ExampleTable), $"The table mapped from {Path} was disposed: its rows are no longer mapped. Keep the table (or the sampler that owns it) until its last batch is built.");
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private byte* Address(int index)
@@ -105,7 +141,7 @@ internal sealed unsafe class MappedRows
     /// <c>madvise(MADV_WILLNEED)</c>; elsewhere nothing). Adjacent rows are merged into one call. Returns the calls made.</summary>
     internal int Prefetch(ReadOnlySpan<int> rows, int count)
     {
-        if (!(OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()) || rows.IsEmpty || _stride == 0) return 0;
+        if (!(OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()) || rows.IsEmpty || _stride == 0 || _released != 0) return 0;
         long page = Environment.SystemPageSize;
         long mask = ~(page - 1);
         long runStart = -1, runEnd = -1;

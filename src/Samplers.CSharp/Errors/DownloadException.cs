@@ -9,7 +9,7 @@ namespace Samplers;
 /// <see cref="DataFormatException"/> instead; a dataset or version the bucket does not publish raises
 /// <see cref="DatasetNotFoundException"/>.
 /// </summary>
-public class DownloadException : SamplersDataException
+public sealed class DownloadException : SamplersDataException
 {
     /// <summary>Creates the exception.</summary>
     public DownloadException(string message, string url, HttpStatusCode? statusCode = null, Exception? inner = null)

@@ -24,7 +24,7 @@ public class SamplersDataException : Exception
 }
 
 /// <summary>A dataset, config, version, split or data directory that does not exist; the message lists what does.</summary>
-public class DatasetNotFoundException : SamplersDataException
+public sealed class DatasetNotFoundException : SamplersDataException
 {
     /// <summary>Creates the exception.</summary>
     public DatasetNotFoundException(string message, string? filePath = null, string? key = null, Exception? inner = null)

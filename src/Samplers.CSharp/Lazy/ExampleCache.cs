@@ -112,7 +112,7 @@ public sealed class ExampleCache
 
 /// <summary>A row of a lazy table could not be loaded: the message names the row and its key (e.g. the file), and the
 /// inner exception is the loader's. Only the batch (or slice) that needed the row fails; nothing is cached for it.</summary>
-public class ExampleLoadException : DataFormatException
+public sealed class ExampleLoadException : DataFormatException
 {
     /// <summary>Creates the exception.</summary>
     public ExampleLoadException(string message, int row, string key, string? filePath = null, Exception? inner = null)

@@ -111,7 +111,7 @@ public static class Catalog
     public static string[] Configs(DatasetBuilderDir builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        return Configs(Path.Combine(builder.DataDirectory, builder.Name));
+        return Configs(Path.Combine(builder.DataDir, builder.Name));
     }
 
     private static string[] SubDirectories(string dir)
@@ -136,11 +136,11 @@ public sealed class DatasetBuilderDir
 {
     internal DatasetBuilderDir(string dataDirectory, string name, string config, string version, string path, DatasetInfo info, IReadOnlyList<FeatureSpec> features)
     {
-        DataDirectory = dataDirectory; Name = name; Config = config; Version = version; Path = path; Info = info; Features = features;
+        DataDir = dataDirectory; Name = name; Config = config; Version = version; Path = path; Info = info; Features = features;
     }
 
     /// <summary>The data directory searched.</summary>
-    public string DataDirectory { get; }
+    public string DataDir { get; }
     /// <summary>The dataset directory name (snake_case).</summary>
     public string Name { get; }
     /// <summary>The config; empty when the dataset has none.</summary>

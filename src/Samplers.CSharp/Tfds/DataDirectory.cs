@@ -1,7 +1,7 @@
 namespace Samplers.Tfds;
 
 /// <summary>Finds the TFDS data directory (TFDS_FORMAT.md 1.1).</summary>
-public static class DataDirectory
+internal static class DataDirectory
 {
     /// <summary>The environment variable TFDS reads: <c>TFDS_DATA_DIR</c>.</summary>
     public const string EnvironmentVariable = "TFDS_DATA_DIR";

@@ -9,7 +9,7 @@ namespace Samplers.Tfds;
 /// <param name="Skip">Records to skip (still read and CRC-checked, as TensorFlow does).</param>
 /// <param name="Take">Records to deliver after skipping.</param>
 /// <param name="ShardLength">Records the whole shard holds according to <c>shardLengths</c>.</param>
-public sealed record ShardInstruction(string Path, string Split, int ShardIndex, long Skip, long Take, long ShardLength)
+internal sealed record ShardInstruction(string Path, string Split, int ShardIndex, long Skip, long Take, long ShardLength)
 {
     /// <summary>The <c>tfds_id</c> of the shard's record <paramref name="recordIndex"/> (counted from the file start): <c>&lt;file name&gt;__&lt;index&gt;</c>.</summary>
     public string TfdsId(long recordIndex) => System.IO.Path.GetFileName(Path) + "__" + recordIndex.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -35,7 +35,7 @@ public sealed class SplitSelection
     /// <summary>The split spec this was made from.</summary>
     public string Spec { get; }
     /// <summary>File instructions in spec order.</summary>
-    public IReadOnlyList<ShardInstruction> Instructions { get; }
+    internal IReadOnlyList<ShardInstruction> Instructions { get; }
     /// <summary>
     /// TFDS's emission order as runs of records: block b delivers records
     /// <c>Instructions[b.Instruction].Skip + b.Start</c> .. <c>+ b.Count - 1</c> of that shard.

@@ -68,7 +68,7 @@ internal sealed class TfdsCacheEntry
     internal static TfdsCacheEntry For(ParquetCache cache, DatasetBuilderDir builder, IReadOnlyList<SplitSelection> selections,
         IReadOnlyList<string> splits, string xKey, string yKey, string preprocessKey = "")
     {
-        var key = new CacheKey(builder.DataDirectory, builder.Name, builder.Config, builder.Version, TfdsLoader.NormalizeSplits(splits), xKey, yKey, preprocessKey);
+        var key = new CacheKey(builder.DataDir, builder.Name, builder.Config, builder.Version, TfdsLoader.NormalizeSplits(splits), xKey, yKey, preprocessKey);
         var shardPaths = selections.SelectMany(s => s.Instructions.Select(i => i.Path)).Distinct(StringComparer.Ordinal);
         string featuresJson = System.IO.Path.Combine(builder.Path, "features.json");
         var fingerprint = SourceFingerprint.Compute(shardPaths, builder.Info.FilePath, File.Exists(featuresJson) ? featuresJson : null);

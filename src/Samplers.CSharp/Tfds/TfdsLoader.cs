@@ -201,10 +201,10 @@ public static class TfdsLoader
     /// </summary>
     /// <param name="baseUrl">The bucket; null uses <c>SAMPLERS_TFDS_BASE_URL</c>, else TFDS's public bucket.</param>
     /// <param name="configure">Optional changes to the download request (timeouts, retries, parallelism).</param>
-    public static TfdsDownloadHandler DownloadFromBucket(string? baseUrl = null, Func<Download.DownloadRequest, Download.DownloadRequest>? configure = null) =>
+    public static TfdsDownloadHandler DownloadFromBucket(string? baseUrl = null, Func<Download.TfdsDownloadOptions, Download.TfdsDownloadOptions>? configure = null) =>
         async (request, progress, ct) =>
         {
-            var download = new Download.DownloadRequest(request.DatasetName) { DataDirectory = request.DataDirectory, BaseUrl = baseUrl, Splits = request.Splits };
+            var download = new Download.TfdsDownloadOptions(request.DatasetName) { DataDir = request.DataDir, BaseUrl = baseUrl, Splits = request.Splits };
             if (configure is not null) download = configure(download);
             IProgress<Download.DownloadProgress>? files = progress is null ? null : new DownloadProgressAdapter(progress);
             await Download.TfdsDownloader.DownloadAsync(download, files, ct).ConfigureAwait(false);

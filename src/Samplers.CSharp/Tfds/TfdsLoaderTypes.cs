@@ -86,18 +86,18 @@ public sealed record TfdsLoadOptions
     public TfdsDownloadHandler? Download { get; init; } = TfdsLoader.DownloadFromBucket();
 }
 
-/// <summary>Fetches an absent dataset into <see cref="TfdsDownloadRequest.DataDirectory"/>; see <see cref="TfdsLoadOptions.Download"/>.</summary>
+/// <summary>Fetches an absent dataset into <see cref="TfdsDownloadRequest.DataDir"/>; see <see cref="TfdsLoadOptions.Download"/>.</summary>
 /// <param name="request">What is missing and where it should go.</param>
 /// <param name="progress">The load's progress sink (report <see cref="LoadPhase.Downloading"/>), or null.</param>
 /// <param name="cancellationToken">Cancels the download.</param>
 public delegate Task TfdsDownloadHandler(TfdsDownloadRequest request, IProgress<LoadProgress>? progress, CancellationToken cancellationToken);
 
 /// <summary>An absent dataset the loader asks <see cref="TfdsLoadOptions.Download"/> to fetch.</summary>
-/// <param name="DataDirectory">The resolved data directory the dataset must appear in.</param>
+/// <param name="DataDir">The resolved data directory the dataset must appear in.</param>
 /// <param name="DatasetName">The name as the caller gave it (may carry a config and a version or wildcard).</param>
 /// <param name="Splits">The split specs the load needs (so only their shards need fetching).</param>
 /// <param name="NotFound">The catalog's error, which says what exactly is absent.</param>
-public sealed record TfdsDownloadRequest(string DataDirectory, string DatasetName, IReadOnlyList<string> Splits, DatasetNotFoundException NotFound);
+public sealed record TfdsDownloadRequest(string DataDir, string DatasetName, IReadOnlyList<string> Splits, DatasetNotFoundException NotFound);
 
 /// <summary>The phases a load reports through <see cref="IProgress{T}"/>.</summary>
 public enum LoadPhase

@@ -40,14 +40,14 @@ internal static class DownloadCommand
         cmd.SetAction(s.Guarded(async (r, c, ct) =>
         {
             string[] only = (r.GetValue(splits) ?? []).SelectMany(x => x.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
-            var request = new DownloadRequest(r.GetValue(dataset)!)
+            var request = new TfdsDownloadOptions(r.GetValue(dataset)!)
             {
-                DataDirectory = r.GetValue(s.Options.DataDir), BaseUrl = r.GetValue(s.Options.BaseUrl), Splits = only.Length > 0 ? only : null,
-                MaxParallel = r.GetValue(maxParallel), Retries = r.GetValue(retries), Timeout = TimeSpan.FromSeconds(r.GetValue(timeout)),
+                DataDir = r.GetValue(s.Options.DataDir), BaseUrl = r.GetValue(s.Options.BaseUrl), Splits = only.Length > 0 ? only : null,
+                MaxDegreeOfParallelism = r.GetValue(maxParallel), Retries = r.GetValue(retries), Timeout = TimeSpan.FromSeconds(r.GetValue(timeout)),
             };
             string dir = await Progress.Run(c, $"downloading {request.DatasetName}", (p, t) =>
                 TfdsDownloader.DownloadAsync(request, new SyncProgress<DownloadProgress>(d => p.Report((d.BytesDone, Math.Max(d.BytesExpected, d.BytesDone)))), t), ct).ConfigureAwait(false);
-            var builder = Catalog.Open(request.DataDirectory, request.DatasetName.Contains(':', StringComparison.Ordinal) ? request.DatasetName : request.DatasetName + ":" + Path.GetFileName(dir));
+            var builder = Catalog.Open(request.DataDir, request.DatasetName.Contains(':', StringComparison.Ordinal) ? request.DatasetName : request.DatasetName + ":" + Path.GetFileName(dir));
             if (c.Json)
                 c.WriteJson(new { dataset = builder.FullName, path = dir, splits = builder.Info.Splits.Select(sp => new { name = sp.Name, examples = sp.NumExamples, shards = sp.ShardLengths.Length }) });
             else

@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Samplers.Export;
+using Samplers.Cli.Export;
 
 namespace Samplers.Cli.Commands;
 

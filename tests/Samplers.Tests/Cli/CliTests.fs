@@ -11,7 +11,7 @@ open Samplers
 open Samplers.Core
 open Samplers.Core.Statistics
 open Samplers.Experiments
-open Samplers.Export
+open Samplers.Cli.Export
 open Samplers.Imaging
 open Samplers.Tfds
 open Samplers.Tests.TestUtil

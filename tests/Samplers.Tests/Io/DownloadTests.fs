@@ -216,19 +216,19 @@ type Fixture() =
     member _.Server = server
     /// A request against this fixture's server and data directory (3 attempts, 5 ms backoff, 5 s timeout, 3 at once).
     member _.Request(name: string, ?splits: string[], ?maxParallel: int, ?timeoutMs: float, ?retries: int, ?baseUrl: string) =
-        DownloadRequest(name, DataDirectory = data.Path, BaseUrl = defaultArg baseUrl server.Url, Retries = defaultArg retries 2,
+        TfdsDownloadOptions(name, DataDir = data.Path, BaseUrl = defaultArg baseUrl server.Url, Retries = defaultArg retries 2,
                         RetryDelay = TimeSpan.FromMilliseconds 5.0, Timeout = TimeSpan.FromMilliseconds(defaultArg timeoutMs 5000.0),
-                        MaxParallel = defaultArg maxParallel 3, Splits = Option.toObj splits)
+                        MaxDegreeOfParallelism = defaultArg maxParallel 3, Splits = Option.toObj splits)
     interface IDisposable with
         member _.Dispose() =
             (server :> IDisposable).Dispose()
             (bucket :> IDisposable).Dispose()
             (data :> IDisposable).Dispose()
 
-let download (req: DownloadRequest) = TfdsDownloader.DownloadAsync(req).GetAwaiter().GetResult()
+let download (req: TfdsDownloadOptions) = TfdsDownloader.DownloadAsync(req).GetAwaiter().GetResult()
 
 /// Runs the download and returns the exception of type 'E it raises.
-let failsWith<'E when 'E :> exn> (req: DownloadRequest) (what: string) : 'E =
+let failsWith<'E when 'E :> exn> (req: TfdsDownloadOptions) (what: string) : 'E =
     throwsWith<'E> (fun () -> download req |> ignore) what
 
 /// The recorded progress reports (synchronous, unlike Progress<T>).
@@ -255,7 +255,7 @@ let isShard (r: Req) = r.Path.Contains ".tfrecord-"
 /// args: dataDir baseUrl; prints the version directory.
 let childDownload (args: string[]) =
     try
-        let req = DownloadRequest("toy:1.0.0", DataDirectory = args[0], BaseUrl = args[1], RetryDelay = TimeSpan.FromMilliseconds 5.0, MaxParallel = 2)
+        let req = TfdsDownloadOptions("toy:1.0.0", DataDir = args[0], BaseUrl = args[1], RetryDelay = TimeSpan.FromMilliseconds 5.0, MaxDegreeOfParallelism = 2)
         printfn "%s" (download req)
         0
     with e ->
@@ -497,7 +497,7 @@ let tests =
                 $"http://127.0.0.1:{p}"
             // An hour between attempts: were a refused connection retried, the call would wait, and the (generous) token
             // below would end it with OperationCanceledException instead of the DownloadException expected.
-            let req = DownloadRequest("toy:1.0.0", DataDirectory = f.Data, BaseUrl = closed, Retries = 4, RetryDelay = TimeSpan.FromHours 1.0)
+            let req = TfdsDownloadOptions("toy:1.0.0", DataDir = f.Data, BaseUrl = closed, Retries = 4, RetryDelay = TimeSpan.FromHours 1.0)
             use cts = new CancellationTokenSource(TimeSpan.FromSeconds 60.0)
             let e = throwsWith<DownloadException> (fun () -> TfdsDownloader.DownloadAsync(req, null, cts.Token).GetAwaiter().GetResult() |> ignore) "refused"
             expectContains e.Message "not retried"
@@ -526,7 +526,7 @@ let tests =
             w.WriteSplit("train", ResizeArray trainRecords, 1) |> ignore
             w.Complete()
             use server = new Server(bucket.Path)
-            let e = failsWith<DataFormatException> (DownloadRequest("toy:1.0.0", DataDirectory = data.Path, BaseUrl = server.Url)) "array_record"
+            let e = failsWith<DataFormatException> (TfdsDownloadOptions("toy:1.0.0", DataDir = data.Path, BaseUrl = server.Url)) "array_record"
             expectContains e.Message "ArrayRecord not supported"
             Expect.isEmpty (server.Requests |> List.filter isShard) "no shard requested"
 
@@ -633,13 +633,13 @@ let tests =
             w.WriteSplit("test", ResizeArray testRecords, 1) |> ignore
             w.Complete()
             use server = new Server(bucket.Path)
-            let d = download (DownloadRequest("toy/small:1.0.0", DataDirectory = data.Path, BaseUrl = server.Url))
+            let d = download (TfdsDownloadOptions("toy/small:1.0.0", DataDir = data.Path, BaseUrl = server.Url))
             Expect.equal d (Path.Combine(data.Path, "toy", "small", "1.0.0")) "config folder"
             Expect.equal (readSplit (Catalog.Open(data.Path, "toy/small:1.0.0")) "test") testRecords "records"
             // The config's metadata served for the config-less name: configName disagrees with the request.
             let info = File.ReadAllBytes(Path.Combine(dir, "dataset_info.json"))
             server.Behave <- fun r _ -> if r.Path = "datasets/toy/1.0.0/dataset_info.json" then Body("application/json", info) else Serve
-            let e = failsWith<DataFormatException> (DownloadRequest("toy:1.0.0", DataDirectory = data.Path, BaseUrl = server.Url)) "config mismatch"
+            let e = failsWith<DataFormatException> (TfdsDownloadOptions("toy:1.0.0", DataDir = data.Path, BaseUrl = server.Url)) "config mismatch"
             expectContains e.Message "key 'configName' is 'small', but the config requested is '(none)'"
 
         testCase "metadata that disagrees with the request (version) is refused" <| fun () ->
@@ -660,15 +660,15 @@ let tests =
             testCase "bad requests are ArgumentExceptions naming the setting" <| fun () ->
                 throwsWith<ArgumentNullException> (fun () -> TfdsDownloader.DownloadAsync(null).GetAwaiter().GetResult() |> ignore) "null" |> ignore
                 use data = new TempDir()
-                let r name = DownloadRequest(name, BaseUrl = "http://127.0.0.1:9", DataDirectory = data.Path)
-                let e = failsWith<ArgumentOutOfRangeException> (DownloadRequest("toy:1.0.0", MaxParallel = 0)) "parallel"
-                expectContains e.ParamName "MaxParallel"
-                failsWith<ArgumentOutOfRangeException> (DownloadRequest("toy:1.0.0", Timeout = TimeSpan.Zero)) "timeout" |> ignore
-                failsWith<ArgumentOutOfRangeException> (DownloadRequest("toy:1.0.0", Retries = -1)) "retries" |> ignore
-                let e = failsWith<ArgumentException> (DownloadRequest("toy:1.0.0", BaseUrl = "ftp://example.invalid/x")) "scheme"
+                let r name = TfdsDownloadOptions(name, BaseUrl = "http://127.0.0.1:9", DataDir = data.Path)
+                let e = failsWith<ArgumentOutOfRangeException> (TfdsDownloadOptions("toy:1.0.0", MaxDegreeOfParallelism = 0)) "parallel"
+                expectContains e.ParamName "MaxDegreeOfParallelism"
+                failsWith<ArgumentOutOfRangeException> (TfdsDownloadOptions("toy:1.0.0", Timeout = TimeSpan.Zero)) "timeout" |> ignore
+                failsWith<ArgumentOutOfRangeException> (TfdsDownloadOptions("toy:1.0.0", Retries = -1)) "retries" |> ignore
+                let e = failsWith<ArgumentException> (TfdsDownloadOptions("toy:1.0.0", BaseUrl = "ftp://example.invalid/x")) "scheme"
                 expectContains e.Message "not an absolute http:// or https:// URL"
                 failsWith<ArgumentException> (r "toy:1.0") "malformed name" |> ignore
-                let e = failsWith<ArgumentException> (DownloadRequest("toy:1.0.0", BaseUrl = "http://127.0.0.1:9", Splits = [| "train[" |])) "malformed split"
+                let e = failsWith<ArgumentException> (TfdsDownloadOptions("toy:1.0.0", BaseUrl = "http://127.0.0.1:9", Splits = [| "train[" |])) "malformed split"
                 ignore e
             testCase "base URL: argument, then SAMPLERS_TFDS_BASE_URL, then the public bucket" <| fun () ->
                 let saved = Environment.GetEnvironmentVariable TfdsDownloader.BaseUrlEnvironmentVariable

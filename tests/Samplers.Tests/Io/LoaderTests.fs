@@ -107,6 +107,36 @@ let embeddedTests =
             Expect.equal (ds.Info.Splits |> Seq.map (fun s -> s.Name, s.ShardLengths) |> List.ofSeq) [ "train", [| 1500L; 1500L |]; "test", [| 1000L |] ] "splits"
             Expect.equal (List.ofSeq (ds.FindFeature "label").ClassNames) [ "zero"; "one"; "two"; "three"; "four"; "five"; "six"; "seven"; "eight"; "nine" ] "names"
             Expect.equal (ds.FindFeature "image").Shape [| 28; 28; 1 |] "image shape"
+
+        testCase "ships inside the assembly: EmbeddedDatasets.SyntheticDigits writes the committed bytes once, atomically, and loads offline" <| fun () ->
+            use d = new TempDir()
+            let o = EmbeddedDatasets.SyntheticDigits d.Path
+            Expect.equal o.DatasetName "synthetic_digits" "name"
+            Expect.isNull (box o.Download) "never downloads"
+            let version = Path.Combine(o.DataDir, "synthetic_digits", "1.0.0")
+            let names dir = Directory.GetFiles dir |> Array.map Path.GetFileName |> Array.sort
+            Expect.equal (names version) (names (embeddedDir ())) "the committed files"
+            for n in names version do
+                Expect.isTrue (File.ReadAllBytes(Path.Combine(version, n)) = File.ReadAllBytes(Path.Combine(embeddedDir (), n))) $"{n}: same bytes"
+            let stamp = File.GetLastWriteTimeUtc(Path.Combine(version, "features.json"))
+            let again = EmbeddedDatasets.SyntheticDigits d.Path
+            Expect.equal again.DataDir o.DataDir "the same folder"
+            Expect.equal (File.GetLastWriteTimeUtc(Path.Combine(version, "features.json"))) stamp "not rewritten"
+            let leftovers = Directory.GetFileSystemEntries(Path.Combine(d.Path, "embedded")) |> Array.filter (fun e -> Path.GetFileName(e).StartsWith ".")
+            Expect.isEmpty leftovers "no temporary folder left behind"
+            let load = TfdsLoadOptions(DatasetName = o.DatasetName, DataDir = o.DataDir, CacheDir = o.CacheDir, Download = o.Download, Splits = [| "test" |])
+            use s = TFDatasetMultiShotMemorySampler.LoadAsync(TFDatasetSamplerOptions(Load = load, ClassesPerBatch = 10)).Result
+            Expect.equal s.NumExamples 1000 "the test split"
+            use b = s[0]
+            Expect.equal b.Count 20 "a batch"
+
+        testCase "an unwritable cache folder is a clear error naming the folder and the way out" <| fun () ->
+            use d = new TempDir()
+            let blocker = Path.Combine(d.Path, "file")
+            File.WriteAllText(blocker, "not a folder")
+            let e = throwsWith<IOException> (fun () -> EmbeddedDatasets.SyntheticDigits blocker |> ignore) "cache root is a file"
+            Expect.stringContains e.Message blocker "names the folder"
+            Expect.stringContains e.Message "SAMPLERS_CACHE_DIR" "says what to do"
     ]
 
 let loadTests =
@@ -421,8 +451,8 @@ let featureTests =
             let hook = TfdsDownloadHandler(fun req _ _ ->
                 calls <- calls + 1
                 Expect.equal req.DatasetName "toy" "request names the dataset"
-                Expect.equal req.DataDirectory (Path.GetFullPath data.Path) "request names the data dir"
-                writeToy req.DataDirectory digitFeatures [ "train", [ toyDigits 12 ] ] |> ignore
+                Expect.equal req.DataDir (Path.GetFullPath data.Path) "request names the data dir"
+                writeToy req.DataDir digitFeatures [ "train", [ toyDigits 12 ] ] |> ignore
                 Threading.Tasks.Task.CompletedTask)
             let o = { options data.Path "toy" [ "train" ] null with UseCache = false }
             throwsWith<DatasetNotFoundException> (fun () -> load o |> ignore) "without the hook" |> ignore

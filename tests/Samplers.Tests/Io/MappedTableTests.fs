@@ -191,6 +191,58 @@ let tests =
                 Expect.stringContains e.Message path "names the file"
                 let e = throwsWith<DataFormatException> (fun () -> s.GenerateBatchInto(2, Span(Array.zeroCreate<byte> (6 * 4096)), Span(Array.zeroCreate<int64> 6)) |> ignore) "Into"
                 Expect.stringContains e.Message "renaming it" "says what to do"
+            testCase "a disposed mapped table releases its file and mapping; its rows then fail clearly, never fault" <| fun () ->
+                use d = new TempDir()
+                let t = fixedTable DType.UInt8 [| 64 |] 40 ExampleTable.DefaultChunkBytes false 1
+                let cache, key, path = stored d.Path (ParquetCacheOptions(Directory = d.Path)) t
+                let m = (run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))).Table
+                let fdsOf () = Directory.GetFiles "/proc/self/fd" |> Array.filter (fun f -> try (FileInfo f).LinkTarget = path with _ -> false) |> Array.length
+                let mapsOf () = File.ReadAllLines "/proc/self/maps" |> Array.filter (fun l -> l.EndsWith path) |> Array.length
+                Expect.equal (fdsOf ()) 1 "the table holds the file open"
+                Expect.isGreaterThan (mapsOf ()) 0 "and mapped"
+                m.Dispose()
+                Expect.equal (fdsOf ()) 0 "dispose closes the file"
+                Expect.equal (mapsOf ()) 0 "and unmaps it"
+                let e = throwsWith<ObjectDisposedException> (fun () -> m.GetExample(0).Length |> ignore) "row after dispose"
+                Expect.stringContains e.Message path "names the file"
+                m.Dispose() // twice is fine
+                m.PrefetchRows(ReadOnlySpan [| 0; 1 |]) // read-ahead after dispose: a no-op, not a fault
+            testCase "a sampler disposes the table it loaded or made, never the caller's" <| fun () ->
+                use d = new TempDir()
+                let t = fixedTable DType.UInt8 [| 16 |] 40 ExampleTable.DefaultChunkBytes false 1
+                let cache, key, _ = stored d.Path (ParquetCacheOptions(Directory = d.Path)) t
+                let m = (run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))).Table
+                let s = new MultiShotMemorySampler(m, opts 3 2)
+                let held = s[0]
+                s.Dispose()
+                throwsWith<ObjectDisposedException> (fun () -> (s[1]).Dispose()) "a batch after dispose" |> ignore
+                throwsWith<ObjectDisposedException> (fun () -> s.GetSlice(0, 2).Dispose()) "a slice after dispose" |> ignore
+                Expect.equal held.Count 6 "a batch built before stays valid"
+                held.Dispose()
+                expectSame m t // the caller's table: still mapped
+                m.Dispose()
+            testCase "disposing a mapped table while other threads build batches fails them cleanly (no crash)" <| fun () ->
+                use d = new TempDir()
+                let t = fixedTable DType.UInt8 [| 4096 |] 64 ExampleTable.DefaultChunkBytes false 1
+                let cache, key, _ = stored d.Path (ParquetCacheOptions(Directory = d.Path)) t
+                let m = (run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))).Table
+                let s = MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 4, StepsPerEpoch = 100000, Seed = 7UL))
+                let stop = ref false
+                let outcomes = Collections.Concurrent.ConcurrentBag<string>()
+                let workers =
+                    [| for w in 0 .. 1 ->
+                        Threading.Tasks.Task.Run(fun () ->
+                            let mutable id = w
+                            while not stop.Value do
+                                try
+                                    (s[id % 100000]).Dispose(); outcomes.Add "ok"
+                                with
+                                | :? ObjectDisposedException -> outcomes.Add "disposed"; stop.Value <- true
+                                id <- id + 2) |]
+                Threading.Thread.Sleep 50
+                m.Dispose()
+                Expect.isTrue (Threading.Tasks.Task.WaitAll(Array.map (fun (x: Threading.Tasks.Task) -> x) workers, 30000)) "the workers stopped"
+                Expect.contains outcomes "disposed" "the workers saw the table go"
             testCase "a wrong value length in a page header region is a Corrupt miss at mapped open" <| fun () ->
                 use d = new TempDir()
                 let t = fixedTable DType.UInt8 [| 8; 8 |] 40 ExampleTable.DefaultChunkBytes false 1

@@ -24,8 +24,8 @@ let tests =
         test "a one-byte-per-second server with timeout 3 s and 1 retry is given up within 20 s (DownloadException)" {
             use f = new Fixture()
             f.Server.Behave <- fun r _ -> if r.Path = test0 then Trickle 1000 else Serve
-            let req = DownloadRequest("toy:1.0.0", DataDirectory = f.Data, BaseUrl = f.Server.Url, Timeout = TimeSpan.FromSeconds 3.0, Retries = 1,
-                                      RetryDelay = TimeSpan.FromMilliseconds 5.0, MaxParallel = 3)
+            let req = TfdsDownloadOptions("toy:1.0.0", DataDir = f.Data, BaseUrl = f.Server.Url, Timeout = TimeSpan.FromSeconds 3.0, Retries = 1,
+                                      RetryDelay = TimeSpan.FromMilliseconds 5.0, MaxDegreeOfParallelism = 3)
             let run = Task.Run(fun () -> try download req |> ignore; None with e -> Some e)
             // A functional deadline, not a speed target: without the rule the transfer never ends.
             Expect.isTrue (run.Wait(TimeSpan.FromSeconds 20.0)) "gave up within 20 s"
@@ -39,7 +39,7 @@ let tests =
 
         test "a fast server passes the rate rule" {
             use f = new Fixture()
-            let req = DownloadRequest("toy:1.0.0", DataDirectory = f.Data, BaseUrl = f.Server.Url, Timeout = TimeSpan.FromMilliseconds 50.0,
+            let req = TfdsDownloadOptions("toy:1.0.0", DataDir = f.Data, BaseUrl = f.Server.Url, Timeout = TimeSpan.FromMilliseconds 50.0,
                                       RetryDelay = TimeSpan.FromMilliseconds 5.0, MinBytesPerSecond = 1024L)
             download req |> ignore
         }

@@ -9,7 +9,7 @@ open System.Threading.Tasks
 open Expecto
 open Samplers
 open Samplers.Data
-open Samplers.Export
+open Samplers.Cli.Export
 open Samplers.Tests.TestUtil
 
 let table () =

@@ -26,12 +26,12 @@ internal sealed class HttpFetcher
 {
     private const long MaxInMemoryBytes = 256L << 20;
     private readonly HttpClient _http;
-    private readonly DownloadRequest _request;
+    private readonly TfdsDownloadOptions _request;
     private readonly string _baseUrl;
     private readonly ProgressTracker? _progress;
     private volatile bool _answered;       // some request got an HTTP response (any status)
 
-    public HttpFetcher(HttpClient http, DownloadRequest request, string baseUrl, ProgressTracker? progress)
+    public HttpFetcher(HttpClient http, TfdsDownloadOptions request, string baseUrl, ProgressTracker? progress)
     {
         _http = http; _request = request; _baseUrl = baseUrl; _progress = progress;
     }
@@ -260,7 +260,7 @@ internal sealed class HttpFetcher
     /// <summary>
     /// Copies the body, with the timeout re-armed before every read; reports bytes on disk through <paramref name="onDisk"/>.
     /// Never stores more than <paramref name="limit"/> bytes (the announced or the metadata's size): a longer body is
-    /// refused. A transfer below <see cref="DownloadRequest.MinBytesPerSecond"/> over a whole timeout window counts as stalled.
+    /// refused. A transfer below <see cref="TfdsDownloadOptions.MinBytesPerSecond"/> over a whole timeout window counts as stalled.
     /// </summary>
     private async Task CopyAsync(string url, Stream body, Stream sink, long start, long? total, CancellationTokenSource timeout, CancellationToken ct, Action<long>? onDisk, long? limit)
     {

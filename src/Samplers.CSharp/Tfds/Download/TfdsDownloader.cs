@@ -60,7 +60,7 @@ public static class TfdsDownloader
     /// <param name="progress">Receives bytes and files done; may be null.</param>
     /// <param name="cancellationToken">Stops the download; partial files stay in the temporary folder for a later resume.</param>
     /// <exception cref="ArgumentException">A bad request: null or malformed name (<see cref="SpecFormatException"/>), bad base URL,
-    /// MaxParallel &lt; 1, Timeout &lt;= 0, Retries or RetryDelay negative, a malformed split spec.</exception>
+    /// MaxDegreeOfParallelism &lt; 1, Timeout &lt;= 0, Retries or RetryDelay negative, a malformed split spec.</exception>
     /// <exception cref="DatasetNotFoundException">The bucket does not publish the dataset or version (404 on
     /// <c>dataset_info.json</c>; the message names the URL), no version matches, or a requested split does not exist.</exception>
     /// <exception cref="DownloadException">403, a server error or timeout that outlasted the retries, an HTML page, a wrong
@@ -68,12 +68,12 @@ public static class TfdsDownloader
     /// <exception cref="DataFormatException">A file arrived but failed verification (CRC, record count, checksum, JSON),
     /// or the dataset uses a file format this library does not read.</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
-    public static async Task<string> DownloadAsync(DownloadRequest request, IProgress<DownloadProgress>? progress = null, CancellationToken cancellationToken = default)
+    public static async Task<string> DownloadAsync(TfdsDownloadOptions request, IProgress<DownloadProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         Validate(request);
         var spec = DatasetNames.Parse(request.DatasetName);
         string baseUrl = ResolveBaseUrl(request.BaseUrl);
-        string dataDir = DataDirectory.Resolve(request.DataDirectory);
+        string dataDir = DataDirectory.Resolve(request.DataDir);
         var tracker = new ProgressTracker(progress);
         using var http = CreateClient(request);
         var fetcher = new HttpFetcher(http, request, baseUrl, tracker);
@@ -109,7 +109,7 @@ public static class TfdsDownloader
         }
     }
 
-    private static async Task<string> DownloadLockedAsync(DownloadRequest request, HttpFetcher fetcher, ProgressTracker tracker, DatasetNameSpec spec,
+    private static async Task<string> DownloadLockedAsync(TfdsDownloadOptions request, HttpFetcher fetcher, ProgressTracker tracker, DatasetNameSpec spec,
         string baseUrl, string version, string versionUrl, string versionDir, string temp, FileStream held, string? madeRoot, CancellationToken cancellationToken)
     {
         if (Directory.Exists(versionDir))
@@ -193,14 +193,14 @@ public static class TfdsDownloader
     /// <exception cref="DatasetNotFoundException">Neither local nor published (or, for a local dataset with configs, no config given).</exception>
     /// <exception cref="DownloadException">As <see cref="DownloadAsync"/>.</exception>
     /// <exception cref="DataFormatException">A local or downloaded file is malformed.</exception>
-    public static async Task<DatasetBuilderDir> EnsureAvailableAsync(DownloadRequest request, IProgress<DownloadProgress>? progress = null, CancellationToken cancellationToken = default)
+    public static async Task<DatasetBuilderDir> EnsureAvailableAsync(TfdsDownloadOptions request, IProgress<DownloadProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         Validate(request);
         var spec = DatasetNames.Parse(request.DatasetName);
         DatasetBuilderDir? local = null;
         try
         {
-            local = Catalog.Open(request.DataDirectory, request.DatasetName);
+            local = Catalog.Open(request.DataDir, request.DatasetName);
             var needed = SplitNames(local.Info, request, local.Info.FilePath);
             bool complete = needed.All(s =>
             {
@@ -219,14 +219,14 @@ public static class TfdsDownloader
         string versionDir = await DownloadAsync(request with { DatasetName = name }, progress, cancellationToken).ConfigureAwait(false);
         string version = Path.GetFileName(versionDir);
         string exact = spec.Name + (spec.HasConfig ? "/" + spec.Config : "") + ":" + version;
-        return Catalog.Open(request.DataDirectory, exact);
+        return Catalog.Open(request.DataDir, exact);
     }
 
-    private static void Validate(DownloadRequest request)
+    private static void Validate(TfdsDownloadOptions request)
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentException.ThrowIfNullOrWhiteSpace(request.DatasetName, nameof(request) + "." + nameof(request.DatasetName));
-        ArgumentOutOfRangeException.ThrowIfLessThan(request.MaxParallel, 1, nameof(request) + "." + nameof(request.MaxParallel));
+        ArgumentOutOfRangeException.ThrowIfLessThan(request.MaxDegreeOfParallelism, 1, nameof(request) + "." + nameof(request.MaxDegreeOfParallelism));
         if (request.Timeout <= TimeSpan.Zero && request.Timeout != Timeout.InfiniteTimeSpan)
             throw new ArgumentOutOfRangeException(nameof(request) + "." + nameof(request.Timeout), request.Timeout, "The timeout must be positive (or Timeout.InfiniteTimeSpan).");
         ArgumentOutOfRangeException.ThrowIfNegative(request.Retries, nameof(request) + "." + nameof(request.Retries));
@@ -241,14 +241,14 @@ public static class TfdsDownloader
         }
     }
 
-    private static HttpClient CreateClient(DownloadRequest request)
+    private static HttpClient CreateClient(TfdsDownloadOptions request)
     {
         var handler = new SocketsHttpHandler
         {
             // Shards must arrive byte for byte as stored; a decompressing proxy would change them.
             AutomaticDecompression = DecompressionMethods.None,
             ConnectTimeout = request.Timeout,
-            MaxConnectionsPerServer = Math.Max(2, request.MaxParallel + 1),
+            MaxConnectionsPerServer = Math.Max(2, request.MaxDegreeOfParallelism + 1),
         };
         var http = new HttpClient(handler, disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
         http.DefaultRequestHeaders.UserAgent.ParseAdd("Samplers/0.1");
@@ -276,7 +276,7 @@ public static class TfdsDownloader
         catch (OverflowException) { return null; }
     }
 
-    private static List<SplitInfo> SplitNames(DatasetInfo info, DownloadRequest request, string where)
+    private static List<SplitInfo> SplitNames(DatasetInfo info, TfdsDownloadOptions request, string where)
     {
         if (request.Splits is null || request.Splits.Count == 0 || request.Splits.Any(s => s == "all")) return info.Splits.ToList();
         var names = new List<string>();
@@ -294,7 +294,7 @@ public static class TfdsDownloader
         return result;
     }
 
-    private static List<RemoteFile> PlanShards(DatasetInfo info, DownloadRequest request, string where)
+    private static List<RemoteFile> PlanShards(DatasetInfo info, TfdsDownloadOptions request, string where)
     {
         var files = new List<RemoteFile>();
         foreach (var split in SplitNames(info, request, where))
@@ -318,10 +318,10 @@ public static class TfdsDownloader
                 "Prepare the dataset with TFDS using file_format='tfrecord' and pass its data directory (TfdsLoadOptions.DataDir, or TFDS_DATA_DIR).", url, null, "fileFormat");
     }
 
-    private static async Task FetchAllAsync(DownloadRequest request, HttpFetcher fetcher, ProgressTracker tracker, string versionUrl, string folder,
+    private static async Task FetchAllAsync(TfdsDownloadOptions request, HttpFetcher fetcher, ProgressTracker tracker, string versionUrl, string folder,
         IReadOnlyList<RemoteFile> files, CancellationToken ct)
     {
-        var options = new ParallelOptions { MaxDegreeOfParallelism = request.MaxParallel, CancellationToken = ct };
+        var options = new ParallelOptions { MaxDegreeOfParallelism = request.MaxDegreeOfParallelism, CancellationToken = ct };
         await Parallel.ForEachAsync(files, options, async (f, token) =>
         {
             string url = versionUrl + "/" + string.Join('/', f.RelativePath.Split('/').Select(Uri.EscapeDataString));
@@ -367,7 +367,7 @@ public static class TfdsDownloader
     }
 
     /// <summary>The version directory exists: fetch only the requested splits' missing shards and move each in when verified.</summary>
-    private static async Task<string> CompleteExistingAsync(DownloadRequest request, HttpFetcher fetcher, ProgressTracker tracker, string versionUrl,
+    private static async Task<string> CompleteExistingAsync(TfdsDownloadOptions request, HttpFetcher fetcher, ProgressTracker tracker, string versionUrl,
         string versionDir, string temp, CancellationToken ct)
     {
         string infoPath = Path.Combine(versionDir, "dataset_info.json");

@@ -6,11 +6,11 @@ namespace Samplers.Tfds.Download;
 /// </summary>
 /// <param name="DatasetName"><c>name[/config][:version]</c>, e.g. <c>mnist:3.0.1</c> or <c>imagenette/320px-v2:1.*.*</c>.
 /// Without an exact version the bucket is listed and the highest (matching) version is taken.</param>
-public sealed record DownloadRequest(string DatasetName)
+public sealed record TfdsDownloadOptions(string DatasetName)
 {
     /// <summary>The data directory to write into; null for <c>TFDS_DATA_DIR</c> / <c>~/tensorflow_datasets</c>
     /// (<see cref="Samplers.Tfds.DataDirectory.Resolve(string?)"/>).</summary>
-    public string? DataDirectory { get; init; }
+    public string? DataDir { get; init; }
 
     /// <summary>The bucket's base URL; null for <c>SAMPLERS_TFDS_BASE_URL</c>, else <see cref="TfdsDownloader.DefaultBaseUrl"/>.
     /// Objects are read at <c>&lt;base&gt;/datasets/&lt;name&gt;/[&lt;config&gt;/]&lt;version&gt;/&lt;file&gt;</c>.</summary>
@@ -21,7 +21,7 @@ public sealed record DownloadRequest(string DatasetName)
     public IReadOnlyList<string>? Splits { get; init; }
 
     /// <summary>How many files are fetched at once (at least 1).</summary>
-    public int MaxParallel { get; init; } = 4;
+    public int MaxDegreeOfParallelism { get; init; } = 4;
 
     /// <summary>How long to wait for a response's headers, and for each further piece of its body, before the attempt
     /// counts as timed out (a slow but moving download never times out).</summary>

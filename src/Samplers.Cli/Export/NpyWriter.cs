@@ -3,7 +3,7 @@ using System.Globalization;
 using System.IO.Compression;
 using System.Text;
 
-namespace Samplers.Export;
+namespace Samplers.Cli.Export;
 
 /// <summary>
 /// Writes one array in NumPy's <c>.npy</c> format (version 1.0, or 2.0 when the header needs more than 64 KiB) to a
@@ -14,7 +14,7 @@ namespace Samplers.Export;
 /// <c>{'descr': '&lt;f4', 'fortran_order': False, 'shape': (3, 4), }</c> padded with spaces and a newline so that the
 /// data starts at a multiple of 64 bytes. Strings are NumPy unicode (<c>&lt;U{n}</c>: n UTF-32 code units per value,
 /// zero-padded), which <c>np.load</c> reads without pickling.</remarks>
-public sealed class NpyWriter
+internal sealed class NpyWriter
 {
     private readonly Stream _stream;
     private readonly long _expected;
@@ -170,7 +170,7 @@ public sealed class NpyWriter
 /// half-written under the final name. A symbolic link is written through (the temporary file and the rename are beside
 /// its target); a FIFO or character device (<c>/dev/stdout</c>) is written directly, never replaced.
 /// </summary>
-public sealed class NpzWriter : IDisposable
+internal sealed class NpzWriter : IDisposable
 {
     private readonly string _path;
     private readonly string _target;

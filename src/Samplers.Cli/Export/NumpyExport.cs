@@ -1,9 +1,9 @@
 using Samplers.Core;
 
-namespace Samplers.Export;
+namespace Samplers.Cli.Export;
 
 /// <summary>Where and how <see cref="NumpyExport.Write"/> writes.</summary>
-public sealed record NumpyExportOptions
+internal sealed record NumpyExportOptions
 {
     /// <summary>Rows of the table to write, in this order (repeats allowed, e.g. the rows of planned batches); null writes every row.</summary>
     public IReadOnlyList<int>? Rows { get; init; }
@@ -23,7 +23,7 @@ public sealed record NumpyExportOptions
 /// <c>y</c> (int64 labels), <c>id</c> (TFDS ids, NumPy unicode; only when the table has ids) and any extra arrays.
 /// </summary>
 /// <remarks>Load in Python with <c>np.load("out.npz")["x"]</c>, or <c>np.load("out/x.npy")</c> for a folder.</remarks>
-public static class NumpyExport
+internal static class NumpyExport
 {
     /// <summary>Options that write the rows <paramref name="sampler"/> draws from (its class list and per-class selection
     /// applied) in ascending row order; the other settings come from <paramref name="options"/>.</summary>

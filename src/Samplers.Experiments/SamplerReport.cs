@@ -1,6 +1,6 @@
 using Samplers.Core.Statistics;
 
-namespace Samplers;
+namespace Samplers.Experiments;
 
 /// <summary>One class in a <see cref="SamplerReport"/>: its label and name, the rows drawn of it and its visits (batches
 /// that drew it; each visit brings <see cref="MultiShotMemorySampler.ExamplesPerClassPerBatch"/> rows).</summary>
@@ -24,7 +24,7 @@ public sealed class ClassReport
     public long Visits { get; }
 }
 
-/// <summary>What <see cref="MultiShotMemorySampler.RunEpochs"/> drew: per-class rows and visits, balance statistics and the
+/// <summary>What <see cref="SamplerAudit.RunEpochs"/> drew: per-class rows and visits, balance statistics and the
 /// plan digest of every batch served.</summary>
 public sealed class SamplerReport
 {
@@ -50,6 +50,6 @@ public sealed class SamplerReport
     public BalanceSummary Balance { get; }
 
     /// <summary>SHA-256 over the canonical bytes of every batch served, equal to
-    /// <see cref="MultiShotMemorySampler.DigestPlans"/> over the same epochs and all batches.</summary>
+    /// <see cref="SamplerAudit.DigestPlans"/> over the same epochs and all batches.</summary>
     public string PlanDigest { get; }
 }

@@ -1,6 +1,6 @@
 using Samplers.Data;
 
-namespace Samplers.Export;
+namespace Samplers.Cli.Export;
 
 /// <summary>
 /// Where an export really writes. A regular file (or a new one) is written through a temporary file beside it and a

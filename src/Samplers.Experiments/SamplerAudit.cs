@@ -1,0 +1,68 @@
+using Samplers.Core;
+using Samplers.Core.Statistics;
+
+namespace Samplers.Experiments;
+
+/// <summary>
+/// Audits of a sampler's plans for experiment scripts and the <c>samplers</c> tool: the plan digest of any range of
+/// batches, and a run of whole epochs that reports what was drawn. Extension methods, so the sampler's own surface
+/// stays what training needs; everything here uses only the sampler's public members.
+/// </summary>
+public static class SamplerAudit
+{
+    /// <summary>The plan digest (<see cref="Core.PlanDigest"/>: SHA-256 over the canonical bytes of every plan) of the
+    /// batches <see cref="MultiShotMemorySampler.Plans"/> returns for the same arguments; equal to the digest
+    /// <see cref="RunEpochs"/> reports over the same epochs and batches.</summary>
+    /// <param name="sampler">The sampler whose plans are digested; its epoch counter is not changed.</param>
+    /// <param name="firstEpoch">The first epoch.</param>
+    /// <param name="epochs">Epochs to digest, at least 1.</param>
+    /// <param name="startBatch">The first batch id of each epoch.</param>
+    /// <param name="endBatch">One past the last batch id of each epoch.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A negative epoch, an epoch count below 1, or a batch range outside [0, <see cref="MultiShotMemorySampler.Count"/>].</exception>
+    public static string DigestPlans(this MultiShotMemorySampler sampler, int firstEpoch, int epochs, int startBatch, int endBatch)
+    {
+        ArgumentNullException.ThrowIfNull(sampler);
+        // Plans checks its range before it yields anything: the same checks and messages as the sampler's own.
+        _ = sampler.Plans(firstEpoch, epochs, startBatch, endBatch);
+        return Core.PlanDigest.Compute(sampler.Planner, sampler.Seed, firstEpoch, epochs, startBatch, endBatch - startBatch);
+    }
+
+    /// <summary>Runs <paramref name="epochs"/> epochs through the indexer as a training loop would (every batch of the current
+    /// epoch in order, disposed, then <see cref="MultiShotMemorySampler.OnEpochEnd"/>), and reports what was drawn: rows and
+    /// visits per class, balance statistics, examples seen and the plan digest of every batch served.</summary>
+    /// <param name="sampler">The sampler to run.</param>
+    /// <param name="epochs">Epochs to run, at least 1; they start at the current <see cref="MultiShotMemorySampler.Epoch"/>.</param>
+    /// <param name="progress">Receives the number of batches done (every 256 batches and at the end).</param>
+    /// <param name="cancellationToken">Stops between batches.</param>
+    /// <remarks>Advances the epoch counter by <paramref name="epochs"/>. The statistics are <see cref="BalanceTally"/>'s.</remarks>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="epochs"/> is below 1.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    public static SamplerReport RunEpochs(this MultiShotMemorySampler sampler, int epochs, IProgress<long>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(sampler);
+        ArgumentOutOfRangeException.ThrowIfLessThan(epochs, 1);
+        var tally = new BalanceTally(sampler.ClassIndex, sampler.Table.Count);
+        using var digest = new Core.PlanDigest();
+        int firstEpoch = sampler.Epoch;
+        long batches = 0;
+        for (int e = 0; e < epochs; e++)
+        {
+            for (int b = 0; b < sampler.Count; b++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                using var batch = sampler[b];
+                tally.Add(batch.Indices, batch.ClassOrdinals);
+                digest.Add(batch.Key, batch.GlobalBatchId, batch.Indices, batch.ClassOrdinals);
+                batches++;
+                if ((batches & 255) == 0) progress?.Report(batches);
+            }
+            sampler.OnEpochEnd();
+        }
+        progress?.Report(batches);
+        BalanceSummary summary = tally.Summary();
+        var perClass = new ClassReport[summary.Counts.Length];
+        for (int o = 0; o < perClass.Length; o++)
+            perClass[o] = new ClassReport(sampler.ClassList[o], sampler.ClassNames[o], summary.Counts[o], summary.Visits[o]);
+        return new SamplerReport(firstEpoch, epochs, batches, perClass, summary, digest.Finish());
+    }
+}
