@@ -36,6 +36,11 @@ let main argv =
   if isNull (Environment.GetEnvironmentVariable "SAMPLERS_TFDS_BASE_URL") then
     Environment.SetEnvironmentVariable("SAMPLERS_TFDS_BASE_URL", "http://127.0.0.1:9")
   match List.ofArray argv with
+  | [ "--print-architecture" ] ->
+    // The namespace dependency table for docs/ARCHITECTURE.md, then the cycles (Architecture/Dependencies.fs).
+    let g = Architecture.ArchitectureTests.productGraph.Value
+    Console.Out.Write(Architecture.Dependencies.report g)
+    0
   | "--child" :: name :: rest ->
     match List.tryFind (fun (n, _) -> n = name) Children.modes with
     | Some(_, f) -> f (Array.ofList rest)
