@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Kill/fault campaign (issue 14, docs/ROBUSTNESS.md): kill -9 during cache builds and downloads (against a loopback
+# Kill/fault campaign (docs/ROBUSTNESS.md): kill -9 during cache builds and downloads (against a loopback
 # server), concurrent cache builders, damaged cache files. After every trial it asserts that nothing stale or
 # half-written is visible: a cache file present is valid (`cache verify`), a load gives the reference digest, a
 # finished download equals the source byte for byte and leaves no .part/.lock/.incomplete-download behind.

@@ -6,7 +6,7 @@ using Samplers.Tfds;
 namespace Samplers.Bench;
 
 /// <summary>
-/// Loading a variable-size JPEG dataset resized to 224x224 (issue 12): decode and resize in one pass, with and without
+/// Loading a variable-size JPEG dataset resized to 224x224: decode and resize in one pass, with and without
 /// reduced-size JPEG decoding. The dataset is <c>synthetic_photos</c> written by
 /// <c>dotnet run --project tools/Samplers.DatasetGen -c Release -- photos DIR ...</c>; pass DIR in <c>SAMPLERS_BENCH_PHOTOS</c>.
 /// </summary>
@@ -38,7 +38,7 @@ public class JpegLoadBenchmarks
 /// <c>dotnet run --project bench/Samplers.Bench -c Release -- jpeg-load DIR MODE</c>: one load of synthetic_photos in DIR
 /// resized to 224x224 uint8 (no cache), printing the time and the peak working set above the level before the load
 /// (sampled every 2 ms). MODE: <c>fused</c> (decode and resize in one pass), <c>apply</c> (decode everything, then
-/// <see cref="Preprocessing.Apply"/>: the way before issue 12), <c>reduced</c> (fused, with reduced-size JPEG decoding),
+/// <see cref="Preprocessing.Apply"/>: the way before the fused path), <c>reduced</c> (fused, with reduced-size JPEG decoding),
 /// or <c>diff</c> (loads fused and reduced, float32 output, and prints their pixel difference). Run each mode in its own
 /// process, since a process's working set does not shrink back after a load.
 /// </summary>

@@ -13,7 +13,7 @@ namespace Samplers.Bench;
 /// <remarks>
 /// <para><see cref="FirstLoad"/> reads and decodes every TFRecord (no cache), <see cref="FirstLoadAndStore"/> adds
 /// writing the Parquet cache (what a real first load does), <see cref="CachedLoad"/> reads the cache. The ratio of
-/// the first two to the last is issue 4's "at least 10x" target.</para>
+/// the first two to the last is the "at least 10x" target.</para>
 /// <para>The global setup also measures one uncached load's memory: the peak of the process working set above its
 /// level before the load (sampled every 2 ms) against the decoded payload, and the managed bytes allocated.</para>
 /// </remarks>

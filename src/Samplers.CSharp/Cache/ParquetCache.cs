@@ -6,7 +6,7 @@ using Parquet;
 namespace Samplers.Cache;
 
 /// <summary>
-/// The Parquet cache of decoded splits (issue 4). After a TFRecord load the loader calls <see cref="StoreAsync"/>;
+/// The Parquet cache of decoded splits. After a TFRecord load the loader calls <see cref="StoreAsync"/>;
 /// later loads call <see cref="TryLoadAsync(CacheKey, SourceFingerprint, TableBacking, CacheExpectation?, IProgress{CacheProgress}?, CancellationToken)"/> and read the cache instead of the shards. See docs/CACHE.md.
 /// </summary>
 /// <remarks>

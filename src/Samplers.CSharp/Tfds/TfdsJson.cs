@@ -17,7 +17,7 @@ internal static class TfdsJson
     public static JsonDocument ParseFile(string path, string what)
     {
         // Metadata files are small: a FIFO would block the read and a huge file would be read whole, so both are
-        // refused before opening (issue 14).
+        // refused before opening.
         FileKindValue kind = FileKind.Of(path);
         if (kind is not (FileKindValue.Regular or FileKindValue.Unknown or FileKindValue.Missing))
             throw new DataFormatException($"{path}: {what} is {FileKind.Describe(kind)}, not a regular file; replace it with the real file (re-download the dataset).", path, 0);

@@ -1,4 +1,4 @@
-/// Architecture checks (issue #17) over the built product assemblies, read with System.Reflection.Metadata by
+/// Architecture checks over the built product assemblies, read with System.Reflection.Metadata by
 /// Architecture/Dependencies.fs: no namespace cycle (with an allow-list of the known cycles, being removed), and the
 /// assembly-level dependency rules. The namespace table for docs: `dotnet run --project tests/Samplers.Tests -c
 /// Release -- --print-architecture` (Main.fs).

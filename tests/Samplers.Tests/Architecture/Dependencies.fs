@@ -1,4 +1,4 @@
-/// The namespace dependency graph of built assemblies (issue #17), read from their metadata with
+/// The namespace dependency graph of built assemblies, read from their metadata with
 /// System.Reflection.Metadata: no assembly is loaded, so nothing runs and any target framework can be read.
 ///
 /// A type refers to another through its base type, interfaces, generic constraints, explicit interface
@@ -370,6 +370,19 @@ let attributed (counted: string -> bool) (a: AssemblyReferences) : Reference lis
 
 /// The namespace graph of the given assemblies, counting only namespaces `counted` accepts (see `attributed`).
 let graph (counted: string -> bool) (assemblies: AssemblyReferences list) : Graph =
+    let namespaces =
+        assemblies
+        |> List.collect (fun a -> a.Types |> List.filter (fun t -> counted t.Namespace) |> List.map (fun t -> t.Namespace, a.Name))
+        |> List.groupBy fst
+        |> List.map (fun (ns, xs) -> ns, xs |> List.map snd |> Set.ofList)
+        |> Map.ofList
+    // A node is a namespace, or, for a namespace that several assemblies declare types in, that namespace in one
+    // assembly ("Samplers [Samplers.Core]"): assemblies cannot refer to each other in a circle, so a cycle through
+    // two assemblies' parts of one namespace would be an artefact of the shared name, not a dependency cycle.
+    let node (t: TypeId) =
+        match Map.tryFind t.Namespace namespaces with
+        | Some asms when asms.Count > 1 -> $"{t.Namespace} [{t.Assembly}]"
+        | _ -> t.Namespace
     let edges = Dictionary<string * string, Edge>()
     let byAsm = Dictionary<string * string * string, Set<string> * Edge>()
     // The example is the first reference in metadata order, preferring one made directly by the type.
@@ -377,22 +390,17 @@ let graph (counted: string -> bool) (assemblies: AssemblyReferences list) : Grap
     let record (asm: string) (r: Reference) =
         let ns = r.From.Namespace
         if counted r.To.Namespace && r.To.Namespace <> ns then
-            let key = ns, r.To.Namespace
+            let a, b = node r.From, node r.To
+            let key = a, b
             match edges.TryGetValue key with
             | true, e -> edges.[key] <- { e with Count = e.Count + 1; Example = better e r }
-            | _ -> edges.[key] <- { From = ns; To = r.To.Namespace; Example = r; Count = 1 }
+            | _ -> edges.[key] <- { From = a; To = b; Example = r; Count = 1 }
             let key3 = asm, ns, r.To.Namespace
             match byAsm.TryGetValue key3 with
             | true, (asms, e) -> byAsm.[key3] <- (Set.add r.To.Assembly asms, { e with Count = e.Count + 1; Example = better e r })
             | _ -> byAsm.[key3] <- (Set.singleton r.To.Assembly, { From = ns; To = r.To.Namespace; Example = r; Count = 1 })
     for a in assemblies do
         for r in attributed counted a do record a.Name r
-    let namespaces =
-        assemblies
-        |> List.collect (fun a -> a.Types |> List.filter (fun t -> counted t.Namespace) |> List.map (fun t -> t.Namespace, a.Name))
-        |> List.groupBy fst
-        |> List.map (fun (ns, xs) -> ns, xs |> List.map snd |> Set.ofList)
-        |> Map.ofList
     { Assemblies = assemblies
       Namespaces = namespaces
       Edges = edges |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
@@ -482,25 +490,34 @@ let cyclesOfComponent (g: Graph) (comp: string list) : string list list =
 // ---------------------------------------------------------------------------------------------------------------
 // Which assemblies are the product.
 
-/// The AssemblyName of each project in the folders under root/dir (or the project file's name).
-let projectAssemblyNames (root: string) (dir: string) : string list =
+/// Each project in the folders under root/dir: (its AssemblyName, or the project file's name; its folder).
+let projects (root: string) (dir: string) : (string * string) list =
     let folder = Path.Combine(root, dir)
     if not (Directory.Exists folder) then []
     else
         [ for p in Directory.EnumerateFiles(folder, "*.*proj", SearchOption.AllDirectories) do
-            if p.EndsWith ".csproj" || p.EndsWith ".fsproj" then
+            if (p.EndsWith ".csproj" || p.EndsWith ".fsproj") && not (p.Contains "/obj/" || p.Contains "/bin/") then
                 let m = Regex.Match(File.ReadAllText p, "<AssemblyName>([^<]+)</AssemblyName>")
-                yield if m.Success then m.Groups.[1].Value.Trim() else Path.GetFileNameWithoutExtension p ]
+                yield (if m.Success then m.Groups.[1].Value.Trim() else Path.GetFileNameWithoutExtension p), Path.GetDirectoryName p ]
         |> List.sort
 
+/// The AssemblyName of each project in the folders under root/dir (or the project file's name).
+let projectAssemblyNames (root: string) (dir: string) : string list = projects root dir |> List.map fst
+
 /// The product assemblies: every project under src/ (found from the repository root), read from the folder of
-/// built assemblies. Fails naming a project whose assembly is not there (reference it from the test project).
+/// built assemblies, or else from the project's own output of the same configuration (the TorchSharp bridge is
+/// not referenced by the main suite, so that its output does not carry libtorch). Fails naming a project whose
+/// assembly is in neither place (build the solution first).
 let productAssemblies (root: string) (binFolder: string) : string list =
-    [ for name in projectAssemblyNames root "src" do
-        let dll = Path.Combine(binFolder, name + ".dll")
-        if not (File.Exists dll) then
-            failwith $"src/ has a project building {name}.dll, but {binFolder} has no {name}.dll: reference it from tests/Samplers.Tests/Samplers.Tests.fsproj so the architecture checks see it"
-        yield dll ]
+    // bin/<Configuration>/<tfm>/ of the test program: the same two folders under a product project.
+    let tfm = DirectoryInfo(binFolder).Name
+    let configuration = DirectoryInfo(binFolder).Parent.Name
+    [ for name, dir in projects root "src" do
+        let here = Path.Combine(binFolder, name + ".dll")
+        let own = Path.Combine(dir, "bin", configuration, tfm, name + ".dll")
+        if File.Exists here then yield here
+        elif File.Exists own then yield own
+        else failwith $"src/ has a project building {name}.dll, but neither {binFolder} nor {Path.GetDirectoryName own} has it: build the solution (dotnet build Samplers.sln -c {configuration}) so the architecture checks see it" ]
 
 // ---------------------------------------------------------------------------------------------------------------
 // The Markdown table.

@@ -813,7 +813,7 @@ let mannerTests =
             w.Complete()
             let code, _, err = cli [ "run"; "five"; "--data-dir"; data; "--no-cache"; "--splits"; "train" ]
             Expect.equal code 2 $"exit 2: {err}"
-            // The library refuses the declaration itself when it reads features.json (issue 14), naming the file.
+            // The library refuses the declaration itself when it reads features.json, naming the file.
             Expect.stringContains err "samplers: data error: " "a data error"
             let versionDir = Path.Combine(data, "five", "1.0.0")
             Expect.stringContains err (Path.Combine(versionDir, "features.json")) "names the file to check"

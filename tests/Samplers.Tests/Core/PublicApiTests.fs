@@ -228,7 +228,7 @@ let tests =
             Expect.equal d [| "- B: y"; "+ B: z" |] "removed then added"
 
         testCase "no public type of the core is an F# function, list, option or unnamed tuple in a signature" <| fun () ->
-            // DESIGN.md "the F# core's public surface": C#-friendly shapes only.
+            // docs/CORE.md "C#-friendly shapes": no F#-only shapes in the public surface.
             let bad = [| "Microsoft.FSharp.Core.FSharpFunc"; "Microsoft.FSharp.Collections.FSharpList"; "Microsoft.FSharp.Core.FSharpOption"
                          "Microsoft.FSharp.Core.FSharpValueOption"; "System.Tuple<"; "System.ValueTuple<"; "Microsoft.FSharp.Collections.FSharpMap"
                          "Microsoft.FSharp.Core.FSharpResult" |]

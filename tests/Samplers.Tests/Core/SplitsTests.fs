@@ -315,7 +315,7 @@ let nameTests =
                 let e = specError (fun () -> DatasetNames.Parse text |> ignore) phrase
                 Expect.equal e.Position pos "position"
                 Expect.stringContains e.Message text "message shows the name"
-        testCase "version selection: checklist 15" <| fun () ->
+        testCase "version selection: the highest valid version wins" <| fun () ->
             let dirs = [| "3.0.0"; "3.0.9"; "3.0.10"; "03.0.1"; "3.0.1.incompleteAB12CD"; "latest"; "3.0" |]
             Expect.equal (DatasetNames.SelectHighest(dirs, "")) "3.0.10" "highest"
             Expect.equal (DatasetNames.SelectHighest(dirs, "3.0.*")) "3.0.10" "3.0.*"

@@ -1,5 +1,5 @@
-/// One settings record per concern and one load route (issue 10), a misspelled dataset name failing at once, and the
-/// epoch/warmup state read as one (issue 14).
+/// One settings record per concern and one load route, a misspelled dataset name failing at once, and the
+/// epoch/warmup state read as one.
 module Samplers.Tests.Facade.SettingsTests
 
 open System
@@ -217,7 +217,7 @@ let featureRules =
             Expect.equal (FeatureDecoder.ByteCount(spec FeatureKind.Text DType.Bytes [], ReadOnlySpan [| 5 |])) 5 "text is bytes"
     ]
 
-// ---------- the epoch and the warmup flag as one state (issue 14) ----------
+// ---------- the epoch and the warmup flag as one state ----------
 
 /// A logger that, on "Warmup complete", waits until `gate` is set (bounded), so batches requested meanwhile see the
 /// moment between the epoch's increment and the end of OnEpochEnd.

@@ -122,7 +122,7 @@ let resolveTests =
             Directory.CreateDirectory(Path.Combine(t.Path, "cifar10")) |> ignore
             let e = notFound (fun () -> Catalog.Open(t.Path, "fashion_mnist") |> ignore) "Dataset 'fashion_mnist' was not found"
             Expect.stringContains e.Message "cifar10, mnist" "lists datasets"
-        testCase "checklist 15: the highest valid version directory wins; temp dirs and files are ignored" <| fun () ->
+        testCase "the highest valid version directory wins; temp dirs and files are ignored" <| fun () ->
             use t = new TempDir()
             for v in [ "3.0.0"; "3.0.9"; "3.0.10"; "03.0.1"; "3.0.1.incompleteAB12CD" ] do
                 versionDir t.Path ("mnist/" + v) (mnistInfo.Replace("\"3.0.1\"", $"\"{v}\"")) mnistFeatures [] |> ignore
@@ -135,7 +135,7 @@ let resolveTests =
             Expect.stringContains e.Message "3.0.10, 3.0.9, 3.0.0" "lists versions"
             notFound (fun () -> Catalog.Open(t.Path, "mnist:3.0.5") |> ignore) "Version 3.0.5" |> ignore
             notFound (fun () -> Catalog.Open(t.Path, "mnist:4.0.0") |> ignore) "Versions present: 3.0.10" |> ignore
-        testCase "checklist 16: the highest version lacking features.json fails, with no fallback" <| fun () ->
+        testCase "the highest version lacking features.json fails, with no fallback" <| fun () ->
             use t = new TempDir()
             mnistDir t.Path |> ignore
             versionDir t.Path "mnist/3.0.2" (mnistInfo.Replace("\"3.0.1\"", "\"3.0.2\"")) null [] |> ignore
@@ -147,7 +147,7 @@ let resolveTests =
             Directory.CreateDirectory(Path.Combine(t.Path, "mnist", "3.0.2")) |> ignore
             let e = notFound (fun () -> Catalog.Open(t.Path, "mnist") |> ignore) "incomplete version directory"
             Expect.stringContains e.Message "does not fall back" "explains"
-        testCase "checklist 17: configs without a default config ask for the config" <| fun () ->
+        testCase "configs without a default config ask for the config" <| fun () ->
             use t = new TempDir()
             let info = mnistInfo.Replace("\"name\": \"mnist\"", "\"name\": \"imagenette\", \"configName\": \"320px-v2\"").Replace("\"3.0.1\"", "\"1.0.0\"")
             versionDir t.Path "imagenette/320px-v2/1.0.0" info mnistFeatures [] |> ignore
@@ -167,7 +167,7 @@ let resolveTests =
             use t2 = new TempDir()
             versionDir t2.Path "mnist/3.0.1" (mnistInfo.Replace("\"name\": \"mnist\"", "\"name\": \"mnist\", \"configName\": \"x\"")) mnistFeatures [] |> ignore
             badFormat (fun () -> Catalog.Open(t2.Path, "mnist") |> ignore) "key 'configName' is 'x'" |> ignore
-        testCase "checklist 18: shard names use the JSON name, not the directory name" <| fun () ->
+        testCase "shard names use the JSON name, not the directory name" <| fun () ->
             use t = new TempDir()
             let d = versionDir t.Path "my_mnist/3.0.1" mnistInfo mnistFeatures mnistShards
             let b = Catalog.Open(t.Path, "my_mnist")
@@ -180,22 +180,22 @@ let resolveTests =
 
 let infoTests =
     testList "dataset_info.json" [
-        testCase "checklist 10: int64 as numbers, snake_case keys, unknown keys ignored" <| fun () ->
+        testCase "int64 as numbers, snake_case keys, unknown keys ignored" <| fun () ->
             let i = infoOf """{"name": "x", "version": "1.0.0", "file_format": "tfrecord", "brandNewField": {"a": [1]},
                               "disable_shuffling": true,
                               "splits": [{"name": "train", "shard_lengths": [3, "4"], "num_bytes": 10, "filepath_template": "{SPLIT}/{SHARD_INDEX}.rec"}]}"""
             Expect.equal (List.ofArray i.Splits[0].ShardLengths) [ 3L; 4L ] "lengths"
             Expect.equal (i.Splits[0].NumBytes, i.DisableShuffling) (10L, true) "numBytes, disableShuffling"
             Expect.equal (i.ShardRelativePaths i.Splits[0] |> List.ofArray) [ "train/00000.rec"; "train/00001.rec" ] "template"
-        testCase "checklist 11: missing template and fileFormat take the defaults" <| fun () ->
+        testCase "missing template and fileFormat take the defaults" <| fun () ->
             let i = infoOf """{"name": "x", "splits": [{"name": "test", "shardLengths": ["5"]}]}"""
             Expect.equal i.FileFormat "tfrecord" "format"
             Expect.equal (i.ShardRelativePaths i.Splits[0]) [| "x-test.tfrecord-00000-of-00001" |] "default template"
-        testCase "checklist 12: a legacy numShards split is a clear legacy-dataset error" <| fun () ->
+        testCase "a legacy numShards split is a clear legacy-dataset error" <| fun () ->
             let e = badFormat (fun () -> infoOf """{"name": "x", "splits": [{"name": "train", "numShards": "2", "statistics": {"numExamples": "60000"}}]}""" |> ignore) "legacy dataset"
             Expect.stringContains e.Message "numShards = 2" "found"
             Expect.equal e.Key "splits[0].numShards" "key"
-        testCase "checklist 14: 100000 shards format with width 6; 3 shards with width 5" <| fun () ->
+        testCase "100000 shards format with width 6; 3 shards with width 5" <| fun () ->
             let i = infoOf """{"name": "x", "splits": [{"name": "train", "shardLengths": ["1"]}]}"""
             Expect.equal (i.FormatTemplate(i.Splits[0], 0, 100000)) "x-train.tfrecord-000000-of-100000" "width 6"
             Expect.equal (i.FormatTemplate(i.Splits[0], 2, 3)) "x-train.tfrecord-00002-of-00003" "width 5"
@@ -207,7 +207,7 @@ let infoTests =
         testCase "shard paths are sorted and paired with shardLengths in index order" <| fun () ->
             let i = infoOf """{"name": "x", "splits": [{"name": "t", "shardLengths": ["1", "2", "3"], "filepathTemplate": "{SPLIT}-{SHARD_X_OF_Y}"}]}"""
             Expect.equal (i.ShardRelativePaths i.Splits[0]) [| "t-00000-of-00003"; "t-00001-of-00003"; "t-00002-of-00003" |] "index order"
-        testCase "checklist 13: array_record, parquet and riegeli are refused naming the supported format" <| fun () ->
+        testCase "array_record, parquet and riegeli are refused naming the supported format" <| fun () ->
             for fmt in [ "array_record"; "parquet"; "riegeli" ] do
                 use t = new TempDir()
                 versionDir t.Path "mnist/3.0.1" (mnistInfo.Replace("\"fileFormat\": \"tfrecord\"", $"\"fileFormat\": \"{fmt}\"")) mnistFeatures [] |> ignore
@@ -242,7 +242,7 @@ let legacyMnistFeatures = """{"type": "tensorflow_datasets.core.features.feature
 
 let featuresTests =
     testList "features.json" [
-        testCase "checklist 19: legacy type/content form and proto form give the same schema" <| fun () ->
+        testCase "legacy type/content form and proto form give the same schema" <| fun () ->
             Expect.equal (featuresOf legacyMnistFeatures |> List.sort) (featuresOf mnistFeatures |> List.sort) "same"
         testCase "legacy proto_cls content as a JSON string is parsed again" <| fun () ->
             let j = """{"type": "tensorflow_datasets.core.features.features_dict.FeaturesDict", "content": {
@@ -267,7 +267,7 @@ let featuresTests =
                   "depth: Tensor float16 (-1, -1)"; "image/filename: Text string ()"; "flag: Tensor bool ()" ] "flat specs"
             Expect.isTrue specs[0].InSequence "in sequence"
             Expect.equal specs[2].Encoding TensorEncoding.Zlib "encoding"
-        testCase "checklist 21: an unknown pythonClassName is refused naming class and path" <| fun () ->
+        testCase "an unknown pythonClassName is refused naming class and path" <| fun () ->
             let j = """{"pythonClassName": "tensorflow_datasets.core.features.features_dict.FeaturesDict", "featuresDict": {"features": {
                 "clip": {"pythonClassName": "my_project.features.Spectrogram", "tensor": {}}}}}"""
             let e = badFormat (fun () -> featuresOf j |> ignore) "feature 'clip' has class my_project.features.Spectrogram"
@@ -284,7 +284,7 @@ let featuresTests =
             badFormat (fun () -> featuresOf cplx |> ignore) "dtype 'complex64'" |> ignore
             let mid = """{"type": "tensorflow_datasets.core.features.tensor_feature.Tensor", "content": {"shape": [3, null], "dtype": "int32", "encoding": "none"}}"""
             badFormat (fun () -> featuresOf mid |> ignore) "cannot be parsed" |> ignore
-        testCase "checklist 20: features.json absent is refused explaining TFDS <= 3.2.1" <| fun () ->
+        testCase "features.json absent is refused explaining TFDS <= 3.2.1" <| fun () ->
             use t = new TempDir()
             let e = notFound (fun () -> FeaturesJson.Load t.Path |> ignore) "TFDS <= 3.2.1"
             Expect.stringContains e.Message "features.json" "names the file"
@@ -302,7 +302,7 @@ let classLabel (n: int) = """{"pythonClassName": "tensorflow_datasets.core.featu
 
 let labelTests =
     testList "class names" [
-        testCase "checklist 23: a labels file with CRLF and blank lines gives trimmed names" <| fun () ->
+        testCase "a labels file with CRLF and blank lines gives trimmed names" <| fun () ->
             use t = new TempDir()
             write t.Path "label.labels.txt" "cat\r\ndog\r\n\r\n  bird \r\n"
             write t.Path "features.json" (labelFeatures "label" (classLabel 3))
@@ -352,7 +352,7 @@ let selectionTests =
             let e = throwsWith<SpecFormatException> (fun () -> (Catalog.Open(t.Path, "mnist")).Select "train[5]" |> ignore) "bad spec"
             Expect.stringContains e.Message "'train[5]'" "spec"
             Expect.equal e.Position 6 "position"
-        testCase "checklist 35: a missing shard is reported with its full path before anything is read" <| fun () ->
+        testCase "a missing shard is reported with its full path before anything is read" <| fun () ->
             use t = new TempDir()
             let info = mnistInfo.Replace("\"shardLengths\": [ \"60000\" ]", "\"shardLengths\": [ \"30000\", \"0\", \"30000\" ]")
             let d = versionDir t.Path "mnist/3.0.1" info mnistFeatures [ "mnist-train.tfrecord-00000-of-00003" ]
@@ -361,7 +361,7 @@ let selectionTests =
             let e = notFound (fun () -> b.Select "train" |> ignore) "is missing"
             Expect.stringContains e.Message (Path.Combine(d, "mnist-train.tfrecord-00002-of-00003")) "full path of the missing shard"
             Expect.isFalse (e.Message.Contains "00001-of-00003") "the zero-length shard need not exist"
-        testCase "checklist 34: disableShuffling gives shard-by-shard order" <| fun () ->
+        testCase "disableShuffling gives shard-by-shard order" <| fun () ->
             use t = new TempDir()
             let info = mnistInfo.Replace("\"shardLengths\": [ \"60000\" ]", "\"shardLengths\": [ \"20\", \"20\" ]").Replace("\"version\": \"3.0.1\"", "\"version\": \"3.0.1\", \"disableShuffling\": true")
             versionDir t.Path "mnist/3.0.1" info mnistFeatures [ "mnist-train.tfrecord-00000-of-00002"; "mnist-train.tfrecord-00001-of-00002" ] |> ignore

@@ -1,4 +1,4 @@
-/// Issue 12: the loader decodes and preprocesses in one pass; a preprocess with a declared identity is cached
+/// The loader decodes and preprocesses in one pass; a preprocess with a declared identity is cached
 /// preprocessed under a key that includes it; reduced-size JPEG decoding; --resize on the CLI.
 module Samplers.Tests.Io.FusedLoadTests
 

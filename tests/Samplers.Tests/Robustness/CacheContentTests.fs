@@ -1,4 +1,4 @@
-/// `cache verify` compares shard contents (issue 14): a shard edited in place keeping its size and modification time
+/// `cache verify` compares shard contents: a shard edited in place keeping its size and modification time
 /// makes verify fail, while normal loads (which trust size and time, by design) still hit.
 module Samplers.Tests.Robustness.CacheContentTests
 

@@ -1,4 +1,4 @@
-/// Download faults (issue 14): a trickling server is abandoned by the minimum-rate rule, an endless body stops at the
+/// Download faults: a trickling server is abandoned by the minimum-rate rule, an endless body stops at the
 /// size the metadata allows, a part file that failed validation is never resumed, a lying Content-Length gets a clear
 /// message, and a successful download leaves nothing beside the dataset.
 module Samplers.Tests.Robustness.DownloadFaultTests

@@ -1,4 +1,4 @@
-/// `export --out` safety (issue 14): symlinks are written through, FIFOs and devices are written directly and never
+/// `export --out` safety: symlinks are written through, FIFOs and devices are written directly and never
 /// replaced, a failed export leaves no temporary file, and a ragged-by-declaration table of equal shapes exports.
 module Samplers.Tests.Robustness.ExportTargetTests
 

@@ -1,4 +1,4 @@
-/// CI replay of the fuzz corpus (issue 14): every file committed under tools/Samplers.Fuzz/corpus/<target> runs
+/// CI replay of the fuzz corpus: every file committed under tools/Samplers.Fuzz/corpus/<target> runs
 /// through its target in-process; a finding (any exception other than a documented data refusal) fails the test.
 module Samplers.Tests.Robustness.FuzzCorpusTests
 

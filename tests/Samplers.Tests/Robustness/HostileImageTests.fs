@@ -1,4 +1,4 @@
-/// Decode budget (issue 14): images whose header claims more pixels than the budget, or more than their data can
+/// Decode budget: images whose header claims more pixels than the budget, or more than their data can
 /// hold, are refused from the header, before any pixel memory is allocated.
 module Samplers.Tests.Robustness.HostileImageTests
 

@@ -1,4 +1,4 @@
-/// Hostile metadata (issue 14): counts and shapes in dataset_info.json / features.json that would size memory, and
+/// Hostile metadata: counts and shapes in dataset_info.json / features.json that would size memory, and
 /// shard paths that are not regular files. Each CLI case runs in a child process with a 256 MiB GC heap limit, so a
 /// preallocation from an untrusted count ends in an OutOfMemoryException (exit 3) instead of a clear data error (2).
 module Samplers.Tests.Robustness.HostileMetadataTests
