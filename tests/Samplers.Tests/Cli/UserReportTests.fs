@@ -1,0 +1,89 @@
+/// Issue #17 ("Also seen by the new user"): progress with --json, data-error hints, full grid captions, info on a
+/// dataset with a split's shard files missing.
+module Samplers.Tests.Cli.UserReportTests
+
+open System
+open System.IO
+open System.Net
+open System.Net.Sockets
+open System.Text.RegularExpressions
+open Expecto
+open Samplers
+open Samplers.Imaging
+open Samplers.Tfds
+open Samplers.Tests.TestUtil
+open Samplers.Tests.Cli.CliTests
+
+/// How often `part` occurs in `text` (ordinal, case-insensitive).
+let count (text: string) (part: string) = Regex.Matches(text, Regex.Escape part, RegexOptions.IgnoreCase).Count
+
+/// A loopback port nothing listens on: connections to it are refused at once.
+let closedPort () =
+    let l = new TcpListener(IPAddress.Loopback, 0)
+    l.Start()
+    let port = (l.LocalEndpoint :?> IPEndPoint).Port
+    l.Stop()
+    port
+
+// ---------- 1. progress goes to stderr with --json; --quiet silences it ----------
+
+let progressTests =
+    testList "progress with --json" [
+        testCase "run --json: stdout is the JSON document alone, progress and status lines go to stderr; --quiet empties stderr" <| fun () ->
+            withFixture <| fun data ->
+                let args = [ "run"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "-c"; "3"; "-s"; "20"; "--json" ]
+                let code, out, err = cli args
+                Expect.equal code 0 $"exit 0: {err}"
+                Expect.equal (lines out).Length 1 "one line on stdout"
+                Expect.equal ((json out).GetProperty("batches").GetInt32()) 20 "stdout parses as the report"
+                let errs = errLines err
+                Expect.contains errs "loading tiny: 0/80" "load progress on stderr"
+                Expect.contains errs "loading tiny: 80/80" "load progress to the end"
+                Expect.contains errs "sampling: 20/20" "sampling progress on stderr"
+                Expect.isTrue (errs |> List.exists (fun l -> l.StartsWith "loaded tiny:1.0.0: 80 examples")) $"the status line: {err}"
+                let code, out, err = cli (args @ [ "--quiet" ])
+                Expect.equal code 0 "exit 0 with --quiet"
+                Expect.equal err "" "nothing on stderr with --quiet"
+                Expect.equal ((json out).GetProperty("batches").GetInt32()) 20 "the same report"
+                let code, out, err = cli [ "run"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "-s"; "5"; "-q" ]
+                Expect.equal (code, err) (0, "") "-q without --json: no progress either"
+                Expect.stringContains out "plan digest" "the text report is unchanged"
+
+        testCase "--quiet never hides an error" <| fun () ->
+            withFixture <| fun data ->
+                let code, out, err = cli [ "run"; "nope"; "--data-dir"; data; "--json"; "--quiet" ]
+                Expect.equal code 2 "a data error"
+                Expect.stringContains err "samplers: data error: Dataset 'nope' was not found" "the error line on stderr"
+                Expect.equal ((json out).GetProperty("exitCode").GetInt32()) 2 "the JSON error on stdout"
+
+        testCase "run --json in a real process: stdout parses as JSON, stderr has the progress lines" <| fun () ->
+            withFixture <| fun data ->
+                let code, out, err = cliChild [ "run"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "-s"; "20"; "--json" ]
+                Expect.equal code 0 $"exit 0: {err}"
+                Expect.equal ((json out).GetProperty("datasetSize").GetInt32()) 80 "stdout is the JSON document"
+                Expect.stringContains err "loading tiny: 80/80" "load progress on stderr"
+                Expect.stringContains err "sampling: 20/20" "sampling progress on stderr"
+
+        testCase "examples/MetricLearning --json: the metrics alone on stdout, progress on stderr; --quiet empties stderr" <| fun () ->
+            let config = if AppContext.BaseDirectory.Contains "/Release/" || AppContext.BaseDirectory.Contains "\\Release\\" then "Release" else "Debug"
+            let dll = Path.Combine(repoRoot.Value, "examples", "MetricLearning", "bin", config, "net10.0", "MetricLearning.dll")
+            if not (File.Exists dll) then
+                skiptestf "%s is not built (the solution build makes it: dotnet build examples/MetricLearning -c %s)" dll config
+            use t = new TempDir()
+            let run extra =
+                runDotnet None ([ dll; "--epochs"; "1"; "--steps-per-epoch"; "3"; "--cache-dir"; t.Path; "--json" ] @ extra) 300000 "MetricLearning did not finish within 300 s"
+            let code, out, err = run []
+            Expect.equal code 0 $"exit 0: {err}"
+            Expect.equal (lines out).Length 1 $"one line on stdout: {out}"
+            Expect.isTrue ((json out).GetProperty("steps").GetInt32() = 3) "stdout parses as the metrics"
+            Expect.stringContains err "loading synthetic_digits" "loading announced on stderr"
+            Expect.stringContains err "epoch 1: loss" "the epoch line on stderr"
+            Expect.stringContains err "baseline: training" "the baseline's training announced"
+            let code, out, err = run [ "--quiet" ]
+            Expect.equal code 0 $"exit 0 with --quiet: {err}"
+            Expect.equal err "" "nothing on stderr with --quiet"
+            Expect.equal ((json out).GetProperty("steps").GetInt32()) 3 "the same metrics document"
+    ]
+
+[<Tests>]
+let tests = testList "Cli.UserReport" [ progressTests ]
