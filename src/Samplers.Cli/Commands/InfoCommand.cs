@@ -86,10 +86,5 @@ internal static class InfoCommand
             await options.Download(new TfdsDownloadRequest(DataDirectory.Resolve(options.DataDir), options.DatasetName, options.Splits, notFound), null, ct).ConfigureAwait(false);
             return Catalog.Open(options.DataDir, options.DatasetName);
         }
-        catch (DatasetNotFoundException notFound)
-        {
-            // The same words as when loading: the library names its settings, the tool adds its flags.
-            throw new DatasetNotFoundException(notFound.Message + " " + DatasetLoading.CliHint(options), notFound.FilePath, notFound.Key, notFound);
-        }
     }
 }

@@ -85,5 +85,75 @@ let progressTests =
             Expect.equal ((json out).GetProperty("steps").GetInt32()) 3 "the same metrics document"
     ]
 
+// ---------- 2. data-error hints: each once, only those that apply ----------
+
+let hintTests =
+    testList "data error hints" [
+        testCase "a split typo: the library's message with no hint about --data-dir or --download" <| fun () ->
+            withFixture <| fun data ->
+                let info = Path.Combine(data, "tiny", "1.0.0", "dataset_info.json")
+                let code, _, err = cli [ "run"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--splits"; "tset" ]
+                Expect.equal code 2 "a data error"
+                Expect.equal (errLines err)
+                    [ $"samplers: data error: Split 'tset' (in spec 'tset') does not exist in tiny:1.0.0 ({info}). Splits present: train, test (names are case-sensitive)." ]
+                    "the exact message"
+
+        testCase "a dataset that does not exist in the --data-dir given: check the name or add --download, once each" <| fun () ->
+            withFixture <| fun data ->
+                let code, _, err = cli [ "run"; "nosuch"; "--data-dir"; data; "--cache-dir"; data + "-cache" ]
+                Expect.equal code 2 "a data error"
+                Expect.equal (errLines err)
+                    [ $"samplers: data error: Dataset 'nosuch' was not found in {data}. Datasets present: tiny. Check the name; or add --download to fetch the dataset." ]
+                    "the exact message"
+                // info says the same (it opens the catalog without loading).
+                let code, _, err2 = cli [ "info"; "nosuch"; "--data-dir"; data; "--no-counts" ]
+                Expect.equal (code, err2) (2, err) "info: the same line"
+
+        testCase "a --data-dir that does not exist: no hint to pass --data-dir" <| fun () ->
+            use t = new TempDir()
+            let missing = Path.Combine(t.Path, "absent")
+            let code, _, err = cli [ "run"; "tiny"; "--data-dir"; missing ]
+            Expect.equal code 2 "a data error"
+            Expect.equal (errLines err) [ $"samplers: data error: The data directory {missing} does not exist. Add --download to fetch the dataset." ] "the exact message"
+
+        testCase "--download of a dataset that is nowhere, bucket unreachable: the download's reason once, no option the user gave" <| fun () ->
+            withFixture <| fun data ->
+                let port = closedPort ()
+                let url = $"http://127.0.0.1:{port}"
+                let code, _, err = cli [ "run"; "nosuch"; "--data-dir"; data; "--download"; "--base-url"; url ]
+                Expect.equal code 2 "a data error"
+                let line = (errLines err).Head
+                Expect.equal (errLines err).Length 1 "one line"
+                Expect.stringStarts line
+                    ($"samplers: data error: Dataset 'nosuch' was not found in {data}. Datasets present: tiny. The download (--download) could not fetch it either: " +
+                     $"{url}?prefix=datasets%%2Fnosuch%%2F&delimiter=%%2F: could not reach {url}: ") "the facts"
+                Expect.stringEnds line " (not retried: the server never answered). Check the name; or check that --base-url is a reachable mirror of the bucket." "the hints"
+                Expect.equal (count line "check the name") 1 "check the name: once"
+                Expect.equal (count line "mirror") 1 "the mirror: once"
+                Expect.equal (count line "--data-dir") 0 "--data-dir was given"
+                Expect.equal (count line "add --download") 0 "--download was given"
+                Expect.equal (count line "TfdsLoadOptions") 0 "no library setting names"
+                // Without --base-url (the tests' default bucket is a closed loopback port): the mirror hint names the option.
+                let code, _, err = cli [ "run"; "nosuch"; "--data-dir"; data; "--download" ]
+                Expect.equal code 2 "a data error"
+                Expect.stringEnds (errLines err).Head
+                    "Check the name; or if there is no network, point --base-url (or SAMPLERS_TFDS_BASE_URL) at a reachable mirror of the bucket." "the hints"
+
+        testCase "the library's combined message (not found, then the download failed) names each hint once" <| fun () ->
+            withFixture <| fun data ->
+                let port = closedPort ()
+                let options = TfdsLoadOptions(DatasetName = "nosuch", DataDir = data, Download = TfdsLoader.DownloadFromBucket($"http://127.0.0.1:{port}"))
+                let e = throwsWith<DatasetNotFoundException> (fun () -> TfdsLoader.LoadAsync(options).GetAwaiter().GetResult() |> ignore) "not found"
+                let m = e.Message
+                Expect.stringStarts m $"Dataset 'nosuch' was not found in {data}. Datasets present: tiny. The download (TfdsLoadOptions.Download) could not fetch it either: " "the facts"
+                Expect.stringEnds m
+                    ("(not retried: the server never answered). Check the name; or if there is no network, point SAMPLERS_TFDS_BASE_URL at a reachable mirror of the bucket; " +
+                     "or copy a prepared dataset into a data directory and pass it as TfdsLoadOptions.DataDir (or TFDS_DATA_DIR); or set TfdsLoadOptions.Download = null to never use the network.")
+                    "each hint once"
+                for part in [ "no network"; "check the name"; "TfdsLoadOptions.DataDir"; "mirror" ] do
+                    Expect.equal (count m part) 1 $"'{part}' once"
+                Expect.equal (count m "download the dataset") 0 "no 'download the dataset': the download was just tried"
+    ]
+
 [<Tests>]
-let tests = testList "Cli.UserReport" [ progressTests ]
+let tests = testList "Cli.UserReport" [ progressTests; hintTests ]
