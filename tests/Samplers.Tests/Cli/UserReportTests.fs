@@ -155,5 +155,79 @@ let hintTests =
                 Expect.equal (count m "download the dataset") 0 "no 'download the dataset': the download was just tried"
     ]
 
+// ---------- 3. grid captions are whole on narrow tiles ----------
+
+/// A 28x28 uint8 table of n rows, label = row % 10 (so the indices run into the thousands).
+let digitsTable (n: int) =
+    ExampleTable.From(ReadOnlySpan(Array.init (n * 28 * 28) (fun i -> byte (i % 251))), ReadOnlySpan [| 28; 28; 1 |], ReadOnlySpan [| for i in 0 .. n - 1 -> int64 (i % 10) |])
+
+let digitNames = [| "zero"; "one"; "two"; "three"; "four"; "five"; "six"; "seven"; "eight"; "nine" |]
+
+let gridTests =
+    testList "grid captions" [
+        testCase "28-pixel tiles: every caption is the whole 'CLASS #index', on two lines inside a widened cell, drawn in full" <| fun () ->
+            let s = MultiShotMemorySampler(digitsTable 9000, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 3, Seed = 17UL))
+            use b = s.GenerateBatch 4
+            let g = BatchGrid.Render(b, digitNames)
+            Expect.equal g.Labels.Count 9 "one caption per example"
+            let rgb = Array.zeroCreate<byte> (g.Width * g.Height * 3)
+            ImageDecoder.Decode(ReadOnlySpan g.Png, Span rgb, 3) |> ignore
+            // The same captions drawn by the font alone on a blank canvas: the grid's text pixels must match them exactly.
+            let expected = Array.zeroCreate<byte> (g.Width * g.Height * 4)
+            for l in g.Labels do
+                let r = l.BatchRow
+                let text = $"{digitNames[int b.Y[r]]} #{b.Indices[r]}"
+                Expect.equal l.Text text "the full caption"
+                Expect.equal (String.Join(" ", l.Lines)) text "the lines make up the caption"
+                Expect.equal l.Lines.Count 2 "'name #index' is wider than a 28 px tile: two lines"
+                Expect.equal l.Width (l.Lines |> Seq.map (fun x -> 6 * x.Length - 1) |> Seq.max) "the longest line's width"
+                // The caption stays inside its own cell: left of the next cell's caption in the same grid row.
+                for other in g.Labels do
+                    if other.GridRow = l.GridRow && other.X > l.X then Expect.isLessThan (l.X + l.Width) other.X "no overlap with the next cell"
+                Expect.isLessThanOrEqual (l.X + l.Width) g.Width "inside the image"
+                // The images of this example start below the caption.
+                for cell in g.Cells do
+                    if cell.BatchRow = r then Expect.isGreaterThan cell.Y (l.Y + l.Height) "the caption sits above its images"
+                for i in 0 .. l.Lines.Count - 1 do
+                    TinyFont.Draw(expected, g.Width, g.Height, l.Lines[i], l.X, l.Y + i * l.LineHeight, Int32.MaxValue, 255uy, 255uy, 255uy)
+            for l in g.Labels do
+                for y in l.Y .. l.Y + l.Height - 1 do
+                    for x in l.X - 1 .. l.X + l.Width do
+                        let drawn = rgb[(y * g.Width + x) * 3] > 120uy
+                        let ink = expected[(y * g.Width + x) * 4] = 255uy
+                        if drawn <> ink then failtest $"caption '{l.Text}' pixel ({x},{y}): drawn {drawn}, font {ink}"
+
+        testCase "captions that fit stay on one line above the images" <| fun () ->
+            // Ten examples: captions such as "3 #3" (4 characters, 23 px) fit a 28 px tile.
+            let s = MultiShotMemorySampler(digitsTable 10, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 1, Seed = 3UL))
+            use b = s.GenerateBatch 0
+            let g = BatchGrid.Render(b, [| for i in 0 .. 9 -> string i |])
+            for l in g.Labels do
+                Expect.equal l.Lines.Count 1 $"'{l.Text}' fits 28 px"
+                Expect.isLessThanOrEqual (l.X + l.Width) (l.X + 28) "within the tile"
+
+        testCase "samplers show on the embedded 28-pixel digits: the JSON lists every caption whole, matching the plan" <| fun () ->
+            use t = new TempDir()
+            let png = Path.Combine(t.Path, "grid.png")
+            let common = [ "--cache-dir"; Path.Combine(t.Path, "cache"); "-c"; "3"; "-e"; "3"; "--seed"; "5" ]
+            let code, out, err = cli ([ "show"; "--batch"; "2"; "--out"; png; "--json" ] @ common)
+            Expect.equal code 0 $"exit 0: {err}"
+            let j = json out
+            let labels = [ for l in j.GetProperty("labels").EnumerateArray() -> l.GetProperty("text").GetString(), l.GetProperty("x").GetInt32(), l.GetProperty("width").GetInt32() ]
+            let code, planOut, err = cli ([ "plan"; "--batches"; "2:3"; "--json" ] @ common)
+            Expect.equal code 0 $"plan exit 0: {err}"
+            let p = json planOut
+            let expected =
+                Seq.zip [ for v in p.GetProperty("labels").EnumerateArray() -> v.GetInt64() ] [ for v in p.GetProperty("indices").EnumerateArray() -> v.GetInt32() ]
+                |> Seq.map (fun (label, index) -> $"{digitNames[int label]} #{index}") |> Set.ofSeq
+            Expect.equal (labels |> List.map (fun (text, _, _) -> text) |> Set.ofList) expected "one whole caption per example of the batch"
+            // Columns are as wide as the longest caption line: captions of neighbouring cells never touch.
+            let xs = labels |> List.map (fun (_, x, _) -> x) |> List.distinct |> List.sort
+            for (_, x, w) in labels do
+                match xs |> List.tryFind (fun x2 -> x2 > x) with
+                | Some next -> Expect.isLessThan (x + w) next "inside its column"
+                | None -> Expect.isLessThanOrEqual (x + w) (j.GetProperty("width").GetInt32()) "inside the image"
+    ]
+
 [<Tests>]
-let tests = testList "Cli.UserReport" [ progressTests; hintTests ]
+let tests = testList "Cli.UserReport" [ progressTests; hintTests; gridTests ]
