@@ -229,5 +229,58 @@ let gridTests =
                 | None -> Expect.isLessThanOrEqual (x + w) (j.GetProperty("width").GetInt32()) "inside the image"
     ]
 
+// ---------- 4. info on a dataset with a split's shard files missing ----------
+
+let infoTests =
+    testList "info with missing shards" [
+        testCase "info lists the splits present and missing with the expected files, counts the rest, exits 0" <| fun () ->
+            withFixture <| fun data ->
+                let dir = Path.Combine(data, "tiny", "1.0.0")
+                let testShard = Path.Combine(dir, "tiny-test.tfrecord-00000-of-00001")
+                Expect.isTrue (File.Exists testShard) "the fixture's test shard"
+                File.Delete testShard
+                let args = [ "info"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache" ]
+                let code, out, err = cli args
+                Expect.equal code 0 $"exit 0 while the metadata is readable: {err}"
+                let outLines = lines out
+                Expect.isTrue (outLines |> List.exists (fun l -> Regex.IsMatch(l, @"^train\s+60\s+2\s+\d+\s+present$"))) $"train present: {out}"
+                Expect.isTrue (outLines |> List.exists (fun l -> Regex.IsMatch(l, @"^test\s+20\s+1\s+\d+\s+missing 1 of 1 shard files$"))) $"test missing: {out}"
+                Expect.contains outLines $"missing files (fetch them with 'samplers download tiny:1.0.0 --splits test --data-dir {data}', or prepare the dataset again)" "what to do"
+                Expect.isTrue (outLines |> List.exists (fun l -> Regex.IsMatch(l, @"^test\s+" + Regex.Escape testShard + "$"))) "the expected file"
+                Expect.contains outLines "classes in train (y_key label); not counted: test (shard files missing)" "what was counted"
+                for n in classNames do
+                    Expect.isTrue (outLines |> List.exists (fun l -> Regex.IsMatch(l, $@"^\d\s+{n}\s+12$"))) $"{n}: 12 in train"
+                let code, out, _ = cli (args @ [ "--json"; "-q" ])
+                Expect.equal code 0 "exit 0 with --json"
+                let j = json out
+                let splits = [ for s in j.GetProperty("splits").EnumerateArray() -> s.GetProperty("name").GetString(), s.GetProperty("present").GetBoolean(), [ for f in s.GetProperty("missingFiles").EnumerateArray() -> f.GetString() ] ]
+                Expect.equal splits [ "train", true, []; "test", false, [ testShard ] ] "present and missing, with the files"
+                Expect.equal [ for s in j.GetProperty("loadedSplits").EnumerateArray() -> s.GetString() ] [ "train" ] "loaded"
+                Expect.equal [ for s in j.GetProperty("skippedSplits").EnumerateArray() -> s.GetString() ] [ "test" ] "skipped"
+                Expect.equal [ for c in j.GetProperty("classes").EnumerateArray() -> c.GetProperty("count").GetInt32() ] [ 12; 12; 12; 12; 12 ] "train's counts"
+                // Only the missing split asked for: nothing to count, still exit 0; --no-counts lists the files too.
+                let code, out, _ = cli (args @ [ "--splits"; "test" ])
+                Expect.equal code 0 "exit 0"
+                Expect.contains (lines out) "classes   not counted: test (shard files missing)" "says why there are no counts"
+                let code, out, _ = cli (args @ [ "--no-counts" ])
+                Expect.equal code 0 "exit 0 with --no-counts"
+                Expect.stringContains out testShard "the missing file listed"
+                // Loading the missing split is still a data error.
+                let code, _, err = cli [ "run"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache" ]
+                Expect.equal code 2 "run: a data error"
+                Expect.stringContains err $"Shard file {testShard} is missing" "names the file"
+                Expect.stringEnds (errLines err).Head "The download or preparation was incomplete. Add --download to fetch the dataset." "the tool's hint"
+
+        testCase "info with one of two train shards missing reports 1 of 2 and counts test" <| fun () ->
+            withFixture <| fun data ->
+                let dir = Path.Combine(data, "tiny", "1.0.0")
+                let shard = Path.Combine(dir, "tiny-train.tfrecord-00001-of-00002")
+                File.Delete shard
+                let code, out, err = cli [ "info"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache" ]
+                Expect.equal code 0 $"exit 0: {err}"
+                Expect.isTrue (lines out |> List.exists (fun l -> Regex.IsMatch(l, @"^train\s+60\s+2\s+\d+\s+missing 1 of 2 shard files$"))) $"train: {out}"
+                Expect.contains (lines out) "classes in test (y_key label); not counted: train (shard files missing)" "test counted"
+    ]
+
 [<Tests>]
-let tests = testList "Cli.UserReport" [ progressTests; hintTests; gridTests ]
+let tests = testList "Cli.UserReport" [ progressTests; hintTests; gridTests; infoTests ]
