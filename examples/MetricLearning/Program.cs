@@ -43,7 +43,15 @@ catch (Exception ex) when (ex is SamplersDataException or ArgumentException or I
 
 static async Task<int> Run(Settings s)
 {
-    void Say(string line) { if (!s.Json) Console.WriteLine(line); }
+    // The report lines: results on stdout; with --json the JSON document is stdout's only content, so they go to stderr
+    // as progress instead (a minute of silence otherwise). --quiet drops everything on stderr but errors.
+    void Say(string line)
+    {
+        if (!s.Json) Console.WriteLine(line);
+        else if (!s.Quiet) Console.Error.WriteLine(line);
+    }
+    // Progress only (loading, the baseline's training): always stderr, never with --quiet.
+    void Progress(string line) { if (!s.Quiet) Console.Error.WriteLine(line); }
     // Reproducible kernels: a fixed thread count (TorchSharp 0.107 does not implement use_deterministic_algorithms;
     // see docs/TRAINING.md for what was measured).
     torch.set_num_threads(s.Threads);
@@ -57,6 +65,7 @@ static async Task<int> Run(Settings s)
         ClassesPerBatch = s.ClassesPerBatch, ExamplesPerClassPerBatch = s.ExamplesPerClass, StepsPerEpoch = s.StepsPerEpoch,
         Seed = (ulong)s.Seed, Warmup = 0,
     };
+    Progress($"loading {s.Dataset} (train split '{s.TrainSplit}', eval split '{s.EvalSplit}')");
     var train = await TFDatasetMultiShotMemorySampler.LoadAsync(trainOptions);
     var evalSampler = await TFDatasetMultiShotMemorySampler.LoadAsync(trainOptions with
     {
@@ -134,6 +143,7 @@ static async Task<int> Run(Settings s)
     var trained = groups.Score(model.Embed);
 
     // Baseline: the same network from the same start, trained on uniformly random batches of the same size.
+    Progress($"baseline: training the same network on uniformly random batches ({s.Epochs * train.Count} steps)");
     var randomModel = new EmbeddingNet(inputShape, s.EmbeddingDim);
     randomModel.load_state_dict(untrainedState);
     var randomOptimizer = torch.optim.Adam(randomModel.parameters(), lr: s.LearningRate);

@@ -111,6 +111,7 @@ internal sealed record Settings
     internal int Seed { get; init; } = 1;
     internal string? Out { get; init; }
     internal bool Json { get; init; }
+    internal bool Quiet { get; init; }
     internal bool Help { get; init; }
     internal bool Check { get; init; }
     internal int ClassesPerBatch { get; init; } = 6;
@@ -124,11 +125,12 @@ internal sealed record Settings
 
     internal const string Usage =
         "usage: dotnet run --project examples/MetricLearning -c Release -- [--dataset NAME] [--data-dir DIR] [--train-split S] [--eval-split S]\n" +
-        "         [--epochs N] [--steps-per-epoch N] [--seed N] [--out DIR] [--json]\n" +
+        "         [--epochs N] [--steps-per-epoch N] [--seed N] [--out DIR] [--json] [--quiet]\n" +
         "         [--classes-per-batch N] [--examples-per-class N] [--seen-classes N] [--lr X] [--workers N] [--threads N] [--cache-dir DIR] [--check]\n" +
         "defaults: the embedded dataset (synthetic_digits in the repository's data folder), train and test, 5 epochs x 200 steps,\n" +
         "seed 1, 6 classes x 4 examples per batch, the first 6 classes seen, Adam 1e-3, 1 loader worker, 1 torch thread.\n" +
-        "--check exits with 3 unless the loss fell and (with --out) every output was written.";
+        "--json prints one JSON document of metrics on stdout; the report lines then go to stderr as progress.\n" +
+        "--quiet: nothing on stderr but errors (no progress lines). --check exits with 3 unless the loss fell and (with --out) every output was written.";
 
     internal static Settings Parse(string[] args)
     {
@@ -154,6 +156,7 @@ internal sealed record Settings
                 "--seed" => s with { Seed = Int(0) },
                 "--out" => s with { Out = Value() },
                 "--json" => s with { Json = true },
+                "--quiet" or "-q" => s with { Quiet = true },
                 "--check" => s with { Check = true },
                 "--classes-per-batch" => s with { ClassesPerBatch = Int(2) },
                 "--examples-per-class" => s with { ExamplesPerClass = Int(2) },

@@ -35,6 +35,7 @@ internal sealed partial class CliApp(TextWriter output, TextWriter error, bool i
             "  samplers plan mnist -c 10 -e 2 --seed 7 --digest\n  samplers export mnist --splits test --out mnist-test.npz");
         root.Add(_shared.Json);
         root.Add(_shared.Verbose);
+        root.Add(_shared.Quiet);
         foreach (var build in Commands) root.Add(build(_shared));
         // --help: the default sections, then the command's examples (the command list keeps to one summary per command).
         var helpOption = root.Options.OfType<HelpOption>().First();

@@ -13,11 +13,23 @@ internal sealed class CliShared(TextWriter output, TextWriter error, bool intera
     public const string EmbeddedDataset = "synthetic_digits";
 
     public CommonOptions Options { get; } = new();
-    public Option<bool> Json { get; } = new("--json") { Description = "Machine-readable output: one JSON document (JSON lines for plan). No progress output.", Recursive = true };
+    public Option<bool> Json { get; } = new("--json") { Description = "Machine-readable output on stdout: one JSON document (JSON lines for plan). Progress still goes to stderr (see --quiet).", Recursive = true };
     public Option<bool> Verbose { get; } = new("--verbose", "-v") { Description = "Show stack traces of errors and the library's log messages.", Recursive = true };
+    public Option<bool> Quiet { get; } = new("--quiet", "-q") { Description = "No progress or status lines on stderr (errors are still printed).", Recursive = true };
 
     public CliContext Context(ParseResult r) => new(output, error, interactive, r.GetValue(Json), r.GetValue(Verbose), CommandPath(r),
-        r.CommandResult.Children.OfType<System.CommandLine.Parsing.ArgumentResult>().FirstOrDefault(a => a.Argument.Name == "dataset")?.Tokens.FirstOrDefault()?.Value);
+        r.CommandResult.Children.OfType<System.CommandLine.Parsing.ArgumentResult>().FirstOrDefault(a => a.Argument.Name == "dataset")?.Tokens.FirstOrDefault()?.Value,
+        r.GetValue(Quiet), GivenOptions(r), r.CommandResult.Command.Options.Select(o => o.Name).ToHashSet(StringComparer.Ordinal));
+
+    /// <summary>The options typed on the command line (long names), not those left at their defaults.</summary>
+    public static IReadOnlySet<string> GivenOptions(ParseResult r)
+    {
+        var given = new HashSet<string>(StringComparer.Ordinal);
+        for (var s = r.CommandResult; s is not null; s = s.Parent as System.CommandLine.Parsing.CommandResult)
+            foreach (var o in s.Children.OfType<System.CommandLine.Parsing.OptionResult>())
+                if (!o.Implicit) given.Add(o.Option.Name);
+        return given;
+    }
 
     /// <summary>"samplers", "samplers run", ...: the command the user ran, for hints.</summary>
     public static string CommandPath(ParseResult r)

@@ -16,7 +16,7 @@ internal static class DatasetLoading
         LoadAsync(options.Load, logger, progress, ct);
 
     /// <remarks>Downloading follows <c>load.Download</c>, which the CLI sets only for <c>--download</c>. A dataset that is
-    /// not found gets the CLI's options appended to the library's message (which names library settings).</remarks>
+    /// not found keeps the library's exception: <see cref="ErrorPolicy"/> re-words its hints as the tool's options.</remarks>
     public static async Task<LoadedDataset> LoadAsync(TfdsLoadOptions load, ILogger? logger,
         IProgress<(long Done, long Total)>? progress, CancellationToken ct)
     {
@@ -24,18 +24,7 @@ internal static class DatasetLoading
         {
             if (p.Phase is LoadPhase.Decoding or LoadPhase.ReadingCache or LoadPhase.Done) progress.Report((p.ExamplesDone, p.ExamplesTotal));
         });
-        try
-        {
-            var r = await TfdsLoader.LoadAsync(load with { Logger = logger }, sink, ct).ConfigureAwait(false);
-            return new LoadedDataset(r.Builder, r.Table, r.FromCache, r.CachePath, r.CacheDetail);
-        }
-        catch (DatasetNotFoundException e)
-        {
-            throw new DatasetNotFoundException(e.Message + " " + CliHint(load), e.FilePath, e.Key, e);
-        }
+        var r = await TfdsLoader.LoadAsync(load with { Logger = logger }, sink, ct).ConfigureAwait(false);
+        return new LoadedDataset(r.Builder, r.Table, r.FromCache, r.CachePath, r.CacheDetail);
     }
-
-    /// <summary>The CLI's names for the settings a not-found message mentions.</summary>
-    internal static string CliHint(TfdsLoadOptions load) =>
-        "(samplers: give the data directory with --data-dir" + (load.Download is null ? ", or add --download to fetch the dataset" : "") + ".)";
 }

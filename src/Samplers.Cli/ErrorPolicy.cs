@@ -12,13 +12,15 @@ internal sealed record Failure(int ExitCode, string Kind, string Message);
 /// </summary>
 internal static class ErrorPolicy
 {
-    public static Failure Classify(Exception e, string? datasetToken = null) => e switch
+    public static Failure Classify(Exception e, string? datasetToken = null, IReadOnlySet<string>? givenOptions = null, IReadOnlySet<string>? commandOptions = null) => e switch
     {
         UsageException => new(Program.ExitUsage, "usage error", e.Message),
         // The same grammar error type serves dataset names and split specs: which one the user typed decides the name.
         SpecFormatException s when datasetToken is not null && s.Spec == datasetToken => new(Program.ExitUsage, "usage error", $"<dataset>: {WithoutParameterTail(s)}"),
         // A data error may tell how to change a setting: name it as the option the user would type.
-        SamplersDataException => new(Program.ExitData, "data error", OptionNames.Rewrite(e.Message, null)),
+        // Its hints, when it has them apart, are re-worded as options, once each, leaving out those that ask for an option
+        // the user passed (or one this command does not have).
+        SamplersDataException d => new(Program.ExitData, "data error", OptionNames.Rewrite(CliHints(d, givenOptions, commandOptions), null)),
         IOException or UnauthorizedAccessException => new(Program.ExitData, "file error", e.Message),
         OperationCanceledException => new(Program.ExitData, "cancelled", e.Message),
         ArgumentException a when OptionNames.NamesAnOption(a) => new(Program.ExitUsage, "usage error", OptionNames.Rewrite(WithoutParameterTail(a), a.ParamName)),
@@ -27,11 +29,36 @@ internal static class ErrorPolicy
         _ => new(Program.ExitInternal, "internal error", $"{e.GetType().FullName}: {e.Message}"),
     };
 
+    /// <summary>A data error's message for the tool: its facts, then its hints in the tool's options, one per kind and only
+    /// those that apply: no "pass --data-dir" when --data-dir was given, no "add --download" when it was (the download's
+    /// own failure is in the facts), nothing about the library's download switch. A message without separate hints is kept.</summary>
+    internal static string CliHints(SamplersDataException e, IReadOnlySet<string>? given = null, IReadOnlySet<string>? available = null)
+    {
+        if (e.Facts is null) return e.Message;
+        given ??= new HashSet<string>();
+        bool Has(string option) => available is null || available.Contains(option);
+        var clauses = new List<string>();
+        foreach (var h in e.Hints)
+        {
+            string? text = h.Kind switch
+            {
+                HintKind.CheckName => h.Text,
+                HintKind.DataDir => given.Contains("--data-dir") || !Has("--data-dir") ? null : "give a data directory that holds the dataset with --data-dir (or set TFDS_DATA_DIR)",
+                HintKind.Download => given.Contains("--download") || !Has("--download") ? null : "add --download to fetch the dataset",
+                HintKind.Mirror => given.Contains("--base-url") ? "check that --base-url is a reachable mirror of the bucket"
+                    : Has("--base-url") ? "if there is no network, point --base-url (or SAMPLERS_TFDS_BASE_URL) at a reachable mirror of the bucket" : h.Text,
+                _ => null,
+            };
+            if (text is not null && !clauses.Contains(text)) clauses.Add(text);
+        }
+        return DataHints.Compose(e.Facts, clauses);
+    }
+
     /// <summary>Prints the failure: one line (a split-spec diagram keeps its own lines) and a hint; the JSON document with
     /// --json; the stack trace with --verbose. Returns the exit code.</summary>
     public static int Report(CliContext c, Exception e)
     {
-        var f = Classify(e, c.DatasetToken);
+        var f = Classify(e, c.DatasetToken, c.GivenOptions, c.CommandOptions);
         c.Err.WriteLine(WithHint($"samplers: {f.Kind}: {f.Message}", Hint(f, c.CommandPath, c.Verbose)));
         if (c.Verbose) c.Err.WriteLine(e.ToString());
         if (c.Json) c.WriteJson(new { error = f.Message, kind = f.Kind, type = e.GetType().Name, exitCode = f.ExitCode });

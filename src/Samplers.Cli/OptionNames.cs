@@ -62,7 +62,8 @@ internal static partial class OptionNames
     public static string Rewrite(string message, string? parameter)
     {
         // "options.TotalExamplesPerClass ('0') must be ..." as the runtime's guards phrase it.
-        string text = CompoundName().Replace(message, m => ByName.TryGetValue(m.Groups["name"].Value, out string? o) ? o : m.Value);
+        string text = CompoundName().Replace(message, m => ByName.TryGetValue(m.Groups["name"].Value, out string? o) ? o : m.Value)
+            .Replace("TfdsLoadOptions.Download", "--download", StringComparison.Ordinal); // one word: not a compound name
         string? option = ForParameter(parameter);
         if (option is not null && parameter is not null)
         {

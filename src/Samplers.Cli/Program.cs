@@ -14,13 +14,13 @@ internal static class Program
 
     /// <summary>Runs the tool; the exit code is 0 on success, 1 on a usage error, 2 on a data error, 3 on a bug.</summary>
     public static int Main(string[] args) =>
-        Run(args, Console.Out, Console.Error, interactive: !Console.IsOutputRedirected && !Console.IsErrorRedirected);
+        Run(args, Console.Out, Console.Error, interactive: !Console.IsErrorRedirected);
 
     /// <summary>Runs the tool with the given writers (tests call this in-process).</summary>
     /// <param name="args">The command line.</param>
     /// <param name="output">Standard output: results.</param>
     /// <param name="error">Standard error: errors, progress lines and warnings.</param>
-    /// <param name="interactive">True on a terminal: progress bars instead of plain lines.</param>
+    /// <param name="interactive">True when stderr is a terminal: progress bars (drawn on stderr) instead of plain lines.</param>
     public static int Run(string[] args, TextWriter output, TextWriter error, bool interactive = false)
     {
         ArgumentNullException.ThrowIfNull(args);

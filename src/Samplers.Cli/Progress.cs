@@ -2,12 +2,13 @@ using Spectre.Console;
 
 namespace Samplers.Cli;
 
-/// <summary>Progress: a Spectre.Console bar on a terminal, a few plain lines on stderr otherwise, nothing with --json.</summary>
+/// <summary>Progress, always on stderr (stdout holds only results, so <c>--json</c> output stays one clean document):
+/// a Spectre.Console bar when stderr is a terminal, a few plain lines otherwise, nothing with <c>--quiet</c>.</summary>
 internal static class Progress
 {
     public static async Task<T> Run<T>(CliContext c, string what, Func<IProgress<(long Done, long Total)>, CancellationToken, Task<T>> work, CancellationToken ct)
     {
-        if (c.Json) return await work(new SyncProgress<(long Done, long Total)>(_ => { }), ct).ConfigureAwait(false);
+        if (c.Quiet) return await work(new SyncProgress<(long Done, long Total)>(_ => { }), ct).ConfigureAwait(false);
         if (!c.Interactive)
         {
             // Plain lines at 0%, every 25% and the end, so logs stay short.
@@ -23,7 +24,9 @@ internal static class Progress
             return await work(sink, ct).ConfigureAwait(false);
         }
         T result = default!;
-        await AnsiConsole.Progress().AutoClear(true).StartAsync(async ctx =>
+        // The bar is drawn on stderr (AnsiConsole's default is stdout, which would mix it into the results).
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(c.Err) });
+        await console.Progress().AutoClear(true).StartAsync(async ctx =>
         {
             var task = ctx.AddTask(what, autoStart: true, maxValue: 1);
             object gate = new();

@@ -21,6 +21,12 @@ public class SamplersDataException : Exception
 
     /// <summary>The feature key, JSON key or setting concerned, when known.</summary>
     public string? Key { get; }
+
+    /// <summary>The message without its hints, when it was composed from facts and hints (<see cref="DataHints"/>); else null.</summary>
+    internal string? Facts { get; init; }
+
+    /// <summary>The hints the message ends with (one per kind), when it was composed from facts and hints; else empty.</summary>
+    internal IReadOnlyList<DataHint> Hints { get; init; } = [];
 }
 
 /// <summary>A dataset, config, version, split or data directory that does not exist; the message lists what does.</summary>

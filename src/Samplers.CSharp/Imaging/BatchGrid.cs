@@ -14,12 +14,30 @@ namespace Samplers;
 /// <param name="Height">Image height.</param>
 public sealed record GridCell(int GridRow, int BatchRow, int SourceIndex, int View, int X, int Y, int Width, int Height);
 
+/// <summary>The caption of one example of a <see cref="BatchGrid"/>: "class name #source index", whole, on one line or (when
+/// that is wider than the images) two: the name, then "#index". The cell is widened to the longest line, so the text is
+/// never cut.</summary>
+/// <param name="GridRow">The grid row.</param>
+/// <param name="BatchRow">The row of the source batch.</param>
+/// <param name="Text">The caption ("zero #1234").</param>
+/// <param name="Lines">The caption as drawn, line by line (joined by a space they give <paramref name="Text"/>).</param>
+/// <param name="X">Left edge of the text, in pixels.</param>
+/// <param name="Y">Top edge of the first line; line i starts at <c>Y + i * LineHeight</c>.</param>
+/// <param name="Width">Width of the longest line, in pixels (6 per character, less the last character's spacing).</param>
+/// <param name="Height">Height of the text, in pixels.</param>
+/// <param name="LineHeight">Distance between the tops of two lines, in pixels.</param>
+public sealed record GridLabel(int GridRow, int BatchRow, string Text, IReadOnlyList<string> Lines, int X, int Y, int Width, int Height, int LineHeight);
+
 /// <summary>A rendered grid: the PNG bytes, its size and where every image went.</summary>
 /// <param name="Png">The PNG file.</param>
 /// <param name="Width">Width in pixels.</param>
 /// <param name="Height">Height in pixels.</param>
 /// <param name="Cells">Every image drawn.</param>
-public sealed record BatchGridImage(byte[] Png, int Width, int Height, IReadOnlyList<GridCell> Cells);
+public sealed record BatchGridImage(byte[] Png, int Width, int Height, IReadOnlyList<GridCell> Cells)
+{
+    /// <summary>Every caption drawn (one per example), with its text and where it is.</summary>
+    public IReadOnlyList<GridLabel> Labels { get; init; } = [];
+}
 
 /// <summary>
 /// Renders a batch as a PNG grid (TensorFlow Similarity's <c>visualize_views</c>, for looking before training): one row
@@ -31,7 +49,7 @@ public sealed record BatchGridImage(byte[] Png, int Width, int Height, IReadOnly
 /// </summary>
 public static class BatchGrid
 {
-    private const int Margin = 6, Gap = 3, Band = 16;
+    private const int Margin = 6, Gap = 3, LabelTop = 4, LabelBottom = 5, LineHeight = TinyFont.GlyphHeight + 2;
 
     /// <summary>Renders <paramref name="batch"/> (and, when given, <paramref name="views"/>: an augmenter's output for it,
     /// grouped view by view, i.e. <c>views.Count = k * batch.Count</c>).</summary>
@@ -65,7 +83,22 @@ public static class BatchGrid
             if (g < 0) { groups.Add((key, [])); g = groups.Count - 1; }
             groups[g].Rows.Add(r);
         }
-        int cellW = w + k * (Gap + vw), cellH = Band + Math.Max(h, vh);
+        // Captions: "name #index" on one line when every caption fits above the images, else the name and "#index" on two
+        // lines; the cells widen to the longest line, so no caption is cut (a 28 px digit is narrower than "eight #8429").
+        var captions = new string[n];
+        for (int r = 0; r < n; r++)
+        {
+            int ord = batch.ClassOrdinals[r];
+            string name = classNames is not null && ord >= 0 && ord < classNames.Count ? classNames[ord] : batch.Y[r].ToString(System.Globalization.CultureInfo.InvariantCulture);
+            captions[r] = $"{name} #{batch.Indices[r]}";
+        }
+        int imagesW = w + k * (Gap + vw);
+        bool oneLine = captions.All(t => 1 + TinyFont.Width(t) <= imagesW);
+        string[][] lines = captions.Select(t => oneLine ? [t] : SplitCaption(t)).ToArray();
+        int lineCount = oneLine ? 1 : 2;
+        int textW = lines.Length == 0 ? 0 : 1 + lines.Max(l => l.Max(TinyFont.Width));
+        int band = LabelTop + lineCount * LineHeight - 2 + LabelBottom;
+        int cellW = Math.Max(imagesW, textW), cellH = band + Math.Max(h, vh);
         int cols = groups.Count == 0 ? 0 : groups.Max(x => x.Rows.Count);
         int width = Math.Max(1, Margin + cols * (cellW + Margin)), height = Math.Max(1, Margin + groups.Count * (cellH + Margin));
         var cells = new List<GridCell>();
@@ -76,30 +109,37 @@ public static class BatchGrid
         bool viewsUnit = vf is null || vf.All(x => x <= 1.5f);
         float[]? bf = batch.DType == DType.Float32 ? batch.ToArray<float>() : null;
         bool batchUnit = bf is null || bf.All(x => x <= 1.5f);
-        var labels = new List<(string Text, int X, int Y)>();
+        var labels = new List<GridLabel>();
         for (int g = 0; g < groups.Count; g++)
         {
             for (int j = 0; j < groups[g].Rows.Count; j++)
             {
                 int r = groups[g].Rows[j];
                 int x0 = Margin + j * (cellW + Margin), y0 = Margin + g * (cellH + Margin);
-                Blit(px, width, batch, bf, batchUnit, r, h, w, c, x0, y0 + Band);
-                cells.Add(new GridCell(g, r, batch.Indices[r], -1, x0, y0 + Band, w, h));
+                Blit(px, width, batch, bf, batchUnit, r, h, w, c, x0, y0 + band);
+                cells.Add(new GridCell(g, r, batch.Indices[r], -1, x0, y0 + band, w, h));
                 for (int v = 0; v < k; v++)
                 {
                     int xv = x0 + w + Gap + v * (vw + Gap);
-                    Blit(px, width, views, vf, viewsUnit, v * n + r, vh, vw, vc, xv, y0 + Band);
-                    cells.Add(new GridCell(g, r, batch.Indices[r], v, xv, y0 + Band, vw, vh));
+                    Blit(px, width, views, vf, viewsUnit, v * n + r, vh, vw, vc, xv, y0 + band);
+                    cells.Add(new GridCell(g, r, batch.Indices[r], v, xv, y0 + band, vw, vh));
                 }
-                int ord = batch.ClassOrdinals[r];
-                string name = classNames is not null && ord >= 0 && ord < classNames.Count ? classNames[ord] : batch.Y[r].ToString(System.Globalization.CultureInfo.InvariantCulture);
-                labels.Add(($"{name} #{batch.Indices[r]}", x0, y0));
+                labels.Add(new GridLabel(g, r, captions[r], lines[r], x0 + 1, y0 + LabelTop, lines[r].Max(TinyFont.Width), lines[r].Length * LineHeight - 2, LineHeight));
             }
         }
-        foreach (var (text, x, y) in labels) TinyFont.Draw(px, width, height, text, x + 1, y + 4, cellW - 1, 230, 230, 230);
+        foreach (var label in labels)
+            for (int i = 0; i < label.Lines.Count; i++)
+                TinyFont.Draw(px, width, height, label.Lines[i], label.X, label.Y + i * LineHeight, cellW - 1, 230, 230, 230);
         Marshal.Copy(px, 0, bmp.GetPixels(), px.Length);
         using var data = bmp.Encode(SKEncodedImageFormat.Png, 100);
-        return new BatchGridImage(data.ToArray(), width, height, cells);
+        return new BatchGridImage(data.ToArray(), width, height, cells) { Labels = labels };
+    }
+
+    /// <summary>"name #index" as two lines: the name, then "#index".</summary>
+    private static string[] SplitCaption(string caption)
+    {
+        int at = caption.LastIndexOf(" #", StringComparison.Ordinal);
+        return at < 0 ? [caption] : [caption[..at], caption[(at + 1)..]];
     }
 
     /// <summary>Renders <paramref name="batch"/> with <paramref name="views"/> views of it made by <paramref name="augmenter"/>

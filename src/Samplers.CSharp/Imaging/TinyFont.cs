@@ -60,6 +60,9 @@ internal static class TinyFont
         ['?'] = [".###.", "#...#", "....#", "...#.", "..#..", ".....", "..#.."],
     };
 
+    /// <summary>The width of <paramref name="text"/> in pixels: <see cref="Advance"/> per character, less the spacing after the last.</summary>
+    internal static int Width(string text) => text.Length == 0 ? 0 : text.Length * Advance - (Advance - GlyphWidth);
+
     /// <summary>Draws <paramref name="text"/> in RGBA pixels (<paramref name="stride"/> pixels per row) at (x, y), clipped to
     /// <paramref name="maxWidth"/> pixels and the image.</summary>
     internal static void Draw(byte[] rgba, int stride, int imageHeight, string text, int x, int y, int maxWidth, byte r, byte g, byte b)

@@ -25,18 +25,19 @@ public static class Catalog
         string dataDir = DataDirectory.Resolve(dataDirectory);
         var spec = DatasetNames.Parse(name);
         if (!Directory.Exists(dataDir))
-            throw new DatasetNotFoundException(
-                $"The data directory {dataDir} does not exist. Pass the directory that holds prepared TFDS datasets, or set {DataDirectory.EnvironmentVariable}" +
-                (dataDirectory is null ? $" (it was {(string.IsNullOrEmpty(Environment.GetEnvironmentVariable(DataDirectory.EnvironmentVariable)) ? "unset, so ~/tensorflow_datasets was used" : "set")})" : "") +
-                ", or download the dataset first.", dataDir);
+            throw DataHints.NotFound(
+                $"The data directory {dataDir} does not exist" +
+                (dataDirectory is null ? $" ({DataDirectory.EnvironmentVariable} is {(string.IsNullOrEmpty(Environment.GetEnvironmentVariable(DataDirectory.EnvironmentVariable)) ? "unset, so ~/tensorflow_datasets was used" : "set to it")})" : "") + ".",
+                [DataHints.DataDir($"pass the directory that holds prepared TFDS datasets (TfdsLoadOptions.DataDir) or set {DataDirectory.EnvironmentVariable}"),
+                 DataHints.Download("download the dataset first")], dataDir);
 
         string datasetDir = Path.Combine(dataDir, spec.Name);
         if (!Directory.Exists(datasetDir))
         {
             var present = SubDirectories(dataDir).Where(d => !d.StartsWith('.') && !d.StartsWith("downloads", StringComparison.Ordinal)).ToArray();
-            throw new DatasetNotFoundException(
-                $"Dataset '{spec.Name}' was not found in {dataDir}. Datasets present: {List(present)}. Check the name or download the dataset.",
-                datasetDir, spec.Name);
+            throw DataHints.NotFound(
+                $"Dataset '{spec.Name}' was not found in {dataDir}. Datasets present: {List(present)}.",
+                [DataHints.CheckName(), DataHints.Download("download the dataset")], datasetDir, spec.Name);
         }
 
         string config = spec.Config;
@@ -75,9 +76,9 @@ public static class Catalog
             chosen = DatasetNames.SelectHighest(versions, spec.Version);
         string label = spec.Name + (config.Length > 0 ? "/" + config : "");
         if (chosen.Length == 0)
-            throw new DatasetNotFoundException(
-                $"Version {(spec.HasVersion ? spec.Version : "(any)")} of '{label}' was not found in {baseDir}. Versions present: {List(versions)}." +
-                " Request one of them, or download the version you need.", baseDir, spec.HasVersion ? spec.Version : label);
+            throw DataHints.NotFound(
+                $"Version {(spec.HasVersion ? spec.Version : "(any)")} of '{label}' was not found in {baseDir}. Versions present: {List(versions)}.",
+                [DataHints.CheckName("request one of them"), DataHints.Download("download the version you need")], baseDir, spec.HasVersion ? spec.Version : label);
 
         string versionDir = Path.Combine(baseDir, chosen);
         string infoPath = Path.Combine(versionDir, "dataset_info.json");
@@ -216,10 +217,10 @@ public sealed class DatasetBuilderDir
         // Check every needed shard before anything is read: TensorFlow would only fail when it reaches the file.
         var missing = shards.Select(s => s.Path).Distinct().Where(p => !File.Exists(p)).ToArray();
         if (missing.Length > 0)
-            throw new DatasetNotFoundException(
+            throw DataHints.NotFound(
                 $"Shard file {missing[0]} is missing" + (missing.Length > 1 ? $" (and {missing.Length - 1} more shard(s) of this selection)" : "") +
-                $"; {FullName} split spec '{splitSpec}' needs it. The download or preparation was incomplete; download the dataset again.",
-                missing[0], splitSpec);
+                $"; {FullName} split spec '{splitSpec}' needs it. The download or preparation was incomplete.",
+                [DataHints.Download("download the dataset again")], missing[0], splitSpec);
         // Before any byte is read: regular files only (opening a FIFO would block, a device would never end).
         foreach (var s in shards) ShardChecks.RequireRegular(s.Path, $"shard {s.ShardIndex} of split '{s.Split}'");
         foreach (var path in shards.Select(s => s.Path).Distinct()) Sniff(path);

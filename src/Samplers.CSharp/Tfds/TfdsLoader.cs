@@ -169,9 +169,12 @@ public static class TfdsLoader
             {
                 // Not published, or the bucket unreachable: most often a misspelled name. Lead with what is on disk (the
                 // catalog's message lists the datasets, configs or versions present), then what the download said.
-                throw new DatasetNotFoundException(
-                    $"{notFound.Message} The download (TfdsLoadOptions.Download) could not fetch it either: {e.Message} " +
-                    "Check the name; or point TfdsLoadOptions.DataDir at a directory that holds the dataset; set TfdsLoadOptions.Download = null to never use the network.",
+                // Each hint once: the catalog's and the download's, less "download it" (that was just tried).
+                throw DataHints.NotFound(
+                    $"{DataHints.FactsOf(notFound).TrimEnd()} The download (TfdsLoadOptions.Download) could not fetch it either: {DataHints.FactsOf(e).TrimEnd()}",
+                    [.. DataHints.HintsOf(notFound).Where(h => h.Kind != HintKind.Download), .. DataHints.HintsOf(e),
+                     DataHints.CheckName(), DataHints.DataDir("point TfdsLoadOptions.DataDir at a directory that holds the dataset"),
+                     DataHints.NoDownload("set TfdsLoadOptions.Download = null to never use the network")],
                     notFound.FilePath, notFound.Key, e);
             }
             ct.ThrowIfCancellationRequested();

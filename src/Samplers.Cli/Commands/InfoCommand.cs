@@ -15,19 +15,34 @@ internal static class InfoCommand
         var noCounts = new Option<bool>("--no-counts") { Description = "Skip loading the splits (no per-class counts)." };
         return s.Define("info",
             "Versions, configs, features (key, type, shape, dtype), splits with sizes, class names and per-class counts of the loaded splits, cache status.\n" +
-            "With --download, an absent dataset is downloaded first.\n\n" +
+            "A split whose shard files are missing is listed with the files it lacks and left out of the counts (exit 0 while the metadata is readable).\n" +
+            "With --download, an absent dataset (or missing shard files) is downloaded first.\n\n" +
             "Examples:\n  samplers info\n  samplers info mnist --data-dir ~/tensorflow_datasets\n  samplers info mnist --splits train --json\n  samplers info mnist --no-counts --download",
             [dataset, noCounts], s.Options.LoadOptions, async (r, c, ct) =>
         {
             var options = s.LoadSettings(r, r.GetValue(dataset));
             LoadedDataset? data = null;
             DatasetBuilderDir dir;
-            if (r.GetValue(noCounts)) dir = await OpenAsync(options, ct).ConfigureAwait(false);
+            var skipped = new List<string>();
+            // Without --download, a split spec whose shard files are missing is left out of the counts and the cache
+            // lookup (and reported below) instead of failing the command: info is how one finds out what is there.
+            DatasetBuilderDir? opened = null;
+            if (options.Download is null || r.GetValue(noCounts)) opened = await OpenAsync(options, ct).ConfigureAwait(false);
+            if (opened is not null)
+            {
+                var loadable = options.Splits.Where(spec => !NeedsMissingShard(opened, spec)).ToList();
+                skipped = options.Splits.Except(loadable).ToList();
+                if (loadable.Count < options.Splits.Count) options = options with { Splits = loadable };
+            }
+            if (r.GetValue(noCounts) || options.Splits.Count == 0) dir = opened!;
             else
             {
                 data = await s.LoadAsync(c, options, null, ct).ConfigureAwait(false);
                 dir = data.Dir;
             }
+            // Which shard files each split lacks (only shards that hold examples need to exist).
+            var missing = dir.Info.Splits.ToDictionary(sp => sp.Name, sp =>
+                dir.ShardPaths(sp.Name).Where((p, i) => sp.ShardLengths[i] > 0 && !File.Exists(p)).ToArray(), StringComparer.Ordinal);
             string[] versions = Catalog.Versions(dir);
             string[] configs = Catalog.Configs(dir);
             var features = dir.Features.Select(f => new
@@ -35,10 +50,15 @@ internal static class InfoCommand
                 key = f.Key, type = f.Kind.ToString(), dtype = DTypes.Name(f.DType), shape = f.Shape,
                 numClasses = f.Kind == FeatureKind.ClassLabel ? f.NumClasses : (long?)null,
             }).ToArray();
-            var splits = dir.Info.Splits.Select(sp => new { name = sp.Name, examples = sp.NumExamples, shards = sp.ShardLengths.Length, bytes = sp.NumBytes }).ToArray();
+            var splits = dir.Info.Splits.Select(sp => new
+            {
+                name = sp.Name, examples = sp.NumExamples, shards = sp.ShardLengths.Length, bytes = sp.NumBytes,
+                present = missing[sp.Name].Length == 0, missingFiles = missing[sp.Name],
+            }).ToArray();
             IReadOnlyList<ClassCount>? classes = data?.Table.ClassCounts();
-            var entry = TfdsCacheEntry.Resolve(options);
-            string cacheStatus = (entry, data) switch
+            bool nothingLoadable = options.Splits.Count == 0;
+            var entry = nothingLoadable ? null : TfdsCacheEntry.Resolve(options);
+            string cacheStatus = nothingLoadable ? "not looked up: no requested split has all its shard files" : (entry, data) switch
             {
                 (null, _) => "off",
                 (_, null) => entry.Exists ? $"present: {entry.Path} ({entry.Bytes} bytes; `samplers cache {options.DatasetName} verify` checks it)" : $"absent: {entry.Path}",
@@ -49,7 +69,7 @@ internal static class InfoCommand
                 c.WriteJson(new
                 {
                     dataset = dir.FullName, name = dir.Name, config = dir.Config, version = dir.Version, path = dir.Path,
-                    versions, configs, features, splits, loadedSplits = options.Splits, classes, cache = cacheStatus,
+                    versions, configs, features, splits, loadedSplits = data is null ? [] : options.Splits, skippedSplits = skipped, classes, cache = cacheStatus,
                 });
                 return Program.ExitOk;
             }
@@ -62,15 +82,47 @@ internal static class InfoCommand
             CliShared.Table(w, ["key", "type", "dtype", "shape", "classes"],
                 features.Select(f => new[] { f.key, f.type, f.dtype, "(" + string.Join(", ", f.shape) + ")", f.numClasses?.ToString(Inv) ?? "" }));
             w.WriteLine("splits");
-            CliShared.Table(w, ["split", "examples", "shards", "bytes"], splits.Select(sp => new[] { sp.name, sp.examples.ToString(Inv), sp.shards.ToString(Inv), sp.bytes.ToString(Inv) }));
+            CliShared.Table(w, ["split", "examples", "shards", "bytes", "files"], splits.Select(sp => new[]
+            {
+                sp.name, sp.examples.ToString(Inv), sp.shards.ToString(Inv), sp.bytes.ToString(Inv),
+                sp.present ? "present" : string.Create(Inv, $"missing {sp.missingFiles.Length} of {sp.shards} shard files"),
+            }));
+            var incomplete = splits.Where(sp => !sp.present).Select(sp => sp.name).ToArray();
+            if (incomplete.Length > 0)
+            {
+                string dataDir = r.GetValue(s.Options.DataDir) is { } given ? $" --data-dir {given}" : "";
+                w.WriteLine($"missing files (fetch them with 'samplers download {dir.FullName} --splits {string.Join(",", incomplete)}{dataDir}', or prepare the dataset again)");
+                CliShared.Table(w, ["split", "file"], splits.SelectMany(sp => sp.missingFiles.Select(f => new[] { sp.name, f })));
+            }
             if (classes is not null)
             {
-                w.WriteLine($"classes in {string.Join(",", options.Splits)} (y_key {options.YKey})");
+                w.WriteLine($"classes in {string.Join(",", options.Splits)} (y_key {options.YKey})" + (skipped.Count > 0 ? $"; not counted: {string.Join(",", skipped)} (shard files missing)" : ""));
                 CliShared.Table(w, ["label", "name", "count"], classes.Select(k => new[] { k.Label.ToString(Inv), k.Name, k.Count.ToString(Inv) }));
             }
+            else if (skipped.Count > 0)
+                w.WriteLine($"classes   not counted: {string.Join(",", skipped)} (shard files missing)");
             w.WriteLine($"cache     {cacheStatus}");
             return Program.ExitOk;
         });
+    }
+
+    /// <summary>True when <paramref name="spec"/> needs a shard file that is missing (other problems with it are left for
+    /// loading to report).</summary>
+    private static bool NeedsMissingShard(DatasetBuilderDir dir, string spec)
+    {
+        try
+        {
+            dir.Select(spec);
+            return false;
+        }
+        catch (DatasetNotFoundException e) when (e.FilePath is { } path && path != dir.Info.FilePath && !File.Exists(path))
+        {
+            return true;
+        }
+        catch (Exception e) when (e is SamplersDataException or ArgumentException or IOException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Opens the dataset without loading it; with --download, an absent one is fetched first (the same handler the
@@ -85,11 +137,6 @@ internal static class InfoCommand
         {
             await options.Download(new TfdsDownloadRequest(DataDirectory.Resolve(options.DataDir), options.DatasetName, options.Splits, notFound), null, ct).ConfigureAwait(false);
             return Catalog.Open(options.DataDir, options.DatasetName);
-        }
-        catch (DatasetNotFoundException notFound)
-        {
-            // The same words as when loading: the library names its settings, the tool adds its flags.
-            throw new DatasetNotFoundException(notFound.Message + " " + DatasetLoading.CliHint(options), notFound.FilePath, notFound.Key, notFound);
         }
     }
 }

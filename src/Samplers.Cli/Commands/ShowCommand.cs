@@ -44,7 +44,11 @@ internal static class ShowCommand
             BatchGrid.WritePng(path, grid);
             int classes = grid.Cells.Select(x => x.GridRow).Distinct().Count();
             if (c.Json)
-                c.WriteJson(new { output = Path.GetFullPath(path), width = grid.Width, height = grid.Height, classes, examples = b.Count, views = aug is null ? 0 : k, epoch = e, batch = id });
+                c.WriteJson(new
+                {
+                    output = Path.GetFullPath(path), width = grid.Width, height = grid.Height, classes, examples = b.Count, views = aug is null ? 0 : k, epoch = e, batch = id,
+                    labels = grid.Labels.Select(l => new { text = l.Text, lines = l.Lines, x = l.X, y = l.Y, width = l.Width, height = l.Height }),
+                });
             else
             {
                 string extra = aug is null ? "" : string.Create(CultureInfo.InvariantCulture, $", {k} {aug} views each ({side}x{side})");

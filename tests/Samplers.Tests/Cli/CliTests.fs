@@ -291,9 +291,9 @@ let commandTests =
                 Expect.equal code 0 "exit 0"
                 for s in [ "tiny:1.0.0"; "image"; "Image"; "uint8"; "(28, 28, 1)"; "emb"; "float32"; "train"; "test"; "bee" ] do
                     Expect.stringContains out s $"mentions {s}"
-                let code, out, err = cli [ "info"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--json" ]
+                let code, out, err = cli [ "info"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--json"; "--quiet" ]
                 Expect.equal code 0 "exit 0"
-                Expect.equal err "" "nothing on stderr with --json"
+                Expect.equal err "" "nothing on stderr with --json --quiet"
                 let j = json out
                 Expect.equal (j.GetProperty("version").GetString()) "1.0.0" "version"
                 let splits = [ for s in j.GetProperty("splits").EnumerateArray() -> s.GetProperty("name").GetString(), s.GetProperty("examples").GetInt64(), s.GetProperty("shards").GetInt32() ]

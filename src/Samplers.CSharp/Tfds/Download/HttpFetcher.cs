@@ -43,6 +43,9 @@ internal sealed class HttpFetcher
         : Exception(message, inner)
     {
         public HttpStatusCode? Status { get; } = status;
+        /// <summary>The hints the message ends with (the final DownloadException keeps them apart from the facts).</summary>
+        public IReadOnlyList<DataHint> Hints { get; init; } = [];
+        public string? Facts { get; init; }
         /// <summary>The file arrived but failed verification: the final error is the inner <see cref="DataFormatException"/>.</summary>
         public bool Verification { get; } = verification;
     }
@@ -200,7 +203,9 @@ internal sealed class HttpFetcher
                     throw new DataFormatException(
                         $"{d.Message} (after {a} attempt{(a == 1 ? "" : "s")}). The bucket's copy is damaged or does not match its metadata; try again later or use a prepared copy (TfdsLoadOptions.DataDir).",
                         url, d.Offset, d.Key, d);
-                throw new DownloadException($"{e.Message} (gave up after {a} attempt{(a == 1 ? "" : "s")}).", url, e.Status, e.InnerException ?? e);
+                string gaveUp = $" (gave up after {a} attempt{(a == 1 ? "" : "s")}).";
+                if (e.Facts is { } facts) throw DataHints.DownloadFailed(facts.TrimEnd('.') + gaveUp, e.Hints, url, e.Status, e.InnerException ?? e);
+                throw new DownloadException(e.Message + gaveUp, url, e.Status, e.InnerException ?? e);
             }
         }
     }
@@ -230,14 +235,18 @@ internal sealed class HttpFetcher
         }
         catch (HttpRequestException e)
         {
-            string unreachable = $"{url}: could not reach {_baseUrl}: {e.Message}. No network? Copy a prepared dataset into a data directory and pass it as TfdsLoadOptions.DataDir (or {DataDirectory.EnvironmentVariable}), " +
-                $"or point {TfdsDownloader.BaseUrlEnvironmentVariable} at a reachable mirror of the bucket";
+            string unreachable = $"{url}: could not reach {_baseUrl}: {e.Message.TrimEnd('.')}";
+            DataHint[] hints =
+            [
+                DataHints.Mirror($"if there is no network, point {TfdsDownloader.BaseUrlEnvironmentVariable} at a reachable mirror of the bucket"),
+                DataHints.DataDir($"copy a prepared dataset into a data directory and pass it as TfdsLoadOptions.DataDir (or {DataDirectory.EnvironmentVariable})"),
+            ];
             // Nothing has answered yet and the host cannot be reached at all (unknown name, refused, unreachable): the
             // network is absent or the base URL is wrong, and waiting will not change either, so fail at once. Once the
             // server has answered, a lost connection is a blip and is retried.
             if (!_answered && e.HttpRequestError is HttpRequestError.NameResolutionError or HttpRequestError.ConnectionError)
-                throw new DownloadException(unreachable + " (not retried: the server never answered).", url, null, e);
-            throw new TransientException(unreachable, null, e);
+                throw DataHints.DownloadFailed(unreachable + " (not retried: the server never answered).", hints, url, null, e);
+            throw new TransientException(DataHints.Compose(unreachable + ".", hints), null, e) { Facts = unreachable + ".", Hints = hints };
         }
         _answered = true;
         int code = (int)response.StatusCode;

@@ -121,9 +121,10 @@ public static class TfdsDownloader
         try
         {
             infoBytes = await fetcher.GetBytesAsync(infoUrl, BodyKind.Json, cancellationToken).ConfigureAwait(false)
-                ?? throw new DatasetNotFoundException(
+                ?? throw DataHints.NotFound(
                     $"{infoUrl}: 404 Not Found: {spec.Name}{(spec.HasConfig ? "/" + spec.Config : "")} version {version} is not published in the bucket {baseUrl} " +
-                    "(TFDS publishes only some datasets, and only some versions of them). Check the name and version, or prepare the dataset with TFDS and pass its data directory (TfdsLoadOptions.DataDir, or TFDS_DATA_DIR).",
+                    "(TFDS publishes only some datasets, and only some versions of them).",
+                    [DataHints.CheckName("check the name and version"), DataHints.DataDir("prepare the dataset with TFDS and pass its data directory (TfdsLoadOptions.DataDir, or TFDS_DATA_DIR)")],
                     infoUrl, "dataset_info.json");
         }
         catch (Exception) when (madeRoot is not null)
