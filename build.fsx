@@ -41,16 +41,44 @@ let bench (HaveBuilt()) (args: string list) =
     let mode = if full then "" else "--quick"
     run "dotnet" $"run --project bench/Samplers.Bench -c Release --no-build -- {mode} {rest}"
 
-/// The libraries (with .snupkg symbols), then the tool as RID-specific packages: a small pointer package plus one
+/// Runs a command and returns its standard output (fails like `run`).
+let capture (cmd: string) (args: string) =
+    let psi = ProcessStartInfo(cmd, args, WorkingDirectory = root, UseShellExecute = false, RedirectStandardOutput = true)
+    use p = Process.Start psi
+    let out = p.StandardOutput.ReadToEnd()
+    p.WaitForExit()
+    if p.ExitCode <> 0 then
+        eprintfn "'%s %s' failed with exit code %d:\n%s" cmd args p.ExitCode out
+        exit p.ExitCode
+    out
+
+/// Every project under src/ that packs, with whether it is a tool. MSBuild answers (IsPackable, PackAsTool), so a
+/// new library is packed without editing this list, and a project opts out with <IsPackable>false</IsPackable>.
+let packableProjects () =
+    Directory.GetDirectories(Path.Combine(root, "src"))
+    |> Array.sort
+    |> Array.collect (fun d -> Array.append (Directory.GetFiles(d, "*.csproj")) (Directory.GetFiles(d, "*.fsproj")))
+    |> Array.choose (fun proj ->
+        let json = capture "dotnet" $"msbuild \"{proj}\" -getProperty:IsPackable -getProperty:PackAsTool"
+        use doc = System.Text.Json.JsonDocument.Parse json
+        let prop (name: string) = doc.RootElement.GetProperty("Properties").GetProperty(name).GetString()
+        let rel = Path.GetRelativePath(root, proj)
+        if prop "IsPackable" = "false" then None else Some(rel, prop "PackAsTool" = "true"))
+    |> Array.toList
+
+/// The libraries (with .snupkg symbols), then the tools as RID-specific packages: a small pointer package plus one
 /// package per platform, each with only its native SkiaSharp library (docs/API.md "Packages"). The tool's RID mode
 /// restores and builds for each platform, so it is not --no-build.
 let pack (HaveBuilt()) =
     let out = Path.Combine(root, "artifacts", "packages")
-    for p in [ "src/Samplers.Core.FSharp"; "src/Samplers.Core.MathNet"; "src/Samplers.CSharp" ] do
+    let projects = packableProjects ()
+    printfn "packing: %s" (projects |> List.map fst |> String.concat ", ")
+    for p, _ in projects |> List.filter (snd >> not) do
         run "dotnet" $"pack {p} -c Release --no-build -o \"{out}\""
-    run "dotnet" $"pack src/Samplers.Cli -c Release -p:SamplersRidTools=true -o \"{out}\""
-    // The RID-mode restore replaced the tool's project.assets.json: restore the portable graph again for later builds.
-    run "dotnet" "restore src/Samplers.Cli"
+    for p, _ in projects |> List.filter snd do
+        run "dotnet" $"pack {p} -c Release -p:SamplersRidTools=true -o \"{out}\""
+        // The RID-mode restore replaced the tool's project.assets.json: restore the portable graph again for later builds.
+        run "dotnet" $"restore {p}"
 
 let args = fsi.CommandLineArgs |> Array.toList |> List.tail
 match args with
