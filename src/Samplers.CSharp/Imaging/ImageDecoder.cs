@@ -87,16 +87,21 @@ internal static class ImageDecoder
     /// <exception cref="DataFormatException">Unknown or unsupported format, a corrupt header, an image above the
     /// budget, or data too short for the declared size.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxPixels"/> is below 1.</exception>
-    public static ImageInfo Measure(ReadOnlySpan<byte> encoded, string? source, long maxPixels)
+    public static ImageInfo Measure(ReadOnlySpan<byte> encoded, string? source, long maxPixels) => Measure(encoded, source, maxPixels, out _);
+
+    /// <summary>As <see cref="Measure(ReadOnlySpan{byte}, string?, long)"/>, also giving a PNG's chunk walk (default
+    /// for other formats) so that a decode does not walk and CRC the chunks a second time.</summary>
+    private static ImageInfo Measure(ReadOnlySpan<byte> encoded, string? source, long maxPixels, out PngHeader png)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxPixels, 1L);
+        png = default;
         var format = Sniff(encoded);
         ImageInfo info;
         switch (format)
         {
             case ImageFormat.Png:
             {
-                var header = PngHeader.Read(encoded, source);
+                var header = png = PngHeader.Read(encoded, source);
                 info = header.ToInfo();
                 CheckBudget(info, maxPixels, source);
                 // Raw rows: a filter byte plus the packed samples; deflate cannot shrink them more than ~1032 times.
@@ -152,34 +157,12 @@ internal static class ImageDecoder
     public static ImageInfo Decode(ReadOnlySpan<byte> encoded, Span<byte> destination, int channels = -1,
         int expectedHeight = -1, int expectedWidth = -1, string? source = null, long maxPixels = DefaultMaxPixels)
     {
-        var info = Prepare(encoded, channels, expectedHeight, expectedWidth, source, maxPixels, out int c);
+        var info = Prepare(encoded, channels, expectedHeight, expectedWidth, source, maxPixels, out int c, out var png);
         int needed = info.Height * info.Width * c;
         if (destination.Length < needed)
             throw new ArgumentException($"destination holds {destination.Length} bytes, the {info.Width}x{info.Height}x{c} image needs {needed}.", nameof(destination));
-        if (info.BitDepth == 16)
-            Decode16To8(encoded, info, c, destination[..needed], source);
-        else
-            DecodeInto8(encoded, info, c, destination[..needed], source);
+        DecodeInto8(encoded, info, png, c, destination[..needed], source);
         return info with { Channels = c };
-    }
-
-    /// <summary>TensorFlow reads 16-bit PNG into uint8 with libpng's <c>png_set_strip_16</c>: the high byte of each sample.</summary>
-    private static void Decode16To8(ReadOnlySpan<byte> encoded, ImageInfo info, int c, Span<byte> dst, string? source)
-    {
-        int pixels = info.Height * info.Width;
-        ushort[] rgba16 = ArrayPool<ushort>.Shared.Rent(pixels * 4);
-        byte[] rgba8 = ArrayPool<byte>.Shared.Rent(pixels * 4);
-        try
-        {
-            Png16Decoder.DecodeRgba(encoded, PngHeader.Read(encoded, source), rgba16.AsSpan(0, pixels * 4), source);
-            for (int i = 0; i < pixels * 4; i++) rgba8[i] = (byte)(rgba16[i] >> 8);
-            ConvertChannels<byte>(rgba8.AsSpan(0, pixels * 4), dst, info.Channels, c, pixels, pngLuma: true);
-        }
-        finally
-        {
-            ArrayPool<ushort>.Shared.Return(rgba16);
-            ArrayPool<byte>.Shared.Return(rgba8);
-        }
     }
 
     /// <summary>
@@ -192,19 +175,18 @@ internal static class ImageDecoder
     public static ImageInfo Decode16(ReadOnlySpan<byte> encoded, Span<ushort> destination, int channels = -1,
         int expectedHeight = -1, int expectedWidth = -1, string? source = null, long maxPixels = DefaultMaxPixels)
     {
-        var info = Prepare(encoded, channels, expectedHeight, expectedWidth, source, maxPixels, out int c);
+        var info = Prepare(encoded, channels, expectedHeight, expectedWidth, source, maxPixels, out int c, out var png);
         int needed = info.Height * info.Width * c;
         if (destination.Length < needed)
             throw new ArgumentException($"destination holds {destination.Length} values, the {info.Width}x{info.Height}x{c} image needs {needed}.", nameof(destination));
         var dst = destination[..needed];
-        int pixels = info.Height * info.Width;
         if (info.BitDepth != 16)
         {
             // TensorFlow widens 8-bit samples to uint16 by v * 257 (v in both bytes), so 255 becomes 65535.
             byte[] narrow = ArrayPool<byte>.Shared.Rent(needed);
             try
             {
-                DecodeInto8(encoded, info, c, narrow.AsSpan(0, needed), source);
+                DecodeInto8(encoded, info, png, c, narrow.AsSpan(0, needed), source);
                 for (int i = 0; i < needed; i++) dst[i] = (ushort)(narrow[i] * 257);
             }
             finally
@@ -213,16 +195,7 @@ internal static class ImageDecoder
             }
             return info with { Channels = c };
         }
-        ushort[] rgba = ArrayPool<ushort>.Shared.Rent(pixels * 4);
-        try
-        {
-            Png16Decoder.DecodeRgba(encoded, PngHeader.Read(encoded, source), rgba.AsSpan(0, pixels * 4), source);
-            ConvertChannels<ushort>(rgba.AsSpan(0, pixels * 4), dst, info.Channels, c, pixels, pngLuma: true);
-        }
-        finally
-        {
-            ArrayPool<ushort>.Shared.Return(rgba);
-        }
+        PngDecoder.Decode16(encoded, png, c, dst, source);
         return info with { Channels = c };
     }
 
@@ -236,7 +209,7 @@ internal static class ImageDecoder
     public static ImageInfo DecodeFloat32(ReadOnlySpan<byte> encoded, Span<float> destination,
         int expectedHeight = -1, int expectedWidth = -1, string? source = null, long maxPixels = DefaultMaxPixels)
     {
-        var info = Prepare(encoded, 4, expectedHeight, expectedWidth, source, maxPixels, out _);
+        var info = Prepare(encoded, 4, expectedHeight, expectedWidth, source, maxPixels, out _, out var png);
         if (info.Format != ImageFormat.Png || info.Channels != 4 || info.BitDepth != 8)
             throw new DataFormatException(
                 $"{Where(source)}float32 Image must be stored as an 8-bit RGBA PNG (4 bytes per float); found {info.Format.ToString().ToUpperInvariant()} with {info.Channels} channel(s) of {info.BitDepth} bits.", source);
@@ -245,7 +218,7 @@ internal static class ImageDecoder
         int pixels = info.Height * info.Width;
         if (destination.Length < pixels)
             throw new ArgumentException($"destination holds {destination.Length} floats, the {info.Width}x{info.Height}x1 image needs {pixels}.", nameof(destination));
-        DecodeInto8(encoded, info, 4, MemoryMarshal.AsBytes(destination[..pixels]), source);
+        DecodeInto8(encoded, info, png, 4, MemoryMarshal.AsBytes(destination[..pixels]), source);
         return info with { Channels = 1 };
     }
 
@@ -286,11 +259,11 @@ internal static class ImageDecoder
         }
     }
 
-    private static ImageInfo Prepare(ReadOnlySpan<byte> encoded, int channels, int expectedHeight, int expectedWidth, string? source, long maxPixels, out int c)
+    private static ImageInfo Prepare(ReadOnlySpan<byte> encoded, int channels, int expectedHeight, int expectedWidth, string? source, long maxPixels, out int c, out PngHeader png)
     {
         if (channels is < -1 or > 4)
             throw new ArgumentOutOfRangeException(nameof(channels), channels, "channels must be 1, 2, 3, 4, or -1/0 for native.");
-        var info = Measure(encoded, source, maxPixels);
+        var info = Measure(encoded, source, maxPixels, out png);
         if ((expectedHeight >= 0 && expectedHeight != info.Height) || (expectedWidth >= 0 && expectedWidth != info.Width))
             throw new DataFormatException(
                 $"{Where(source)}decoded {info.Format.ToString().ToUpperInvariant()} image is {info.Height}x{info.Width} (HxW) but the feature declares " +
@@ -301,8 +274,13 @@ internal static class ImageDecoder
 
     private static string Dim(int d) => d < 0 ? "?" : d.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    private static void DecodeInto8(ReadOnlySpan<byte> encoded, ImageInfo info, int c, Span<byte> dst, string? source)
+    private static void DecodeInto8(ReadOnlySpan<byte> encoded, ImageInfo info, in PngHeader png, int c, Span<byte> dst, string? source)
     {
+        if (info.Format == ImageFormat.Png)
+        {
+            PngDecoder.Decode8(encoded, png, c, dst, source);
+            return;
+        }
         EnsureNative();
         int pixels = info.Height * info.Width;
         // Direct paths write straight into the caller's span; the rest decode to a pooled buffer and convert.
@@ -474,6 +452,21 @@ internal static class ImageDecoder
     /// <summary>IHDR facts and a CRC walk over the chunks.</summary>
     internal readonly record struct PngHeader(int Width, int Height, int BitDepth, PngColorType ColorType, bool Interlaced, bool HasTrns, long IdatBytes = 0)
     {
+        /// <summary>Offset of the PLTE chunk's data, or 0 when there is none.</summary>
+        public int PlteOffset { get; init; }
+
+        /// <summary>Length of the PLTE chunk's data.</summary>
+        public int PlteLength { get; init; }
+
+        /// <summary>Offset of the tRNS chunk's data, or 0 when there is none.</summary>
+        public int TrnsOffset { get; init; }
+
+        /// <summary>Length of the tRNS chunk's data.</summary>
+        public int TrnsLength { get; init; }
+
+        /// <summary>Offset of the first IDAT chunk (its length field).</summary>
+        public int FirstIdat { get; init; }
+
         public ImageInfo ToInfo()
         {
             int ch = ColorType switch
@@ -499,6 +492,7 @@ internal static class ImageDecoder
             PngHeader? header = null;
             bool trns = false, idat = false;
             long idatBytes = 0;
+            int plteAt = 0, plteLen = 0, trnsAt = 0, trnsLen = 0, firstIdat = 0;
             while (true)
             {
                 if (pos + 8 > png.Length)
@@ -533,14 +527,23 @@ internal static class ImageDecoder
                         throw new DataFormatException($"{Where(source)}PNG IHDR is invalid or too large: {w}x{h}, bit depth {depth}, colour type {ct}, interlace {data[12]}.", source, pos);
                     header = new PngHeader(w, h, depth, (PngColorType)ct, data[12] == 1, false);
                 }
-                else if (type.SequenceEqual("tRNS"u8)) trns = true;
-                else if (type.SequenceEqual("IDAT"u8)) { idat = true; idatBytes += len; }
+                else if (type.SequenceEqual("tRNS"u8)) { trns = true; trnsAt = pos + 8; trnsLen = (int)len; }
+                else if (type.SequenceEqual("PLTE"u8)) { plteAt = pos + 8; plteLen = (int)len; }
+                else if (type.SequenceEqual("IDAT"u8))
+                {
+                    if (!idat) firstIdat = pos;
+                    idat = true;
+                    idatBytes += len;
+                }
                 else if (type.SequenceEqual("IEND"u8)) break;
                 pos += 12 + (int)len;
             }
             if (!idat)
                 throw new DataFormatException($"{Where(source)}PNG has no IDAT chunk: no pixel data.", source);
-            return header!.Value with { HasTrns = trns, IdatBytes = idatBytes };
+            return header!.Value with
+            {
+                HasTrns = trns, IdatBytes = idatBytes, PlteOffset = plteAt, PlteLength = plteLen, TrnsOffset = trnsAt, TrnsLength = trnsLen, FirstIdat = firstIdat,
+            };
         }
     }
 }
