@@ -45,7 +45,7 @@ let bench (HaveBuilt()) (args: string list) =
 /// restores and builds for each platform, so it is not --no-build.
 let pack (HaveBuilt()) =
     let out = Path.Combine(root, "artifacts", "packages")
-    for p in [ "src/Samplers.Core.FSharp"; "src/Samplers.Core.MathNet"; "src/Samplers.CSharp" ] do
+    for p in [ "src/Samplers.Core.FSharp"; "src/Samplers.Core.MathNet"; "src/Samplers.CSharp"; "src/Samplers.SkiaSharp" ] do
         run "dotnet" $"pack {p} -c Release --no-build -o \"{out}\""
     run "dotnet" $"pack src/Samplers.Cli -c Release -p:SamplersRidTools=true -o \"{out}\""
     // The RID-mode restore replaced the tool's project.assets.json: restore the portable graph again for later builds.
