@@ -6,7 +6,7 @@ using StbImageSharp;
 namespace Samplers.Bench;
 
 /// <summary>
-/// Decoder choice (docs/IMAGE_DECODERS.md): our <see cref="ImageDecoder"/> (SkiaSharp + CRC walk, into a reused
+/// Decoder choice (docs/IMAGE_DECODERS.md): our <see cref="ImageDecoder"/> (managed PNG, SkiaSharp JPEG; into a reused
 /// buffer) against plain SkiaSharp and StbImageSharp on a 28x28 grey PNG (mnist-like) and a 500x375 RGB JPEG
 /// (imagenette-like). The setup prints the decoders' pixel differences, the correctness half of the comparison.
 /// </summary>
@@ -77,7 +77,7 @@ public class ImageDecodeBenchmarks
         return $"IMAGE-CORRECTNESS png ours==stb: {pngSame}; jpeg {info.Width}x{info.Height} skia-vs-stb mean |d| {(double)sum / skia.Length:F3}, max {max}; |d| share: {spread}";
     }
 
-    [Benchmark(Description = "PNG 28x28 grey: ImageDecoder (Skia + CRC walk)")]
+    [Benchmark(Description = "PNG 28x28 grey: ImageDecoder (managed + CRC walk)")]
     public void PngOurs() => ImageDecoder.Decode(_png, _greyDst, 1);
 
     [Benchmark(Description = "PNG 28x28 grey: SkiaSharp plain")]

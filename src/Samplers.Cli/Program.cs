@@ -24,6 +24,8 @@ internal static class Program
     public static int Run(string[] args, TextWriter output, TextWriter error, bool interactive = false)
     {
         ArgumentNullException.ThrowIfNull(args);
+        // The tool ships the JPEG codec; register it explicitly rather than rely on loading it by name.
+        Samplers.SkiaSharp.SkiaSharpImaging.Register();
         return new CliApp(output, error, interactive).Run(args);
     }
 }

@@ -11,6 +11,8 @@ let modes : (string * (string[] -> int)) list = [
     "cache-dir", Samplers.Tests.Io.ParquetCacheTests.resolveChild
     "cache-store-ro", Samplers.Tests.Io.ParquetCacheTests.readOnlyStoreChild
     "image-no-native", Samplers.Tests.Io.ImageTests.noNativeChild
+    "image-no-codec", Samplers.Tests.Io.ImageTests.noCodecChild
+    "image-discover", Samplers.Tests.Io.ImageTests.discoverChild
     "facade-digests", Samplers.Tests.Facade.SamplerTests.childDigests
     "plans", Samplers.Tests.Core.GoldenTests.childPlans
     "download", Samplers.Tests.Io.DownloadTests.childDownload

@@ -1,5 +1,4 @@
-using System.Runtime.InteropServices;
-using SkiaSharp;
+using Samplers.Imaging;
 
 namespace Samplers;
 
@@ -102,7 +101,6 @@ public static class BatchGrid
         int cols = groups.Count == 0 ? 0 : groups.Max(x => x.Rows.Count);
         int width = Math.Max(1, Margin + cols * (cellW + Margin)), height = Math.Max(1, Margin + groups.Count * (cellH + Margin));
         var cells = new List<GridCell>();
-        using var bmp = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque));
         var px = new byte[width * height * 4];
         for (int i = 0; i < px.Length; i += 4) { px[i] = 40; px[i + 1] = 40; px[i + 2] = 40; px[i + 3] = 255; }
         float[]? vf = hasViews && views.DType == DType.Float32 ? views.ToArray<float>() : null;
@@ -130,9 +128,10 @@ public static class BatchGrid
         foreach (var label in labels)
             for (int i = 0; i < label.Lines.Count; i++)
                 TinyFont.Draw(px, width, height, label.Lines[i], label.X, label.Y + i * LineHeight, cellW - 1, 230, 230, 230);
-        Marshal.Copy(px, 0, bmp.GetPixels(), px.Length);
-        using var data = bmp.Encode(SKEncodedImageFormat.Png, 100);
-        return new BatchGridImage(data.ToArray(), width, height, cells) { Labels = labels };
+        // Opaque: written as 8-bit RGB by the managed encoder (the alpha byte of every pixel is dropped).
+        var rgb = new byte[width * height * 3];
+        for (int p = 0, s = 0; s < px.Length; p += 3, s += 4) { rgb[p] = px[s]; rgb[p + 1] = px[s + 1]; rgb[p + 2] = px[s + 2]; }
+        return new BatchGridImage(PngEncoder.Encode(rgb, width, height, PngColorType.Rgb), width, height, cells) { Labels = labels };
     }
 
     /// <summary>"name #index" as two lines: the name, then "#index".</summary>

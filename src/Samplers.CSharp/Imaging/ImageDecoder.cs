@@ -3,7 +3,6 @@ using System.Buffers.Binary;
 using System.IO.Hashing;
 using System.Runtime.InteropServices;
 using Samplers.Tfds;
-using SkiaSharp;
 
 namespace Samplers.Imaging;
 
@@ -39,14 +38,16 @@ internal readonly record struct ImageInfo(int Height, int Width, int Channels, i
 /// Decodes PNG and JPEG images into caller-owned HWC buffers, the way TFDS's <c>Image</c> feature is decoded by
 /// TensorFlow (TFDS_FORMAT.md 5.6): the format is sniffed from magic bytes (the declared <c>encodingFormat</c> is
 /// ignored), channels are converted to the requested count, and anything else is refused with a
-/// <see cref="DataFormatException"/>. Backend: SkiaSharp (libpng and libjpeg-turbo; see docs/IMAGE_DECODERS.md for
-/// the measurements behind the choice). PNG chunk CRCs are verified here before decoding, because a corrupt image
-/// must fail rather than decode to garbage. All members are static and thread-safe.
+/// <see cref="DataFormatException"/>. PNG is decoded here, in managed code (<see cref="PngDecoder"/>); JPEG (and any
+/// other format) goes to a codec registered with <see cref="ImageCodecs"/>, normally the one of the
+/// <c>Samplers.SkiaSharp</c> package (libjpeg-turbo; see docs/IMAGE_DECODERS.md). PNG chunk CRCs are verified before
+/// decoding, because a corrupt image must fail rather than decode to garbage. All members are static and thread-safe.
 /// </summary>
 internal static class ImageDecoder
 {
     /// <summary>The formats this decoder decodes, for messages.</summary>
-    public const string SupportedFormats = "PNG (1/2/4/8/16-bit, grey, grey+alpha, RGB, RGBA, palette, Adam7) and JPEG (grey, RGB, CMYK; baseline or progressive)";
+    public const string SupportedFormats = "PNG (1/2/4/8/16-bit, grey, grey+alpha, RGB, RGBA, palette, Adam7), and JPEG (grey, RGB, CMYK; baseline or progressive) " +
+        "with the Samplers.SkiaSharp package or another registered IImageCodec";
 
     /// <summary>The default pixel budget per image (height x width): PIL's decompression-bomb limit,
     /// 89,478,485 pixels (about 0.25 GiB of RGB). Pass a larger budget to decode larger images.</summary>
@@ -87,16 +88,21 @@ internal static class ImageDecoder
     /// <exception cref="DataFormatException">Unknown or unsupported format, a corrupt header, an image above the
     /// budget, or data too short for the declared size.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxPixels"/> is below 1.</exception>
-    public static ImageInfo Measure(ReadOnlySpan<byte> encoded, string? source, long maxPixels)
+    public static ImageInfo Measure(ReadOnlySpan<byte> encoded, string? source, long maxPixels) => Measure(encoded, source, maxPixels, out _);
+
+    /// <summary>As <see cref="Measure(ReadOnlySpan{byte}, string?, long)"/>, also giving a PNG's chunk walk (default
+    /// for other formats) so that a decode does not walk and CRC the chunks a second time.</summary>
+    private static ImageInfo Measure(ReadOnlySpan<byte> encoded, string? source, long maxPixels, out PngHeader png)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxPixels, 1L);
+        png = default;
         var format = Sniff(encoded);
         ImageInfo info;
         switch (format)
         {
             case ImageFormat.Png:
             {
-                var header = PngHeader.Read(encoded, source);
+                var header = png = PngHeader.Read(encoded, source);
                 info = header.ToInfo();
                 CheckBudget(info, maxPixels, source);
                 // Raw rows: a filter byte plus the packed samples; deflate cannot shrink them more than ~1032 times.
@@ -109,14 +115,26 @@ internal static class ImageDecoder
                         $"image data, less than any deflate stream of those rows (at most {MaxDeflateRatio}:1); the file is truncated or forged. Re-download or regenerate it.", source);
                 return info;
             }
-            case ImageFormat.Jpeg:
-                info = MeasureJpeg(encoded, source);
-                CheckBudget(info, maxPixels, source);
-                JpegHeader.CheckDataLength(encoded, info, source);
-                return info;
             default:
-                throw Unsupported(format, encoded, source);
+            {
+                var codec = CodecFor(format, encoded, source);
+                codec.Measure(encoded, source, out int h, out int w, out int ch);
+                info = new ImageInfo(h, w, ch, 8, format);
+                CheckBudget(info, maxPixels, source);
+                if (format == ImageFormat.Jpeg) JpegHeader.CheckDataLength(encoded, info, source);
+                return info;
+            }
         }
+    }
+
+    /// <summary>The registered codec for a non-PNG image; refuses a JPEG without one naming the package to add, and
+    /// anything else as an unsupported format.</summary>
+    /// <exception cref="DataFormatException">No codec decodes the image.</exception>
+    internal static IImageCodec CodecFor(ImageFormat format, ReadOnlySpan<byte> encoded, string? source)
+    {
+        if (ImageCodecs.Find(encoded[..Math.Min(encoded.Length, 64)]) is { } codec) return codec;
+        if (format == ImageFormat.Jpeg) throw new DataFormatException(ImageCodecs.NoJpegCodec(source), source);
+        throw Unsupported(format, encoded, source);
     }
 
     private static void CheckBudget(ImageInfo info, long maxPixels, string? source)
@@ -152,34 +170,12 @@ internal static class ImageDecoder
     public static ImageInfo Decode(ReadOnlySpan<byte> encoded, Span<byte> destination, int channels = -1,
         int expectedHeight = -1, int expectedWidth = -1, string? source = null, long maxPixels = DefaultMaxPixels)
     {
-        var info = Prepare(encoded, channels, expectedHeight, expectedWidth, source, maxPixels, out int c);
+        var info = Prepare(encoded, channels, expectedHeight, expectedWidth, source, maxPixels, out int c, out var png);
         int needed = info.Height * info.Width * c;
         if (destination.Length < needed)
             throw new ArgumentException($"destination holds {destination.Length} bytes, the {info.Width}x{info.Height}x{c} image needs {needed}.", nameof(destination));
-        if (info.BitDepth == 16)
-            Decode16To8(encoded, info, c, destination[..needed], source);
-        else
-            DecodeInto8(encoded, info, c, destination[..needed], source);
+        DecodeInto8(encoded, info, png, c, destination[..needed], source);
         return info with { Channels = c };
-    }
-
-    /// <summary>TensorFlow reads 16-bit PNG into uint8 with libpng's <c>png_set_strip_16</c>: the high byte of each sample.</summary>
-    private static void Decode16To8(ReadOnlySpan<byte> encoded, ImageInfo info, int c, Span<byte> dst, string? source)
-    {
-        int pixels = info.Height * info.Width;
-        ushort[] rgba16 = ArrayPool<ushort>.Shared.Rent(pixels * 4);
-        byte[] rgba8 = ArrayPool<byte>.Shared.Rent(pixels * 4);
-        try
-        {
-            Png16Decoder.DecodeRgba(encoded, PngHeader.Read(encoded, source), rgba16.AsSpan(0, pixels * 4), source);
-            for (int i = 0; i < pixels * 4; i++) rgba8[i] = (byte)(rgba16[i] >> 8);
-            ConvertChannels<byte>(rgba8.AsSpan(0, pixels * 4), dst, info.Channels, c, pixels, pngLuma: true);
-        }
-        finally
-        {
-            ArrayPool<ushort>.Shared.Return(rgba16);
-            ArrayPool<byte>.Shared.Return(rgba8);
-        }
     }
 
     /// <summary>
@@ -192,19 +188,18 @@ internal static class ImageDecoder
     public static ImageInfo Decode16(ReadOnlySpan<byte> encoded, Span<ushort> destination, int channels = -1,
         int expectedHeight = -1, int expectedWidth = -1, string? source = null, long maxPixels = DefaultMaxPixels)
     {
-        var info = Prepare(encoded, channels, expectedHeight, expectedWidth, source, maxPixels, out int c);
+        var info = Prepare(encoded, channels, expectedHeight, expectedWidth, source, maxPixels, out int c, out var png);
         int needed = info.Height * info.Width * c;
         if (destination.Length < needed)
             throw new ArgumentException($"destination holds {destination.Length} values, the {info.Width}x{info.Height}x{c} image needs {needed}.", nameof(destination));
         var dst = destination[..needed];
-        int pixels = info.Height * info.Width;
         if (info.BitDepth != 16)
         {
             // TensorFlow widens 8-bit samples to uint16 by v * 257 (v in both bytes), so 255 becomes 65535.
             byte[] narrow = ArrayPool<byte>.Shared.Rent(needed);
             try
             {
-                DecodeInto8(encoded, info, c, narrow.AsSpan(0, needed), source);
+                DecodeInto8(encoded, info, png, c, narrow.AsSpan(0, needed), source);
                 for (int i = 0; i < needed; i++) dst[i] = (ushort)(narrow[i] * 257);
             }
             finally
@@ -213,16 +208,7 @@ internal static class ImageDecoder
             }
             return info with { Channels = c };
         }
-        ushort[] rgba = ArrayPool<ushort>.Shared.Rent(pixels * 4);
-        try
-        {
-            Png16Decoder.DecodeRgba(encoded, PngHeader.Read(encoded, source), rgba.AsSpan(0, pixels * 4), source);
-            ConvertChannels<ushort>(rgba.AsSpan(0, pixels * 4), dst, info.Channels, c, pixels, pngLuma: true);
-        }
-        finally
-        {
-            ArrayPool<ushort>.Shared.Return(rgba);
-        }
+        PngDecoder.Decode16(encoded, png, c, dst, source);
         return info with { Channels = c };
     }
 
@@ -236,7 +222,7 @@ internal static class ImageDecoder
     public static ImageInfo DecodeFloat32(ReadOnlySpan<byte> encoded, Span<float> destination,
         int expectedHeight = -1, int expectedWidth = -1, string? source = null, long maxPixels = DefaultMaxPixels)
     {
-        var info = Prepare(encoded, 4, expectedHeight, expectedWidth, source, maxPixels, out _);
+        var info = Prepare(encoded, 4, expectedHeight, expectedWidth, source, maxPixels, out _, out var png);
         if (info.Format != ImageFormat.Png || info.Channels != 4 || info.BitDepth != 8)
             throw new DataFormatException(
                 $"{Where(source)}float32 Image must be stored as an 8-bit RGBA PNG (4 bytes per float); found {info.Format.ToString().ToUpperInvariant()} with {info.Channels} channel(s) of {info.BitDepth} bits.", source);
@@ -245,7 +231,7 @@ internal static class ImageDecoder
         int pixels = info.Height * info.Width;
         if (destination.Length < pixels)
             throw new ArgumentException($"destination holds {destination.Length} floats, the {info.Width}x{info.Height}x1 image needs {pixels}.", nameof(destination));
-        DecodeInto8(encoded, info, 4, MemoryMarshal.AsBytes(destination[..pixels]), source);
+        DecodeInto8(encoded, info, png, 4, MemoryMarshal.AsBytes(destination[..pixels]), source);
         return info with { Channels = 1 };
     }
 
@@ -286,11 +272,11 @@ internal static class ImageDecoder
         }
     }
 
-    private static ImageInfo Prepare(ReadOnlySpan<byte> encoded, int channels, int expectedHeight, int expectedWidth, string? source, long maxPixels, out int c)
+    private static ImageInfo Prepare(ReadOnlySpan<byte> encoded, int channels, int expectedHeight, int expectedWidth, string? source, long maxPixels, out int c, out PngHeader png)
     {
         if (channels is < -1 or > 4)
             throw new ArgumentOutOfRangeException(nameof(channels), channels, "channels must be 1, 2, 3, 4, or -1/0 for native.");
-        var info = Measure(encoded, source, maxPixels);
+        var info = Measure(encoded, source, maxPixels, out png);
         if ((expectedHeight >= 0 && expectedHeight != info.Height) || (expectedWidth >= 0 && expectedWidth != info.Width))
             throw new DataFormatException(
                 $"{Where(source)}decoded {info.Format.ToString().ToUpperInvariant()} image is {info.Height}x{info.Width} (HxW) but the feature declares " +
@@ -301,164 +287,14 @@ internal static class ImageDecoder
 
     private static string Dim(int d) => d < 0 ? "?" : d.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    private static void DecodeInto8(ReadOnlySpan<byte> encoded, ImageInfo info, int c, Span<byte> dst, string? source)
+    private static void DecodeInto8(ReadOnlySpan<byte> encoded, ImageInfo info, in PngHeader png, int c, Span<byte> dst, string? source)
     {
-        EnsureNative();
-        int pixels = info.Height * info.Width;
-        // Direct paths write straight into the caller's span; the rest decode to a pooled buffer and convert.
-        if (info.Channels == 1 && c == 1)
+        if (info.Format == ImageFormat.Png)
         {
-            RunCodec(encoded, new SKImageInfo(info.Width, info.Height, SKColorType.Gray8, SKAlphaType.Opaque, null), dst, source);
+            PngDecoder.Decode8(encoded, png, c, dst, source);
             return;
         }
-        if (c == 4)
-        {
-            RunCodec(encoded, new SKImageInfo(info.Width, info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul, null), dst, source);
-            return;
-        }
-        bool grey = info.Channels == 1;
-        int srcChannels = grey ? 1 : 4;
-        byte[] tmp = ArrayPool<byte>.Shared.Rent(pixels * srcChannels);
-        try
-        {
-            var span = tmp.AsSpan(0, pixels * srcChannels);
-            var colorType = grey ? SKColorType.Gray8 : SKColorType.Rgba8888;
-            RunCodec(encoded, new SKImageInfo(info.Width, info.Height, colorType, grey ? SKAlphaType.Opaque : SKAlphaType.Unpremul, null), span, source);
-            if (grey) ReplicateGrey(span, dst, c, pixels);
-            else ConvertChannels<byte>(span, dst, info.Channels, c, pixels, pngLuma: info.Format == ImageFormat.Png);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(tmp);
-        }
-    }
-
-    private static void ReplicateGrey(ReadOnlySpan<byte> grey, Span<byte> dst, int c, int pixels)
-    {
-        for (int p = 0, o = 0; p < pixels; p++)
-        {
-            byte g = grey[p];
-            for (int k = 0; k < c; k++) dst[o++] = k == 1 && c == 2 ? (byte)255 : g;
-        }
-    }
-
-    /// <summary>From RGBA (as decoded) to c channels, given the source's native channel count.</summary>
-    private static void ConvertChannels<T>(ReadOnlySpan<T> rgba, Span<T> dst, int native, int c, int pixels, bool pngLuma) where T : unmanaged
-    {
-        if (typeof(T) == typeof(byte) && c == 3)
-        {
-            // The common JPEG/RGB case gets a tight loop: drop every fourth byte.
-            var src = MemoryMarshal.AsBytes(rgba);
-            var d = MemoryMarshal.AsBytes(dst);
-            for (int p = 0, s = 0, o = 0; p < pixels; p++, s += 4, o += 3)
-            {
-                d[o] = src[s]; d[o + 1] = src[s + 1]; d[o + 2] = src[s + 2];
-            }
-            return;
-        }
-        bool greySource = native <= 2;
-        for (int p = 0, s = 0, o = 0; p < pixels; p++, s += 4)
-        {
-            switch (c)
-            {
-                case 1:
-                    dst[o++] = greySource ? rgba[s] : Luma(rgba[s], rgba[s + 1], rgba[s + 2], pngLuma);
-                    break;
-                case 2:
-                    dst[o++] = greySource ? rgba[s] : Luma(rgba[s], rgba[s + 1], rgba[s + 2], pngLuma);
-                    dst[o++] = rgba[s + 3];
-                    break;
-                case 3:
-                    dst[o++] = rgba[s]; dst[o++] = rgba[s + 1]; dst[o++] = rgba[s + 2];
-                    break;
-                default:
-                    dst[o++] = rgba[s]; dst[o++] = rgba[s + 1]; dst[o++] = rgba[s + 2];
-                    dst[o++] = native is 2 or 4 ? rgba[s + 3] : Max<T>();
-                    break;
-            }
-        }
-    }
-
-    private static T Max<T>() where T : unmanaged
-        => typeof(T) == typeof(byte) ? (T)(object)(byte)255 : (T)(object)(ushort)65535;
-
-    /// <summary>
-    /// RGB to grey. PNG: libpng's <c>png_set_rgb_to_gray(1, 0.299, 0.587)</c> as TensorFlow calls it, i.e. 15-bit
-    /// weights 9797/19234/3737 and truncation. JPEG: BT.601 luma with libjpeg's 16-bit weights and rounding (TensorFlow
-    /// instead reads the Y plane directly, which can differ by a level or two; see docs/IMAGE_DECODERS.md).
-    /// </summary>
-    private static T Luma<T>(T r, T g, T b, bool png) where T : unmanaged
-    {
-        long rr, gg, bb;
-        if (typeof(T) == typeof(byte)) { rr = (byte)(object)r; gg = (byte)(object)g; bb = (byte)(object)b; }
-        else { rr = (ushort)(object)r; gg = (ushort)(object)g; bb = (ushort)(object)b; }
-        long v = png
-            ? (rr == gg && gg == bb ? rr : (9797 * rr + 19234 * gg + 3737 * bb) >> 15)
-            : (19595 * rr + 38470 * gg + 7471 * bb + 32768) >> 16;
-        return typeof(T) == typeof(byte) ? (T)(object)(byte)v : (T)(object)(ushort)v;
-    }
-
-    /// <summary>Whether SkiaSharp's native library loads in this process: null, or the failure (probed once).</summary>
-    private static readonly Lazy<Exception?> NativeFailure = new(() =>
-    {
-        try
-        {
-            using var probe = SKData.CreateCopy(new byte[1]);
-            return null;
-        }
-        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or EntryPointNotFoundException)
-        {
-            return e;
-        }
-    });
-
-    /// <summary>
-    /// Called before any SkiaSharp use. The library does not bring SkiaSharp's native library for Linux (each
-    /// application picks its native-asset package, docs/API.md "Packages"), so its absence is explained here, naming
-    /// the package to add, instead of surfacing as a bare <see cref="DllNotFoundException"/> or type-initializer failure.
-    /// </summary>
-    private static void EnsureNative()
-    {
-        if (NativeFailure.Value is { } e)
-            throw new InvalidOperationException(NativeLibraryMissing(RuntimeInformation.RuntimeIdentifier), e);
-    }
-
-    /// <summary>The message for a missing SkiaSharp native library on <paramref name="rid"/>.</summary>
-    internal static string NativeLibraryMissing(string rid) =>
-        $"PNG and JPEG decoding uses SkiaSharp, and its native library (libSkiaSharp) for this platform ({rid}) was not found. " +
-        "Add the native-asset package for your platform to the application: SkiaSharp.NativeAssets.Linux.NoDependencies " +
-        "on Linux (SkiaSharp itself brings Windows and macOS), at the SkiaSharp version Samplers uses. See docs/API.md \"Packages\".";
-
-    private static unsafe void RunCodec(ReadOnlySpan<byte> encoded, SKImageInfo info, Span<byte> dst, string? source)
-    {
-        SKCodecResult result;
-        fixed (byte* src = encoded)
-        fixed (byte* d = dst)
-        {
-            // Wrap the caller's bytes without copying; the codec is disposed before the pin ends.
-            using var data = SKData.Create((IntPtr)src, encoded.Length, null);
-            using var codec = SKCodec.Create(data)
-                ?? throw new DataFormatException($"{Where(source)}the image header could not be read.", source);
-            if (codec.Info.Width != info.Width || codec.Info.Height != info.Height)
-                throw new DataFormatException($"{Where(source)}decoder reports {codec.Info.Width}x{codec.Info.Height}, the header said {info.Width}x{info.Height}.", source);
-            result = codec.GetPixels(info, (IntPtr)d);
-        }
-        if (result != SKCodecResult.Success)
-            throw new DataFormatException(
-                $"{Where(source)}image data is corrupt or truncated (decoder result: {result}); the file decodes only partly.", source);
-    }
-
-    private static unsafe ImageInfo MeasureJpeg(ReadOnlySpan<byte> encoded, string? source)
-    {
-        EnsureNative();
-        fixed (byte* src = encoded)
-        {
-            using var data = SKData.Create((IntPtr)src, encoded.Length, null);
-            using var codec = SKCodec.Create(data)
-                ?? throw new DataFormatException($"{Where(source)}JPEG header could not be read; the file is corrupt or truncated.", source);
-            int ch = codec.Info.ColorType == SKColorType.Gray8 ? 1 : 3;
-            return new ImageInfo(codec.Info.Height, codec.Info.Width, ch, 8, ImageFormat.Jpeg);
-        }
+        CodecFor(info.Format, encoded, source).Decode(encoded, info.Height, info.Width, c, dst, source);
     }
 
     private static DataFormatException Unsupported(ImageFormat format, ReadOnlySpan<byte> encoded, string? source)
@@ -474,6 +310,21 @@ internal static class ImageDecoder
     /// <summary>IHDR facts and a CRC walk over the chunks.</summary>
     internal readonly record struct PngHeader(int Width, int Height, int BitDepth, PngColorType ColorType, bool Interlaced, bool HasTrns, long IdatBytes = 0)
     {
+        /// <summary>Offset of the PLTE chunk's data, or 0 when there is none.</summary>
+        public int PlteOffset { get; init; }
+
+        /// <summary>Length of the PLTE chunk's data.</summary>
+        public int PlteLength { get; init; }
+
+        /// <summary>Offset of the tRNS chunk's data, or 0 when there is none.</summary>
+        public int TrnsOffset { get; init; }
+
+        /// <summary>Length of the tRNS chunk's data.</summary>
+        public int TrnsLength { get; init; }
+
+        /// <summary>Offset of the first IDAT chunk (its length field).</summary>
+        public int FirstIdat { get; init; }
+
         public ImageInfo ToInfo()
         {
             int ch = ColorType switch
@@ -499,6 +350,7 @@ internal static class ImageDecoder
             PngHeader? header = null;
             bool trns = false, idat = false;
             long idatBytes = 0;
+            int plteAt = 0, plteLen = 0, trnsAt = 0, trnsLen = 0, firstIdat = 0;
             while (true)
             {
                 if (pos + 8 > png.Length)
@@ -533,14 +385,23 @@ internal static class ImageDecoder
                         throw new DataFormatException($"{Where(source)}PNG IHDR is invalid or too large: {w}x{h}, bit depth {depth}, colour type {ct}, interlace {data[12]}.", source, pos);
                     header = new PngHeader(w, h, depth, (PngColorType)ct, data[12] == 1, false);
                 }
-                else if (type.SequenceEqual("tRNS"u8)) trns = true;
-                else if (type.SequenceEqual("IDAT"u8)) { idat = true; idatBytes += len; }
+                else if (type.SequenceEqual("tRNS"u8)) { trns = true; trnsAt = pos + 8; trnsLen = (int)len; }
+                else if (type.SequenceEqual("PLTE"u8)) { plteAt = pos + 8; plteLen = (int)len; }
+                else if (type.SequenceEqual("IDAT"u8))
+                {
+                    if (!idat) firstIdat = pos;
+                    idat = true;
+                    idatBytes += len;
+                }
                 else if (type.SequenceEqual("IEND"u8)) break;
                 pos += 12 + (int)len;
             }
             if (!idat)
                 throw new DataFormatException($"{Where(source)}PNG has no IDAT chunk: no pixel data.", source);
-            return header!.Value with { HasTrns = trns, IdatBytes = idatBytes };
+            return header!.Value with
+            {
+                HasTrns = trns, IdatBytes = idatBytes, PlteOffset = plteAt, PlteLength = plteLen, TrnsOffset = trnsAt, TrnsLength = trnsLen, FirstIdat = firstIdat,
+            };
         }
     }
 }

@@ -1,9 +1,8 @@
 namespace Samplers;
 
 /// <summary>
-/// A 5x7 pixel font (digits, letters drawn as capitals, a little punctuation) for grid labels. SkiaSharp's native
-/// assets without dependencies find no system font (no fontconfig), so labels are drawn from these bitmaps instead:
-/// always available, identical on every machine.
+/// A 5x7 pixel font (digits, letters drawn as capitals, a little punctuation) for grid labels, drawn from these
+/// bitmaps so that grids need no font files or native library: always available, identical on every machine.
 /// </summary>
 internal static class TinyFont
 {

@@ -6,7 +6,7 @@ namespace Samplers.Tfds;
 /// The loader's <see cref="IEncodedImageDecoder"/>: measures and decodes through <see cref="ImageDecoder"/>, naming
 /// the shard file, record index, byte offset and <c>tfds_id</c> in every error. With a reduced-decode target (a fused
 /// resize and <see cref="TfdsLoadOptions.ReducedJpegDecode"/>), a uint8 JPEG at least twice the target on both sides is
-/// measured and decoded at libjpeg-turbo's reduced scale instead (<see cref="ReducedJpeg"/>).
+/// measured and decoded at the JPEG codec's reduced scale instead (<see cref="ReducedJpeg"/>).
 /// </summary>
 internal sealed class LoaderImageDecoder(long maxPixels = ImageDecoder.DefaultMaxPixels, (int Height, int Width)? reduceTo = null) : IEncodedImageDecoder
 {

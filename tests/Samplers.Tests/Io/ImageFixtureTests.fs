@@ -165,5 +165,37 @@ let pngs =
             Expect.sequenceEqual (decodeAs bytes 3) (reference |> Array.map (fun v -> byte (v >>> 8))) "uint8 C=3 high byte"
     ]
 
+/// Fixtures/images/png: 13x11 PNGs written by make.py (1/2/4-bit grey, Adam7 at every depth, grey and RGB colour
+/// keys, palettes with a short tRNS, every filter type, two IDAT chunks each) and Pillow's decode of each into the
+/// modes named by the reference files' extensions. Every channel count with a reference must match it exactly.
+let pngSuite =
+    let folder = lazy (Path.Combine(dir.Force(), "png"))
+    let channels = dict [ "L", 1; "LA", 2; "RGB", 3; "RGBA", 4 ]
+    testList "png suite (Pillow references)" [
+        testCase "the suite covers every case it names" <| fun () ->
+            let names = Directory.GetFiles(folder.Force(), "*.png") |> Array.map Path.GetFileNameWithoutExtension |> Set.ofArray
+            for n in [ "grey1"; "grey2"; "grey4"; "grey1-adam7"; "grey8-trns"; "grey2-trns-adam7"; "rgb8-trns"; "rgb8-adam7"; "palette2-trns"; "palette4-trns"; "palette8-trns" ] do
+                Expect.isTrue (names.Contains n) $"{n}.png present"
+        for png in Directory.GetFiles(Path.Combine(repoRoot.Force(), "tests", "Samplers.Tests", "Fixtures", "images", "png"), "*.png") |> Array.sort do
+            let name = Path.GetFileNameWithoutExtension png
+            testCase name <| fun () ->
+                let bytes = File.ReadAllBytes png
+                let info = ImageDecoder.Measure(ReadOnlySpan bytes)
+                Expect.equal (info.Height, info.Width) (11, 13) "size"
+                let refs = Directory.GetFiles(folder.Force(), name + ".*") |> Array.filter (fun f -> not (f.EndsWith ".png"))
+                Expect.isNonEmpty refs "has references"
+                for r in refs do
+                    let mode = Path.GetExtension(r).TrimStart '.'
+                    let c = channels.[mode]
+                    let dst = Array.zeroCreate<byte> (11 * 13 * c)
+                    ImageDecoder.Decode(ReadOnlySpan bytes, Span dst, c) |> ignore
+                    Expect.sequenceEqual dst (File.ReadAllBytes r) $"{name} as {mode} (C={c})"
+        testCase "a colour key gives alpha 0 exactly where the sample equals it (grey8-trns)" <| fun () ->
+            let la = File.ReadAllBytes(Path.Combine(folder.Force(), "grey8-trns.LA"))
+            let clear = [| for p in 0 .. la.Length / 2 - 1 do if la.[2 * p + 1] = 0uy then yield p |]
+            Expect.isNonEmpty clear "the key occurs"
+            Expect.isTrue (clear |> Array.forall (fun p -> la.[2 * p] = la.[0])) "only the key value is transparent"
+    ]
+
 [<Tests>]
-let tests = testList "Io.ImageFixtures" [ jpegs; pngs ]
+let tests = testList "Io.ImageFixtures" [ jpegs; pngs; pngSuite ]

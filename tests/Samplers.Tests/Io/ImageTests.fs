@@ -91,33 +91,106 @@ module Pinned =
         [| 430849157u; 3107862207u; 2669681101u; 1371670222u; 2699935967u
            1345671442u; 2406411095u; 3546001977u; 2531477804u; 4292864201u |]
 
-/// Child mode "image-no-native": decodes a PNG with SkiaSharp's native library made unloadable (a resolver that
-/// refuses it, as on a platform without its native-asset package). Prints the error message; exit 0 when the
-/// decoder raised InvalidOperationException, 3 when the decode succeeded, 4 on any other exception.
+/// A JPEG written by libjpeg-turbo's cjpeg (Fixtures/images/README.md), for the child modes below.
+let fixtureJpeg () = IO.File.ReadAllBytes(IO.Path.Combine(repoRoot.Force(), "tests", "Samplers.Tests", "Fixtures", "images", "rgb.jpg"))
+
+/// Child mode "image-no-native": decodes a JPEG with SkiaSharp's native library made unloadable (a resolver that
+/// refuses it, as on a platform without its native-asset package). PNG needs no native library and still decodes.
+/// Prints the error message; exit 0 when the JPEG codec raised InvalidOperationException, 3 when the decode
+/// succeeded, 4 on any other exception, 5 when the PNG failed.
 let noNativeChild (_: string[]) =
     Runtime.InteropServices.NativeLibrary.SetDllImportResolver(typeof<SKData>.Assembly, fun name _ _ ->
         raise (DllNotFoundException $"test: {name} withheld"))
     let png = enc (samples 1 16 256) 4 4 PngColorType.Grey opts
     try
         decode png 1 |> ignore
-        3
-    with
-    | :? InvalidOperationException as e ->
-        Console.Out.WriteLine e.Message
-        0
-    | e ->
-        Console.Out.WriteLine $"{e.GetType().Name}: {e.Message}"
-        4
+        try
+            decode (fixtureJpeg ()) 3 |> ignore
+            3
+        with
+        | :? InvalidOperationException as e ->
+            Console.Out.WriteLine e.Message
+            0
+        | e ->
+            Console.Out.WriteLine $"{e.GetType().Name}: {e.Message}"
+            4
+    with e ->
+        Console.Out.WriteLine $"PNG: {e.GetType().Name}: {e.Message}"
+        5
+
+/// The source label the no-codec child passes (as the loader names a record).
+let noCodecSource = "toy-train.tfrecord-00000-of-00001 record 3 (tfds_id toy-train.tfrecord-00000-of-00001__3)"
+
+/// Child mode "image-no-codec": no codec registered and discovery off (as in an application without
+/// Samplers.SkiaSharp). A PNG decodes; a JPEG is refused. Prints the message; exit 0 on DataFormatException,
+/// 3 when the JPEG decoded, 4 on any other exception, 5 when the PNG failed.
+let noCodecChild (_: string[]) =
+    ImageCodecs.Reset(discover = false)
+    try
+        decode (enc (samples 1 16 256) 4 4 PngColorType.Grey opts) 1 |> ignore
+        try
+            let j = fixtureJpeg ()
+            ImageDecoder.Decode(ReadOnlySpan j, Span(Array.zeroCreate<byte> (16 * 12 * 3)), 3, source = noCodecSource) |> ignore
+            3
+        with
+        | :? DataFormatException as e ->
+            Console.Out.WriteLine e.Message
+            0
+        | e ->
+            Console.Out.WriteLine $"{e.GetType().Name}: {e.Message}"
+            4
+    with e ->
+        Console.Out.WriteLine $"PNG: {e.GetType().Name}: {e.Message}"
+        5
+
+/// Child mode "image-discover": nothing registered, discovery on: the JPEG codec is found by loading
+/// Samplers.SkiaSharp by name (the test executable has it next to it). Exit 0 when the JPEG decodes.
+let discoverChild (_: string[]) =
+    ImageCodecs.Reset(discover = true)
+    let _, px = decode (fixtureJpeg ()) 3
+    Console.Out.WriteLine $"decoded {px.Length} bytes"
+    if px.Length = 16 * 12 * 3 then 0 else 3
 
 // ---- tests ----------------------------------------------------------------------------------------------------
 
 let sniffing =
     testList "sniff and refuse" [
-        testCase "without SkiaSharp's native library, decoding says which native-asset package to add" <| fun () ->
+        testCase "without SkiaSharp's native library, PNG decodes and JPEG says which native-asset package to add" <| fun () ->
             let code, out, err = runChild "image-no-native" [] 60_000
             Expect.equal code 0 $"InvalidOperationException raised (stdout: {out}, stderr: {err})"
             Expect.stringContains out "SkiaSharp.NativeAssets.Linux.NoDependencies" "names the package"
             Expect.stringContains out Runtime.InteropServices.RuntimeInformation.RuntimeIdentifier "names the platform"
+
+        testCase "without a JPEG codec, PNG decodes and a JPEG fails with one line naming the record and Samplers.SkiaSharp" <| fun () ->
+            let code, out, err = runChild "image-no-codec" [] 60_000
+            Expect.equal code 0 $"DataFormatException raised (stdout: {out}, stderr: {err})"
+            let line = out.Trim()
+            Expect.isFalse (line.Contains '\n') "one line"
+            Expect.stringStarts line (noCodecSource + ": JPEG image") "names the record (tfds_id) first"
+            Expect.stringContains line "dotnet add package Samplers.SkiaSharp" "says how to add the package"
+            Expect.stringContains line "ImageCodecs.Register" "or how to register a codec"
+
+        testCase "with nothing registered, the JPEG codec is found by loading Samplers.SkiaSharp by name" <| fun () ->
+            let code, out, err = runChild "image-discover" [] 60_000
+            Expect.equal code 0 $"decoded (stdout: {out}, stderr: {err})"
+
+        testCase "the main assembly references no SkiaSharp assembly; Samplers.SkiaSharp does" <| fun () ->
+            let refs (a: Reflection.Assembly) = a.GetReferencedAssemblies() |> Array.map (fun n -> n.Name)
+            let core = typeof<ImageDecoder>.Assembly
+            Expect.equal (core.GetName().Name) "Samplers" "the main assembly"
+            Expect.isEmpty (refs core |> Array.filter (fun n -> n.StartsWith("SkiaSharp", StringComparison.OrdinalIgnoreCase))) "no SkiaSharp reference"
+            // Also from the file's metadata, without loading it (what a packaging check would read).
+            use pe = new Reflection.PortableExecutable.PEReader(IO.File.OpenRead core.Location)
+            let md = Reflection.Metadata.PEReaderExtensions.GetMetadataReader pe
+            let names = [ for h in md.AssemblyReferences -> md.GetString(md.GetAssemblyReference(h).Name) ]
+            Expect.isFalse (names |> List.exists (fun n -> n.StartsWith "SkiaSharp")) $"metadata references: {names}"
+            Expect.contains (refs typeof<Samplers.SkiaSharp.SkiaImageCodec>.Assembly) "SkiaSharp" "the JPEG package does"
+
+        testCase "SkiaSharpImaging.Register is idempotent and ImageCodecs.Register refuses null" <| fun () ->
+            Samplers.SkiaSharp.SkiaSharpImaging.Register()
+            Samplers.SkiaSharp.SkiaSharpImaging.Register()
+            Expect.isTrue (ImageDecoder.Measure(ReadOnlySpan(fixtureJpeg ())).Format = ImageFormat.Jpeg) "JPEG measures"
+            Expect.throwsT<ArgumentNullException> (fun () -> ImageCodecs.Register null) "null"
         testCase "magic bytes pick the format" <| fun () ->
             let png = enc (samples 1 4 256) 2 2 PngColorType.Grey opts
             Expect.equal (ImageDecoder.Sniff(ReadOnlySpan png)) ImageFormat.Png "png"
