@@ -14,6 +14,8 @@ open System.Globalization
 open System.IO
 open System.Runtime.InteropServices
 open Samplers
+open Samplers.Imaging
+open Samplers.Tfds
 open Samplers.Core
 open Samplers.Experiments
 

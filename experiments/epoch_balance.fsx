@@ -12,6 +12,8 @@
 open System
 open System.IO
 open Samplers
+open Samplers.Imaging
+open Samplers.Tfds
 open Samplers.Core
 open Samplers.Core.Statistics
 open Samplers.Experiments

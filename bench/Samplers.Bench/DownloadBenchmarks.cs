@@ -3,7 +3,6 @@ using System.Net.Sockets;
 using System.Text;
 using BenchmarkDotNet.Attributes;
 using Samplers.Tfds;
-using Samplers.Tfds.Download;
 
 namespace Samplers.Bench;
 

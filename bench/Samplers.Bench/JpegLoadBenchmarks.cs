@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using BenchmarkDotNet.Attributes;
 using Samplers.Tfds;
+using Samplers.Imaging;
 
 namespace Samplers.Bench;
 
@@ -44,7 +45,7 @@ public class JpegLoadBenchmarks
 /// </summary>
 public static class JpegLoadMeasure
 {
-    private static readonly IExamplePreprocessor Resize224 = Preprocessing.Resize(224, 224, ResizeMethod.Bilinear, antialias: false, output: DType.UInt8);
+    private static readonly IExamplePreprocessor Resize224 = ImagePreprocessing.Resize(224, 224, ResizeMethod.Bilinear, antialias: false, output: DType.UInt8);
 
     internal static TfdsLoadOptions Options(string dir, string mode, IExamplePreprocessor? preprocess = null) => new()
     {
@@ -78,7 +79,7 @@ public static class JpegLoadMeasure
 
     private static int Diff(string dir)
     {
-        var f32 = Preprocessing.Resize(224, 224, ResizeMethod.Bilinear, antialias: false, output: DType.Float32);
+        var f32 = ImagePreprocessing.Resize(224, 224, ResizeMethod.Bilinear, antialias: false, output: DType.Float32);
         ExampleTable full = TfdsLoader.LoadAsync(Options(dir, "fused", f32)).GetAwaiter().GetResult().Table;
         ExampleTable reduced = TfdsLoader.LoadAsync(Options(dir, "reduced", f32)).GetAwaiter().GetResult().Table;
         double sum = 0, max = 0;

@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using SkiaSharp;
+using Samplers.Imaging;
 
 namespace Samplers.Bench;
 
@@ -35,7 +36,7 @@ public class LazyBenchmarks
             File.WriteAllBytes(Path.Combine(cls, $"img{i}.jpg"), data.ToArray());
         }
         var folder = ImageFolder.Scan(_dir);
-        var resize = Preprocessing.Resize(224, 224, output: DType.UInt8);
+        var resize = ImagePreprocessing.Resize(224, 224, output: DType.UInt8);
         var options = new SamplerOptions { ClassesPerBatch = 8, ExamplesPerClassPerBatch = 4, Seed = 1, Warmup = 0 };
         _eager = new MultiShotMemorySampler(folder.Load(resize), options);
         _warm = MultiShotMemorySampler.CreateLazy(folder.ToLazyTable(resize, new ExampleCache()), options);

@@ -33,7 +33,7 @@ public class ResizeBenchmarks
         var b = ExampleTableBuilder.Fixed(DType.UInt8, [H, W, 3], Batch);
         for (int i = 0; i < Batch; i++) Photo(W, H, (ulong)i).CopyTo(b.Slot(i));
         _table = b.Build();
-        _resize = Preprocessing.Resize(O, O);
+        _resize = ImagePreprocessing.Resize(O, O);
         Console.WriteLine(Differences());
     }
 

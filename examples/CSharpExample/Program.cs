@@ -3,6 +3,8 @@
 // so CI can run it.
 using Microsoft.Extensions.Logging;
 using Samplers;
+using Samplers.Imaging;
+using Samplers.Tfds;
 
 using ILoggerFactory loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
 ILogger logger = loggerFactory.CreateLogger("sampler");

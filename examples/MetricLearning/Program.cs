@@ -8,6 +8,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using MetricLearning;
 using Samplers;
+using Samplers.Imaging;
+using Samplers.Tfds;
 using Samplers.Core;
 using Samplers.Experiments;
 using Samplers.TorchSharp;

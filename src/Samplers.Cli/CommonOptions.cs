@@ -3,6 +3,7 @@ using System.CommandLine.Parsing;
 using System.Globalization;
 using Samplers.Core;
 using Samplers.Tfds;
+using Samplers.Imaging;
 
 namespace Samplers.Cli;
 
@@ -117,9 +118,9 @@ internal sealed class CommonOptions
             WorldSize = r.GetValue(WorldSize),
         };
 
-    /// <summary>The <c>--resize</c> preprocess: <see cref="Preprocessing.Resize"/>(h, w, bilinear, no antialias, uint8); null when absent.</summary>
+    /// <summary>The <c>--resize</c> preprocess: <see cref="Imaging.ImagePreprocessing.Resize"/>(h, w, bilinear, no antialias, uint8); null when absent.</summary>
     public static IExamplePreprocessor? ResizePreprocess(string? text) =>
-        ParseSize(text, "--resize") is { } z ? Preprocessing.Resize(z.Height, z.Width, ResizeMethod.Bilinear, antialias: false, output: DType.UInt8) : null;
+        ParseSize(text, "--resize") is { } z ? ImagePreprocessing.Resize(z.Height, z.Width, ResizeMethod.Bilinear, antialias: false, output: DType.UInt8) : null;
 
     /// <summary>Parses <c>HEIGHTxWIDTH</c> (e.g. 224x224); null when absent.</summary>
     /// <exception cref="UsageException">Not two positive integers joined by x.</exception>

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Samplers.Tfds;
 
 namespace Samplers.Cli;
 

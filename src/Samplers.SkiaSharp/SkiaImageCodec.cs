@@ -1,8 +1,9 @@
+using Samplers.Imaging;
 using System.Buffers;
 using System.Runtime.InteropServices;
 using SkiaSharp;
 
-[assembly: Samplers.ImageCodec(typeof(Samplers.SkiaSharp.SkiaImageCodec))]
+[assembly: Samplers.Imaging.ImageCodec(typeof(Samplers.SkiaSharp.SkiaImageCodec))]
 
 namespace Samplers.SkiaSharp;
 

@@ -4,6 +4,7 @@
 #pragma warning disable CS0649, CS8618 // never assigned: nothing runs, the build is the test
 using Microsoft.Extensions.Logging;
 using Samplers;
+using Samplers.Imaging;
 using Samplers.Tfds;
 
 namespace DocSnippetsGenerated;
@@ -39,9 +40,9 @@ internal abstract class SnippetContext
     protected static void Train(System.Numerics.Tensors.TensorSpan<float> x, ReadOnlySpan<long> y) { }
 
     /// <summary>An <see cref="IProgress{T}"/> of every progress type.</summary>
-    protected sealed class AnyProgress : IProgress<LoadProgress>, IProgress<Samplers.Tfds.Download.DownloadProgress>
+    protected sealed class AnyProgress : IProgress<LoadProgress>, IProgress<Samplers.Tfds.DownloadProgress>
     {
         public void Report(LoadProgress value) { }
-        public void Report(Samplers.Tfds.Download.DownloadProgress value) { }
+        public void Report(Samplers.Tfds.DownloadProgress value) { }
     }
 }

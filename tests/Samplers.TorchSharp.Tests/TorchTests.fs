@@ -7,6 +7,8 @@ open System.Text
 open Expecto
 open TorchSharp
 open Samplers
+open Samplers.Imaging
+open Samplers.Tfds
 open Samplers.Core
 open Samplers.Build
 open Samplers.TorchSharp

@@ -1,6 +1,5 @@
 using System.Text;
 using Samplers.Cache;
-using Samplers.Data;
 using Samplers.Cli.Export;
 using Samplers.Imaging;
 using Samplers.Tfds;

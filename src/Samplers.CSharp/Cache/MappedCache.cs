@@ -44,18 +44,6 @@ internal static class MappedCache
     /// (compressed by other settings) rather than rebuilding it; CheckRequest already refused what the loader can know.</summary>
     internal static TableBacking ForLoad(TableBacking backing) => backing == TableBacking.Mapped ? TableBacking.Auto : backing;
 
-    /// <summary>After a TFRecord load stored the cache: with Mapped or Auto, the new file opened mapped (the decoded table
-    /// becomes garbage), so the first run and later runs use the same backing; otherwise, or if it cannot be mapped, <paramref name="table"/>.</summary>
-    internal static async Task<ExampleTable> ReopenAsync(Samplers.Tfds.TfdsCacheEntry entry, ExampleTable table, TableBacking backing,
-        Microsoft.Extensions.Logging.ILogger logger, CancellationToken cancellationToken)
-    {
-        if (backing == TableBacking.Memory || table.IsRagged) return table;
-        CacheLoadResult r = await entry.Cache.TryLoadAsync(entry.Key, entry.Fingerprint, TableBacking.Auto, null, null, cancellationToken).ConfigureAwait(false);
-        if (r.Table is { Backing: TableBacking.Mapped } mapped && mapped.Count == table.Count) return mapped;
-        Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(logger, "{Path}: the cache was stored but could not be reopened mapped ({Detail}); keeping the table in memory", entry.Path, r.Detail);
-        return table;
-    }
-
     /// <summary>Why the header alone rules mapping out, or null.</summary>
     internal static string? HeaderBlocksMapping(CacheFormat.Header header) =>
         header.Ragged ? $"its examples are ragged (shape [{string.Join(", ", header.Shape)}]); mapping needs one fixed shape" : null;

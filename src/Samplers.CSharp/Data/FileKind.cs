@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Samplers.Data;
+namespace Samplers;
 
 /// <summary>What a path names, after following symbolic links.</summary>
 internal enum FileKindValue

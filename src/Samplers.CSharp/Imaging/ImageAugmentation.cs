@@ -1,7 +1,7 @@
 using System.Globalization;
 using Samplers.Core;
 
-namespace Samplers;
+namespace Samplers.Imaging;
 
 /// <summary>
 /// One random step of an <see cref="ImageAugmenter"/> pipeline, working on a float32 RGB image with levels in [0, 1].

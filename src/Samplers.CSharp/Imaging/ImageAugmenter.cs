@@ -1,6 +1,6 @@
 using Samplers.Core;
 
-namespace Samplers;
+namespace Samplers.Imaging;
 
 /// <summary>
 /// A reproducible image augmenter: runs a pipeline of <see cref="ImageAugmentation"/> steps on every example of a batch,

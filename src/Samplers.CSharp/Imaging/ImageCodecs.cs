@@ -1,7 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 
-namespace Samplers;
+namespace Samplers.Imaging;
 
 /// <summary>
 /// A decoder for an encoded image format that the main package does not decode itself. The main package decodes PNG
@@ -42,7 +42,7 @@ public interface IImageCodec
     /// <summary>
     /// The smallest size the codec can decode at directly (for JPEG: 1/8, 1/4 or 1/2 through DCT scaling) that is
     /// still at least <paramref name="minHeight"/> x <paramref name="minWidth"/> and smaller than the image; false
-    /// when there is none. Used by <see cref="TfdsLoadOptions.ReducedJpegDecode"/>.
+    /// when there is none. Used by <see cref="Samplers.Tfds.TfdsLoadOptions.ReducedJpegDecode"/>.
     /// </summary>
     /// <param name="encoded">The whole encoded file.</param>
     /// <param name="minHeight">The least acceptable height.</param>

@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Hashing;
 using System.Runtime.InteropServices;
-using Samplers.Tfds;
 
 namespace Samplers.Imaging;
 
@@ -234,44 +233,6 @@ internal static class ImageDecoder
         DecodeInto8(encoded, info, png, 4, MemoryMarshal.AsBytes(destination[..pixels]), source);
         return info with { Channels = 1 };
     }
-
-    /// <summary>
-    /// Decodes one example of an <c>Image</c> feature into its slot of a column: <paramref name="destination"/> is
-    /// the H*W*C elements of the feature's dtype as raw bytes (uint8, uint16 or float32, native byte order).
-    /// Channels and the fixed H/W come from <paramref name="spec"/>'s shape (H, W, C); -1 dims are taken from the image.
-    /// </summary>
-    /// <param name="encoded">The encoded bytes from the Example.</param>
-    /// <param name="spec">The feature: Kind Image, shape rank 3, dtype uint8/uint16/float32 (float32 needs C = 1).</param>
-    /// <param name="destination">The bytes to fill; must hold H*W*C elements of the dtype.</param>
-    /// <param name="source">Where the bytes came from (e.g. the <c>tfds_id</c>), for error messages.</param>
-    /// <returns>The decoded image's facts (Channels = channels written).</returns>
-    /// <exception cref="DataFormatException">Unsupported, corrupt or wrongly sized image.</exception>
-    /// <exception cref="ArgumentException"><paramref name="spec"/> is not a rank-3 Image of a supported dtype, or
-    /// <paramref name="destination"/> is too short.</exception>
-    /// <param name="maxPixels">The pixel budget (<see cref="DefaultMaxPixels"/>); a larger image is refused from its header.</param>
-    public static ImageInfo DecodeFeature(ReadOnlySpan<byte> encoded, FeatureSpec spec, Span<byte> destination, string? source = null, long maxPixels = DefaultMaxPixels)
-    {
-        ArgumentNullException.ThrowIfNull(spec);
-        if (spec.Kind != FeatureKind.Image || spec.Shape.Length != 3)
-            throw new ArgumentException(
-                $"Feature '{spec.Key}' is {spec.Kind} with shape ({string.Join(", ", spec.Shape)}); DecodeFeature needs an Image of shape (H, W, C).", nameof(spec));
-        int h = spec.Shape[0], w = spec.Shape[1], c = spec.Shape[2];
-        switch (spec.DType)
-        {
-            case DType.UInt8:
-                return Decode(encoded, destination, c, h, w, source, maxPixels);
-            case DType.UInt16:
-                return Decode16(encoded, MemoryMarshal.Cast<byte, ushort>(destination), c, h, w, source, maxPixels);
-            case DType.Float32:
-                if (c != 1)
-                    throw new ArgumentException($"Feature '{spec.Key}' is a float32 Image with {c} channels; TFDS float32 images have exactly 1.", nameof(spec));
-                return DecodeFloat32(encoded, MemoryMarshal.Cast<byte, float>(destination), h, w, source, maxPixels);
-            default:
-                throw new ArgumentException(
-                    $"Feature '{spec.Key}' is an Image of dtype {spec.DType}; supported: UInt8, UInt16 (PNG), Float32 (1 channel).", nameof(spec));
-        }
-    }
-
     private static ImageInfo Prepare(ReadOnlySpan<byte> encoded, int channels, int expectedHeight, int expectedWidth, string? source, long maxPixels, out int c, out PngHeader png)
     {
         if (channels is < -1 or > 4)

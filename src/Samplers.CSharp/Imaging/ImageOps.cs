@@ -1,7 +1,7 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
 
-namespace Samplers;
+namespace Samplers.Imaging;
 
 /// <summary>
 /// Deterministic colour and geometry operations on float32 RGB HWC images with levels in [0, 1], following the

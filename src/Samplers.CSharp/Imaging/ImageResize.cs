@@ -2,9 +2,9 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
-namespace Samplers;
+namespace Samplers.Imaging;
 
-/// <summary>Interpolation of <see cref="ImageResize"/> and <see cref="Preprocessing.Resize"/>, as <c>tf.image.ResizeMethod</c>.</summary>
+/// <summary>Interpolation of <see cref="ImageResize"/> and <see cref="Imaging.ImagePreprocessing.Resize"/>, as <c>tf.image.ResizeMethod</c>.</summary>
 public enum ResizeMethod
 {
     /// <summary><c>tf.image.ResizeMethod.BILINEAR</c> (the default): half-pixel centres; with antialias, a triangle kernel widened by the scale.</summary>

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using Samplers.Data;
 
 namespace Samplers.Imaging;
 

@@ -5,7 +5,7 @@ namespace Samplers.Imaging;
 /// (<see cref="IImageCodec.TryGetReducedSize"/>; libjpeg-turbo's DCT scaling in <c>Samplers.SkiaSharp</c>): the
 /// inverse DCT computes fewer pixels, so a photo that is going to be resized to a much smaller size decodes several
 /// times faster. The pixels differ from a full decode followed by a resize (docs/IMAGES.md gives the measured
-/// difference), so the loader uses it only when asked (<see cref="TfdsLoadOptions.ReducedJpegDecode"/>).
+/// difference), so the loader uses it only when asked (<see cref="Samplers.Tfds.TfdsLoadOptions.ReducedJpegDecode"/>).
 /// </summary>
 internal static class ReducedJpeg
 {
@@ -32,11 +32,4 @@ internal static class ReducedJpeg
     /// (a plain resize, possibly followed by more steps); null for anything else.</summary>
     public static (int Height, int Width)? TargetOf(IExamplePreprocessor preprocess) =>
         preprocess is IResizeTarget r ? r.ResizeTarget : null;
-}
-
-/// <summary>A preprocess that starts by resizing to a fixed size (so a smaller input that is still larger than that size is acceptable).</summary>
-internal interface IResizeTarget
-{
-    /// <summary>The size the input is first resized to, or null.</summary>
-    (int Height, int Width)? ResizeTarget { get; }
 }

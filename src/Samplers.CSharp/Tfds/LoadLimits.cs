@@ -1,4 +1,3 @@
-using Samplers.Data;
 
 namespace Samplers.Tfds;
 

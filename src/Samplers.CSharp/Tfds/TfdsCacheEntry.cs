@@ -86,4 +86,16 @@ internal sealed class TfdsCacheEntry
         File.Delete(Path);
         return true;
     }
+
+    /// <summary>After a TFRecord load stored the cache: with Mapped or Auto, the new file opened mapped (the decoded table
+    /// becomes garbage), so the first run and later runs use the same backing; otherwise, or if it cannot be mapped, <paramref name="table"/>.</summary>
+    internal async Task<ExampleTable> ReopenMappedAsync(ExampleTable table, TableBacking backing,
+        Microsoft.Extensions.Logging.ILogger logger, CancellationToken cancellationToken)
+    {
+        if (backing == TableBacking.Memory || table.IsRagged) return table;
+        CacheLoadResult r = await Cache.TryLoadAsync(Key, Fingerprint, TableBacking.Auto, null, null, cancellationToken).ConfigureAwait(false);
+        if (r.Table is { Backing: TableBacking.Mapped } mapped && mapped.Count == table.Count) return mapped;
+        Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(logger, "{Path}: the cache was stored but could not be reopened mapped ({Detail}); keeping the table in memory", Path, r.Detail);
+        return table;
+    }
 }

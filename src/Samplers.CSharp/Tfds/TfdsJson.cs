@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text.Json;
-using Samplers.Data;
 
 namespace Samplers.Tfds;
 

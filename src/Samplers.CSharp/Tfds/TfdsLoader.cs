@@ -117,7 +117,7 @@ public static class TfdsLoader
                 CacheStoreResult stored = await entry.Cache.StoreAsync(entry.Key, entry.Fingerprint, table, cacheProgress, cancellationToken).ConfigureAwait(false);
                 cacheDetail = stored.Stored ? $"{cacheDetail}; stored {stored.Path} ({stored.Bytes} bytes)" : stored.Detail;
                 if (stored.Stored)
-                    table = await MappedCache.ReopenAsync(entry, table, options.Table, logger, cancellationToken).ConfigureAwait(false);
+                    table = await entry.ReopenMappedAsync(table, options.Table, logger, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -199,24 +199,24 @@ public static class TfdsLoader
     }
 
     /// <summary>
-    /// A <see cref="TfdsDownloadHandler"/> that fetches the prepared dataset with <see cref="Download.TfdsDownloader"/>
+    /// A <see cref="TfdsDownloadHandler"/> that fetches the prepared dataset with <see cref="TfdsDownloader"/>
     /// (only the shards of the requested splits) into the request's data directory.
     /// </summary>
     /// <param name="baseUrl">The bucket; null uses <c>SAMPLERS_TFDS_BASE_URL</c>, else TFDS's public bucket.</param>
     /// <param name="configure">Optional changes to the download request (timeouts, retries, parallelism).</param>
-    public static TfdsDownloadHandler DownloadFromBucket(string? baseUrl = null, Func<Download.TfdsDownloadOptions, Download.TfdsDownloadOptions>? configure = null) =>
+    public static TfdsDownloadHandler DownloadFromBucket(string? baseUrl = null, Func<TfdsDownloadOptions, TfdsDownloadOptions>? configure = null) =>
         async (request, progress, ct) =>
         {
-            var download = new Download.TfdsDownloadOptions(request.DatasetName) { DataDir = request.DataDir, BaseUrl = baseUrl, Splits = request.Splits };
+            var download = new TfdsDownloadOptions(request.DatasetName) { DataDir = request.DataDir, BaseUrl = baseUrl, Splits = request.Splits };
             if (configure is not null) download = configure(download);
-            IProgress<Download.DownloadProgress>? files = progress is null ? null : new DownloadProgressAdapter(progress);
-            await Download.TfdsDownloader.DownloadAsync(download, files, ct).ConfigureAwait(false);
+            IProgress<DownloadProgress>? files = progress is null ? null : new DownloadProgressAdapter(progress);
+            await TfdsDownloader.DownloadAsync(download, files, ct).ConfigureAwait(false);
         };
 
     /// <summary>Forwards download progress as load progress (bytes; files in the detail).</summary>
-    private sealed class DownloadProgressAdapter(IProgress<LoadProgress> inner) : IProgress<Download.DownloadProgress>
+    private sealed class DownloadProgressAdapter(IProgress<LoadProgress> inner) : IProgress<DownloadProgress>
     {
-        public void Report(Download.DownloadProgress value) =>
+        public void Report(DownloadProgress value) =>
             inner.Report(new LoadProgress(LoadPhase.Downloading, 0, 0, value.BytesDone, value.BytesExpected,
                 $"{value.FilesDone}/{value.FilesTotal} files; {value.CurrentFile}"));
     }

@@ -35,8 +35,8 @@ internal sealed class LoaderImageDecoder(long maxPixels = ImageDecoder.DefaultMa
                 return;
             }
         }
-        // For ragged images DecodeFeature takes the unknown dimensions from the image; the slot was sized by MeasureShape.
-        ImageDecoder.DecodeFeature(encoded, spec, destination, Source(location), maxPixels);
+        // For ragged images ImageFeatures.Decode takes the unknown dimensions from the image; the slot was sized by MeasureShape.
+        ImageFeatures.Decode(encoded, spec, destination, Source(location), maxPixels);
     }
 
     /// <summary>The reduced size to decode at, or null for a full decode (not JPEG, not uint8, a declared size that the

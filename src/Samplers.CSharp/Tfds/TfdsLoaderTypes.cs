@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 using Samplers.Cache;
 using Samplers.Tfds;
 
-namespace Samplers;
+namespace Samplers.Tfds;
 
 /// <summary>What <see cref="TfdsLoader.LoadAsync"/> loads and how.</summary>
 /// <remarks>Python names: <c>dataset_name</c>, <c>x_key</c>, <c>y_key</c>, <c>splits</c> (of the reference's
@@ -58,7 +58,7 @@ public sealed record TfdsLoadOptions
     public IExamplePreprocessor? Preprocess { get; init; }
 
     /// <summary>
-    /// With a <see cref="Preprocess"/> that starts with <see cref="Preprocessing.Resize"/>: decode a uint8 JPEG that is at
+    /// With a <see cref="Preprocess"/> that starts with <see cref="Imaging.ImagePreprocessing.Resize"/>: decode a uint8 JPEG that is at
     /// least twice the target size on both sides at 1/2, 1/4 or 1/8 scale first (libjpeg-turbo's DCT scaling; the smallest
     /// scale still at least the target size), then resize the rest. Several times faster for large photos, but the pixels
     /// differ from a full decode (a fraction of a level on average, much more at hard edges: docs/IMAGES.md), so it is off by

@@ -41,7 +41,7 @@ namespace Samplers.DocSnippets.Build
         // What a fragment (a snippet without using directives) sees besides the SDK's implicit usings.
         private static readonly string[] FragmentUsings =
         {
-            "Samplers", "Samplers.Core", "Samplers.Tfds", "Samplers.Tfds.Download", "Samplers.Experiments",
+            "Samplers", "Samplers.Core", "Samplers.Imaging", "Samplers.Tfds", "Samplers.Experiments",
             "Samplers.TorchSharp", "TorchSharp", "Microsoft.Extensions.Logging",
         };
 

@@ -9,6 +9,7 @@ open System.Net.Sockets
 open System.Text.RegularExpressions
 open Expecto
 open Samplers
+open Samplers.Cli
 open Samplers.Imaging
 open Samplers.Tfds
 open Samplers.Tests.TestUtil

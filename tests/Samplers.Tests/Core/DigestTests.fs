@@ -19,6 +19,8 @@ module Samplers.Tests.Core.DigestTests
 open System
 open Expecto
 open Samplers
+open Samplers.Imaging
+open Samplers.Tfds
 open Samplers.Core
 
 let private add (d: PlanDigest) (seed: uint64, epoch: int, batch: int, globalBatch: int, indices: int[], ordinals: int[]) =

@@ -8,6 +8,8 @@ open System.Text.Json
 open System.Text.Json.Nodes
 open Expecto
 open Samplers
+open Samplers.Imaging
+open Samplers.Tfds
 open Samplers.Core
 open Samplers.Tests.TestUtil
 

@@ -5,6 +5,8 @@ open System.Threading.Tasks
 open Expecto
 open FsCheck.FSharp
 open Samplers
+open Samplers.Imaging
+open Samplers.Tfds
 open Samplers.Core
 open Samplers.Tests
 open Samplers.Tests.TestUtil

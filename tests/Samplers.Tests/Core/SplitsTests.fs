@@ -5,6 +5,8 @@ open Expecto
 open FsCheck
 open FsCheck.FSharp
 open Samplers
+open Samplers.Imaging
+open Samplers.Tfds
 open Samplers.Core
 open Samplers.Core.Tfds
 open Samplers.Tests

@@ -6,6 +6,8 @@ open System.IO.Hashing
 open System.Runtime.InteropServices
 open Expecto
 open Samplers
+open Samplers.Cli
+open Samplers.Tfds
 open Samplers.Core
 open Samplers.Imaging
 open Samplers.Tests.TestUtil
@@ -199,7 +201,7 @@ let photos =
                 TFDatasetMultiShotMemorySampler.LoadAsync(
                     TFDatasetSamplerOptions(
                         Load = TfdsLoadOptions(DatasetName = "synthetic_photos", DataDir = dir.Path, CacheDir = Path.Combine(dir.Path, "cache"), Download = null,
-                                               Preprocess = Preprocessing.Resize(64, 64, output = DType.UInt8)),
+                                               Preprocess = ImagePreprocessing.Resize(64, 64, output = DType.UInt8)),
                         ClassesPerBatch = 4, ExamplesPerClassPerBatch = 2, Seed = 3UL,
                         Augmenter = ImageAugmenter.SimClr(32, 32), NumAugmentationsPerExample = 2)).GetAwaiter().GetResult()
             Expect.equal sampler.NumExamples 32 "train + test"

@@ -73,7 +73,7 @@ let folder =
         testCase "lazy and eager samplers give byte-identical batches, slices and GenerateBatchInto for one seed" <| fun () ->
             use t = new TempDir()
             let f = ImageFolder.Scan(makeFolder t.Path)
-            let resize = Preprocessing.Resize(8, 9, output = DType.UInt8)
+            let resize = ImagePreprocessing.Resize(8, 9, output = DType.UInt8)
             let eager = MultiShotMemorySampler(f.Load(resize), opts 11UL)
             let lazyT = f.ToLazyTable(resize, ExampleCache(maxCount = 4))
             let lazyS = MultiShotMemorySampler.CreateLazy(lazyT, opts 11UL)
@@ -127,7 +127,7 @@ let errors =
             let bad = f0.Files.[7]
             File.WriteAllBytes(bad, Array.init 300 (fun i -> byte i)) // not an image
             let f = ImageFolder.Scan(root)
-            let lazyT = f.ToLazyTable(Preprocessing.Resize(6, 6, output = DType.UInt8))
+            let lazyT = f.ToLazyTable(ImagePreprocessing.Resize(6, 6, output = DType.UInt8))
             let s = MultiShotMemorySampler.CreateLazy(lazyT, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 4, StepsPerEpoch = 12, Seed = 2UL))
             let mutable ok, failed = 0, 0
             for id in 0 .. s.Count - 1 do
@@ -222,7 +222,7 @@ let concurrency =
         testCase "several threads on the indexer of a lazy sampler (small cache, async loader) get the eager batches" <| fun () ->
             use t = new TempDir()
             let f = ImageFolder.Scan(makeFolder t.Path)
-            let resize = Preprocessing.Resize(7, 7, output = DType.UInt8)
+            let resize = ImagePreprocessing.Resize(7, 7, output = DType.UInt8)
             let o = SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 10, Seed = 4UL)
             let expected = allBatches (MultiShotMemorySampler(f.Load(resize), o)) 0 |> Array.ofList
             let asyncLoad (p: string) (ct: CancellationToken) =

@@ -6,6 +6,8 @@ open System.Threading
 open System.Threading.Tasks
 open Expecto
 open Samplers
+open Samplers.Imaging
+open Samplers.Tfds
 open Samplers.Core
 open Samplers.Tests.TestUtil
 open Samplers.Tests.Facade.SamplerTests

@@ -9,6 +9,7 @@ open System.IO
 open Expecto
 open Microsoft.Extensions.Logging
 open Samplers
+open Samplers.Imaging
 open Samplers.Tfds
 open Samplers.Tests.TestUtil
 open Samplers.Tests.Facade.SamplerTests

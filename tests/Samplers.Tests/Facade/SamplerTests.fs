@@ -7,6 +7,8 @@ open System.Threading.Tasks
 open Expecto
 open Microsoft.Extensions.Logging
 open Samplers
+open Samplers.Imaging
+open Samplers.Tfds
 open Samplers.Core
 open Samplers.Tests.TestUtil
 

@@ -13,6 +13,7 @@ open System.Threading.Tasks
 open Expecto
 open Microsoft.Extensions.Logging
 open Samplers
+open Samplers.Imaging
 open Samplers.Core
 open Samplers.Experiments
 open Samplers.Tfds

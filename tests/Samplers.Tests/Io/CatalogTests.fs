@@ -4,6 +4,7 @@ open System
 open System.IO
 open Expecto
 open Samplers
+open Samplers.Imaging
 open Samplers.Core
 open Samplers.Core.Tfds
 open Samplers

@@ -14,8 +14,8 @@ open System.Threading
 open System.Threading.Tasks
 open Expecto
 open Samplers
+open Samplers.Imaging
 open Samplers.Tfds
-open Samplers.Tfds.Download
 open Samplers.Tests.TestUtil
 
 // ---------------------------------------------------------------------------------------------------------------

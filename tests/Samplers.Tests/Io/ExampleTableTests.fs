@@ -3,6 +3,8 @@ module Samplers.Tests.Io.ExampleTableTests
 open System
 open Expecto
 open Samplers
+open Samplers.Imaging
+open Samplers.Tfds
 open Samplers.Tests.TestUtil
 
 [<Tests>]

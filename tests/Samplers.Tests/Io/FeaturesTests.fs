@@ -6,6 +6,7 @@ open System.Text
 open System.Text.Json
 open Expecto
 open Samplers
+open Samplers.Imaging
 open Samplers.Tfds
 open Samplers.Tests.TestUtil
 

@@ -42,20 +42,20 @@ let custom (identity: PreprocessIdentity) (bump: byte) (calls: int ref) =
 let identityTests =
     testList "identity" [
         testCase "built-in preprocesses declare a stable identity; user code and chains with user code do not" <| fun () ->
-            let r = Preprocessing.Resize(224, 224)
+            let r = ImagePreprocessing.Resize(224, 224)
             Expect.equal (string r.Identity) "resize(224,224,bilinear,antialias=false,float32)#v1" "resize"
-            Expect.equal r.Identity (Preprocessing.Resize(224, 224).Identity) "equal by value"
-            Expect.notEqual r.Identity (Preprocessing.Resize(224, 224, antialias = true).Identity) "antialias is part of it"
-            Expect.equal (string (Preprocessing.CenterCrop(3, 4).Identity)) "center_crop(3,4)#v1" "crop"
-            Expect.stringStarts (string (Preprocessing.ResizeWithPad(8, 8).Identity)) "resize_with_pad(8,8," "pad"
+            Expect.equal r.Identity (ImagePreprocessing.Resize(224, 224).Identity) "equal by value"
+            Expect.notEqual r.Identity (ImagePreprocessing.Resize(224, 224, antialias = true).Identity) "antialias is part of it"
+            Expect.equal (string (ImagePreprocessing.CenterCrop(3, 4).Identity)) "center_crop(3,4)#v1" "crop"
+            Expect.stringStarts (string (ImagePreprocessing.ResizeWithPad(8, 8).Identity)) "resize_with_pad(8,8," "pad"
             Expect.stringStarts (string (Preprocessing.Normalize([| 0.5f |], [| 2f |]).Identity)) "normalize(mean=[0.5],std=[2]" "normalize"
             Expect.isNotNull (Preprocessing.ToFloat32().Identity) "to float"
             Expect.isNotNull (Preprocessing.ResizeNearest(2, 2).Identity) "nearest copy"
-            let chain = Preprocessing.Resize(4, 4).Then(Preprocessing.Normalize([| 0f |], [| 1f |]))
-            Expect.equal (string chain.Identity) $"then({Preprocessing.Resize(4, 4).Identity},{Preprocessing.Normalize([| 0f |], [| 1f |]).Identity})#v1" "chain"
+            let chain = ImagePreprocessing.Resize(4, 4).Then(Preprocessing.Normalize([| 0f |], [| 1f |]))
+            Expect.equal (string chain.Identity) $"then({ImagePreprocessing.Resize(4, 4).Identity},{Preprocessing.Normalize([| 0f |], [| 1f |]).Identity})#v1" "chain"
             let user = Preprocessing.Create<byte, byte>(ReadOnlySpan [| 1 |], PreprocessAction<byte, byte>(fun x _ o _ -> o[0] <- x[0]))
             Expect.isNull user.Identity "a delegate has none"
-            Expect.isNull (Preprocessing.Resize(4, 4).Then(user).Identity) "nor a chain that holds one"
+            Expect.isNull (ImagePreprocessing.Resize(4, 4).Then(user).Identity) "nor a chain that holds one"
 
         testCase "PreprocessIdentity refuses an empty name, control characters and a version below 1" <| fun () ->
             throwsWith<ArgumentException> (fun () -> PreprocessIdentity("", 1) |> ignore) "empty" |> ignore
@@ -78,7 +78,7 @@ let cacheTests =
             use data = new TempDir()
             use cache = new TempDir()
             photos data.Path 40 90
-            let o = photoOptions data.Path cache.Path (Preprocessing.Resize(16, 16, output = DType.UInt8))
+            let o = photoOptions data.Path cache.Path (ImagePreprocessing.Resize(16, 16, output = DType.UInt8))
             let first = loadO o
             Expect.isFalse first.FromCache "decoded"
             Expect.equal (first.Table.ExampleShape.ToArray()) [| 16; 16; 3 |] "resized table"
@@ -96,7 +96,7 @@ let cacheTests =
             use data = new TempDir()
             use cache = new TempDir()
             photos data.Path 40 90
-            let pp = Preprocessing.Resize(16, 16, output = DType.UInt8)
+            let pp = ImagePreprocessing.Resize(16, 16, output = DType.UInt8)
             let o = TfdsLoadOptions(DatasetName = "synthetic_photos", DataDir = data.Path, CacheDir = cache.Path, Download = null, Preprocess = pp, Table = TableBacking.Mapped)
             let first = loadO o
             Expect.equal first.Table.Backing TableBacking.Mapped "reopened mapped after the store"
@@ -113,12 +113,12 @@ let cacheTests =
             use data = new TempDir()
             use cache = new TempDir()
             photos data.Path 40 90
-            let a = photoOptions data.Path cache.Path (Preprocessing.Resize(16, 16, output = DType.UInt8))
+            let a = photoOptions data.Path cache.Path (ImagePreprocessing.Resize(16, 16, output = DType.UInt8))
             loadO a |> ignore
-            let b = loadO (withPp (Preprocessing.Resize(12, 16, output = DType.UInt8)) false a)
+            let b = loadO (withPp (ImagePreprocessing.Resize(12, 16, output = DType.UInt8)) false a)
             Expect.isFalse b.FromCache "another identity misses"
             Expect.equal (b.Table.ExampleShape.ToArray()) [| 12; 16; 3 |] "and is computed"
-            let c = loadO (withPp (Preprocessing.Resize(16, 16, output = DType.Float32)) false a)
+            let c = loadO (withPp (ImagePreprocessing.Resize(16, 16, output = DType.Float32)) false a)
             Expect.isFalse c.FromCache "the output dtype is part of the identity"
             Expect.isTrue (loadO a).FromCache "the first is still cached"
             Expect.equal (parquetFiles cache.Path).Length 3 "three files"
@@ -181,7 +181,7 @@ let fusedTests =
         testCase "decoding and preprocessing in one pass gives the table of decode-all-then-Apply, for any worker count" <| fun () ->
             use data = new TempDir()
             photos data.Path 30 70
-            let pp = Preprocessing.Resize(20, 24, ResizeMethod.Area, output = DType.Float32).Then(Preprocessing.Normalize([| 100f; 110f; 120f |], [| 50f; 60f; 70f |]))
+            let pp = ImagePreprocessing.Resize(20, 24, ResizeMethod.Area, output = DType.Float32).Then(Preprocessing.Normalize([| 100f; 110f; 120f |], [| 50f; 60f; 70f |]))
             let raw = loadO (TfdsLoadOptions(DatasetName = "synthetic_photos", DataDir = data.Path, UseCache = false, Download = null))
             Expect.isTrue raw.Table.IsRagged "photos of varying sizes"
             let expected = Preprocessing.Apply(raw.Table, pp)
@@ -225,7 +225,7 @@ let reducedTests =
             use data = new TempDir()
             use cache = new TempDir()
             photos data.Path 100 200
-            let pp = Preprocessing.Resize(24, 24, output = DType.Float32)
+            let pp = ImagePreprocessing.Resize(24, 24, output = DType.Float32)
             let full = loadO (photoOptions data.Path cache.Path pp)
             let reduced = loadO (photoOptions data.Path cache.Path pp |> withPp pp true)
             Expect.isFalse reduced.FromCache "another key"
@@ -246,7 +246,7 @@ let reducedTests =
             // Images less than twice the target decode in full: the same table.
             use small = new TempDir()
             photos small.Path 30 47
-            let p2 = Preprocessing.Resize(24, 24, output = DType.UInt8)
+            let p2 = ImagePreprocessing.Resize(24, 24, output = DType.UInt8)
             let a = loadO (TfdsLoadOptions(DatasetName = "synthetic_photos", DataDir = small.Path, UseCache = false, Download = null, Preprocess = p2))
             let b = loadO (TfdsLoadOptions(DatasetName = "synthetic_photos", DataDir = small.Path, UseCache = false, Download = null, Preprocess = p2, ReducedJpegDecode = true))
             sameTable a.Table b.Table "below 2x nothing changes"
@@ -260,7 +260,7 @@ let fixedSizeTests =
             let records = [ for i in 0 .. 5 -> ExampleBuilder().AddImage("image", fst (SyntheticPhotos.Jpeg(i % 3, uint64 i, 200, 200))).AddLabel("label", int64 (i % 3)).ToByteArray() ]
             writeToy data.Path [ spec; SyntheticDigits.LabelSpec ] [ "train", [ records ] ] |> ignore
             let o reduced = TfdsLoadOptions(DatasetName = "toy", DataDir = data.Path, Splits = strs [ "train" ], UseCache = false, Download = null,
-                                            Preprocess = Preprocessing.Resize(24, 24, output = DType.Float32), ReducedJpegDecode = reduced)
+                                            Preprocess = ImagePreprocessing.Resize(24, 24, output = DType.Float32), ReducedJpegDecode = reduced)
             let full, red = loadO (o false), loadO (o true)
             Expect.equal (red.Table.ExampleShape.ToArray()) [| 24; 24; 3 |] "output shape"
             let a = [| for i in 0 .. 5 -> full.Table.GetExample<float32>(i).ToArray() |] |> Array.concat
@@ -270,7 +270,7 @@ let fixedSizeTests =
             use bad = new TempDir()
             let wrong = [ ExampleBuilder().AddImage("image", fst (SyntheticPhotos.Jpeg(0, 1UL, 100, 100))).AddLabel("label", 0L).ToByteArray() ]
             writeToy bad.Path [ spec; SyntheticDigits.LabelSpec ] [ "train", [ wrong ] ] |> ignore
-            let e = throwsWith<DataFormatException> (fun () -> loadO (TfdsLoadOptions(DatasetName = "toy", DataDir = bad.Path, Splits = strs [ "train" ], UseCache = false, Download = null, Preprocess = Preprocessing.Resize(24, 24), ReducedJpegDecode = true)) |> ignore) "wrong size"
+            let e = throwsWith<DataFormatException> (fun () -> loadO (TfdsLoadOptions(DatasetName = "toy", DataDir = bad.Path, Splits = strs [ "train" ], UseCache = false, Download = null, Preprocess = ImagePreprocessing.Resize(24, 24), ReducedJpegDecode = true)) |> ignore) "wrong size"
             Expect.stringContains e.Message "declares 200x200" "the declared-size error of a full decode"
     ]
 

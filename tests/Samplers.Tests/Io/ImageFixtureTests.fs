@@ -40,7 +40,7 @@ let private readPnm name =
 let private decodeAs (bytes: byte[]) (c: int) =
     let spec = FeatureSpec("image", FeatureKind.Image, "tensorflow_datasets.core.features.image_feature.Image", DType.UInt8, [| H; W; c |])
     let dst = Array.zeroCreate<byte> (H * W * c)
-    let info = ImageDecoder.DecodeFeature(ReadOnlySpan bytes, spec, Span dst, "fixture")
+    let info = ImageFeatures.Decode(ReadOnlySpan bytes, spec, Span dst, "fixture")
     Expect.equal (info.Height, info.Width, info.Channels) (H, W, c) "decoded shape"
     dst
 

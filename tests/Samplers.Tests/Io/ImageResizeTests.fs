@@ -8,6 +8,7 @@ module Samplers.Tests.Io.ImageResizeTests
 open System
 open Expecto
 open Samplers
+open Samplers.Tfds
 open Samplers.Imaging
 open Samplers.Tests.TestUtil
 
@@ -213,27 +214,27 @@ let preprocessors =
             let shapes = [| [| 5; 7; 3 |]; [| 9; 4; 3 |] |]
             let px = shapes |> Array.mapi (fun i s -> pixels i (s.[0] * s.[1] * 3))
             let t = table px shapes
-            let f = Preprocessing.Apply(t, Preprocessing.Resize(4, 6))
+            let f = Preprocessing.Apply(t, ImagePreprocessing.Resize(4, 6))
             Expect.equal f.DType DType.Float32 "float32 by default"
             Expect.equal (f.ExampleShape.ToArray()) [| 4; 6; 3 |] "shape"
             for i in 0 .. 1 do
                 Expect.equal (f.GetExample<float32>(i).ToArray()) (Ref.bilinear (toF px.[i]) shapes.[i].[0] shapes.[i].[1] 3 4 6) $"example {i}"
-            let u = Preprocessing.Apply(t, Preprocessing.Resize(4, 6, ResizeMethod.Bicubic, output = DType.UInt8))
+            let u = Preprocessing.Apply(t, ImagePreprocessing.Resize(4, 6, ResizeMethod.Bicubic, output = DType.UInt8))
             Expect.equal u.DType DType.UInt8 "uint8"
             let expected = Array.zeroCreate<byte> (4 * 6 * 3)
             ImageResize.RoundToByte(ReadOnlySpan(resizeF px.[1] 9 4 3 4 6 ResizeMethod.Bicubic false), Span expected)
             Expect.equal (u.GetExample(1).ToArray()) expected "rounded bicubic"
-            let n = Preprocessing.Apply(t, Preprocessing.Resize(3, 3, ResizeMethod.Nearest, output = DType.UInt8))
+            let n = Preprocessing.Apply(t, ImagePreprocessing.Resize(3, 3, ResizeMethod.Nearest, output = DType.UInt8))
             Expect.equal (n.GetExample(0).ToArray()) (Ref.nearest (toF px.[0]) 5 7 3 3 3 |> Array.map byte) "nearest copies bytes"
 
         testCase "CenterCrop crops and pads like resize_with_crop_or_pad" <| fun () ->
             let src = Array.init 25 byte
             let t = ExampleTable.From(ReadOnlySpan src, ReadOnlySpan [| 5; 5 |], ReadOnlySpan [| 0L |])
-            let c = Preprocessing.Apply(t, Preprocessing.CenterCrop(3, 2))
+            let c = Preprocessing.Apply(t, ImagePreprocessing.CenterCrop(3, 2))
             // rows offset (5-3)/2 = 1, columns offset (5-2)/2 = 1
             Expect.equal (c.GetExample(0).ToArray()) [| 6uy; 7uy; 11uy; 12uy; 16uy; 17uy |] "crop"
             let small = ExampleTable.From(ReadOnlySpan [| 1uy; 2uy; 3uy; 4uy |], ReadOnlySpan [| 2; 2 |], ReadOnlySpan [| 0L |])
-            let p = Preprocessing.Apply(small, Preprocessing.CenterCrop(4, 3))
+            let p = Preprocessing.Apply(small, ImagePreprocessing.CenterCrop(4, 3))
             // pad rows (4-2)/2 = 1, pad columns (3-2)/2 = 0
             Expect.equal (p.GetExample(0).ToArray()) [| 0uy; 0uy; 0uy;  1uy; 2uy; 0uy;  3uy; 4uy; 0uy;  0uy; 0uy; 0uy |] "pad"
 
@@ -241,12 +242,12 @@ let preprocessors =
             // 4 high x 2 wide into 4x4: ratio max(2/4, 4/4) = 1 -> 4x2, padding (4-2)/2 = 1 column each side.
             let src = [| 10uy; 20uy; 30uy; 40uy; 50uy; 60uy; 70uy; 80uy |]
             let t = ExampleTable.From(ReadOnlySpan src, ReadOnlySpan [| 4; 2 |], ReadOnlySpan [| 0L |])
-            let p = Preprocessing.Apply(t, Preprocessing.ResizeWithPad(4, 4))
+            let p = Preprocessing.Apply(t, ImagePreprocessing.ResizeWithPad(4, 4))
             Expect.equal (p.GetExample<float32>(0).ToArray())
                 [| 0f; 10f; 20f; 0f;  0f; 30f; 40f; 0f;  0f; 50f; 60f; 0f;  0f; 70f; 80f; 0f |] "centred, zero padded"
             // 2 high x 8 wide into 4x4: ratio 2 -> 1x4, rows padding floor((4-1)/2) = 1.
             let wide = ExampleTable.From(ReadOnlySpan(Array.init 16 (fun i -> byte (i * 10))), ReadOnlySpan [| 2; 8 |], ReadOnlySpan [| 0L |])
-            let q = Preprocessing.Apply(wide, Preprocessing.ResizeWithPad(4, 4)).GetExample<float32>(0).ToArray()
+            let q = Preprocessing.Apply(wide, ImagePreprocessing.ResizeWithPad(4, 4)).GetExample<float32>(0).ToArray()
             Expect.equal q.[0..3] [| 0f; 0f; 0f; 0f |] "top padding row"
             Expect.equal q.[4..7] (Ref.bilinear (Array.init 16 (fun i -> float32 (i * 10))) 2 8 1 1 4) "the resized row"
             Expect.equal q.[8..15] (Array.zeroCreate 8) "bottom padding"
@@ -254,26 +255,26 @@ let preprocessors =
         testCase "Normalize per channel, chained after Resize" <| fun () ->
             let src = [| 0uy; 128uy; 255uy; 255uy; 0uy; 51uy |]
             let t = ExampleTable.From(ReadOnlySpan src, ReadOnlySpan [| 1; 2; 3 |], ReadOnlySpan [| 0L |])
-            let p = Preprocessing.Resize(1, 2, ResizeMethod.Nearest, output = DType.UInt8).Then(Preprocessing.Normalize([| 0.5f; 0f; 0.2f |], [| 0.5f; 1f; 0.1f |], 1f / 255f))
+            let p = ImagePreprocessing.Resize(1, 2, ResizeMethod.Nearest, output = DType.UInt8).Then(Preprocessing.Normalize([| 0.5f; 0f; 0.2f |], [| 0.5f; 1f; 0.1f |], 1f / 255f))
             let got = Preprocessing.Apply(t, p).GetExample<float32>(0).ToArray()
             let expected = src |> Array.mapi (fun i v -> (float32 v * (1f / 255f) - [| 0.5f; 0f; 0.2f |].[i % 3]) / [| 0.5f; 1f; 0.1f |].[i % 3])
             Expect.equal got expected "(x * scale - mean[c]) / std[c]"
             Expect.equal (string p) "resize(1,2,nearest,antialias=false,uint8)|normalize(mean=[0.5,0,0.2],std=[0.5,1,0.1],scale=0.003921569)" "a stable description"
 
         testCase "bad arguments name what is wrong" <| fun () ->
-            throwsWith<ArgumentOutOfRangeException> (fun () -> Preprocessing.Resize(0, 4) |> ignore) "height" |> ignore
-            throwsWith<ArgumentOutOfRangeException> (fun () -> Preprocessing.Resize(4, 4, output = DType.Int32) |> ignore) "int32" |> ignore
+            throwsWith<ArgumentOutOfRangeException> (fun () -> ImagePreprocessing.Resize(0, 4) |> ignore) "height" |> ignore
+            throwsWith<ArgumentOutOfRangeException> (fun () -> ImagePreprocessing.Resize(4, 4, output = DType.Int32) |> ignore) "int32" |> ignore
             throwsWith<ArgumentException> (fun () -> Preprocessing.Normalize([| 1f |], [| 0f |]) |> ignore) "positive" |> ignore
             throwsWith<ArgumentException> (fun () -> Preprocessing.Normalize([| 1f; 2f |], [| 1f |]) |> ignore) "same" |> ignore
             let t16 = ExampleTable.From(ReadOnlySpan [| 1us |], ReadOnlySpan [| 1; 1 |], ReadOnlySpan [| 0L |])
-            throwsWith<ArgumentException> (fun () -> Preprocessing.Apply(t16, Preprocessing.Resize(2, 2)) |> ignore) "uint16" |> ignore
-            throwsWith<ArgumentOutOfRangeException> (fun () -> Preprocessing.CenterCrop(3, 0) |> ignore) "width" |> ignore
-            throwsWith<ArgumentOutOfRangeException> (fun () -> Preprocessing.ResizeWithPad(0, 3) |> ignore) "height" |> ignore
+            throwsWith<ArgumentException> (fun () -> Preprocessing.Apply(t16, ImagePreprocessing.Resize(2, 2)) |> ignore) "uint16" |> ignore
+            throwsWith<ArgumentOutOfRangeException> (fun () -> ImagePreprocessing.CenterCrop(3, 0) |> ignore) "width" |> ignore
+            throwsWith<ArgumentOutOfRangeException> (fun () -> ImagePreprocessing.ResizeWithPad(0, 3) |> ignore) "height" |> ignore
             throwsWith<ArgumentException> (fun () -> ImageResize.RoundToByte(ReadOnlySpan [| 1f |], Span(Array.zeroCreate<byte> 2))) "holds 2" |> ignore
             let rgb = ExampleTable.From(ReadOnlySpan(Array.zeroCreate<byte> 12), ReadOnlySpan [| 2; 2; 3 |], ReadOnlySpan [| 0L |])
             throwsWith<ArgumentException> (fun () -> Preprocessing.Apply(rgb, Preprocessing.Normalize([| 0f; 0f |], [| 1f; 1f |])) |> ignore) "2 channel means" |> ignore
             let flat = ExampleTable.From(ReadOnlySpan [| 1uy |], ReadOnlySpan [| 1 |], ReadOnlySpan [| 0L |])
-            throwsWith<ArgumentException> (fun () -> Preprocessing.Apply(flat, Preprocessing.Resize(2, 2)) |> ignore) "[H, W]" |> ignore
+            throwsWith<ArgumentException> (fun () -> Preprocessing.Apply(flat, ImagePreprocessing.Resize(2, 2)) |> ignore) "[H, W]" |> ignore
     ]
 
 [<Tests>]

@@ -6,6 +6,7 @@ open System.IO.Hashing
 open Expecto
 open SkiaSharp
 open Samplers
+open Samplers.Tfds
 open Samplers.Imaging
 open Samplers.Tests.TestUtil
 
@@ -470,40 +471,40 @@ let jpegTests =
 
 let featureTests =
     let spec dtype (shape: int[]) = Samplers.Tfds.FeatureSpec("image", Samplers.Tfds.FeatureKind.Image, "tensorflow_datasets.core.features.image_feature.Image", dtype, shape)
-    testList "DecodeFeature" [
+    testList "ImageFeatures.Decode" [
         testCase "uint8 (28, 28, 1) fills the slot" <| fun () ->
             let png = ProceduralDigits.DrawPng(4, 9UL)
             let dst = Array.zeroCreate<byte> 784
-            let info = ImageDecoder.DecodeFeature(ReadOnlySpan png, spec DType.UInt8 [| 28; 28; 1 |], Span dst, "x__0")
+            let info = ImageFeatures.Decode(ReadOnlySpan png, spec DType.UInt8 [| 28; 28; 1 |], Span dst, "x__0")
             Expect.equal (info.Height, info.Width, info.Channels) (28, 28, 1) "shape"
             Expect.sequenceEqual dst (ProceduralDigits.Draw(4, 9UL)) "pixels"
 
         testCase "uint16 and float32 slots are raw bytes of the dtype" <| fun () ->
             let g = samples16 3 (3 * 2)
             let dst = Array.zeroCreate<byte> 12
-            ImageDecoder.DecodeFeature(ReadOnlySpan(PngEncoder.Encode16(ReadOnlySpan g, 3, 2, PngColorType.Grey)), spec DType.UInt16 [| 2; 3; 1 |], Span dst) |> ignore
+            ImageFeatures.Decode(ReadOnlySpan(PngEncoder.Encode16(ReadOnlySpan g, 3, 2, PngColorType.Grey)), spec DType.UInt16 [| 2; 3; 1 |], Span dst) |> ignore
             Expect.sequenceEqual (Runtime.InteropServices.MemoryMarshal.Cast<byte, uint16>(ReadOnlySpan dst).ToArray()) g "uint16"
             let f = [| 1.0f; -2.0f |]
             let fpng = enc (Runtime.InteropServices.MemoryMarshal.AsBytes(ReadOnlySpan<float32>(f)).ToArray()) 2 1 PngColorType.Rgba opts
             let fdst = Array.zeroCreate<byte> 8
-            ImageDecoder.DecodeFeature(ReadOnlySpan fpng, spec DType.Float32 [| 1; -1; 1 |], Span fdst) |> ignore
+            ImageFeatures.Decode(ReadOnlySpan fpng, spec DType.Float32 [| 1; -1; 1 |], Span fdst) |> ignore
             Expect.sequenceEqual (Runtime.InteropServices.MemoryMarshal.Cast<byte, float32>(ReadOnlySpan fdst).ToArray()) f "float32"
 
         testCase "JPEG bytes under any declared encodingFormat are sniffed" <| fun () ->
             let j = jpeg (smoothRgb 16 8) 16 8 3 90
             let s = Samplers.Tfds.FeatureSpec("image", Samplers.Tfds.FeatureKind.Image, "Image", DType.UInt8, [| 8; 16; 3 |], EncodingFormat = "png")
             let dst = Array.zeroCreate<byte> (8 * 16 * 3)
-            let info = ImageDecoder.DecodeFeature(ReadOnlySpan j, s, Span dst)
+            let info = ImageFeatures.Decode(ReadOnlySpan j, s, Span dst)
             Expect.equal info.Format ImageFormat.Jpeg "jpeg"
 
         testCase "unsupported specs are caller errors; a wrong size is a data error" <| fun () ->
             let png = ProceduralDigits.DrawPng(1, 1UL)
             let dst = Array.zeroCreate<byte> 4000
-            let e = throwsWith<ArgumentException> (fun () -> ImageDecoder.DecodeFeature(ReadOnlySpan png, spec DType.Int32 [| 28; 28; 1 |], Span dst) |> ignore) "int32"
+            let e = throwsWith<ArgumentException> (fun () -> ImageFeatures.Decode(ReadOnlySpan png, spec DType.Int32 [| 28; 28; 1 |], Span dst) |> ignore) "int32"
             Expect.stringContains e.Message "supported: UInt8" "lists dtypes"
-            throwsWith<ArgumentException> (fun () -> ImageDecoder.DecodeFeature(ReadOnlySpan png, spec DType.UInt8 [| 28; 28 |], Span dst) |> ignore) "rank 2" |> ignore
-            throwsWith<ArgumentException> (fun () -> ImageDecoder.DecodeFeature(ReadOnlySpan png, spec DType.Float32 [| 28; 28; 3 |], Span dst) |> ignore) "float C=3" |> ignore
-            expectDataError (fun () -> ImageDecoder.DecodeFeature(ReadOnlySpan png, spec DType.UInt8 [| 32; 32; 1 |], Span dst, "mnist-test.tfrecord-00000-of-00001__5") |> ignore) "mnist-test.tfrecord-00000-of-00001__5: decoded PNG image is 28x28" |> ignore
+            throwsWith<ArgumentException> (fun () -> ImageFeatures.Decode(ReadOnlySpan png, spec DType.UInt8 [| 28; 28 |], Span dst) |> ignore) "rank 2" |> ignore
+            throwsWith<ArgumentException> (fun () -> ImageFeatures.Decode(ReadOnlySpan png, spec DType.Float32 [| 28; 28; 3 |], Span dst) |> ignore) "float C=3" |> ignore
+            expectDataError (fun () -> ImageFeatures.Decode(ReadOnlySpan png, spec DType.UInt8 [| 32; 32; 1 |], Span dst, "mnist-test.tfrecord-00000-of-00001__5") |> ignore) "mnist-test.tfrecord-00000-of-00001__5: decoded PNG image is 28x28" |> ignore
     ]
 
 let parallelDecode =

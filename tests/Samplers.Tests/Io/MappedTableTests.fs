@@ -5,6 +5,8 @@ open System.IO
 open System.Threading.Tasks
 open Expecto
 open Samplers
+open Samplers.Imaging
+open Samplers.Tfds
 open Samplers.Cache
 open Samplers.Tests.TestUtil
 open Samplers.Tests.Io.ParquetCacheTests

@@ -8,6 +8,8 @@ open Expecto
 open Microsoft.Extensions.Logging
 open Samplers.Cache
 open Samplers
+open Samplers.Imaging
+open Samplers.Tfds
 open Samplers.Tests.TestUtil
 
 let private run (t: Task<'a>) = t.GetAwaiter().GetResult()

@@ -5,6 +5,7 @@ open System
 open System.IO
 open Expecto
 open Samplers
+open Samplers.Imaging
 open Samplers.DatasetGen
 open Samplers.Tfds
 open Samplers.Tests.TestUtil

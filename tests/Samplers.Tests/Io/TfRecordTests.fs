@@ -5,6 +5,7 @@ open System.IO
 open System.IO.Compression
 open Expecto
 open Samplers
+open Samplers.Imaging
 open Samplers.Tfds
 open Samplers.Tests.TestUtil
 
@@ -293,11 +294,11 @@ let tests =
                 Expect.throwsT<ObjectDisposedException> (fun () -> r.TryReadNext(&rec') |> ignore) "disposed"
         ]
         testList "protobuf" [
-            testCase "the committed generated code (Protos/Example.g.cs) matches Protos/example.proto" <| fun () ->
+            testCase "the committed generated code (Tfds/Protos/Example.g.cs) matches Tfds/Protos/example.proto" <| fun () ->
                 // The C# is generated once and committed (no protoc on every restore). A .proto edit without
                 // regenerating fails here: every message, field, number, type, label and oneof of the .proto is
                 // compared with the descriptor compiled into the generated code, both ways.
-                let proto = File.ReadAllText(Path.Combine(repoRoot.Value, "src", "Samplers.CSharp", "Protos", "example.proto"))
+                let proto = File.ReadAllText(Path.Combine(repoRoot.Value, "src", "Samplers.CSharp", "Tfds", "Protos", "example.proto"))
                 let fieldRe = Text.RegularExpressions.Regex(@"^(repeated\s+)?(map<\s*(\w+)\s*,\s*(\w+)\s*>|\w+)\s+(\w+)\s*=\s*(\d+)\s*;$")
                 let declared =
                     let mutable scope : string list = []   // innermost first: a oneof, then its message

@@ -6,6 +6,7 @@ open System
 open System.IO
 open Expecto
 open Samplers
+open Samplers.Imaging
 open Samplers.Tfds
 open Samplers.Tests.TestUtil
 open Samplers.Tests.Robustness.HostileMetadataTests

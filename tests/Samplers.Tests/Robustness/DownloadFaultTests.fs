@@ -9,8 +9,8 @@ open System.Text
 open System.Threading.Tasks
 open Expecto
 open Samplers
-open Samplers.Data
-open Samplers.Tfds.Download
+open Samplers.Imaging
+open Samplers.Tfds
 open Samplers.Tests.TestUtil
 open Samplers.Tests.Io.DownloadTests
 

@@ -8,7 +8,8 @@ open System.IO.Compression
 open System.Threading.Tasks
 open Expecto
 open Samplers
-open Samplers.Data
+open Samplers.Imaging
+open Samplers.Tfds
 open Samplers.Cli.Export
 open Samplers.Tests.TestUtil
 

@@ -8,7 +8,6 @@ open System.IO
 open System.IO.Compression
 open Expecto
 open Samplers
-open Samplers.Data
 open Samplers.Imaging
 open Samplers.Tfds
 open Samplers.Tests.TestUtil

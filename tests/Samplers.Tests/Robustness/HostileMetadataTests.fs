@@ -8,7 +8,7 @@ open System.IO
 open System.Text.RegularExpressions
 open Expecto
 open Samplers
-open Samplers.Data
+open Samplers.Imaging
 open Samplers.Tfds
 open Samplers.Tests.TestUtil
 

@@ -7,6 +7,7 @@ open System.IO
 open System.Threading.Tasks
 open Expecto
 open Samplers
+open Samplers.Imaging
 open Samplers.Cache
 open Samplers.Tfds
 open Samplers.Tests.TestUtil

@@ -3,7 +3,7 @@ using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace Samplers.Tfds.Download;
+namespace Samplers.Tfds;
 
 /// <summary>What a fetched object should look like, for telling a real file from an HTML error page.</summary>
 internal enum BodyKind

@@ -1,7 +1,4 @@
-using Samplers.Imaging;
-using Samplers.Tfds;
-
-namespace Samplers;
+namespace Samplers.Imaging;
 
 /// <summary>
 /// An image dataset laid out as one sub-folder per class (<c>root/&lt;class&gt;/…/*.jpg</c>), as TFDS'
@@ -11,7 +8,7 @@ namespace Samplers;
 /// </summary>
 /// <remarks>Three ways to use it: sample it lazily (<see cref="ToLazyTable"/>: files are decoded when a batch needs them,
 /// through a bounded cache), load it eagerly (<see cref="Load"/>), or write it once as a TFDS dataset
-/// (<see cref="WriteTfds"/>) so the TFDS loader and its Parquet cache serve it.</remarks>
+/// (<see cref="Samplers.Tfds.ImageFolderTfds.WriteTfds"/>) so the TFDS loader and its Parquet cache serve it.</remarks>
 public sealed class ImageFolder
 {
     private static readonly string[] Extensions = [".jpg", ".jpeg", ".png"];
@@ -73,7 +70,7 @@ public sealed class ImageFolder
     public int Count => _files.Length;
 
     /// <summary>Reads and decodes one image file to [H, W, <paramref name="channels"/>] uint8, then applies
-    /// <paramref name="preprocess"/> if given (e.g. <see cref="Preprocessing.Resize"/>).</summary>
+    /// <paramref name="preprocess"/> if given (e.g. <see cref="Imaging.ImagePreprocessing.Resize"/>).</summary>
     /// <exception cref="DataFormatException">The file is not a decodable PNG or JPEG (the message names it).</exception>
     /// <exception cref="IOException">The file cannot be read.</exception>
     public static LoadedExample DecodeFile(string path, int channels = 3, IExamplePreprocessor? preprocess = null)
@@ -113,46 +110,4 @@ public sealed class ImageFolder
     /// <paramref name="preprocess"/> fixes the shape).</summary>
     /// <exception cref="ExampleLoadException">An image could not be read or decoded (the message names the file).</exception>
     public ExampleTable Load(IExamplePreprocessor? preprocess = null) => ToLazyTable(preprocess, ExampleCache.None).ToExampleTable();
-
-    /// <summary>Writes the folder once as the TFDS dataset <c>&lt;dataDir&gt;/&lt;name&gt;/&lt;version&gt;/</c> (one <c>train</c>
-    /// split; features <c>image</c>, the files' bytes as they are, and <c>label</c>, a ClassLabel with the class names),
-    /// so <see cref="TfdsLoader"/> and its Parquet cache can serve it. Returns the version folder.</summary>
-    /// <remarks>Every file is checked to decode first, so a corrupt file stops the write before anything is written.
-    /// All encoded files are held in memory while writing.</remarks>
-    /// <exception cref="ExampleLoadException">A file could not be read or decoded (the message names it).</exception>
-    public string WriteTfds(string dataDir, string name, string version = "1.0.0", int shards = 1)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(dataDir);
-        ArgumentException.ThrowIfNullOrEmpty(name);
-        ArgumentOutOfRangeException.ThrowIfLessThan(shards, 1);
-        var examples = new byte[_files.Length][];
-        var errors = new Exception?[_files.Length];
-        Parallel.For(0, _files.Length, i =>
-        {
-            try
-            {
-                byte[] encoded = File.ReadAllBytes(_files[i]);
-                ImageDecoder.Decode(encoded, new byte[ImageDecoder.ElementCount(ImageDecoder.Measure(encoded, _files[i]), Channels)], Channels, source: _files[i]);
-                examples[i] = new ExampleBuilder().AddImage("image", encoded).AddLabel("label", _labels[i]).ToByteArray();
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or SamplersDataException)
-            {
-                errors[i] = new ExampleLoadException($"Row {i} (key '{_files[i]}') could not be loaded: {e.Message} Nothing was written; fix or remove the file.", i, _files[i], _files[i], e);
-            }
-        });
-        foreach (var e in errors)
-            if (e is not null) throw e;
-        string versionDir = Path.Combine(dataDir, name, version);
-        var image = new FeatureSpec("image", FeatureKind.Image, "tensorflow_datasets.core.features.image_feature.Image", DType.UInt8, [-1, -1, Channels]);
-        var label = new FeatureSpec("label", FeatureKind.ClassLabel, "tensorflow_datasets.core.features.class_label_feature.ClassLabel",
-            DType.Int64, [], NumClasses: _classNames.Length, ClassNames: _classNames);
-        var writer = new TfdsDatasetWriter(versionDir, name, version, [image, label])
-        {
-            SupervisedKeys = ("image", "label"),
-            Description = $"Images of {_classNames.Length} classes from an image folder (one sub-folder per class).",
-        };
-        writer.WriteSplit("train", examples, Math.Min(shards, Math.Max(1, examples.Length)));
-        writer.Complete();
-        return versionDir;
-    }
 }

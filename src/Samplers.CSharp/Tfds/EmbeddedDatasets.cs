@@ -2,7 +2,7 @@ using System.Reflection;
 using System.Security.Cryptography;
 using Samplers.Cache;
 
-namespace Samplers;
+namespace Samplers.Tfds;
 
 /// <summary>
 /// Datasets shipped inside the Samplers assembly, so a first program gets batches offline, with nothing to download:

@@ -2,7 +2,7 @@ using System.CommandLine;
 using Samplers.Core;
 using Samplers.Experiments;
 
-namespace Samplers.Cli.Commands;
+namespace Samplers.Cli;
 
 /// <summary><c>samplers plan [dataset]</c>: the batch plans as a table, JSON lines or CSV, or one digest over them.</summary>
 internal static class PlanCommand

@@ -2,9 +2,11 @@ using System.Buffers;
 using System.Globalization;
 using System.Runtime.InteropServices;
 
-namespace Samplers;
+namespace Samplers.Imaging;
 
-public static partial class Preprocessing
+/// <summary>Image preprocessors (<c>preprocess_fn</c>s) that follow <c>tf.image</c>: resize, resize with padding, centre
+/// crop. Declared identities, so the cache stores their output and the loader fuses them with decoding.</summary>
+public static class ImagePreprocessing
 {
     /// <summary>
     /// Resizes [H, W] or [H, W, C] uint8 or float32 images as <c>tf.image.resize(x, (height, width), method, antialias)</c>
@@ -52,32 +54,6 @@ public static partial class Preprocessing
         return new CropOrPad(height, width);
     }
 
-    /// <summary>
-    /// Per-channel normalisation of uint8 or float32 [.., C] examples to float32: <c>(x * scale - mean[c]) / std[c]</c>
-    /// (e.g. ImageNet's <c>mean = {0.485, 0.456, 0.406}</c>, <c>std = {0.229, 0.224, 0.225}</c> with <c>scale = 1/255</c>).
-    /// The last dimension must equal the number of means (a single mean and std apply to every element).
-    /// </summary>
-    /// <exception cref="ArgumentException">mean and std differ in length, are empty, or a std is not positive.</exception>
-    public static IExamplePreprocessor Normalize(float[] mean, float[] std, float scale = 1f)
-    {
-        ArgumentNullException.ThrowIfNull(mean);
-        ArgumentNullException.ThrowIfNull(std);
-        if (mean.Length == 0 || mean.Length != std.Length)
-            throw new ArgumentException($"mean ({mean.Length} values) and std ({std.Length} values) must have the same, non-zero length (one per channel).", nameof(std));
-        foreach (float s in std)
-            if (!(s > 0)) throw new ArgumentException($"Every std must be positive, but one was {s.ToString(CultureInfo.InvariantCulture)}.", nameof(std));
-        return new NormalizeChannels((float[])mean.Clone(), (float[])std.Clone(), scale);
-    }
-
-    /// <summary>Applies <paramref name="first"/>, then <paramref name="second"/> to its output (e.g. <c>Resize</c> then <c>Normalize</c>).</summary>
-    /// <exception cref="ArgumentNullException">An argument is null.</exception>
-    public static IExamplePreprocessor Then(this IExamplePreprocessor first, IExamplePreprocessor second)
-    {
-        ArgumentNullException.ThrowIfNull(first);
-        ArgumentNullException.ThrowIfNull(second);
-        return new Chain(first, second);
-    }
-
     private static void CheckImageOutput(DType output)
     {
         if (output != DType.Float32 && output != DType.UInt8)
@@ -108,7 +84,7 @@ public static partial class Preprocessing
         throw new ArgumentException($"{who} takes [H, W] or [H, W, C] examples with a fixed C, but the declared shape is [{string.Join(", ", s.ToArray())}].", "preprocess");
     }
 
-    private sealed class ResizeImages(int height, int width, ResizeMethod method, bool antialias, DType output, bool pad) : IExamplePreprocessor, Imaging.IResizeTarget
+    private sealed class ResizeImages(int height, int width, ResizeMethod method, bool antialias, DType output, bool pad) : IExamplePreprocessor, IResizeTarget
     {
         public (int Height, int Width)? ResizeTarget => pad ? null : (height, width);
 
@@ -211,74 +187,5 @@ public static partial class Preprocessing
         public PreprocessIdentity Identity => new(ToString(), 1);
 
         public override string ToString() => $"center_crop({height},{width})";
-    }
-
-    private sealed class NormalizeChannels(float[] mean, float[] std, float scale) : IExamplePreprocessor
-    {
-        public DType OutputDType(DType input)
-        {
-            if (input != DType.UInt8 && input != DType.Float32)
-                throw new ArgumentException($"Normalize takes uint8 or float32 data, but the data is {DTypes.Name(input)}.", "preprocess");
-            return DType.Float32;
-        }
-
-        public int[] OutputShape(ReadOnlySpan<int> declared)
-        {
-            foreach (int d in declared)
-                if (d < 0) throw new ArgumentException($"Normalize keeps the shape, but the data is ragged ([{string.Join(", ", declared.ToArray())}]); resize first.", "preprocess");
-            if (mean.Length > 1 && (declared.Length == 0 || declared[^1] != mean.Length))
-                throw new ArgumentException($"Normalize has {mean.Length} channel means, but the examples' last dimension is {(declared.Length == 0 ? "missing" : declared[^1].ToString(CultureInfo.InvariantCulture))}.", "preprocess");
-            return declared.ToArray();
-        }
-
-        public void Process(ReadOnlySpan<byte> x, ReadOnlySpan<int> shape, DType dtype, Span<byte> output, ref long label)
-        {
-            Span<float> o = MemoryMarshal.Cast<byte, float>(output);
-            int c = mean.Length;
-            if (dtype == DType.UInt8) System.Numerics.Tensors.TensorPrimitives.ConvertTruncating(x, o.Slice(0, x.Length));
-            else MemoryMarshal.Cast<byte, float>(x).CopyTo(o);
-            int n = dtype == DType.UInt8 ? x.Length : x.Length / 4;
-            for (int i = 0; i < n; i++)
-            {
-                int k = i % c;
-                o[i] = (o[i] * scale - mean[k]) / std[k];
-            }
-        }
-
-        public PreprocessIdentity Identity => new(ToString(), 1);
-
-        public override string ToString() =>
-            $"normalize(mean=[{string.Join(",", mean.Select(m => m.ToString("R", CultureInfo.InvariantCulture)))}],std=[{string.Join(",", std.Select(m => m.ToString("R", CultureInfo.InvariantCulture)))}],scale={scale.ToString("R", CultureInfo.InvariantCulture)})";
-    }
-
-    private sealed class Chain(IExamplePreprocessor first, IExamplePreprocessor second) : IExamplePreprocessor, Imaging.IResizeTarget
-    {
-        public (int Height, int Width)? ResizeTarget => first is Imaging.IResizeTarget r ? r.ResizeTarget : null;
-
-        public DType OutputDType(DType input) => second.OutputDType(first.OutputDType(input));
-
-        public int[] OutputShape(ReadOnlySpan<int> declared) => second.OutputShape(first.OutputShape(declared));
-
-        public void Process(ReadOnlySpan<byte> x, ReadOnlySpan<int> shape, DType dtype, Span<byte> output, ref long label)
-        {
-            DType mid = first.OutputDType(dtype);
-            int[] midShape = first.OutputShape(shape);
-            long bytes = DTypes.SizeOf(mid);
-            foreach (int d in midShape) bytes *= d;
-            byte[] tmp = ArrayPool<byte>.Shared.Rent((int)bytes);
-            try
-            {
-                Span<byte> t = tmp.AsSpan(0, (int)bytes);
-                first.Process(x, shape, dtype, t, ref label);
-                second.Process(t, midShape, mid, output, ref label);
-            }
-            finally { ArrayPool<byte>.Shared.Return(tmp); }
-        }
-
-        /// <summary>Declared only when both parts declare theirs: <c>then(first#vN,second#vM)</c>, version 1 (of the chaining).</summary>
-        public PreprocessIdentity? Identity =>
-            first.Identity is { } a && second.Identity is { } b ? new PreprocessIdentity($"then({a},{b})", 1) : null;
-
-        public override string ToString() => $"{first}|{second}";
     }
 }

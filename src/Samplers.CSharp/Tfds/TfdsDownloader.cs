@@ -4,7 +4,7 @@ using System.Xml.Linq;
 using Samplers.Core.Tfds;
 using Samplers.Core;
 
-namespace Samplers.Tfds.Download;
+namespace Samplers.Tfds;
 
 /// <summary>
 /// Fetches a prepared TFDS dataset (the files <c>tfds build</c> writes) from a bucket laid out like TFDS's public one

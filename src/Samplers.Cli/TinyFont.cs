@@ -1,4 +1,4 @@
-namespace Samplers;
+namespace Samplers.Cli;
 
 /// <summary>
 /// A 5x7 pixel font (digits, letters drawn as capitals, a little punctuation) for grid labels, drawn from these

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Samplers.Cli.Export;
 
-namespace Samplers.Cli.Commands;
+namespace Samplers.Cli;
 
 /// <summary><c>samplers export [dataset] --out PATH</c>: decoded examples (or planned batches) to NumPy files.</summary>
 internal static class ExportCommand

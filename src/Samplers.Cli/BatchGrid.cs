@@ -1,6 +1,6 @@
 using Samplers.Imaging;
 
-namespace Samplers;
+namespace Samplers.Cli;
 
 /// <summary>Where one image of a <see cref="BatchGrid"/> sits in the PNG.</summary>
 /// <param name="GridRow">The grid row (one per class, in order of first appearance in the batch).</param>
@@ -11,7 +11,7 @@ namespace Samplers;
 /// <param name="Y">Top edge of the image, in pixels.</param>
 /// <param name="Width">Image width.</param>
 /// <param name="Height">Image height.</param>
-public sealed record GridCell(int GridRow, int BatchRow, int SourceIndex, int View, int X, int Y, int Width, int Height);
+internal sealed record GridCell(int GridRow, int BatchRow, int SourceIndex, int View, int X, int Y, int Width, int Height);
 
 /// <summary>The caption of one example of a <see cref="BatchGrid"/>: "class name #source index", whole, on one line or (when
 /// that is wider than the images) two: the name, then "#index". The cell is widened to the longest line, so the text is
@@ -25,14 +25,14 @@ public sealed record GridCell(int GridRow, int BatchRow, int SourceIndex, int Vi
 /// <param name="Width">Width of the longest line, in pixels (6 per character, less the last character's spacing).</param>
 /// <param name="Height">Height of the text, in pixels.</param>
 /// <param name="LineHeight">Distance between the tops of two lines, in pixels.</param>
-public sealed record GridLabel(int GridRow, int BatchRow, string Text, IReadOnlyList<string> Lines, int X, int Y, int Width, int Height, int LineHeight);
+internal sealed record GridLabel(int GridRow, int BatchRow, string Text, IReadOnlyList<string> Lines, int X, int Y, int Width, int Height, int LineHeight);
 
 /// <summary>A rendered grid: the PNG bytes, its size and where every image went.</summary>
 /// <param name="Png">The PNG file.</param>
 /// <param name="Width">Width in pixels.</param>
 /// <param name="Height">Height in pixels.</param>
 /// <param name="Cells">Every image drawn.</param>
-public sealed record BatchGridImage(byte[] Png, int Width, int Height, IReadOnlyList<GridCell> Cells)
+internal sealed record BatchGridImage(byte[] Png, int Width, int Height, IReadOnlyList<GridCell> Cells)
 {
     /// <summary>Every caption drawn (one per example), with its text and where it is.</summary>
     public IReadOnlyList<GridLabel> Labels { get; init; } = [];
@@ -46,7 +46,7 @@ public sealed record BatchGridImage(byte[] Png, int Width, int Height, IReadOnly
 /// <c>round(x)</c> (e.g. a resize's 0-255 float output), clamped to [0, 255]; 1-channel images are drawn grey and a 4th
 /// channel is ignored.
 /// </summary>
-public static class BatchGrid
+internal static class BatchGrid
 {
     private const int Margin = 6, Gap = 3, LabelTop = 4, LabelBottom = 5, LineHeight = TinyFont.GlyphHeight + 2;
 

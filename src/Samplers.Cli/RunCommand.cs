@@ -4,7 +4,7 @@ using System.Globalization;
 using Samplers.Core;
 using Samplers.Experiments;
 
-namespace Samplers.Cli.Commands;
+namespace Samplers.Cli;
 
 /// <summary><c>samplers run [dataset]</c>: epochs through the sampler like a training loop, with the sampler's report.</summary>
 internal static class RunCommand

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Samplers.Tfds;
 
-namespace Samplers.Cli.Commands;
+namespace Samplers.Cli;
 
 /// <summary><c>samplers info [dataset]</c>: versions, configs, features, splits, per-class counts, cache status.</summary>
 internal static class InfoCommand

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Samplers.Tfds;
 
-namespace Samplers.Cli.Commands;
+namespace Samplers.Cli;
 
 /// <summary><c>samplers cache [dataset] [show|build|verify|clear]</c>: the Parquet cache file of a split selection.</summary>
 internal static class CacheCommand

@@ -1,4 +1,4 @@
-namespace Samplers.Tfds.Download;
+namespace Samplers.Tfds;
 
 /// <summary>
 /// What <see cref="TfdsDownloader"/> fetches and how. Only <see cref="DatasetName"/> is required; the rest has

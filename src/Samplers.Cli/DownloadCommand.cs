@@ -1,9 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using Samplers.Tfds;
-using Samplers.Tfds.Download;
 
-namespace Samplers.Cli.Commands;
+namespace Samplers.Cli;
 
 /// <summary><c>samplers download DATASET</c>: fetches a prepared TFDS dataset into the data directory.</summary>
 internal static class DownloadCommand

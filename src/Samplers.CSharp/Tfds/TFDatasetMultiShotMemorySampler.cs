@@ -1,6 +1,6 @@
 using Samplers.Tfds;
 
-namespace Samplers;
+namespace Samplers.Tfds;
 
 /// <summary>
 /// The reference's <c>TFDatasetMultiShotMemorySampler</c>: a <see cref="MultiShotMemorySampler"/> over a TFDS dataset
@@ -43,6 +43,7 @@ public sealed class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
     {
     }
 
+#pragma warning disable RS0026 // Two overloads with optional parameters on purpose: the reference's splits is str | Sequence[str].
     /// <summary>
     /// The reference's constructor shape: <c>TFDatasetMultiShotMemorySampler(dataset_name, classes_per_batch,
     /// x_key="image", y_key="label", splits=["train", "test"], examples_per_class_per_batch=2, steps_per_epoch=1000,
@@ -65,7 +66,6 @@ public sealed class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
     /// accepts <c>str | Sequence[str]</c>). Blocks while loading.</summary>
     /// <exception cref="ArgumentException">Bad settings, or <c>x_key</c>/<c>y_key</c> names no usable feature.</exception>
     /// <exception cref="SamplersDataException">The dataset is absent or its files are bad.</exception>
-#pragma warning disable RS0026 // Two overloads with optional parameters on purpose: the reference's splits is str | Sequence[str].
     public TFDatasetMultiShotMemorySampler(string datasetName, int classesPerBatch, string xKey, string yKey,
         string splits, int examplesPerClassPerBatch = 2, int stepsPerEpoch = 1000, IReadOnlyList<long>? classList = null,
         int? totalExamplesPerClass = null, IExamplePreprocessor? preprocessFn = null, IAugmenter? augmenter = null, int warmup = -1,

@@ -1,7 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
+using Samplers.Imaging;
 
-namespace Samplers.Cli.Commands;
+namespace Samplers.Cli;
 
 /// <summary><c>samplers show [dataset] --out grid.png</c>: one batch (and its augmented views) as a labelled PNG grid (<see cref="BatchGrid"/>).</summary>
 internal static class ShowCommand
