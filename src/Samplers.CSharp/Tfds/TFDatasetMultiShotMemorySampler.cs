@@ -26,11 +26,11 @@ public sealed class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
         DatasetOptions = options;
     }
 
-    private TFDatasetMultiShotMemorySampler(Loaded loaded, TFDatasetSamplerOptions options)
+    private TFDatasetMultiShotMemorySampler(TfdsLoadResult loaded, TFDatasetSamplerOptions options)
         : base(loaded.Table, options, applyPreprocess: false, ownsInput: true)
     {
         DatasetOptions = options;
-        LoadResult = loaded.Result;
+        LoadResult = loaded;
     }
 
     /// <summary>Loads the dataset <paramref name="options"/> describes and builds the sampler; blocks until loaded.
@@ -103,7 +103,7 @@ public sealed class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
-        Loaded loaded = await LoadTableAsync(options, progress, cancellationToken).ConfigureAwait(false);
+        TfdsLoadResult loaded = await LoadTableAsync(options, progress, cancellationToken).ConfigureAwait(false);
         return new TFDatasetMultiShotMemorySampler(loaded, options);
     }
 
@@ -137,16 +137,11 @@ public sealed class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
         return load.Table == TableBacking.Auto && load.Preprocess is { Identity: null } ? load with { Table = TableBacking.Memory } : load;
     }
 
-    private sealed record Loaded(TfdsLoadResult Result, ExampleTable Table);
-
     // On the thread pool, so a caller's SynchronizationContext (UI, old ASP.NET) can never deadlock the blocking wait.
-    private static Loaded LoadBlocking(TFDatasetSamplerOptions options) =>
+    private static TfdsLoadResult LoadBlocking(TFDatasetSamplerOptions options) =>
         Task.Run(() => LoadTableAsync(options, null, CancellationToken.None)).GetAwaiter().GetResult();
 
-    private static async Task<Loaded> LoadTableAsync(TFDatasetSamplerOptions options, IProgress<LoadProgress>? progress, CancellationToken cancellationToken)
-    {
-        // The loader applies Load.Preprocess (fused with decoding, or after a cache hit of the decoded data).
-        TfdsLoadResult result = await TfdsLoader.LoadAsync(EffectiveLoadOptions(options), progress, cancellationToken).ConfigureAwait(false);
-        return new Loaded(result, result.Table);
-    }
+    // The loader applies Load.Preprocess (fused with decoding, or after a cache hit of the decoded data).
+    private static Task<TfdsLoadResult> LoadTableAsync(TFDatasetSamplerOptions options, IProgress<LoadProgress>? progress, CancellationToken cancellationToken) =>
+        TfdsLoader.LoadAsync(EffectiveLoadOptions(options), progress, cancellationToken);
 }

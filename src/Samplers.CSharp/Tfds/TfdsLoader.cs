@@ -38,82 +38,52 @@ public static class TfdsLoader
     public static async Task<TfdsLoadResult> LoadAsync(TfdsLoadOptions options, IProgress<LoadProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
-        ArgumentException.ThrowIfNullOrEmpty(options.DatasetName, "options.DatasetName");
-        ArgumentNullException.ThrowIfNull(options.Splits, "options.Splits");
-        if (options.Splits.Count == 0)
-            throw new ArgumentException("options.Splits is empty; give at least one split spec, e.g. \"train\".", "options.Splits");
-        for (int i = 0; i < options.Splits.Count; i++)
-            if (string.IsNullOrWhiteSpace(options.Splits[i]))
-                throw new ArgumentException($"options.Splits[{i}] is empty; give a split spec such as \"train\" or \"train[:10%]\".", "options.Splits");
-        ArgumentException.ThrowIfNullOrEmpty(options.XKey, "options.XKey");
-        ArgumentException.ThrowIfNullOrEmpty(options.YKey, "options.YKey");
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.ChunkBytes, 1L, "options.ChunkBytes");
-        cancellationToken.ThrowIfCancellationRequested();
-        ILogger logger = options.Logger ?? NullLogger.Instance;
         var sw = Stopwatch.StartNew();
-
-        progress?.Report(new LoadProgress(LoadPhase.Resolving, 0, 0, Detail: options.DatasetName));
-        (DatasetBuilderDir builder, SplitSelection[] selections) = await ResolveAsync(options, progress, cancellationToken).ConfigureAwait(false);
-        // No count the files cannot hold may size anything below (a file of S bytes holds at most S/16 records).
-        ShardChecks.RequirePlausibleLengths(selections, builder.Info.FilePath);
-        FeatureSpec xSpec = FindX(builder, options.XKey);
-        FeatureSpec ySpec = FindY(builder, options.YKey);
-        long total = selections.Sum(s => s.NumExamples);
-        if (total > Array.MaxLength)
-            throw new ArgumentException($"{builder.FullName} splits [{string.Join(", ", options.Splits)}] select {total} examples; a table holds at most {Array.MaxLength}. Load a slice, e.g. \"train[:50%]\".", "options.Splits");
-        IReadOnlyList<string> classNames = ySpec.ClassNames ?? [];
-        DType dtype = xSpec.StorageDType;
-        int[] shape = (int[])xSpec.StorageShape.Clone();
-        LoadLimits.CheckExampleFits(builder, xSpec, dtype, shape, options.ChunkBytes);
-
-        // With a preprocess: its output type and fixed shape, checked before anything is read.
+        // Every fact of the load (dataset, selections, features, dtype and shape, the preprocess's output, the cache key
+        // part of the preprocess) is resolved once here and passed down; nothing below re-derives it.
+        LoadPlan plan = await LoadPlan.ResolveAsync(options, progress, cancellationToken).ConfigureAwait(false);
+        ILogger logger = plan.Logger;
         IExamplePreprocessor? preprocess = options.Preprocess;
-        TfdsRecordPipeline.Fused? fused = preprocess is null ? null : FusedFor(preprocess, dtype, shape);
-        string preprocessKey = TfdsCacheEntry.PreprocessKey(options, xSpec);
-        bool cachePreprocessed = preprocessKey.Length > 0;
 
         // Key and fingerprint come from TfdsCacheEntry so the CLI's cache view and the loader cannot drift.
         TfdsCacheEntry? entry = null;
         string cacheDetail = "";
         ParquetCache? openedCache = TfdsCacheEntry.OpenCache(options, logger);
-        // A preprocessed cache file has the preprocess's (fixed) shape, so it can be mapped even when the decoded data is ragged.
-        MappedCache.CheckRequest(options.Table, builder.FullName, options.XKey, cachePreprocessed ? fused!.OutputShape : shape, openedCache is not null);
+        MappedCache.CheckRequest(options.Table, plan.Builder.FullName, options.XKey, plan.StoredShape, openedCache is not null);
         if (openedCache is not null)
         {
-            entry = TfdsCacheEntry.For(openedCache, builder, selections, options.Splits, options.XKey, options.YKey, preprocessKey);
-            var cacheProgress = progress is null ? null : new CacheProgressAdapter(progress, total);
-            var expected = cachePreprocessed ? new CacheExpectation(fused!.OutputDType, fused.OutputShape, classNames) : new CacheExpectation(dtype, shape, classNames);
+            entry = TfdsCacheEntry.For(openedCache, plan.Builder, plan.Selections, options.Splits, options.XKey, options.YKey, plan.PreprocessKey);
+            var cacheProgress = progress is null ? null : new CacheProgressAdapter(progress, plan.Total);
             CacheLoadResult hit = await entry.Cache.TryLoadAsync(entry.Key, entry.Fingerprint, MappedCache.ForLoad(options.Table),
-                expected, cacheProgress, cancellationToken).ConfigureAwait(false);
+                new CacheExpectation(plan.StoredDType, plan.StoredShape, plan.ClassNames), cacheProgress, cancellationToken).ConfigureAwait(false);
             if (hit.IsHit)
             {
                 ExampleTable cached = hit.Table!;
                 // An undeclared preprocess runs after every load (the cache holds the decoded examples).
-                if (preprocess is not null && !cachePreprocessed) cached = await ApplyAsync(cached, preprocess, options, cancellationToken).ConfigureAwait(false);
-                progress?.Report(new LoadProgress(LoadPhase.Done, cached.Count, total, Detail: hit.Path));
+                if (preprocess is not null && !plan.CachePreprocessed) cached = await ApplyAsync(cached, preprocess, options, cancellationToken).ConfigureAwait(false);
+                progress?.Report(new LoadProgress(LoadPhase.Done, cached.Count, plan.Total, Detail: hit.Path));
                 logger.LogInformation("Loaded {Dataset} {Splits} from the cache {Path}: {Count} examples in {Ms} ms",
-                    builder.FullName, string.Join(",", options.Splits), hit.Path, cached.Count, sw.ElapsedMilliseconds);
-                return new TfdsLoadResult(cached, xSpec, ySpec, builder, selections, true, hit.Path, hit.Detail);
+                    plan.Builder.FullName, string.Join(",", options.Splits), hit.Path, cached.Count, sw.ElapsedMilliseconds);
+                return plan.Result(cached, true, hit.Path, hit.Detail);
             }
             cacheDetail = hit.Detail;
         }
 
         // Fused (decode and preprocess in one worker) unless the decoded examples are what the cache must store.
-        bool fuse = fused is not null && (cachePreprocessed || entry is null);
-        ExampleTable table = await TfdsRecordPipeline.DecodeAsync(builder, selections, xSpec, ySpec, dtype, shape, classNames, options, total, progress, cancellationToken,
-            fuse ? fused : null).ConfigureAwait(false);
+        bool fuse = plan.Fused is not null && (plan.CachePreprocessed || entry is null);
+        ExampleTable table = await TfdsRecordPipeline.DecodeAsync(plan, fuse, progress, cancellationToken).ConfigureAwait(false);
         logger.LogInformation("Decoded {Dataset} {Splits} from TFRecords: {Count} examples in {Ms} ms",
-            builder.FullName, string.Join(",", options.Splits), table.Count, sw.ElapsedMilliseconds);
+            plan.Builder.FullName, string.Join(",", options.Splits), table.Count, sw.ElapsedMilliseconds);
 
         string? cachePath = null;
         if (entry is not null)
         {
             cachePath = entry.Path;
-            progress?.Report(new LoadProgress(LoadPhase.StoringCache, 0, total, Detail: cachePath));
+            progress?.Report(new LoadProgress(LoadPhase.StoringCache, 0, plan.Total, Detail: cachePath));
             cancellationToken.ThrowIfCancellationRequested();
             try
             {
-                var cacheProgress = progress is null ? null : new CacheProgressAdapter(progress, total);
+                var cacheProgress = progress is null ? null : new CacheProgressAdapter(progress, plan.Total);
                 CacheStoreResult stored = await entry.Cache.StoreAsync(entry.Key, entry.Fingerprint, table, cacheProgress, cancellationToken).ConfigureAwait(false);
                 cacheDetail = stored.Stored ? $"{cacheDetail}; stored {stored.Path} ({stored.Bytes} bytes)" : stored.Detail;
                 if (stored.Stored)
@@ -127,19 +97,8 @@ public static class TfdsLoader
             }
         }
         if (preprocess is not null && !fuse) table = await ApplyAsync(table, preprocess, options, cancellationToken).ConfigureAwait(false);
-        progress?.Report(new LoadProgress(LoadPhase.Done, table.Count, total));
-        return new TfdsLoadResult(table, xSpec, ySpec, builder, selections, false, cachePath, cacheDetail);
-    }
-
-    /// <summary>The preprocess's output dtype and fixed shape for the table's; its errors (a ragged output, a dtype it does not
-    /// take) surface before any record is read.</summary>
-    private static TfdsRecordPipeline.Fused FusedFor(IExamplePreprocessor preprocess, DType dtype, int[] shape)
-    {
-        DType outType = preprocess.OutputDType(dtype);
-        int[] outShape = preprocess.OutputShape(shape) ?? throw new ArgumentException("The preprocess returned no output shape.", "options.Preprocess");
-        foreach (int d in outShape)
-            if (d < 0) throw new ArgumentException($"The preprocess's output shape [{string.Join(", ", outShape)}] has a negative dimension; every output example needs one fixed shape.", "options.Preprocess");
-        return new TfdsRecordPipeline.Fused(preprocess, outType, outShape);
+        progress?.Report(new LoadProgress(LoadPhase.Done, table.Count, plan.Total));
+        return plan.Result(table, false, cachePath, cacheDetail);
     }
 
     private static Task<ExampleTable> ApplyAsync(ExampleTable table, IExamplePreprocessor preprocess, TfdsLoadOptions options, CancellationToken ct) =>
@@ -149,54 +108,6 @@ public static class TfdsLoader
     /// interleaves while a list concatenates, so the two must not collide). Specs need no further normalising: the
     /// catalog refuses whitespace, and a different spelling of the same rows only costs a second cache file.</summary>
     internal static string NormalizeSplits(IReadOnlyList<string> splits) => string.Join(",", splits);
-
-    /// <summary>Opens the dataset and selects every split; with a download hook, an absent dataset or shard is fetched once.</summary>
-    private static async Task<(DatasetBuilderDir, SplitSelection[])> ResolveAsync(TfdsLoadOptions options, IProgress<LoadProgress>? progress, CancellationToken ct)
-    {
-        try
-        {
-            return Resolve(options);
-        }
-        catch (DatasetNotFoundException notFound) when (options.Download is not null && IsAbsentData(notFound))
-        {
-            string dataDir = DataDirectory.Resolve(options.DataDir);
-            progress?.Report(new LoadProgress(LoadPhase.Downloading, 0, 0, Detail: options.DatasetName));
-            try
-            {
-                await options.Download(new TfdsDownloadRequest(dataDir, options.DatasetName, options.Splits, notFound), progress, ct).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is DatasetNotFoundException or DownloadException && !ct.IsCancellationRequested)
-            {
-                // Not published, or the bucket unreachable: most often a misspelled name. Lead with what is on disk (the
-                // catalog's message lists the datasets, configs or versions present), then what the download said.
-                // Each hint once: the catalog's and the download's, less "download it" (that was just tried).
-                throw DataHints.NotFound(
-                    $"{DataHints.FactsOf(notFound).TrimEnd()} The download (TfdsLoadOptions.Download) could not fetch it either: {DataHints.FactsOf(e).TrimEnd()}",
-                    [.. DataHints.HintsOf(notFound).Where(h => h.Kind != HintKind.Download), .. DataHints.HintsOf(e),
-                     DataHints.CheckName(), DataHints.DataDir("point TfdsLoadOptions.DataDir at a directory that holds the dataset"),
-                     DataHints.NoDownload("set TfdsLoadOptions.Download = null to never use the network")],
-                    notFound.FilePath, notFound.Key, e);
-            }
-            ct.ThrowIfCancellationRequested();
-            return Resolve(options);
-        }
-    }
-
-    private static (DatasetBuilderDir, SplitSelection[]) Resolve(TfdsLoadOptions options)
-    {
-        DatasetBuilderDir builder = Catalog.Open(options.DataDir, options.DatasetName);
-        var selections = new SplitSelection[options.Splits.Count];
-        for (int i = 0; i < selections.Length; i++) selections[i] = builder.Select(options.Splits[i]);
-        return (builder, selections);
-    }
-
-    /// <summary>True when downloading can help: the dataset, config or version is absent, or a shard file is missing;
-    /// false for a split name the dataset does not have (its error points at dataset_info.json and lists the splits).</summary>
-    private static bool IsAbsentData(DatasetNotFoundException e)
-    {
-        if (e.FilePath is null || !e.FilePath.EndsWith("dataset_info.json", StringComparison.Ordinal)) return true;
-        return !File.Exists(e.FilePath);
-    }
 
     /// <summary>
     /// A <see cref="TfdsDownloadHandler"/> that fetches the prepared dataset with <see cref="TfdsDownloader"/>
@@ -219,29 +130,6 @@ public static class TfdsLoader
         public void Report(DownloadProgress value) =>
             inner.Report(new LoadProgress(LoadPhase.Downloading, 0, 0, value.BytesDone, value.BytesExpected,
                 $"{value.FilesDone}/{value.FilesTotal} files; {value.CurrentFile}"));
-    }
-
-    private static string Available(DatasetBuilderDir builder) =>
-        string.Join(", ", builder.Features.Select(f => f.ToString()));
-
-    private static FeatureSpec FindX(DatasetBuilderDir builder, string key)
-    {
-        FeatureSpec spec = builder.FindFeature(key) ?? throw new ArgumentException(
-            $"x_key '{key}' not found - available features are: {Available(builder)} ({builder.FullName}, {builder.Path}). Pass one of these keys as XKey.", "options.XKey");
-        if (!spec.IsNumeric)
-            throw new ArgumentException(
-                $"x_key '{key}' is {spec}: examples must be numeric (an Image, a numeric Tensor, a ClassLabel or a BBox). Available features are: {Available(builder)}.", "options.XKey");
-        return spec;
-    }
-
-    private static FeatureSpec FindY(DatasetBuilderDir builder, string key)
-    {
-        FeatureSpec spec = builder.FindFeature(key) ?? throw new ArgumentException(
-            $"y_key '{key}' not found - available features are: {Available(builder)} ({builder.FullName}, {builder.Path}). Pass one of these keys as YKey.", "options.YKey");
-        if (!spec.IsLabel)
-            throw new ArgumentException(
-                $"y_key '{key}' is {spec}: labels must be a scalar ClassLabel or integer Tensor. Available features are: {Available(builder)}.", "options.YKey");
-        return spec;
     }
 
     /// <summary>Forwards the cache's progress as load progress.</summary>

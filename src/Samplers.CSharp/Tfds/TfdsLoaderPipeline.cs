@@ -66,12 +66,18 @@ internal static class TfdsRecordPipeline
     /// applied in the same worker (its output dtype and fixed shape computed once by the caller).</summary>
     public sealed record Fused(IExamplePreprocessor Preprocess, DType OutputDType, int[] OutputShape);
 
-    /// <summary>Decodes every record the selections name into a table of <paramref name="dtype"/> and <paramref name="shape"/> (x) and labels (y);
-    /// with <paramref name="fused"/>, each decoded example goes through the preprocess at once and only its output is kept.</summary>
-    public static async Task<ExampleTable> DecodeAsync(DatasetBuilderDir builder, SplitSelection[] selections, FeatureSpec xSpec, FeatureSpec ySpec,
-        DType dtype, int[] shape, IReadOnlyList<string> classNames, TfdsLoadOptions options, long total, IProgress<LoadProgress>? progress, CancellationToken ct,
-        Fused? fused = null)
+    /// <summary>Decodes every record the plan's selections name into a table of the plan's dtype and shape (x) and labels
+    /// (y); with <paramref name="fuse"/>, each decoded example goes through the plan's preprocess at once and only its
+    /// output is kept.</summary>
+    public static async Task<ExampleTable> DecodeAsync(LoadPlan plan, bool fuse, IProgress<LoadProgress>? progress, CancellationToken ct)
     {
+        DatasetBuilderDir builder = plan.Builder;
+        FeatureSpec xSpec = plan.XSpec, ySpec = plan.YSpec;
+        DType dtype = plan.DType;
+        int[] shape = plan.Shape;
+        TfdsLoadOptions options = plan.Options;
+        long total = plan.Total;
+        Fused? fused = fuse ? plan.Fused : null;
         int count = (int)total;
         bool ragged = Array.Exists(shape, d => d < 0);
         ExampleTableBuilder table = fused is not null
@@ -79,12 +85,12 @@ internal static class TfdsRecordPipeline
             : ragged
             ? ExampleTableBuilder.Ragged(dtype, shape, count, options.ChunkBytes)
             : ExampleTableBuilder.Fixed(dtype, shape, count, options.ChunkBytes);
-        table.ClassNames = classNames;
+        table.ClassNames = plan.ClassNames;
 
         // Output row of every record each instruction delivers, from the read order of its own selection.
         var work = new List<(ShardInstruction Instruction, int[] Rows)>();
         int rowBase = 0;
-        foreach (var sel in selections)
+        foreach (var sel in plan.Selections)
         {
             var rows = new int[sel.Instructions.Count][];
             for (int i = 0; i < rows.Length; i++) rows[i] = new int[checked((int)sel.Instructions[i].Take)];
