@@ -48,6 +48,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
     private readonly IReadOnlyList<long> _classList;
     private readonly IReadOnlyList<int> _exampleShape;
     private readonly int _readAhead;         // batches of read-ahead (mapped tables only), resolved once
+    private readonly RowSource _rows;        // memory, mapped or lazy: the one way batches get their rows
     // The epoch is the sampler's only mutable state; whether warmup is on is a function of it (IsWarmupAt), so a
     // reader can never see an epoch with another epoch's warmup flag.
     private int _epoch;
@@ -83,6 +84,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
         _table = options.Preprocess is null || !applyPreprocess ? x : Preprocessing.Apply(x, options.Preprocess);
         _ownsTable = ownsInput || !ReferenceEquals(_table, x);
         _readAhead = ResolveReadAhead(_table, options.ReadAheadBatches);
+        _rows = new RowSource(_table, null, null);
 
         // As the reference (`if not class_list`): null and an empty list both mean every class.
         ClassIndex index = options.ClassList is null || options.ClassList.Count == 0
@@ -132,6 +134,8 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
         : this(LabelsOf(x, options), options, applyPreprocess: false, ownsInput: true)
     {
         _lazy = lazy ? x : null;
+        // The table made above holds labels only: rows come from the lazy table, preprocessed per batch.
+        if (_lazy is not null) _rows = new RowSource(_table, _lazy, options.Preprocess);
     }
 
     private static ExampleTable LabelsOf(LazyExampleTable x, SamplerOptions options)
@@ -261,22 +265,13 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(epoch);
         bool warm = IsWarmupAt(epoch);
         var key = new PlanKey(_options.Seed, epoch, batchId);
-        BatchStorage s = _pool.RentStorage(_table.DType, BatchSize);
-        try
-        {
-            _planner.Fill(key, s.Indices, s.Ordinals);
-            ReadAhead(epoch, batchId);
-            FillFromPlan(s, BatchSize, BatchWhat.Planned(batchId, epoch));
-            s.Key = key;
-            s.GlobalBatchId = _config.GlobalBatchId(batchId);
-            s.IsWarmup = warm;
-        }
-        catch
-        {
-            _pool.Return(s);
-            throw;
-        }
-        return Augment(new Batch(s), warm);
+        Batch batch = Build(BatchSize, key, _config.GlobalBatchId(batchId), warm, BatchWhat.Planned(batchId, epoch), key,
+            static (self, key, s) =>
+            {
+                self._planner.Fill(key, s.Indices, s.Ordinals);
+                self.ReadAhead(key.Epoch, key.BatchId);
+            });
+        return Augment(batch, warm);
     }
 
     /// <summary>Writes batch <paramref name="batchId"/> of the current epoch into the caller's buffers; returns the number of rows.
@@ -303,20 +298,15 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
             var key = new PlanKey(_options.Seed, Epoch, batchId);
             _planner.Fill(key, idx, ord);
             ReadAhead(key.Epoch, batchId);
-            int rows = n;
-            ReadOnlySpan<int> used = idx[..rows];
-            ExampleTable src = _table;
-            ReadOnlySpan<int> planned = used;
-            if (_lazy is not null) (src, used) = LoadLazy(used);
+            RowView rows = _rows.View(idx[..n]);
             Span<int> shape = stackalloc int[_table.ExampleShape.Length];
-            long bytes = Gather.Measure(src, used, shape, BatchWhat.Planned(batchId, key.Epoch), planned);
+            long bytes = rows.Measure(shape, BatchWhat.Planned(batchId, key.Epoch));
             Span<byte> dest = System.Runtime.InteropServices.MemoryMarshal.AsBytes(x);
             if (dest.Length < bytes)
-                throw new ArgumentException($"x holds {x.Length} elements, but batch {batchId} needs {bytes / Math.Max(1, DTypes.SizeOf(_table.DType))} ({rows} rows of shape [{string.Join(", ", shape.ToArray())}]).", nameof(x));
-            Gather.Rows(src, used, dest);
-            Gather.Labels(src, used, y);
-            WarnReplacement(ord[..rows]);
-            return rows;
+                throw new ArgumentException($"x holds {x.Length} elements, but batch {batchId} needs {bytes / Math.Max(1, DTypes.SizeOf(_table.DType))} ({n} rows of shape [{string.Join(", ", shape.ToArray())}]).", nameof(x));
+            rows.CopyTo(dest[..(int)bytes], y);
+            WarnReplacement(ord[..n]);
+            return n;
         }
         finally
         {
@@ -338,22 +328,12 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
         int epoch = Epoch;
         var key = new PlanKey(_options.Seed, epoch, batchId);
         BatchPlan plan = _planner.PlanExamples(key, numClasses, examplesPerClass);
-        BatchStorage s = _pool.RentStorage(_table.DType, plan.Count);
-        try
-        {
-            plan.Indices.Span.CopyTo(s.Indices);
-            plan.ClassOrdinals.Span.CopyTo(s.Ordinals);
-            FillFromPlan(s, plan.Count, BatchWhat.Examples(batchId, epoch));
-            s.Key = key;
-            s.GlobalBatchId = plan.GlobalBatchId;
-            s.IsWarmup = IsWarmupAt(epoch);
-        }
-        catch
-        {
-            _pool.Return(s);
-            throw;
-        }
-        return new Batch(s);
+        return Build(plan.Count, key, plan.GlobalBatchId, IsWarmupAt(epoch), BatchWhat.Examples(batchId, epoch), plan,
+            static (_, plan, s) =>
+            {
+                plan.Indices.Span.CopyTo(s.Indices);
+                plan.ClassOrdinals.Span.CopyTo(s.Ordinals);
+            });
     }
 
     /// <summary>Examples <paramref name="begin"/> .. <paramref name="begin"/> + <paramref name="size"/> - 1 of the sampled examples
@@ -371,21 +351,13 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
         if (size == -1) size = NumExamples - begin;
         if (size < 0 || (long)begin + size > NumExamples)
             throw new ArgumentOutOfRangeException(nameof(size), size, $"size must be -1 or in [0, NumExamples - begin] = [0, {NumExamples - begin}], but was {size}.");
-        BatchStorage s = _pool.RentStorage(_table.DType, size);
-        bool warm = IsWarmup;
-        try
-        {
-            _selected.AsSpan(begin, size).CopyTo(s.Indices);
-            for (int i = 0; i < size; i++) s.Ordinals[i] = _index.OrdinalOf(_table.Labels[s.Indices[i]]);
-            FillFromPlan(s, size, BatchWhat.Slice(begin, begin + size));
-            s.IsWarmup = warm;
-        }
-        catch
-        {
-            _pool.Return(s);
-            throw;
-        }
-        return new Batch(s);
+        // A slice is no planned batch: no key, global batch id -1 (as a fresh storage has).
+        return Build(size, default, -1, IsWarmup, BatchWhat.Slice(begin, begin + size), (Begin: begin, Size: size),
+            static (self, range, s) =>
+            {
+                self._selected.AsSpan(range.Begin, range.Size).CopyTo(s.Indices);
+                for (int i = 0; i < range.Size; i++) s.Ordinals[i] = self._index.OrdinalOf(self._table.Labels[s.Indices[i]]);
+            });
     }
 
     /// <summary>Ends an epoch: the epoch counter goes up, and warmup ends once it reaches <see cref="Warmup"/> ("Warmup complete" is logged).</summary>
@@ -424,29 +396,40 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
             throw new ArgumentOutOfRangeException(nameof(batchId), batchId, $"batchId must be in [0, Count) = [0, {Count}), but was {batchId}.");
     }
 
-    // Shape, X and Y of a storage whose Indices/Ordinals hold `rows` planned rows.
-    private void FillFromPlan(BatchStorage s, int rows, BatchWhat what)
+    // How a batch path writes a batch's planned rows (Indices, Ordinals) into its storage.
+    private delegate void PlanRows<TState>(MultiShotMemorySampler self, TState state, BatchStorage storage);
+
+    // Every pooled batch is built here: rent the storage, let the path plan its rows, gather them through the row
+    // source, stamp the batch; on any failure the storage goes back to the pool. The plan callbacks are static lambdas,
+    // so building a batch allocates nothing once the pool is warm.
+    private Batch Build<TState>(int rows, PlanKey key, int globalBatchId, bool warm, BatchWhat what, TState state, PlanRows<TState> plan)
     {
-        ReadOnlySpan<int> used = s.Indices.AsSpan(0, rows);
-        ExampleTable src = _table;
-        ReadOnlySpan<int> planned = used;
-        if (_lazy is not null) (src, used) = LoadLazy(used);
-        Span<int> shape = stackalloc int[_table.ExampleShape.Length];
-        long bytes = Gather.Measure(src, used, shape, what, planned);
-        s.PrepareX(shape, bytes);
-        Gather.Rows(src, used, s.X.AsSpan(0, (int)bytes));
-        Gather.Labels(src, used, s.Y);
-        WarnReplacement(s.Ordinals.AsSpan(0, rows));
+        BatchStorage s = _pool.RentStorage(_table.DType, rows);
+        try
+        {
+            plan(this, state, s);
+            Fill(s, rows, what);
+            s.Key = key;
+            s.GlobalBatchId = globalBatchId;
+            s.IsWarmup = warm;
+        }
+        catch
+        {
+            _pool.Return(s);
+            throw;
+        }
+        return new Batch(s);
     }
 
-    // The rows of a lazy batch, loaded (and preprocessed) into a small table, and the identity indices into it.
-    private (ExampleTable Table, int[] Rows) LoadLazy(ReadOnlySpan<int> used)
+    // Shape, X and Y of a storage whose Indices/Ordinals hold `rows` planned rows.
+    private void Fill(BatchStorage s, int rows, BatchWhat what)
     {
-        ExampleTable t = _lazy!.LoadRows(used);
-        if (_options.Preprocess is not null) t = Preprocessing.Apply(t, _options.Preprocess);
-        int[] ids = new int[used.Length];
-        for (int i = 0; i < ids.Length; i++) ids[i] = i;
-        return (t, ids);
+        RowView view = _rows.View(s.Indices.AsSpan(0, rows));
+        Span<int> shape = stackalloc int[_table.ExampleShape.Length];
+        long bytes = view.Measure(shape, what);
+        s.PrepareX(shape, bytes);
+        view.CopyTo(s.X.AsSpan(0, (int)bytes), s.Y);
+        WarnReplacement(s.Ordinals.AsSpan(0, rows));
     }
 
     // Null means: read ahead only when the mapped file may not fit the page cache (larger than half the memory the

@@ -371,6 +371,21 @@ let pooling (back: ExampleTable -> ExampleTable) =
     let table10x8 () = back (table10x8 ())
     let intTable counts chunkBytes = back (intTable counts chunkBytes)
     testList "pooling" [
+        testCase "steady state: a batch built and disposed allocates nothing (indexer, GetExamples aside)" <| fun () ->
+            let s = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 2, Seed = 42UL, StepsPerEpoch = 64))
+            let x = Array.zeroCreate<int> (8 * 3)
+            let y = Array.zeroCreate<int64> 8
+            // Warm the pool and every code path (JIT, static lambdas) first.
+            for i in 0 .. 63 do
+                (s[i]).Dispose()
+                s.GenerateBatchInto(i, Span x, Span y) |> ignore
+                (s.GetSlice(i % 10, 8)).Dispose()
+            let before = GC.GetAllocatedBytesForCurrentThread()
+            for i in 0 .. 63 do
+                (s[i]).Dispose()
+                s.GenerateBatchInto(i, Span x, Span y) |> ignore
+                (s.GetSlice(i % 10, 8)).Dispose()
+            Expect.equal (GC.GetAllocatedBytesForCurrentThread() - before) 0L "bytes allocated by 192 batches"
         testCase "held batches never share buffers with later ones" <| fun () ->
             let s = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 2, Seed = 42UL, StepsPerEpoch = 64))
             let expected = Array.init 64 (take s)
