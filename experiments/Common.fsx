@@ -8,6 +8,7 @@
 #r "Samplers.Experiments.dll"
 #r "Microsoft.Extensions.Logging.Abstractions.dll"
 #r "SkiaSharp.dll"
+#r "Samplers.SkiaSharp.dll"
 
 open System
 open System.Globalization
@@ -22,7 +23,8 @@ open Samplers.Experiments
 /// The folder the libraries were loaded from (the #I above).
 let libraryDir = Path.GetDirectoryName(typeof<MultiShotMemorySampler>.Assembly.Location)
 
-// fsi does not read the tool's deps.json, so point SkiaSharp (PNG/JPEG decoding) at its native library.
+// PNG decodes in managed code. JPEG goes through Samplers.SkiaSharp: fsi does not read the tool's deps.json, so point
+// SkiaSharp at its native library and register the codec explicitly (loading it by name needs the deps.json too).
 do
     let rid =
         (if RuntimeInformation.IsOSPlatform OSPlatform.Windows then "win"
@@ -35,6 +37,7 @@ do
         match file with
         | Some f -> NativeLibrary.Load f
         | None -> IntPtr.Zero))
+    Samplers.SkiaSharp.SkiaSharpImaging.Register()
 
 /// `--name value` pairs of the script's command line (fsi passes the arguments after the script).
 let args = fsi.CommandLineArgs |> Array.skip 1
