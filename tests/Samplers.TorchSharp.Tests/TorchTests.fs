@@ -113,7 +113,7 @@ let rgbTable n h w c classes =
     b.Build()
 
 let rgbSampler steps =
-    MultiShotMemorySampler(rgbTable 40 5 4 3 4, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 3, StepsPerEpoch = steps, Seed = 9UL))
+    new MultiShotMemorySampler(rgbTable 40 5 4 3 4, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 3, StepsPerEpoch = steps, Seed = 9UL))
 
 /// Checks X[n, c, y, x] = (B[n, y, x, c] * scale - mean[c]) / std[c] and Y = labels, element by element.
 let expectChw (batch: Batch) (t: TensorBatch) (scale: float32) (mean: float32[]) (std: float32[]) =
@@ -156,7 +156,7 @@ let tensorTests =
 
         test "grayscale batches longer than one vector take the vector path and stay exact" {
             let table = rgbTable 40 7 9 1 4
-            let s = MultiShotMemorySampler(table, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 3, StepsPerEpoch = 3, Seed = 1UL))
+            let s = new MultiShotMemorySampler(table, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 3, StepsPerEpoch = 3, Seed = 1UL))
             use pool = new TensorBatchPool()
             use b = s[1]
             use t = pool.Convert b
@@ -182,7 +182,7 @@ let tensorTests =
             Expect.stringContains ex.Message "Mean has 2 values, but the examples have 3 channels" "says what and why"
             use pool2 = new TensorBatchPool(TensorConversion(Std = [| 0f |]))
             throwsWith<ArgumentException> (fun () -> pool2.Convert b |> ignore) "zero std" |> ignore
-            let ints = MultiShotMemorySampler(int32Table (), SamplerOptions(StepsPerEpoch = 2))
+            let ints = new MultiShotMemorySampler(int32Table (), SamplerOptions(StepsPerEpoch = 2))
             use ib = ints[0]
             use plain = new TensorBatchPool()
             let ex = throwsWith<NotSupportedException> (fun () -> plain.Convert ib |> ignore) "int32 data"

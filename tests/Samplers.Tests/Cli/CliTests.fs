@@ -195,7 +195,7 @@ let libraryTests =
             Expect.equal (Directory.GetFiles t.Path).Length 1 "only the archive"
         testCase "NumpyExport.SamplerRows and PlannedBatches: the sampler's rows ascending; planned rows in plan order with index, batch, epoch" <| fun () ->
             let table = Samplers.Tests.Facade.SamplerTests.intTable [ 5; 6; 7 ] ExampleTable.DefaultChunkBytes
-            let s = MultiShotMemorySampler(table, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 4, Seed = 3UL, ClassList = [| 0L; 20L |]))
+            let s = new MultiShotMemorySampler(table, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 4, Seed = 3UL, ClassList = [| 0L; 20L |]))
             let rows = (NumpyExport.SamplerRows(s, NumpyExportOptions(Compress = true)))
             Expect.isTrue rows.Compress "keeps the given settings"
             Expect.equal (List.ofSeq rows.Rows) [ for i in 0 .. table.Count - 1 do if table.Labels[i] <> 10L then i ] "rows of classes 0 and 20, ascending"
@@ -209,7 +209,7 @@ let libraryTests =
             Expect.stringContains e.Message "endBatch" "names the argument"
         testCase "sampler.Plans and DigestPlans: the planner's plans epoch by epoch, the core digest, the range checked; the epoch counter untouched" <| fun () ->
             let table = Samplers.Tests.Facade.SamplerTests.intTable [ 5; 6; 7; 8 ] ExampleTable.DefaultChunkBytes
-            let s = MultiShotMemorySampler(table, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 9, Seed = 4UL, Mode = SamplingMode.Coverage, Rank = 1, WorldSize = 2))
+            let s = new MultiShotMemorySampler(table, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 9, Seed = 4UL, Mode = SamplingMode.Coverage, Rank = 1, WorldSize = 2))
             let plans = s.Plans(2, 2, 1, 3) |> List.ofSeq
             Expect.equal [ for p in plans -> p.Key.Epoch, p.Key.BatchId ] [ 2, 1; 2, 2; 3, 1; 3, 2 ] "epoch by epoch, rank-local batch ids"
             for p in plans do
@@ -225,7 +225,7 @@ let libraryTests =
         testCase "sampler.RunEpochs: the tally of every batch served, per class with names, and the digest DigestPlans gives for the same epochs" <| fun () ->
             let table = Samplers.Tests.Facade.SamplerTests.intTable [ 5; 6; 7 ] ExampleTable.DefaultChunkBytes
             let options = SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 3, StepsPerEpoch = 7, Seed = 9UL)
-            let s = MultiShotMemorySampler(table, options)
+            let s = new MultiShotMemorySampler(table, options)
             let expectedDigest = s.DigestPlans(0, 3, 0, s.Count)
             let tally = BalanceTally(s.ClassIndex, table.Count)
             for e in 0 .. 2 do

@@ -167,7 +167,7 @@ let digitNames = [| "zero"; "one"; "two"; "three"; "four"; "five"; "six"; "seven
 let gridTests =
     testList "grid captions" [
         testCase "28-pixel tiles: every caption is the whole 'CLASS #index', on two lines inside a widened cell, drawn in full" <| fun () ->
-            let s = MultiShotMemorySampler(digitsTable 9000, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 3, Seed = 17UL))
+            let s = new MultiShotMemorySampler(digitsTable 9000, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 3, Seed = 17UL))
             use b = s.GenerateBatch 4
             let g = BatchGrid.Render(b, digitNames)
             Expect.equal g.Labels.Count 9 "one caption per example"
@@ -200,7 +200,7 @@ let gridTests =
 
         testCase "captions that fit stay on one line above the images" <| fun () ->
             // Ten examples: captions such as "3 #3" (4 characters, 23 px) fit a 28 px tile.
-            let s = MultiShotMemorySampler(digitsTable 10, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 1, Seed = 3UL))
+            let s = new MultiShotMemorySampler(digitsTable 10, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 1, Seed = 3UL))
             use b = s.GenerateBatch 0
             let g = BatchGrid.Render(b, [| for i in 0 .. 9 -> string i |])
             for l in g.Labels do

@@ -27,7 +27,7 @@ let imageTable (n: int) (h: int) (w: int) (classes: int) =
     b.Build()
 
 let sampler (aug: IAugmenter) (views: int) (seed: uint64) =
-    MultiShotMemorySampler(imageTable 24 40 48 6,
+    new MultiShotMemorySampler(imageTable 24 40 48 6,
         SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 10, Seed = seed, Augmenter = aug,
                        NumAugmentationsPerExample = views, Warmup = 0))
 
@@ -92,7 +92,7 @@ let reproducible =
 
         testCase "warmup: the evaluation pipeline when asked, the training one otherwise" <| fun () ->
             let table = imageTable 12 40 48 3
-            let mk aug warm = MultiShotMemorySampler(table, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, Seed = 5UL, Augmenter = aug, NumAugmentationsPerExample = 2, Warmup = warm))
+            let mk aug warm = new MultiShotMemorySampler(table, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, Seed = 5UL, Augmenter = aug, NumAugmentationsPerExample = 2, Warmup = warm))
             use w = (mk (ImageAugmenter.SimClr(16, 16, evalDuringWarmup = true)) 1).GenerateBatch 0
             Expect.isTrue w.IsWarmup "warmup batch"
             let x = w.ToArray<float32>()
@@ -159,7 +159,7 @@ let ops =
             throwsWith<ArgumentOutOfRangeException> (fun () -> ImageAugmentation.HorizontalFlip(1.5) |> ignore) "[0, 1]" |> ignore
             throwsWith<ArgumentOutOfRangeException> (fun () -> ImageAugmentation.RandomResizedCrop(8, 8, minArea = 0.5, maxArea = 0.2) |> ignore) "area range" |> ignore
             throwsWith<ArgumentException> (fun () -> ImageAugmenter.SimClr(8, 8, version = "v3") |> ignore) "v3" |> ignore
-            let ints = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, Augmenter = ImageAugmenter.SimClr(8, 8)))
+            let ints = new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, Augmenter = ImageAugmenter.SimClr(8, 8)))
             throwsWith<ArgumentException> (fun () -> ints.GenerateBatch 0 |> ignore) "int32" |> ignore
             let s = sampler (ImageAugmenter.SimClr(8, 8)) 257 1UL
             throwsWith<ArgumentOutOfRangeException> (fun () -> s.GenerateBatch 0 |> ignore) "256" |> ignore
@@ -170,7 +170,7 @@ let ops =
             throwsWith<ArgumentOutOfRangeException> (fun () -> ImageAugmentation.CenterCropResize(8, 8, 0.0) |> ignore) "cropProportion" |> ignore
             throwsWith<ArgumentOutOfRangeException> (fun () -> ImageOps.GaussianBlur(Span(Array.zeroCreate<float32> 4), 2, 2, 1, 3, 0f)) "sigma must be positive" |> ignore
             // A batch of [2, 2, 2] examples is not an image batch (2 channels).
-            let vectors = MultiShotMemorySampler(ExampleTable.From(ReadOnlySpan(Array.zeroCreate<byte> 32), ReadOnlySpan [| 2; 2; 2 |], ReadOnlySpan [| 0L; 1L; 0L; 1L |]),
+            let vectors = new MultiShotMemorySampler(ExampleTable.From(ReadOnlySpan(Array.zeroCreate<byte> 32), ReadOnlySpan [| 2; 2; 2 |], ReadOnlySpan [| 0L; 1L; 0L; 1L |]),
                                                  SamplerOptions(ClassesPerBatch = 2, Augmenter = ImageAugmenter.SimClr(8, 8)))
             throwsWith<ArgumentException> (fun () -> vectors.GenerateBatch 0 |> ignore) "C = 1, 3 or 4" |> ignore
             let aug = ImageAugmenter.SimClr(8, 8)
@@ -251,7 +251,7 @@ let grid =
             use plain = (sampler null 0 11UL).GenerateBatch 1
             use other = (sampler (ImageAugmenter.SimClr(8, 8)) 1 12UL).GenerateBatch 1
             throwsWith<ArgumentException> (fun () -> BatchGrid.Render(plain, null, other) |> ignore) "augmenter's output" |> ignore
-            let ints = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2))
+            let ints = new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2))
             use b = ints.GenerateBatch 0
             throwsWith<ArgumentException> (fun () -> BatchGrid.Render(b) |> ignore) "int32" |> ignore
             use five = (sampler null 0 11UL).GetSlice(0, 5)

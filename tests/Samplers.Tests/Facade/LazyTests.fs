@@ -74,7 +74,7 @@ let folder =
             use t = new TempDir()
             let f = ImageFolder.Scan(makeFolder t.Path)
             let resize = ImagePreprocessing.Resize(8, 9, output = DType.UInt8)
-            let eager = MultiShotMemorySampler(f.Load(resize), opts 11UL)
+            let eager = new MultiShotMemorySampler(f.Load(resize), opts 11UL)
             let lazyT = f.ToLazyTable(resize, ExampleCache(maxCount = 4))
             let lazyS = MultiShotMemorySampler.CreateLazy(lazyT, opts 11UL)
             Expect.equal (lazyS.ExampleShape |> List.ofSeq) [ 8; 9; 3 ] "shape from the preprocess"
@@ -95,7 +95,7 @@ let folder =
             let re = try (use _b = raw.[0] in None) with :? RaggedBatchException as e -> Some e
             let plan = raw.Planner.Plan({ Samplers.Core.PlanKey.Seed = 5UL; Epoch = 0; BatchId = 0 })
             Expect.stringContains re.Value.Message $"example {plan.Indices.Span.[0]})" "names the table row, not the batch position"
-            let eager2 = MultiShotMemorySampler(f.Load(), p)
+            let eager2 = new MultiShotMemorySampler(f.Load(), p)
             let lazy2 = MultiShotMemorySampler.CreateLazy(f.ToLazyTable(), p)
             Expect.equal (allBatches lazy2 0) (allBatches eager2 0) "options.Preprocess"
 
@@ -224,7 +224,7 @@ let concurrency =
             let f = ImageFolder.Scan(makeFolder t.Path)
             let resize = ImagePreprocessing.Resize(7, 7, output = DType.UInt8)
             let o = SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 10, Seed = 4UL)
-            let expected = allBatches (MultiShotMemorySampler(f.Load(resize), o)) 0 |> Array.ofList
+            let expected = allBatches (new MultiShotMemorySampler(f.Load(resize), o)) 0 |> Array.ofList
             let asyncLoad (p: string) (ct: CancellationToken) =
                 ValueTask<LoadedExample>(task {
                     do! Task.Yield()

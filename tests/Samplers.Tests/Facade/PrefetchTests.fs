@@ -39,7 +39,7 @@ type Counted(sampler: MultiShotMemorySampler, options: PrefetchOptions) =
 let fingerprint (b: Batch) =
     b.Key, b.GlobalBatchId, b.Indices.ToArray(), b.Y.ToArray(), b.XBytes.ToArray(), b.IsWarmup
 
-let samplerWith (o: SamplerOptions) = MultiShotMemorySampler(table10x8 (), o)
+let samplerWith (o: SamplerOptions) = new MultiShotMemorySampler(table10x8 (), o)
 
 /// Options with classes x examples per batch, steps per epoch, seed 42, and an optional augmenter and warmup.
 let optsWith cpb epc steps (aug: IAugmenter) warmup =

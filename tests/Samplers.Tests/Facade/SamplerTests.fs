@@ -73,14 +73,14 @@ let digest (x: byte[], y: int64[]) =
 /// Child mode: the digests of batches 0..19 of epochs 0 and 1 for a seed, one per line.
 let childDigests (args: string[]) =
     let seed = UInt64.Parse args[0]
-    let s = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 3, StepsPerEpoch = 20, Seed = seed))
+    let s = new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 3, StepsPerEpoch = 20, Seed = seed))
     for e in 0 .. 1 do
         for b in 0 .. 19 do printfn "%d %d %016x" e b (digest (take s b))
         s.OnEpochEnd()
     0
 
 let localDigests (table: ExampleTable) seed =
-    let s = MultiShotMemorySampler(table, SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 3, StepsPerEpoch = 20, Seed = seed))
+    let s = new MultiShotMemorySampler(table, SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 3, StepsPerEpoch = 20, Seed = seed))
     [ for e in 0 .. 1 do
         for b in 0 .. 19 do yield sprintf "%d %d %016x" e b (digest (take s b))
         s.OnEpochEnd() ]
@@ -129,27 +129,27 @@ let options (back: ExampleTable -> ExampleTable) =
 
         testCase "bad counts name the setting" <| fun () ->
             let t = table10x8 ()
-            let e = throwsWith<ArgumentOutOfRangeException> (fun () -> MultiShotMemorySampler(t, opts 0 2) |> ignore) "cpb 0"
+            let e = throwsWith<ArgumentOutOfRangeException> (fun () -> new MultiShotMemorySampler(t, opts 0 2) |> ignore) "cpb 0"
             Expect.stringContains e.Message "classesPerBatch" "names the setting"
-            let e = throwsWith<ArgumentOutOfRangeException> (fun () -> MultiShotMemorySampler(t, opts 2 0) |> ignore) "epc 0"
+            let e = throwsWith<ArgumentOutOfRangeException> (fun () -> new MultiShotMemorySampler(t, opts 2 0) |> ignore) "epc 0"
             Expect.stringContains e.Message "examplesPerClassPerBatch" "names the setting"
-            let e = throwsWith<ArgumentOutOfRangeException> (fun () -> MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, Seed = 42UL, StepsPerEpoch = 0)) |> ignore) "steps 0"
+            let e = throwsWith<ArgumentOutOfRangeException> (fun () -> new MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, Seed = 42UL, StepsPerEpoch = 0)) |> ignore) "steps 0"
             Expect.stringContains e.Message "stepsPerEpoch" "names the setting"
-            let e = throwsWith<ArgumentOutOfRangeException> (fun () -> MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, NumAugmentationsPerExample = -1)) |> ignore) "aug -1"
+            let e = throwsWith<ArgumentOutOfRangeException> (fun () -> new MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, NumAugmentationsPerExample = -1)) |> ignore) "aug -1"
             Expect.stringContains e.Message "NumAugmentationsPerExample" "names the setting"
-            let e = throwsWith<ArgumentOutOfRangeException> (fun () -> MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, TotalExamplesPerClass = Nullable 0)) |> ignore) "total 0"
+            let e = throwsWith<ArgumentOutOfRangeException> (fun () -> new MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, TotalExamplesPerClass = Nullable 0)) |> ignore) "total 0"
             Expect.stringContains e.Message "TotalExamplesPerClass" "names the setting"
-            let e = throwsWith<ArgumentOutOfRangeException> (fun () -> MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Rank = 2, WorldSize = 2)) |> ignore) "rank"
+            let e = throwsWith<ArgumentOutOfRangeException> (fun () -> new MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Rank = 2, WorldSize = 2)) |> ignore) "rank"
             Expect.stringContains e.Message "rank" "names the setting"
 
         testCase "null and empty inputs are caller errors" <| fun () ->
-            throwsWith<ArgumentNullException> (fun () -> MultiShotMemorySampler(table10x8 (), (null: SamplerOptions)) |> ignore) "null options" |> ignore
+            throwsWith<ArgumentNullException> (fun () -> new MultiShotMemorySampler(table10x8 (), (null: SamplerOptions)) |> ignore) "null options" |> ignore
             let empty = back (ExampleTable.From(ReadOnlySpan<int>([||]), ReadOnlySpan [| 3 |], ReadOnlySpan<int64>([||])))
-            let e = throwsWith<ArgumentException> (fun () -> MultiShotMemorySampler(empty, opts 2 2) |> ignore) "empty"
+            let e = throwsWith<ArgumentException> (fun () -> new MultiShotMemorySampler(empty, opts 2 2) |> ignore) "empty"
             Expect.stringContains e.Message "no examples" "says why"
 
         testCase "more classes per batch than classes is an error" <| fun () ->
-            let e = throwsWith<ArgumentException> (fun () -> MultiShotMemorySampler(table10x8 (), opts 11 2) |> ignore) "cpb > classes"
+            let e = throwsWith<ArgumentException> (fun () -> new MultiShotMemorySampler(table10x8 (), opts 11 2) |> ignore) "cpb > classes"
             Expect.stringContains e.Message "exceeds the number of classes" "says why"
     ]
 
@@ -160,7 +160,7 @@ let batches (back: ExampleTable -> ExampleTable) =
     testList "batches" [
         testCase "a batch is balanced: cpb distinct classes, epc rows each, rows are the planned examples" <| fun () ->
             let t = table10x8 ()
-            let s = MultiShotMemorySampler(t, opts 4 3)
+            let s = new MultiShotMemorySampler(t, opts 4 3)
             Expect.equal s.BatchSize 12 "batch size"
             for id in 0 .. s.Count - 1 do
                 use b = s[id]
@@ -181,15 +181,15 @@ let batches (back: ExampleTable -> ExampleTable) =
 
         testCase "Count is steps per epoch, or this rank's share" <| fun () ->
             let t = table10x8 ()
-            Expect.equal (MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, Seed = 42UL, StepsPerEpoch = 10)).Count) 10 "one shard"
-            let shares = [ for r in 0 .. 2 -> MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, Seed = 42UL, StepsPerEpoch = 10, Rank = r, WorldSize = 3)).Count ]
+            Expect.equal ((new MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, Seed = 42UL, StepsPerEpoch = 10))).Count) 10 "one shard"
+            let shares = [ for r in 0 .. 2 -> (new MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, Seed = 42UL, StepsPerEpoch = 10, Rank = r, WorldSize = 3))).Count ]
             Expect.equal shares [ 4; 3; 3 ] "10 batches over 3 ranks"
-            let s = MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, Seed = 42UL, StepsPerEpoch = 10, Rank = 1, WorldSize = 3))
+            let s = new MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, Seed = 42UL, StepsPerEpoch = 10, Rank = 1, WorldSize = 3))
             use b = s[2]
             Expect.equal b.GlobalBatchId 7 "local 2 on rank 1 of 3 is global 7"
 
         testCase "batch ids outside [0, Count) are ArgumentOutOfRangeException" <| fun () ->
-            let s = MultiShotMemorySampler(table10x8 (), opts 2 2)
+            let s = new MultiShotMemorySampler(table10x8 (), opts 2 2)
             for id in [ -1; s.Count; Int32.MaxValue ] do
                 let e = throwsWith<ArgumentOutOfRangeException> (fun () -> s[id].Dispose()) $"indexer {id}"
                 Expect.stringContains e.Message "batchId must be in [0, Count)" "names the range"
@@ -199,14 +199,14 @@ let batches (back: ExampleTable -> ExampleTable) =
             throwsWith<ArgumentOutOfRangeException> (fun () -> s.GenerateBatchAt(-1, 0).Dispose()) "negative epoch" |> ignore
 
         testCase "enumeration yields the epoch's batches in order" <| fun () ->
-            let s = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, Seed = 42UL, StepsPerEpoch = 7))
+            let s = new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, Seed = 42UL, StepsPerEpoch = 7))
             let viaEnum = [ for b in s -> (use b = b in snapshot b) ]
             let viaIndex = [ for i in 0 .. s.Count - 1 -> take s i ]
             Expect.equal viaEnum.Length 7 "Count batches"
             Expect.equal viaEnum viaIndex "same as the indexer"
 
         testCase "GetExamples truncates to BatchSize, as the reference" <| fun () ->
-            let s = MultiShotMemorySampler(table10x8 (), opts 3 2)
+            let s = new MultiShotMemorySampler(table10x8 (), opts 3 2)
             use b = s.GetExamples(0, 4, 3)
             Expect.equal b.Count 6 "4 x 3 = 12 rows truncated to 6"
             use small = s.GetExamples(0, 2, 1)
@@ -216,31 +216,31 @@ let batches (back: ExampleTable -> ExampleTable) =
             throwsWith<ArgumentOutOfRangeException> (fun () -> s.GetExamples(0, 2, 0).Dispose()) "0 per class" |> ignore
 
         testCase "class_list keeps only the listed classes" <| fun () ->
-            let s = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, ClassList = [| 30L; 50L; 70L; 30L |]))
+            let s = new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, ClassList = [| 30L; 50L; 70L; 30L |]))
             Expect.equal (List.ofSeq s.ClassList) [ 30L; 50L; 70L ] "deduplicated, ascending"
             Expect.equal s.NumExamples 24 "3 classes x 8"
             for id in 0 .. s.Count - 1 do
                 use b = s[id]
                 for y in b.Y.ToArray() do Expect.contains [ 30L; 50L; 70L ] y "only listed classes"
-            let e = throwsWith<ArgumentException> (fun () -> MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, ClassList = [| 30L; 31L |])) |> ignore) "absent class"
+            let e = throwsWith<ArgumentException> (fun () -> new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, ClassList = [| 30L; 31L |])) |> ignore) "absent class"
             Expect.stringContains e.Message "31" "names the absent class"
 
         testCase "total_examples_per_class keeps min(total, available) distinct examples per class" <| fun () ->
             let t = intTable [ 8; 8; 3; 8 ] ExampleTable.DefaultChunkBytes
-            let s = MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, Seed = 42UL, TotalExamplesPerClass = Nullable 5, StepsPerEpoch = 200))
+            let s = new MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, Seed = 42UL, TotalExamplesPerClass = Nullable 5, StepsPerEpoch = 200))
             Expect.equal s.NumExamples (5 + 5 + 3 + 5) "min(5, available) per class"
             use all = s.GetSlice()
             let kept = all.Indices.ToArray() |> Set.ofArray
             Expect.equal kept.Count 18 "no duplicates (the reference draws with replacement; we do not)"
             let used = [ for id in 0 .. s.Count - 1 -> (use b = s[id] in b.Indices.ToArray()) ] |> Array.concat |> Set.ofArray
             Expect.isTrue (Set.isSubset used kept) "batches only use kept examples"
-            let s2 = MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, Seed = 42UL, TotalExamplesPerClass = Nullable 5, StepsPerEpoch = 200))
+            let s2 = new MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, Seed = 42UL, TotalExamplesPerClass = Nullable 5, StepsPerEpoch = 200))
             use all2 = s2.GetSlice()
             Expect.equal (all2.Indices.ToArray()) (all.Indices.ToArray()) "the selection is seeded"
 
         testCase "GetSlice: table order of the sampled examples, -1 to the end, ranges checked" <| fun () ->
             let t = table10x8 ()
-            let s = MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, ClassList = [| 0L; 90L |]))
+            let s = new MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, ClassList = [| 0L; 90L |]))
             use all = s.GetSlice()
             Expect.equal all.Count 16 "all sampled examples"
             let idx = all.Indices.ToArray()
@@ -261,12 +261,12 @@ let batches (back: ExampleTable -> ExampleTable) =
             let b = ExampleTableBuilder.Fixed(DType.UInt8, ReadOnlySpan [| 2; 2 |], 6)
             for i in 0 .. 5 do b.SetLabel(i, int64 (i % 3))
             b.ClassNames <- [| "zero"; "one"; "two" |]
-            let s = MultiShotMemorySampler(back (b.Build()), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 1, StepsPerEpoch = 50, Seed = 42UL, ClassList = [| 1L; 2L |]))
+            let s = new MultiShotMemorySampler(back (b.Build()), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 1, StepsPerEpoch = 50, Seed = 42UL, ClassList = [| 1L; 2L |]))
             Expect.equal s.NumExamples 4 "two classes x 2"
             Expect.equal (List.ofSeq s.ExampleShape) [ 2; 2 ] "shape"
             Expect.equal s.DType DType.UInt8 "dtype"
             Expect.equal (List.ofSeq s.ClassNames) [ "one"; "two" ] "names of the sampled classes"
-            let s2 = MultiShotMemorySampler(table10x8 (), opts 2 1)
+            let s2 = new MultiShotMemorySampler(table10x8 (), opts 2 1)
             Expect.equal s2.ClassNames[1] "10" "labels as text without names"
 
         testCase "Create from spans (the reference's x, y) and the reference-shaped constructor" <| fun () ->
@@ -279,11 +279,11 @@ let batches (back: ExampleTable -> ExampleTable) =
             for r in 0 .. 5 do
                 let i = b.Indices[r]
                 Expect.equal xs[4 * r .. 4 * r + 3] x[4 * i .. 4 * i + 3] "row = example"
-            let s2 = MultiShotMemorySampler(table10x8 (), 3, 2, 17, warmup = 0)
+            let s2 = new MultiShotMemorySampler(table10x8 (), 3, 2, 17, warmup = 0)
             Expect.equal (s2.Count, s2.BatchSize, s2.IsWarmup) (17, 6, false) "positional reference shape"
 
         testCase "AsTensorSpan views X with the batch shape" <| fun () ->
-            let s = MultiShotMemorySampler(table10x8 (), opts 2 2)
+            let s = new MultiShotMemorySampler(table10x8 (), opts 2 2)
             use b = s[0]
             let ts = b.AsTensorSpan<int>()
             Expect.equal (ts.Lengths.ToArray() |> Array.map int) [| 4; 3 |] "lengths"
@@ -302,8 +302,8 @@ let datasetsOverChunks (back: ExampleTable -> ExampleTable) =
             let one = intTable counts ExampleTable.DefaultChunkBytes
             let many = intTable counts 36L // 3 examples of 12 bytes per chunk
             Expect.isGreaterThan many.ChunkCount 20 "many chunks"
-            let a = MultiShotMemorySampler(one, opts 5 2)
-            let b = MultiShotMemorySampler(many, opts 5 2)
+            let a = new MultiShotMemorySampler(one, opts 5 2)
+            let b = new MultiShotMemorySampler(many, opts 5 2)
             for id in 0 .. a.Count - 1 do
                 Expect.equal (take b id) (take a id) $"batch {id} identical"
             use sl = b.GetSlice()
@@ -318,23 +318,23 @@ let determinism (back: ExampleTable -> ExampleTable) =
     let intTable counts chunkBytes = back (intTable counts chunkBytes)
     testList "determinism" [
         testCase "same seed, same batches; another seed, other batches" <| fun () ->
-            let a = MultiShotMemorySampler(table10x8 (), opts 4 2)
-            let b = MultiShotMemorySampler(table10x8 (), opts 4 2)
-            let c = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 43UL))
+            let a = new MultiShotMemorySampler(table10x8 (), opts 4 2)
+            let b = new MultiShotMemorySampler(table10x8 (), opts 4 2)
+            let c = new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 43UL))
             let ba = [ for i in 0 .. 49 -> take a i ]
             Expect.equal [ for i in 0 .. 49 -> take b i ] ba "same seed"
             Expect.notEqual [ for i in 0 .. 49 -> take c i ] ba "another seed"
 
         testCase "a batch does not depend on what was asked before" <| fun () ->
-            let a = MultiShotMemorySampler(table10x8 (), opts 4 2)
+            let a = new MultiShotMemorySampler(table10x8 (), opts 4 2)
             let first = take a 17
             for i in [ 3; 17; 0; 49; 17 ] do take a i |> ignore
             Expect.equal (take a 17) first "batch 17 again"
-            let b = MultiShotMemorySampler(table10x8 (), opts 4 2)
+            let b = new MultiShotMemorySampler(table10x8 (), opts 4 2)
             Expect.equal (take b 17) first "fresh sampler"
 
         testCase "epochs differ, and GenerateBatchAt addresses any epoch" <| fun () ->
-            let s = MultiShotMemorySampler(table10x8 (), opts 4 2)
+            let s = new MultiShotMemorySampler(table10x8 (), opts 4 2)
             let e0 = [ for i in 0 .. 9 -> take s i ]
             let at1 = [ for i in 0 .. 9 -> (use b = s.GenerateBatchAt(1, i) in snapshot b) ]
             s.OnEpochEnd()
@@ -345,7 +345,7 @@ let determinism (back: ExampleTable -> ExampleTable) =
 
         testCase "many threads get the same batches as one thread" <| fun () ->
             for mode in [ SamplingMode.Independent; SamplingMode.Coverage ] do
-                let s = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 2, Seed = 42UL, Mode = mode, StepsPerEpoch = 400))
+                let s = new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 2, Seed = 42UL, Mode = mode, StepsPerEpoch = 400))
                 let sequential = Array.init s.Count (take s)
                 for round in 1 .. 3 do
                     let got = Array.zeroCreate s.Count
@@ -372,7 +372,7 @@ let pooling (back: ExampleTable -> ExampleTable) =
     let intTable counts chunkBytes = back (intTable counts chunkBytes)
     testList "pooling" [
         testCase "steady state: a batch built and disposed allocates nothing (indexer, GetExamples aside)" <| fun () ->
-            let s = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 2, Seed = 42UL, StepsPerEpoch = 64))
+            let s = new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 2, Seed = 42UL, StepsPerEpoch = 64))
             let x = Array.zeroCreate<int> (8 * 3)
             let y = Array.zeroCreate<int64> 8
             // Warm the pool and every code path (JIT, static lambdas) first.
@@ -387,7 +387,7 @@ let pooling (back: ExampleTable -> ExampleTable) =
                 (s.GetSlice(i % 10, 8)).Dispose()
             Expect.equal (GC.GetAllocatedBytesForCurrentThread() - before) 0L "bytes allocated by 192 batches"
         testCase "held batches never share buffers with later ones" <| fun () ->
-            let s = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 2, Seed = 42UL, StepsPerEpoch = 64))
+            let s = new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 2, Seed = 42UL, StepsPerEpoch = 64))
             let expected = Array.init 64 (take s)
             // Warm the pool, then hold many batches from many threads at once.
             let held = ConcurrentBag<int * Batch>()
@@ -403,7 +403,7 @@ let pooling (back: ExampleTable -> ExampleTable) =
 
         testCase "Dispose is idempotent, even through copies, and a disposed handle throws" <| fun () ->
             let pool = new BatchPool()
-            let s = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Pool = pool))
+            let s = new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Pool = pool))
             let b = s[0]
             let copy = b
             Expect.equal pool.Available 0 "rented"
@@ -425,7 +425,7 @@ let pooling (back: ExampleTable -> ExampleTable) =
             (Unchecked.defaultof<Batch>).Dispose()
 
         testCase "GenerateBatchInto writes the same batch into caller buffers" <| fun () ->
-            let s = MultiShotMemorySampler(table10x8 (), opts 4 2)
+            let s = new MultiShotMemorySampler(table10x8 (), opts 4 2)
             let x = Array.zeroCreate<int> 24
             let y = Array.zeroCreate<int64> 8
             for id in [ 0; 5; 49 ] do
@@ -439,13 +439,13 @@ let pooling (back: ExampleTable -> ExampleTable) =
             let e = throwsWith<ArgumentException> (fun () -> s.GenerateBatchInto(0, Span x, Span(Array.zeroCreate<int64> 7)) |> ignore) "y too short"
             Expect.stringContains e.Message "has 8 rows" "gives the need"
             throwsWith<ArgumentException> (fun () -> s.GenerateBatchInto(0, Span(Array.zeroCreate<float32> 24), Span y) |> ignore) "wrong type" |> ignore
-            let big = MultiShotMemorySampler(intTable (List.replicate 30 40) ExampleTable.DefaultChunkBytes, opts 30 20)
+            let big = new MultiShotMemorySampler(intTable (List.replicate 30 40) ExampleTable.DefaultChunkBytes, opts 30 20)
             let bx = Array.zeroCreate<int> (600 * 3)
             let by = Array.zeroCreate<int64> 600
             Expect.equal (big.GenerateBatchInto(3, Span bx, Span by)) 600 "large batches use rented plan buffers"
             use bb = big[3]
             Expect.equal bx (bb.X<int>().ToArray()) "large x"
-            let withAug = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Augmenter = DoublingAugmenter()))
+            let withAug = new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Augmenter = DoublingAugmenter()))
             let e = throwsWith<InvalidOperationException> (fun () -> withAug.GenerateBatchInto(0, Span x, Span y) |> ignore) "augmenter"
             Expect.stringContains e.Message "use GenerateBatch" "says what to do"
 
@@ -465,13 +465,13 @@ let logging (back: ExampleTable -> ExampleTable) =
     testList "logging and warmup" [
         testCase "the batch-size message goes to the logger" <| fun () ->
             let log = ListLogger()
-            MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Logger = log)) |> ignore
+            new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Logger = log)) |> ignore
             Expect.equal (log.Texts LogLevel.Information) [ "The initial batch size is 6 (3 classes * 2 examples per class) with 0 augmentations" ] "reference text"
 
         testCase "a class with too few examples warns once, and is drawn with replacement" <| fun () ->
             let log = ListLogger()
             let t = intTable [ 8; 8; 2 ] ExampleTable.DefaultChunkBytes
-            let s = MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 4, StepsPerEpoch = 50, Seed = 42UL, Logger = log))
+            let s = new MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 4, StepsPerEpoch = 50, Seed = 42UL, Logger = log))
             let smallExamples = [ for i in 0 .. t.Count - 1 do if t.Labels[i] = 20L then yield i ] |> Set.ofList
             let used = Collections.Generic.HashSet<int>()
             for id in 0 .. s.Count - 1 do
@@ -490,7 +490,7 @@ let logging (back: ExampleTable -> ExampleTable) =
         testCase "warmup follows the reference: default -1 is on during epoch 0 only" <| fun () ->
             let seqOf warmup =
                 let log = ListLogger()
-                let s = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Warmup = warmup, Logger = log))
+                let s = new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Warmup = warmup, Logger = log))
                 let states = [ for _ in 0 .. 4 -> (let w = s.IsWarmup in s.OnEpochEnd(); w) ]
                 states, log.Texts LogLevel.Information |> List.filter ((=) "Warmup complete") |> List.length
             Expect.equal (seqOf -1) ([ true; false; false; false; false ], 1) "default -1"
@@ -506,8 +506,8 @@ let contracts (back: ExampleTable -> ExampleTable) =
     testList "preprocess and augmenter" [
         testCase "the augmenter gets the batch, num_augmentations_per_example and is_warmup, and may change the size" <| fun () ->
             let aug = DoublingAugmenter()
-            let s = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Augmenter = aug, NumAugmentationsPerExample = 2))
-            let plain = MultiShotMemorySampler(table10x8 (), opts 3 2)
+            let s = new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Augmenter = aug, NumAugmentationsPerExample = 2))
+            let plain = new MultiShotMemorySampler(table10x8 (), opts 3 2)
             use b = s[4]
             Expect.equal b.Count 12 "doubled"
             let x, y = snapshot b
@@ -526,18 +526,18 @@ let contracts (back: ExampleTable -> ExampleTable) =
             let pool = new BatchPool()
             let mutable input = Unchecked.defaultof<Batch>
             let aug = Augmenters.FromFunc(AugmentFunc(fun b _ _ -> input <- b; BatchPool.Shared.Rent(b.DType, b.ExampleShape, 1)))
-            let s = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Augmenter = aug, Pool = pool))
+            let s = new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Augmenter = aug, Pool = pool))
             use out = s[0]
             Expect.isTrue input.IsDisposed "input returned"
             Expect.equal pool.Available 1 "to the sampler's pool"
             Expect.equal out.Count 1 "the augmenter's batch"
             let inPlace = Augmenters.FromFunc(AugmentFunc(fun b _ _ -> b.Y.Fill 7L; b))
-            let s2 = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Augmenter = inPlace))
+            let s2 = new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Augmenter = inPlace))
             use b2 = s2[0]
             Expect.equal (b2.Y.ToArray()) (Array.create 4 7L) "in place"
             let failing = Augmenters.FromFunc(AugmentFunc(fun _ _ _ -> failwith "boom"))
             let pool3 = new BatchPool()
-            let s3 = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Augmenter = failing, Pool = pool3))
+            let s3 = new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Augmenter = failing, Pool = pool3))
             throwsWith<Exception> (fun () -> s3[0].Dispose()) "augmenter throws" |> ignore
             Expect.equal pool3.Available 1 "the input went back to the pool"
 
@@ -550,7 +550,7 @@ let contracts (back: ExampleTable -> ExampleTable) =
                     o[1] <- float32 x[2]
                     label <- label / 10L))
             let t = table10x8 ()
-            let s = MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Preprocess = p))
+            let s = new MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Preprocess = p))
             Expect.equal calls.Value t.Count "once per example"
             Expect.equal s.DType DType.Float32 "dtype changed"
             Expect.equal (List.ofSeq s.ExampleShape) [ 2 ] "shape changed"
@@ -593,7 +593,7 @@ let contracts (back: ExampleTable -> ExampleTable) =
                 b.AllocateRagged(i, ReadOnlySpan [| side; side |]).Fill(byte i)
                 b.SetLabel(i, int64 (i % 4))
             let t = b.Build()
-            let s = MultiShotMemorySampler(t, opts 4 2)
+            let s = new MultiShotMemorySampler(t, opts 4 2)
             let failures =
                 [ for id in 0 .. s.Count - 1 ->
                     try (s[id]).Dispose(); None
@@ -602,7 +602,7 @@ let contracts (back: ExampleTable -> ExampleTable) =
             Expect.isSome e "some batch mixes 2x2 and 4x4 examples"
             Expect.stringContains e.Value.Message "ResizeNearest" "suggests a resizing preprocess"
             Expect.stringContains e.Value.Message "mixes example shapes" "says what is wrong"
-            let r = MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Preprocess = Preprocessing.ResizeNearest(3, 3)))
+            let r = new MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Seed = 42UL, Preprocess = Preprocessing.ResizeNearest(3, 3)))
             use rb = r[0]
             Expect.equal (rb.Shape.ToArray()) [| 8; 3; 3 |] "resized"
             let x = rb.XBytes.ToArray()

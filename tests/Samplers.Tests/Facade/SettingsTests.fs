@@ -235,7 +235,7 @@ let warmupState =
             // Before the fix OnEpochEnd raised the epoch, logged, then cleared the flag: a batch in between had epoch 1 and
             // IsWarmup true. The gate holds OnEpochEnd inside the log call until such a batch exists.
             use gate = new ManualResetEventSlim(false)
-            let s = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Warmup = 1, Logger = GatedLogger(gate)))
+            let s = new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Warmup = 1, Logger = GatedLogger(gate)))
             let ender = Task.Run(fun () -> s.OnEpochEnd())
             let mutable seen = None
             let mutable tries = 0
@@ -250,7 +250,7 @@ let warmupState =
 
         testCase "IsWarmup agrees with the epoch of every batch while another thread ends epochs" <| fun () ->
             let warmup = 40
-            let s = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Warmup = warmup))
+            let s = new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Warmup = warmup))
             let epochs = 80
             let mutable stop = 0
             let bad = Collections.Concurrent.ConcurrentQueue<int * bool>()
@@ -275,7 +275,7 @@ let warmupState =
 
         testCase "'Warmup complete' is logged exactly once when many threads end epochs" <| fun () ->
             let log = ListLogger()
-            let s = MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Warmup = 5, Logger = log))
+            let s = new MultiShotMemorySampler(table10x8 (), SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 50, Warmup = 5, Logger = log))
             Parallel.For(0, 64, fun _ -> s.OnEpochEnd()) |> ignore
             Expect.equal s.Epoch 64 "64 epochs"
             Expect.equal (log.Texts LogLevel.Information |> List.filter ((=) "Warmup complete")).Length 1 "once"

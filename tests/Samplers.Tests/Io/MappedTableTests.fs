@@ -72,7 +72,7 @@ let tests =
                 let m = toMappedWith 1000L table
                 for mode in [ SamplingMode.Independent; SamplingMode.Coverage ] do
                     let o = SamplerOptions(ClassesPerBatch = 4, ExamplesPerClassPerBatch = 3, StepsPerEpoch = 40, Seed = 11UL, Mode = mode, WorldSize = 2, Rank = 1)
-                    let a, b = MultiShotMemorySampler(table, o), MultiShotMemorySampler(m, o)
+                    let a, b = new MultiShotMemorySampler(table, o), new MultiShotMemorySampler(m, o)
                     for e in 0 .. 1 do
                         for id in 0 .. a.Count - 1 do
                             Expect.equal (batchBytes b id) (batchBytes a id) $"{mode} epoch {e} batch {id}"
@@ -90,12 +90,12 @@ let tests =
                     Expect.equal (eb.XBytes.ToArray()) (ea.XBytes.ToArray()) "GetExamples"
             testCase "read-ahead never changes a batch" <| fun () ->
                 let m = toMappedWith 500L (fixedTable DType.UInt8 [| 4; 4 |] 300 ExampleTable.DefaultChunkBytes false 3)
-                let off = MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 25, Seed = 3UL, ReadAheadBatches = Nullable 0))
-                let on = MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 25, Seed = 3UL, ReadAheadBatches = Nullable 30))
+                let off = new MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 25, Seed = 3UL, ReadAheadBatches = Nullable 0))
+                let on = new MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 25, Seed = 3UL, ReadAheadBatches = Nullable 30))
                 Expect.equal (off.ReadAheadBatches, on.ReadAheadBatches) (0, 30) "explicit settings"
                 for id in [ 0; 1; 24; 7 ] do Expect.equal (batchBytes on id) (batchBytes off id) $"batch {id}"
                 let advised () = if OperatingSystem.IsLinux() then m.Mapped.AdvisedRows else 0L
-                let three = MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 25, Seed = 3UL, ReadAheadBatches = Nullable 3))
+                let three = new MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 25, Seed = 3UL, ReadAheadBatches = Nullable 3))
                 let before = advised ()
                 (three[0]).Dispose()
                 let atZero = advised () - before
@@ -106,11 +106,11 @@ let tests =
                 let beforeInto = advised ()
                 three.GenerateBatchInto(6, Span(Array.zeroCreate<byte> 96), Span(Array.zeroCreate<int64> 6)) |> ignore
                 if OperatingSystem.IsLinux() then Expect.equal (advised () - beforeInto) 6L "GenerateBatchInto reads ahead too"
-                let e = throwsWith<ArgumentOutOfRangeException> (fun () -> MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 2, ReadAheadBatches = Nullable -1)) |> ignore) "negative"
+                let e = throwsWith<ArgumentOutOfRangeException> (fun () -> new MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 2, ReadAheadBatches = Nullable -1)) |> ignore) "negative"
                 Expect.stringContains e.Message "ReadAheadBatches" "names the setting"
-                Expect.equal (MultiShotMemorySampler(m, opts 2 2).ReadAheadBatches) 0 "auto: a small file stays in the page cache, no advice"
+                Expect.equal ((new MultiShotMemorySampler(m, opts 2 2)).ReadAheadBatches) 0 "auto: a small file stays in the page cache, no advice"
                 let mem = fixedTable DType.UInt8 [| 4; 4 |] 300 ExampleTable.DefaultChunkBytes false 3
-                Expect.equal (MultiShotMemorySampler(mem, SamplerOptions(ClassesPerBatch = 2, ReadAheadBatches = Nullable 5)).ReadAheadBatches) 0 "memory tables never read ahead"
+                Expect.equal ((new MultiShotMemorySampler(mem, SamplerOptions(ClassesPerBatch = 2, ReadAheadBatches = Nullable 5))).ReadAheadBatches) 0 "memory tables never read ahead"
             testCase "PrefetchRows merges rows on the same pages, ignores rows outside the table, and is a no-op in memory" <| fun () ->
                 let table = fixedTable DType.UInt8 [| 100 |] 2000 ExampleTable.DefaultChunkBytes false 1
                 let m = toMappedWith (1L <<< 20) table
@@ -167,7 +167,7 @@ let tests =
                 let newT = fixedTable DType.UInt8 [| 16 |] 40 ExampleTable.DefaultChunkBytes false 2
                 let cache, key, _ = stored d.Path (ParquetCacheOptions(Directory = d.Path, RowGroupBytes = 100L)) oldT
                 let m = (run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))).Table
-                let s = MultiShotMemorySampler(m, opts 3 2)
+                let s = new MultiShotMemorySampler(m, opts 3 2)
                 let before = [ for id in 0 .. 9 -> batchBytes s id ]
                 Expect.isTrue (run (cache.StoreAsync(key, fp "ab", newT))).Stored "replaced by rename"
                 expectSame m oldT
@@ -185,7 +185,7 @@ let tests =
                 let t = fixedTable DType.UInt8 [| 4096 |] 64 ExampleTable.DefaultChunkBytes false 1
                 let cache, key, path = stored d.Path (ParquetCacheOptions(Directory = d.Path)) t
                 let m = (run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))).Table
-                let s = MultiShotMemorySampler(m, opts 3 2)
+                let s = new MultiShotMemorySampler(m, opts 3 2)
                 (s[0]).Dispose()
                 using (new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite ||| FileShare.Delete)) (fun f -> f.SetLength 100L)
                 let e = throwsWith<DataFormatException> (fun () -> (s[1]).Dispose()) "batch after truncation"
@@ -228,7 +228,7 @@ let tests =
                 let t = fixedTable DType.UInt8 [| 4096 |] 64 ExampleTable.DefaultChunkBytes false 1
                 let cache, key, _ = stored d.Path (ParquetCacheOptions(Directory = d.Path)) t
                 let m = (run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))).Table
-                let s = MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 4, StepsPerEpoch = 100000, Seed = 7UL))
+                let s = new MultiShotMemorySampler(m, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 4, StepsPerEpoch = 100000, Seed = 7UL))
                 let stop = ref false
                 let outcomes = Collections.Concurrent.ConcurrentBag<string>()
                 let workers =
@@ -297,7 +297,7 @@ let unevenPages =
         let view = map.CreateViewAccessor(0L, 0L, IO.MemoryMappedFiles.MemoryMappedFileAccess.Read)
         let rows = MappedRows(path, handle, map, view, 400L, [| for o in offsets -> o + 4L |], [| 0; 3; 8; 10 |], 4)
         Expect.equal rows.RowsPerSegment 0 "unequal: no division"
-        let table = ExampleTable(DType.UInt8, [| 4 |], rows, 4, Array.init 10 int64, null, [||])
+        let table = new ExampleTable(DType.UInt8, [| 4 |], rows, 4, Array.init 10 int64, null, [||])
         for i in 0 .. 9 do
             Expect.equal (table.GetExample(i).ToArray()) [| for k in 0 .. 3 -> byte (i * 10 + k) |] $"row {i}"
         Expect.equal table.ExamplesPerChunk 0 "rows per segment unknown"
