@@ -44,8 +44,8 @@ internal static class Gather
     /// keep about <see cref="PrefetchBytes"/> of upcoming rows in flight (at least two rows): the first ones before the
     /// loop, then, while copying row i, the row that distance ahead. A prefetch never faults; without SSE the loop is a
     /// plain copy.</remarks>
-    /// <para>A mapped table costs one <c>fstat</c> per batch (a file truncated in place fails with a clear error instead of
-    /// SIGBUS) and the same per-row work as chunks: <see cref="ExampleTable.GetExample(int)"/> resolves either backing
+    /// <para>A mapped table costs one <c>statx</c> per batch (a file written or truncated in place since it was opened fails
+    /// with a clear error instead of serving other bytes or SIGBUS) and the same per-row work as chunks: <see cref="ExampleTable.GetExample(int)"/> resolves either backing
     /// with one null check, no virtual call.</para>
     internal static void Rows(ExampleTable table, ReadOnlySpan<int> indices, Span<byte> destination)
     {
@@ -61,7 +61,7 @@ internal static class Gather
         mapped.Enter();
         try
         {
-            mapped.CheckLength();
+            mapped.CheckUnchanged();
             CopyRows(table, indices, destination);
         }
         finally

@@ -58,6 +58,9 @@ internal static class MappedCache
         foreach (int d in header.Shape) stride *= d;
         if (stride > int.MaxValue - 4)
             throw new NotMappableException($"one example is {stride} bytes, more than a span holds");
+        // The identity first: every batch compares the file with it (MappedRows.CheckUnchanged), so a change in place
+        // from here on, while the metadata is read or later, is caught; the length is read after it.
+        VerifyStamp.Identity? identity = VerifyStamp.Identify(handle);
         long length = RandomAccess.GetLength(handle);
         var groups = groupRows.Length;
         var chunkOffset = new long[groups];
@@ -115,7 +118,7 @@ internal static class MappedCache
                 first += rows;
             }
             (long[] starts, int[] firsts) = IndexPages(view, chunkOffset, chunkLength, groupRows, (int)stride, header.Count, path);
-            var mapped = new MappedRows(path, handle, map, view, length, starts, firsts, (int)stride);
+            var mapped = new MappedRows(path, handle, map, view, length, identity, starts, firsts, (int)stride);
             Func<string?[]>? ids = header.HasIds ? () => ReadIds(mapped, header.Count, path) : null;
             return new ExampleTable(header.DType, header.Shape, mapped, (int)stride, labels, ids, header.ClassNames);
         }

@@ -231,14 +231,24 @@ internal sealed class ParquetCache
                     ExampleTable mapped = await MappedCache.OpenAsync(reader, file, header, rows, path, cancellationToken).ConfigureAwait(false);
                     if (mapped.PayloadBytes != header.PayloadBytes)
                         throw new DataFormatException($"{path}: the examples hold {mapped.PayloadBytes} bytes, the metadata says {header.PayloadBytes}.", path, key: CacheFormat.MetaPayloadBytes);
-                    // The open handle's identity (fstat, so about the inode just mapped) against the stamp of the last
+                    // The open handle's identity (statx, so about the inode just mapped; taken by the open, before it read
+                    // anything through the mapping, and the one every batch compares with) against the stamp of the last
                     // verification: equal, the bytes are those that were verified; else the payload is verified once, here.
-                    VerifyStamp.Identity? id = VerifyStamp.Identify(file);
+                    VerifyStamp.Identity? id = mapped.Mapped!.OpenIdentity;
                     if (!VerifyStamp.Matches(path, id, header.Checksum))
                     {
                         mapped.Mapped!.PayloadVerifiedAtOpen = true;
                         _logger.LogInformation("Cache {Path}: no valid verification stamp (new, changed or never stamped); verifying the payload checksum of {Bytes} bytes once", path, header.PayloadBytes);
-                        VerifyChecksum(mapped, header, path);
+                        try
+                        {
+                            BeforePayloadChecksum?.Invoke(path);
+                            VerifyChecksum(mapped, header, path);
+                        }
+                        catch
+                        {
+                            mapped.Dispose(); // unmap now, not at finalisation
+                            throw;
+                        }
                         Stamp(path, file, id, header.Checksum);
                     }
                     return (null, mapped);
@@ -261,6 +271,9 @@ internal sealed class ParquetCache
         if (file is not null && !VerifyStamp.Matches(path, before, header.Checksum)) Stamp(path, file, before, header.Checksum);
         return (null, table);
     }
+
+    /// <summary>Test hook: runs on a mapped open right before the payload checksum (lets tests change the file there).</summary>
+    internal static Action<string>? BeforePayloadChecksum;
 
     private static void VerifyChecksum(ExampleTable table, CacheFormat.Header header, string path)
     {

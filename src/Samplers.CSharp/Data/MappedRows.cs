@@ -1,7 +1,10 @@
+using System.Buffers;
+using System.IO.Hashing;
 using System.IO.MemoryMappedFiles;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
+using Samplers.Cache;
 
 namespace Samplers;
 
@@ -24,6 +27,7 @@ internal sealed unsafe class MappedRows
     private readonly MemoryMappedViewAccessor _view;
     private readonly byte* _base;
     private readonly long _length;
+    private readonly VerifyStamp.Identity? _identity; // (device, inode, size, mtime ns, ctime ns) at open; null off Linux
     private readonly long[] _segmentStart;   // file offset of the first value's bytes in each segment
     private readonly int[] _segmentFirstRow; // first row of each segment, ascending; one extra entry = row count
     private readonly int _rowsPerSegment;    // > 0 when every segment but the last has this many rows (division), else 0
@@ -33,9 +37,9 @@ internal sealed unsafe class MappedRows
     private long _advisedRows;
 
     internal MappedRows(string path, SafeFileHandle file, MemoryMappedFile map, MemoryMappedViewAccessor view, long length,
-        long[] segmentStart, int[] segmentFirstRow, int stride)
+        VerifyStamp.Identity? identity, long[] segmentStart, int[] segmentFirstRow, int stride)
     {
-        Path = path; _file = file; _map = map; _view = view; _length = length;
+        Path = path; _file = file; _map = map; _view = view; _length = length; _identity = identity;
         _segmentStart = segmentStart; _segmentFirstRow = segmentFirstRow; _stride = stride; _pitch = stride + 4;
         byte* p = null;
         view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
@@ -64,6 +68,10 @@ internal sealed unsafe class MappedRows
 
     /// <summary>Its size when opened.</summary>
     internal long FileLength => _length;
+
+    /// <summary>The identity of the open file (statx on the handle) taken before its metadata was read through the
+    /// mapping; null where it cannot be known (not Linux). Every batch compares the file with it (<see cref="CheckUnchanged"/>).</summary>
+    internal VerifyStamp.Identity? OpenIdentity => _identity;
 
     /// <summary>Number of segments (data pages).</summary>
     internal int SegmentCount => _segmentStart.Length;
@@ -124,17 +132,88 @@ internal sealed unsafe class MappedRows
         return s >= 0 ? s : ~s - 1;
     }
 
-    /// <summary>Throws when the file shrank since it was mapped (reading past its end would kill the process with SIGBUS).</summary>
-    /// <remarks>One <c>fstat</c>. Writers replace cache files by rename, which leaves this inode intact; only an in-place
-    /// truncation by another program trips this, and one that lands during a gather is undefined, as for any mmap user.</remarks>
-    internal void CheckLength()
+    /// <summary>Throws when the file changed in place since it was opened: its device, inode, size or mtime (ns) differ
+    /// from <see cref="OpenIdentity"/> (<see cref="VerifyStamp.Identify"/>). Where no identity is known (not Linux), only
+    /// a shrink is caught (reading past the end would kill the process with SIGBUS).</summary>
+    /// <remarks>One <c>statx</c> on the handle, no allocation. ctime is not compared: unlinking the file or renaming a new
+    /// one over its path (the way ParquetCache replaces caches, which keeps this inode's bytes intact) also sets it. Every
+    /// <c>write</c> or truncation sets mtime to "now", so an in-place change is caught at the next batch unless the writer
+    /// set mtime back afterwards (<c>touch -d</c>, <c>utimensat</c>); the verification stamp (which does hold ctime) then
+    /// catches it at the next open. A change that lands during a gather is undefined for that batch, as for any mmap user
+    /// (docs/MAPPED.md, "Safety").</remarks>
+    /// <exception cref="DataFormatException">The file changed (or shrank) in place while mapped.</exception>
+    internal void CheckUnchanged()
     {
-        long now = RandomAccess.GetLength(_file);
-        if (now < _length)
-            throw new DataFormatException(
-                $"{Path}: the mapped cache file shrank from {_length} to {now} bytes while in use (truncated in place by another program); " +
-                "its rows cannot be read. Replace cache files by writing a new file and renaming it (as ParquetCache does), then reopen the table.",
-                Path, now, "data");
+        if (_identity is VerifyStamp.Identity was && VerifyStamp.Identify(_file) is VerifyStamp.Identity now)
+        {
+            if (now.Size != was.Size || now.MtimeNs != was.MtimeNs || now.Inode != was.Inode || now.Device != was.Device)
+                ThrowChanged(was, now);
+            return;
+        }
+        long size = RandomAccess.GetLength(_file);
+        if (size < _length) ThrowChanged(new VerifyStamp.Identity(0, 0, _length, 0, 0), new VerifyStamp.Identity(0, 0, size, 0, 0));
+    }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private void ThrowChanged(VerifyStamp.Identity was, VerifyStamp.Identity now)
+    {
+        string what = now.Size < was.Size
+            ? $"it shrank from {was.Size} to {now.Size} bytes (truncated in place by another program)"
+            : now.Device != was.Device || now.Inode != was.Inode
+                ? $"its device/inode changed from {was.Device}/{was.Inode} to {now.Device}/{now.Inode}"
+                : $"another program wrote or truncated it in place (size {was.Size} -> {now.Size} bytes, mtime {was.MtimeNs} -> {now.MtimeNs} ns)";
+        throw new DataFormatException(
+            $"{Path}: the cache file changed in place while mapped: {what}; its rows may now be other bytes or zeros, so this batch is refused. " +
+            "Replace cache files by writing a new file and renaming it over the old one (as ParquetCache does), never by writing into it; then reopen the table (load it again).",
+            Path, now.Size, "data");
+    }
+
+    /// <summary>Appends every row's bytes, in row order, to <paramref name="hash"/> (what hashing <see cref="Row"/> of
+    /// each row would append), reading the file through the handle into a pooled buffer instead of touching the mapping:
+    /// a file truncated meanwhile ends the read early, which is a <see cref="DataFormatException"/>, where reading the
+    /// mapping past the new end would kill the process (SIGBUS).</summary>
+    /// <exception cref="DataFormatException">The file ends before the last row (it was truncated in place).</exception>
+    internal void AppendRows(NonCryptographicHashAlgorithm hash)
+    {
+        if (_stride == 0 || _segmentStart.Length == 0) return;
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
+        try
+        {
+            long pitch = _pitch;
+            for (int s = 0; s < _segmentStart.Length; s++)
+            {
+                long start = _segmentStart[s];
+                long end = start + (long)(_segmentFirstRow[s + 1] - _segmentFirstRow[s]) * pitch - 4; // past the last row
+                for (long at = start; at < end;)
+                {
+                    int want = (int)Math.Min(buffer.Length, end - at);
+                    int got = 0;
+                    while (got < want)
+                    {
+                        int n = RandomAccess.Read(_file, buffer.AsSpan(got, want - got), at + got);
+                        if (n <= 0)
+                            throw new DataFormatException(
+                                $"{Path}: the cache file ends at byte {at + got} while its rows were being checksummed (they reach byte {end}): " +
+                                "it was truncated in place while being opened. Replace cache files by writing a new file and renaming it (as ParquetCache does).",
+                                Path, at + got, "data");
+                        got += n;
+                    }
+                    // Append the row bytes of [at, at + want), skipping the 4-byte value lengths between rows.
+                    for (long o = at, stop = at + want; o < stop;)
+                    {
+                        long rel = (o - start) % pitch;
+                        long take = Math.Min(rel < _stride ? _stride - rel : pitch - rel, stop - o);
+                        if (rel < _stride) hash.Append(buffer.AsSpan((int)(o - at), (int)take));
+                        o += take;
+                    }
+                    at += want;
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     /// <summary>Asks the OS to start reading the pages of <paramref name="rows"/> into the page cache (Linux/macOS

@@ -193,6 +193,51 @@ let tests =
                 Expect.stringContains e.Message path "names the file"
                 let e = throwsWith<DataFormatException> (fun () -> s.GenerateBatchInto(2, Span(Array.zeroCreate<byte> (6 * 4096)), Span(Array.zeroCreate<int64> 6)) |> ignore) "Into"
                 Expect.stringContains e.Message "renaming it" "says what to do"
+            // Issue 18: a change in place that keeps the size (or restores it) used to serve other bytes or zeros silently.
+            // The file's mtime is first set an hour back, so the write below sets another one whatever the clock's granularity.
+            for name, change in
+                    [ "overwritten in place (400 x 4096 bytes, same size)",
+                      (fun (f: FileStream) -> f.Position <- 50L * 4096L; f.Write(Array.create (400 * 4096) 0xABuy, 0, 400 * 4096))
+                      "shrunk then grown back to its old size in place",
+                      (fun (f: FileStream) -> let n = f.Length in f.SetLength(n / 2L); f.SetLength n) ] do
+                testCase $"a cache {name} while mapped fails the next batch with a DataFormatException naming the file" <| fun () ->
+                    use d = new TempDir()
+                    let t = fixedTable DType.UInt8 [| 4096 |] 500 ExampleTable.DefaultChunkBytes false 1
+                    let cache, key, path = stored d.Path (ParquetCacheOptions(Directory = d.Path)) t
+                    File.SetLastWriteTimeUtc(path, DateTime.UtcNow.AddHours -1.0)
+                    let m = (run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))).Table
+                    use s = new MultiShotMemorySampler(m, opts 3 2)
+                    (s[0]).Dispose()
+                    let size = FileInfo(path).Length
+                    using (new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite ||| FileShare.Delete)) change
+                    Expect.equal (FileInfo(path).Length) size "the same size as when mapped"
+                    let e = throwsWith<DataFormatException> (fun () -> (s[1]).Dispose()) "batch after the change"
+                    Expect.stringContains e.Message path "names the file"
+                    Expect.stringContains e.Message "changed in place while mapped" "says what happened"
+                    Expect.stringContains e.Message "renaming it" "says how writers must replace the file"
+                    Expect.stringContains e.Message "reopen the table" "says what to do"
+                    throwsWith<DataFormatException> (fun () -> s.GenerateBatchInto(2, Span(Array.zeroCreate<byte> (6 * 4096)), Span(Array.zeroCreate<int64> 6)) |> ignore) "Into"
+                    |> ignore
+                    m.Dispose()
+            testCase "a cache truncated in place during the payload checksum of a mapped open is a Corrupt miss, not a crash" <| fun () ->
+                use d = new TempDir()
+                let t = fixedTable DType.UInt8 [| 4096 |] 64 ExampleTable.DefaultChunkBytes false 1
+                let cache, key, path = stored d.Path (ParquetCacheOptions(Directory = d.Path)) t
+                File.Delete(path + ".verified") // no valid stamp: the open checksums the payload
+                let hooked = ref false
+                ParquetCache.BeforePayloadChecksum <-
+                    Action<string>(fun p ->
+                        if p = path then
+                            hooked.Value <- true
+                            use f = new FileStream(p, FileMode.Open, FileAccess.Write, FileShare.ReadWrite ||| FileShare.Delete)
+                            f.SetLength(f.Length / 2L))
+                try
+                    let r = run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))
+                    Expect.isTrue hooked.Value "the file was truncated between the header checks and the checksum"
+                    Expect.equal r.Reason (Nullable CacheMissReason.Corrupt) r.Detail
+                    Expect.stringContains r.Detail "truncated in place" "says what happened"
+                finally
+                    ParquetCache.BeforePayloadChecksum <- null
             testCase "a disposed mapped table releases its file and mapping; its rows then fail clearly, never fault" <| fun () ->
                 use d = new TempDir()
                 let t = fixedTable DType.UInt8 [| 64 |] 40 ExampleTable.DefaultChunkBytes false 1
@@ -295,7 +340,7 @@ let unevenPages =
         let handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read)
         let map = IO.MemoryMappedFiles.MemoryMappedFile.CreateFromFile(handle, null, 0L, IO.MemoryMappedFiles.MemoryMappedFileAccess.Read, IO.HandleInheritability.None, true)
         let view = map.CreateViewAccessor(0L, 0L, IO.MemoryMappedFiles.MemoryMappedFileAccess.Read)
-        let rows = MappedRows(path, handle, map, view, 400L, [| for o in offsets -> o + 4L |], [| 0; 3; 8; 10 |], 4)
+        let rows = MappedRows(path, handle, map, view, 400L, VerifyStamp.Identify handle, [| for o in offsets -> o + 4L |], [| 0; 3; 8; 10 |], 4)
         Expect.equal rows.RowsPerSegment 0 "unequal: no division"
         let table = new ExampleTable(DType.UInt8, [| 4 |], rows, 4, Array.init 10 int64, null, [||])
         for i in 0 .. 9 do
