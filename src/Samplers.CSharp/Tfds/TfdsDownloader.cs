@@ -45,7 +45,8 @@ public static class TfdsDownloader
         string? env = Environment.GetEnvironmentVariable(BaseUrlEnvironmentVariable);
         string chosen = !string.IsNullOrWhiteSpace(baseUrl) ? baseUrl.Trim()
             : !string.IsNullOrWhiteSpace(env) ? env.Trim() : DefaultBaseUrl;
-        string from = !string.IsNullOrWhiteSpace(baseUrl) ? "the base URL (TfdsDownloadOptions.BaseUrl, --base-url)"
+        // The CLI rewrites the property's name into its option's (--base-url).
+        string from = !string.IsNullOrWhiteSpace(baseUrl) ? "the base URL (TfdsDownloadOptions.BaseUrl)"
             : !string.IsNullOrWhiteSpace(env) ? BaseUrlEnvironmentVariable : "the default base URL";
         string shown = RedactUserInfo(chosen);
         if (!Uri.TryCreate(chosen, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))

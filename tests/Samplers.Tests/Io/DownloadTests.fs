@@ -632,8 +632,7 @@ let tests =
             use f = new Fixture()
             let url = f.Server.Url.Replace("http://", "http://user:s3cr3t@")
             let e = throwsWith<ArgumentException> (fun () -> download (f.Request("toy:1.0.0", baseUrl = url)) |> ignore) "credentials"
-            expectContains e.Message "TfdsDownloadOptions.BaseUrl"
-            expectContains e.Message "--base-url"
+            expectContains e.Message "the base URL (TfdsDownloadOptions.BaseUrl)"
             expectContains e.Message (f.Server.Url.Replace("http://", "http://***@"))
             Expect.isFalse (e.Message.Contains "s3cr3t") "no secret in the message"
             Expect.isFalse (e.Message.Contains "user:") "no user name in the message"
