@@ -66,9 +66,9 @@ internal static class JpegHeader
             if (marker is >= 0xC0 and <= 0xCF && marker is not (0xC4 or 0xC8 or 0xCC))
                 coding = marker switch { 0xC0 or 0xC1 => Coding.HuffmanSequential, 0xC2 => Coding.HuffmanProgressive, _ => Coding.Other };
             pos += 2 + len;
+            if (marker == 0xDA && scanStart < 0) scanStart = pos; // may lie past the end: then no scan data at all
             if (pos > jpeg.Length) return (coding, scanStart, scanBytes, End.Truncated);
             if (marker != 0xDA) continue;
-            if (scanStart < 0) scanStart = pos;
             if (firstScanOnly) return (coding, scanStart, scanBytes, End.Lost);
             // Entropy-coded data: up to the next 0xFF that is neither a stuffed 0xFF00 nor a restart marker.
             int start = pos;
