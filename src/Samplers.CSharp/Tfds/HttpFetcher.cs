@@ -50,8 +50,9 @@ internal sealed class HttpFetcher
         public bool Verification { get; } = verification;
     }
 
-    /// <summary>GETs a small object into memory; null on 404.</summary>
-    public Task<byte[]?> GetBytesAsync(string url, BodyKind kind, CancellationToken ct) =>
+    /// <summary>GETs a small object into memory, at most <paramref name="maxBytes"/> (default 256 MiB) bytes of
+    /// <paramref name="what"/>; null on 404.</summary>
+    public Task<byte[]?> GetBytesAsync(string url, BodyKind kind, CancellationToken ct, long maxBytes = MaxInMemoryBytes, string what = "a metadata file") =>
         WithRetriesAsync(url, async token =>
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(token);
@@ -59,11 +60,11 @@ internal sealed class HttpFetcher
             if (response is null) return null;
             CheckNotHtml(url, response, kind);
             long? length = response.Content.Headers.ContentLength;
-            if (length > MaxInMemoryBytes)
-                throw new DownloadException($"{url}: the server announces {length} bytes, more than the {MaxInMemoryBytes} bytes a metadata file may have; the base URL {_baseUrl} does not serve TFDS metadata here.", url, response.StatusCode);
+            if (length > maxBytes)
+                throw new DownloadException($"{url}: the server announces {length} bytes, more than the {maxBytes} bytes {what} may have; the base URL {_baseUrl} does not serve TFDS metadata here.", url, response.StatusCode);
             using var body = await response.Content.ReadAsStreamAsync(token).ConfigureAwait(false);
             using var ms = new MemoryStream();
-            await CopyAsync(url, body, ms, 0, length, timeout, token, null, length ?? MaxInMemoryBytes).ConfigureAwait(false);
+            await CopyAsync(url, body, ms, 0, length, timeout, token, null, length ?? maxBytes).ConfigureAwait(false);
             byte[] bytes = ms.ToArray();
             CheckHead(url, bytes, kind);
             VerifyChecksum(url, response, bytes);

@@ -38,18 +38,41 @@ public static class TfdsDownloader
 
     /// <summary>The base URL to use: <paramref name="baseUrl"/> when given, else <c>SAMPLERS_TFDS_BASE_URL</c>, else
     /// <see cref="DefaultBaseUrl"/>; without a trailing slash.</summary>
-    /// <exception cref="ArgumentException">The URL is not an absolute http or https URL, or has a query or fragment.</exception>
+    /// <exception cref="ArgumentException">The URL is not an absolute http or https URL, has a query or fragment, or
+    /// carries credentials (user info).</exception>
     public static string ResolveBaseUrl(string? baseUrl = null)
     {
         string? env = Environment.GetEnvironmentVariable(BaseUrlEnvironmentVariable);
         string chosen = !string.IsNullOrWhiteSpace(baseUrl) ? baseUrl.Trim()
             : !string.IsNullOrWhiteSpace(env) ? env.Trim() : DefaultBaseUrl;
-        string from = !string.IsNullOrWhiteSpace(baseUrl) ? "the base URL" : !string.IsNullOrWhiteSpace(env) ? BaseUrlEnvironmentVariable : "the default base URL";
+        // The CLI rewrites the property's name into its option's (--base-url).
+        string from = !string.IsNullOrWhiteSpace(baseUrl) ? "the base URL (TfdsDownloadOptions.BaseUrl)"
+            : !string.IsNullOrWhiteSpace(env) ? BaseUrlEnvironmentVariable : "the default base URL";
+        string shown = RedactUserInfo(chosen);
         if (!Uri.TryCreate(chosen, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
-            throw new ArgumentException($"{from} '{chosen}' is not an absolute http:// or https:// URL; expected e.g. {DefaultBaseUrl}.", nameof(baseUrl));
+            throw new ArgumentException($"{from} '{shown}' is not an absolute http:// or https:// URL; expected e.g. {DefaultBaseUrl}.", nameof(baseUrl));
+        // Credentials in the URL are never sent (the downloader sends no Authorization header) and would be printed
+        // in every error message naming a URL, so they are refused, without printing them.
+        if (uri.UserInfo.Length > 0 || shown != chosen)
+            throw new ArgumentException(
+                $"{from} '{shown}' carries credentials (user info before '@'); they are not supported: the downloader sends no " +
+                "Authorization header and would show them in error messages. Remove them; for a private bucket use a mirror or proxy that needs none.", nameof(baseUrl));
         if (uri.Query.Length > 0 || uri.Fragment.Length > 0)
-            throw new ArgumentException($"{from} '{chosen}' has a query or fragment; expected the bucket's address only, e.g. {DefaultBaseUrl}.", nameof(baseUrl));
+            throw new ArgumentException($"{from} '{shown}' has a query or fragment; expected the bucket's address only, e.g. {DefaultBaseUrl}.", nameof(baseUrl));
         return chosen.TrimEnd('/');
+    }
+
+    /// <summary><paramref name="url"/> with any user info (<c>user:secret@</c>) in its authority replaced by
+    /// <c>***@</c>; for every message that prints a URL the user gave. Works on strings that do not parse as URLs.</summary>
+    internal static string RedactUserInfo(string url)
+    {
+        int scheme = url.IndexOf("://", StringComparison.Ordinal);
+        int start = scheme < 0 ? 0 : scheme + 3;
+        int end = url.IndexOfAny(['/', '?', '#'], start);
+        if (end < 0) end = url.Length;
+        if (end <= start) return url;
+        int at = url.LastIndexOf('@', end - 1, end - start);
+        return at < 0 ? url : string.Concat(url.AsSpan(0, start), "***", url.AsSpan(at));
     }
 
     /// <summary>
@@ -397,16 +420,29 @@ public static class TfdsDownloader
         return versionDir;
     }
 
+    /// <summary>The most pages a version listing asks for.</summary>
+    private const int MaxListingPages = 1000;
+
+    /// <summary>The most bytes one listing page may have: 16 MiB. An S3/GCS ListObjects page holds at most 1000 keys (or
+    /// common prefixes) of at most 1024 bytes each; even with every character XML-escaped (6 bytes for '&amp;quot;') and
+    /// the per-entry elements (ETag, Size, LastModified, StorageClass, Owner: under 1 KiB) that is under 7.2 MB.</summary>
+    internal const long MaxListingPageBytes = 16L << 20;
+
+    /// <summary>The most bytes a whole listing may take over all its pages: 64 MiB. A dataset's folder holds its versions
+    /// and configs (a few entries, one page); this bound still allows tens of thousands of entries.</summary>
+    internal const long MaxListingBytes = 64L << 20;
+
     /// <summary>Lists <c>&lt;remoteBase&gt;/</c> in the bucket and picks the highest version matching the request.</summary>
     private static async Task<string> ResolveVersionAsync(HttpFetcher fetcher, string baseUrl, string remoteBase, DatasetNameSpec spec, CancellationToken ct)
     {
         string prefix = remoteBase + "/";
         var entries = new SortedSet<string>(StringComparer.Ordinal);
         string? marker = null;
-        for (int page = 0; page < 1000; page++)
+        long listed = 0;
+        for (int page = 0; page < MaxListingPages; page++)
         {
             string url = $"{baseUrl}?prefix={Uri.EscapeDataString(prefix)}&delimiter=%2F" + (marker is null ? "" : "&marker=" + Uri.EscapeDataString(marker));
-            byte[] xml = await fetcher.GetBytesAsync(url, BodyKind.Xml, ct).ConfigureAwait(false)
+            byte[] xml = await fetcher.GetBytesAsync(url, BodyKind.Xml, ct, Math.Min(MaxListingPageBytes, MaxListingBytes - listed), "a bucket listing page").ConfigureAwait(false)
                 ?? throw new DownloadException($"{url}: 404 Not Found: the bucket at {baseUrl} cannot be listed, so the version of '{spec.Name}' cannot be found. Give an exact version (name:x.y.z).", url, HttpStatusCode.NotFound);
             XDocument doc;
             try { doc = XDocument.Parse(Encoding.UTF8.GetString(xml)); }
@@ -435,8 +471,20 @@ public static class TfdsDownloader
             }
             bool truncated = root.Elements().Any(e => e.Name.LocalName == "IsTruncated" && e.Value.Trim().Equals("true", StringComparison.OrdinalIgnoreCase));
             if (!truncated) break;
-            marker = root.Elements().FirstOrDefault(e => e.Name.LocalName == "NextMarker")?.Value ?? last;
-            if (marker is null) break;
+            string? next = root.Elements().FirstOrDefault(e => e.Name.LocalName == "NextMarker")?.Value ?? last;
+            if (next is null) break;
+            // Keys are listed in ascending UTF-8 byte order, so a truncated page's marker must move past the one that
+            // asked for it; one that does not would ask for the same page again, up to the page cap.
+            if (marker is not null && Encoding.UTF8.GetBytes(next).AsSpan().SequenceCompareTo(Encoding.UTF8.GetBytes(marker)) <= 0)
+                throw new DownloadException(
+                    $"{url}: the bucket listing says it is truncated but its next marker '{next}' does not advance past '{marker}'; listing on would ask for " +
+                    "the same page again. The server's listing is broken; give an exact version (name:x.y.z).", url);
+            marker = next;
+            listed += xml.Length;
+            if (listed >= MaxListingBytes)
+                throw new DownloadException(
+                    $"{url}: the bucket listing under {prefix} has taken {listed} bytes over {page + 1} pages, the most a listing may take ({MaxListingBytes} bytes); " +
+                    "give an exact version (name:x.y.z).", url);
         }
         string chosen = DatasetNames.SelectHighest(entries.ToArray(), spec.Version);
         string label = spec.Name + (spec.HasConfig ? "/" + spec.Config : "");

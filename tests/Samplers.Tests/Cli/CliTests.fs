@@ -753,6 +753,15 @@ let mannerTests =
             Expect.equal code 1 "negative retries"
             Expect.stringContains err "--retries must be 0 or more" "names the option"
             Expect.isEmpty f.Server.Requests "no request was made"
+        testCase "download --base-url with credentials is a usage error naming --base-url, without the secret, fetching nothing" <| fun () ->
+            use f = new Samplers.Tests.Io.DownloadTests.Fixture()
+            let url = f.Server.Url.Replace("http://", "http://user:s3cr3t@")
+            let code, out, err = cli [ "download"; "toy:1.0.0"; "--data-dir"; f.Data; "--base-url"; url ]
+            Expect.equal code 1 "exit 1"
+            Expect.stringContains err "the base URL (--base-url)" "names the option"
+            Expect.stringContains err (f.Server.Url.Replace("http://", "http://***@")) "the URL with its user info masked"
+            Expect.isFalse ((out + err).Contains "s3cr3t") "no secret printed"
+            Expect.isEmpty f.Server.Requests "no request was made"
         testCase "the --splits caret diagram prints on its own lines, the caret under the fault" <| fun () ->
             withFixture <| fun data ->
                 let code, _, err = cli [ "plan"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--splits"; "train[:abc]" ]

@@ -609,6 +609,41 @@ let tests =
             let e = failsWith<DatasetNotFoundException> (f.Request("toy:3.*.*")) "no match"
             expectContains e.Message "Versions published: 1.0.0, 0.9.0"
 
+        testCase "listing: a truncated page whose marker does not advance fails at the second request" <| fun () ->
+            use f = new Fixture()
+            let stuck = """<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><IsTruncated>true</IsTruncated><NextMarker>datasets/toy/0.9.0/</NextMarker><CommonPrefixes><Prefix>datasets/toy/0.9.0/</Prefix></CommonPrefixes></ListBucketResult>"""
+            f.Server.Behave <- fun r _ -> if r.Path = "" then Body("application/xml", Encoding.UTF8.GetBytes stuck) else Serve
+            let e = failsWith<DownloadException> (f.Request("toy")) "stuck marker"
+            expectContains e.Message "does not advance past 'datasets/toy/0.9.0/'"
+            Expect.equal (f.Server.Requests |> List.filter (fun r -> r.Path = "")).Length 2 "two listing requests, not the page cap"
+            expectNoVersionDir f
+
+        testCase "listing: a page above 16 MiB is refused" <| fun () ->
+            use f = new Fixture()
+            let big = Array.create (int TfdsDownloader.MaxListingPageBytes + 1) (byte ' ')
+            let head = Encoding.UTF8.GetBytes "<ListBucketResult>"
+            Array.blit head 0 big 0 head.Length
+            f.Server.Behave <- fun r _ -> if r.Path = "" then Body("application/xml", big) else Serve
+            let e = failsWith<DownloadException> (f.Request("toy")) "oversized page"
+            expectContains e.Message "more than the 16777216 bytes a bucket listing page may have"
+            expectNoVersionDir f
+
+        testCase "credentials in the base URL are refused up front, naming the option, without the secret" <| fun () ->
+            use f = new Fixture()
+            let url = f.Server.Url.Replace("http://", "http://user:s3cr3t@")
+            let e = throwsWith<ArgumentException> (fun () -> download (f.Request("toy:1.0.0", baseUrl = url)) |> ignore) "credentials"
+            expectContains e.Message "the base URL (TfdsDownloadOptions.BaseUrl)"
+            expectContains e.Message (f.Server.Url.Replace("http://", "http://***@"))
+            Expect.isFalse (e.Message.Contains "s3cr3t") "no secret in the message"
+            Expect.isFalse (e.Message.Contains "user:") "no user name in the message"
+            Expect.isEmpty f.Server.Requests "nothing was requested"
+            // Other refusals of a URL with credentials do not print them either.
+            let e = throwsWith<ArgumentException> (fun () -> TfdsDownloader.ResolveBaseUrl "ftp://user:s3cr3t@host/b" |> ignore) "bad scheme"
+            Expect.isFalse (e.Message.Contains "s3cr3t") "no secret (scheme refusal)"
+            expectContains e.Message "ftp://***@host/b"
+            Expect.equal (TfdsDownloader.RedactUserInfo "https://a:b@c.example:8080/x@y?q=@") "https://***@c.example:8080/x@y?q=@" "only the authority's user info"
+            Expect.equal (TfdsDownloader.RedactUserInfo "https://c.example/x@y") "https://c.example/x@y" "an @ in the path is not user info"
+
         testCase "listing: configs are pointed out; a bucket that cannot be listed or answers non-XML asks for a version" <| fun () ->
             use f = new Fixture()
             let configs = """<ListBucketResult><CommonPrefixes><Prefix>datasets/cfgds/full/</Prefix></CommonPrefixes><CommonPrefixes><Prefix>datasets/cfgds/small/</Prefix></CommonPrefixes></ListBucketResult>"""

@@ -28,6 +28,25 @@ let forgedJpeg (h: int) (w: int) =
         else i <- i + 2 + len
     j
 
+/// The 645-byte progressive fixture (16x12, jpegtran -progressive; Fixtures/images/README.md).
+let progressiveFixture () =
+    File.ReadAllBytes(Path.Combine(repoRoot.Force(), "tests", "Samplers.Tests", "Fixtures", "images", "progressive.jpg"))
+
+/// A 255-byte progressive JPEG claiming h x w: the fixture's header up to its first SOS (SOF2 rewritten), 16 bytes of
+/// entropy-coded zeros and EOI; no room for h x w pixels.
+let headerOnlyProgressive (h: int) (w: int) =
+    let p = progressiveFixture ()
+    let mutable i = 2
+    let mutable sos = -1
+    while sos < 0 do
+        let marker = p.[i + 1]
+        let len = int (BinaryPrimitives.ReadUInt16BigEndian(ReadOnlySpan(p, i + 2, 2)))
+        if marker = 0xC2uy then
+            BinaryPrimitives.WriteUInt16BigEndian(Span(p, i + 5, 2), uint16 h)
+            BinaryPrimitives.WriteUInt16BigEndian(Span(p, i + 7, 2), uint16 w)
+        if marker = 0xDAuy then sos <- i + 2 + len else i <- i + 2 + len
+    Array.concat [ p.[.. sos - 1]; Array.zeroCreate 16; [| 0xFFuy; 0xD9uy |] ]
+
 /// One PNG chunk with its CRC.
 let chunk (kind: string) (data: byte[]) =
     let t = Text.Encoding.ASCII.GetBytes kind
@@ -73,6 +92,34 @@ let tests =
         test "a JPEG header of 65000x65000 is a data error (the loader's 'exceeds the largest array' case)" {
             let j = forgedJpeg 65000 65000
             expectRefused (fun () -> ImageDecoder.Measure(ReadOnlySpan j, "forged.jpg") |> ignore) "65000x65000" "65000 JPEG"
+        }
+
+        test "a progressive JPEG cut short (300, 400, 600, 640 of its 645 bytes) is refused, naming the source" {
+            let p = progressiveFixture ()
+            Expect.equal p.Length 645 "the fixture"
+            for cut in [ 300; 400; 600; 640 ] do
+                let j = p.[.. cut - 1]
+                let e = throwsWith<DataFormatException> (fun () -> ImageDecoder.Measure(ReadOnlySpan j, $"cut{cut}.jpg") |> ignore) $"cut at {cut}"
+                Expect.stringContains e.Message $"cut{cut}.jpg: progressive JPEG (16x12) is truncated" $"cut at {cut}: message"
+                let dst = Array.zeroCreate<byte> (16 * 12 * 3)
+                expectRefused (fun () -> ImageDecoder.Decode(ReadOnlySpan j, Span dst, 3, source = $"cut{cut}.jpg") |> ignore) "is truncated" $"Decode of the cut at {cut}"
+            // The whole file still decodes (pixels: Io.ImageFixtures).
+            let dst = Array.zeroCreate<byte> (16 * 12 * 3)
+            ImageDecoder.Decode(ReadOnlySpan p, Span dst, 3, source = "whole.jpg") |> ignore
+        }
+
+        test "a 255-byte progressive JPEG claiming 9000x9000 is refused from its header, before any pixel buffer" {
+            let j = headerOnlyProgressive 9000 9000
+            Expect.equal j.Length 255 "header-only file"
+            let e = throwsWith<DataFormatException> (fun () -> ImageDecoder.Measure(ReadOnlySpan j, "bomb.jpg") |> ignore) "9000x9000 progressive"
+            Expect.stringContains e.Message "bomb.jpg: JPEG claims 9000x9000 pixels but its scan data is 16 bytes" "names the size and the data"
+            Expect.stringContains e.Message "less than the 9941 bytes any progressive" "names the bound"
+            // Decode refuses from the header: a 1-byte destination would be an ArgumentException had it got further.
+            let dst = Array.zeroCreate<byte> 1
+            expectRefused (fun () -> ImageDecoder.Decode(ReadOnlySpan j, Span dst, 3, source = "bomb.jpg") |> ignore) "9000x9000" "Decode"
+            // The same header at the fixture's size passes the length check (16 bytes hold 192 pixels' DC codes).
+            let small = headerOnlyProgressive 12 16
+            Expect.equal (ImageDecoder.Measure(ReadOnlySpan small, "small.jpg").Width) 16 "within the bound"
         }
 
         test "a genuine JPEG and PNG still measure and decode" {
