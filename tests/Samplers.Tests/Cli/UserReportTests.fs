@@ -1,4 +1,4 @@
-/// Issue #17 ("Also seen by the new user"): progress with --json, data-error hints, full grid captions, info on a
+/// What a new user hit first: progress with --json, data-error hints, full grid captions, info on a
 /// dataset with a split's shard files missing.
 module Samplers.Tests.Cli.UserReportTests
 

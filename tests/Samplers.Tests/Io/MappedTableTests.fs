@@ -193,7 +193,7 @@ let tests =
                 Expect.stringContains e.Message path "names the file"
                 let e = throwsWith<DataFormatException> (fun () -> s.GenerateBatchInto(2, Span(Array.zeroCreate<byte> (6 * 4096)), Span(Array.zeroCreate<int64> 6)) |> ignore) "Into"
                 Expect.stringContains e.Message "renaming it" "says what to do"
-            // Issue 18: a change in place that keeps the size (or restores it) used to serve other bytes or zeros silently.
+            // A change in place that keeps the size (or restores it) used to serve other bytes or zeros silently.
             // The file's mtime is first set an hour back, so the write below sets another one whatever the clock's granularity.
             for name, change in
                     [ "overwritten in place (400 x 4096 bytes, same size)",
