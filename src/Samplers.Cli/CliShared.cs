@@ -139,6 +139,10 @@ internal sealed class CliShared(TextWriter output, TextWriter error, bool intera
     {
         if (o is not null)
         {
+            // The batch size first: the core names only one of the two counts when their product overflows.
+            long batchSize = (long)o.ClassesPerBatch * o.ExamplesPerClassPerBatch;
+            if (o.ClassesPerBatch >= 1 && o.ExamplesPerClassPerBatch >= 1 && batchSize > int.MaxValue)
+                throw new UsageException($"--classes-per-batch {o.ClassesPerBatch} x --examples-per-class {o.ExamplesPerClassPerBatch} = {batchSize} examples a batch, more than {int.MaxValue}; lower --classes-per-batch or --examples-per-class.");
             // The core's own checks (counts at least 1, rank below world size); their messages are mapped to the options.
             _ = new PlanConfig(o.ClassesPerBatch, o.ExamplesPerClassPerBatch, o.StepsPerEpoch, o.Mode, o.Rank, o.WorldSize);
             if (o.TotalExamplesPerClass is < 1)

@@ -61,5 +61,44 @@ let rangeTests =
             Expect.equal (s.DigestPlans(Int32.MaxValue, 1, 0, 1)) (PlanDigest.Compute(s.Planner, 0UL, Int32.MaxValue, 1, 0, 1)) "a digest of the last epoch"
     ]
 
+// ---------- 2. user errors that were reported as bugs; 4. messages that blamed the wrong thing ----------
+
+let userErrorTests =
+    testList "user errors" [
+        testCase "export --out a socket: a usage error naming --out (was exit 3)" <| fun () ->
+            withFixture <| fun data ->
+                let sock = Path.Combine(Path.GetDirectoryName data, "s.sock")
+                use s = new Net.Sockets.Socket(Net.Sockets.AddressFamily.Unix, Net.Sockets.SocketType.Stream, Net.Sockets.ProtocolType.Unspecified)
+                s.Bind(Net.Sockets.UnixDomainSocketEndPoint sock)
+                let code, _, err = cli [ "export"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--out"; sock; "-q" ]
+                Expect.equal code 1 $"exit 1: {err}"
+                Expect.stringStarts err $"samplers: usage error: --out {sock}: The output {sock} is a socket" "names --out"
+
+        testCase "show with a grid too large: a usage error naming the options, before loading (was exit 3)" <| fun () ->
+            withFixture <| fun data ->
+                let show extra = cli ([ "show"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--out"; Path.Combine(data, "g.png"); "-q" ] @ extra)
+                let code, _, err = show [ "--views"; "256"; "--view-size"; "4096"; "--augment"; "simclr"; "-c"; "5"; "-e"; "100" ]
+                Expect.equal code 1 $"views: {err}"
+                Expect.stringContains err "over the limit of 16384 px a side" "states the bound"
+                Expect.stringContains err "lower --examples-per-class, --views or --view-size" "names the options"
+                let code, _, err = show [ "-c"; "5"; "-e"; "100000" ]
+                Expect.equal code 1 $"examples: {err}"
+                Expect.stringContains err "lower --examples-per-class" "names the option"
+                Expect.isFalse (File.Exists(Path.Combine(data + "-cache"))) "refused before loading (no cache written)"
+
+        testCase "--resize too large names --resize, not the dataset's metadata" <| fun () ->
+            withFixture <| fun data ->
+                let code, _, err = cli [ "run"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--resize"; "46341x46341"; "-q" ]
+                Expect.equal code 1 $"exit 1: {err}"
+                Expect.stringStarts err "samplers: usage error: --resize: 46341x46341 is 2147488281 pixels; the most is 268435456" "names --resize"
+                Expect.isFalse (err.Contains "metadata") "does not blame the dataset"
+
+        testCase "-c 2147483647 names both counts and their product, not '--examples-per-class ... was 2'" <| fun () ->
+            withFixture <| fun data ->
+                let code, _, err = cli [ "plan"; "tiny"; "--data-dir"; data; "-c"; "2147483647"; "-q" ]
+                Expect.equal code 1 $"exit 1: {err}"
+                Expect.stringStarts err "samplers: usage error: --classes-per-batch 2147483647 x --examples-per-class 2 = 4294967294 examples a batch, more than 2147483647" "the product"
+    ]
+
 [<Tests>]
-let tests = testList "Cli.Terminal" [ rangeTests ]
+let tests = testList "Cli.Terminal" [ rangeTests; userErrorTests ]
