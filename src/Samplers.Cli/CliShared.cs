@@ -196,10 +196,11 @@ internal sealed class CliShared(TextWriter output, TextWriter error, bool intera
             null, EmbeddedDataset);
     }
 
-    /// <summary>Left-aligned columns, two spaces apart, indented by two.</summary>
+    /// <summary>Left-aligned columns, two spaces apart, indented by two. Every cell is escaped (<see cref="TerminalText"/>):
+    /// a class name or file name with a control character, a line feed or a tab cannot break the row or the terminal.</summary>
     public static void Table(TextWriter w, string[] headers, IEnumerable<string[]> rows)
     {
-        var all = rows.ToList();
+        var all = rows.Select(r => r.Select(v => TerminalText.Escape(v)).ToArray()).ToList();
         var widths = headers.Select((h, i) => Math.Max(h.Length, all.Count == 0 ? 0 : all.Max(r => r[i].Length))).ToArray();
         w.WriteLine("  " + string.Join("  ", headers.Select((h, i) => h.PadRight(widths[i]))).TrimEnd());
         foreach (var row in all) w.WriteLine("  " + string.Join("  ", row.Select((v, i) => v.PadRight(widths[i]))).TrimEnd());

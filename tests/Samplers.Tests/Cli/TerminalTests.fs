@@ -33,6 +33,45 @@ let bash (script: string) =
 
 let tinyArgs (data: string) = $"tiny --data-dir {data} --cache-dir {data}-cache"
 
+// ---------- 1. output failures ----------
+
+let outputTests =
+    testList "output failures" [
+        testCase "stdout full with --json: exit 2, one output error on stderr, no second failure writing the JSON error" <| fun () ->
+            withFixture <| fun data ->
+                use err = new StringWriter()
+                let code = cliWith [ "info"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--json"; "-q" ] (new FullWriter()) err
+                Expect.equal code 2 $"exit 2: {err}"
+                Expect.equal (errLines (err.ToString())) [ "samplers: output error: cannot write to standard output: No space left on device" ] "reported once, on stderr"
+
+        testCase "stderr full: exit 2, the error on stdout (the stream that still works)" <| fun () ->
+            withFixture <| fun data ->
+                use out = new StringWriter()
+                let code = cliWith [ "info"; "tiny"; "--data-dir"; data; "--cache-dir"; data + "-cache" ] out (new FullWriter())
+                Expect.equal code 2 "exit 2"
+                Expect.equal (lines (out.ToString()) |> List.filter (fun l -> l.StartsWith "samplers:")) [ "samplers: output error: cannot write to standard error: No space left on device" ] $"once, on stdout: {out}"
+
+        testCase "a parse error with both streams failing: exit 1, nothing thrown" <| fun () ->
+            Expect.equal (cliWith [ "plan"; "--nope"; "--json" ] (new FullWriter()) (new FullWriter())) 1 "the usage exit code still tells"
+
+        testCase "real process: >/dev/full, 2>&-, >&-, and a closed pipe give 2, 2, 2 and 141, never an unhandled exception" <| fun () ->
+            withFixture <| fun data ->
+                let t = tinyArgs data
+                let code, _, err = bash $"$SAMPLERS info {t} --json -q >/dev/full"
+                Expect.equal code 2 $"/dev/full: {err}"
+                Expect.equal (errLines err) [ "samplers: output error: cannot write to standard output: No space left on device" ] "once"
+                let code, out, _ = bash $"$SAMPLERS info {t} 2>&-"
+                Expect.equal code 2 $"stderr closed: {out}"
+                Expect.stringContains out "samplers: output error: cannot write to standard error" "reported on stdout"
+                let code, _, err = bash $"$SAMPLERS info {t} -q >&-"
+                Expect.equal code 2 $"stdout closed: {err}"
+                Expect.equal (errLines err) [ "samplers: output error: cannot write to standard output: it is closed or not writable" ] "no 'Access to the path is denied'"
+                let code, out, err = bash $"$SAMPLERS plan {t} -q -s 2000 --epochs 20 | head -n 1; exit ${{PIPESTATUS[0]}}"
+                Expect.equal code 141 $"broken pipe: {err}"
+                Expect.equal (lines out).Length 1 "head's line"
+                Expect.isFalse (err.Contains "Unhandled") "no unhandled exception"
+    ]
+
 // ---------- 3. epoch ranges ----------
 
 let rangeTests =
@@ -100,5 +139,51 @@ let userErrorTests =
                 Expect.stringStarts err "samplers: usage error: --classes-per-batch 2147483647 x --examples-per-class 2 = 4294967294 examples a batch, more than 2147483647" "the product"
     ]
 
+// ---------- 5. dataset text printed raw ----------
+
+let evilNames = [| "zero\u001b]0;PWNED\u0007"; "one\u001b[2J"; "two\u009b31m"; "three\bX"; "four\u007f" |]
+
+/// Writes dataset `evil:1.0.0`: the fixture's examples with class names that hold terminal control sequences.
+let writeEvil (dataDir: string) =
+    let label = FeatureSpec("label", FeatureKind.ClassLabel, "tensorflow_datasets.core.features.class_label_feature.ClassLabel", DType.Int64, [||], NumClasses = 5L, ClassNames = evilNames)
+    let w = TfdsDatasetWriter(Path.Combine(dataDir, "evil", "1.0.0"), "evil", "1.0.0", [ imageSpec; label; embSpec ])
+    w.WriteSplit("train", [| for i in 0 .. 39 -> exampleBytes i |], 1) |> ignore
+    w.Complete()
+
+let noControls (text: string) what =
+    let bad = text |> Seq.filter (fun c -> c <> '\n' && Char.IsControl c) |> Seq.map (fun c -> $"U+{int c:X4}") |> List.ofSeq
+    Expect.isEmpty bad $"{what}: no control characters but line feeds: {text}"
+
+let escapeTests =
+    testList "escaping" [
+        testCase "info and run print class names with their control characters escaped; --json round-trips them escaped by the JSON writer" <| fun () ->
+            use t = new TempDir()
+            let data = Path.Combine(t.Path, "data")
+            writeEvil data
+            let args cmd = [ cmd; "evil"; "--data-dir"; data; "--cache-dir"; data + "-cache"; "--splits"; "train"; "-q" ]
+            let code, out, err = cli (args "info")
+            Expect.equal code 0 $"info: {err}"
+            noControls out "info"
+            Expect.stringContains out "zero\\x1b]0;PWNED\\x07" "the title sequence, visible"
+            Expect.stringContains out "one\\x1b[2J" "the clear-screen sequence, visible"
+            Expect.stringContains out "two\\x9b31m" "a C1 CSI"
+            Expect.stringContains out "three\\x08X" "a backspace"
+            Expect.stringContains out "four\\x7f" "DEL"
+            let code, out, err = cli (args "run" @ [ "-s"; "5" ])
+            Expect.equal code 0 $"run: {err}"
+            noControls out "run"
+            Expect.stringContains out "one\\x1b[2J" "run's per-class table"
+            let code, out, _ = cli (args "info" @ [ "--json" ])
+            Expect.equal code 0 "info --json"
+            noControls out "info --json"
+            let names = [ for c in (json out).GetProperty("classes").EnumerateArray() -> c.GetProperty("name").GetString() ]
+            Expect.equal names (List.ofArray evilNames) "the JSON holds the names exactly"
+
+        testCase "TerminalText.Escape: C0, DEL and C1 as \\xHH; line feeds kept only when asked" <| fun () ->
+            Expect.equal (Samplers.Cli.TerminalText.Escape "a\u001bb\u007f\u0085\t\n") "a\\x1bb\\x7f\\x85\\x09\\x0a" "all escaped"
+            Expect.equal (Samplers.Cli.TerminalText.Escape("a\u001b\n", keepLineBreaks = true)) "a\\x1b\n" "line feed kept"
+            Expect.equal (Samplers.Cli.TerminalText.Escape "plain é ✓") "plain é ✓" "printable text untouched"
+    ]
+
 [<Tests>]
-let tests = testList "Cli.Terminal" [ rangeTests; userErrorTests ]
+let tests = testList "Cli.Terminal" [ outputTests; rangeTests; userErrorTests; escapeTests ]
