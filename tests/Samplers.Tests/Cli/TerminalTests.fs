@@ -91,7 +91,7 @@ let rangeTests =
 
         testCase "the library refuses a range past int.MaxValue and serves one that ends there" <| fun () ->
             let table = Samplers.Tests.Facade.SamplerTests.intTable [ 5; 6; 7 ] ExampleTable.DefaultChunkBytes
-            let s = MultiShotMemorySampler(table, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 4))
+            use s = new MultiShotMemorySampler(table, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 2, StepsPerEpoch = 4))
             Expect.equal [ for p in s.Plans(Int32.MaxValue, 1, 0, 1) -> p.Key.Epoch ] [ Int32.MaxValue ] "the last epoch"
             Expect.equal [ for p in s.Plans(Int32.MaxValue - 1, 2, 0, 1) -> p.Key.Epoch ] [ Int32.MaxValue - 1; Int32.MaxValue ] "ending at the last epoch"
             let e = throwsWith<ArgumentOutOfRangeException> (fun () -> s.Plans(2147483000, 1000, 0, 1) |> ignore) "past int.MaxValue"
