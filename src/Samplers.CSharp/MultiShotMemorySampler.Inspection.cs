@@ -11,7 +11,7 @@ public partial class MultiShotMemorySampler
     /// this rank sees them (batch ids are rank-local; <see cref="BatchPlan.GlobalBatchId"/> gives the global id).</summary>
     /// <remarks>Lazy: one plan is computed per step of the enumeration. Pure: the sampler's epoch counter is neither read nor
     /// changed, so any epoch can be previewed before, during or after training.</remarks>
-    /// <exception cref="ArgumentOutOfRangeException">A negative epoch, an epoch count below 1, or a batch range outside [0, <see cref="Count"/>].</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A negative epoch, an epoch count below 1, a last epoch past <see cref="int.MaxValue"/>, or a batch range outside [0, <see cref="Count"/>].</exception>
     public IEnumerable<BatchPlan> Plans(int firstEpoch, int epochs, int startBatch, int endBatch)
     {
         CheckPlanRange(firstEpoch, epochs, startBatch, endBatch);
@@ -19,9 +19,10 @@ public partial class MultiShotMemorySampler
 
         IEnumerable<BatchPlan> Iterate()
         {
-            for (int e = firstEpoch; e < firstEpoch + epochs; e++)
+            // Long: firstEpoch + epochs overflows int when the range ends at int.MaxValue.
+            for (long e = firstEpoch; e < (long)firstEpoch + epochs; e++)
                 for (int b = startBatch; b < endBatch; b++)
-                    yield return _planner.Plan(new PlanKey(_options.Seed, e, b));
+                    yield return _planner.Plan(new PlanKey(_options.Seed, (int)e, b));
         }
     }
 
@@ -29,6 +30,9 @@ public partial class MultiShotMemorySampler
     {
         ArgumentOutOfRangeException.ThrowIfNegative(firstEpoch);
         ArgumentOutOfRangeException.ThrowIfLessThan(epochs, 1);
+        if ((long)firstEpoch + epochs - 1 > int.MaxValue)
+            throw new ArgumentOutOfRangeException(nameof(epochs), epochs,
+                $"The epochs {firstEpoch}..{(long)firstEpoch + epochs - 1} end past the last epoch, int.MaxValue = {int.MaxValue}: lower firstEpoch or epochs.");
         if (startBatch < 0 || endBatch > Count || startBatch > endBatch)
             throw new ArgumentOutOfRangeException(nameof(endBatch), $"The batch range [{startBatch}, {endBatch}) must lie in [0, Count] = [0, {Count}] with start <= end.");
     }

@@ -50,6 +50,21 @@ internal static class BatchGrid
 {
     private const int Margin = 6, Gap = 3, LabelTop = 4, LabelBottom = 5, LineHeight = TinyFont.GlyphHeight + 2;
 
+    /// <summary>The widest or tallest grid drawn, in pixels.</summary>
+    public const int MaxSide = 16384;
+    /// <summary>The most pixels a grid holds (8192 x 8192; 256 MiB of RGBA before PNG encoding).</summary>
+    public const long MaxPixels = 1L << 26;
+
+    /// <summary>The least size of a grid of <paramref name="classes"/> rows of <paramref name="examples"/> cells, each an
+    /// image of at least one pixel followed by <paramref name="views"/> views of <paramref name="viewSide"/> pixels: what
+    /// the options alone decide, so a grid too large is refused before loading.</summary>
+    public static (long Width, long Height) LeastSize(int classes, int examples, int views, int viewSide) =>
+        (Margin + (long)examples * (1 + (long)views * (Gap + viewSide) + Margin),
+         Margin + (long)classes * (LabelTop + LineHeight - 2 + LabelBottom + Math.Max(1L, views > 0 ? viewSide : 1) + Margin));
+
+    /// <summary>True when a grid of this size is within <see cref="MaxSide"/> and <see cref="MaxPixels"/>.</summary>
+    public static bool Fits(long width, long height) => width <= MaxSide && height <= MaxSide && width * height <= MaxPixels;
+
     /// <summary>Renders <paramref name="batch"/> (and, when given, <paramref name="views"/>: an augmenter's output for it,
     /// grouped view by view, i.e. <c>views.Count = k * batch.Count</c>).</summary>
     /// <param name="batch">Images [N, H, W] or [N, H, W, C] (C = 1, 3 or 4), uint8 or float32.</param>
@@ -99,7 +114,13 @@ internal static class BatchGrid
         int band = LabelTop + lineCount * LineHeight - 2 + LabelBottom;
         int cellW = Math.Max(imagesW, textW), cellH = band + Math.Max(h, vh);
         int cols = groups.Count == 0 ? 0 : groups.Max(x => x.Rows.Count);
-        int width = Math.Max(1, Margin + cols * (cellW + Margin)), height = Math.Max(1, Margin + groups.Count * (cellH + Margin));
+        // Long: a batch of many examples with many views overflows int; a grid past the bound is the options' doing.
+        long longWidth = Math.Max(1, Margin + cols * ((long)cellW + Margin)), longHeight = Math.Max(1, Margin + groups.Count * ((long)cellH + Margin));
+        if (!Fits(longWidth, longHeight))
+            throw new UsageException(
+                $"the grid would be {longWidth}x{longHeight} px, over the limit of {MaxSide} px a side and {MaxPixels} px in all; " +
+                "lower --examples-per-class or --classes-per-batch, --views or --view-size, or shrink the images with --resize.");
+        int width = (int)longWidth, height = (int)longHeight;
         var cells = new List<GridCell>();
         var px = new byte[width * height * 4];
         for (int i = 0; i < px.Length; i += 4) { px[i] = 40; px[i + 1] = 40; px[i + 2] = 40; px[i + 3] = 255; }

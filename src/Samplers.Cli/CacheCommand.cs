@@ -70,7 +70,7 @@ internal static class CacheCommand
                 c.Out.WriteLine($"status   {status}" + (entry.Exists ? $", {entry.Bytes} bytes" : ""));
                 if (!string.IsNullOrEmpty(reason)) c.Out.WriteLine($"detail   {reason.TrimStart(';', ' ')}");
             }
-            if (code != Program.ExitOk && !c.Json) c.Err.WriteLine($"samplers: data error: cache {what}: {status}" + (reason is null ? "" : $" ({reason.TrimStart(';', ' ')})"));
+            if (code != Program.ExitOk && !c.Json) c.Err.WriteLine(TerminalText.Escape($"samplers: data error: cache {what}: {status}" + (reason is null ? "" : $" ({reason.TrimStart(';', ' ')})")));
             return code;
         });
     }

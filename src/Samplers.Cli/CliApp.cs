@@ -50,8 +50,10 @@ internal sealed partial class CliApp(TextWriter output, TextWriter error, bool i
             && ParseProblem(parsed) is { } problem)
         {
             var c = _shared.Context(parsed);
-            error.WriteLine(ErrorPolicy.WithHint($"samplers: {problem}", $"see '{c.CommandPath} --help'"));
-            if (c.Json) c.WriteJson(new { error = problem, kind = "usage error", type = "ParseError", exitCode = Program.ExitUsage });
+            // Never throws: stderr closed or full sends the line to stdout (with --json the document carries it).
+            string line = ErrorPolicy.WithHint($"samplers: {problem}", $"see '{c.CommandPath} --help'");
+            if (!OutputWriter.TryWriteLine(error, line) && !c.Json) OutputWriter.TryWriteLine(output, line);
+            if (c.Json) OutputWriter.TryWriteLine(output, System.Text.Json.JsonSerializer.Serialize(new { error = problem, kind = "usage error", type = "ParseError", exitCode = Program.ExitUsage }, CliContext.JsonOptions));
             return Program.ExitUsage;
         }
         return parsed.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });

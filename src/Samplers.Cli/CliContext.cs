@@ -36,6 +36,6 @@ internal sealed class CliContext(TextWriter output, TextWriter error, bool inter
     /// <summary>A status line on stderr (with --json too: stdout keeps the JSON alone); none with --quiet.</summary>
     public void Status(string line)
     {
-        if (!Quiet) Err.WriteLine(line);
+        if (!Quiet) Err.WriteLine(TerminalText.Escape(line)); // it names the dataset's folder and cache file: data's text
     }
 }

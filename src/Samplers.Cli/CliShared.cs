@@ -139,6 +139,10 @@ internal sealed class CliShared(TextWriter output, TextWriter error, bool intera
     {
         if (o is not null)
         {
+            // The batch size first: the core names only one of the two counts when their product overflows.
+            long batchSize = (long)o.ClassesPerBatch * o.ExamplesPerClassPerBatch;
+            if (o.ClassesPerBatch >= 1 && o.ExamplesPerClassPerBatch >= 1 && batchSize > int.MaxValue)
+                throw new UsageException($"--classes-per-batch {o.ClassesPerBatch} x --examples-per-class {o.ExamplesPerClassPerBatch} = {batchSize} examples a batch, more than {int.MaxValue}; lower --classes-per-batch or --examples-per-class.");
             // The core's own checks (counts at least 1, rank below world size); their messages are mapped to the options.
             _ = new PlanConfig(o.ClassesPerBatch, o.ExamplesPerClassPerBatch, o.StepsPerEpoch, o.Mode, o.Rank, o.WorldSize);
             if (o.TotalExamplesPerClass is < 1)
@@ -192,10 +196,11 @@ internal sealed class CliShared(TextWriter output, TextWriter error, bool intera
             null, EmbeddedDataset);
     }
 
-    /// <summary>Left-aligned columns, two spaces apart, indented by two.</summary>
+    /// <summary>Left-aligned columns, two spaces apart, indented by two. Every cell is escaped (<see cref="TerminalText"/>):
+    /// a class name or file name with a control character, a line feed or a tab cannot break the row or the terminal.</summary>
     public static void Table(TextWriter w, string[] headers, IEnumerable<string[]> rows)
     {
-        var all = rows.ToList();
+        var all = rows.Select(r => r.Select(v => TerminalText.Escape(v)).ToArray()).ToList();
         var widths = headers.Select((h, i) => Math.Max(h.Length, all.Count == 0 ? 0 : all.Max(r => r[i].Length))).ToArray();
         w.WriteLine("  " + string.Join("  ", headers.Select((h, i) => h.PadRight(widths[i]))).TrimEnd());
         foreach (var row in all) w.WriteLine("  " + string.Join("  ", row.Select((v, i) => v.PadRight(widths[i]))).TrimEnd());

@@ -122,6 +122,9 @@ internal sealed class CommonOptions
     public static IExamplePreprocessor? ResizePreprocess(string? text) =>
         ParseSize(text, "--resize") is { } z ? ImagePreprocessing.Resize(z.Height, z.Width, ResizeMethod.Bilinear, antialias: false, output: DType.UInt8) : null;
 
+    /// <summary>The most pixels (height x width) <c>--resize</c> accepts: 4 bytes a pixel in one table chunk (2^28 = 16384 x 16384).</summary>
+    public const long MaxResizePixels = ExampleTable.DefaultChunkBytes / 4;
+
     /// <summary>Parses <c>HEIGHTxWIDTH</c> (e.g. 224x224); null when absent.</summary>
     /// <exception cref="UsageException">Not two positive integers joined by x.</exception>
     public static (int Height, int Width)? ParseSize(string? text, string option)
@@ -130,7 +133,13 @@ internal sealed class CommonOptions
         string[] p = text.Split('x', 'X');
         if (p.Length == 2 && int.TryParse(p[0], NumberStyles.None, CultureInfo.InvariantCulture, out int h) &&
             int.TryParse(p[1], NumberStyles.None, CultureInfo.InvariantCulture, out int w) && h >= 1 && w >= 1 && h <= 65535 && w <= 65535)
+        {
+            // One resized example (uint8, up to 4 channels) must fit a table chunk: the size's fault, not the dataset's.
+            if ((long)h * w > MaxResizePixels)
+                throw new UsageException(string.Create(CultureInfo.InvariantCulture,
+                    $"{option}: {h}x{w} is {(long)h * w} pixels; the most is {MaxResizePixels} (e.g. 16384x16384), so that a resized image of up to 4 channels fits a {ExampleTable.DefaultChunkBytes / (1024 * 1024)} MiB table chunk."));
             return (h, w);
+        }
         throw new UsageException($"{option}: '{text}' is not a size; write HEIGHTxWIDTH with positive integers, e.g. 224x224.");
     }
 

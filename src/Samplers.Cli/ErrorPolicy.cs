@@ -15,6 +15,8 @@ internal static class ErrorPolicy
     public static Failure Classify(Exception e, string? datasetToken = null, IReadOnlySet<string>? givenOptions = null, IReadOnlySet<string>? commandOptions = null) => e switch
     {
         UsageException => new(Program.ExitUsage, "usage error", e.Message),
+        // Writing the results (or the messages) failed: the data was fine, the stream was not.
+        OutputException o => new(o.BrokenPipe ? Program.ExitBrokenPipe : Program.ExitData, "output error", o.Message),
         // The same grammar error type serves dataset names and split specs: which one the user typed decides the name.
         SpecFormatException s when datasetToken is not null && s.Spec == datasetToken => new(Program.ExitUsage, "usage error", $"<dataset>: {WithoutParameterTail(s)}"),
         // A data error may tell how to change a setting: name it as the option the user would type.
@@ -55,13 +57,26 @@ internal static class ErrorPolicy
     }
 
     /// <summary>Prints the failure: one line (a split-spec diagram keeps its own lines) and a hint; the JSON document with
-    /// --json; the stack trace with --verbose. Returns the exit code.</summary>
-    public static int Report(CliContext c, Exception e)
+    /// --json; the stack trace with --verbose. Returns the exit code. Never throws: the report goes to whichever stream
+    /// still works (stderr, else stdout), once; when neither does, the exit code alone tells.</summary>
+    public static int Report(CliContext c, Exception e) =>
+        Report(c.Out, c.Err, Classify(e, c.DatasetToken, c.GivenOptions, c.CommandOptions), e, c.Json, c.Verbose, c.CommandPath);
+
+    /// <summary>Reports a failure outside a command's action (the parser's refusal, help that cannot be written).</summary>
+    public static int Report(TextWriter output, TextWriter error, Failure f, Exception? e, bool json, bool verbose, string commandPath)
     {
-        var f = Classify(e, c.DatasetToken, c.GivenOptions, c.CommandOptions);
-        c.Err.WriteLine(WithHint($"samplers: {f.Kind}: {f.Message}", Hint(f, c.CommandPath, c.Verbose)));
-        if (c.Verbose) c.Err.WriteLine(e.ToString());
-        if (c.Json) c.WriteJson(new { error = f.Message, kind = f.Kind, type = e.GetType().Name, exitCode = f.ExitCode });
+        // The message may quote the data (a feature key, a file name): its control characters are escaped (the JSON writer
+        // escapes its own).
+        string line = TerminalText.Escape(WithHint($"samplers: {f.Kind}: {f.Message}", Hint(f, commandPath, verbose)), keepLineBreaks: true);
+        if (verbose && e is not null) line += Environment.NewLine + e;
+        bool toErr = OutputWriter.TryWriteLine(error, line);
+        if (json)
+        {
+            string doc = System.Text.Json.JsonSerializer.Serialize(new { error = f.Message, kind = f.Kind, type = e?.GetType().Name ?? "ParseError", exitCode = f.ExitCode }, CliContext.JsonOptions);
+            OutputWriter.TryWriteLine(output, doc);
+        }
+        // stderr is closed or full: the one line goes to stdout (unless the JSON document already carries it).
+        else if (!toErr) OutputWriter.TryWriteLine(output, line);
         return f.ExitCode;
     }
 

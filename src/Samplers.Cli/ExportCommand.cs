@@ -73,6 +73,12 @@ internal static class ExportCommand
             throw new UsageException($"--out {path}: the folder {parent} does not exist. Create it first, or choose another --out.");
         if (!folder && Directory.Exists(full))
             throw new UsageException($"--out {path} is a folder; give a file name for the .npz (or --format npy to write a folder of .npy files).");
+        if (!folder)
+        {
+            // A block device or a socket: refused here, as a usage error, rather than by the writer after loading.
+            try { _ = OutputTarget.Resolve(full); }
+            catch (ArgumentException a) { throw new UsageException($"--out {path}: {ErrorPolicy.WithoutParameterTail(a)}."); }
+        }
         if (folder && File.Exists(full))
             throw new UsageException($"--out {path} is a file; --format npy writes a folder of .npy files. Choose another --out.");
     }

@@ -25,6 +25,10 @@ internal static class PlanCommand
             int firstEpoch = r.GetValue(epoch), epochCount = r.GetValue(epochs);
             if (firstEpoch < 0) throw new UsageException($"--epoch must be 0 or more, but was {firstEpoch}.");
             if (epochCount < 1) throw new UsageException($"--epochs must be at least 1, but was {epochCount}.");
+            // Long: the last epoch of the range must itself be an epoch (an int); int arithmetic would wrap to a negative end.
+            long lastEpoch = (long)firstEpoch + epochCount - 1;
+            if (lastEpoch > int.MaxValue)
+                throw new UsageException($"--epoch {firstEpoch} with --epochs {epochCount} ends at epoch {lastEpoch}, past the last epoch {int.MaxValue}; lower --epoch or --epochs.");
             var options = s.Settings(r, r.GetValue(dataset));
             var data = await s.LoadAsync(c, options, ct).ConfigureAwait(false);
             var sampler = CliShared.Sampler(data, options);
@@ -40,7 +44,7 @@ internal static class PlanCommand
                         planVersion = Planner.PlanVersion,
                     });
                 else
-                    c.Out.WriteLine($"{d}  {data.Dir.FullName} seed={sampler.Seed} {sampler.PlanConfig} epochs={firstEpoch}..{firstEpoch + epochCount - 1} batches={start}:{end}");
+                    c.Out.WriteLine($"{d}  {data.Dir.FullName} seed={sampler.Seed} {sampler.PlanConfig} epochs={firstEpoch}..{lastEpoch} batches={start}:{end}");
                 return Program.ExitOk;
             }
             string fmt = c.Json ? "jsonl" : r.GetValue(format)!;

@@ -11,10 +11,30 @@ internal static class Program
     public const int ExitData = 2;
     /// <summary>Exit code: an internal error (a bug in the tool or the library; rerun with --verbose for the stack trace and report it).</summary>
     public const int ExitInternal = 3;
+    /// <summary>Exit code: standard output's reader went away (a broken pipe, as in <c>samplers plan | head</c>): 128 + SIGPIPE, as the shell reports a tool SIGPIPE ended.</summary>
+    public const int ExitBrokenPipe = 141;
 
-    /// <summary>Runs the tool; the exit code is 0 on success, 1 on a usage error, 2 on a data error, 3 on a bug.</summary>
+    /// <summary>Runs the tool; the exit code is 0 on success, 1 on a usage error, 2 on a data or output error, 141 on a broken pipe, 3 on a bug.</summary>
     public static int Main(string[] args) =>
-        Run(args, Console.Out, Console.Error, interactive: !Console.IsErrorRedirected);
+        Run(args, StandardOutput(), Console.Error, interactive: !Console.IsErrorRedirected);
+
+    /// <summary>Console.Out, except that on Unix stdout redirected to a pipe is written through its file descriptor: the console
+    /// stream drops writes to a closed pipe silently (so <c>samplers plan | head</c> would compute every plan and exit 0),
+    /// a file stream reports the broken pipe, which ends the run with exit 141.</summary>
+    private static TextWriter StandardOutput()
+    {
+        // Pipes only: a regular file keeps the console stream, which advances the shared file offset ({ samplers ...; echo; } > f).
+        if (OperatingSystem.IsWindows() || !Console.IsOutputRedirected || FileKind.Of("/dev/fd/1") != FileKindValue.Fifo) return Console.Out;
+        try
+        {
+            var stream = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(1, ownsHandle: false), FileAccess.Write, bufferSize: 0);
+            return new StreamWriter(stream, new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false), bufferSize: 4096) { AutoFlush = true };
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            return Console.Out; // stdout is closed or not a file the runtime can open: the console stream reports that
+        }
+    }
 
     /// <summary>Runs the tool with the given writers (tests call this in-process).</summary>
     /// <param name="args">The command line.</param>
@@ -26,7 +46,19 @@ internal static class Program
         ArgumentNullException.ThrowIfNull(args);
         // The tool ships the JPEG codec; register it explicitly rather than rely on loading it by name.
         Samplers.SkiaSharp.SkiaSharpImaging.Register();
-        return new CliApp(output, error, interactive).Run(args);
+        // Every write goes through an OutputWriter: a full disk, a closed stream or a closed pipe becomes an output error
+        // (exit 2, or 141 on a broken pipe), reported once to the stream that still works, never an unhandled exception.
+        var o = new OutputWriter(output, "standard output", escapeControls: true);
+        var e = new OutputWriter(error, "standard error");
+        try
+        {
+            return new CliApp(o, e, interactive).Run(args);
+        }
+        catch (OutputException x)
+        {
+            // Outside a command's action: help or a parse error that could not be written.
+            return ErrorPolicy.Report(o, e, ErrorPolicy.Classify(x), x, json: false, verbose: false, "samplers");
+        }
     }
 }
 

@@ -19,7 +19,7 @@ internal static class Progress
                 if (p.Total <= 0) return;
                 int q = (int)(4 * p.Done / p.Total);
                 lock (gate)
-                    if (q > lastQuarter) { lastQuarter = q; c.Err.WriteLine($"{what}: {p.Done}/{p.Total}"); }
+                    if (q > lastQuarter) { lastQuarter = q; c.Err.WriteLine(TerminalText.Escape($"{what}: {p.Done}/{p.Total}")); }
             });
             return await work(sink, ct).ConfigureAwait(false);
         }

@@ -29,6 +29,19 @@ internal static class ShowCommand
             int k = r.GetValue(views), side = r.GetValue(viewSize);
             if (k < 1 || k > ImageAugmenter.MaxViews) throw new UsageException($"--views must be in [1, {ImageAugmenter.MaxViews}], but was {k}.");
             if (side < 8 || side > 4096) throw new UsageException($"--view-size must be in [8, 4096], but was {side}.");
+            // The grid's least size follows from the options alone: one too large is refused before loading (and drawn
+            // exactly after, see BatchGrid.Render).
+            int classesPerBatch = r.GetValue(s.Options.ClassesPerBatch), examplesPerClass = r.GetValue(s.Options.ExamplesPerClass);
+            var (leastW, leastH) = BatchGrid.LeastSize(classesPerBatch, examplesPerClass, aug is null ? 0 : k, side);
+            if (classesPerBatch > 0 && examplesPerClass > 0 && !BatchGrid.Fits(leastW, leastH))
+            {
+                string wide = aug is null ? "--examples-per-class" : "--examples-per-class, --views or --view-size";
+                string tall = aug is null ? "--classes-per-batch" : "--classes-per-batch or --view-size";
+                string lower = leastW > BatchGrid.MaxSide ? wide : leastH > BatchGrid.MaxSide ? tall : $"{wide}, or {tall}";
+                throw new UsageException(
+                    $"--classes-per-batch {classesPerBatch} and --examples-per-class {examplesPerClass}" + (aug is null ? "" : $" with --views {k} of --view-size {side}") +
+                    $" make a grid of at least {leastW}x{leastH} px, over the limit of {BatchGrid.MaxSide} px a side and {BatchGrid.MaxPixels} px in all; lower {lower}.");
+            }
             // --resize is a loading setting (Load.Preprocess): the loader resizes while decoding and caches the result.
             var options = s.Settings(r, r.GetValue(dataset));
             var data = await s.LoadAsync(c, options, ct).ConfigureAwait(false);

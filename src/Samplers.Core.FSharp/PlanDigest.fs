@@ -85,13 +85,17 @@ type PlanDigest
         Guard.nonNegative "epochCount" epochCount
         Guard.nonNegative "firstBatch" firstBatch
         Guard.nonNegative "batchCount" batchCount
+        // Long arithmetic: firstEpoch + epochCount overflows int for the last epochs.
+        if int64 firstEpoch + int64 epochCount - 1L > int64 System.Int32.MaxValue then
+            Guard.outOfRange "epochCount" epochCount $"such that the last epoch firstEpoch + epochCount - 1 <= {System.Int32.MaxValue} ({firstEpoch} + {epochCount} - 1 > {System.Int32.MaxValue})"
         if int64 firstBatch + int64 batchCount > int64 config.BatchesPerRank then
             Guard.outOfRange "batchCount" batchCount $"such that firstBatch + batchCount <= BatchesPerRank ({firstBatch} + {batchCount} > {config.BatchesPerRank})"
         use d = new PlanDigest()
         let size = config.BatchSize
         let indices = Array.zeroCreate size
         let ordinals = Array.zeroCreate size
-        for e in firstEpoch .. firstEpoch + epochCount - 1 do
+        let lastEpoch = int (int64 firstEpoch + int64 epochCount - 1L)
+        for e in firstEpoch .. lastEpoch do
             for b in firstBatch .. firstBatch + batchCount - 1 do
                 let key = { Seed = seed; Epoch = e; BatchId = b }
                 planner.Fill(key, Span indices, Span ordinals)
