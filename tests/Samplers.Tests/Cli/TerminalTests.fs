@@ -1,4 +1,4 @@
-/// Issue #18, section 5 ("Exit codes, messages and the terminal"): output failures, user errors that were reported as
+/// Exit codes, messages and the terminal: output failures, user errors that were reported as
 /// bugs, epoch ranges that overflowed, messages that blamed the wrong thing, and dataset text printed raw.
 module Samplers.Tests.Cli.TerminalTests
 
