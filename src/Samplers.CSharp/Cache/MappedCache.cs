@@ -60,7 +60,7 @@ internal static class MappedCache
             throw new NotMappableException($"one example is {stride} bytes, more than a span holds");
         // The identity first: every batch compares the file with it (MappedRows.CheckUnchanged), so a change in place
         // from here on, while the metadata is read or later, is caught; the length is read after it.
-        VerifyStamp.Identity? identity = VerifyStamp.Identify(handle);
+        FileIdentity? identity = FileIdentity.Of(handle);
         long length = RandomAccess.GetLength(handle);
         var groups = groupRows.Length;
         var chunkOffset = new long[groups];

@@ -234,7 +234,7 @@ internal sealed class ParquetCache
                     // The open handle's identity (statx, so about the inode just mapped; taken by the open, before it read
                     // anything through the mapping, and the one every batch compares with) against the stamp of the last
                     // verification: equal, the bytes are those that were verified; else the payload is verified once, here.
-                    VerifyStamp.Identity? id = mapped.Mapped!.OpenIdentity;
+                    FileIdentity? id = mapped.Mapped!.OpenIdentity;
                     if (!VerifyStamp.Matches(path, id, header.Checksum))
                     {
                         mapped.Mapped!.PayloadVerifiedAtOpen = true;
@@ -263,7 +263,7 @@ internal sealed class ParquetCache
                 }
             }
         }
-        VerifyStamp.Identity? before = file is null ? null : VerifyStamp.Identify(file);
+        FileIdentity? before = file is null ? null : FileIdentity.Of(file);
         ExampleTable table = await CacheFormat.ReadTableAsync(open, file, header, groups, rows, parallelism, _options.ChunkBytes, progress, path, cancellationToken).ConfigureAwait(false);
         if (table.PayloadBytes != header.PayloadBytes)
             throw new DataFormatException($"{path}: the examples hold {table.PayloadBytes} bytes, the metadata says {header.PayloadBytes}.", path, key: CacheFormat.MetaPayloadBytes);
@@ -285,9 +285,9 @@ internal sealed class ParquetCache
 
     // Stamps the file as verified, if it still has the identity it had before its bytes were read (else it changed
     // during the check, and the next open verifies again). Failing to write the stamp only costs that next open a check.
-    private void Stamp(string path, Microsoft.Win32.SafeHandles.SafeFileHandle file, VerifyStamp.Identity? before, string checksum)
+    private void Stamp(string path, Microsoft.Win32.SafeHandles.SafeFileHandle file, FileIdentity? before, string checksum)
     {
-        if (before is not VerifyStamp.Identity id || VerifyStamp.Identify(file) != id) return;
+        if (before is not FileIdentity id || FileIdentity.Of(file) != id) return;
         if (!VerifyStamp.Write(path, id, checksum)) _logger.LogDebug("Cache {Path}: could not write the verification stamp; the next mapped open verifies again", path);
     }
 
@@ -362,7 +362,7 @@ internal sealed class ParquetCache
             using (Microsoft.Win32.SafeHandles.SafeFileHandle written = File.OpenHandle(temp, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete))
             {
                 File.Move(temp, path, overwrite: true);
-                if (VerifyStamp.Identify(written) is VerifyStamp.Identity id && id.Size == bytes)
+                if (FileIdentity.Of(written) is FileIdentity id && id.Size == bytes)
                     VerifyStamp.Write(path, id, checksum);
             }
             progress?.Report(new CacheProgress(CachePhase.Stored, path, table.Count, table.Count));

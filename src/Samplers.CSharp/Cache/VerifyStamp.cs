@@ -15,7 +15,7 @@ namespace Samplers.Cache;
 /// the very inode that gets mapped. ctime is what makes it hold: every write, truncation, rename or metadata change sets
 /// it to "now" and no userspace call can set it back (mtime can be, with <c>utimensat</c>). Damage that changes none of
 /// these (below the filesystem, such as media bit rot) is left to <see cref="ParquetCache.VerifyAsync"/>. Only Linux has
-/// a stamp; elsewhere <see cref="Identify"/> answers null and every mapped open verifies the payload.
+/// a stamp; elsewhere <see cref="FileIdentity.Of"/> answers null and every mapped open verifies the payload.
 /// </remarks>
 internal static class VerifyStamp
 {
@@ -24,48 +24,12 @@ internal static class VerifyStamp
 
     private const string Magic = "samplers-verified-v1";
 
-    /// <summary>(device, inode, size, mtime ns, ctime ns) of an open file.</summary>
-    internal readonly record struct Identity(ulong Device, ulong Inode, long Size, long MtimeNs, long CtimeNs);
-
     /// <summary>The sidecar path of cache file <paramref name="path"/>.</summary>
     internal static string PathOf(string path) => path + Suffix;
 
-    /// <summary>The identity of the open <paramref name="handle"/>, or null where it cannot be known (not Linux, statx failed).</summary>
-    internal static unsafe Identity? Identify(SafeFileHandle handle)
-    {
-        if (!OperatingSystem.IsLinux() || handle.IsInvalid || handle.IsClosed) return null;
-        byte* buf = stackalloc byte[256];
-        new Span<byte>(buf, 256).Clear();
-        bool added = false;
-        try
-        {
-            handle.DangerousAddRef(ref added);
-            int fd = (int)handle.DangerousGetHandle();
-            byte empty = 0;
-            // statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS): its struct has one layout on every Linux architecture, unlike stat's.
-            if (statx(fd, &empty, AtEmptyPath, StatxBasicStats, buf) != 0) return null;
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            return null; // a libc without statx (glibc before 2.28): no stamps, every mapped open verifies
-        }
-        finally
-        {
-            if (added) handle.DangerousRelease();
-        }
-        var s = new ReadOnlySpan<byte>(buf, 256);
-        uint mask = BinaryPrimitives.ReadUInt32LittleEndian(s);
-        const uint needed = 0x200 /* SIZE */ | 0x100 /* INO */ | 0x40 /* MTIME */ | 0x80 /* CTIME */;
-        if ((mask & needed) != needed) return null;
-        static long Ns(ReadOnlySpan<byte> t) => BinaryPrimitives.ReadInt64LittleEndian(t) * 1_000_000_000L + BinaryPrimitives.ReadUInt32LittleEndian(t[8..]);
-        ulong dev = ((ulong)BinaryPrimitives.ReadUInt32LittleEndian(s[136..]) << 32) | BinaryPrimitives.ReadUInt32LittleEndian(s[140..]);
-        return new Identity(dev, BinaryPrimitives.ReadUInt64LittleEndian(s[32..]), BinaryPrimitives.ReadInt64LittleEndian(s[40..]),
-            Ns(s[112..]), Ns(s[96..]));
-    }
-
     /// <summary>True when the stamp beside <paramref name="path"/> records exactly <paramref name="now"/> and <paramref name="checksum"/>
     /// (the file's metadata checksum, so a stamp of another build never vouches for this one). Any read problem is false.</summary>
-    internal static bool Matches(string path, Identity? now, string checksum)
+    internal static bool Matches(string path, FileIdentity? now, string checksum)
     {
         if (now is null) return false;
         try
@@ -82,7 +46,7 @@ internal static class VerifyStamp
     /// <summary>Records that the file <paramref name="path"/>, with identity <paramref name="id"/> (taken from the handle
     /// whose bytes were checked), matched <paramref name="checksum"/>: temp file + rename, so a reader sees an old stamp or
     /// a new one. Returns false (and writes nothing) when the directory is not writable: opens then keep verifying.</summary>
-    internal static bool Write(string path, Identity id, string checksum)
+    internal static bool Write(string path, FileIdentity id, string checksum)
     {
         string dir = Path.GetDirectoryName(path) ?? ".";
         // Named like the cache's own temporary files, so ParquetCache.CleanStaleTempFiles removes those of killed writers.
@@ -106,12 +70,6 @@ internal static class VerifyStamp
         try { File.Delete(PathOf(path)); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
-    private static string Format(Identity id, string checksum) => string.Create(CultureInfo.InvariantCulture,
+    private static string Format(FileIdentity id, string checksum) => string.Create(CultureInfo.InvariantCulture,
         $"{Magic}\ndevice={id.Device}\ninode={id.Inode}\nsize={id.Size}\nmtime_ns={id.MtimeNs}\nctime_ns={id.CtimeNs}\nchecksum={checksum}\n");
-
-    private const int AtEmptyPath = 0x1000;
-    private const uint StatxBasicStats = 0x7ff;
-
-    [DllImport("libc", EntryPoint = "statx", SetLastError = true)]
-    private static extern unsafe int statx(int dirfd, byte* path, int flags, uint mask, byte* buffer);
 }

@@ -27,7 +27,7 @@ internal sealed unsafe class MappedRows
     private readonly MemoryMappedViewAccessor _view;
     private readonly byte* _base;
     private readonly long _length;
-    private readonly VerifyStamp.Identity? _identity; // (device, inode, size, mtime ns, ctime ns) at open; null off Linux
+    private readonly FileIdentity? _identity; // (device, inode, size, mtime ns, ctime ns) at open; null off Linux
     private readonly long[] _segmentStart;   // file offset of the first value's bytes in each segment
     private readonly int[] _segmentFirstRow; // first row of each segment, ascending; one extra entry = row count
     private readonly int _rowsPerSegment;    // > 0 when every segment but the last has this many rows (division), else 0
@@ -37,7 +37,7 @@ internal sealed unsafe class MappedRows
     private long _advisedRows;
 
     internal MappedRows(string path, SafeFileHandle file, MemoryMappedFile map, MemoryMappedViewAccessor view, long length,
-        VerifyStamp.Identity? identity, long[] segmentStart, int[] segmentFirstRow, int stride)
+        FileIdentity? identity, long[] segmentStart, int[] segmentFirstRow, int stride)
     {
         Path = path; _file = file; _map = map; _view = view; _length = length; _identity = identity;
         _segmentStart = segmentStart; _segmentFirstRow = segmentFirstRow; _stride = stride; _pitch = stride + 4;
@@ -71,7 +71,7 @@ internal sealed unsafe class MappedRows
 
     /// <summary>The identity of the open file (statx on the handle) taken before its metadata was read through the
     /// mapping; null where it cannot be known (not Linux). Every batch compares the file with it (<see cref="CheckUnchanged"/>).</summary>
-    internal VerifyStamp.Identity? OpenIdentity => _identity;
+    internal FileIdentity? OpenIdentity => _identity;
 
     /// <summary>Number of segments (data pages).</summary>
     internal int SegmentCount => _segmentStart.Length;
@@ -133,7 +133,7 @@ internal sealed unsafe class MappedRows
     }
 
     /// <summary>Throws when the file changed in place since it was opened: its device, inode, size or mtime (ns) differ
-    /// from <see cref="OpenIdentity"/> (<see cref="VerifyStamp.Identify"/>). Where no identity is known (not Linux), only
+    /// from <see cref="OpenIdentity"/> (<see cref="FileIdentity.Of"/>). Where no identity is known (not Linux), only
     /// a shrink is caught (reading past the end would kill the process with SIGBUS).</summary>
     /// <remarks>One <c>statx</c> on the handle, no allocation. ctime is not compared: unlinking the file or renaming a new
     /// one over its path (the way ParquetCache replaces caches, which keeps this inode's bytes intact) also sets it. Every
@@ -144,18 +144,18 @@ internal sealed unsafe class MappedRows
     /// <exception cref="DataFormatException">The file changed (or shrank) in place while mapped.</exception>
     internal void CheckUnchanged()
     {
-        if (_identity is VerifyStamp.Identity was && VerifyStamp.Identify(_file) is VerifyStamp.Identity now)
+        if (_identity is FileIdentity was && FileIdentity.Of(_file) is FileIdentity now)
         {
             if (now.Size != was.Size || now.MtimeNs != was.MtimeNs || now.Inode != was.Inode || now.Device != was.Device)
                 ThrowChanged(was, now);
             return;
         }
         long size = RandomAccess.GetLength(_file);
-        if (size < _length) ThrowChanged(new VerifyStamp.Identity(0, 0, _length, 0, 0), new VerifyStamp.Identity(0, 0, size, 0, 0));
+        if (size < _length) ThrowChanged(new FileIdentity(0, 0, _length, 0, 0), new FileIdentity(0, 0, size, 0, 0));
     }
 
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
-    private void ThrowChanged(VerifyStamp.Identity was, VerifyStamp.Identity now)
+    private void ThrowChanged(FileIdentity was, FileIdentity now)
     {
         string what = now.Size < was.Size
             ? $"it shrank from {was.Size} to {now.Size} bytes (truncated in place by another program)"

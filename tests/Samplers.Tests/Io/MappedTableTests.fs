@@ -340,7 +340,7 @@ let unevenPages =
         let handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read)
         let map = IO.MemoryMappedFiles.MemoryMappedFile.CreateFromFile(handle, null, 0L, IO.MemoryMappedFiles.MemoryMappedFileAccess.Read, IO.HandleInheritability.None, true)
         let view = map.CreateViewAccessor(0L, 0L, IO.MemoryMappedFiles.MemoryMappedFileAccess.Read)
-        let rows = MappedRows(path, handle, map, view, 400L, VerifyStamp.Identify handle, [| for o in offsets -> o + 4L |], [| 0; 3; 8; 10 |], 4)
+        let rows = MappedRows(path, handle, map, view, 400L, FileIdentity.Of handle, [| for o in offsets -> o + 4L |], [| 0; 3; 8; 10 |], 4)
         Expect.equal rows.RowsPerSegment 0 "unequal: no division"
         let table = new ExampleTable(DType.UInt8, [| 4 |], rows, 4, Array.init 10 int64, null, [||])
         for i in 0 .. 9 do
