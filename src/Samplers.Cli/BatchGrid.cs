@@ -186,16 +186,16 @@ internal static class BatchGrid
         return copy;
     }
 
-    /// <summary>Writes a grid's PNG to <paramref name="path"/> through a temporary file and a rename.</summary>
-    /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
+    /// <summary>Writes a grid's PNG to <paramref name="path"/> by the output rule (<see cref="Export.OutputTarget"/>): a
+    /// temporary file and a rename beside the file (beside a symlink's target; the link stays), a FIFO or character
+    /// device written directly and never replaced.</summary>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is empty, or names a directory, a block device or a socket.</exception>
     public static void WritePng(string path, BatchGridImage img)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(img);
-        string full = Path.GetFullPath(path);
-        string tmp = full + ".tmp-" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        File.WriteAllBytes(tmp, img.Png);
-        File.Move(tmp, full, overwrite: true);
+        var (target, direct) = Export.OutputTarget.Resolve(path);
+        Export.OutputTarget.Write(target, direct, s => s.Write(img.Png));
     }
 
     private static (int H, int W, int C) Hwc(Batch b, string name)

@@ -42,6 +42,10 @@ internal static class ShowCommand
                     $"--classes-per-batch {classesPerBatch} and --examples-per-class {examplesPerClass}" + (aug is null ? "" : $" with --views {k} of --view-size {side}") +
                     $" make a grid of at least {leastW}x{leastH} px, over the limit of {BatchGrid.MaxSide} px a side and {BatchGrid.MaxPixels} px in all; lower {lower}.");
             }
+            // The output rule (Export.OutputTarget): a directory, block device or socket is refused before loading.
+            string path = r.GetValue(output)!;
+            try { _ = Export.OutputTarget.Resolve(path); }
+            catch (ArgumentException a) { throw new UsageException($"--out {path}: {ErrorPolicy.WithoutParameterTail(a)}."); }
             // --resize is a loading setting (Load.Preprocess): the loader resizes while decoding and caches the result.
             var options = s.Settings(r, r.GetValue(dataset));
             var data = await s.LoadAsync(c, options, ct).ConfigureAwait(false);
@@ -54,7 +58,6 @@ internal static class ShowCommand
             BatchGridImage grid = aug is null
                 ? BatchGrid.Render(b, sampler.ClassNames)
                 : BatchGrid.RenderWithViews(b, ImageAugmenter.SimClr(side, side), k, sampler.ClassNames);
-            string path = r.GetValue(output)!;
             BatchGrid.WritePng(path, grid);
             int classes = grid.Cells.Select(x => x.GridRow).Distinct().Count();
             if (c.Json)

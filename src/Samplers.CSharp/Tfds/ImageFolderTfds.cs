@@ -12,11 +12,14 @@ public static class ImageFolderTfds
     /// <remarks>Every file is checked to decode first, so a corrupt file stops the write before anything is written.
     /// All encoded files are held in memory while writing.</remarks>
     /// <exception cref="ExampleLoadException">A file could not be read or decoded (the message names it).</exception>
+    /// <exception cref="ArgumentException"><paramref name="name"/> or <paramref name="version"/> is not one the loader
+    /// accepts (<c>[A-Za-z][A-Za-z0-9_]*</c>, <c>x.y.z</c>), e.g. <c>../x</c>: nothing is written outside
+    /// <paramref name="dataDir"/>.</exception>
     public static string WriteTfds(this ImageFolder folder, string dataDir, string name, string version = "1.0.0", int shards = 1)
     {
         ArgumentNullException.ThrowIfNull(folder);
         ArgumentException.ThrowIfNullOrEmpty(dataDir);
-        ArgumentException.ThrowIfNullOrEmpty(name);
+        TfdsDatasetWriter.CheckNameAndVersion(name, version); // before decoding anything; the writer checks again
         ArgumentOutOfRangeException.ThrowIfLessThan(shards, 1);
         IReadOnlyList<string> files = folder.Files;
         long[] labels = folder.Labels.ToArray();

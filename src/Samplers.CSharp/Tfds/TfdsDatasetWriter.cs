@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Samplers.Core.Tfds;
 
 namespace Samplers.Tfds;
 
@@ -44,6 +45,23 @@ public sealed class TfdsDatasetWriter
     /// <summary>The default shard path template.</summary>
     public const string DefaultTemplate = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}";
 
+    /// <summary>The loader's own rules for what a writer names: <paramref name="name"/> is a plain dataset name as
+    /// <see cref="DatasetNames.Parse"/> reads it (<c>[A-Za-z][A-Za-z0-9_]*</c>: no config, no version, no <c>/</c> or
+    /// <c>..</c>) and <paramref name="version"/> a resolved version (<see cref="DatasetVersion.TryParse"/>, <c>x.y.z</c>),
+    /// so <c>&lt;data_dir&gt;/{name}/{version}</c> stays inside the data directory.</summary>
+    /// <exception cref="ArgumentException">Either is not valid (the exception names the parameter).</exception>
+    internal static void CheckNameAndVersion(string name, string version)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentException.ThrowIfNullOrEmpty(version);
+        bool plain = Char.IsAsciiLetter(name[0]);
+        foreach (char c in name) plain &= Char.IsAsciiLetterOrDigit(c) || c == '_';
+        if (!plain)
+            throw new ArgumentException($"Dataset name '{name}' is not a dataset name the loader accepts ([A-Za-z][A-Za-z0-9_]*: no '/', '..', config or version); a writer never writes outside the data directory.", nameof(name));
+        if (!DatasetVersion.TryParse(version, out _))
+            throw new ArgumentException($"Dataset version '{version}' is not a version the loader accepts (x.y.z, each part 0 or a number without a leading zero); a writer never writes outside the data directory.", nameof(version));
+    }
+
     private readonly List<DatasetFeature> _features;
     private readonly List<(string Name, long[] Lengths, long Bytes)> _splits = [];
     private bool _completed;
@@ -53,12 +71,13 @@ public sealed class TfdsDatasetWriter
     /// <param name="name">The dataset name (<c>{DATASET}</c> in shard names).</param>
     /// <param name="version">The version string, <c>x.y.z</c>.</param>
     /// <param name="features">The features, in the order to write them.</param>
-    /// <exception cref="ArgumentException">A feature's key differs from its path, or keys repeat.</exception>
+    /// <exception cref="ArgumentException">A feature's key differs from its path, or keys repeat; or the name or the
+    /// version is not one the loader accepts (a name <c>[A-Za-z][A-Za-z0-9_]*</c>, a version <c>x.y.z</c>), so it can
+    /// never name a folder outside the data directory (<c>..</c>, <c>/</c>).</exception>
     public TfdsDatasetWriter(string versionDirectory, string name, string version, IEnumerable<DatasetFeature> features)
     {
         ArgumentNullException.ThrowIfNull(versionDirectory);
-        ArgumentException.ThrowIfNullOrEmpty(name);
-        ArgumentException.ThrowIfNullOrEmpty(version);
+        CheckNameAndVersion(name, version);
         ArgumentNullException.ThrowIfNull(features);
         VersionDirectory = versionDirectory;
         Name = name;
@@ -176,11 +195,14 @@ public sealed class TfdsDatasetWriter
     /// <param name="split">The split name.</param>
     /// <param name="numShards">The number of shards (a shard may be empty).</param>
     /// <param name="shardExamples">The serialized Examples of shard <c>i</c>.</param>
+    /// <exception cref="ArgumentException"><paramref name="split"/> has a path separator or is <c>.</c> or <c>..</c>.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="numShards"/> is less than 1.</exception>
     /// <exception cref="InvalidOperationException">The split was already written, or <see cref="Complete"/> was called.</exception>
     public IReadOnlyList<string> WriteSplitStreamed(string split, int numShards, Func<int, IEnumerable<byte[]>> shardExamples)
     {
         ArgumentException.ThrowIfNullOrEmpty(split);
+        if (split is "." or ".." || split.IndexOfAny(['/', '\\', '\0']) >= 0)
+            throw new ArgumentException($"Split name '{split}' would name a folder (it has a path separator or is '.' or '..'); a writer never writes outside the version folder.", nameof(split));
         ArgumentOutOfRangeException.ThrowIfLessThan(numShards, 1);
         ArgumentNullException.ThrowIfNull(shardExamples);
         if (_completed) throw new InvalidOperationException("Complete() was already called; create a new writer.");

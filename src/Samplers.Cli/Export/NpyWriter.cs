@@ -255,37 +255,25 @@ internal sealed class NpzWriter : IDisposable
         OutputTarget.DeleteQuietly(_temp);
     }
 
-    /// <summary>Writes one <c>.npy</c> file through a temporary file beside it (beside a symlink's target) and a rename;
-    /// a FIFO or character device is written directly.</summary>
+    /// <summary>Writes one <c>.npy</c> file the user named through a temporary file beside it (beside a symlink's target)
+    /// and a rename; a FIFO or character device is written directly (<see cref="OutputTarget.Resolve"/>).</summary>
     /// <exception cref="ArgumentException">The path is a directory, a block device or a socket.</exception>
     public static void WriteFile(string path, Action<Stream> write)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(write);
         var (target, direct) = OutputTarget.Resolve(path);
-        if (direct)
-        {
-            using var d = OutputTarget.OpenDirect(target);
-            write(d);
-            d.Flush();
-            return;
-        }
-        string temp = OutputTarget.TempBeside(target);
-        FileStream? f = null;
-        try
-        {
-            f = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None);
-            write(f);
-            f.Flush(flushToDisk: true);
-            f.Dispose();
-            f = null;
-            File.Move(temp, target, overwrite: true);
-        }
-        catch
-        {
-            try { f?.Dispose(); } catch (IOException) { }
-            OutputTarget.DeleteQuietly(temp);
-            throw;
-        }
+        OutputTarget.Write(target, direct, write);
+    }
+
+    /// <summary>Writes one <c>.npy</c> file of an output folder (a name the exporter chose): as <see cref="WriteFile"/>,
+    /// except that a symlink is replaced by the new file, never written through (<see cref="OutputTarget.ResolveInFolder"/>).</summary>
+    /// <exception cref="ArgumentException">The path is a directory, a block device or a socket.</exception>
+    public static void WriteFolderFile(string path, Action<Stream> write)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(write);
+        var (target, direct) = OutputTarget.ResolveInFolder(path);
+        OutputTarget.Write(target, direct, write);
     }
 }

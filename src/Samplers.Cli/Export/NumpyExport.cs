@@ -132,7 +132,7 @@ internal static class NumpyExport
         if (options.Folder)
         {
             Directory.CreateDirectory(path);
-            foreach (var (name, write) in members) NpzWriter.WriteFile(Path.Combine(path, name + ".npy"), write);
+            foreach (var (name, write) in members) NpzWriter.WriteFolderFile(Path.Combine(path, name + ".npy"), write);
         }
         else
         {

@@ -2,11 +2,14 @@
 namespace Samplers.Cli.Export;
 
 /// <summary>
-/// Where an export really writes. A regular file (or a new one) is written through a temporary file beside it and a
-/// rename, so a failed export leaves nothing half-written; when the path is a symbolic link the temporary file and the
+/// Where a CLI output path the user names (<c>export --out</c>, <c>show --out</c>) really writes: the one output rule
+/// (docs/ROBUSTNESS.md, "Output rule"). A regular file (or a new one) is written through a temporary file beside it and
+/// a rename, so a failed write leaves nothing half-written; when the path is a symbolic link the temporary file and the
 /// rename happen beside the link's final target, so the link survives and its target receives the data. A FIFO or a
 /// character device (<c>/dev/stdout</c>, a pipe, <c>/dev/null</c>) is written directly: renaming over it would replace
-/// the pipe or the device node with a regular file. Directories, block devices and sockets are refused.
+/// the pipe or the device node with a regular file. Directories, block devices and sockets are refused. Files the
+/// product names itself inside an output folder (<c>export --format npy</c>'s <c>x.npy</c>, <c>y.npy</c>, ...) use
+/// <see cref="ResolveInFolder"/>: a symlink there is replaced, never written through.
 /// </summary>
 internal static class OutputTarget
 {
@@ -22,13 +25,57 @@ internal static class OutputTarget
                 return (full, true);
             case FileKindValue.Directory or FileKindValue.BlockDevice or FileKindValue.Socket:
                 throw new ArgumentException(
-                    $"The output {full} is {FileKind.Describe(kind)}; an export writes a file (or a FIFO/character device directly). Give a file path.", nameof(path));
+                    $"The output {full} is {FileKind.Describe(kind)}; the output is written as a file (or a FIFO/character device, directly). Give a file path.", nameof(path));
         }
         var info = new FileInfo(full);
         if (info.LinkTarget is null) return (full, false);
         // A symlink (possibly dangling): write beside, and rename onto, its final target.
         FileSystemInfo? target = info.ResolveLinkTarget(returnFinalTarget: true);
         return (target?.FullName ?? full, false);
+    }
+
+    /// <summary>The same rule for a file the product names inside an output folder it owns (the user named the folder,
+    /// not the file): a FIFO or character device is still written directly, but a symbolic link is not followed; the
+    /// temporary file and the rename happen in the folder and replace the link itself, so a link planted in the folder
+    /// (<c>y.npy -&gt; ~/.bashrc</c>) never gets its target overwritten.</summary>
+    /// <exception cref="ArgumentException">The path names a directory, a block device or a socket.</exception>
+    public static (string Path, bool Direct) ResolveInFolder(string path)
+    {
+        string full = System.IO.Path.GetFullPath(path);
+        if (new FileInfo(full).LinkTarget is not null) return (full, false); // replace the link, whatever it points to
+        return Resolve(full);
+    }
+
+    /// <summary>Writes one file by the rule: <paramref name="write"/> fills a temporary file beside
+    /// <paramref name="target"/>, which is flushed and renamed over it, or, when <paramref name="direct"/>, writes the
+    /// FIFO or device as it is. On failure the temporary file is deleted and the exception rethrown.</summary>
+    public static void Write(string target, bool direct, Action<Stream> write)
+    {
+        ArgumentNullException.ThrowIfNull(write);
+        if (direct)
+        {
+            using var d = OpenDirect(target);
+            write(d);
+            d.Flush();
+            return;
+        }
+        string temp = TempBeside(target);
+        FileStream? f = null;
+        try
+        {
+            f = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+            write(f);
+            f.Flush(flushToDisk: true);
+            f.Dispose();
+            f = null;
+            File.Move(temp, target, overwrite: true);
+        }
+        catch
+        {
+            try { f?.Dispose(); } catch (IOException) { }
+            DeleteQuietly(temp);
+            throw;
+        }
     }
 
     /// <summary>A temporary name in the folder of <paramref name="target"/> (same file system, so the rename is atomic).</summary>
