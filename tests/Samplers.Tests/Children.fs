@@ -14,6 +14,7 @@ let modes : (string * (string[] -> int)) list = [
     "image-no-codec", Samplers.Tests.Io.ImageTests.noCodecChild
     "image-discover", Samplers.Tests.Io.ImageTests.discoverChild
     "facade-digests", Samplers.Tests.Facade.SamplerTests.childDigests
+    "file-kind", Samplers.Tests.Robustness.FileKindTests.child
     "plans", Samplers.Tests.Core.GoldenTests.childPlans
     "download", Samplers.Tests.Io.DownloadTests.childDownload
     "facade-default-download", Samplers.Tests.Io.LoaderTests.childDefaultDownload

@@ -14,8 +14,10 @@ type TempDir() =
         member _.Dispose() =
             try
                 if Directory.Exists path then
-                    // Read-only folders made by tests must be writable again before deletion.
-                    for d in Directory.EnumerateDirectories(path, "*", SearchOption.AllDirectories) do
+                    // Read-only folders made by tests must be writable again before deletion. Links are not followed:
+                    // a test's symlink loop (a/loop -> ..) would make the listing endless.
+                    let options = EnumerationOptions(RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint)
+                    for d in Directory.EnumerateDirectories(path, "*", options) do
                         try File.SetAttributes(d, FileAttributes.Normal) with _ -> ()
                     Directory.Delete(path, true)
             with _ -> ()

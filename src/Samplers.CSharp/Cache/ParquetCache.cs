@@ -132,7 +132,9 @@ internal sealed class ParquetCache
         {
             // One handle for every reader: they all see the same version of the file even if a writer renames a new one over it.
             // A mapped table keeps it open for its whole life (so it keeps that version too).
-            Microsoft.Win32.SafeHandles.SafeFileHandle handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, FileOptions.RandomAccess);
+            // Through SafeFile: a FIFO at the cache path would block the open (a device would never end); it is refused
+            // (a miss, Unreadable) and the rebuilt cache replaces it by rename.
+            Microsoft.Win32.SafeHandles.SafeFileHandle handle = SafeFile.OpenHandle(path, SafeFile.Unbounded, "cache file", FileOptions.RandomAccess);
             CacheLoadResult? miss = null;
             var contentNote = checkContent ? new System.Runtime.CompilerServices.StrongBox<string>("no shard contents") : null;
             ExampleTable? table = null;
@@ -162,6 +164,10 @@ internal sealed class ParquetCache
         {
             // Deleted between the existence check and the open (e.g. by `cache clear`).
             return Miss(progress, path, CacheMissReason.NotFound, $"{path}: no cache file ({e.Message}); loading from the source", LogLevel.Information);
+        }
+        catch (DataFormatException e) when (FileKind.Of(path) is var kind && !FileKind.IsReadable(kind))
+        {
+            return Miss(progress, path, CacheMissReason.Unreadable, $"{e.Message} Loading from the source.", LogLevel.Warning);
         }
         catch (Exception e) when (e is UnauthorizedAccessException || (e is IOException && e is not EndOfStreamException && File.Exists(path) && !CanOpen(path)))
         {

@@ -34,10 +34,13 @@ internal static class VerifyStamp
         if (now is null) return false;
         try
         {
-            string text = File.ReadAllText(PathOf(path));
+            // Through SafeFile: a stamp that is a FIFO would block the open, one linked to /dev/zero would be read without
+            // end. Such a stamp (like a missing or foreign one) vouches for nothing: the open verifies the payload, and the
+            // stamp written after that replaces it by rename.
+            string text = SafeFile.ReadAllText(PathOf(path), SafeFile.MaxStampBytes, "verification stamp");
             return text == Format(now.Value, checksum);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or DataFormatException)
         {
             return false;
         }

@@ -39,6 +39,9 @@ internal static partial class FileKind
     [LibraryImport("libSystem.Native", EntryPoint = "SystemNative_Stat", StringMarshalling = StringMarshalling.Utf8)]
     private static unsafe partial int SystemNativeStat(string path, byte* status);
 
+    [LibraryImport("libSystem.Native", EntryPoint = "SystemNative_FStat")]
+    private static unsafe partial int SystemNativeFStat(IntPtr fd, byte* status);
+
     /// <summary>The kind of <paramref name="path"/> (symbolic links followed).</summary>
     public static FileKindValue Of(string path)
     {
@@ -54,16 +57,7 @@ internal static partial class FileKind
                 if (SystemNativeStat(path, buf) != 0) return FileKindValue.Unknown;
                 mode = *(int*)(buf + 4);
             }
-            return (mode & ModeTypeMask) switch
-            {
-                ModeRegular => FileKindValue.Regular,
-                ModeDir => FileKindValue.Directory,
-                ModeFifo => FileKindValue.Fifo,
-                ModeChar => FileKindValue.CharDevice,
-                ModeBlock => FileKindValue.BlockDevice,
-                ModeSocket => FileKindValue.Socket,
-                _ => FileKindValue.Unknown,
-            };
+            return FromMode(mode);
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
@@ -71,6 +65,47 @@ internal static partial class FileKind
             return FileKindValue.Unknown;
         }
     }
+
+    /// <summary>The kind of the file an open <paramref name="handle"/> refers to (<c>fstat</c>): the path may have been
+    /// replaced between a check on it and the open.</summary>
+    public static FileKindValue OfHandle(Microsoft.Win32.SafeHandles.SafeFileHandle handle)
+    {
+        ArgumentNullException.ThrowIfNull(handle);
+        if (OperatingSystem.IsWindows() || s_nativeMissing || handle.IsInvalid || handle.IsClosed) return FileKindValue.Unknown;
+        bool added = false;
+        try
+        {
+            handle.DangerousAddRef(ref added);
+            int mode;
+            unsafe
+            {
+                byte* buf = stackalloc byte[StatBufferBytes];
+                if (SystemNativeFStat(handle.DangerousGetHandle(), buf) != 0) return FileKindValue.Unknown;
+                mode = *(int*)(buf + 4);
+            }
+            return FromMode(mode);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            s_nativeMissing = true;
+            return FileKindValue.Unknown;
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+        }
+    }
+
+    private static FileKindValue FromMode(int mode) => (mode & ModeTypeMask) switch
+    {
+        ModeRegular => FileKindValue.Regular,
+        ModeDir => FileKindValue.Directory,
+        ModeFifo => FileKindValue.Fifo,
+        ModeChar => FileKindValue.CharDevice,
+        ModeBlock => FileKindValue.BlockDevice,
+        ModeSocket => FileKindValue.Socket,
+        _ => FileKindValue.Unknown,
+    };
 
     /// <summary>The length of the file <paramref name="path"/> names, following symbolic links (<see cref="FileInfo.Length"/>
     /// of a link is the link's own size).</summary>

@@ -39,9 +39,7 @@ public sealed class ImageFolder
         for (int c = 0; c < classes.Length; c++)
         {
             string dir = Path.Combine(root, classes[c]);
-            string[] images = Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories)
-                .Where(f => Extensions.Any(e => f.EndsWith(e, StringComparison.OrdinalIgnoreCase)))
-                .ToArray();
+            string[] images = ImagesUnder(dir);
             Array.Sort(images, StringComparer.Ordinal);
             files.AddRange(images);
             labels.AddRange(Enumerable.Repeat((long)c, images.Length));
@@ -49,6 +47,27 @@ public sealed class ImageFolder
         if (files.Count == 0)
             throw new DatasetNotFoundException($"The image folder '{root}' has no images (.jpg, .jpeg, .png) in class sub-folders ({classes.Length} sub-folders found); expected root/<class>/<image>.", root);
         return new ImageFolder(root, classes, files.ToArray(), labels.ToArray(), channels);
+    }
+
+    /// <summary>The image files under a class folder, sub-folders included, without following a symbolic link to a
+    /// directory below it: such a link is skipped (a link back up, <c>a/loop -&gt; ..</c>, made the old recursive listing
+    /// run without end). The class folder itself may be a link, and so may each image file.</summary>
+    private static string[] ImagesUnder(string dir)
+    {
+        var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = false, AttributesToSkip = 0 };
+        var found = new System.IO.Enumeration.FileSystemEnumerable<string>(dir, (ref System.IO.Enumeration.FileSystemEntry e) => e.ToFullPath(), options)
+        {
+            ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry e) => !e.IsDirectory && HasImageExtension(e.FileName),
+            ShouldRecursePredicate = (ref System.IO.Enumeration.FileSystemEntry e) => (e.Attributes & FileAttributes.ReparsePoint) == 0,
+        };
+        return found.ToArray();
+    }
+
+    private static bool HasImageExtension(ReadOnlySpan<char> name)
+    {
+        foreach (string e in Extensions)
+            if (name.EndsWith(e, StringComparison.OrdinalIgnoreCase)) return true;
+        return false;
     }
 
     /// <summary>The folder scanned.</summary>
@@ -76,7 +95,7 @@ public sealed class ImageFolder
     public static LoadedExample DecodeFile(string path, int channels = 3, IExamplePreprocessor? preprocess = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        byte[] encoded = File.ReadAllBytes(path);
+        byte[] encoded = SafeFile.ReadAllBytes(path, SafeFile.MaxImageFileBytes, "image file");
         var info = ImageDecoder.Measure(encoded, path);
         var pixels = new byte[ImageDecoder.ElementCount(info, channels)];
         ImageDecoder.Decode(encoded, pixels, channels, source: path);

@@ -273,7 +273,7 @@ internal static class FeaturesJson
             if (File.Exists(file))
             {
                 source = file;
-                names = File.ReadAllText(file, Encoding.UTF8).Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0).ToArray();
+                names = SafeFile.ReadAllText(file, SafeFile.MaxLabelsFileBytes, "labels file").Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0).ToArray();
             }
         }
         if (names is null)

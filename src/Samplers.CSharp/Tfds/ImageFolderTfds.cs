@@ -29,7 +29,7 @@ public static class ImageFolderTfds
         {
             try
             {
-                byte[] encoded = File.ReadAllBytes(files[i]);
+                byte[] encoded = SafeFile.ReadAllBytes(files[i], SafeFile.MaxImageFileBytes, "image file");
                 ImageDecoder.Decode(encoded, new byte[ImageDecoder.ElementCount(ImageDecoder.Measure(encoded, files[i]), folder.Channels)], folder.Channels, source: files[i]);
                 examples[i] = new ExampleBuilder().AddImage("image", encoded).AddLabel("label", labels[i]).ToByteArray();
             }
