@@ -26,6 +26,16 @@ public static class EmbeddedDatasets
     private const string ResourcePrefix = "Samplers.EmbeddedData/";
     private static readonly object Gate = new();
 
+    // The resource names and their content hash: the bytes never change in a process, so they are read and hashed once.
+    private static readonly Lazy<(string[] Names, string Hash)> Resources = new(() =>
+    {
+        Assembly asm = typeof(EmbeddedDatasets).Assembly;
+        string[] names = asm.GetManifestResourceNames().Where(n => n.StartsWith(ResourcePrefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToArray();
+        if (names.Length == 0)
+            throw new InvalidOperationException("This Samplers assembly carries no embedded dataset (it was built without data/synthetic_digits).");
+        return (names, ContentHash(asm, names));
+    });
+
     /// <summary>
     /// Load options for the embedded <c>synthetic_digits</c> (both splits, no download): its TFRecord files are written
     /// once into a folder of the Samplers cache directory (<paramref name="cacheDir"/>, else <c>SAMPLERS_CACHE_DIR</c>, else
@@ -47,10 +57,7 @@ public static class EmbeddedDatasets
     internal static string Extract(string cacheRoot)
     {
         Assembly asm = typeof(EmbeddedDatasets).Assembly;
-        string[] names = asm.GetManifestResourceNames().Where(n => n.StartsWith(ResourcePrefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToArray();
-        if (names.Length == 0)
-            throw new InvalidOperationException("This Samplers assembly carries no embedded dataset (it was built without data/synthetic_digits).");
-        string hash = ContentHash(asm, names);
+        (string[] names, string hash) = Resources.Value;
         string target = Path.Combine(cacheRoot, "embedded", hash);
         if (Directory.Exists(Path.Combine(target, SyntheticDigitsName))) return target;
         lock (Gate)
