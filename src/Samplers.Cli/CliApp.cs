@@ -29,7 +29,7 @@ internal sealed partial class CliApp(TextWriter output, TextWriter error, bool i
     public RootCommand BuildRoot()
     {
         var root = _shared.Describe(new RootCommand(),
-            "samplers: inspect TFDS datasets, preview and digest class-balanced batch plans, run the sampler, manage the Parquet cache, export to NumPy.\n" +
+            "samplers: inspect TFDS datasets, preview and digest class-balanced batch plans, run the sampler, manage the Parquet cache, export to NumPy, import IDX files.\n" +
             $"Without a <dataset>, commands use the embedded {CliShared.EmbeddedDataset} (data/ in a clone, packed with the tool).\n\n" +
             "Examples:\n  samplers run\n  samplers info\n  samplers info mnist --data-dir ~/tensorflow_datasets\n  samplers plan mnist -c 10 -e 2 --seed 7 --batches 0:5\n" +
             "  samplers plan mnist -c 10 -e 2 --seed 7 --digest\n  samplers export mnist --splits test --out mnist-test.npz");

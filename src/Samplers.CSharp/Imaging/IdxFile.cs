@@ -219,7 +219,7 @@ public sealed class IdxFile
 
         public DataFormatException Error(long offset, string expected, string found, string todo, Exception? inner = null) => new(
             $"{path}: the {what} is not a valid IDX file: at byte {offset.ToString(CultureInfo.InvariantCulture)}" +
-            (compressed ? " of the decompressed data" : "") + $", expected {expected}, found {found}; {todo}.",
+            (compressed ? " of the decompressed data" : "") + $", expected {expected}, found {found}; {todo}" + (todo.EndsWith('?') ? "" : "."),
             path, offset, inner: inner);
     }
 }

@@ -136,6 +136,7 @@ let malformedTests =
         test "rank byte other than the one needed (labels given as images)" {
             let plain, _ = refusal 3 IdxFile.MaxDataBytes (labelsOf 4 id)
             Expect.stringContains plain "at byte 3, expected the rank byte 03 (N x height x width images), found 01 (rank 1); this looks like a labels file: are the images and labels files swapped?" "rank"
+            Expect.isTrue (plain.EndsWith "swapped?") "a question ends the message"
         }
         test "a size of 0" {
             let plain, _ = refusal 3 IdxFile.MaxDataBytes (idxBytes 8uy [ 4u; 0u; 2u ] [||])
