@@ -21,6 +21,7 @@ internal sealed partial class CliApp(TextWriter output, TextWriter error, bool i
         CacheCommand.Build,
         DownloadCommand.Build,
         ShowCommand.Build,
+        ImportCommand.Build,
     ];
 
     private readonly CliShared _shared = new(output, error, interactive);
@@ -28,7 +29,7 @@ internal sealed partial class CliApp(TextWriter output, TextWriter error, bool i
     public RootCommand BuildRoot()
     {
         var root = _shared.Describe(new RootCommand(),
-            "samplers: inspect TFDS datasets, preview and digest class-balanced batch plans, run the sampler, manage the Parquet cache, export to NumPy.\n" +
+            "samplers: inspect TFDS datasets, preview and digest class-balanced batch plans, run the sampler, manage the Parquet cache, export to NumPy, import IDX files.\n" +
             $"Without a <dataset>, commands use the embedded {CliShared.EmbeddedDataset} (data/ in a clone, packed with the tool).\n\n" +
             "Examples:\n  samplers run\n  samplers info\n  samplers info mnist --data-dir ~/tensorflow_datasets\n  samplers plan mnist -c 10 -e 2 --seed 7 --batches 0:5\n" +
             "  samplers plan mnist -c 10 -e 2 --seed 7 --digest\n  samplers export mnist --splits test --out mnist-test.npz");
@@ -46,8 +47,7 @@ internal sealed partial class CliApp(TextWriter output, TextWriter error, bool i
     {
         var root = BuildRoot();
         var parsed = root.Parse(args);
-        if (parsed.Action is not (HelpAction or HelpWithExamples) && !parsed.Tokens.Any(t => t.Type == TokenType.Option && t.Value == "--version")
-            && ParseProblem(parsed) is { } problem)
+        if (parsed.Action is not (HelpAction or HelpWithExamples) && (VersionProblem(root, parsed, args) ?? ParseProblem(parsed)) is { } problem)
         {
             var c = _shared.Context(parsed);
             // Never throws: stderr closed or full sends the line to stdout (with --json the document carries it).
@@ -74,6 +74,17 @@ internal sealed partial class CliApp(TextWriter output, TextWriter error, bool i
             }
             return code;
         }
+    }
+
+    /// <summary>The root's --version is honoured only as the sole argument (<c>samplers --version</c>): the parser would
+    /// otherwise print the version and exit 0 whatever else the line holds (<c>samplers --version run</c>). Elsewhere it
+    /// is not the root's: after a command it is that command's own option if it has one, else an unknown option
+    /// (<see cref="ParseProblem"/> says so).</summary>
+    internal static string? VersionProblem(RootCommand root, ParseResult parsed, string[] args)
+    {
+        var version = root.Options.OfType<VersionOption>().FirstOrDefault();
+        if (version is null || parsed.GetResult(version) is null || args is ["--version"]) return null;
+        return "usage error: --version takes no other arguments; run 'samplers --version' alone";
     }
 
     /// <summary>The first thing wrong with the command line, as the user typed it; null when it parses.</summary>

@@ -62,8 +62,18 @@ public sealed class TfdsDatasetWriter
             throw new ArgumentException($"Dataset version '{version}' is not a version the loader accepts (x.y.z, each part 0 or a number without a leading zero); a writer never writes outside the data directory.", nameof(version));
     }
 
+    /// <summary>A split name the writer accepts: not empty, no path separator, not <c>.</c> or <c>..</c>, so shard names stay
+    /// inside the version folder.</summary>
+    /// <exception cref="ArgumentException">It is not (the exception names the parameter <c>split</c>).</exception>
+    internal static void CheckSplitName(string split)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(split);
+        if (split is "." or ".." || split.IndexOfAny(['/', '\\', '\0']) >= 0)
+            throw new ArgumentException($"Split name '{split}' would name a folder (it has a path separator or is '.' or '..'); a writer never writes outside the version folder.", nameof(split));
+    }
+
     private readonly List<DatasetFeature> _features;
-    private readonly List<(string Name, long[] Lengths, long Bytes)> _splits = [];
+    private readonly List<(string Name, long[] Lengths, long Bytes, string? Template)> _splits = [];
     private bool _completed;
 
     /// <summary>Prepares to write into <paramref name="versionDirectory"/> (created if needed).</summary>
@@ -122,6 +132,9 @@ public sealed class TfdsDatasetWriter
 
     /// <summary>The free-text <c>description</c>.</summary>
     public string Description { get; init; } = "";
+
+    /// <summary>The dataset's homepage, written as <c>location.urls</c> (as TFDS writes it); null omits it.</summary>
+    public string? Homepage { get; init; }
 
     /// <summary>Writes the TFDS shard name for shard <paramref name="index"/> of <paramref name="count"/> (TFDS_FORMAT.md 3.1).</summary>
     /// <exception cref="ArgumentException">The template has a placeholder TFDS does not define.</exception>
@@ -200,9 +213,7 @@ public sealed class TfdsDatasetWriter
     /// <exception cref="InvalidOperationException">The split was already written, or <see cref="Complete"/> was called.</exception>
     public IReadOnlyList<string> WriteSplitStreamed(string split, int numShards, Func<int, IEnumerable<byte[]>> shardExamples)
     {
-        ArgumentException.ThrowIfNullOrEmpty(split);
-        if (split is "." or ".." || split.IndexOfAny(['/', '\\', '\0']) >= 0)
-            throw new ArgumentException($"Split name '{split}' would name a folder (it has a path separator or is '.' or '..'); a writer never writes outside the version folder.", nameof(split));
+        CheckSplitName(split);
         ArgumentOutOfRangeException.ThrowIfLessThan(numShards, 1);
         ArgumentNullException.ThrowIfNull(shardExamples);
         if (_completed) throw new InvalidOperationException("Complete() was already called; create a new writer.");
@@ -219,7 +230,7 @@ public sealed class TfdsDatasetWriter
             lengths[s] = TfRecordWriter.WriteFile(path, Counted(records));
             paths.Add(path);
         }
-        _splits.Add((split, lengths, bytes));
+        _splits.Add((split, lengths, bytes, null));
         return paths;
 
         IEnumerable<byte[]> Counted(IEnumerable<byte[]> records)
@@ -230,6 +241,22 @@ public sealed class TfdsDatasetWriter
                 yield return e;
             }
         }
+    }
+
+    /// <summary>
+    /// Lists a split whose shards are already in the version folder (written by an earlier run, read back with
+    /// <see cref="DatasetInfo"/>), so that <see cref="Complete"/> keeps it in <c>dataset_info.json</c> beside the splits
+    /// written now. Its shard lengths, byte count and shard template are written as they are; its files are not touched.
+    /// </summary>
+    /// <exception cref="ArgumentException">A bad split name.</exception>
+    /// <exception cref="InvalidOperationException">A split of that name is already listed, or <see cref="Complete"/> was called.</exception>
+    public void KeepSplit(SplitInfo split)
+    {
+        ArgumentNullException.ThrowIfNull(split);
+        CheckSplitName(split.Name);
+        if (_completed) throw new InvalidOperationException("Complete() was already called; create a new writer.");
+        if (_splits.Exists(s => s.Name == split.Name)) throw new InvalidOperationException($"Split '{split.Name}' was already written.");
+        _splits.Add((split.Name, [.. split.ShardLengths], split.NumBytes, split.FilepathTemplate));
     }
 
     /// <summary>Writes <c>features.json</c>, the labels files and, last, <c>dataset_info.json</c>.</summary>
@@ -265,12 +292,20 @@ public sealed class TfdsDatasetWriter
             if (ConfigName is not null) w.WriteString("configName", ConfigName);
             if (Description.Length > 0) w.WriteString("description", Description);
             if (FileFormat is not null) w.WriteString("fileFormat", FileFormat);
+            if (Homepage is not null)
+            {
+                w.WriteStartObject("location");
+                w.WriteStartArray("urls");
+                w.WriteStringValue(Homepage);
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
             w.WriteString("name", Name);
             w.WriteStartArray("splits");
-            foreach (var (name, lengths, bytes) in _splits)
+            foreach (var (name, lengths, bytes, kept) in _splits)
             {
                 w.WriteStartObject();
-                if (FilepathTemplate is not null) w.WriteString("filepathTemplate", FilepathTemplate);
+                if ((kept ?? FilepathTemplate) is { } template) w.WriteString("filepathTemplate", template);
                 w.WriteString("name", name);
                 if (bytes != 0) w.WriteString("numBytes", bytes.ToString(CultureInfo.InvariantCulture));
                 w.WriteStartArray("shardLengths");
