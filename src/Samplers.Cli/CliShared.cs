@@ -111,6 +111,9 @@ internal sealed class CliShared(TextWriter output, TextWriter error, bool intera
     /// </summary>
     public async Task<LoadedDataset> LoadAsync(CliContext c, TfdsLoadOptions load, SamplerOptions? sampling, CancellationToken ct)
     {
+        // An s3:// data directory is copied locally first, so the checks below (and the error messages) read the copy.
+        if (Samplers.Storage.ObjectStoreLocation.IsRemote(load.DataDir))
+            load = await Progress.Run(c, $"copying {load.DatasetName} from {load.DataDir}", (p, t) => ObjectStoreDataDir.LocalizeAsync(load, new SyncProgress<LoadProgress>(x => { if (x.BytesTotal > 0) p.Report((x.BytesRead, x.BytesTotal)); }), t), ct).ConfigureAwait(false);
         CheckBeforeLoading(load, sampling);
         LoadedDataset data;
         try

@@ -12,6 +12,8 @@ namespace Samplers.Cli;
 internal sealed class CommonOptions
 {
     public readonly Option<string?> DataDir = new("--data-dir") { Description = "TFDS data directory (default: TFDS_DATA_DIR, else ~/tensorflow_datasets; without a dataset, commands use the embedded data/)." };
+    public readonly Option<string?> S3Endpoint = new("--s3-endpoint") { Description = "Endpoint of an S3-compatible service for an s3://bucket/prefix --data-dir (default: AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL, else AWS); addressed path-style. Needs the Samplers.S3 package (in the tool)." };
+    public readonly Option<bool> S3Anonymous = new("--s3-anonymous") { Description = "Send unsigned requests to an s3:// --data-dir (a public bucket) without looking for credentials." };
     public readonly Option<string?> CacheDir = new("--cache-dir") { Description = "Parquet cache directory (default: SAMPLERS_CACHE_DIR, else the user cache folder)." };
     public readonly Option<bool> NoCache = new("--no-cache") { Description = "Read the TFRecords; neither read nor write the cache." };
     public readonly Option<bool> Download = new("--download") { Description = "Download the dataset from the TFDS bucket (or --base-url) when it is absent from the data directory." };
@@ -59,7 +61,7 @@ internal sealed class CommonOptions
     };
 
     /// <summary>Options that only say what to load (info, cache, export without batches).</summary>
-    public IEnumerable<Option> LoadOptions => [DataDir, CacheDir, NoCache, Table, Splits, XKey, YKey, MaxImagePixels, Download, BaseUrl];
+    public IEnumerable<Option> LoadOptions => [DataDir, S3Endpoint, S3Anonymous, CacheDir, NoCache, Table, Splits, XKey, YKey, MaxImagePixels, Download, BaseUrl];
 
     /// <summary>Checks on the loading options' values, at parse time (before anything is read).</summary>
     public CommonOptions()
@@ -95,6 +97,9 @@ internal sealed class CommonOptions
             // (TorchSharp's batch copy) scales it later. Absent on commands without --resize.
             Preprocess = ResizePreprocess(r.GetValue(Resize)),
         };
+        // Object-store settings only when one was given: the library's defaults (environment, credential chain) otherwise.
+        if (r.GetValue(S3Endpoint) is not null || r.GetValue(S3Anonymous))
+            load = load with { ObjectStore = new Samplers.Storage.ObjectStoreOptions { Endpoint = r.GetValue(S3Endpoint), Anonymous = r.GetValue(S3Anonymous) } };
         // Absent means the library's default (PIL's limit).
         if (r.GetValue(MaxImagePixels) is long maxPixels) load = load with { MaxImagePixels = maxPixels };
         // Absent means the library's default (train then test).

@@ -27,6 +27,7 @@ internal static partial class OptionNames
         ("--y-key", ["YKey", "yKey", "y_key"]),
         ("--splits", ["Splits", "splits", "spec"]),
         ("--data-dir", ["DataDir", "dataDir", "data_dir"]),
+        ("--s3-endpoint", ["Endpoint", "ObjectStore.Endpoint"]),
         ("--cache-dir", ["CacheDir", "cacheDir"]),
         ("--table", ["Table"]),
         ("--max-image-pixels", ["MaxImagePixels"]),

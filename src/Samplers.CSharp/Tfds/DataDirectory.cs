@@ -22,6 +22,10 @@ internal static class DataDirectory
         string chosen = !string.IsNullOrEmpty(explicitDirectory) ? explicitDirectory
             : !string.IsNullOrEmpty(environmentValue) ? environmentValue
             : Path.Combine(home, "tensorflow_datasets");
+        if (Storage.ObjectStoreLocation.IsRemote(chosen))
+            throw new ArgumentException(
+                $"the data directory '{chosen}' is in object storage; this operation reads local folders only. Load it through TfdsLoader or the sampler " +
+                "(which copy it locally first; docs/OBJECT_STORAGE.md), or give a local data directory.", "options.DataDir");
         if (chosen == "~") chosen = home;
         else if (chosen.StartsWith("~/", StringComparison.Ordinal) || chosen.StartsWith("~" + Path.DirectorySeparatorChar, StringComparison.Ordinal))
             chosen = Path.Combine(home, chosen[2..]);

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
+using System.Xml.Linq;
 
 namespace Samplers.Tfds;
 
@@ -22,7 +23,7 @@ internal enum BodyKind
 /// and on every body read, resumption of files with <c>Range: bytes=N-</c> (206 appends, 200 restarts), refusal of
 /// HTML pages and checks of lengths and published checksums (<c>x-goog-hash</c>).
 /// </summary>
-internal sealed class HttpFetcher
+internal sealed class HttpFetcher : IDatasetSource
 {
     private const long MaxInMemoryBytes = 256L << 20;
     private readonly HttpClient _http;
@@ -37,6 +38,65 @@ internal sealed class HttpFetcher
     }
 
     private int Attempts => 1 + _request.Retries;
+
+    /// <inheritdoc/>
+    public string BaseUrl => _baseUrl;
+
+    /// <summary>Lists the bucket (XML <c>ListBucketResult</c>, paged by marker) under <paramref name="prefix"/>.</summary>
+    public async Task<SortedSet<string>> ListChildrenAsync(string prefix, CancellationToken ct)
+    {
+        var entries = new SortedSet<string>(StringComparer.Ordinal);
+        string? marker = null;
+        long listed = 0;
+        for (int page = 0; page < TfdsDownloader.MaxListingPages; page++)
+        {
+            string url = $"{_baseUrl}?prefix={Uri.EscapeDataString(prefix)}&delimiter=%2F" + (marker is null ? "" : "&marker=" + Uri.EscapeDataString(marker));
+            byte[] xml = await GetBytesAsync(url, BodyKind.Xml, ct, Math.Min(TfdsDownloader.MaxListingPageBytes, TfdsDownloader.MaxListingBytes - listed), "a bucket listing page").ConfigureAwait(false)
+                ?? throw new DownloadException($"{url}: 404 Not Found: the bucket at {_baseUrl} cannot be listed, so the version under {prefix} cannot be found. Give an exact version (name:x.y.z).", url, HttpStatusCode.NotFound);
+            XDocument doc;
+            try { doc = XDocument.Parse(Encoding.UTF8.GetString(xml)); }
+            catch (System.Xml.XmlException e)
+            {
+                throw new DataFormatException($"{url}: the bucket listing is not valid XML ({e.Message}); expected a ListBucketResult. Give an exact version (name:x.y.z).", url, null, null, e);
+            }
+            var root = doc.Root;
+            if (root is null || root.Name.LocalName != "ListBucketResult")
+                throw new DataFormatException($"{url}: expected an XML ListBucketResult, found <{root?.Name.LocalName}>. The base URL does not support listing; give an exact version (name:x.y.z).", url);
+            string? last = null;
+            foreach (var el in root.Descendants())
+            {
+                string? key = el.Name.LocalName switch
+                {
+                    "Prefix" when el.Parent?.Name.LocalName == "CommonPrefixes" => el.Value,
+                    "Key" when el.Parent?.Name.LocalName == "Contents" => el.Value,
+                    _ => null,
+                };
+                if (key is null) continue;
+                last = key;
+                if (!key.StartsWith(prefix, StringComparison.Ordinal)) continue;
+                string rest = key[prefix.Length..];
+                int slash = rest.IndexOf('/');
+                if (slash > 0) entries.Add(rest[..slash]);
+            }
+            bool truncated = root.Elements().Any(e => e.Name.LocalName == "IsTruncated" && e.Value.Trim().Equals("true", StringComparison.OrdinalIgnoreCase));
+            if (!truncated) break;
+            string? next = root.Elements().FirstOrDefault(e => e.Name.LocalName == "NextMarker")?.Value ?? last;
+            if (next is null) break;
+            // Keys are listed in ascending UTF-8 byte order, so a truncated page's marker must move past the one that
+            // asked for it; one that does not would ask for the same page again, up to the page cap.
+            if (marker is not null && Encoding.UTF8.GetBytes(next).AsSpan().SequenceCompareTo(Encoding.UTF8.GetBytes(marker)) <= 0)
+                throw new DownloadException(
+                    $"{url}: the bucket listing says it is truncated but its next marker '{next}' does not advance past '{marker}'; listing on would ask for " +
+                    "the same page again. The server's listing is broken; give an exact version (name:x.y.z).", url);
+            marker = next;
+            listed += xml.Length;
+            if (listed >= TfdsDownloader.MaxListingBytes)
+                throw new DownloadException(
+                    $"{url}: the bucket listing under {prefix} has taken {listed} bytes over {page + 1} pages, the most a listing may take ({TfdsDownloader.MaxListingBytes} bytes); " +
+                    "give an exact version (name:x.y.z).", url);
+        }
+        return entries;
+    }
 
     /// <summary>A failure worth another attempt; after the last attempt it becomes a <see cref="DownloadException"/> (or, for failed verification, a <see cref="DataFormatException"/>).</summary>
     private sealed class TransientException(string message, HttpStatusCode? status = null, Exception? inner = null, bool verification = false)

@@ -92,6 +92,8 @@ internal sealed class LoadPlan
         cancellationToken.ThrowIfCancellationRequested();
 
         progress?.Report(new LoadProgress(LoadPhase.Resolving, 0, 0, Detail: options.DatasetName));
+        // A data directory in object storage: copied locally once, then everything below reads the copy.
+        options = await ObjectStoreDataDir.LocalizeAsync(options, progress, cancellationToken).ConfigureAwait(false);
         (DatasetBuilderDir builder, SplitSelection[] selections) = await OpenAsync(options, progress, cancellationToken).ConfigureAwait(false);
         // No count the files cannot hold may size anything below (a file of S bytes holds at most S/16 records).
         ShardChecks.RequirePlausibleLengths(selections, builder.Info.FilePath);

@@ -94,13 +94,22 @@ public static class TfdsDownloader
     public static async Task<string> DownloadAsync(TfdsDownloadOptions request, IProgress<DownloadProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         Validate(request);
-        var spec = DatasetNames.Parse(request.DatasetName);
         string baseUrl = ResolveBaseUrl(request.BaseUrl);
-        string dataDir = DataDirectory.Resolve(request.DataDir);
         var tracker = new ProgressTracker(progress);
         using var http = CreateClient(request);
         var fetcher = new HttpFetcher(http, request, baseUrl, tracker);
-        string remoteBase = "datasets/" + spec.Name + (spec.HasConfig ? "/" + spec.Config : "");
+        return await DownloadFromAsync(request, fetcher, tracker, "datasets/", cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The download from any source: <paramref name="layoutPrefix"/> goes before <c>name/[config/]version</c>
+    /// (TFDS's bucket keeps its datasets under <c>datasets/</c>; a data directory in object storage has none).</summary>
+    internal static async Task<string> DownloadFromAsync(TfdsDownloadOptions request, IDatasetSource fetcher, ProgressTracker tracker, string layoutPrefix, CancellationToken cancellationToken)
+    {
+        Validate(request);
+        var spec = DatasetNames.Parse(request.DatasetName);
+        string baseUrl = fetcher.BaseUrl;
+        string dataDir = DataDirectory.Resolve(request.DataDir);
+        string remoteBase = layoutPrefix + spec.Name + (spec.HasConfig ? "/" + spec.Config : "");
         string version = spec.IsExactVersion ? spec.Version
             : await ResolveVersionAsync(fetcher, baseUrl, remoteBase, spec, cancellationToken).ConfigureAwait(false);
         string versionUrl = baseUrl + "/" + string.Join('/', (remoteBase + "/" + version).Split('/').Select(Uri.EscapeDataString));
@@ -132,7 +141,7 @@ public static class TfdsDownloader
         }
     }
 
-    private static async Task<string> DownloadLockedAsync(TfdsDownloadOptions request, HttpFetcher fetcher, ProgressTracker tracker, DatasetNameSpec spec,
+    private static async Task<string> DownloadLockedAsync(TfdsDownloadOptions request, IDatasetSource fetcher, ProgressTracker tracker, DatasetNameSpec spec,
         string baseUrl, string version, string versionUrl, string versionDir, string temp, FileStream held, string? madeRoot, CancellationToken cancellationToken)
     {
         if (Directory.Exists(versionDir))
@@ -217,7 +226,12 @@ public static class TfdsDownloader
     /// <exception cref="DatasetNotFoundException">Neither local nor published (or, for a local dataset with configs, no config given).</exception>
     /// <exception cref="DownloadException">As <see cref="DownloadAsync"/>.</exception>
     /// <exception cref="DataFormatException">A local or downloaded file is malformed.</exception>
-    public static async Task<DatasetBuilderDir> EnsureAvailableAsync(TfdsDownloadOptions request, IProgress<DownloadProgress>? progress = null, CancellationToken cancellationToken = default)
+    public static Task<DatasetBuilderDir> EnsureAvailableAsync(TfdsDownloadOptions request, IProgress<DownloadProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        EnsureAvailableAsync(request, (r, ct) => DownloadAsync(r, progress, ct), cancellationToken);
+
+    /// <summary><see cref="EnsureAvailableAsync(TfdsDownloadOptions, IProgress{DownloadProgress}?, CancellationToken)"/> with
+    /// the download given (from TFDS's bucket, or from an object store).</summary>
+    internal static async Task<DatasetBuilderDir> EnsureAvailableAsync(TfdsDownloadOptions request, Func<TfdsDownloadOptions, CancellationToken, Task<string>> download, CancellationToken cancellationToken)
     {
         Validate(request);
         var spec = DatasetNames.Parse(request.DatasetName);
@@ -240,7 +254,7 @@ public static class TfdsDownloader
         // A local version with missing shards is completed; otherwise the downloader resolves the version (listing the
         // bucket when it is not exact).
         string name = local is not null ? local.FullName : request.DatasetName;
-        string versionDir = await DownloadAsync(request with { DatasetName = name }, progress, cancellationToken).ConfigureAwait(false);
+        string versionDir = await download(request with { DatasetName = name }, cancellationToken).ConfigureAwait(false);
         string version = Path.GetFileName(versionDir);
         string exact = spec.Name + (spec.HasConfig ? "/" + spec.Config : "") + ":" + version;
         return Catalog.Open(request.DataDir, exact);
@@ -342,7 +356,7 @@ public static class TfdsDownloader
                 "Prepare the dataset with TFDS using file_format='tfrecord' and pass its data directory (TfdsLoadOptions.DataDir, or TFDS_DATA_DIR).", url, null, "fileFormat");
     }
 
-    private static async Task FetchAllAsync(TfdsDownloadOptions request, HttpFetcher fetcher, ProgressTracker tracker, string versionUrl, string folder,
+    private static async Task FetchAllAsync(TfdsDownloadOptions request, IDatasetSource fetcher, ProgressTracker tracker, string versionUrl, string folder,
         IReadOnlyList<RemoteFile> files, CancellationToken ct)
     {
         var options = new ParallelOptions { MaxDegreeOfParallelism = request.MaxDegreeOfParallelism, CancellationToken = ct };
@@ -391,7 +405,7 @@ public static class TfdsDownloader
     }
 
     /// <summary>The version directory exists: fetch only the requested splits' missing shards and move each in when verified.</summary>
-    private static async Task<string> CompleteExistingAsync(TfdsDownloadOptions request, HttpFetcher fetcher, ProgressTracker tracker, string versionUrl,
+    private static async Task<string> CompleteExistingAsync(TfdsDownloadOptions request, IDatasetSource fetcher, ProgressTracker tracker, string versionUrl,
         string versionDir, string temp, CancellationToken ct)
     {
         string infoPath = Path.Combine(versionDir, "dataset_info.json");
@@ -421,7 +435,7 @@ public static class TfdsDownloader
     }
 
     /// <summary>The most pages a version listing asks for.</summary>
-    private const int MaxListingPages = 1000;
+    internal const int MaxListingPages = 1000;
 
     /// <summary>The most bytes one listing page may have: 16 MiB. An S3/GCS ListObjects page holds at most 1000 keys (or
     /// common prefixes) of at most 1024 bytes each; even with every character XML-escaped (6 bytes for '&amp;quot;') and
@@ -433,59 +447,10 @@ public static class TfdsDownloader
     internal const long MaxListingBytes = 64L << 20;
 
     /// <summary>Lists <c>&lt;remoteBase&gt;/</c> in the bucket and picks the highest version matching the request.</summary>
-    private static async Task<string> ResolveVersionAsync(HttpFetcher fetcher, string baseUrl, string remoteBase, DatasetNameSpec spec, CancellationToken ct)
+    private static async Task<string> ResolveVersionAsync(IDatasetSource fetcher, string baseUrl, string remoteBase, DatasetNameSpec spec, CancellationToken ct)
     {
         string prefix = remoteBase + "/";
-        var entries = new SortedSet<string>(StringComparer.Ordinal);
-        string? marker = null;
-        long listed = 0;
-        for (int page = 0; page < MaxListingPages; page++)
-        {
-            string url = $"{baseUrl}?prefix={Uri.EscapeDataString(prefix)}&delimiter=%2F" + (marker is null ? "" : "&marker=" + Uri.EscapeDataString(marker));
-            byte[] xml = await fetcher.GetBytesAsync(url, BodyKind.Xml, ct, Math.Min(MaxListingPageBytes, MaxListingBytes - listed), "a bucket listing page").ConfigureAwait(false)
-                ?? throw new DownloadException($"{url}: 404 Not Found: the bucket at {baseUrl} cannot be listed, so the version of '{spec.Name}' cannot be found. Give an exact version (name:x.y.z).", url, HttpStatusCode.NotFound);
-            XDocument doc;
-            try { doc = XDocument.Parse(Encoding.UTF8.GetString(xml)); }
-            catch (System.Xml.XmlException e)
-            {
-                throw new DataFormatException($"{url}: the bucket listing is not valid XML ({e.Message}); expected a ListBucketResult. Give an exact version (name:x.y.z).", url, null, null, e);
-            }
-            var root = doc.Root;
-            if (root is null || root.Name.LocalName != "ListBucketResult")
-                throw new DataFormatException($"{url}: expected an XML ListBucketResult, found <{root?.Name.LocalName}>. The base URL does not support listing; give an exact version (name:x.y.z).", url);
-            string? last = null;
-            foreach (var el in root.Descendants())
-            {
-                string? key = el.Name.LocalName switch
-                {
-                    "Prefix" when el.Parent?.Name.LocalName == "CommonPrefixes" => el.Value,
-                    "Key" when el.Parent?.Name.LocalName == "Contents" => el.Value,
-                    _ => null,
-                };
-                if (key is null) continue;
-                last = key;
-                if (!key.StartsWith(prefix, StringComparison.Ordinal)) continue;
-                string rest = key[prefix.Length..];
-                int slash = rest.IndexOf('/');
-                if (slash > 0) entries.Add(rest[..slash]);
-            }
-            bool truncated = root.Elements().Any(e => e.Name.LocalName == "IsTruncated" && e.Value.Trim().Equals("true", StringComparison.OrdinalIgnoreCase));
-            if (!truncated) break;
-            string? next = root.Elements().FirstOrDefault(e => e.Name.LocalName == "NextMarker")?.Value ?? last;
-            if (next is null) break;
-            // Keys are listed in ascending UTF-8 byte order, so a truncated page's marker must move past the one that
-            // asked for it; one that does not would ask for the same page again, up to the page cap.
-            if (marker is not null && Encoding.UTF8.GetBytes(next).AsSpan().SequenceCompareTo(Encoding.UTF8.GetBytes(marker)) <= 0)
-                throw new DownloadException(
-                    $"{url}: the bucket listing says it is truncated but its next marker '{next}' does not advance past '{marker}'; listing on would ask for " +
-                    "the same page again. The server's listing is broken; give an exact version (name:x.y.z).", url);
-            marker = next;
-            listed += xml.Length;
-            if (listed >= MaxListingBytes)
-                throw new DownloadException(
-                    $"{url}: the bucket listing under {prefix} has taken {listed} bytes over {page + 1} pages, the most a listing may take ({MaxListingBytes} bytes); " +
-                    "give an exact version (name:x.y.z).", url);
-        }
+        var entries = await fetcher.ListChildrenAsync(prefix, ct).ConfigureAwait(false);
         string chosen = DatasetNames.SelectHighest(entries.ToArray(), spec.Version);
         string label = spec.Name + (spec.HasConfig ? "/" + spec.Config : "");
         if (chosen.Length == 0)

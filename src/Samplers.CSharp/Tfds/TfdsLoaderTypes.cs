@@ -12,8 +12,16 @@ public sealed record TfdsLoadOptions
     /// <summary>The dataset: <c>name</c>, <c>name:1.2.3</c>, <c>name/config</c> or <c>name/config:1.*.*</c>.</summary>
     public required string DatasetName { get; init; }
 
-    /// <summary>The TFDS data directory; null uses <c>TFDS_DATA_DIR</c>, else <c>~/tensorflow_datasets</c>.</summary>
+    /// <summary>The TFDS data directory; null uses <c>TFDS_DATA_DIR</c>, else <c>~/tensorflow_datasets</c>. A location in
+    /// object storage, <c>s3://bucket/prefix</c>, needs the <c>Samplers.S3</c> package: the dataset's files for the
+    /// requested splits are copied (resumable, verified) into a local folder (<see cref="Storage.ObjectStoreOptions.CopyDir"/>)
+    /// once, then loaded from there; see docs/OBJECT_STORAGE.md.</summary>
     public string? DataDir { get; init; }
+
+    /// <summary>How to reach the object store when <see cref="DataDir"/> is <c>s3://...</c> (endpoint, region, profile,
+    /// anonymous access, retries, where the local copy goes); null uses the defaults (<c>AWS_ENDPOINT_URL</c>, the SDK's
+    /// credential chain).</summary>
+    public Storage.ObjectStoreOptions? ObjectStore { get; init; }
 
     /// <summary>Split specs loaded one by one and concatenated in this order (default train then test). Each entry
     /// accepts the TFDS slicing syntax and is read as its own TFDS dataset (its own interleaved read order).</summary>

@@ -47,6 +47,7 @@ let distinctValue (p: PropertyInfo) : obj =
     elif t = typeof<IExamplePreprocessor> then box (Preprocessing.ToFloat32())
     elif t = typeof<IAugmenter> then box (Augmenters.FromFunc(AugmentFunc(fun b _ _ -> b)))
     elif t = typeof<BatchPool> then box (new BatchPool())
+    elif t = typeof<Samplers.Storage.ObjectStoreOptions> then box (Samplers.Storage.ObjectStoreOptions(Endpoint = "http://127.0.0.1:1", Anonymous = true))
     else failwithf "no test value for %s : %s; add one here" p.Name t.Name
 
 /// For bool settings the distinct value is the opposite of the default of a fresh instance.
@@ -110,13 +111,14 @@ let settings =
             // Not exposed by the CLI, so the library's defaults; the CLI downloads only with --download.
             expectSameSettings defaults plain [ "Download" ] "CLI without options"
             Expect.isNull plain.Download "no download without --download"
-            let given = parse [ "--data-dir"; "d"; "--cache-dir"; "c"; "--no-cache"; "--splits"; "train[:5],test"; "--x-key"; "emb"; "--y-key"; "y"; "--download"; "--table"; "memory"; "--max-image-pixels"; "1000" ]
-            let expected = TfdsLoadOptions(DatasetName = "ds", DataDir = "d", CacheDir = "c", UseCache = false, Splits = [| "train[:5]"; "test" |], XKey = "emb", YKey = "y", Table = TableBacking.Memory, MaxImagePixels = 1000L)
+            let given = parse [ "--data-dir"; "d"; "--cache-dir"; "c"; "--no-cache"; "--splits"; "train[:5],test"; "--x-key"; "emb"; "--y-key"; "y"; "--download"; "--table"; "memory"; "--max-image-pixels"; "1000"; "--s3-endpoint"; "http://127.0.0.1:9000"; "--s3-anonymous" ]
+            let expected = TfdsLoadOptions(DatasetName = "ds", DataDir = "d", CacheDir = "c", UseCache = false, Splits = [| "train[:5]"; "test" |], XKey = "emb", YKey = "y", Table = TableBacking.Memory, MaxImagePixels = 1000L,
+                                           ObjectStore = Samplers.Storage.ObjectStoreOptions(Endpoint = "http://127.0.0.1:9000", Anonymous = true))
             expectSameSettings expected given [ "Download" ] "CLI with every loading option"
             Expect.isNotNull given.Download "--download"
             // A setting the CLI does not map must be one it deliberately leaves at the default: naming them here makes a
             // new TfdsLoadOptions setting a visible decision for the CLI too.
-            let mapped = [ "CacheDir"; "DataDir"; "DatasetName"; "Download"; "MaxImagePixels"; "Preprocess"; "Splits"; "Table"; "UseCache"; "XKey"; "YKey" ]
+            let mapped = [ "CacheDir"; "DataDir"; "DatasetName"; "Download"; "MaxImagePixels"; "ObjectStore"; "Preprocess"; "Splits"; "Table"; "UseCache"; "XKey"; "YKey" ]
             // ReducedJpegDecode is library-only for now (its pixels are not TF's: docs/IMAGES.md).
             let leftAtDefault = [ "ChunkBytes"; "Logger"; "MaxDegreeOfParallelism"; "ReducedJpegDecode" ]
             Expect.equal (settable typeof<TfdsLoadOptions> |> Array.map (fun p -> p.Name) |> List.ofArray) (List.sort (mapped @ leftAtDefault)) "every setting is mapped or left at the default"

@@ -36,6 +36,8 @@ type Reply =
     | Cut of int
     /// 200 with this content type and body.
     | Body of string * byte[]
+    /// This status with this content type and body (an S3 error document).
+    | StatusBody of int * string * byte[]
     /// Announce this many extra bytes in Content-Length, send the real file, then close.
     | LongerLength of int
     /// Serve normally with these extra headers.
@@ -107,6 +109,9 @@ type Server(root: string) =
             do! s.WriteAsync(header code (if code = 404 then "Not Found" else "Status") [ "Content-Length", "0" ])
         | Body (ctype, body) ->
             do! s.WriteAsync(header 200 "OK" [ "Content-Type", ctype; "Content-Length", string body.Length ])
+            do! s.WriteAsync(body)
+        | StatusBody (code, ctype, body) ->
+            do! s.WriteAsync(header code "Status" [ "Content-Type", ctype; "Content-Length", string body.Length ])
             do! s.WriteAsync(body)
         | LongerLength extra ->
             let bytes = File.ReadAllBytes file
