@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Samplers.Evaluation;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -35,67 +36,65 @@ internal sealed class EmbeddingNet : Module<Tensor, Tensor>
     internal Tensor Embed(Tensor x) => forward(x);
 }
 
-/// <summary>recall@1 and precision@5 of an embedding on the two evaluation groups.</summary>
-internal sealed record Scores(double SeenR1, double SeenP5, double UnseenR1, double UnseenP5);
+/// <summary>One epoch of a training run: the epoch-mean loss, validation recall@1 (early stopping) and the primary evaluation's recall@1.</summary>
+internal sealed record EpochRecord(int Epoch, int Step, double Loss, double ValidationRecallAt1, double PrimaryRecallAt1);
 
-/// <summary>The evaluation split divided into the seen classes' (held-out) examples and the unseen classes'.</summary>
-internal sealed class Groups
+/// <summary>A training run: its epochs, losses, time, and the epoch whose weights were kept (best validation recall@1).</summary>
+internal sealed record TrainRun(IReadOnlyList<EpochRecord> History, double FirstLoss, double LastLoss, double Seconds, double WaitSeconds, int Steps, int BestEpoch)
 {
-    internal Groups(Tensor x, Tensor y, Tensor seenMask)
+    internal JsonArray HistoryJson() => new(History.Select(h => (JsonNode)new JsonObject
     {
-        SeenX = x.index(seenMask);
-        SeenY = y.index(seenMask);
-        UnseenX = x.index(seenMask.logical_not());
-        UnseenY = y.index(seenMask.logical_not());
+        ["epoch"] = h.Epoch, ["step"] = h.Step, ["loss"] = h.Loss, ["validation_recall_at_1"] = h.ValidationRecallAt1, ["primary_recall_at_1"] = h.PrimaryRecallAt1,
+    }).ToArray());
+}
+
+/// <summary>Everything one seed produced: scores by method then evaluation set, the two training runs.</summary>
+internal sealed record SeedRun(int Seed, Prepared Prepared, Dictionary<string, Dictionary<string, RetrievalReport>> Scores,
+    Dictionary<string, TrainRun> Runs, string PlanDigest, EmbeddingNet TrainedModel)
+{
+    internal TrainRun Trained(string method) => Runs[method];
+
+    internal JsonObject ToJson()
+    {
+        var scores = new JsonObject();
+        foreach (var (method, byEval) in Scores)
+        {
+            var m = new JsonObject();
+            foreach (var (eval, report) in byEval)
+            {
+                RetrievalScores o = report.Overall;
+                m[eval] = new JsonObject
+                {
+                    ["recall_at_1"] = o.RecallAt(1), ["recall_at_5"] = o.RecallAt(5), ["precision_at_5"] = o.PrecisionAt(5),
+                    ["r_precision"] = Num(o.RPrecision), ["map_at_r"] = Num(o.MapAtR), ["queries"] = o.Queries,
+                    ["per_class_recall_at_1"] = new JsonObject(report.PerClass.Select(kv => KeyValuePair.Create(kv.Key.ToString(CultureInfo.InvariantCulture), (JsonNode?)kv.Value.RecallAt(1)))),
+                };
+            }
+            scores[method] = m;
+        }
+        return new JsonObject
+        {
+            ["seed"] = Seed, ["plan_digest"] = PlanDigest, ["scores"] = scores,
+            ["training_examples_per_class"] = new JsonObject(Prepared.TrainCounts.OrderBy(kv => kv.Key).Select(kv => KeyValuePair.Create(kv.Key.ToString(CultureInfo.InvariantCulture), (JsonNode?)kv.Value))),
+            ["runs"] = new JsonObject(Runs.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)new JsonObject
+            {
+                ["steps"] = kv.Value.Steps, ["best_epoch"] = kv.Value.BestEpoch, ["train_seconds"] = kv.Value.Seconds,
+                ["loss_first_step"] = kv.Value.FirstLoss, ["loss_last_epoch"] = kv.Value.LastLoss, ["history"] = kv.Value.HistoryJson(),
+            }))),
+        };
     }
 
-    internal Tensor SeenX { get; }
-    internal Tensor SeenY { get; }
-    internal Tensor UnseenX { get; }
-    internal Tensor UnseenY { get; }
-    internal long SeenCount => SeenY.shape[0];
-    internal long UnseenCount => UnseenY.shape[0];
+    // JSON has no NaN: a metric without queries (MAP@R of a set where every class is alone) is null.
+    private static JsonNode? Num(double v) => double.IsFinite(v) ? v : null;
+}
 
-    /// <summary>Scores an embedding function (evaluation mode, no gradients, in chunks).</summary>
-    internal Scores Score(Func<Tensor, Tensor> embed)
+/// <summary>Disposes two tensors (a uniformly drawn batch).</summary>
+internal sealed class Both(Tensor a, Tensor b) : IDisposable
+{
+    public void Dispose()
     {
-        using var noGrad = no_grad();
-        (double s1, double s5) = Retrieval(EmbedAll(embed, SeenX), SeenY);
-        (double u1, double u5) = Retrieval(EmbedAll(embed, UnseenX), UnseenY);
-        return new Scores(s1, s5, u1, u5);
-    }
-
-    internal static Tensor EmbedAll(Func<Tensor, Tensor> embed, Tensor x)
-    {
-        using var scope = NewDisposeScope();
-        var parts = new List<Tensor>();
-        for (long i = 0; i < x.shape[0]; i += 512)
-            parts.Add(embed(x.narrow(0, i, Math.Min(512, x.shape[0] - i))));
-        // Cosine: compare unit vectors (raw pixels too); an all-zero row stays zero.
-        return functional.normalize(cat(parts, 0).flatten(1), p: 2.0, dim: 1).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>Leave-one-out nearest neighbours by cosine: recall@1 (the nearest other example has the same label) and
-    /// precision@5 (the share of the 5 nearest with the same label), averaged over the examples.</summary>
-    internal static (double RecallAt1, double PrecisionAt5) Retrieval(Tensor e, Tensor y)
-    {
-        using var scope = NewDisposeScope();
-        Tensor sim = e.mm(e.t());
-        sim.diagonal().fill_(float.NegativeInfinity); // leave-one-out: an example is not its own neighbour
-        int k = (int)Math.Min(5, e.shape[0] - 1);
-        Tensor idx = sim.topk(k, dim: 1).indexes;
-        Tensor hits = y.index(idx).eq(y.view(-1, 1)).to(ScalarType.Float64);
-        return (hits[.., 0].mean().item<double>(), hits.mean().item<double>());
-    }
-
-    /// <summary>The <paramref name="k"/> nearest neighbours (by cosine) of each of <paramref name="queries"/> among <paramref name="e"/>.</summary>
-    internal static long[][] Neighbours(Tensor e, long[] queries, int k)
-    {
-        using var scope = NewDisposeScope();
-        Tensor sim = e.index_select(0, tensor(queries)).mm(e.t());
-        for (int q = 0; q < queries.Length; q++) sim[q, queries[q]] = float.NegativeInfinity;
-        Tensor idx = sim.topk(k, dim: 1).indexes;
-        return [.. Enumerable.Range(0, queries.Length).Select(q => idx[q].data<long>().ToArray())];
+        a.Dispose();
+        b.Dispose();
     }
 }
 
@@ -122,13 +121,26 @@ internal sealed record Settings
     internal int Workers { get; init; } = 1;
     internal int Threads { get; init; } = 1;
     internal string? CacheDir { get; init; }
+    internal int[] Seeds { get; init; } = [1];
+    internal string Sampler { get; init; } = "balanced";
+    internal string Loss { get; init; } = "multisimilarity";
+    internal string Setting { get; init; } = "seen-unseen";
+    internal double Imbalance { get; init; } = 0.01;
+    internal int Patience { get; init; } = 2;
+    internal double ValidationFraction { get; init; } = 0.1;
+    internal int PairsPerClass { get; init; } = 30;
+    internal int EvalPairsPerClass { get; init; } = 10;
 
     internal const string Usage =
         "usage: dotnet run --project examples/MetricLearning -c Release -- [--dataset NAME] [--data-dir DIR] [--train-split S] [--eval-split S]\n" +
         "         [--epochs N] [--steps-per-epoch N] [--seed N] [--out DIR] [--json] [--quiet]\n" +
         "         [--classes-per-batch N] [--examples-per-class N] [--seen-classes N] [--lr X] [--workers N] [--threads N] [--cache-dir DIR] [--check]\n" +
-        "defaults: the embedded dataset (synthetic_digits in the repository's data folder), train and test, 5 epochs x 200 steps,\n" +
-        "seed 1, 6 classes x 4 examples per batch, the first 6 classes seen, Adam 1e-3, 1 loader worker, 1 torch thread.\n" +
+        "         [--setting seen-unseen|many-classes|long-tail] [--sampler balanced|random] [--loss multisimilarity|triplet-hard|triplet-semihard|supcon]\n" +
+        "         [--seeds 1,2,3] [--imbalance RHO] [--patience N] [--validation-fraction F] [--pairs-per-class N] [--eval-pairs-per-class N]\n" +
+        "defaults: the embedded dataset (synthetic_digits in the repository's data folder), train and test, setting seen-unseen,\n" +
+        "5 epochs x 200 steps at most (early stopping: patience 2 epochs on recall@1 of a 10% validation split of the training classes),\n" +
+        "seed 1, 6 classes x 4 examples per batch, the first 6 classes seen, multi-similarity loss, Adam 1e-3, 1 loader worker, 1 torch thread;\n" +
+        "long-tail: imbalance 0.01; many-classes: 30 training and 10 evaluation pairs per class.\n" +
         "--json prints one JSON document of metrics on stdout; the report lines then go to stderr as progress.\n" +
         "--quiet: nothing on stderr but errors (no progress lines). --check exits with 3 unless the loss fell and (with --out) every output was written.";
 
@@ -145,6 +157,20 @@ internal sealed record Settings
                 return int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int n) && n >= min
                     ? n : throw new ArgumentException($"{a} must be a whole number >= {min}, but was '{v}'.");
             }
+            string OneOf(string v, params string[] allowed) =>
+                allowed.Contains(v) ? v : throw new ArgumentException($"{a} must be one of {string.Join(", ", allowed)}, but was '{v}'.");
+            double Fraction(string v, bool open) =>
+                double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double f) && f > 0 && (open ? f <= 1 : f < 1)
+                    ? f : throw new ArgumentException($"{a} must be a number in (0, 1{(open ? "]" : ")")}, but was '{v}'.");
+            int[] ParseSeeds(string v)
+            {
+                var parts = v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+                var seeds = new int[parts.Length];
+                for (int j = 0; j < parts.Length; j++)
+                    if (!int.TryParse(parts[j], NumberStyles.Integer, CultureInfo.InvariantCulture, out seeds[j]) || seeds[j] < 0)
+                        throw new ArgumentException($"--seeds takes whole numbers >= 0 separated by commas, but '{parts[j]}' in '{v}' is not one.");
+                return seeds.Length > 0 && seeds.Distinct().Count() == seeds.Length ? seeds : throw new ArgumentException($"--seeds needs at least one seed and no repeats, but was '{v}'.");
+            }
             s = a switch
             {
                 "--dataset" => s with { Dataset = Value() },
@@ -153,7 +179,16 @@ internal sealed record Settings
                 "--eval-split" => s with { EvalSplit = Value() },
                 "--epochs" => s with { Epochs = Int(1) },
                 "--steps-per-epoch" => s with { StepsPerEpoch = Int(1) },
-                "--seed" => s with { Seed = Int(0) },
+                "--seed" => Int(0) is int one ? s with { Seed = one, Seeds = [one] } : s,
+                "--seeds" => ParseSeeds(Value()) is int[] many ? s with { Seeds = many, Seed = many[0] } : s,
+                "--sampler" => s with { Sampler = OneOf(Value(), "balanced", "random") },
+                "--loss" => s with { Loss = OneOf(Value(), "multisimilarity", "triplet-hard", "triplet-semihard", "supcon") },
+                "--setting" => s with { Setting = OneOf(Value(), "seen-unseen", "many-classes", "long-tail") },
+                "--imbalance" => s with { Imbalance = Fraction(Value(), open: true) },
+                "--validation-fraction" => s with { ValidationFraction = Fraction(Value(), open: false) },
+                "--patience" => s with { Patience = Int(1) },
+                "--pairs-per-class" => s with { PairsPerClass = Int(2) },
+                "--eval-pairs-per-class" => s with { EvalPairsPerClass = Int(2) },
                 "--out" => s with { Out = Value() },
                 "--json" => s with { Json = true },
                 "--quiet" or "-q" => s with { Quiet = true },
@@ -195,7 +230,16 @@ internal sealed record Settings
         ["examples_per_class_per_batch"] = ExamplesPerClass, ["seen_classes"] = SeenClasses, ["learning_rate"] = LearningRate,
         ["embedding_dim"] = EmbeddingDim, ["loader_workers"] = Workers, ["torch_threads"] = Threads,
         ["model"] = "Conv2D(64, 3x3) + ReLU -> Flatten -> Dense(64) + ReLU -> Dense(64), L2-normalised",
-        ["loss"] = "MultiSimilarityLoss(alpha 2, beta 40, epsilon 0.1, lambda 0.5, cosine)", ["optimizer"] = "Adam",
+        ["loss"] = Loss switch
+        {
+            "triplet-hard" => "TripletLoss(cosine, hard positives, hard negatives, soft margin)",
+            "triplet-semihard" => "TripletLoss(cosine, hard positives, semi-hard negatives, soft margin)",
+            "supcon" => "SupervisedContrastiveLoss(temperature 0.07, base temperature 0.07)",
+            _ => "MultiSimilarityLoss(alpha 2, beta 40, epsilon 0.1, lambda 0.5, cosine)",
+        },
+        ["optimizer"] = "Adam", ["setting"] = Setting, ["sampler"] = Sampler, ["seeds"] = new JsonArray(Seeds.Select(x => (JsonNode)x).ToArray()),
+        ["imbalance"] = Imbalance, ["patience"] = Patience, ["validation_fraction"] = ValidationFraction,
+        ["pairs_per_class"] = PairsPerClass, ["eval_pairs_per_class"] = EvalPairsPerClass,
     };
 }
 

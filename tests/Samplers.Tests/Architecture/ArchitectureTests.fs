@@ -143,9 +143,17 @@ let tests =
             Expect.equal (comps |> List.filter (fun c -> c.Length > 1)) [ [ "a"; "b"; "c" ]; [ "d"; "e" ] ] "two cycles"
             Expect.equal comps.Length 3 "and f alone"
 
+        testCase "Samplers.Evaluation (retrieval metrics) uses nothing of Samplers above the base layer" <| fun () ->
+            // The metrics work on embeddings and labels in memory: no tables, images, cache or TFDS, so any layer
+            // (and the TorchSharp bridge) may use them.
+            let g = productGraph.Value
+            Expect.isTrue (g.Namespaces.ContainsKey "Samplers.Evaluation") "the namespace is seen"
+            let uses = successors g "Samplers.Evaluation" |> List.filter (fun ns -> ns <> "Samplers" && not (ns.StartsWith "Samplers.Core"))
+            Expect.isEmpty uses $"Samplers.Evaluation depends on {uses}"
+
         testCase "the product graph is read: every product namespace is seen, with cross-assembly edges" <| fun () ->
             let g = productGraph.Value
-            for ns in [ "Samplers"; "Samplers.Core"; "Samplers.Tfds"; "Samplers.Cli"; "Samplers.TorchSharp"; "Samplers.Core.Statistics" ] do
+            for ns in [ "Samplers"; "Samplers.Core"; "Samplers.Tfds"; "Samplers.Cli"; "Samplers.TorchSharp"; "Samplers.Core.Statistics"; "Samplers.Evaluation" ] do
                 Expect.isTrue (g.Namespaces.ContainsKey ns) $"namespace {ns} seen"
             Expect.isTrue (g.EdgesByAssembly |> Map.exists (fun (a, _, _) (asms, _) -> not (asms.Contains a))) "cross-assembly edges recorded"
             Expect.isTrue (g.Edges.ContainsKey("Samplers.Cli", "Samplers [Samplers]")) "the CLI uses the root namespace (split by assembly: Samplers.Core declares types in it too)"
