@@ -18,6 +18,12 @@ public static class Program
             Environment.ExitCode = JpegLoadMeasure.Run(args);
             return;
         }
+        // Not a BenchmarkDotNet benchmark: ours against the numpy anchor and the hardware limit (see AnchorsCommand).
+        if (args.Length > 0 && args[0] == "anchors")
+        {
+            Environment.ExitCode = AnchorsCommand.Run(args[1..]);
+            return;
+        }
         if (args.Length > 0 && args[0] == "mapped")
         {
             Environment.ExitCode = MappedExperiments.Run(args[1..]);

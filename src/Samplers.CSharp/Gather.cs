@@ -43,18 +43,25 @@ internal static class Gather
     /// <remarks>Planned rows sit at scattered addresses, where the hardware prefetcher cannot guess the next one; so we
     /// keep about <see cref="PrefetchBytes"/> of upcoming rows in flight (at least two rows): the first ones before the
     /// loop, then, while copying row i, the row that distance ahead. A prefetch never faults; without SSE the loop is a
-    /// plain copy.</remarks>
+    /// plain copy. A fixed-shape batch of <see cref="ParallelCopy.BytesPerWorker"/> bytes or more per thread is copied
+    /// by the calling thread and thread-pool helpers, each taking whole parts of the batch (<see cref="ParallelCopy"/>):
+    /// the bytes are the same for any split.</remarks>
     /// <para>A mapped table costs one <c>statx</c> per batch (a file written or truncated in place since it was opened fails
     /// with a clear error instead of serving other bytes or SIGBUS) and the same per-row work as chunks: <see cref="ExampleTable.GetExample(int)"/> resolves either backing
     /// with one null check, no virtual call.</para>
-    internal static void Rows(ExampleTable table, ReadOnlySpan<int> indices, Span<byte> destination)
+    internal static void Rows(ExampleTable table, ReadOnlySpan<int> indices, Span<byte> destination) =>
+        Rows(table, indices, destination, table.IsRagged ? 1 : ParallelCopy.Workers((long)table.ExampleBytes * indices.Length));
+
+    /// <summary><see cref="Rows(ExampleTable, ReadOnlySpan{int}, Span{byte})"/> on <paramref name="workers"/> threads
+    /// (fixed-shape tables; tests pin the count to compare splits).</summary>
+    internal static void Rows(ExampleTable table, ReadOnlySpan<int> indices, Span<byte> destination, int workers)
     {
         int n = indices.Length;
         if (n == 0) return;
         MappedRows? mapped = table.Mapped;
         if (mapped is null)
         {
-            CopyRows(table, indices, destination);
+            CopyRows(table, indices, destination, workers);
             return;
         }
         // A dispose on another thread waits for this copy instead of unmapping the pages under it.
@@ -62,7 +69,7 @@ internal static class Gather
         try
         {
             mapped.CheckUnchanged();
-            CopyRows(table, indices, destination);
+            CopyRows(table, indices, destination, workers);
         }
         finally
         {
@@ -70,7 +77,22 @@ internal static class Gather
         }
     }
 
-    private static void CopyRows(ExampleTable table, ReadOnlySpan<int> indices, Span<byte> destination)
+    // Large fixed-shape batches are split into parts copied by the calling thread and thread-pool helpers (one copy
+    // thread cannot use all of the memory bandwidth); small ones, and ragged tables, are copied here in one pass.
+    private static unsafe void CopyRows(ExampleTable table, ReadOnlySpan<int> indices, Span<byte> destination, int workers)
+    {
+        if (workers <= 1 || table.IsRagged || indices.Length < 2)
+        {
+            CopyRun(table, indices, destination);
+            return;
+        }
+        fixed (int* idx = indices)
+        fixed (byte* dst = destination)
+            ParallelCopy.Run(table, idx, indices.Length, dst, workers);
+    }
+
+    /// <summary>Copies rows <paramref name="indices"/> back to back into <paramref name="destination"/> on this thread.</summary>
+    internal static void CopyRun(ExampleTable table, ReadOnlySpan<int> indices, Span<byte> destination)
     {
         int n = indices.Length;
         int ahead = 0;

@@ -124,6 +124,7 @@ public sealed class TensorBatchPool : IDisposable
         Conversion = conversion ?? TensorConversion.Default;
         _device = Conversion.Device ?? CPU;
         _maxRetained = maxRetained;
+        BatchCopy.WarmUp(); // the first batch then finds the copy compiled and its threads started
     }
 
     /// <summary>The conversion applied.</summary>

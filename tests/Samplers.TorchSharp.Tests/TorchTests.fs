@@ -154,6 +154,37 @@ let tensorTests =
             expectChw b t (1f / 255f) [| 0.5f; 0.25f; 0.1f |] [| 0.2f; 0.5f; 2f |]
         }
 
+        test "the channels-first copy equals a scalar reference bit for bit: random sizes, odd widths, vector and scalar kernels, one thread or split" {
+            // Property over random cases: the reference rounds x * scale, then adds bias (what the copy has always done).
+            let rnd = Random(20261206)
+            for case in 1 .. 60 do
+                let n = rnd.Next(1, 4)
+                let h = rnd.Next(1, 12)
+                let w = if case % 2 = 0 then 2 * rnd.Next(1, 20) + 1 else rnd.Next(1, 40)
+                let c = rnd.Next(2, 5)
+                let floatInput = case % 5 = 0
+                let scale = Array.init c (fun _ -> float32 (rnd.NextDouble() * 0.02 + 0.001))
+                let bias = Array.init c (fun _ -> float32 (rnd.NextDouble() * 4.0 - 2.0))
+                use batch = BatchPool.Shared.Rent((if floatInput then DType.Float32 else DType.UInt8), ReadOnlySpan [| h; w; c |], n)
+                let values = Array.init (n * h * w * c) (fun _ -> if floatInput then float32 (rnd.Next(-1000, 1000)) / 7f else float32 (rnd.Next 256))
+                if floatInput then ReadOnlySpan(values).CopyTo(Runtime.InteropServices.MemoryMarshal.Cast<byte, float32>(batch.XBytes))
+                else ReadOnlySpan(values |> Array.map byte).CopyTo(batch.XBytes)
+                let source i = values[i]
+                let p = h * w
+                let expected = Array.zeroCreate<float32> (n * p * c)
+                for e in 0 .. n - 1 do
+                    for ch in 0 .. c - 1 do
+                        for q in 0 .. p - 1 do
+                            expected[e * p * c + ch * p + q] <- source (e * p * c + q * c + ch) * scale[ch] + bias[ch]
+                let bits (xs: float32[]) = xs |> Array.map BitConverter.SingleToInt32Bits
+                let dtype = if floatInput then "float32" else "uint8"
+                for vectors in [ true; false ] do
+                    for perWorker in [ BatchCopy.BytesPerWorker; 64L ] do
+                        let got = Array.create (n * p * c) nanf
+                        BatchCopy.ToFloat32(batch, Span got, ReadOnlySpan scale, ReadOnlySpan bias, true, vectors, perWorker)
+                        Expect.equal (bits got) (bits expected) $"case {case}: {n} x {h}x{w}x{c} {dtype}, vectors {vectors}, split above {perWorker} B"
+        }
+
         test "grayscale batches longer than one vector take the vector path and stay exact" {
             let table = rgbTable 40 7 9 1 4
             let s = new MultiShotMemorySampler(table, SamplerOptions(ClassesPerBatch = 2, ExamplesPerClassPerBatch = 3, StepsPerEpoch = 3, Seed = 1UL))

@@ -160,6 +160,38 @@ let tests =
                 Expect.equal (run (cache.TryLoadAsync(other, fp "ab", TableBacking.Mapped))).Reason (Nullable CacheMissReason.KeyMismatch) "key"
         ]
 
+        testList "split gather" [
+            testCase "a gather split over 2 to 7 threads writes the same bytes as one thread, from memory and mapped tables, allocating nothing on the caller" <| fun () ->
+                // Rows of 3000 bytes over many small segments (mapped) and chunks (memory); random indices with repeats.
+                let memory = fixedTable DType.UInt8 [| 3000 |] 300 (64L * 1024L) false 3
+                let mapped = toMappedWith 20_000L memory
+                let rnd = Random(11)
+                for table, name in [ memory, "memory"; mapped, "mapped" ] do
+                    for rows in [ 2; 7; 64; 301 ] do
+                        let idx = Array.init rows (fun _ -> rnd.Next 300)
+                        let one = Array.zeroCreate<byte> (rows * 3000)
+                        Gather.Rows(table, ReadOnlySpan idx, Span one, 1)
+                        Expect.equal one.[0 .. 2999] (table.GetExample(idx[0]).ToArray()) $"{name}: row 0 is example {idx[0]}"
+                        for workers in [ 2; 3; 7 ] do
+                            let split = Array.create (rows * 3000) 0xEEuy
+                            Gather.Rows(table, ReadOnlySpan idx, Span split, workers)
+                            Expect.isTrue (split = one) $"{name}, {rows} rows on {workers} threads: same bytes"
+                let idx = Array.init 256 (fun i -> i * 7 % 300)
+                let dest = Array.zeroCreate<byte> (256 * 3000)
+                for _ in 1 .. 20 do Gather.Rows(mapped, ReadOnlySpan idx, Span dest, 2) // pool the job
+                let before = GC.GetAllocatedBytesForCurrentThread()
+                for _ in 1 .. 20 do Gather.Rows(mapped, ReadOnlySpan idx, Span dest, 2)
+                Expect.equal (GC.GetAllocatedBytesForCurrentThread() - before) 0L "a split gather allocates nothing once warm"
+            testCase "a bad row in a helper's part fails the gather with the error one thread gives" <| fun () ->
+                let memory = fixedTable DType.UInt8 [| 3000 |] 300 (64L * 1024L) false 3
+                let idx = Array.init 64 (fun i -> if i = 60 then 300 else i)
+                let dest = Array.zeroCreate<byte> (64 * 3000)
+                let one = Expect.throwsC (fun () -> Gather.Rows(memory, ReadOnlySpan idx, Span dest, 1)) (fun e -> e.GetType())
+                let split = Expect.throwsC (fun () -> Gather.Rows(memory, ReadOnlySpan idx, Span dest, 4)) (fun e -> e.GetType())
+                Expect.equal split one "the same exception type"
+                Expect.isTrue (typeof<ArgumentException>.IsAssignableFrom split) "an argument error"
+        ]
+
         testList "safety" [
             testCase "a cache replaced (temp file + rename) while mapped keeps serving the old bytes; a new open sees the new file" <| fun () ->
                 use d = new TempDir()
