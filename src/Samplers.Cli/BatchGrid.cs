@@ -186,7 +186,7 @@ internal static class BatchGrid
         return copy;
     }
 
-    /// <summary>Writes a grid's PNG to <paramref name="path"/> by the output rule (<see cref="Export.OutputTarget"/>): a
+    /// <summary>Writes a grid's PNG to <paramref name="path"/> by the output rule (<see cref="OutputTarget"/>): a
     /// temporary file and a rename beside the file (beside a symlink's target; the link stays), a FIFO or character
     /// device written directly and never replaced.</summary>
     /// <exception cref="ArgumentException"><paramref name="path"/> is empty, or names a directory, a block device or a socket.</exception>
@@ -194,8 +194,8 @@ internal static class BatchGrid
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(img);
-        var (target, direct) = Export.OutputTarget.Resolve(path);
-        Export.OutputTarget.Write(target, direct, s => s.Write(img.Png));
+        var (target, direct) = OutputTarget.Resolve(path);
+        OutputTarget.Write(target, direct, s => s.Write(img.Png));
     }
 
     private static (int H, int W, int C) Hwc(Batch b, string name)

@@ -44,7 +44,7 @@ internal static class ShowCommand
             }
             // The output rule (Export.OutputTarget): a directory, block device or socket is refused before loading.
             string path = r.GetValue(output)!;
-            try { _ = Export.OutputTarget.Resolve(path); }
+            try { _ = OutputTarget.Resolve(path); }
             catch (ArgumentException a) { throw new UsageException($"--out {path}: {ErrorPolicy.WithoutParameterTail(a)}."); }
             // --resize is a loading setting (Load.Preprocess): the loader resizes while decoding and caches the result.
             var options = s.Settings(r, r.GetValue(dataset));

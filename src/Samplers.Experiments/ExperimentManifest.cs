@@ -123,32 +123,30 @@ public sealed record ExperimentManifest
     /// <summary>The manifest as indented JSON.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
-    /// <summary>Writes the manifest through a temporary file and a rename.</summary>
+    /// <summary>Writes the manifest by the output rule for a path the caller names (docs/ROBUSTNESS.md, "Output rule"): a
+    /// temporary file beside it and a rename, so a failed write leaves the old manifest whole; through a symbolic link
+    /// (the link stays, its target receives the manifest); directly into a FIFO or character device.</summary>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is empty, a directory, a block device or a socket.</exception>
     public void Save(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        string full = Path.GetFullPath(path);
-        string temp = full + "." + Guid.NewGuid().ToString("N") + ".tmp";
-        try
-        {
-            File.WriteAllText(temp, ToJson() + "\n", new UTF8Encoding(false));
-            File.Move(temp, full, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(temp); } catch (IOException) { }
-            throw;
-        }
+        byte[] bytes = new UTF8Encoding(false).GetBytes(ToJson() + "\n");
+        OutputTarget.WriteUserPath(path, s => s.Write(bytes));
     }
+
+    /// <summary>The largest manifest read: 16 MiB (a real one is a few KB; its runs and results are a few hundred bytes each).</summary>
+    internal const long MaxBytes = 16L << 20;
 
     /// <summary>Reads a manifest.</summary>
     /// <exception cref="DatasetNotFoundException">The file does not exist.</exception>
-    /// <exception cref="DataFormatException">The file is not a manifest of this format, or a required key is missing (the message names it).</exception>
+    /// <exception cref="DataFormatException">The file is not a manifest of this format, or a required key is missing (the
+    /// message names it); or it is not a regular file (a FIFO, a device), or larger than 16 MiB.</exception>
     public static ExperimentManifest Load(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path)) throw new DatasetNotFoundException($"Manifest {path} does not exist; pass the manifest.json an experiment wrote.", path);
-        string text = File.ReadAllText(path);
+        // Through SafeFile: a FIFO would block the read, /dev/zero would never end, a huge file would be read whole.
+        string text = SafeFile.ReadAllText(path, MaxBytes, "experiment manifest");
         ExperimentManifest? m;
         try
         {

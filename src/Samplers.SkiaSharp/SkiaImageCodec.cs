@@ -35,6 +35,8 @@ public sealed class SkiaImageCodec : IImageCodec
     }
 
     /// <inheritdoc/>
+    /// <remarks>Refuses, like the library's decode path, JPEG data too short for its declared size and a progressive
+    /// JPEG whose bytes end before its EOI marker (<see cref="ImageCodecs.CheckJpegData"/>).</remarks>
     public unsafe void Decode(ReadOnlySpan<byte> encoded, int height, int width, int channels, Span<byte> destination, string? source)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(channels, 1);
@@ -53,6 +55,9 @@ public sealed class SkiaImageCodec : IImageCodec
                 using var data = SKData.Create((IntPtr)src, encoded.Length, null);
                 using var codec = SKCodec.Create(data)
                     ?? throw new DataFormatException($"{Where(source)}the image header could not be read.", source);
+                // Here, not only in the library's decode path: a caller of this codec gets the same refusal of a file
+                // libjpeg would decode from partial data and report as a success (a progressive JPEG cut short).
+                ImageCodecs.CheckJpegData(encoded, codec.Info.Height, codec.Info.Width, source);
                 bool full = codec.Info.Width == width && codec.Info.Height == height;
                 if (!full)
                 {

@@ -7,8 +7,9 @@ using Parquet.Schema;
 namespace Samplers.Cache;
 
 /// <summary>
-/// Opens a cache file as a mapped <see cref="ExampleTable"/> (docs/MAPPED.md): labels are read into memory, the file is
-/// mapped read-only, and the <c>data</c> column's page headers are read once to locate every page. Opening costs
+/// Opens a cache file as a mapped <see cref="ExampleTable"/> (docs/MAPPED.md): labels are read into memory and the
+/// <c>data</c> column's page headers are read once to locate every page, both through the file handle; then the file is
+/// mapped read-only. Opening costs
 /// O(row groups + pages) for the data, plus 8 bytes per row of labels; the example bytes are not read.
 /// </summary>
 /// <remarks>
@@ -93,31 +94,39 @@ internal static class MappedCache
                     && labelOffset[g] >= 4 && labelLength[g] >= 0 && labelOffset[g] + labelLength[g] <= length;
             }
         }
-        MemoryMappedFile map = MemoryMappedFile.CreateFromFile(handle, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
+        // Everything the open needs from the file (labels, page headers, the length of each page's first and last value)
+        // is read through the handle, before the mapping exists: a read past the end of a file truncated meanwhile is a
+        // short read (a DataFormatException below), whereas touching a mapped page past the end kills the process with
+        // SIGBUS. The mapping is made last, and no mapped byte is touched until a batch has checked the file's identity.
+        BeforeMetadataReads?.Invoke(path);
+        ReadAhead(handle, labelOffset, labelLength, chunkOffset);
+        int first = 0;
+        for (int g = 0; g < groups; g++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int rows = checked((int)groupRows[g]);
+            if (rows > 0 && labelPlain[g] && TryReadPlainInt64(handle, labelOffset[g], labelLength[g], labels.AsSpan(first, rows), path))
+                Interlocked.Increment(ref PlainLabelGroups);
+            else if (rows > 0)
+            {
+                using ParquetRowGroupReader group = reader.OpenRowGroupReader(g);
+                var part = new long[rows];
+                await group.ReadAsync<long>(labelField, part, null, cancellationToken).ConfigureAwait(false);
+                part.CopyTo(labels, first);
+            }
+            first += rows;
+        }
+        (long[] starts, int[] firsts) = IndexPages(handle, chunkOffset, chunkLength, groupRows, (int)stride, header.Count, path, length);
+        // Mapped at the length the index was checked against: a file that shrank since is refused here, not mapped short.
+        if (RandomAccess.GetLength(handle) != length)
+            throw ChangedDuringOpen(path, length, RandomAccess.GetLength(handle));
+        MemoryMappedFile map = MemoryMappedFile.CreateFromFile(handle, null, length, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
         MemoryMappedViewAccessor? view = null;
         try
         {
-            view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            // Ask for every label chunk and every data chunk's first page at once: on a cold cache the reads then overlap
-            // instead of costing one seek each in turn.
-            ReadAheadMetadata(view, labelOffset, labelLength, chunkOffset, length);
-            int first = 0;
-            for (int g = 0; g < groups; g++)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                int rows = checked((int)groupRows[g]);
-                if (rows > 0 && labelPlain[g] && TryReadPlainInt64(view, labelOffset[g], labelLength[g], labels.AsSpan(first, rows)))
-                    Interlocked.Increment(ref PlainLabelGroups);
-                else if (rows > 0)
-                {
-                    using ParquetRowGroupReader group = reader.OpenRowGroupReader(g);
-                    var part = new long[rows];
-                    await group.ReadAsync<long>(labelField, part, null, cancellationToken).ConfigureAwait(false);
-                    part.CopyTo(labels, first);
-                }
-                first += rows;
-            }
-            (long[] starts, int[] firsts) = IndexPages(view, chunkOffset, chunkLength, groupRows, (int)stride, header.Count, path);
+            view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
+            if (RandomAccess.GetLength(handle) != length)
+                throw ChangedDuringOpen(path, length, RandomAccess.GetLength(handle));
             var mapped = new MappedRows(path, handle, map, view, length, identity, starts, firsts, (int)stride);
             Func<string?[]>? ids = header.HasIds ? () => ReadIds(mapped, header.Count, path) : null;
             return new ExampleTable(header.DType, header.Shape, mapped, (int)stride, labels, ids, header.ClassNames);
@@ -130,55 +139,96 @@ internal static class MappedCache
         }
     }
 
-    private static unsafe void ReadAheadMetadata(MemoryMappedViewAccessor view, long[] labelOffset, long[] labelLength, long[] dataOffset, long length)
+    /// <summary>Test hook: runs on a mapped open after the footer and column metadata are read, before the labels and
+    /// page headers are (lets tests truncate the file there).</summary>
+    internal static Action<string>? BeforeMetadataReads;
+
+    private static DataFormatException ChangedDuringOpen(string path, long was, long now) =>
+        new($"{path}: the cache file changed size while it was opened ({was} bytes, now {now}); it was written in place. " +
+            "Replace cache files by temp file + rename; it is rebuilt from the source.", path, now);
+
+    private static DataFormatException Truncated(string path, long at, string what) =>
+        new($"{path}: the file ends before {what} at byte {at}; it was truncated (or changed in place while opened). It is rebuilt from the source.", path, at, "data");
+
+    /// <summary>Reads [<paramref name="offset"/>, +<paramref name="buffer"/>.Length) through the handle; returns the bytes
+    /// read, fewer only where the file ends.</summary>
+    private static int ReadAt(SafeFileHandle file, Span<byte> buffer, long offset)
     {
-        byte* p = null;
-        view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+        int filled = 0;
+        while (filled < buffer.Length)
+        {
+            int n = RandomAccess.Read(file, buffer[filled..], offset + filled);
+            if (n == 0) break;
+            filled += n;
+        }
+        return filled;
+    }
+
+    // Asks the kernel for every label chunk and every data chunk's first page at once (posix_fadvise WILLNEED, Linux):
+    // on a cold cache the reads then overlap instead of costing one seek each in turn. Advice only: nothing is read here.
+    private static void ReadAhead(SafeFileHandle file, long[] labelOffset, long[] labelLength, long[] dataOffset)
+    {
+        if (!OperatingSystem.IsLinux() || s_noFadvise) return;
+        bool added = false;
         try
         {
-            byte* b = p + view.PointerOffset;
+            file.DangerousAddRef(ref added);
+            int fd = (int)file.DangerousGetHandle();
             for (int g = 0; g < dataOffset.Length; g++)
             {
-                if (labelLength[g] > 0) MappedRows.WillNeed(b, labelOffset[g], labelLength[g], length);
-                MappedRows.WillNeed(b, dataOffset[g], 1, length);
+                if (labelLength[g] > 0) _ = posix_fadvise(fd, labelOffset[g], labelLength[g], FadvWillNeed);
+                _ = posix_fadvise(fd, dataOffset[g], 4096, FadvWillNeed);
             }
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            s_noFadvise = true;
         }
         finally
         {
-            view.SafeMemoryMappedViewHandle.ReleasePointer();
+            if (added) file.DangerousRelease();
         }
     }
 
-    // The values of a required INT64 column chunk made of version-1 PLAIN data pages; false for anything else.
-    private static unsafe bool TryReadPlainInt64(MemoryMappedViewAccessor view, long offset, long length, Span<long> values)
+    private const int FadvWillNeed = 3; // Linux
+    private static bool s_noFadvise;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "posix_fadvise", SetLastError = false)]
+    private static extern int posix_fadvise(int fd, long offset, long length, int advice);
+
+    // The values of a required INT64 column chunk made of version-1 PLAIN data pages, read through the handle; false for
+    // anything else, which then goes through Parquet.Net; a chunk cut short (the file ends inside it) is an error.
+    private static bool TryReadPlainInt64(SafeFileHandle file, long offset, long length, Span<long> values, string path)
     {
-        byte* p = null;
-        view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+        if (!BitConverter.IsLittleEndian) return false; // PLAIN is little-endian; not worth a swap path
+        // Our writer's chunk is 8 bytes a value plus a page header per page; a claim far beyond that is not ours.
+        if (length > 16L * values.Length + (1 << 20)) return false;
+        byte[] rented = System.Buffers.ArrayPool<byte>.Shared.Rent((int)length);
         try
         {
-            byte* b = p + view.PointerOffset;
-            long pos = offset, end = offset + length;
-            int got = 0;
+            ReadOnlySpan<byte> chunk = rented.AsSpan(0, (int)length);
+            int read = ReadAt(file, rented.AsSpan(0, (int)length), offset);
+            if (read != length) throw Truncated(path, offset + read, "the end of a label column chunk");
+            int pos = 0, got = 0;
             while (got < values.Length)
             {
-                if (pos >= end) return false;
-                var r = new PlainPageReader.ThriftReader(new ReadOnlySpan<byte>(b + pos, (int)Math.Min(end - pos, int.MaxValue)));
+                if (pos >= chunk.Length) return false;
+                var r = new PlainPageReader.ThriftReader(chunk[pos..]);
                 var h = new PlainPageReader.Header();
                 if (!PlainPageReader.ReadPageHeader(ref r, ref h)) return false;
-                long data = pos + r.Position;
+                long data = (long)pos + r.Position;
                 if (h.Type != 0 || !h.HasDataPageHeader || h.Encoding != 0 || h.NumValues < 0 || got + h.NumValues > values.Length
-                    || h.CompressedSize != h.UncompressedSize || h.CompressedSize != h.NumValues * 8L || data + h.CompressedSize > end)
+                    || h.CompressedSize != h.UncompressedSize || h.CompressedSize != h.NumValues * 8L || data + h.CompressedSize > chunk.Length)
                     return false;
-                if (!BitConverter.IsLittleEndian) return false; // PLAIN is little-endian; not worth a swap path
-                new ReadOnlySpan<byte>(b + data, h.CompressedSize).CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.Slice(got, h.NumValues)));
+                chunk.Slice((int)data, h.CompressedSize).CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.Slice(got, h.NumValues)));
                 got += h.NumValues;
-                pos = data + h.CompressedSize;
+                pos = (int)data + h.CompressedSize;
             }
             return true;
         }
         finally
         {
-            view.SafeMemoryMappedViewHandle.ReleasePointer();
+            System.Buffers.ArrayPool<byte>.Shared.Return(rented);
         }
     }
 
@@ -188,62 +238,67 @@ internal static class MappedCache
         throw new DataFormatException($"{path}: column '{name}' is missing; found [{string.Join(", ", fields.Select(f => f.Name))}].", path, key: name);
     }
 
-    // Walks the page headers of every row group's 'data' chunk in the mapping: one segment per data page.
-    private static unsafe (long[] Starts, int[] FirstRows) IndexPages(MemoryMappedViewAccessor view, long[] chunkOffset, long[] chunkLength,
-        long[] groupRows, int stride, int count, string path)
+    // Walks the page headers of every row group's 'data' chunk through the handle: one segment per data page. A page
+    // header is read in a small window, grown when it does not hold the whole header (statistics can make it long).
+    private static (long[] Starts, int[] FirstRows) IndexPages(SafeFileHandle file, long[] chunkOffset, long[] chunkLength,
+        long[] groupRows, int stride, int count, string path, long length)
     {
         var starts = new List<long>();
         var firsts = new List<int>();
-        byte* p = null;
-        view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-        try
+        byte[] window = new byte[256];
+        Span<byte> four = stackalloc byte[4];
+        long pitch = 4L + stride;
+        int row0 = 0;
+        for (int g = 0; g < chunkOffset.Length; g++)
         {
-            byte* b = p + view.PointerOffset;
-            long pitch = 4L + stride;
-            int row0 = 0;
-            for (int g = 0; g < chunkOffset.Length; g++)
+            long pos = chunkOffset[g], end = chunkOffset[g] + chunkLength[g];
+            long rows = groupRows[g], row = 0;
+            while (row < rows)
             {
-                long pos = chunkOffset[g], end = chunkOffset[g] + chunkLength[g];
-                long rows = groupRows[g], row = 0;
-                while (row < rows)
+                if (pos >= end)
+                    throw new DataFormatException($"{path}: row group {g}'s 'data' pages hold {row} values, the row group has {rows}.", path, pos, "data");
+                var h = new PlainPageReader.Header();
+                long data;
+                int want = (int)Math.Min(end - pos, window.Length);
+                while (true)
                 {
-                    if (pos >= end)
-                        throw new DataFormatException($"{path}: row group {g}'s 'data' pages hold {row} values, the row group has {rows}.", path, pos, "data");
-                    var span = new ReadOnlySpan<byte>(b + pos, (int)Math.Min(end - pos, int.MaxValue));
-                    var r = new PlainPageReader.ThriftReader(span);
-                    var h = new PlainPageReader.Header();
-                    if (!PlainPageReader.ReadPageHeader(ref r, ref h))
+                    if (window.Length < want) window = new byte[want];
+                    int got = ReadAt(file, window.AsSpan(0, want), pos);
+                    var r = new PlainPageReader.ThriftReader(window.AsSpan(0, got));
+                    h = new PlainPageReader.Header();
+                    if (PlainPageReader.ReadPageHeader(ref r, ref h)) { data = pos + r.Position; break; }
+                    if (got < want) throw Truncated(path, pos, "the page header of column 'data'");
+                    if (want >= end - pos || want >= Array.MaxLength / 4)
                         throw new DataFormatException($"{path}: the page header at byte {pos} of column 'data' cannot be parsed.", path, pos, "data");
-                    long data = pos + r.Position;
-                    if (h.Type != 0 || !h.HasDataPageHeader || h.Encoding != 0)
-                        throw new NotMappableException($"its 'data' column has a page of type {h.Type} / encoding {h.Encoding} at byte {pos}; mapping needs version-1 PLAIN data pages");
-                    if (h.NumValues < 0 || row + h.NumValues > rows || h.CompressedSize != h.UncompressedSize
-                        || h.CompressedSize != h.NumValues * pitch || data + h.CompressedSize > end)
-                        throw new DataFormatException($"{path}: the data page at byte {pos} holds {h.NumValues} values in {h.CompressedSize} bytes; " +
-                            $"expected {h.NumValues} x (4 + {stride}) bytes inside its column chunk (row group {g}, {rows - row} rows left).", path, pos, "data");
-                    if (h.NumValues > 0)
-                    {
-                        int firstLen = BinaryPrimitives.ReadInt32LittleEndian(new ReadOnlySpan<byte>(b + data, 4));
-                        int lastLen = BinaryPrimitives.ReadInt32LittleEndian(new ReadOnlySpan<byte>(b + data + (h.NumValues - 1) * pitch, 4));
-                        if (firstLen != stride || lastLen != stride)
-                            throw new DataFormatException($"{path}: the data page at byte {pos} declares values of {firstLen} and {lastLen} bytes, expected {stride}.", path, data, "data");
-                        starts.Add(data + 4);
-                        firsts.Add(row0 + (int)row);
-                    }
-                    row += h.NumValues;
-                    pos = data + h.CompressedSize;
+                    want = (int)Math.Min(end - pos, want * 4L);
                 }
-                row0 += (int)rows;
+                if (h.Type != 0 || !h.HasDataPageHeader || h.Encoding != 0)
+                    throw new NotMappableException($"its 'data' column has a page of type {h.Type} / encoding {h.Encoding} at byte {pos}; mapping needs version-1 PLAIN data pages");
+                if (h.NumValues < 0 || row + h.NumValues > rows || h.CompressedSize != h.UncompressedSize
+                    || h.CompressedSize != h.NumValues * pitch || data + h.CompressedSize > end)
+                    throw new DataFormatException($"{path}: the data page at byte {pos} holds {h.NumValues} values in {h.CompressedSize} bytes; " +
+                        $"expected {h.NumValues} x (4 + {stride}) bytes inside its column chunk (row group {g}, {rows - row} rows left).", path, pos, "data");
+                if (h.NumValues > 0)
+                {
+                    long lastAt = data + (h.NumValues - 1) * pitch;
+                    if (ReadAt(file, four, data) < 4) throw Truncated(path, data, "the first value of a data page");
+                    int firstLen = BinaryPrimitives.ReadInt32LittleEndian(four);
+                    if (ReadAt(file, four, lastAt) < 4) throw Truncated(path, lastAt, "the last value of a data page");
+                    int lastLen = BinaryPrimitives.ReadInt32LittleEndian(four);
+                    if (firstLen != stride || lastLen != stride)
+                        throw new DataFormatException($"{path}: the data page at byte {pos} declares values of {firstLen} and {lastLen} bytes, expected {stride}.", path, data, "data");
+                    starts.Add(data + 4);
+                    firsts.Add(row0 + (int)row);
+                }
+                row += h.NumValues;
+                pos = data + h.CompressedSize;
             }
-            if (row0 != count)
-                throw new DataFormatException($"{path}: the row groups hold {row0} rows, the metadata says {count}.", path, key: CacheFormat.MetaCount);
-            firsts.Add(count);
-            return (starts.ToArray(), firsts.ToArray());
+            row0 += (int)rows;
         }
-        finally
-        {
-            view.SafeMemoryMappedViewHandle.ReleasePointer();
-        }
+        if (row0 != count)
+            throw new DataFormatException($"{path}: the row groups hold {row0} rows, the metadata says {count}.", path, key: CacheFormat.MetaCount);
+        firsts.Add(count);
+        return (starts.ToArray(), firsts.ToArray());
     }
 
     // Ids are strings: read on first use, through Parquet.Net over the handle the table holds (the same inode).

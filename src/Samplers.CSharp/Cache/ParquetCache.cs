@@ -355,20 +355,21 @@ internal sealed class ParquetCache
         {
             System.IO.Directory.CreateDirectory(Directory);
             CleanStaleTempFiles();
-            var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.None);
+            // CreateNew (O_EXCL): a file or a symbolic link already at the temporary name is an error, never written through.
+            // FileShare.Delete: the file is renamed while this handle is open (Windows refuses that otherwise).
+            var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.Delete, 1 << 20, FileOptions.None);
             string checksum;
+            long bytes;
             await using (fs.ConfigureAwait(false))
             {
                 checksum = await CacheFormat.WriteAsync(fs, key, fingerprint, table, _options, progress, path, cancellationToken).ConfigureAwait(false);
                 fs.Flush(flushToDisk: true);
-            }
-            long bytes = new FileInfo(temp).Length;
-            // Held across the rename: the stamp then records the inode this writer wrote (the rename sets its ctime), even
-            // if another writer renames its own file over the name in between.
-            using (Microsoft.Win32.SafeHandles.SafeFileHandle written = File.OpenHandle(temp, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete))
-            {
+                bytes = fs.Length;
+                // The writing handle is held across the rename (no second open by path): the stamp then records the inode
+                // this writer wrote (the rename sets its ctime), even if another writer renames its own file over the name
+                // in between.
                 File.Move(temp, path, overwrite: true);
-                if (FileIdentity.Of(written) is FileIdentity id && id.Size == bytes)
+                if (FileIdentity.Of(fs.SafeFileHandle) is FileIdentity id && id.Size == bytes)
                     VerifyStamp.Write(path, id, checksum);
             }
             progress?.Report(new CacheProgress(CachePhase.Stored, path, table.Count, table.Count));
@@ -430,8 +431,9 @@ internal sealed class ParquetCache
 
     private static bool CanOpen(string path)
     {
-        try { using FileStream _ = new(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete); return true; }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
+        // Through SafeFile: this probe runs after a failure, when the path may have become a FIFO (an open would block).
+        try { using Microsoft.Win32.SafeHandles.SafeFileHandle _ = SafeFile.OpenHandle(path, SafeFile.Unbounded, "cache file"); return true; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or DataFormatException) { return false; }
     }
 
     private static void TryDelete(string path)

@@ -35,7 +35,8 @@ internal sealed class SourceFingerprint : IEquatable<SourceFingerprint>
     {
         var h = new System.IO.Hashing.XxHash3();
         long length = 0;
-        using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan))
+        // Through SafeFile: a FIFO at a shard's path would block the hash, /dev/zero would never end (streamed: kind only).
+        using (var fs = SafeFile.OpenRead(path, "shard", SafeFile.Unbounded, bufferSize: 1 << 20, FileOptions.SequentialScan))
         {
             byte[] buf = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 20);
             try
@@ -65,6 +66,7 @@ internal sealed class SourceFingerprint : IEquatable<SourceFingerprint>
     /// <param name="featuresJson">Path of <c>features.json</c>, or null when there is none.</param>
     /// <exception cref="ArgumentNullException"><paramref name="shardPaths"/> is null.</exception>
     /// <exception cref="DatasetNotFoundException">A named file does not exist.</exception>
+    /// <exception cref="DataFormatException">A JSON file is not a regular file (a FIFO, a device) or is over 64 MiB.</exception>
     public static SourceFingerprint Compute(IEnumerable<string> shardPaths, string? datasetInfoJson, string? featuresJson)
     {
         ArgumentNullException.ThrowIfNull(shardPaths);
@@ -95,8 +97,8 @@ internal sealed class SourceFingerprint : IEquatable<SourceFingerprint>
         if (path is null) return "absent";
         if (!File.Exists(path))
             throw new DatasetNotFoundException($"{Path.GetFullPath(path)}: not found while fingerprinting the source; pass null when the dataset has no such file.", Path.GetFullPath(path));
-        using FileStream fs = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(fs));
+        // A metadata file, hashed whole: the same kind checks and bound as when it is parsed (TfdsJson).
+        return Convert.ToHexStringLower(SHA256.HashData(SafeFile.ReadAllBytes(path, SafeFile.MaxMetadataBytes, Path.GetFileName(path))));
     }
 
     /// <inheritdoc/>

@@ -56,7 +56,9 @@ internal static class VerifyStamp
         string temp = Path.Combine(dir, $".{Path.GetFileName(path)}{Suffix}.{Environment.ProcessId}-{Guid.NewGuid():N}.tmp");
         try
         {
-            File.WriteAllText(temp, Format(id, checksum));
+            // CreateNew (O_EXCL): a file or a symbolic link planted at the temporary name is an error, never written through.
+            using (FileStream f = OutputTarget.CreateTemp(temp))
+                f.Write(System.Text.Encoding.UTF8.GetBytes(Format(id, checksum)));
             File.Move(temp, PathOf(path), overwrite: true);
             return true;
         }

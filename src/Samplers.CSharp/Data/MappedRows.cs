@@ -69,8 +69,8 @@ internal sealed unsafe class MappedRows
     /// <summary>Its size when opened.</summary>
     internal long FileLength => _length;
 
-    /// <summary>The identity of the open file (statx on the handle) taken before its metadata was read through the
-    /// mapping; null where it cannot be known (not Linux). Every batch compares the file with it (<see cref="CheckUnchanged"/>).</summary>
+    /// <summary>The identity of the open file (statx on the handle) taken before its metadata was read (through the
+    /// handle, before the file was mapped); null where it cannot be known (not Linux). Every batch compares the file with it (<see cref="CheckUnchanged"/>).</summary>
     internal FileIdentity? OpenIdentity => _identity;
 
     /// <summary>Number of segments (data pages).</summary>
@@ -252,16 +252,6 @@ internal sealed unsafe class MappedRows
         if (end <= start) return;
         // The view starts at a page boundary (offset 0 of the file), so these addresses are page-aligned.
         _ = madvise(_base + start, (nuint)(end - start), MadvWillNeed);
-    }
-
-    /// <summary>madvise(WILLNEED) on bytes [<paramref name="start"/>, +<paramref name="count"/>) of a mapping at <paramref name="b"/>
-    /// (rounded out to pages, clipped to the file); Linux and macOS only.</summary>
-    internal static void WillNeed(byte* b, long start, long count, long fileLength)
-    {
-        if (!(OperatingSystem.IsLinux() || OperatingSystem.IsMacOS())) return;
-        long page = Environment.SystemPageSize;
-        long s = start & ~(page - 1), e = Math.Min((start + count + page - 1) & ~(page - 1), (fileLength + page - 1) & ~(page - 1));
-        if (e > s) _ = madvise(b + s, (nuint)(e - s), MadvWillNeed);
     }
 
     private const int MadvWillNeed = 3; // the same value on Linux and macOS

@@ -30,6 +30,10 @@ internal static partial class SafeFile
     /// has its own bound (<see cref="Samplers.Imaging.IdxFile.MaxDataBytes"/>), checked from the header.</summary>
     public const long MaxIdxFileBytes = 1L << 30;
 
+    /// <summary>A metadata file read whole (dataset_info.json, features.json, .config/metadata.json, also when hashed into
+    /// a source fingerprint): 64 MiB. Real ones are a few KB to a few MB (a features.json with many class names).</summary>
+    public const long MaxMetadataBytes = 64L << 20;
+
     /// <summary>No bound on the size (a file read in place, such as a cache file or a shard): kind checks only.</summary>
     public const long Unbounded = long.MaxValue;
 
@@ -61,18 +65,22 @@ internal static partial class SafeFile
         }
     }
 
-    /// <summary>A sequential read-only stream over <paramref name="path"/>, after the checks of <see cref="OpenHandle"/>
-    /// (its kind, and its size at most <paramref name="maxBytes"/> when opened). For files read as a stream (a gzip
-    /// member is decompressed as it is read): the caller bounds what it reads from the stream, so a file that grows
-    /// after the check costs no more than the caller's own bound.</summary>
+    /// <summary>A read-only stream over the handle <see cref="OpenHandle"/> checked, for a file read in a stream
+    /// (a shard, a part file being hashed): the kind checks and the size bound hold for the file as opened; a file read
+    /// as a stream with no bound (<see cref="Unbounded"/>) ends where the regular file ends.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="what">What the file is, for messages.</param>
+    /// <param name="maxBytes">The largest size accepted.</param>
+    /// <param name="bufferSize">The stream's buffer (0 or 1: none).</param>
+    /// <param name="options">Options for the handle.</param>
     /// <exception cref="FileNotFoundException">Nothing is there (or a broken symbolic link).</exception>
     /// <exception cref="DataFormatException">Not a regular file, or larger than <paramref name="maxBytes"/>.</exception>
-    public static FileStream OpenRead(string path, long maxBytes, string what)
+    public static FileStream OpenRead(string path, string what, long maxBytes = Unbounded, int bufferSize = 4096, FileOptions options = FileOptions.None)
     {
-        SafeFileHandle handle = OpenHandle(path, maxBytes, what, FileOptions.SequentialScan);
+        SafeFileHandle handle = OpenHandle(path, maxBytes, what, options);
         try
         {
-            return new FileStream(handle, FileAccess.Read, bufferSize: 1 << 16);
+            return new FileStream(handle, FileAccess.Read, bufferSize);
         }
         catch
         {

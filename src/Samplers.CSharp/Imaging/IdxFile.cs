@@ -85,7 +85,7 @@ public sealed class IdxFile
         ArgumentOutOfRangeException.ThrowIfLessThan(maxDataBytes, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(maxDataBytes, MaxDataBytes);
         ArgumentException.ThrowIfNullOrEmpty(what);
-        using FileStream file = SafeFile.OpenRead(path, SafeFile.MaxIdxFileBytes, what);
+        using FileStream file = SafeFile.OpenRead(path, what, SafeFile.MaxIdxFileBytes, bufferSize: 1 << 16, FileOptions.SequentialScan);
         Span<byte> sniff = stackalloc byte[2];
         int sniffed = file.ReadAtLeast(sniff, 2, throwOnEndOfStream: false);
         bool gzip = sniffed == 2 && sniff[0] == 0x1F && sniff[1] == 0x8B;

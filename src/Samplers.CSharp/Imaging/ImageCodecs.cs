@@ -96,6 +96,26 @@ public static class ImageCodecs
         }
     }
 
+    /// <summary>
+    /// Refuses JPEG data that cannot hold an image of <paramref name="width"/> x <paramref name="height"/> pixels (the
+    /// full size its header declares), before a codec fills in the missing part: a Huffman-coded file (sequential or
+    /// progressive) whose scan data is shorter than any image of that size needs, and a progressive file whose bytes end
+    /// before its EOI marker (libjpeg decodes the scans that are there and reports success). Anything else passes.
+    /// The library's own decode path calls it; a JPEG <see cref="IImageCodec"/> calls it from
+    /// <see cref="IImageCodec.Decode"/> so a caller that uses the codec directly gets the same refusal.
+    /// </summary>
+    /// <param name="jpeg">The encoded file.</param>
+    /// <param name="height">The full height its header declares.</param>
+    /// <param name="width">The full width its header declares.</param>
+    /// <param name="source">The file or record named in messages, or null.</param>
+    /// <exception cref="DataFormatException">The data is too short for the size, or a progressive file is cut short.</exception>
+    public static void CheckJpegData(ReadOnlySpan<byte> jpeg, int height, int width, string? source)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(height);
+        ArgumentOutOfRangeException.ThrowIfNegative(width);
+        JpegHeader.CheckDataLength(jpeg, new ImageInfo(height, width, 0, 8, ImageFormat.Jpeg), source);
+    }
+
     /// <summary>The registered codec for <paramref name="header"/>, trying discovery once when none matches; null when none.</summary>
     internal static IImageCodec? Find(ReadOnlySpan<byte> header)
     {

@@ -89,26 +89,15 @@ internal static class PngEncoder
         return EncodeCore(samples.ToArray(), width, height, colorType, options);
     }
 
-    /// <summary>Writes an encoded image to <paramref name="path"/> through a temporary sibling file and a rename.</summary>
+    /// <summary>Writes an encoded image to <paramref name="path"/> by the output rule for a path the caller names
+    /// (<see cref="OutputTarget.Resolve"/>): a temporary file beside it and a rename; through a symbolic link (the link
+    /// stays, its target receives the image); directly into a FIFO or character device.</summary>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is a directory, a block device or a socket.</exception>
     public static void WriteFile(string path, byte[] png)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(png);
-        string full = Path.GetFullPath(path);
-        string tmp = full + "." + Guid.NewGuid().ToString("N") + ".tmp";
-        try
-        {
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
-            {
-                fs.Write(png);
-                fs.Flush(true);
-            }
-            File.Move(tmp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
+        OutputTarget.WriteUserPath(path, s => s.Write(png));
     }
 
     /// <summary>Samples per pixel of a colour type.</summary>

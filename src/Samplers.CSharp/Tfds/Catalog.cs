@@ -237,7 +237,8 @@ public sealed class DatasetBuilderDir
     {
         Span<byte> head = stackalloc byte[4];
         int n;
-        using (var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.None))
+        // Through SafeFile: RequireRegular checked the path; the handle's own kind is checked again (it may have changed).
+        using (var f = SafeFile.OpenRead(path, "shard", SafeFile.Unbounded, bufferSize: 1))
             n = f.ReadAtLeast(head, 4, throwOnEndOfStream: false);
         if (n >= 2 && head[0] == 0x1F && head[1] == 0x8B)
             throw new DataFormatException($"{path}: starts with the gzip magic 1F 8B: compressed TFRecord not supported (TFDS never writes them). Decompress the shard or re-download the dataset.", path, 0);

@@ -149,7 +149,7 @@ internal sealed class HttpFetcher : IDatasetSource
         {
           try
           {
-            long have = File.Exists(part) ? new FileInfo(part).Length : 0;
+            long have = PartLength(part);
             Count(have);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(token);
             using var response = await SendAsync(url, have, timeout, token).ConfigureAwait(false);
@@ -205,9 +205,14 @@ internal sealed class HttpFetcher : IDatasetSource
             if (total is long t && announced == 0) { _progress?.AddExpected(t); announced = t; }
             string? dir = Path.GetDirectoryName(part);
             if (dir is not null) Directory.CreateDirectory(dir);
-            using (var file = new FileStream(part, start > 0 ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+            // A fresh part file is created with O_EXCL (a link or file planted at the name after PartLength is an error,
+            // retried, never written through); a resumed one must still be the regular file PartLength measured.
+            if (start == 0) TryDelete(part);
+            using (var file = new FileStream(part, start > 0 ? FileMode.Append : FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
             using (var body = await response.Content.ReadAsStreamAsync(token).ConfigureAwait(false))
             {
+                if (start > 0 && !FileKind.IsReadable(FileKind.OfHandle(file.SafeFileHandle)))
+                    throw new TransientException($"{part}: the part file to resume is {FileKind.Describe(FileKind.OfHandle(file.SafeFileHandle))}, not a regular file; restarting the file", null);
                 try
                 {
                     await CopyAsync(url, body, file, start, total, timeout, token, n => Count(n), total ?? maxBytes).ConfigureAwait(false);
@@ -398,7 +403,7 @@ internal sealed class HttpFetcher : IDatasetSource
     {
         Span<byte> head = stackalloc byte[16];
         int n;
-        using (var f = File.OpenRead(path)) n = f.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        using (var f = SafeFile.OpenRead(path, "download part file", bufferSize: 1)) n = f.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
         CheckHead(url, head[..n], kind);
     }
 
@@ -422,7 +427,7 @@ internal sealed class HttpFetcher : IDatasetSource
         VerifyChecksum(url, response, () => new MemoryStream(bytes, writable: false));
 
     private static void VerifyChecksum(string url, HttpResponseMessage response, string path) =>
-        VerifyChecksum(url, response, () => File.OpenRead(path));
+        VerifyChecksum(url, response, () => SafeFile.OpenRead(path, "download part file"));
 
     private static void VerifyChecksum(string url, HttpResponseMessage response, Func<Stream> open)
     {
@@ -452,6 +457,17 @@ internal sealed class HttpFetcher : IDatasetSource
         if (actual != expected)
             throw new DataFormatException(
                 $"{url}: the downloaded file's {algorithm} is {actual}, but the server publishes {expected} (x-goog-hash); the transfer was damaged.", url, null, "x-goog-hash");
+    }
+
+    /// <summary>The length of the part file to resume from: 0 when there is none, or when the name holds anything but a
+    /// regular file (a symbolic link planted there would make the resume append to its target; a FIFO would block),
+    /// which is deleted so the download starts over into a fresh file.</summary>
+    private static long PartLength(string part)
+    {
+        var info = new FileInfo(part);
+        if (info.LinkTarget is null && FileKind.Of(part) is FileKindValue.Regular or FileKindValue.Unknown) return info.Length;
+        if (info.LinkTarget is not null || info.Exists) TryDelete(part);
+        return 0;
     }
 
     internal static void TryDelete(string path)

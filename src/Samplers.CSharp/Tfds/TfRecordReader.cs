@@ -44,8 +44,10 @@ internal sealed class TfRecordReader : IDisposable
     /// <summary>Opens <paramref name="path"/> for sequential reading.</summary>
     /// <param name="path">The TFRecord file.</param>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="DataFormatException">The path is not a regular file (a FIFO, whose open would block; a device
+    /// such as <c>/dev/zero</c>, which never ends; a directory): checked before the open and again on the opened handle.</exception>
     public TfRecordReader(string path)
-        : this(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.SequentialScan), path, leaveOpen: false)
+        : this(SafeFile.OpenRead(path, "TFRecord file", SafeFile.Unbounded, bufferSize: 1, FileOptions.SequentialScan), path, leaveOpen: false)
     {
     }
 

@@ -59,37 +59,48 @@ internal sealed class TfRecordWriter : IDisposable
     }
 
     /// <summary>
-    /// Writes <paramref name="records"/> to <paramref name="path"/> through a temporary file in the same folder,
-    /// flushed to disk and then renamed over the final name.
+    /// Writes <paramref name="records"/> to <paramref name="path"/> by the output rule for a path the caller names
+    /// (docs/ROBUSTNESS.md, "Output rule"): a temporary file in the same folder, flushed to disk and renamed over the
+    /// final name; through a symbolic link (the link stays, its final target receives the file); directly into a FIFO
+    /// or character device.
     /// </summary>
     /// <returns>The number of records written.</returns>
     /// <exception cref="ArgumentNullException">A null argument.</exception>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is a directory, a block device or a socket.</exception>
     public static long WriteFile(string path, IEnumerable<byte[]> records)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(records);
         string full = Path.GetFullPath(path);
-        string dir = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(dir);
-        string temp = Path.Combine(dir, "." + Path.GetFileName(full) + "." + Guid.NewGuid().ToString("N") + ".tmp");
-        try
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        var (target, direct) = OutputTarget.Resolve(full);
+        long n = 0;
+        OutputTarget.Write(target, direct, s => n = WriteAll(s, records));
+        return n;
+    }
+
+    /// <summary>A shard the TFDS writer names inside its version folder: always a fresh temporary file and a rename, so
+    /// whatever is at the name (a planted symbolic link) is replaced, never written through.</summary>
+    internal static long WriteFileInFolder(string path, IEnumerable<byte[]> records)
+    {
+        long n = 0;
+        OutputTarget.ReplaceInFolder(path, s => n = WriteAll(s, records));
+        return n;
+    }
+
+    private static long WriteAll(Stream s, IEnumerable<byte[]> records)
+    {
+        // Buffered: a record is three writes (header, data, footer). The buffer is flushed, not disposed (that would
+        // close the file before the rule's own flush and rename).
+        var buffered = new BufferedStream(s, 1 << 16);
+        long n;
+        using (var w = new TfRecordWriter(buffered, leaveOpen: true))
         {
-            long n;
-            using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-            {
-                using var w = new TfRecordWriter(fs, leaveOpen: true);
-                foreach (var r in records) w.Write(r);
-                n = w.RecordCount;
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
-            return n;
+            foreach (var r in records) w.Write(r);
+            n = w.RecordCount;
         }
-        catch
-        {
-            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw;
-        }
+        buffered.Flush();
+        return n;
     }
 
     /// <summary>Flushes, and closes the stream unless asked to leave it open.</summary>

@@ -227,7 +227,7 @@ public sealed class TfdsDatasetWriter
             string rel = ShardName(template, Name, split, FileFormat ?? "tfrecord", s, numShards);
             string path = Path.Combine(VersionDirectory, rel);
             var records = shardExamples(s) ?? throw new InvalidOperationException($"Shard {s} of split '{split}': the callback returned null.");
-            lengths[s] = TfRecordWriter.WriteFile(path, Counted(records));
+            lengths[s] = TfRecordWriter.WriteFileInFolder(path, Counted(records));
             paths.Add(path);
         }
         _splits.Add((split, lengths, bytes, null));
@@ -472,22 +472,7 @@ public sealed class TfdsDatasetWriter
         w.WriteEndObject();
     }
 
-    private static void WriteAtomically(string path, byte[] bytes)
-    {
-        string temp = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
-        try
-        {
-            using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
-            {
-                fs.Write(bytes);
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(temp, path, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw;
-        }
-    }
+    // A name the writer chooses in the version folder: a fresh temporary file (O_EXCL) and a rename, so a symbolic link
+    // planted at the name is replaced, never written through (docs/ROBUSTNESS.md, "Output rule", 2).
+    private static void WriteAtomically(string path, byte[] bytes) => OutputTarget.ReplaceInFolder(path, s => s.Write(bytes));
 }

@@ -472,8 +472,20 @@ public static class TfdsDownloader
         {
             try
             {
+                // A name the downloader chooses: a symbolic link there is not ours (our lock is a regular file), and
+                // opening it with OpenOrCreate would create or open its target; it is removed, never followed.
+                if (new FileInfo(path).LinkTarget is not null) HttpFetcher.TryDelete(path);
+                FileKindValue kind = FileKind.Of(path);
+                if (kind is not (FileKindValue.Missing or FileKindValue.Regular or FileKindValue.Unknown)) throw LockNotRegular(path, kind);
                 // FileShare.None: on Unix .NET takes an exclusive advisory lock, released when the process ends.
                 var held = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+                // The path may have been replaced between the checks and the open: the handle's own kind decides.
+                kind = FileKind.OfHandle(held.SafeFileHandle);
+                if (!FileKind.IsReadable(kind))
+                {
+                    held.Dispose();
+                    throw LockNotRegular(path, kind);
+                }
                 // A finished holder deletes the file before releasing it: a lock taken on that deleted file guards
                 // nothing, so take the fresh one instead.
                 if (File.Exists(path)) return held;
@@ -486,21 +498,17 @@ public static class TfdsDownloader
         }
     }
 
+    private static DataFormatException LockNotRegular(string path, FileKindValue kind) =>
+        new($"{path}: the download lock file is {FileKind.Describe(kind)}, not a regular file; remove it and download again.", path, 0);
+
     /// <summary>Windows: ERROR_SHARING_VIOLATION / ERROR_LOCK_VIOLATION in the HRESULT; Unix: the errno of a refused
     /// <c>flock</c> (EWOULDBLOCK: 11 on Linux, 35 on macOS).</summary>
     private static bool IsSharingViolation(IOException e) =>
         OperatingSystem.IsWindows() ? (e.HResult & 0xFFFF) is 32 or 33 : e.HResult is 11 or 35;
 
-    private static void WriteAtomically(string path, byte[] bytes)
-    {
-        string tmp = path + ".tmp";
-        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            f.Write(bytes);
-            f.Flush(flushToDisk: true);
-        }
-        File.Move(tmp, path, overwrite: true);
-    }
+    // A name the downloader chooses in its own temporary folder: a fresh temporary file (O_EXCL) and a rename, so a
+    // symbolic link or a FIFO planted at the name (or at a fixed temporary name) is replaced, never written through.
+    private static void WriteAtomically(string path, byte[] bytes) => OutputTarget.ReplaceInFolder(path, s => s.Write(bytes));
 
     /// <summary>Deletes <paramref name="root"/> when its tree holds no file (only empty folders).</summary>
     private static void RemoveIfEmpty(string root)

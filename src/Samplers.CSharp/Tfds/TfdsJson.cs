@@ -10,20 +10,15 @@ namespace Samplers.Tfds;
 internal static class TfdsJson
 {
     /// <summary>The largest metadata file read (dataset_info.json, features.json, .config/metadata.json): 64 MiB.</summary>
-    public const long MaxMetadataBytes = 64L << 20;
+    public const long MaxMetadataBytes = SafeFile.MaxMetadataBytes;
 
     /// <summary>Parses a JSON file; a syntax error becomes a <see cref="DataFormatException"/> with line and byte position.</summary>
     public static JsonDocument ParseFile(string path, string what)
     {
-        // Metadata files are small: a FIFO would block the read and a huge file would be read whole, so both are
-        // refused before opening.
-        FileKindValue kind = FileKind.Of(path);
-        if (kind is not (FileKindValue.Regular or FileKindValue.Unknown or FileKindValue.Missing))
-            throw new DataFormatException($"{path}: {what} is {FileKind.Describe(kind)}, not a regular file; replace it with the real file (re-download the dataset).", path, 0);
-        if (kind != FileKindValue.Missing && FileKind.LengthOf(path) > MaxMetadataBytes)
-            throw new DataFormatException($"{path}: {what} is {FileKind.LengthOf(path)} bytes, more than the {MaxMetadataBytes} bytes a metadata file may have; the file is damaged or not TFDS metadata.", path, 0);
+        // Metadata files are small: through SafeFile, a FIFO (the read would block), a device (it would never end) or a
+        // huge file (read whole) is refused, by stat before the open and by fstat on the opened handle.
         byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
+        try { bytes = SafeFile.ReadAllBytes(path, MaxMetadataBytes, what); }
         catch (FileNotFoundException e) { throw new DatasetNotFoundException($"{path}: {what} is missing.", path, null, e); }
         return Parse(bytes, path, what);
     }

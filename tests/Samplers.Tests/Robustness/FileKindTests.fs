@@ -82,6 +82,53 @@ let child (args: string[]) =
         Directory.CreateSymbolicLink(Path.Combine(a, "sub", "up"), Path.Combine(a)) |> ignore
         let folder = ImageFolder.Scan dir
         printfn "classes=%s files=%d" (String.Join(",", folder.ClassNames)) folder.Count
+    | "fingerprint-zero" ->
+        // features.json linked to /dev/zero: hashed whole into the source fingerprint (before SafeFile: without end).
+        let shard = Path.Combine(dir, "s.tfrecord")
+        TfRecordWriter.WriteFile(shard, [ [| 1uy |] ]) |> ignore
+        let features = Path.Combine(dir, "features.json")
+        linkToZero features
+        try SourceFingerprint.Compute([ shard ], null, features) |> ignore; printfn "computed"
+        with :? DataFormatException as e -> printfn "fingerprint: %s" e.Message
+    | "content-hash-zero" ->
+        // A shard linked to /dev/zero, hashed by `cache verify` (streamed: before SafeFile, without end).
+        let shard = Path.Combine(dir, "s.tfrecord")
+        linkToZero shard
+        try SourceFingerprint.ContentHash shard |> ignore; printfn "hashed"
+        with :? DataFormatException as e -> printfn "hash: %s" e.Message
+    | "manifest-zero" ->
+        let m = Path.Combine(dir, "manifest.json")
+        linkToZero m
+        try Samplers.Experiments.ExperimentManifest.Load m |> ignore; printfn "loaded"
+        with :? DataFormatException as e -> printfn "manifest: %s" e.Message
+    | "mapped-truncate" ->
+        // A cache file truncated to 16 KiB after the mapped open read its footer, before it read the labels and page headers (an
+        // in-place writer racing the open). Reading those through a mapping made before the truncation touches pages
+        // past the new end of the file: SIGBUS, the process dies. Read through the handle, it is a Corrupt miss.
+        let cache = ParquetCache(ParquetCacheOptions(Directory = dir, RowGroupBytes = 4096L))
+        let key = CacheKey(dir, "mnist", "", "3.0.1", "train", "image", "label")
+        let fp = SourceFingerprint.FromValue "abababababababab"
+        // 28x28 rows in 4 KiB row groups: 5 rows a group, all of distinct labels, so the labels are PLAIN pages that
+        // the open reads itself (a dictionary-encoded group would go through Parquet.Net and its handle first).
+        use t = fixedTable DType.UInt8 [| 28; 28 |] 400 ExampleTable.DefaultChunkBytes false 1
+        if not (run (cache.StoreAsync(key, fp, t))).Stored then failwith "not stored"
+        let path = cache.GetPath key
+        printfn "size=%d" (FileInfo(path).Length)
+        MappedCache.BeforeMetadataReads <- Action<string>(fun p ->
+            use f = new FileStream(p, FileMode.Open, FileAccess.Write, FileShare.ReadWrite ||| FileShare.Delete)
+            // At a page boundary, so the pages after it are wholly past the end (a partial last page reads as zeros).
+            f.SetLength(4L * int64 Environment.SystemPageSize))
+        let plain = Threading.Interlocked.Read(&MappedCache.PlainLabelGroups)
+        let r = run (cache.TryLoadAsync(key, fp, TableBacking.Mapped))
+        MappedCache.BeforeMetadataReads <- null
+        printfn "hit=%b reason=%A" r.IsHit r.Reason
+        // Proves the control: the same open without the truncation reads PLAIN labels itself.
+        let fresh = ParquetCache(ParquetCacheOptions(Directory = Path.Combine(dir, "control"), RowGroupBytes = 4096L))
+        if not (run (fresh.StoreAsync(key, fp, t))).Stored then failwith "not stored"
+        let r2 = run (fresh.TryLoadAsync(key, fp, TableBacking.Mapped))
+        use _table = r2.Table
+        printfn "control hit=%b plain-label-groups=%b" r2.IsHit (Threading.Interlocked.Read(&MappedCache.PlainLabelGroups) > plain)
+        printfn "detail: %s" r.Detail
     | c -> failwithf "unknown case %s" c
     0
 
@@ -148,6 +195,27 @@ let tests =
             sparse img (600L <<< 20)
             let e = throwsWith<DataFormatException> (fun () -> ImageFolder.DecodeFile img |> ignore) "big image"
             Expect.stringContains e.Message "the image file is 629145600 bytes, over the bound of 536870912 bytes" "size and bound"
+        testCase "a features.json linked to /dev/zero is refused when the source is fingerprinted (no read without end)" <| fun () ->
+            use d = new TempDir()
+            let out = childCase "fingerprint-zero" d.Path
+            Expect.stringContains out "features.json: the features.json is a character device, not a regular file" "names the file and its kind"
+        testCase "a shard linked to /dev/zero is refused when its content is hashed (cache verify)" <| fun () ->
+            use d = new TempDir()
+            let out = childCase "content-hash-zero" d.Path
+            Expect.stringContains out "s.tfrecord: the shard is a character device, not a regular file" "names the file and its kind"
+        testCase "an experiment manifest linked to /dev/zero is refused (no read without end)" <| fun () ->
+            use d = new TempDir()
+            let out = childCase "manifest-zero" d.Path
+            Expect.stringContains out "manifest.json: the experiment manifest is a character device, not a regular file" "names the file and its kind"
+        testCase "a cache file truncated during the mapped open (after the footer, before labels and page headers) is a Corrupt miss, not SIGBUS" <| fun () ->
+            use d = new TempDir()
+            let out = childCase "mapped-truncate" d.Path
+            // The file must span several pages, so that the truncation leaves whole mapped pages past the end.
+            let size = out.Split('\n') |> Array.find (fun l -> l.StartsWith "size=") |> fun l -> int64 (l.Substring 5)
+            Expect.isGreaterThan size (3L * int64 Environment.SystemPageSize) "a file of several pages"
+            Expect.stringContains out "control hit=true plain-label-groups=true" "untruncated, the open reads PLAIN labels itself"
+            Expect.stringContains out "hit=false reason=Corrupt" "a miss, the process alive"
+            Expect.stringContains out "truncated" "says the file was truncated"
         testCase "an image folder's listing does not follow directory links (a loop ends at once)" <| fun () ->
             use d = new TempDir()
             let out = childCase "image-loop" d.Path

@@ -108,6 +108,24 @@ let tests =
             ImageDecoder.Decode(ReadOnlySpan p, Span dst, 3, source = "whole.jpg") |> ignore
         }
 
+        test "the SkiaSharp codec called directly refuses a progressive JPEG cut short too (full size and DCT-scaled)" {
+            let codec = Samplers.SkiaSharp.SkiaImageCodec()
+            let p = progressiveFixture ()
+            for cut in [ 300; 400; 600; 640 ] do
+                let j = p.[.. cut - 1]
+                let dst = Array.zeroCreate<byte> (16 * 12 * 4)
+                let e = throwsWith<DataFormatException> (fun () -> codec.Decode(ReadOnlySpan j, 12, 16, 3, Span dst, $"cut{cut}.jpg")) $"Decode of the cut at {cut}"
+                Expect.stringContains e.Message $"cut{cut}.jpg: progressive JPEG (16x12) is truncated" $"cut at {cut}: message"
+                let e = throwsWith<DataFormatException> (fun () -> codec.Decode(ReadOnlySpan j, 6, 8, 4, Span dst, $"cut{cut}.jpg")) $"scaled Decode of the cut at {cut}"
+                Expect.stringContains e.Message "is truncated" $"cut at {cut}, scaled: message"
+            let e = throwsWith<DataFormatException> (fun () -> Samplers.Imaging.ImageCodecs.CheckJpegData(ReadOnlySpan p.[.. 399], 12, 16, "c.jpg")) "the public check"
+            Expect.stringContains e.Message "c.jpg: progressive JPEG (16x12) is truncated" "the public check's message"
+            // The whole file still decodes through the codec.
+            let dst = Array.zeroCreate<byte> (16 * 12 * 3)
+            codec.Decode(ReadOnlySpan p, 12, 16, 3, Span dst, "whole.jpg")
+            Samplers.Imaging.ImageCodecs.CheckJpegData(ReadOnlySpan p, 12, 16, "whole.jpg")
+        }
+
         test "a 255-byte progressive JPEG claiming 9000x9000 is refused from its header, before any pixel buffer" {
             let j = headerOnlyProgressive 9000 9000
             Expect.equal j.Length 255 "header-only file"

@@ -1,15 +1,17 @@
-
-namespace Samplers.Cli.Export;
+namespace Samplers;
 
 /// <summary>
-/// Where a CLI output path the user names (<c>export --out</c>, <c>show --out</c>) really writes: the one output rule
-/// (docs/ROBUSTNESS.md, "Output rule"). A regular file (or a new one) is written through a temporary file beside it and
-/// a rename, so a failed write leaves nothing half-written; when the path is a symbolic link the temporary file and the
-/// rename happen beside the link's final target, so the link survives and its target receives the data. A FIFO or a
-/// character device (<c>/dev/stdout</c>, a pipe, <c>/dev/null</c>) is written directly: renaming over it would replace
-/// the pipe or the device node with a regular file. Directories, block devices and sockets are refused. Files the
-/// product names itself inside an output folder (<c>export --format npy</c>'s <c>x.npy</c>, <c>y.npy</c>, ...) use
-/// <see cref="ResolveInFolder"/>: a symlink there is replaced, never written through.
+/// The one output rule (docs/ROBUSTNESS.md, "Output rule") for every file the product writes; what differs is only who
+/// named the path. A path the user names (<see cref="Resolve"/>: <c>export --out</c>, <c>show --out</c>,
+/// <c>PngEncoder.WriteFile</c>, <c>ExperimentManifest.Save</c>): a regular file (or a new one) is written through a
+/// temporary file beside it and a rename, so a failed write leaves nothing half-written; when the path is a symbolic
+/// link the temporary file and the rename happen beside the link's final target, so the link survives and its target
+/// receives the data. A FIFO or a character device (<c>/dev/stdout</c>, a pipe, <c>/dev/null</c>) is written directly:
+/// renaming over it would replace the pipe or the device node with a regular file. Directories, block devices and
+/// sockets are refused. A name the product chooses inside a folder (<see cref="ResolveInFolder"/>,
+/// <see cref="ReplaceInFolder"/>) is never followed when it is a symbolic link: the link is replaced, its target left
+/// untouched. Temporary files are always created with <see cref="FileMode.CreateNew"/> (<c>O_EXCL</c>), which refuses
+/// an existing file or a symbolic link planted at the temporary name instead of writing through it.
 /// </summary>
 internal static class OutputTarget
 {
@@ -34,9 +36,9 @@ internal static class OutputTarget
         return (target?.FullName ?? full, false);
     }
 
-    /// <summary>The same rule for a file the product names inside an output folder it owns (the user named the folder,
-    /// not the file): a FIFO or character device is still written directly, but a symbolic link is not followed; the
-    /// temporary file and the rename happen in the folder and replace the link itself, so a link planted in the folder
+    /// <summary>The same rule for a file the product names inside an output folder the user named (not the file): a
+    /// FIFO or character device is still written directly, but a symbolic link is not followed; the temporary file and
+    /// the rename happen in the folder and replace the link itself, so a link planted in the folder
     /// (<c>y.npy -&gt; ~/.bashrc</c>) never gets its target overwritten.</summary>
     /// <exception cref="ArgumentException">The path names a directory, a block device or a socket.</exception>
     public static (string Path, bool Direct) ResolveInFolder(string path)
@@ -45,6 +47,20 @@ internal static class OutputTarget
         if (new FileInfo(full).LinkTarget is not null) return (full, false); // replace the link, whatever it points to
         return Resolve(full);
     }
+
+    /// <summary>Writes a path the user named by the rule (<see cref="Resolve"/>, then <see cref="Write"/>).</summary>
+    /// <exception cref="ArgumentException">The path names a directory, a block device or a socket.</exception>
+    public static void WriteUserPath(string path, Action<Stream> write)
+    {
+        var (target, direct) = Resolve(path);
+        Write(target, direct, write);
+    }
+
+    /// <summary>Writes a name the product chose inside a folder it owns (a cache stamp, a downloaded JSON file): always a
+    /// temporary file in that folder and a rename onto the name, so whatever is there (a planted symbolic link, a FIFO)
+    /// is replaced, never written through or into.</summary>
+    public static void ReplaceInFolder(string path, Action<Stream> write) =>
+        Write(System.IO.Path.GetFullPath(path), direct: false, write);
 
     /// <summary>Writes one file by the rule: <paramref name="write"/> fills a temporary file beside
     /// <paramref name="target"/>, which is flushed and renamed over it, or, when <paramref name="direct"/>, writes the
@@ -63,7 +79,7 @@ internal static class OutputTarget
         FileStream? f = null;
         try
         {
-            f = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+            f = CreateTemp(temp);
             write(f);
             f.Flush(flushToDisk: true);
             f.Dispose();
@@ -83,11 +99,16 @@ internal static class OutputTarget
         System.IO.Path.Combine(System.IO.Path.GetDirectoryName(target) ?? ".",
             "." + System.IO.Path.GetFileName(target) + "." + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N") + ".tmp");
 
+    /// <summary>Creates a temporary file that must not exist yet (<c>O_EXCL</c>: a file or a symbolic link already at the
+    /// name is an error, never opened).</summary>
+    public static FileStream CreateTemp(string temp, int bufferSize = 4096) =>
+        new(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize);
+
     /// <summary>Opens a FIFO or device for writing as it is (no truncation, no replacement).</summary>
     public static FileStream OpenDirect(string target) =>
         new(target, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, bufferSize: 1 << 16);
 
-    /// <summary>Deletes a temporary file, ignoring failures (the export's own error is the one to report).</summary>
+    /// <summary>Deletes a temporary file, ignoring failures (the writer's own error is the one to report).</summary>
     public static void DeleteQuietly(string? temp)
     {
         if (temp is null) return;
