@@ -8,7 +8,8 @@ namespace Samplers.Tfds;
 /// <summary>
 /// Loads a TFDS-prepared dataset into one columnar <see cref="ExampleTable"/>: the catalog resolves the dataset and
 /// each split spec, the Parquet cache is tried, and on a miss the TFRecord shards are read, parsed and decoded in
-/// parallel, checked against <c>shardLengths</c>, and the complete table is stored in the cache.
+/// parallel, checked against <c>shardLengths</c>, and the complete table is stored in the cache. A fixed-shape table
+/// with the cache on is streamed instead: decoded row group by row group straight into the cache file, then mapped.
 /// </summary>
 /// <remarks>
 /// <para>Order: each entry of <see cref="TfdsLoadOptions.Splits"/> is read as its own TFDS dataset, in TFDS's
@@ -35,6 +36,10 @@ public static class TfdsLoader
     /// holds values of another type or shape than <c>features.json</c> declares, an image that fails to decode (the
     /// message names the file and the record's <c>tfds_id</c>), or a shard holding another number of records than <c>shardLengths</c> says.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    /// <exception cref="InsufficientMemoryException">The table must be built in memory (it cannot stream to the cache file:
+    /// ragged examples, a preprocess without an identity, caching off, <see cref="TableBacking.Memory"/>) and would not fit
+    /// the memory the process may use; thrown before any record is decoded, the message says why and what to change
+    /// (docs/MAPPED.md, "Beyond RAM from the first load").</exception>
     public static async Task<TfdsLoadResult> LoadAsync(TfdsLoadOptions options, IProgress<LoadProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
