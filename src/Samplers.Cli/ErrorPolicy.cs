@@ -25,6 +25,9 @@ internal static class ErrorPolicy
         SamplersDataException d => new(Program.ExitData, "data error", OptionNames.Rewrite(CliHints(d, givenOptions, commandOptions), null)),
         IOException or UnauthorizedAccessException => new(Program.ExitData, "file error", e.Message),
         OperationCanceledException => new(Program.ExitData, "cancelled", e.Message),
+        // The loader's check before decoding (or its report of a heap that ran out while decoding): the data does not fit
+        // this process's memory the way it was asked for; the message says why and what to change.
+        InsufficientMemoryException => new(Program.ExitData, "not enough memory", OptionNames.Rewrite(e.Message, null).Replace("TfdsLoadOptions.Table", "--table", StringComparison.Ordinal)),
         ArgumentException a when OptionNames.NamesAnOption(a) => new(Program.ExitUsage, "usage error", OptionNames.Rewrite(WithoutParameterTail(a), a.ParamName)),
         // An argument error that names no option came from inside the library: a bug, like any other unexpected type.
         // (Data the loader refuses reaches here as a SamplersDataException: see CliShared.LoadAsync.)

@@ -20,4 +20,6 @@ let modes : (string * (string[] -> int)) list = [
     "facade-default-download", Samplers.Tests.Io.LoaderTests.childDefaultDownload
     // The real CLI entry point in a child (e.g. under DOTNET_GCHeapHardLimit): the exit code is the CLI's.
     "cli", (fun args -> Samplers.Cli.Program.Run(args, System.Console.Out, System.Console.Error))
+    // The same, then the process's peak resident set (VmHWM) on stderr.
+    "cli-peak", Samplers.Tests.Io.StreamedLoadTests.cliPeakChild
 ]

@@ -60,16 +60,7 @@ internal static class CacheFormat
     public static string Checksum(ExampleTable table)
     {
         var h = new XxHash128();
-        void I64(long v)
-        {
-            Span<byte> scratch = stackalloc byte[8];
-            BinaryPrimitives.WriteInt64LittleEndian(scratch, v);
-            h.Append(scratch);
-        }
-        I64((long)table.DType);
-        I64(table.ExampleShape.Length);
-        foreach (int d in table.ExampleShape) I64(d);
-        I64(table.Count);
+        ChecksumHead(h, table.DType, table.ExampleShape, table.Count);
         // A mapped table's rows are read through its file handle, not the mapping: a file truncated meanwhile is then a
         // DataFormatException instead of a SIGBUS that kills the process. The bytes appended are the same.
         if (table.Mapped is MappedRows mapped) mapped.AppendRows(h);
@@ -82,52 +73,112 @@ internal static class CacheFormat
             }
             h.Append(table.GetExample(i));
         }
-        h.Append(MemoryMarshal.AsBytes(table.Labels));
-        if (table.HasIds)
+        return ChecksumTail(h, table.Labels, table.HasIds ? Ids(table) : null, table.ClassNames);
+    }
+
+    private static IEnumerable<string> Ids(ExampleTable table)
+    {
+        for (int i = 0; i < table.Count; i++) yield return table.GetId(i) ?? "";
+    }
+
+    /// <summary>The checksum's part before the examples: dtype, declared shape, count. The examples follow (for each, its shape
+    /// when ragged, then its bytes); <see cref="ChecksumTail"/> ends it. Split so a streamed table hashes as it is written.</summary>
+    public static void ChecksumHead(XxHash128 h, DType dtype, ReadOnlySpan<int> shape, int count)
+    {
+        I64(h, (long)dtype);
+        I64(h, shape.Length);
+        foreach (int d in shape) I64(h, d);
+        I64(h, count);
+    }
+
+    /// <summary>The checksum's part after the examples: labels, ids (when recorded; a missing id as ""), class names; returns the checksum text.</summary>
+    public static string ChecksumTail(XxHash128 h, ReadOnlySpan<long> labels, IEnumerable<string>? ids, IReadOnlyList<string> classNames)
+    {
+        h.Append(MemoryMarshal.AsBytes(labels));
+        if (ids is not null)
         {
-            for (int i = 0; i < table.Count; i++)
+            foreach (string id in ids)
             {
-                string id = table.GetId(i) ?? "";
-                I64(id.Length);
+                I64(h, id.Length);
                 h.Append(MemoryMarshal.AsBytes(id.AsSpan()));
             }
         }
-        foreach (string name in table.ClassNames)
+        foreach (string name in classNames)
         {
-            I64(name.Length);
+            I64(h, name.Length);
             h.Append(MemoryMarshal.AsBytes(name.AsSpan()));
         }
         return "xxh3-128:" + Convert.ToHexStringLower(h.GetCurrentHash());
     }
 
+    private static void I64(XxHash128 h, long v)
+    {
+        Span<byte> scratch = stackalloc byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(scratch, v);
+        h.Append(scratch);
+    }
+
     /// <summary>Metadata key of the shards' content hashes (JSON array of "name\tlength\txxh3:hex"), compared by verify.</summary>
     public const string MetaShardHashes = "samplers.cache.shard_hashes";
 
-    public static Dictionary<string, string> Metadata(CacheKey key, SourceFingerprint fingerprint, ExampleTable table, string checksum)
+    public static Dictionary<string, string> Metadata(CacheKey key, SourceFingerprint fingerprint, ExampleTable table, string checksum) =>
+        Metadata(key, fingerprint, new Layout(table.DType, table.ExampleShape.ToArray(), table.IsRagged, table.Count, table.PayloadBytes, table.ClassNames, table.HasIds), checksum);
+
+    /// <summary>The facts of a table the metadata records (a streamed table has no <see cref="ExampleTable"/> to ask).</summary>
+    internal sealed record Layout(DType DType, int[] Shape, bool Ragged, int Count, long PayloadBytes, IReadOnlyList<string> ClassNames, bool HasIds);
+
+    /// <summary>The file's key-value metadata. The insertion order is the order in the footer: kept fixed so the same
+    /// table always gives the same bytes, whether written from memory or streamed (<see cref="CacheStreamWriter"/>).</summary>
+    public static Dictionary<string, string> Metadata(CacheKey key, SourceFingerprint fingerprint, Layout t, string checksum)
     {
-        var meta = BaseMetadata(key, fingerprint, table, checksum);
+        var meta = new Dictionary<string, string>
+        {
+            [MetaSchemaVersion] = SchemaVersion.ToString(CultureInfo.InvariantCulture),
+            [MetaKey] = key.Canonical,
+            [MetaFingerprint] = fingerprint.Value,
+            [MetaDType] = DTypes.Name(t.DType),
+            [MetaShape] = JsonSerializer.Serialize(t.Shape),
+            [MetaLayout] = t.Ragged ? "ragged" : "fixed",
+            [MetaCount] = t.Count.ToString(CultureInfo.InvariantCulture),
+            [MetaPayloadBytes] = t.PayloadBytes.ToString(CultureInfo.InvariantCulture),
+            [MetaClassNames] = JsonSerializer.Serialize(t.ClassNames.ToArray()),
+            [MetaHasIds] = t.HasIds ? "true" : "false",
+            [MetaChecksum] = checksum,
+            [MetaXKey] = key.XKey,
+            [MetaYKey] = key.YKey,
+        };
         // Hashed at build time, right after the load read the same files (so mostly from the page cache).
         if (fingerprint.ShardPaths.Length > 0) meta[MetaShardHashes] = JsonSerializer.Serialize(fingerprint.ContentHashes());
         if (key.Preprocess.Length > 0) meta[MetaPreprocess] = key.Preprocess;
         return meta;
     }
 
-    private static Dictionary<string, string> BaseMetadata(CacheKey key, SourceFingerprint fingerprint, ExampleTable table, string checksum) => new()
+    /// <summary>Rows per row group for examples of <paramref name="averageBytes"/>: about <see cref="ParquetCacheOptions.RowGroupBytes"/>
+    /// of payload each (one rule for tables written from memory and streamed ones, so both give the same file).</summary>
+    public static int RowsPerGroup(long rowGroupBytes, long averageBytes) => (int)Math.Clamp(rowGroupBytes / Math.Max(1, averageBytes), 1, 1 << 20);
+
+    /// <summary>The parquet options of every cache file.</summary>
+    public static ParquetOptions WriterOptions(ParquetCacheOptions options) =>
+        new() { CompressionMethod = options.Compression, CompressionLevel = System.IO.Compression.CompressionLevel.Fastest };
+
+    /// <summary>Writes one row group's columns (rows <paramref name="start"/>.. in the file): index, label, id when given, shape when
+    /// given, data. The one writer of row groups, for tables from memory and streamed ones alike.</summary>
+    public static async Task WriteGroupAsync(ParquetWriter writer, long start, ReadOnlyMemory<long> labels, ReadOnlyMemory<char>[]? ids,
+        ReadOnlyMemory<byte>[]? shapes, ReadOnlyMemory<byte>[] data, CancellationToken cancellationToken)
     {
-        [MetaSchemaVersion] = SchemaVersion.ToString(CultureInfo.InvariantCulture),
-        [MetaKey] = key.Canonical,
-        [MetaFingerprint] = fingerprint.Value,
-        [MetaDType] = DTypes.Name(table.DType),
-        [MetaShape] = JsonSerializer.Serialize(table.ExampleShape.ToArray()),
-        [MetaLayout] = table.IsRagged ? "ragged" : "fixed",
-        [MetaCount] = table.Count.ToString(CultureInfo.InvariantCulture),
-        [MetaPayloadBytes] = table.PayloadBytes.ToString(CultureInfo.InvariantCulture),
-        [MetaClassNames] = JsonSerializer.Serialize(table.ClassNames.ToArray()),
-        [MetaHasIds] = table.HasIds ? "true" : "false",
-        [MetaChecksum] = checksum,
-        [MetaXKey] = key.XKey,
-        [MetaYKey] = key.YKey,
-    };
+        int rows = data.Length;
+        var index = new long[rows];
+        for (int i = 0; i < rows; i++) index[i] = start + i;
+        using ParquetRowGroupWriter group = writer.CreateRowGroup();
+        await group.WriteAsync<long>(IndexField, index, null, null, cancellationToken).ConfigureAwait(false);
+        await group.WriteAsync<long>(LabelField, labels, null, null, cancellationToken).ConfigureAwait(false);
+        if (ids is not null)
+            await group.WriteAsync<ReadOnlyMemory<char>>(IdField, ids, null, null, cancellationToken).ConfigureAwait(false);
+        if (shapes is not null)
+            await group.WriteAsync<ReadOnlyMemory<byte>>(ShapeField, shapes, null, null, cancellationToken).ConfigureAwait(false);
+        await group.WriteAsync<ReadOnlyMemory<byte>>(DataField, data, null, null, cancellationToken).ConfigureAwait(false);
+        group.CompleteValidate();
+    }
 
     /// <summary>Writes <paramref name="table"/> to <paramref name="stream"/> as a complete Parquet file; returns the payload
     /// checksum recorded in its metadata (the builder stamps the file with it).</summary>
@@ -136,12 +187,10 @@ internal static class CacheFormat
     {
         string checksum = Checksum(table);
         ParquetSchema schema = SchemaFor(table.IsRagged, table.HasIds);
-        var parquetOptions = new ParquetOptions { CompressionMethod = options.Compression, CompressionLevel = System.IO.Compression.CompressionLevel.Fastest };
-        await using ParquetWriter writer = await ParquetWriter.CreateAsync(schema, stream, parquetOptions, false, cancellationToken).ConfigureAwait(false);
+        await using ParquetWriter writer = await ParquetWriter.CreateAsync(schema, stream, WriterOptions(options), false, cancellationToken).ConfigureAwait(false);
         writer.CustomMetadata = Metadata(key, fingerprint, table, checksum);
         int n = table.Count;
-        long avg = n == 0 ? 1 : Math.Max(1, table.PayloadBytes / n);
-        int rowsPerGroup = (int)Math.Clamp(options.RowGroupBytes / avg, 1, 1 << 20);
+        int rowsPerGroup = RowsPerGroup(options.RowGroupBytes, n == 0 ? 1 : table.PayloadBytes / n);
         int rank = table.ExampleShape.Length;
         for (int start = 0; start < n || (n == 0 && start == 0); start += rowsPerGroup)
         {
@@ -154,14 +203,12 @@ internal static class CacheFormat
             byte[] shapeBuffer = ArrayPool<byte>.Shared.Rent(Math.Max(1, rows * rank * 4));
             try
             {
-                var index = new long[rows];
                 var labels = table.Labels.Slice(start, rows).ToArray();
                 var data = new ReadOnlyMemory<byte>[rows];
                 var shapes = table.IsRagged ? new ReadOnlyMemory<byte>[rows] : null;
                 int at = 0;
                 for (int i = 0; i < rows; i++)
                 {
-                    index[i] = start + i;
                     ReadOnlySpan<byte> ex = table.GetExample(start + i);
                     ex.CopyTo(buffer.AsSpan(at));
                     data[i] = new ReadOnlyMemory<byte>(buffer, at, ex.Length);
@@ -173,19 +220,13 @@ internal static class CacheFormat
                         shapes[i] = new ReadOnlyMemory<byte>(shapeBuffer, i * rank * 4, rank * 4);
                     }
                 }
-                using ParquetRowGroupWriter group = writer.CreateRowGroup();
-                await group.WriteAsync<long>(IndexField, index, null, null, cancellationToken).ConfigureAwait(false);
-                await group.WriteAsync<long>(LabelField, labels, null, null, cancellationToken).ConfigureAwait(false);
+                ReadOnlyMemory<char>[]? ids = null;
                 if (table.HasIds)
                 {
-                    var ids = new ReadOnlyMemory<char>[rows];
+                    ids = new ReadOnlyMemory<char>[rows];
                     for (int i = 0; i < rows; i++) ids[i] = (table.GetId(start + i) ?? "").AsMemory();
-                    await group.WriteAsync<ReadOnlyMemory<char>>(IdField, ids, null, null, cancellationToken).ConfigureAwait(false);
                 }
-                if (shapes is not null)
-                    await group.WriteAsync<ReadOnlyMemory<byte>>(ShapeField, shapes, null, null, cancellationToken).ConfigureAwait(false);
-                await group.WriteAsync<ReadOnlyMemory<byte>>(DataField, data, null, null, cancellationToken).ConfigureAwait(false);
-                group.CompleteValidate();
+                await WriteGroupAsync(writer, start, labels, ids, shapes, data, cancellationToken).ConfigureAwait(false);
             }
             finally
             {

@@ -364,13 +364,7 @@ internal sealed class ParquetCache
             {
                 checksum = await CacheFormat.WriteAsync(fs, key, fingerprint, table, _options, progress, path, cancellationToken).ConfigureAwait(false);
                 fs.Flush(flushToDisk: true);
-                bytes = fs.Length;
-                // The writing handle is held across the rename (no second open by path): the stamp then records the inode
-                // this writer wrote (the rename sets its ctime), even if another writer renames its own file over the name
-                // in between.
-                File.Move(temp, path, overwrite: true);
-                if (FileIdentity.Of(fs.SafeFileHandle) is FileIdentity id && id.Size == bytes)
-                    VerifyStamp.Write(path, id, checksum);
+                bytes = Publish(fs, temp, path, checksum);
             }
             progress?.Report(new CacheProgress(CachePhase.Stored, path, table.Count, table.Count));
             _logger.LogInformation("Cache stored: {Path} ({Count} examples, {Bytes} bytes) in {Ms} ms", path, table.Count, bytes, sw.ElapsedMilliseconds);
@@ -390,6 +384,152 @@ internal sealed class ParquetCache
             TryDelete(temp);
             throw;
         }
+    }
+
+    // Renames the complete, flushed temporary file over the final name and stamps it as verified; returns its size. The
+    // writing handle is held across the rename (no second open by path): the stamp then records the inode this writer
+    // wrote (the rename sets its ctime), even if another writer renames its own file over the name in between.
+    private static long Publish(FileStream written, string temp, string path, string checksum)
+    {
+        long bytes = written.Length;
+        File.Move(temp, path, overwrite: true);
+        if (FileIdentity.Of(written.SafeFileHandle) is FileIdentity id && id.Size == bytes)
+            VerifyStamp.Write(path, id, checksum);
+        return bytes;
+    }
+
+    /// <summary>
+    /// Writes the cache of <paramref name="key"/> from a table that is never whole in memory: <paramref name="produce"/>
+    /// receives a <see cref="CacheStreamWriter"/> for <paramref name="count"/> examples of the fixed <paramref name="shape"/>,
+    /// writes every row group in order and calls <see cref="CacheStreamWriter.CompleteAsync"/>. Published like
+    /// <see cref="StoreAsync"/>: a temporary file in the cache directory, flushed, renamed over the final name, stamped; a
+    /// failure or a kill at any point leaves no partial file under the final name.
+    /// </summary>
+    /// <returns><c>Stored = false</c> (and no call of <paramref name="produce"/>) when the directory or the temporary file
+    /// cannot be created; <c>Stored = false</c> when writing the file fails (read-only, full disk): the caller then loads
+    /// another way. An exception thrown by <paramref name="produce"/> itself (a bad record, cancellation) deletes the
+    /// temporary file and propagates unchanged.</returns>
+    /// <exception cref="ArgumentException">A key field is empty, or the shape is ragged.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    public async Task<CacheStoreResult> StoreStreamingAsync(CacheKey key, SourceFingerprint fingerprint, DType dtype, int[] shape, int count,
+        IReadOnlyList<string> classNames, Func<CacheStreamWriter, CancellationToken, Task> produce, IProgress<CacheProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(fingerprint);
+        ArgumentNullException.ThrowIfNull(shape);
+        ArgumentNullException.ThrowIfNull(classNames);
+        ArgumentNullException.ThrowIfNull(produce);
+        key.Validate();
+        if (!Enabled) return new CacheStoreResult(false, "", "caching is turned off");
+        string path = GetPath(key);
+        string temp = Path.Combine(Directory, $".{key.FileName}.{Environment.ProcessId}-{Guid.NewGuid():N}{TempSuffix}");
+        var sw = Stopwatch.StartNew();
+        FileStream fs;
+        try
+        {
+            System.IO.Directory.CreateDirectory(Directory);
+            CleanStaleTempFiles();
+            // As in StoreAsync: CreateNew never writes through something at the temporary name; FileShare.Delete lets the
+            // open file be renamed.
+            fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.Delete, 1 << 20, FileOptions.None);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            TryDelete(temp);
+            return StoreFailed(progress, path, e, count);
+        }
+        bool published = false, producing = false;
+        try
+        {
+            // Every write to the file goes through this stream, which marks its failures (CacheWriteException), so a
+            // failing cache write is told apart from a failing shard read inside produce (the load's own error).
+            var marked = new WriteMarkingStream(fs);
+            CacheStreamWriter writer = await CacheStreamWriter.CreateAsync(marked, key, fingerprint, dtype, shape, count, classNames, _options, path, progress,
+                cancellationToken).ConfigureAwait(false);
+            producing = true;
+            await produce(writer, cancellationToken).ConfigureAwait(false);
+            producing = false;
+            string checksum = writer.Checksum ?? throw new InvalidOperationException("Internal error: the streamed cache file was not completed; please report this.");
+            fs.Flush(flushToDisk: true);
+            long bytes = Publish(fs, temp, path, checksum);
+            await fs.DisposeAsync().ConfigureAwait(false);
+            published = true;
+            progress?.Report(new CacheProgress(CachePhase.Stored, path, count, count));
+            _logger.LogInformation("Cache stored (streamed): {Path} ({Count} examples, {Bytes} bytes) in {Ms} ms", path, count, bytes, sw.ElapsedMilliseconds);
+            return new CacheStoreResult(true, path, "stored", bytes);
+        }
+        catch (Exception e) when (e is CacheWriteException || (!producing && e is IOException or UnauthorizedAccessException))
+        {
+            return StoreFailed(progress, path, e is CacheWriteException ? e.InnerException! : e, count);
+        }
+        finally
+        {
+            if (!published)
+            {
+                // The file is abandoned: closing it must not replace the error that ended the write (a full disk fails the flush too).
+                try { fs.Dispose(); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+                TryDelete(temp);
+            }
+        }
+    }
+
+    private CacheStoreResult StoreFailed(IProgress<CacheProgress>? progress, string path, Exception e, long count)
+    {
+        string detail = $"{path}: could not write the cache ({e.GetType().Name}: {e.Message}); continuing without a cache. Set {DirectoryVariable} to a writable folder or turn caching off.";
+        _logger.LogWarning("{Detail}", detail);
+        progress?.Report(new CacheProgress(CachePhase.StoreFailed, path, 0, count));
+        return new CacheStoreResult(false, path, detail);
+    }
+
+    /// <summary>A failed write to a cache file being streamed (the inner exception says why).</summary>
+    internal sealed class CacheWriteException(Exception inner) : IOException(inner.Message, inner);
+
+    /// <summary>Forwards to the temporary file and wraps its IO failures in <see cref="CacheWriteException"/>.</summary>
+    private sealed class WriteMarkingStream(FileStream inner) : Stream
+    {
+        public override bool CanRead => false;
+        public override bool CanSeek => inner.CanSeek;
+        public override bool CanWrite => true;
+        public override long Length => inner.Length;
+        public override long Position { get => inner.Position; set => inner.Position = value; }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => inner.Seek(offset, origin);
+        public override void SetLength(long value) => Mark(() => inner.SetLength(value));
+        public override void Flush() => Mark(inner.Flush);
+        public override Task FlushAsync(CancellationToken cancellationToken)
+        {
+            Flush();
+            return Task.CompletedTask;
+        }
+        public override void Write(byte[] buffer, int offset, int count) => Mark(() => inner.Write(buffer, offset, count));
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            try { inner.Write(buffer); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new CacheWriteException(e); }
+        }
+        // Writes complete synchronously (into the file's buffer, then the page cache), so the streaming writer stays on its
+        // own thread (see TfdsRecordPipeline.StreamAsync).
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            Write(buffer.AsSpan(offset, count));
+            return Task.CompletedTask;
+        }
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            Write(buffer.Span);
+            return ValueTask.CompletedTask;
+        }
+        protected override void Dispose(bool disposing) { } // the owner disposes the file
+
+        private static void Mark(Action a)
+        {
+            try { a(); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new CacheWriteException(e); }
+        }
+
     }
 
     /// <summary>Deletes temporary files left by killed writers that are older than <see cref="ParquetCacheOptions.StaleTempAge"/>;

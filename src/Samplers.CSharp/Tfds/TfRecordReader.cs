@@ -47,7 +47,16 @@ internal sealed class TfRecordReader : IDisposable
     /// <exception cref="DataFormatException">The path is not a regular file (a FIFO, whose open would block; a device
     /// such as <c>/dev/zero</c>, which never ends; a directory): checked before the open and again on the opened handle.</exception>
     public TfRecordReader(string path)
-        : this(SafeFile.OpenRead(path, "TFRecord file", SafeFile.Unbounded, bufferSize: 1, FileOptions.SequentialScan), path, leaveOpen: false)
+        : this(path, DefaultWindow)
+    {
+    }
+
+    /// <summary>Opens <paramref name="path"/> for sequential reading with a read window of <paramref name="windowBytes"/>
+    /// (smaller when many files are open at once; the window still grows to hold a larger record).</summary>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="DataFormatException">The path is not a regular file (checked as by the other constructor).</exception>
+    public TfRecordReader(string path, int windowBytes)
+        : this(SafeFile.OpenRead(path, "TFRecord file", SafeFile.Unbounded, bufferSize: 1, FileOptions.SequentialScan), path, leaveOpen: false, windowBytes)
     {
     }
 
@@ -56,10 +65,12 @@ internal sealed class TfRecordReader : IDisposable
     /// record lengths; otherwise offsets count from where reading starts.</param>
     /// <param name="filePath">The name used in error messages.</param>
     /// <param name="leaveOpen">Whether disposing the reader leaves the stream open.</param>
+    /// <param name="windowBytes">The initial read window (it grows to hold a larger record).</param>
     /// <exception cref="ArgumentNullException">A null argument.</exception>
     /// <exception cref="ArgumentException">The stream is not readable.</exception>
-    public TfRecordReader(Stream stream, string filePath, bool leaveOpen = false)
+    public TfRecordReader(Stream stream, string filePath, bool leaveOpen = false, int windowBytes = DefaultWindow)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(windowBytes, HeaderBytes);
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(filePath);
         if (!stream.CanRead) throw new ArgumentException("The stream must be readable.", nameof(stream));
@@ -75,7 +86,7 @@ internal sealed class TfRecordReader : IDisposable
         {
             _fileLength = -1;
         }
-        _buf = ArrayPool<byte>.Shared.Rent(DefaultWindow);
+        _buf = ArrayPool<byte>.Shared.Rent(windowBytes);
     }
 
     /// <summary>The file name used in messages.</summary>

@@ -8,7 +8,8 @@ namespace Samplers.Tfds;
 /// <summary>
 /// Loads a TFDS-prepared dataset into one columnar <see cref="ExampleTable"/>: the catalog resolves the dataset and
 /// each split spec, the Parquet cache is tried, and on a miss the TFRecord shards are read, parsed and decoded in
-/// parallel, checked against <c>shardLengths</c>, and the complete table is stored in the cache.
+/// parallel, checked against <c>shardLengths</c>, and the complete table is stored in the cache. A fixed-shape table
+/// with the cache on is streamed instead: decoded row group by row group straight into the cache file, then mapped.
 /// </summary>
 /// <remarks>
 /// <para>Order: each entry of <see cref="TfdsLoadOptions.Splits"/> is read as its own TFDS dataset, in TFDS's
@@ -35,6 +36,10 @@ public static class TfdsLoader
     /// holds values of another type or shape than <c>features.json</c> declares, an image that fails to decode (the
     /// message names the file and the record's <c>tfds_id</c>), or a shard holding another number of records than <c>shardLengths</c> says.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    /// <exception cref="InsufficientMemoryException">The table must be built in memory (it cannot stream to the cache file:
+    /// ragged examples, a preprocess without an identity, caching off, <see cref="TableBacking.Memory"/>) and would not fit
+    /// the memory the process may use; thrown before any record is decoded, the message says why and what to change
+    /// (docs/MAPPED.md, "Beyond RAM from the first load").</exception>
     public static async Task<TfdsLoadResult> LoadAsync(TfdsLoadOptions options, IProgress<LoadProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -69,14 +74,62 @@ public static class TfdsLoader
             cacheDetail = hit.Detail;
         }
 
+        // First load of a fixed-shape table with the cache on: decode straight into the cache file, row group by row group,
+        // then map it (or read it, for Table = Memory): the table is never whole in memory (docs/MAPPED.md).
+        string? noStream = WhyNotStreamed(plan, entry, preprocess);
+        bool store = entry is not null;
+        if (noStream is null && entry is not null)
+        {
+            if (options.Table == TableBacking.Memory)
+                LoadMemory.CheckFits(plan, plan.CachePreprocessed, "TfdsLoadOptions.Table is Memory, which asks for every row in memory",
+                    "set TfdsLoadOptions.Table to Mapped or Auto (the table is then streamed to the cache file and mapped)");
+            progress?.Report(new LoadProgress(LoadPhase.StoringCache, 0, plan.Total, Detail: entry.Path));
+            var cacheProgress = progress is null ? null : new CacheProgressAdapter(progress, plan.Total);
+            CacheStoreResult streamed = await entry.Cache.StoreStreamingAsync(entry.Key, entry.Fingerprint, plan.StoredDType, plan.StoredShape, (int)plan.Total,
+                plan.ClassNames, (writer, ct) => TfdsRecordPipeline.StreamAsync(plan, plan.CachePreprocessed, writer, progress, ct), cacheProgress, cancellationToken).ConfigureAwait(false);
+            if (streamed.Stored)
+            {
+                logger.LogInformation("Decoded {Dataset} {Splits} from TFRecords into the cache {Path}: {Count} examples in {Ms} ms",
+                    plan.Builder.FullName, string.Join(",", options.Splits), streamed.Path, plan.Total, sw.ElapsedMilliseconds);
+                CacheLoadResult back = await entry.Cache.TryLoadAsync(entry.Key, entry.Fingerprint, MappedCache.ForLoad(options.Table),
+                    new CacheExpectation(plan.StoredDType, plan.StoredShape, plan.ClassNames), null, cancellationToken).ConfigureAwait(false);
+                if (back.IsHit)
+                {
+                    progress?.Report(new LoadProgress(LoadPhase.Done, back.Table!.Count, plan.Total));
+                    return plan.Result(back.Table!, false, entry.Path, $"{cacheDetail}; stored {streamed.Path} ({streamed.Bytes} bytes)");
+                }
+                // Replaced or deleted by another process in between (cache clear): decode again, into memory.
+                logger.LogWarning("{Path}: the cache file just written could not be read back ({Detail}); decoding again into memory", entry.Path, back.Detail);
+                noStream = $"the cache file just written could not be read back ({back.Detail})";
+            }
+            else
+            {
+                noStream = $"the cache file could not be written ({streamed.Detail})";
+                store = false;
+            }
+            cacheDetail = noStream;
+        }
+
         // Fused (decode and preprocess in one worker) unless the decoded examples are what the cache must store.
         bool fuse = plan.Fused is not null && (plan.CachePreprocessed || entry is null);
-        ExampleTable table = await TfdsRecordPipeline.DecodeAsync(plan, fuse, progress, cancellationToken).ConfigureAwait(false);
+        if (noStream is not null) LoadMemory.CheckFits(plan, fuse, noStream, TodoFor(plan, entry, preprocess, store));
+        ExampleTable table;
+        try
+        {
+            table = await TfdsRecordPipeline.DecodeAsync(plan, fuse, progress, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OutOfMemoryException e) when (e is not InsufficientMemoryException)
+        {
+            // The estimate above said it fits, but the heap ran out (fragmentation, other allocations): say so plainly.
+            throw new InsufficientMemoryException($"{plan.Builder.FullName} [{string.Join(", ", options.Splits)}]: the process ran out of memory while decoding " +
+                $"the table into memory ({plan.Total} examples, about {LoadMemory.Estimate(plan, fuse) >> 20} MiB estimated, {LoadMemory.Available() >> 20} MiB left now). " +
+                $"It is built in memory because {noStream}. To load it: {TodoFor(plan, entry, preprocess, store)}; or select fewer examples; or give the process more memory.", e);
+        }
         logger.LogInformation("Decoded {Dataset} {Splits} from TFRecords: {Count} examples in {Ms} ms",
             plan.Builder.FullName, string.Join(",", options.Splits), table.Count, sw.ElapsedMilliseconds);
 
         string? cachePath = null;
-        if (entry is not null)
+        if (entry is not null && store)
         {
             cachePath = entry.Path;
             progress?.Report(new LoadProgress(LoadPhase.StoringCache, 0, plan.Total, Detail: cachePath));
@@ -99,6 +152,30 @@ public static class TfdsLoader
         if (preprocess is not null && !fuse) table = await ApplyAsync(table, preprocess, options, cancellationToken).ConfigureAwait(false);
         progress?.Report(new LoadProgress(LoadPhase.Done, table.Count, plan.Total));
         return plan.Result(table, false, cachePath, cacheDetail);
+    }
+
+    /// <summary>Why this load cannot stream its table to the cache file (a clause for messages), or null when it can.</summary>
+    private static string? WhyNotStreamed(LoadPlan plan, TfdsCacheEntry? entry, IExamplePreprocessor? preprocess)
+    {
+        if (entry is null) return "caching is off (TfdsLoadOptions.UseCache is false or SAMPLERS_NO_CACHE is set), and the streamed table is the cache file";
+        if (preprocess is not null && !plan.CachePreprocessed)
+            return "the preprocess declares no identity (IExamplePreprocessor.Identity), so the cache holds the decoded examples and the preprocess runs on the whole table in memory";
+        if (Array.Exists(plan.StoredShape, d => d < 0))
+            return $"its examples are ragged (shape [{string.Join(", ", plan.StoredShape)}]) and a streamed cache file holds one fixed shape";
+        if (plan.Total == 0) return "it has no examples";
+        return null;
+    }
+
+    /// <summary>What the user can change so the load streams (a clause for messages).</summary>
+    private static string TodoFor(LoadPlan plan, TfdsCacheEntry? entry, IExamplePreprocessor? preprocess, bool storeWorks)
+    {
+        if (entry is null) return "turn the cache on (TfdsLoadOptions.UseCache, SAMPLERS_NO_CACHE unset): a fixed-shape table is then streamed to the cache file and mapped";
+        if (!storeWorks) return "make the cache directory writable, or choose another (TfdsLoadOptions.CacheDir or SAMPLERS_CACHE_DIR)";
+        if (preprocess is not null && !plan.CachePreprocessed)
+            return "give the preprocess an identity (IExamplePreprocessor.Identity; the built-in ImagePreprocessing ones have one), so its output is streamed to the cache file and mapped";
+        if (Array.Exists(plan.StoredShape, d => d < 0))
+            return "add a preprocess with an identity that gives every example one shape (e.g. ImagePreprocessing.Resize(224, 224)), so the resized table is streamed to the cache file and mapped";
+        return "load it again (the cache file may have been replaced meanwhile)";
     }
 
     private static Task<ExampleTable> ApplyAsync(ExampleTable table, IExamplePreprocessor preprocess, TfdsLoadOptions options, CancellationToken ct) =>
