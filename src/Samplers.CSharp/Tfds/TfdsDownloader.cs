@@ -442,7 +442,12 @@ public static class TfdsDownloader
         for (int page = 0; page < MaxListingPages; page++)
         {
             string url = $"{baseUrl}?prefix={Uri.EscapeDataString(prefix)}&delimiter=%2F" + (marker is null ? "" : "&marker=" + Uri.EscapeDataString(marker));
-            byte[] xml = await fetcher.GetBytesAsync(url, BodyKind.Xml, ct, Math.Min(MaxListingPageBytes, MaxListingBytes - listed), "a bucket listing page").ConfigureAwait(false)
+            // The page bound, or what is left of the listing's total when that is less (the message then names the total).
+            long budget = Math.Min(MaxListingPageBytes, MaxListingBytes - listed);
+            string what = budget < MaxListingPageBytes
+                ? $"the rest of the bucket listing (at most {MaxListingBytes} bytes over all its pages; the {page} pages before took {listed})"
+                : "a bucket listing page";
+            byte[] xml = await fetcher.GetBytesAsync(url, BodyKind.Xml, ct, budget, what).ConfigureAwait(false)
                 ?? throw new DownloadException($"{url}: 404 Not Found: the bucket at {baseUrl} cannot be listed, so the version of '{spec.Name}' cannot be found. Give an exact version (name:x.y.z).", url, HttpStatusCode.NotFound);
             XDocument doc;
             try { doc = XDocument.Parse(Encoding.UTF8.GetString(xml)); }
