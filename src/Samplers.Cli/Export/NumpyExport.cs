@@ -111,11 +111,31 @@ internal static class NumpyExport
                 shape[0] = n;
                 for (int d = 0; d < exampleShape.Length; d++) shape[d + 1] = exampleShape[d];
                 var w = new NpyWriter(s, table.DType, shape);
-                for (int i = 0; i < n; i++)
+                if (table.Mapped is not null && !table.IsRagged)
                 {
-                    if ((i & 255) == 0) cancellationToken.ThrowIfCancellationRequested();
-                    w.Write(table.GetExample(Row(i)));
+                    // A mapped table: rows go through the gather path, which checks before each block of rows that the
+                    // cache file was not changed in place (another program truncating it would make a plain read of the
+                    // mapping kill the process with SIGBUS, and a write into it would export other bytes).
+                    const int Block = 256;
+                    int stride = table.ExampleBytes;
+                    var rowsBlock = new int[Block];
+                    var buffer = new byte[(long)Block * stride <= Array.MaxLength ? Block * stride : stride];
+                    int per = buffer.Length / Math.Max(1, stride);
+                    for (int i = 0; i < n; i += per)
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                        int count = Math.Min(per, n - i);
+                        for (int k = 0; k < count; k++) rowsBlock[k] = Row(i + k);
+                        Gather.Rows(table, rowsBlock.AsSpan(0, count), buffer.AsSpan(0, count * stride));
+                        w.Write(buffer.AsSpan(0, count * stride));
+                    }
                 }
+                else
+                    for (int i = 0; i < n; i++)
+                    {
+                        if ((i & 255) == 0) cancellationToken.ThrowIfCancellationRequested();
+                        w.Write(table.GetExample(Row(i)));
+                    }
                 w.Complete();
             }),
             ("y", s =>
