@@ -36,6 +36,7 @@ for i in $(seq "$trials"); do
   [ "$d" = "$ref" ] && ok || bad "build kill $i: digest $d after the kill, reference $ref"
 done
 
+echo "campaign: part 1 done at ${SECONDS} s" >&2
 # 2. two builders at once
 for i in $(seq "$trials"); do
   c="$work/cache2"; rm -rf "$c"
@@ -46,6 +47,7 @@ for i in $(seq "$trials"); do
   cli cache "${args[@]}" verify --cache-dir "$c" >/dev/null 2>&1 && ok || bad "concurrent $i: the result does not verify"
 done
 
+echo "campaign: part 2 done at ${SECONDS} s" >&2
 # 3. damaged cache files: truncated, a flipped byte, zero-filled, emptied
 c="$work/cache3"; rm -rf "$c"; cli cache "${args[@]}" build --cache-dir "$c" >/dev/null 2>&1
 good=$(ls "$c"/*.parquet); cp "$good" "$work/good.parquet"
@@ -66,6 +68,7 @@ for i in $(seq "$trials"); do
   cli cache "${args[@]}" verify --cache-dir "$c" >/dev/null 2>&1 && ok || bad "damage $i: the rebuilt cache does not verify"
 done
 
+echo "campaign: part 3 done at ${SECONDS} s" >&2
 # 4. kill -9 during downloads from a loopback bucket, then a complete run
 bucket="$work/bucket/datasets/synthetic_digits"; mkdir -p "$bucket"; cp -r data/synthetic_digits/1.0.0 "$bucket/"
 port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()")
@@ -83,5 +86,62 @@ for i in $(seq "$trials"); do
   [ -z "$left" ] && ok || bad "download kill $i: left $left"
 done
 
-echo "fault campaign: $((trials * 4)) trials ($trials each: cache-build kills, concurrent builders, damaged caches, download kills): $pass passed, $fail failed"
+kill "$server_pid" 2>/dev/null; server_pid=""
+
+echo "campaign: part 4 done at ${SECONDS} s" >&2
+# 5. a mapped cache changed in place under a reader: export of 1000 planned batches (40 rows each, through the mapped
+# table's gather, which checks the file before each block of rows) while the file gets 4 KiB of random bytes written
+# into it (dd conv=notrunc) or is truncated to half and grown back to its size. The run must either finish with the
+# reference's bytes or fail with exit 2 naming the cache file; never exit 0 with other bytes, never crash (134, 135, 139).
+c="$work/cache5"; rm -rf "$c"; cli cache "${args[@]}" build --cache-dir "$c" >/dev/null 2>&1
+good=$(ls "$c"/*.parquet); cp "$good" "$work/good5.parquet"
+xargs5=(--cache-dir "$c" --table mapped -c 10 -e 4 --seed 3 --batches 0:1000 -q)
+cli export "${args[@]}" "${xargs5[@]}" --out "$work/ref5.npz" >/dev/null 2>&1 || { echo "campaign: reference export failed" >&2; exit 1; }
+same5=0; refused5=0
+for i in $(seq "$trials"); do
+  cp "$work/good5.parquet" "$good"; rm -f "$work/out5.npz"
+  size=$(stat -c %s "$good")
+  cli export "${args[@]}" "${xargs5[@]}" --out "$work/out5.npz" >/dev/null 2>"$work/err5" & pid=$!
+  sleep "$(pause 1200)"
+  if [ $((i % 2)) -eq 0 ]; then
+    dd if=/dev/urandom of="$good" bs=4096 count=1 seek=$((RANDOM % (size / 4096))) conv=notrunc status=none
+  else
+    truncate -s $((size / 2)) "$good"; truncate -s "$size" "$good"
+  fi
+  wait "$pid"; rc=$?
+  if [ $rc -eq 0 ]; then
+    cmp -s "$work/out5.npz" "$work/ref5.npz" && { ok; same5=$((same5 + 1)); } || bad "mapped change $i: exit 0 but the export differs from the reference"
+  elif [ $rc -eq 2 ] && grep -qF "$good" "$work/err5"; then ok; refused5=$((refused5 + 1))
+  else bad "mapped change $i: exit $rc ($(head -c 300 "$work/err5"))"
+  fi
+done
+
+echo "campaign: part 5 done at ${SECONDS} s (mapped changes: $same5 finished with the reference bytes, $refused5 refused with exit 2)" >&2
+# 6. FIFOs where the product reads files: each file of the dataset, the cache file and its .verified stamp replaced by a
+# named pipe (mkfifo: opening it for reading would block until a writer comes). Metadata, labels and shards: exit 2
+# naming the file within `timeout 60`, no cache file written. The cache file and the stamp: treated as absent (a miss,
+# an unstamped file), so the run rebuilds or re-verifies, prints the reference digest and has replaced the FIFO by a
+# regular file (a rename, never a write into the pipe).
+c6="$work/cache6"; rm -rf "$c6"; cli cache "${args[@]}" build --cache-dir "$c6" >/dev/null 2>&1
+cache6=$(ls "$c6"/*.parquet)
+for i in $(seq "$trials"); do
+  for f in dataset_info.json features.json label.labels.txt synthetic_digits-train.tfrecord-00001-of-00002; do
+    d6="$work/data6"; rm -rf "$d6" "$work/cache6b"; mkdir -p "$d6/synthetic_digits"; cp -r data/synthetic_digits/1.0.0 "$d6/synthetic_digits/"
+    p="$d6/synthetic_digits/1.0.0/$f"; rm "$p"; mkfifo "$p"
+    timeout 60 dotnet src/Samplers.Cli/bin/Release/net10.0/Samplers.Cli.dll plan synthetic_digits --data-dir "$d6" --cache-dir "$work/cache6b" --digest -c 4 -e 2 -s 20 >/dev/null 2>"$work/err6"; rc=$?
+    if [ $rc -ne 2 ] || ! grep -qF "$p" "$work/err6"; then bad "fifo $i $f: exit $rc ($(head -c 300 "$work/err6"))"; continue; fi
+    ls "$work/cache6b"/*.parquet >/dev/null 2>&1 && { bad "fifo $i $f: a cache file was written"; continue; }
+    ok
+  done
+  for which in cache stamp; do
+    target=$cache6; [ "$which" = stamp ] && target="$cache6.verified"
+    rm -f "$target"; mkfifo "$target"
+    d=$(timeout 60 dotnet src/Samplers.Cli/bin/Release/net10.0/Samplers.Cli.dll plan "${args[@]}" --cache-dir "$c6" --digest -c 4 -e 2 -s 20 2>"$work/err6"); rc=$?
+    if [ $rc -ne 0 ] || [ "$d" != "$ref" ]; then bad "fifo $i $which: exit $rc, digest $d ($(head -c 300 "$work/err6"))"; continue; fi
+    [ -f "$target" ] && [ ! -p "$target" ] && ok || bad "fifo $i $which: the FIFO was not replaced by a regular file"
+  done
+done
+
+echo "campaign: part 6 done at ${SECONDS} s" >&2
+echo "fault campaign: $((trials * 11)) trials ($trials each: cache-build kills, concurrent builders, damaged caches, download kills, mapped changes; 6 FIFO placements x $trials): $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

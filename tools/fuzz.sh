@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-300}; shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(tfrecord example features-json dataset-info-json image parquet-page npy-header)
+[ ${#targets[@]} -gt 0 ] || targets=(tfrecord example features-json dataset-info-json image parquet-page npy-header labels-file verify-stamp)
 command -v afl-fuzz >/dev/null || { echo "fuzz: afl-fuzz not found (apt-get install afl++)" >&2; exit 1; }
 WORK=${WORK:-$(mktemp -d)}
 sharpfuzz=$(command -v sharpfuzz || true)

@@ -9,7 +9,7 @@ namespace Samplers.Cli;
 
 /// <summary>The command tree (one registration list) and what happens before a command runs: a command line the parser
 /// refuses ends with one line and a hint, never the whole help.</summary>
-internal sealed partial class CliApp(TextWriter output, TextWriter error, bool interactive)
+internal sealed partial class CliApp(TextWriter output, TextWriter error, bool interactive, Termination? termination = null)
 {
     /// <summary>Every command, in the order of the help. A new command is one file under Commands/ and one line here.</summary>
     private static readonly Func<CliShared, Command>[] Commands =
@@ -24,7 +24,7 @@ internal sealed partial class CliApp(TextWriter output, TextWriter error, bool i
         ImportCommand.Build,
     ];
 
-    private readonly CliShared _shared = new(output, error, interactive);
+    private readonly CliShared _shared = new(output, error, interactive, termination);
 
     public RootCommand BuildRoot()
     {
@@ -56,7 +56,10 @@ internal sealed partial class CliApp(TextWriter output, TextWriter error, bool i
             if (c.Json) OutputWriter.TryWriteLine(output, System.Text.Json.JsonSerializer.Serialize(new { error = problem, kind = "usage error", type = "ParseError", exitCode = Program.ExitUsage }, CliContext.JsonOptions));
             return Program.ExitUsage;
         }
-        return parsed.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+        // System.CommandLine's own signal handling is off (ProcessTerminationTimeout = null): after its two seconds it would
+        // return from Main while the command still runs. Termination cancels the command's token and waits for it instead.
+        var config = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null };
+        return parsed.InvokeAsync(config, termination?.Token ?? CancellationToken.None).GetAwaiter().GetResult();
     }
 
     /// <summary>The standard help, then "Examples:" and the command's examples.</summary>

@@ -7,7 +7,7 @@ namespace Samplers.Cli;
 
 /// <summary>What every command shares: the writers, the common options, the dataset argument (defaulting to the embedded
 /// dataset), loading, and running an action under the error policy.</summary>
-internal sealed class CliShared(TextWriter output, TextWriter error, bool interactive)
+internal sealed class CliShared(TextWriter output, TextWriter error, bool interactive, Termination? termination = null)
 {
     /// <summary>The dataset committed under data/ in the repository (and packed with the tool).</summary>
     public const string EmbeddedDataset = "synthetic_digits";
@@ -77,13 +77,20 @@ internal sealed class CliShared(TextWriter output, TextWriter error, bool intera
         return cmd;
     }
 
-    /// <summary>Runs an action under <see cref="ErrorPolicy"/>.</summary>
+    /// <summary>Runs an action under <see cref="ErrorPolicy"/>. After SIGINT or SIGTERM (<see cref="Termination"/>) whatever
+    /// ends the action (the cancellation itself, or an error it caused, such as a download cut short) is reported as one line,
+    /// <c>samplers: cancelled: stopped by SIGTERM</c>, with exit 130 or 143.</summary>
     public Func<ParseResult, CancellationToken, Task<int>> Guarded(Func<ParseResult, CliContext, CancellationToken, Task<int>> action) => async (r, ct) =>
     {
         var c = Context(r);
         try
         {
             return await action(r, c, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (termination is { ExitCode: int code, SignalName: string signal })
+        {
+            if (!termination.TryClaimReport()) return code; // the forced exit is reporting it
+            return ErrorPolicy.Report(c.Out, c.Err, ErrorPolicy.Cancelled(code, signal), e, c.Json, c.Verbose, c.CommandPath);
         }
         catch (Exception e)
         {

@@ -8,7 +8,8 @@ internal sealed record Failure(int ExitCode, string Kind, string Message);
 /// <summary>
 /// The tool's one error policy. Exit 1: the command line is wrong (the tool's own checks, and library argument errors
 /// about a setting the user gave as an option). Exit 2: the data or a file is wrong (<see cref="SamplersDataException"/>
-/// and subclasses, IO errors, cancellation). Exit 3: anything else is a bug in the tool or the library and says so.
+/// and subclasses, IO errors, a cancellation without a signal). Exit 130/143: SIGINT/SIGTERM stopped the command (see
+/// <see cref="Termination"/>). Exit 3: anything else is a bug in the tool or the library and says so.
 /// </summary>
 internal static class ErrorPolicy
 {
@@ -33,6 +34,12 @@ internal static class ErrorPolicy
         // (Data the loader refuses reaches here as a SamplersDataException: see CliShared.LoadAsync.)
         _ => new(Program.ExitInternal, "internal error", $"{e.GetType().FullName}: {e.Message}"),
     };
+
+    /// <summary>A run stopped by a signal: exit 130 (SIGINT) or 143 (SIGTERM), reported as one line without a stack trace.</summary>
+    public static Failure Cancelled(int exitCode, string signal) => new(exitCode, "cancelled", $"stopped by {signal}");
+
+    /// <summary>True for the exit codes of a signal (<see cref="Program.ExitInterrupted"/>, <see cref="Program.ExitTerminated"/>).</summary>
+    public static bool IsSignal(int exitCode) => exitCode is Program.ExitInterrupted or Program.ExitTerminated;
 
     /// <summary>A data error's message for the tool: its facts, then its hints in the tool's options, one per kind and only
     /// those that apply: no "pass --data-dir" when --data-dir was given, no "add --download" when it was (the download's
@@ -71,7 +78,9 @@ internal static class ErrorPolicy
         // The message may quote the data (a feature key, a file name): its control characters are escaped (the JSON writer
         // escapes its own).
         string line = TerminalText.Escape(WithHint($"samplers: {f.Kind}: {f.Message}", Hint(f, commandPath, verbose)), keepLineBreaks: true);
-        if (verbose && e is not null) line += Environment.NewLine + e;
+        // A cancellation is no error to debug: never a stack trace, with --verbose neither.
+        // The trace repeats the messages (data's text included): escaped too.
+        if (verbose && e is not null && !IsSignal(f.ExitCode)) line += Environment.NewLine + TerminalText.Escape(e.ToString(), keepLineBreaks: true);
         bool toErr = OutputWriter.TryWriteLine(error, line);
         if (json)
         {

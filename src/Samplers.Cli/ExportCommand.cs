@@ -49,7 +49,7 @@ internal static class ExportCommand
             IReadOnlyList<string> members;
             try
             {
-                members = NumpyExport.Write(data.Table, path, exportOptions);
+                members = NumpyExport.Write(data.Table, path, exportOptions, ct);
             }
             catch (Exception x) when (x is IOException or UnauthorizedAccessException)
             {

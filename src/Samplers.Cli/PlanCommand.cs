@@ -35,7 +35,7 @@ internal static class PlanCommand
             var (start, end) = CommonOptions.ParseRange(r.GetValue(batches), sampler.Count, "--batches");
             if (r.GetValue(digest))
             {
-                string d = sampler.DigestPlans(firstEpoch, epochCount, start, end);
+                string d = sampler.DigestPlans(firstEpoch, epochCount, start, end, ct);
                 if (c.Json)
                     c.WriteJson(new
                     {

@@ -13,10 +13,19 @@ internal static class Program
     public const int ExitInternal = 3;
     /// <summary>Exit code: standard output's reader went away (a broken pipe, as in <c>samplers plan | head</c>): 128 + SIGPIPE, as the shell reports a tool SIGPIPE ended.</summary>
     public const int ExitBrokenPipe = 141;
+    /// <summary>Exit code: SIGINT (Ctrl+C) stopped the command: 128 + 2, as the shell reports a process SIGINT ended.</summary>
+    public const int ExitInterrupted = 130;
+    /// <summary>Exit code: SIGTERM stopped the command: 128 + 15, as the shell reports a process SIGTERM ended.</summary>
+    public const int ExitTerminated = 143;
 
-    /// <summary>Runs the tool; the exit code is 0 on success, 1 on a usage error, 2 on a data or output error, 141 on a broken pipe, 3 on a bug.</summary>
-    public static int Main(string[] args) =>
-        Run(args, StandardOutput(), Console.Error, interactive: !Console.IsErrorRedirected);
+    /// <summary>Runs the tool; the exit code is 0 on success, 1 on a usage error, 2 on a data or output error, 141 on a broken pipe,
+    /// 130 after SIGINT, 143 after SIGTERM, 3 on a bug.</summary>
+    public static int Main(string[] args)
+    {
+        // Signals are handled here, for the real process only (tests run Program.Run in-process, many at once).
+        using var termination = Termination.Install(Console.Error);
+        return Run(args, StandardOutput(), Console.Error, interactive: !Console.IsErrorRedirected, termination);
+    }
 
     /// <summary>Console.Out, except that on Unix stdout redirected to a pipe is written through its file descriptor: the console
     /// stream drops writes to a closed pipe silently (so <c>samplers plan | head</c> would compute every plan and exit 0),
@@ -41,7 +50,8 @@ internal static class Program
     /// <param name="output">Standard output: results.</param>
     /// <param name="error">Standard error: errors, progress lines and warnings.</param>
     /// <param name="interactive">True when stderr is a terminal: progress bars (drawn on stderr) instead of plain lines.</param>
-    public static int Run(string[] args, TextWriter output, TextWriter error, bool interactive = false)
+    /// <param name="termination">SIGINT/SIGTERM handling (null: none; <see cref="Main"/> installs it).</param>
+    public static int Run(string[] args, TextWriter output, TextWriter error, bool interactive = false, Termination? termination = null)
     {
         ArgumentNullException.ThrowIfNull(args);
         // The tool ships the JPEG codec; register it explicitly rather than rely on loading it by name.
@@ -52,7 +62,7 @@ internal static class Program
         var e = new OutputWriter(error, "standard error");
         try
         {
-            return new CliApp(o, e, interactive).Run(args);
+            return new CliApp(o, e, interactive, termination).Run(args);
         }
         catch (OutputException x)
         {

@@ -55,9 +55,11 @@ internal static class ShowCommand
             int id = r.GetValue(batch);
             if (id < 0 || id >= sampler.Count) throw new UsageException($"--batch must be in [0, {sampler.Count}) for this sampler, but was {id}.");
             using Batch b = sampler.GenerateBatchAt(e, id);
+            ct.ThrowIfCancellationRequested();
             BatchGridImage grid = aug is null
                 ? BatchGrid.Render(b, sampler.ClassNames)
                 : BatchGrid.RenderWithViews(b, ImageAugmenter.SimClr(side, side), k, sampler.ClassNames);
+            ct.ThrowIfCancellationRequested(); // rendering a large grid takes a moment; nothing is written yet
             BatchGrid.WritePng(path, grid);
             int classes = grid.Cells.Select(x => x.GridRow).Distinct().Count();
             if (c.Json)

@@ -27,6 +27,40 @@ public static class SamplerAudit
         return Core.PlanDigest.Compute(sampler.Planner, sampler.Seed, firstEpoch, epochs, startBatch, endBatch - startBatch);
     }
 
+    /// <summary><see cref="DigestPlans(MultiShotMemorySampler, int, int, int, int)"/> that stops between batches when
+    /// <paramref name="cancellationToken"/> is cancelled (a range of many epochs takes minutes). The same digest: the same
+    /// plans (<see cref="Core.Planner.Fill"/>) added in the same order as <see cref="Core.PlanDigest.Compute"/> adds them.</summary>
+    /// <param name="sampler">The sampler whose plans are digested; its epoch counter is not changed.</param>
+    /// <param name="firstEpoch">The first epoch.</param>
+    /// <param name="epochs">Epochs to digest, at least 1.</param>
+    /// <param name="startBatch">The first batch id of each epoch.</param>
+    /// <param name="endBatch">One past the last batch id of each epoch.</param>
+    /// <param name="cancellationToken">Checked every 256 batches.</param>
+    /// <exception cref="ArgumentOutOfRangeException">As the other overload.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    public static string DigestPlans(this MultiShotMemorySampler sampler, int firstEpoch, int epochs, int startBatch, int endBatch, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sampler);
+        _ = sampler.Plans(firstEpoch, epochs, startBatch, endBatch);
+        if (!cancellationToken.CanBeCanceled) return Core.PlanDigest.Compute(sampler.Planner, sampler.Seed, firstEpoch, epochs, startBatch, endBatch - startBatch);
+        var planner = sampler.Planner;
+        int size = planner.Config.BatchSize;
+        var indices = new int[size];
+        var ordinals = new int[size];
+        using var digest = new Core.PlanDigest();
+        long done = 0;
+        int lastEpoch = (int)((long)firstEpoch + epochs - 1);
+        for (long e = firstEpoch; e <= lastEpoch; e++)
+            for (int b = startBatch; b < endBatch; b++)
+            {
+                if ((done++ & 255) == 0) cancellationToken.ThrowIfCancellationRequested();
+                var key = new Core.PlanKey(sampler.Seed, (int)e, b);
+                planner.Fill(key, indices, ordinals);
+                digest.Add(key, planner.Config.GlobalBatchId(b), indices, ordinals);
+            }
+        return digest.Finish();
+    }
+
     /// <summary>Runs <paramref name="epochs"/> epochs through the indexer as a training loop would (every batch of the current
     /// epoch in order, disposed, then <see cref="MultiShotMemorySampler.OnEpochEnd"/>), and reports what was drawn: rows and
     /// visits per class, balance statistics, examples seen and the plan digest of every batch served.</summary>

@@ -50,6 +50,6 @@ public sealed class SamplerReport
     public BalanceSummary Balance { get; }
 
     /// <summary>SHA-256 over the canonical bytes of every batch served, equal to
-    /// <see cref="SamplerAudit.DigestPlans"/> over the same epochs and all batches.</summary>
+    /// <see cref="SamplerAudit.DigestPlans(MultiShotMemorySampler, int, int, int, int)"/> over the same epochs and all batches.</summary>
     public string PlanDigest { get; }
 }

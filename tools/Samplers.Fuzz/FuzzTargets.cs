@@ -2,6 +2,7 @@ using System.Text;
 using Samplers.Cache;
 using Samplers.Cli.Export;
 using Samplers.Imaging;
+using Samplers;
 using Samplers.Tfds;
 
 namespace Samplers.Fuzz;
@@ -15,7 +16,7 @@ namespace Samplers.Fuzz;
 public static class FuzzTargets
 {
     /// <summary>Target names, as given on the command line and as corpus folder names.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["tfrecord", "example", "features-json", "dataset-info-json", "image", "parquet-page", "npy-header"];
+    public static IReadOnlyList<string> Names { get; } = ["tfrecord", "example", "features-json", "dataset-info-json", "image", "parquet-page", "npy-header", "labels-file", "verify-stamp"];
 
     /// <summary>Runs target <paramref name="name"/> on <paramref name="data"/>; returns normally for accepted input
     /// and for documented refusals.</summary>
@@ -33,6 +34,8 @@ public static class FuzzTargets
                 case "image": Image(data); break;
                 case "parquet-page": ParquetPage(data); break;
                 case "npy-header": NpyHeader(data); break;
+                case "labels-file": LabelsFile(data); break;
+                case "verify-stamp": Stamp(data); break;
                 default: throw new ArgumentException($"Unknown fuzz target '{name}'; targets: {string.Join(", ", Names)}.", nameof(name));
             }
         }
@@ -121,6 +124,59 @@ public static class FuzzTargets
         using var handle = File.OpenHandle(PageFile);
         var builder = ExampleTableBuilder.Fixed(DType.UInt8, [8], 4);
         PlainPageReader.TryReadFixed(handle, 0, data.Length, 0, 4, builder, PageFile);
+    }
+
+    /// <summary>A version folder whose features.json declares one ClassLabel 'label' without inline names and without a
+    /// class count (numClasses 0: any number of names is accepted), so its names come from <c>label.labels.txt</c>.</summary>
+    private static readonly Lazy<string> LabelsDir = new(() =>
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"samplers-fuzz-labels-{Environment.ProcessId}");
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, "features.json"),
+            "{\"pythonClassName\": \"tensorflow_datasets.core.features.features_dict.FeaturesDict\", \"featuresDict\": {\"features\": {" +
+            "\"label\": {\"pythonClassName\": \"tensorflow_datasets.core.features.class_label_feature.ClassLabel\", \"classLabel\": {\"numClasses\": \"0\"}}}}}");
+        return dir;
+    });
+
+    /// <summary>The labels file reader (FeaturesJson's ClassLabel names from <c>&lt;feature&gt;.labels.txt</c>, through
+    /// SafeFile): names are accepted or refused as a data error. Accepted names must be what TFDS would read: one per
+    /// non-empty line, trimmed, none empty, none with a line feed, no two alike.</summary>
+    private static void LabelsFile(ReadOnlySpan<byte> data)
+    {
+        File.WriteAllBytes(Path.Combine(LabelsDir.Value, "label.labels.txt"), data.ToArray());
+        var specs = Samplers.Tfds.FeaturesJson.Load(LabelsDir.Value);
+        var names = specs.Single(f => f.Key == "label").ClassNames ?? throw new InvalidOperationException("the ClassLabel has no names");
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (string n in names)
+        {
+            if (n.Length == 0 || n.Contains('\n') || n != n.Trim()) throw new InvalidOperationException($"accepted class name '{n}' is empty, untrimmed or spans lines");
+            if (!seen.Add(n)) throw new InvalidOperationException($"accepted class name '{n}' twice");
+        }
+    }
+
+    private static readonly string StampTarget = Path.Combine(Path.GetTempPath(), $"samplers-fuzz-stamp-{Environment.ProcessId}.parquet");
+
+    /// <summary>The identity and checksum the stamp target compares with (those of the seed <c>corpus/verify-stamp/valid</c>).</summary>
+    internal static readonly FileIdentity StampIdentity = new(2049, 1234567, 3437368, 1764547200123456789, 1764547200987654321);
+
+    internal const string StampChecksum = "0123456789abcdef";
+
+    /// <summary>The verification stamp reader (<c>VerifyStamp.Matches</c>, through SafeFile): any bytes give true or false,
+    /// never an exception; true only for exactly the stamp of the identity and checksum compared with (in UTF-8, or in a
+    /// Unicode encoding announced by its byte order mark).</summary>
+    private static void Stamp(ReadOnlySpan<byte> data)
+    {
+        File.WriteAllBytes(VerifyStamp.PathOf(StampTarget), data.ToArray());
+        bool matches = VerifyStamp.Matches(StampTarget, StampIdentity, StampChecksum);
+        string expected = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"samplers-verified-v1\ndevice={StampIdentity.Device}\ninode={StampIdentity.Inode}\nsize={StampIdentity.Size}\nmtime_ns={StampIdentity.MtimeNs}\nctime_ns={StampIdentity.CtimeNs}\nchecksum={StampChecksum}\n");
+        // The stamp is read as text (SafeFile.ReadAllText), which honours a byte order mark: the expected text in UTF-8, or
+        // after the BOM of UTF-8, UTF-16 or UTF-32, is the same stamp. Nothing else may match.
+        bool same = data.SequenceEqual(Encoding.UTF8.GetBytes(expected));
+        foreach (var enc in new Encoding[] { Encoding.UTF8, Encoding.Unicode, Encoding.BigEndianUnicode, Encoding.UTF32 })
+            same |= data.SequenceEqual([.. enc.GetPreamble(), .. enc.GetBytes(expected)]);
+        if (matches != same)
+            throw new InvalidOperationException($"the stamp {(matches ? "matched" : "did not match")} although its bytes {(matches ? "differ from" : "equal")} the expected stamp");
     }
 
     /// <summary>The .npy writer's inputs: a dtype, a shape and strings taken from the bytes. Bad inputs must be

@@ -3,7 +3,7 @@ using Samplers.Fuzz;
 // Usage:
 //   Samplers.Fuzz <target>                   run under afl-fuzz (SharpFuzz's AFL loop; the input comes from AFL)
 //   Samplers.Fuzz <target> --replay <dir>    run every file of <dir> through the target in-process (no AFL)
-// Targets: tfrecord, example, features-json, dataset-info-json, image, parquet-page, npy-header.
+// Targets: tfrecord, example, features-json, dataset-info-json, image, parquet-page, npy-header, labels-file, verify-stamp.
 if (args.Length == 0 || !FuzzTargets.Names.Contains(args[0]))
 {
     Console.Error.WriteLine($"usage: Samplers.Fuzz <target> [--replay <dir>]; targets: {string.Join(", ", FuzzTargets.Names)}");

@@ -51,7 +51,12 @@ internal sealed class HttpFetcher : IDatasetSource
         for (int page = 0; page < TfdsDownloader.MaxListingPages; page++)
         {
             string url = $"{_baseUrl}?prefix={Uri.EscapeDataString(prefix)}&delimiter=%2F" + (marker is null ? "" : "&marker=" + Uri.EscapeDataString(marker));
-            byte[] xml = await GetBytesAsync(url, BodyKind.Xml, ct, Math.Min(TfdsDownloader.MaxListingPageBytes, TfdsDownloader.MaxListingBytes - listed), "a bucket listing page").ConfigureAwait(false)
+            // The page bound, or what is left of the listing's total when that is less (the message then names the total).
+            long budget = Math.Min(TfdsDownloader.MaxListingPageBytes, TfdsDownloader.MaxListingBytes - listed);
+            string what = budget < TfdsDownloader.MaxListingPageBytes
+                ? $"the rest of the bucket listing (at most {TfdsDownloader.MaxListingBytes} bytes over all its pages; the {page} pages before took {listed})"
+                : "a bucket listing page";
+            byte[] xml = await GetBytesAsync(url, BodyKind.Xml, ct, budget, what).ConfigureAwait(false)
                 ?? throw new DownloadException($"{url}: 404 Not Found: the bucket at {_baseUrl} cannot be listed, so the version under {prefix} cannot be found. Give an exact version (name:x.y.z).", url, HttpStatusCode.NotFound);
             XDocument doc;
             try { doc = XDocument.Parse(Encoding.UTF8.GetString(xml)); }

@@ -67,8 +67,9 @@ internal static class NumpyExport
     /// <exception cref="DataFormatException">The rows written have different shapes (a ragged table whose rows differ): they cannot form one array.</exception>
     /// <remarks><paramref name="path"/> may be a regular file (replaced atomically through a temporary file), a symbolic
     /// link (its target is replaced the same way; the link stays), or a FIFO or character device such as <c>/dev/stdout</c>
-    /// (written directly, never replaced). A failed export leaves no temporary file.</remarks>
-    public static IReadOnlyList<string> Write(ExampleTable table, string path, NumpyExportOptions? options = null)
+    /// (written directly, never replaced). A failed or cancelled export leaves no temporary file.</remarks>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (checked every 256 rows).</exception>
+    public static IReadOnlyList<string> Write(ExampleTable table, string path, NumpyExportOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(table);
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -110,7 +111,31 @@ internal static class NumpyExport
                 shape[0] = n;
                 for (int d = 0; d < exampleShape.Length; d++) shape[d + 1] = exampleShape[d];
                 var w = new NpyWriter(s, table.DType, shape);
-                for (int i = 0; i < n; i++) w.Write(table.GetExample(Row(i)));
+                if (table.Mapped is not null && !table.IsRagged)
+                {
+                    // A mapped table: rows go through the gather path, which checks before each block of rows that the
+                    // cache file was not changed in place (another program truncating it would make a plain read of the
+                    // mapping kill the process with SIGBUS, and a write into it would export other bytes).
+                    const int Block = 256;
+                    int stride = table.ExampleBytes;
+                    var rowsBlock = new int[Block];
+                    var buffer = new byte[(long)Block * stride <= Array.MaxLength ? Block * stride : stride];
+                    int per = buffer.Length / Math.Max(1, stride);
+                    for (int i = 0; i < n; i += per)
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                        int count = Math.Min(per, n - i);
+                        for (int k = 0; k < count; k++) rowsBlock[k] = Row(i + k);
+                        Gather.Rows(table, rowsBlock.AsSpan(0, count), buffer.AsSpan(0, count * stride));
+                        w.Write(buffer.AsSpan(0, count * stride));
+                    }
+                }
+                else
+                    for (int i = 0; i < n; i++)
+                    {
+                        if ((i & 255) == 0) cancellationToken.ThrowIfCancellationRequested();
+                        w.Write(table.GetExample(Row(i)));
+                    }
                 w.Complete();
             }),
             ("y", s =>
@@ -129,15 +154,25 @@ internal static class NumpyExport
             }));
         foreach (var (name, values) in extra) members.Add((name, s => NpyWriter.Write(s, values)));
 
+        cancellationToken.ThrowIfCancellationRequested(); // before the folder or the archive exists
         if (options.Folder)
         {
             Directory.CreateDirectory(path);
-            foreach (var (name, write) in members) NpzWriter.WriteFolderFile(Path.Combine(path, name + ".npy"), write);
+            foreach (var (name, write) in members)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                NpzWriter.WriteFolderFile(Path.Combine(path, name + ".npy"), write);
+            }
         }
         else
         {
             using var npz = new NpzWriter(path, options.Compress);
-            foreach (var (name, write) in members) npz.Add(name, write);
+            foreach (var (name, write) in members)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                npz.Add(name, write);
+            }
+            cancellationToken.ThrowIfCancellationRequested();
             npz.Complete();
         }
         return members.Select(m => m.Name).ToArray();

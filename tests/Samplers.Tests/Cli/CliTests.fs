@@ -219,6 +219,12 @@ let libraryTests =
             use d = new PlanDigest()
             for p in plans do d.Add p
             Expect.equal (s.DigestPlans(2, 2, 1, 3)) (d.Finish()) "the digest of exactly the plans Plans returns"
+            // The cancellable overload (its own loop over the planner) gives the same digest; a cancelled token stops it.
+            use cts = new Threading.CancellationTokenSource()
+            Expect.equal (s.DigestPlans(2, 2, 1, 3, cts.Token)) (s.DigestPlans(2, 2, 1, 3)) "with a token: the same digest"
+            Expect.equal (s.DigestPlans(0, 3, 0, s.Count, cts.Token)) (s.DigestPlans(0, 3, 0, s.Count)) "with a token, whole epochs: the same digest"
+            cts.Cancel()
+            throwsWith<OperationCanceledException> (fun () -> s.DigestPlans(0, 3, 0, s.Count, cts.Token) |> ignore) "cancelled" |> ignore
             Expect.equal s.Epoch 0 "previewing does not advance the epoch"
             for bad in [ (fun () -> s.Plans(0, 1, 0, s.Count + 1) |> ignore); (fun () -> s.Plans(0, 1, 3, 2) |> ignore); (fun () -> s.Plans(-1, 1, 0, 1) |> ignore); (fun () -> s.DigestPlans(0, 0, 0, 1) |> ignore) ] do
                 throwsWith<ArgumentOutOfRangeException> bad "refused eagerly" |> ignore

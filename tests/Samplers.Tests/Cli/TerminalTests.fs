@@ -179,6 +179,26 @@ let escapeTests =
             let names = [ for c in (json out).GetProperty("classes").EnumerateArray() -> c.GetProperty("name").GetString() ]
             Expect.equal names (List.ofArray evilNames) "the JSON holds the names exactly"
 
+        testCase "--verbose: the library's log lines and the stack trace are escaped like every other text from the data" <| fun () ->
+            use t = new TempDir()
+            let data = Path.Combine(t.Path, "data")
+            writeEvil data
+            // The log lines quote the cache path: a cache folder named with a title sequence and a bell.
+            let cache = Path.Combine(t.Path, "c\u001b]0;PWNED\u0007")
+            let code, _, err = cli [ "run"; "evil"; "--data-dir"; data; "--cache-dir"; cache; "--splits"; "train"; "-s"; "5"; "--verbose" ]
+            Expect.equal code 0 $"run: {err}"
+            Expect.stringContains err "information: Cache stored: " "a log line"
+            Expect.stringContains err "c\\x1b]0;PWNED\\x07" "the path, escaped"
+            noControls err "run --verbose, stderr"
+            // A data error with --verbose: the message and the trace after it quote the class names of the labels file.
+            let labels = Path.Combine(data, "evil", "1.0.0", "label.labels.txt")
+            File.WriteAllText(labels, String.Join("\n", Array.append evilNames[0..3] [| evilNames[0] |]) + "\n")
+            let code, _, err = cli [ "run"; "evil"; "--data-dir"; data; "--cache-dir"; cache; "--splits"; "train"; "--verbose" ]
+            Expect.equal code 2 $"a duplicated class name is a data error: {err}"
+            Expect.stringContains err "zero\\x1b]0;PWNED\\x07' appears twice" "the message names the class, escaped"
+            Expect.stringContains err "   at " "the stack trace is printed"
+            noControls err "data error with --verbose, stderr"
+
         testCase "TerminalText.Escape: C0, DEL and C1 as \\xHH; line feeds kept only when asked" <| fun () ->
             Expect.equal (Samplers.Cli.TerminalText.Escape "a\u001bb\u007f\u0085\t\n") "a\\x1bb\\x7f\\x85\\x09\\x0a" "all escaped"
             Expect.equal (Samplers.Cli.TerminalText.Escape("a\u001b\n", keepLineBreaks = true)) "a\\x1b\n" "line feed kept"

@@ -633,6 +633,37 @@ let tests =
             expectContains e.Message "more than the 16777216 bytes a bucket listing page may have"
             expectNoVersionDir f
 
+        testCase "listing: pages under 16 MiB each whose sum passes 64 MiB are refused at the total (about 70 MiB moved)" <| fun () ->
+            use f = new Fixture()
+            // Page k answers the marker of page k - 1 with the next marker; each is 15 MiB of XML (whitespace between the
+            // elements); the ninth would end the listing with a version, so without the total bound the download succeeds.
+            let pageBytes = 15 <<< 20
+            let page (k: int) (last: bool) =
+                let truncated = if last then "false" else "true"
+                let entry = if last then "1.0.0" else $"0.0.{k}"
+                let xml =
+                    $"<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><IsTruncated>{truncated}</IsTruncated>" +
+                    $"<NextMarker>datasets/toy/{k:D4}/</NextMarker><CommonPrefixes><Prefix>datasets/toy/{entry}/</Prefix></CommonPrefixes>"
+                let body = Array.create pageBytes (byte ' ')
+                let head = Encoding.UTF8.GetBytes xml
+                let tail = Encoding.UTF8.GetBytes "</ListBucketResult>"
+                Array.blit head 0 body 0 head.Length
+                Array.blit tail 0 body (pageBytes - tail.Length) tail.Length
+                body
+            f.Server.Behave <- fun r _ ->
+                if r.Path <> "" then Serve
+                else
+                    let m = RegularExpressions.Regex.Match(r.Query, @"marker=datasets/toy/(\d{4})/")
+                    let k = if m.Success then int m.Groups[1].Value + 1 else 1
+                    Body("application/xml", page k (k >= 9))
+            let e = failsWith<DownloadException> (f.Request("toy")) "listing over the total"
+            expectContains e.Message "at most 67108864 bytes over all its pages"
+            expectContains e.Message "the 4 pages before took 62914560"
+            let listings = f.Server.Requests |> List.filter (fun r -> r.Path = "")
+            Expect.equal listings.Length 5 "four pages read, the fifth refused by its length"
+            Expect.isFalse (f.Server.Requests |> List.exists isShard) "nothing downloaded"
+            expectNoVersionDir f
+
         testCase "credentials in the base URL are refused up front, naming the option, without the secret" <| fun () ->
             use f = new Fixture()
             let url = f.Server.Url.Replace("http://", "http://user:s3cr3t@")
