@@ -187,7 +187,7 @@ let escapeTests =
             let cache = Path.Combine(t.Path, "c\u001b]0;PWNED\u0007")
             let code, _, err = cli [ "run"; "evil"; "--data-dir"; data; "--cache-dir"; cache; "--splits"; "train"; "-s"; "5"; "--verbose" ]
             Expect.equal code 0 $"run: {err}"
-            Expect.stringContains err "information: Cache stored: " "a log line"
+            Expect.stringContains err "information: Cache stored" "a log line"
             Expect.stringContains err "c\\x1b]0;PWNED\\x07" "the path, escaped"
             noControls err "run --verbose, stderr"
             // A data error with --verbose: the message and the trace after it quote the class names of the labels file.

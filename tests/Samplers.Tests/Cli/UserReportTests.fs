@@ -79,7 +79,7 @@ let progressTests =
             Expect.isTrue ((json out).GetProperty("steps").GetInt32() = 3) "stdout parses as the metrics"
             Expect.stringContains err "loading synthetic_digits" "loading announced on stderr"
             Expect.stringContains err "epoch 1: loss" "the epoch line on stderr"
-            Expect.stringContains err "baseline: training" "the baseline's training announced"
+            Expect.stringContains err "baseline: the same network on uniformly random batches" "the baseline's training announced"
             let code, out, err = run [ "--quiet" ]
             Expect.equal code 0 $"exit 0 with --quiet: {err}"
             Expect.equal err "" "nothing on stderr with --quiet"
