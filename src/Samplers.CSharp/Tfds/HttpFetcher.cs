@@ -467,7 +467,7 @@ internal sealed class HttpFetcher : IDatasetSource
     /// <summary>The length of the part file to resume from: 0 when there is none, or when the name holds anything but a
     /// regular file (a symbolic link planted there would make the resume append to its target; a FIFO would block),
     /// which is deleted so the download starts over into a fresh file.</summary>
-    private static long PartLength(string part)
+    internal static long PartLength(string part)
     {
         var info = new FileInfo(part);
         if (info.LinkTarget is null && FileKind.Of(part) is FileKindValue.Regular or FileKindValue.Unknown) return info.Length;

@@ -70,6 +70,13 @@ internal sealed class ObjectStoreSource(IObjectStore store, ObjectStoreLocation 
         }
     }
 
+    // The ETag kept beside a part file (a few dozen bytes; 4 KiB bound); anything unreadable means "origin unknown".
+    private static string? ReadTag(string tag)
+    {
+        try { return File.Exists(tag) ? SafeFile.ReadAllText(tag, 4096, "part file's ETag record") : null; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or DataFormatException) { return null; }
+    }
+
     public async Task<bool> GetFileAsync(string url, string destination, string displayName, BodyKind kind, Action<string>? verify, CancellationToken ct, long? maxBytes = null)
     {
         string key = KeyOf(url);
@@ -81,8 +88,10 @@ internal sealed class ObjectStoreSource(IObjectStore store, ObjectStoreLocation 
         bool announced = false;
         for (int attempt = 1; ; attempt++)
         {
-            long have = File.Exists(part) ? new FileInfo(part).Length : 0;
-            string? partTag = have > 0 && File.Exists(tag) ? File.ReadAllText(tag) : null;
+            // The part and ETag files follow the downloader's rules (docs/ROBUSTNESS.md): a part file that is not a regular
+            // file (a planted link) is deleted, never appended to; the ETag file is read through SafeFile, bounded.
+            long have = HttpFetcher.PartLength(part);
+            string? partTag = have > 0 ? ReadTag(tag) : null;
             if (have > 0 && partTag is null) { Restart(); have = 0; } // bytes of unknown origin: never resume from them
             Count(have);
             string? failure;
@@ -113,11 +122,19 @@ internal sealed class ObjectStoreSource(IObjectStore store, ObjectStoreLocation 
                     if (!announced && total is long t) { progress?.AddExpected(t); announced = true; }
                     string? dir = Path.GetDirectoryName(part);
                     if (dir is not null) Directory.CreateDirectory(dir);
-                    if (have == 0) File.WriteAllText(tag, read.ETag ?? "");
+                    if (have == 0)
+                    {
+                        // Rule 2 (a name chosen inside a folder): temp + rename, a link planted at the name is replaced.
+                        OutputTarget.ReplaceInFolder(tag, s => s.Write(System.Text.Encoding.UTF8.GetBytes(read.ETag ?? "")));
+                        HttpFetcher.TryDelete(part);
+                    }
                     try
                     {
-                        using (var file = new FileStream(part, have > 0 ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+                        // A fresh part file is created with O_EXCL; a resumed one must still be a regular file once open.
+                        using (var file = new FileStream(part, have > 0 ? FileMode.Append : FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
                         {
+                            if (have > 0 && !FileKind.IsReadable(FileKind.OfHandle(file.SafeFileHandle)))
+                                throw new DataFormatException($"{part}: the part file to resume is {FileKind.Describe(FileKind.OfHandle(file.SafeFileHandle))}, not a regular file; delete it and run again.", part);
                             await CopyAsync(url, read.Body, file, have, read.From + read.Length, total ?? maxBytes, Count, ct).ConfigureAwait(false);
                             await file.FlushAsync(ct).ConfigureAwait(false);
                             file.Flush(flushToDisk: true);

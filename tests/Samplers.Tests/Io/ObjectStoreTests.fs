@@ -182,6 +182,41 @@ let tests =
             let lists = server.Requests |> List.filter (fun r -> r.Query.Contains "list-type=2")
             Expect.equal lists.Length 2 "stopped at the second page"
 
+        testCase "links planted at a part file and its ETag record are replaced, never written through; the copy still equals the bucket" <| fun () ->
+            use root = new TempDir()
+            let version = Path.Combine(root.Path, "b", "p", "synthetic_digits", "1.0.0")
+            Directory.CreateDirectory version |> ignore
+            for f in Directory.GetFiles(digits ()) do File.Copy(f, Path.Combine(version, Path.GetFileName f))
+            use server = new Server(root.Path)
+            use cache = new TempDir()
+            let store = ObjectStoreOptions(Endpoint = server.Url, Anonymous = true, CopyDir = Path.Combine(cache.Path, "copy"))
+            let o = samplerOptions "s3://b/p" (Path.Combine(cache.Path, "c1")) store
+            let digest, bytes = fingerprint o
+            // Where the copy went; then start again from a download in progress whose part files are links to victims.
+            let copied = Directory.GetDirectories(Path.Combine(cache.Path, "copy"), "1.0.0", SearchOption.AllDirectories) |> Array.exactlyOne
+            Directory.Delete(copied, true)
+            let temp = copied + ".incomplete-download"
+            Directory.CreateDirectory temp |> ignore
+            // Shard 0: a part file linked to a victim, with an ETag record that matches what the server sends (this test
+            // server sends none, so an empty record): a resume would append the object's bytes to the victim.
+            let shard0 = "synthetic_digits-train.tfrecord-00000-of-00002"
+            let victimPart = Path.Combine(cache.Path, "victim-part")
+            let emptyTag = Path.Combine(cache.Path, "victim-empty-etag")
+            File.WriteAllText(victimPart, "keep me")
+            File.WriteAllText(emptyTag, "")
+            File.CreateSymbolicLink(Path.Combine(temp, shard0 + ".part"), victimPart) |> ignore
+            File.CreateSymbolicLink(Path.Combine(temp, shard0 + ".etag.part"), emptyTag) |> ignore
+            // Shard 1: only the ETag record is a link: a fresh fetch would write the ETag through it.
+            let shard1 = "synthetic_digits-train.tfrecord-00001-of-00002"
+            let victimTag = Path.Combine(cache.Path, "victim-etag")
+            File.WriteAllText(victimTag, "keep me too")
+            File.CreateSymbolicLink(Path.Combine(temp, shard1 + ".etag.part"), victimTag) |> ignore
+            let digest2, bytes2 = fingerprint (samplerOptions "s3://b/p" (Path.Combine(cache.Path, "c2")) store)
+            Expect.equal (File.ReadAllText victimPart) "keep me" "the part file's link target is untouched"
+            Expect.equal (File.ReadAllText emptyTag) "" "the first ETag record's link target is untouched"
+            Expect.equal (File.ReadAllText victimTag) "keep me too" "the second ETag record's link target is untouched"
+            Expect.equal digest2 digest "plan digest"
+            Expect.equal bytes2 bytes "batch bytes"
         testCase "a body cut mid-transfer is resumed from its part file with a range; an object replaced meanwhile is fetched again whole" <| fun () ->
             use root = new TempDir()
             let version = Path.Combine(root.Path, "b", "p", "synthetic_digits", "1.0.0")
