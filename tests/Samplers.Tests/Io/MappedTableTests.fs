@@ -179,9 +179,13 @@ let tests =
                 let idx = Array.init 256 (fun i -> i * 7 % 300)
                 let dest = Array.zeroCreate<byte> (256 * 3000)
                 for _ in 1 .. 20 do Gather.Rows(mapped, ReadOnlySpan idx, Span dest, 2) // pool the job
+                // Nothing per gather: 200 gathers may allocate less than one 24-byte object each. Not exactly 0: queueing
+                // work to the thread pool can grow its queue (a new segment, about 1.3 KB, on the caller) when its threads
+                // are busy, as on a loaded CI machine; that is the pool's, once, not the gather's, per batch.
                 let before = GC.GetAllocatedBytesForCurrentThread()
-                for _ in 1 .. 20 do Gather.Rows(mapped, ReadOnlySpan idx, Span dest, 2)
-                Expect.equal (GC.GetAllocatedBytesForCurrentThread() - before) 0L "a split gather allocates nothing once warm"
+                for _ in 1 .. 200 do Gather.Rows(mapped, ReadOnlySpan idx, Span dest, 2)
+                let allocated = GC.GetAllocatedBytesForCurrentThread() - before
+                Expect.isLessThan allocated 4096L $"a split gather allocates nothing per batch once warm ({allocated} bytes over 200)"
             testCase "a bad row in a helper's part fails the gather with the error one thread gives" <| fun () ->
                 let memory = fixedTable DType.UInt8 [| 3000 |] 300 (64L * 1024L) false 3
                 let idx = Array.init 64 (fun i -> if i = 60 then 300 else i)
