@@ -2,7 +2,7 @@
 
 A worker driven over stdin by `Samplers.Bench anchors`: each line names a stage and a repeat count; the worker
 runs the stage that many times and prints the median and the best time in seconds. Set-up (tables, temp files)
-happens once per stage, before the first timed run. It uses numpy only (Debian's python3-numpy) and installs nothing.
+happens once per stage, before the first timed run. It uses numpy (Debian's python3-numpy) and, for the SimCLR view, PIL (python3-pil); it installs nothing.
 Stages mirror what the .NET side measures, done the way a numpy user (or TensorFlow Similarity's sampler) does it.
 """
 import os
@@ -100,7 +100,66 @@ def setup_sampler(classes, per_class_count, mapped=False):
     return run
 
 
+def photo(w, h, seed):
+    # A 500x375-style RGB photo stand-in: two gradients and fine noise (the .NET side uses a similar one).
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.empty((h, w, 3), dtype=np.uint8)
+    img[..., 0] = (xx * 255 // max(1, w - 1)).astype(np.uint8)
+    img[..., 1] = (yy * 255 // max(1, h - 1)).astype(np.uint8)
+    img[..., 2] = rng.integers(0, 256, size=(h, w), dtype=np.uint8)
+    return img
+
+
+def setup_simclr():
+    # A SimCLR view as a PIL user writes it (torchvision's RandomResizedCrop, RandomHorizontalFlip, ColorJitter(0.8, 0.8,
+    # 0.8, 0.2) with p 0.8 in random order, RandomGrayscale(0.2), then ToTensor's float32 / 255), on one core.
+    import math
+    from PIL import Image, ImageEnhance
+    src = Image.fromarray(photo(500, 375, 3), "RGB")
+    rnd = random.Random(1)
+    log_lo, log_hi = math.log(3 / 4), math.log(4 / 3)
+
+    def hue(img, delta):
+        h, s, v = img.convert("HSV").split()
+        shifted = (np.asarray(h, dtype=np.uint8).astype(np.int16) + int(delta * 255)) % 256
+        return Image.merge("HSV", (Image.fromarray(shifted.astype(np.uint8), "L"), s, v)).convert("RGB")
+
+    def run():
+        w0, h0 = src.size
+        box = (0, 0, w0, h0)
+        for _ in range(10):
+            area = w0 * h0 * rnd.uniform(0.08, 1.0)
+            ratio = math.exp(rnd.uniform(log_lo, log_hi))
+            w = int(round(math.sqrt(area * ratio)))
+            h = int(round(math.sqrt(area / ratio)))
+            if 0 < w <= w0 and 0 < h <= h0:
+                top, left = rnd.randint(0, h0 - h), rnd.randint(0, w0 - w)
+                box = (left, top, left + w, top + h)
+                break
+        view = src.resize((224, 224), Image.BICUBIC, box=box)
+        if rnd.random() < 0.5:
+            view = view.transpose(Image.FLIP_LEFT_RIGHT)
+        if rnd.random() < 0.8:
+            order = [0, 1, 2, 3]
+            rnd.shuffle(order)
+            for op in order:
+                if op == 0:
+                    view = ImageEnhance.Brightness(view).enhance(rnd.uniform(0.2, 1.8))
+                elif op == 1:
+                    view = ImageEnhance.Contrast(view).enhance(rnd.uniform(0.2, 1.8))
+                elif op == 2:
+                    view = ImageEnhance.Color(view).enhance(rnd.uniform(0.2, 1.8))
+                else:
+                    view = hue(view, rnd.uniform(-0.2, 0.2))
+        if rnd.random() < 0.2:
+            view = view.convert("L").convert("RGB")
+        return np.asarray(view, dtype=np.float32) * np.float32(1 / 255)
+    return run
+
+
 STAGES = {
+    "simclr-view": setup_simclr,
     "tensor-copy": setup_tensor,
     "gather-memory": lambda: setup_gather("memory"),
     "gather-mapped": lambda: setup_gather("mapped"),

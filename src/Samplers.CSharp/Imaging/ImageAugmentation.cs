@@ -270,36 +270,112 @@ public abstract class ImageAugmentation
 }
 
 /// <summary>A per-thread working image: float32 RGB in [0, 1], with a second buffer for steps that change the size.</summary>
+/// <remarks>The source is kept as it came (uint8 or float32, 1, 3 or 4 channels) until a step needs float pixels: a crop
+/// that runs first converts only the pixels it keeps (SimCLR keeps 8-100 % of the image), which gives the same floats as
+/// converting the whole image and then cropping. Instances are pooled (<see cref="Rent"/>/<see cref="Return"/>), so the
+/// buffers (2.25 MB for a 500x375 image) are allocated once per thread, not once per view.</remarks>
 internal sealed class ImageWork
 {
     internal float[] Buf = new float[3 * 64 * 64];
     internal float[] Tmp = new float[3 * 64 * 64];
     internal int H, W;
 
-    internal Span<float> Pixels => Buf.AsSpan(0, H * W * 3);
+    // The source while it is not yet converted (Pending): an array and offset, or a copy of a span in SrcCopy.
+    private byte[]? _src;
+    private int _srcOffset, _srcC;
+    private DType _srcType;
+    private byte[] _srcCopy = [];
+    internal bool Pending { get; private set; }
 
-    internal void Reset(int h, int w)
+    private static readonly System.Collections.Concurrent.ConcurrentBag<ImageWork> Pool = new();
+
+    /// <summary>A working image from the pool (or a new one).</summary>
+    internal static ImageWork Rent() => Pool.TryTake(out var w) ? w : new ImageWork();
+
+    /// <summary>Gives <paramref name="work"/> back; its buffers are kept for the next view. Very large ones are dropped so a
+    /// single huge image does not pin its buffers for the life of the process.</summary>
+    internal static void Return(ImageWork work)
+    {
+        work._src = null; work.Pending = false;
+        if ((long)work.Buf.Length + work.Tmp.Length + work._srcCopy.Length / 4 > 64L << 20) return;
+        Pool.Add(work);
+    }
+
+    /// <summary>The pixels as float32 RGB, converting the source first if it is still pending.</summary>
+    internal Span<float> Pixels
+    {
+        get
+        {
+            if (Pending) Materialize();
+            return Buf.AsSpan(0, H * W * 3);
+        }
+    }
+
+    private void Reset(int h, int w)
     {
         H = h; W = w;
         if (Buf.Length < h * w * 3) Buf = new float[h * w * 3];
     }
 
-    /// <summary>Loads one example (uint8 levels / 255, or float32 as is; 1 channel replicated, alpha dropped).</summary>
+    /// <summary>Loads one example (uint8 levels / 255, or float32 as is; 1 channel replicated, alpha dropped), copying the span.</summary>
     internal void Load(ReadOnlySpan<byte> x, DType dtype, int h, int w, int c)
     {
-        Reset(h, w);
-        Span<float> o = Pixels;
-        int n = h * w;
-        if (dtype == DType.UInt8)
+        if (_srcCopy.Length < x.Length) _srcCopy = new byte[x.Length];
+        x.CopyTo(_srcCopy);
+        Load(_srcCopy, 0, dtype, h, w, c);
+    }
+
+    /// <summary>Loads one example held in <paramref name="array"/> from <paramref name="offset"/>; the array must stay
+    /// unchanged until the view is finished (it is the batch being augmented).</summary>
+    internal void Load(byte[] array, int offset, DType dtype, int h, int w, int c)
+    {
+        H = h; W = w;
+        _src = array; _srcOffset = offset; _srcC = c; _srcType = dtype;
+        Pending = true;
+    }
+
+    private void Materialize()
+    {
+        Reset(H, W);
+        Convert(0, 0, H, W, Buf);
+        Pending = false;
+        _src = null;
+    }
+
+    // Converts the source window (y, x, ch, cw) to float32 RGB, row after row, into dst.
+    private void Convert(int y, int x, int ch, int cw, float[] dst)
+    {
+        int c = _srcC, srcW = W;
+        if (_srcType == DType.UInt8)
         {
-            for (int p = 0; p < n; p++)
-                for (int k = 0; k < 3; k++) o[p * 3 + k] = x[p * c + (c >= 3 ? k : 0)] / 255f;
+            ReadOnlySpan<byte> src = _src.AsSpan(_srcOffset);
+            for (int r = 0; r < ch; r++)
+            {
+                ReadOnlySpan<byte> row = src.Slice(((y + r) * srcW + x) * c, cw * c);
+                Span<float> o = dst.AsSpan(r * cw * 3, cw * 3);
+                if (c == 3)
+                {
+                    for (int k = 0; k < o.Length; k++) o[k] = row[k] / 255f;
+                }
+                else
+                {
+                    for (int p = 0; p < cw; p++)
+                        for (int k = 0; k < 3; k++) o[p * 3 + k] = row[p * c + (c >= 3 ? k : 0)] / 255f;
+                }
+            }
         }
         else
         {
-            ReadOnlySpan<float> f = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(x);
-            for (int p = 0; p < n; p++)
-                for (int k = 0; k < 3; k++) o[p * 3 + k] = f[p * c + (c >= 3 ? k : 0)];
+            ReadOnlySpan<float> src = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(_src.AsSpan(_srcOffset));
+            for (int r = 0; r < ch; r++)
+            {
+                ReadOnlySpan<float> row = src.Slice(((y + r) * srcW + x) * c, cw * c);
+                Span<float> o = dst.AsSpan(r * cw * 3, cw * 3);
+                if (c == 3) row.CopyTo(o);
+                else
+                    for (int p = 0; p < cw; p++)
+                        for (int k = 0; k < 3; k++) o[p * 3 + k] = row[p * c + (c >= 3 ? k : 0)];
+            }
         }
     }
 
@@ -308,7 +384,17 @@ internal sealed class ImageWork
     {
         int need = ch * cw * 3;
         if (Tmp.Length < need) Tmp = new float[need];
-        for (int r = 0; r < ch; r++) Buf.AsSpan(((y + r) * W + x) * 3, cw * 3).CopyTo(Tmp.AsSpan(r * cw * 3));
+        if (Pending)
+        {
+            // Only the kept window is converted: the same floats as converting everything, then cropping.
+            Convert(y, x, ch, cw, Tmp);
+            Pending = false;
+            _src = null;
+        }
+        else
+        {
+            for (int r = 0; r < ch; r++) Buf.AsSpan(((y + r) * W + x) * 3, cw * 3).CopyTo(Tmp.AsSpan(r * cw * 3));
+        }
         if (Buf.Length < oh * ow * 3) Buf = new float[oh * ow * 3];
         ImageResize.Resize<float>(Tmp.AsSpan(0, need), ch, cw, 3, Buf.AsSpan(0, oh * ow * 3), oh, ow, method, antialias: false);
         H = oh; W = ow;

@@ -140,16 +140,16 @@ public sealed class ImageAugmenter : IAugmenter
             byte[] xs = s.X, xo = o.X;
             int inBytes = h * w * c * DTypes.SizeOf(dtype), outFloats = Height * Width * 3;
             var po = new ParallelOptions { MaxDegreeOfParallelism = _parallelism };
-            Parallel.For(0, rows * views, po, () => new ImageWork(), (i, _, work) =>
+            Parallel.For(0, rows * views, po, ImageWork.Rent, (i, _, work) =>
             {
                 int v = i / rows, r = i % rows;
                 var rng = ViewStream(seed, key.Epoch, v, batchNo, r);
-                work.Load(xs.AsSpan(r * inBytes, inBytes), dtype, h, w, c);
+                work.Load(xs, r * inBytes, dtype, h, w, c);
                 Run(steps, work, ref rng);
                 var dst = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(xo.AsSpan(i * outFloats * 4, outFloats * 4));
                 Finish(work, dst);
                 return work;
-            }, _ => { });
+            }, ImageWork.Return);
         }
         catch
         {
@@ -173,11 +173,18 @@ public sealed class ImageAugmenter : IAugmenter
         if ((uint)epoch >= 1u << 24) throw new ArgumentOutOfRangeException(nameof(epoch), epoch, "ImageAugmenter keys views by epochs in [0, 2^24).");
         ArgumentOutOfRangeException.ThrowIfNegative(batchId);
         if ((uint)view >= MaxViews) throw new ArgumentOutOfRangeException(nameof(view), view, $"view must be in [0, {MaxViews}).");
-        var work = new ImageWork();
-        var rng = ViewStream(_seed ?? seed, epoch, view, (uint)batchId, row);
-        work.Load(image, DType.UInt8, height, width, channels);
-        Run(isWarmup && _warmup is not null ? _warmup : _steps, work, ref rng);
-        Finish(work, destination);
+        var work = ImageWork.Rent();
+        try
+        {
+            var rng = ViewStream(_seed ?? seed, epoch, view, (uint)batchId, row);
+            work.Load(image, DType.UInt8, height, width, channels);
+            Run(isWarmup && _warmup is not null ? _warmup : _steps, work, ref rng);
+            Finish(work, destination);
+        }
+        finally
+        {
+            ImageWork.Return(work);
+        }
     }
 
     /// <summary>The stream of view <paramref name="view"/> of row <paramref name="row"/> (docs/DETERMINISM.md, purpose 9).</summary>

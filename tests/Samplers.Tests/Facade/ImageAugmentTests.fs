@@ -86,6 +86,45 @@ let reproducible =
                     aug.AugmentImage(ReadOnlySpan(px, r * 40 * 48 * 3, 40 * 48 * 3), 40, 48, 3, Span d, 7UL, plain.Key.Epoch, plain.GlobalBatchId, r, v)
                     Expect.equal x.[(v * rows + r) * 768 .. (v * rows + r + 1) * 768 - 1] d $"view {v} of row {r}"
 
+        testCase "a crop that runs first converts only its window: grey, RGBA and float32 sources give their RGB uint8 views" <| fun () ->
+            // The working image keeps the source as it came until a step needs floats; a leading crop converts only the
+            // pixels it keeps. Each layout must give exactly the view of the same picture as RGB uint8.
+            let rgb = imageTable 12 40 48 3
+            let table (dtype: DType) (c: int) (fill: int -> int -> int -> float32) =
+                let b = ExampleTableBuilder.Fixed(dtype, ReadOnlySpan [| 40; 48; c |], 12)
+                for i in 0 .. 11 do
+                    let src = rgb.GetExample(i).ToArray()
+                    let slot = b.Slot(i)
+                    for p in 0 .. 40 * 48 - 1 do
+                        for k in 0 .. c - 1 do
+                            let v = fill (int src.[p * 3]) (int src.[p * 3 + (min k 2)]) k
+                            if dtype = DType.UInt8 then slot.[p * c + k] <- byte v
+                            else BitConverter.TryWriteBytes(slot.Slice((p * c + k) * 4, 4), v) |> ignore
+                    b.SetLabel(i, rgb.Labels.[i])
+                b.Build()
+            let view (t: ExampleTable) (steps: ImageAugmentation seq) =
+                use s = new MultiShotMemorySampler(t, SamplerOptions(ClassesPerBatch = 3, ExamplesPerClassPerBatch = 2, Seed = 9UL, Augmenter = ImageAugmenter(16, 16, steps), NumAugmentationsPerExample = 2, Warmup = 0))
+                floats (s.GenerateBatch 1)
+            let grey = table DType.UInt8 1 (fun r _ _ -> float32 r)
+            let greyAsRgb = table DType.UInt8 3 (fun r _ _ -> float32 r)
+            let rgba = table DType.UInt8 4 (fun _ v k -> if k = 3 then 77f else float32 v)
+            let f32 = table DType.Float32 3 (fun _ v _ -> float32 v / 255f)
+            for (name, steps) in [ "SimCLR", ImageAugmenter.SimClr(16, 16).Steps :> ImageAugmentation seq
+                                   "evaluation crop", ImageAugmenter.SimClr(16, 16, isTraining = false).Steps
+                                   "flip first (no crop first)", Seq.append [ ImageAugmentation.HorizontalFlip(1.0) ] (ImageAugmenter.SimClr(16, 16).Steps) ] do
+                let expected = view rgb steps
+                Expect.equal (view rgba steps) expected $"{name}: RGBA drops alpha"
+                Expect.equal (view f32 steps) expected $"{name}: float32 levels / 255"
+                Expect.equal (view grey steps) (view greyAsRgb steps) $"{name}: grey is replicated"
+            // AugmentImage (a span, copied) agrees with the batch path for a grey image.
+            let aug = ImageAugmenter.SimClr(16, 16)
+            let g = grey.GetExample(0).ToArray()
+            let d1 = Array.zeroCreate<float32> (16 * 16 * 3)
+            let d3 = Array.zeroCreate<float32> (16 * 16 * 3)
+            aug.AugmentImage(ReadOnlySpan g, 40, 48, 1, Span d1, 3UL, 0, 5, 1, 0)
+            aug.AugmentImage(ReadOnlySpan(greyAsRgb.GetExample(0).ToArray()), 40, 48, 3, Span d3, 3UL, 0, 5, 1, 0)
+            Expect.equal d1 d3 "AugmentImage: grey = its RGB"
+
         testCase "0 views (the sampler's default) makes one view" <| fun () ->
             use b = (sampler (ImageAugmenter.SimClr(8, 8)) 0 1UL).GenerateBatch 0
             Expect.equal b.Count 6 "one view per row"
