@@ -1,0 +1,132 @@
+/// Faults as a bucket really behaves: the fault-injecting proxy (tools/Samplers.FaultProxy) itself, then the S3 path
+/// (s3rver behind the proxy) under a seeded schedule of 503 SlowDown, connection resets, bodies cut short and short
+/// ranges. A failing seeded test names its seed; SAMPLERS_FAULT_SEED=<seed> replays it (docs/OBJECT_STORAGE.md "Faults").
+module Samplers.Tests.Io.FaultProxyTests
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Net
+open System.Net.Http
+open Expecto
+open Samplers
+open Samplers.FaultProxy
+open Samplers.Storage
+open Samplers.Tests.TestUtil
+open Samplers.Tests.Io.DownloadTests
+open Samplers.Tests.Io.S3Server
+open Samplers.Tests.Io.ObjectStoreTests
+
+/// The seed of the seeded tests; SAMPLERS_FAULT_SEED replays another.
+let faultSeed () =
+    match Environment.GetEnvironmentVariable "SAMPLERS_FAULT_SEED" with
+    | null | "" -> 7UL
+    | s -> UInt64.Parse s
+
+let private replay (seed: uint64) (proxy: FaultProxy) =
+    let faults = proxy.Injected |> Seq.map string |> String.concat "\n  "
+    $"fault seed {seed} (replay: SAMPLERS_FAULT_SEED={seed} dotnet run --project tests/Samplers.Tests -c Release -- --filter-test-case seeded); injected:\n  {faults}"
+
+/// The mixed schedule of the seeded tests.
+let seededSchedule seed =
+    FaultSchedule(Seed = seed, SlowDown = 0.15, Reset = 0.12, CutShort = 0.12, ShortRange = 0.4, MaxShortRangeBytes = 200_000)
+
+let private client () =
+    new HttpClient(new SocketsHttpHandler(MaxConnectionsPerServer = 1, UseProxy = false, PooledConnectionIdleTimeout = TimeSpan.FromMinutes 1.))
+
+/// Reads a response body to its end: (bytes received, the error that ended it early or null).
+let private drain (r: HttpResponseMessage) =
+    use s = r.Content.ReadAsStream()
+    use ms = new MemoryStream()
+    let err = try s.CopyTo ms; null with e -> e
+    ms.ToArray(), err
+
+let private shard0 = "synthetic_digits-train.tfrecord-00000-of-00002"
+
+/// The records of a TFRecord file in reverse order: a valid shard with the same record count and other bytes.
+let reversedRecords (bytes: byte[]) =
+    let records = ResizeArray<byte[]>()
+    let mutable at = 0
+    while at < bytes.Length do
+        let len = int (BitConverter.ToUInt64(bytes, at))
+        records.Add bytes[at .. at + 16 + len - 1]
+        at <- at + 16 + len
+    records |> Seq.rev |> Array.concat
+
+[<Tests>]
+let tests =
+    testSequenced <| testList "FaultProxy" [
+        testCase "the seeded schedule: the same seed gives the same faults whatever the order; kinds only where they apply" <| fun () ->
+            let requests =
+                [ for i in 1 .. 3000 ->
+                    let m = if i % 10 = 0 then "PUT" else "GET"
+                    ProxyRequest(m, $"/b/key{i % 97}?x-id=GetObject", (if i % 3 = 0 then "bytes=100-" else null), 1 + i / 97) ]
+            let mk seed = FaultSchedule(Seed = seed, SlowDown = 0.1, Reset = 0.1, CutShort = 0.1, ShortRange = 0.2)
+            let s = mk 42UL
+            let a = requests |> List.map s.Decide
+            Expect.equal (List.rev requests |> List.map s.Decide |> List.rev) a "same decisions in any order"
+            Expect.equal (requests |> List.map (mk 42UL).Decide) a "a new schedule with the seed"
+            Expect.notEqual (requests |> List.map (mk 43UL).Decide) a "another seed, other faults"
+            let count k = a |> List.filter (fun f -> f.Kind = k) |> List.length
+            // 3000 draws: each share within 3 points of its probability (a deterministic check: the seed is fixed).
+            Expect.isTrue (abs (float (count FaultKind.SlowDown) / 3000. - 0.1) < 0.03) $"SlowDown share {count FaultKind.SlowDown}"
+            for r, f in List.zip requests a do
+                if r.Method <> "GET" then Expect.isTrue (f.Kind = FaultKind.None || f.Kind = FaultKind.SlowDown) $"no body fault on {r}"
+                if isNull r.Range then Expect.notEqual f.Kind FaultKind.ShortRange $"no short range without a range: {r}"
+                Expect.isTrue (f.Fraction >= 0. && f.Fraction < 1.) "fraction in [0, 1)"
+            Expect.isTrue (count FaultKind.ShortRange > 0 && count FaultKind.Reset > 0 && count FaultKind.CutShort > 0) "every kind drawn"
+
+        testCase "scripted faults happen as scheduled: 503 SlowDown, a reset and a cut mid-body, a short 206; keep-alive across them" <| fun () ->
+            use root = new TempDir()
+            let data = Array.init 200_000 (fun i -> byte ((i * 7919) % 251))
+            File.WriteAllBytes(Path.Combine(root.Path, "f.bin"), data)
+            use server = new Server(root.Path)
+            let script (r: ProxyRequest) =
+                match r.Occurrence with
+                | 1 -> Nullable(Fault(FaultKind.SlowDown, 0.))
+                | 2 -> Nullable(Fault(FaultKind.Reset, 0.5))
+                | 3 -> Nullable(Fault(FaultKind.CutShort, 0.25))
+                | 4 -> Nullable(Fault(FaultKind.ShortRange, 0.1))
+                | _ -> Nullable()
+            use proxy = FaultProxy.Start(Uri server.Url, FaultSchedule(Script = Func<_, _> script, MaxShortRangeBytes = 65_536))
+            use http = client ()
+            let get (range: string) =
+                let m = new HttpRequestMessage(HttpMethod.Get, Uri(proxy.Uri, "/f.bin"))
+                if not (isNull range) then m.Headers.Range <- Headers.RangeHeaderValue.Parse range
+                http.Send(m, HttpCompletionOption.ResponseHeadersRead)
+            use r1 = get null
+            Expect.equal r1.StatusCode HttpStatusCode.ServiceUnavailable "503"
+            let body1, _ = drain r1
+            Expect.stringContains (Text.Encoding.UTF8.GetString body1) "<Code>SlowDown</Code>" "S3's error document"
+            use r2 = get null
+            Expect.equal r2.Content.Headers.ContentLength (Nullable 200_000L) "announces the whole body"
+            let got2, err2 = drain r2
+            Expect.isNotNull err2 "the reset ends the body with an error"
+            Expect.isLessThanOrEqual got2.Length 100_000 "at most half arrived"
+            use r3 = get null
+            let got3, err3 = drain r3
+            Expect.isNotNull err3 "the cut ends the body early"
+            Expect.equal got3.Length 50_000 "a normal close delivers what was sent: a quarter"
+            Expect.sequenceEqual got3 data[.. 49_999] "the bytes that arrived are the object's"
+            use r4 = get "bytes=1000-"
+            Expect.equal r4.StatusCode HttpStatusCode.PartialContent "206"
+            let k = 1 + int (0.1 * 65_536.)
+            Expect.equal (string r4.Content.Headers.ContentRange) $"bytes 1000-{1000 + k - 1}/200000" "a correct Content-Range for the shorter range"
+            let got4, err4 = drain r4
+            Expect.isNull err4 "a complete short answer"
+            Expect.sequenceEqual got4 data[1000 .. 1000 + k - 1] "the bytes of the shorter range"
+            for _ in 1 .. 3 do
+                use r = get null
+                let got, err = drain r
+                Expect.isNull err "clean"
+                Expect.sequenceEqual got data "forwarded untouched"
+            let c = proxy.Counters
+            Expect.equal (c.SlowDowns, c.Resets, c.CutShorts, c.ShortRanges) (1L, 1L, 1L, 1L) $"one of each: {c}"
+            Expect.equal (c.Requests, c.Forwarded) (7L, 6L) "the 503 is not forwarded"
+            // The 503 keeps its connection; the reset and the cut end theirs; the rest share one, although this upstream
+            // closes after every answer.
+            Expect.equal c.Connections 3L $"keep-alive: {c}"
+            Expect.equal c.UpstreamConnections 6L "one upstream connection per forwarded request (this upstream closes)"
+            Expect.equal (proxy.Injected |> Seq.map (fun f -> f.Kind) |> List.ofSeq) [ FaultKind.SlowDown; FaultKind.Reset; FaultKind.CutShort; FaultKind.ShortRange ] "the log"
+            Expect.equal (server.Requests |> List.map (fun r -> r.Range)) [ ""; ""; "bytes=1000-" + string (1000 + k - 1); ""; ""; "" ] "what the upstream saw"
+    ]
