@@ -12,6 +12,7 @@ open Expecto
 open Samplers
 open Samplers.FaultProxy
 open Samplers.Storage
+open Samplers.Tfds
 open Samplers.Tests.TestUtil
 open Samplers.Tests.Io.DownloadTests
 open Samplers.Tests.Io.S3Server
@@ -29,7 +30,7 @@ let private replay (seed: uint64) (proxy: FaultProxy) =
 
 /// The mixed schedule of the seeded tests.
 let seededSchedule seed =
-    FaultSchedule(Seed = seed, SlowDown = 0.15, Reset = 0.12, CutShort = 0.12, ShortRange = 0.4, MaxShortRangeBytes = 200_000)
+    FaultSchedule(Seed = seed, SlowDown = 0.2, Reset = 0.2, CutShort = 0.2, ShortRange = 0.5, MaxShortRangeBytes = 100_000)
 
 let private client () =
     new HttpClient(new SocketsHttpHandler(MaxConnectionsPerServer = 1, UseProxy = false, PooledConnectionIdleTimeout = TimeSpan.FromMinutes 1.))
@@ -129,4 +130,114 @@ let tests =
             Expect.equal c.UpstreamConnections 6L "one upstream connection per forwarded request (this upstream closes)"
             Expect.equal (proxy.Injected |> Seq.map (fun f -> f.Kind) |> List.ofSeq) [ FaultKind.SlowDown; FaultKind.Reset; FaultKind.CutShort; FaultKind.ShortRange ] "the log"
             Expect.equal (server.Requests |> List.map (fun r -> r.Range)) [ ""; ""; "bytes=1000-" + string (1000 + k - 1); ""; ""; "" ] "what the upstream saw"
+    
+        testCase "seeded: a bucket load through the proxy (503s, resets, cuts, short ranges) gives the local plan digest and batch bytes; each kind was injected" <| s3rverOr (fun server ->
+            server.Upload("digits", "tfds/data/synthetic_digits/1.0.0", digits ()) |> ignore
+            let seed = faultSeed ()
+            use proxy = FaultProxy.Start(Uri server.Endpoint, seededSchedule seed)
+            use cache = new TempDir()
+            let localDigest, localBytes = fingerprint (samplerOptionsFor "synthetic_digits:1.0.0" (Path.Combine(repoRoot.Value, "data")) (Path.Combine(cache.Path, "local")) null)
+            // Without a version: the prefix is listed (ListObjectsV2) through the proxy too.
+            let store = ObjectStoreOptions(Endpoint = string proxy.Uri, Anonymous = true)
+            let clock = Stopwatch.StartNew()
+            let remoteDigest, remoteBytes =
+                try fingerprint (samplerOptionsFor "synthetic_digits" "s3://digits/tfds/data" (Path.Combine(cache.Path, "remote")) store)
+                with e -> failtestf "%s\n%s" e.Message (replay seed proxy)
+            clock.Stop()
+            let c = proxy.Counters
+            eprintfn "fault seed %d: %O; %d ms" seed c clock.ElapsedMilliseconds
+            Expect.equal remoteDigest localDigest (replay seed proxy)
+            Expect.equal remoteBytes localBytes (replay seed proxy)
+            Expect.isGreaterThan c.SlowDowns 0L $"a 503 was injected: {replay seed proxy}"
+            Expect.isGreaterThan c.Resets 0L $"a reset was injected: {replay seed proxy}"
+            Expect.isGreaterThan c.CutShorts 0L $"a cut was injected: {replay seed proxy}"
+            Expect.isGreaterThan c.ShortRanges 0L $"a short range was injected: {replay seed proxy}"
+            Expect.isLessThan c.UpstreamConnections c.Forwarded "the upstream connection is kept alive between requests")
+
+        testCase "503 SlowDown on ListObjectsV2 and GetObject is retried by the SDK (standard mode): two per request, and the load still matches" <| s3rverOr (fun server ->
+            server.Upload("digits", "tfds/data/synthetic_digits/1.0.0", digits ()) |> ignore
+            let script (r: ProxyRequest) = if r.Occurrence <= 2 then Nullable(Fault(FaultKind.SlowDown, 0.)) else Nullable()
+            use proxy = FaultProxy.Start(Uri server.Endpoint, FaultSchedule(Script = Func<_, _> script))
+            use cache = new TempDir()
+            let localDigest, _ = fingerprint (samplerOptionsFor "synthetic_digits:1.0.0" (Path.Combine(repoRoot.Value, "data")) (Path.Combine(cache.Path, "local")) null)
+            let clock = Stopwatch.StartNew()
+            let digest, _ = fingerprint (samplerOptionsFor "synthetic_digits" "s3://digits/tfds/data" (Path.Combine(cache.Path, "remote")) (ObjectStoreOptions(Endpoint = string proxy.Uri, Anonymous = true)))
+            clock.Stop()
+            Expect.equal digest localDigest "plan digest"
+            let seen = proxy.Seen
+            let targets = seen |> Seq.map (fun r -> r.Method + " " + r.Target) |> Seq.distinct |> List.ofSeq
+            Expect.isTrue (targets |> List.exists (fun t -> t.Contains "list-type=2")) $"a listing went through: {targets}"
+            Expect.isTrue (targets |> List.exists (fun t -> t.Contains shard0)) "a shard went through"
+            for t in targets do
+                let n = seen |> Seq.filter (fun r -> r.Method + " " + r.Target = t) |> Seq.length
+                Expect.equal n 3 $"{t}: two 503s, then the answer"
+            eprintfn "two 503s per request: %d requests, %d SlowDowns, %d ms" (Seq.length seen) proxy.Counters.SlowDowns clock.ElapsedMilliseconds)
+
+        testCase "503 SlowDown past the retries: the CLI exits 2 with the one-line 503 error after 1 + Retries attempts" <| s3rverOr (fun server ->
+            server.Upload("digits", "p/synthetic_digits/1.0.0", digits ()) |> ignore
+            use proxy = FaultProxy.Start(Uri server.Endpoint, FaultSchedule(Seed = faultSeed (), SlowDown = 1.0))
+            use home = new TempDir()
+            let clock = Stopwatch.StartNew()
+            let code, out, err =
+                cli [ "plan"; "synthetic_digits:1.0.0"; "--data-dir"; "s3://digits/p"; "--s3-endpoint"; string proxy.Uri; "--s3-anonymous"
+                      "--cache-dir"; Path.Combine(home.Path, "c"); "--quiet" ] (noCredentials home.Path)
+            clock.Stop()
+            Expect.equal code 2 $"data error: {out} {err}"
+            Expect.equal (err.Trim().Split('\n').Length) 1 $"one line: {err}"
+            Expect.stringContains err "answered 503 SlowDown after the retries (ObjectStoreOptions.Retries); try again later" "the 503 line"
+            Expect.stringContains err "s3://digits/p/synthetic_digits/1.0.0/" "names the object"
+            let c = proxy.Counters
+            Expect.equal (c.Requests, c.SlowDowns, c.Forwarded) (5L, 5L, 0L) $"the first request, tried 1 + 4 times: {c}"
+            eprintfn "503 past the retries: %d attempts in %d ms (CLI child included)" c.Requests clock.ElapsedMilliseconds)
+
+        testCase "an object replaced between a cut and its resume: the copy holds the new object whole, never a mix" <| s3rverOr (fun server ->
+            server.Upload("digits", "p/synthetic_digits/1.0.0", digits ()) |> ignore
+            let original = File.ReadAllBytes(Path.Combine(digits (), shard0))
+            let replacement = reversedRecords original
+            Expect.notEqual replacement original "another object of the same length and record count"
+            let replace () =
+                use c = server.Client()
+                let req = Amazon.S3.Model.PutObjectRequest(BucketName = "digits", Key = "p/synthetic_digits/1.0.0/" + shard0, InputStream = new MemoryStream(replacement), UseChunkEncoding = false)
+                c.PutObjectAsync(req).GetAwaiter().GetResult() |> ignore
+            let script (r: ProxyRequest) =
+                if r.Method = "GET" && r.Target.Contains shard0 then
+                    match r.Occurrence with
+                    | 1 -> Nullable(Fault(FaultKind.Reset, 0.5))
+                    | 2 -> replace (); Nullable()
+                    | _ -> Nullable()
+                else Nullable()
+            use proxy = FaultProxy.Start(Uri server.Endpoint, FaultSchedule(Script = Func<_, _> script))
+            use cache = new TempDir()
+            let store = ObjectStoreOptions(Endpoint = string proxy.Uri, Anonymous = true, CopyDir = Path.Combine(cache.Path, "copy"))
+            use s = TFDatasetMultiShotMemorySampler.LoadAsync(samplerOptionsFor "synthetic_digits:1.0.0" "s3://digits/p" (Path.Combine(cache.Path, "c")) store).GetAwaiter().GetResult()
+            let copied = Directory.GetDirectories(Path.Combine(cache.Path, "copy"), "1.0.0", SearchOption.AllDirectories) |> Array.exactlyOne
+            Expect.sequenceEqual (File.ReadAllBytes(Path.Combine(copied, shard0))) replacement "the new object, whole"
+            let ranges = proxy.Seen |> Seq.filter (fun r -> r.Target.Contains shard0) |> Seq.map (fun r -> r.Range) |> List.ofSeq
+            Expect.equal ranges.Length 3 $"cut, resume (new ETag), again from 0: {ranges}"
+            Expect.isNull ranges[0] "first from 0"
+            Expect.stringStarts ranges[1] "bytes=" "then a resume"
+            Expect.isNull ranges[2] "then from 0 again")
+
+        testCase "cuts beyond the retries and 206s shorter than asked complete when each answer brings bytes (metadata and shards)" <| s3rverOr (fun server ->
+            server.Upload("digits", "p/synthetic_digits/1.0.0", digits ()) |> ignore
+            let shard1 = "synthetic_digits-train.tfrecord-00001-of-00002"
+            let script (r: ProxyRequest) =
+                if r.Method <> "GET" then Nullable()
+                elif r.Target.EndsWith "dataset_info.json" && r.Occurrence <= 7 then Nullable(Fault(FaultKind.CutShort, 0.5))
+                elif r.Target.Contains shard0 && r.Occurrence <= 7 then Nullable(Fault(FaultKind.CutShort, 0.3))
+                elif r.Target.Contains shard1 && isNull r.Range then Nullable(Fault(FaultKind.Reset, 0.2))
+                elif r.Target.Contains shard1 then Nullable(Fault(FaultKind.ShortRange, 0.99))
+                else Nullable()
+            use proxy = FaultProxy.Start(Uri server.Endpoint, FaultSchedule(Script = Func<_, _> script, MaxShortRangeBytes = 100_000))
+            use cache = new TempDir()
+            let localDigest, localBytes = fingerprint (samplerOptionsFor "synthetic_digits:1.0.0" (Path.Combine(repoRoot.Value, "data")) (Path.Combine(cache.Path, "local")) null)
+            let digest, bytes =
+                try fingerprint (samplerOptionsFor "synthetic_digits:1.0.0" "s3://digits/p" (Path.Combine(cache.Path, "remote")) (ObjectStoreOptions(Endpoint = string proxy.Uri, Anonymous = true)))
+                with e -> failtestf "%s\ninjected:\n  %s" e.Message (proxy.Injected |> Seq.map string |> String.concat "\n  ")
+            Expect.equal digest localDigest "plan digest"
+            Expect.equal bytes localBytes "batch bytes"
+            let c = proxy.Counters
+            Expect.isGreaterThanOrEqual c.CutShorts 14L $"seven cuts each for the metadata file and a shard: {c}"
+            Expect.isGreaterThanOrEqual c.ShortRanges 4L $"shard 1 came in short ranges: {c}"
+            Expect.equal (proxy.Seen |> Seq.filter (fun r -> r.Target.Contains shard1 && isNull r.Range) |> Seq.length) 1 "shard 1 was never started again")
     ]
