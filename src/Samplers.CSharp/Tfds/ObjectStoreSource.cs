@@ -38,6 +38,11 @@ internal sealed class ObjectStoreSource(IObjectStore store, ObjectStoreLocation 
 
     private int Attempts => 1 + Math.Max(0, options.Retries);
 
+    /// <summary>Answers per object that brought bytes but not the rest (a cut body, a 206 shorter than asked) and are
+    /// resumed without counting against the retries; past this many they count, so a store that cuts every answer
+    /// after a few bytes still ends in an error rather than an endless copy. A stall (no byte for the timeout) always counts.</summary>
+    internal const int MaxFreeResumes = 100;
+
     private string KeyOf(string url)
     {
         if (!url.StartsWith(BaseUrl + "/", StringComparison.Ordinal))
@@ -50,9 +55,9 @@ internal sealed class ObjectStoreSource(IObjectStore store, ObjectStoreLocation 
         string key = KeyOf(url);
         using var ms = new MemoryStream();
         string? eTag = null;
-        // Only answers that bring no byte count against the retries: a body cut (or a range answered short) resumes
-        // from the bytes held, as a part file does.
-        int failures = 0;
+        // A body cut (or a range answered short) resumes from the bytes held, as a part file does; answers that
+        // brought bytes count against the retries only past MaxFreeResumes.
+        int failures = 0, freeResumes = 0;
         while (true)
         {
             long have = ms.Length;
@@ -76,9 +81,10 @@ internal sealed class ObjectStoreSource(IObjectStore store, ObjectStoreLocation 
                     {
                         await CopyAsync(url, read.Body, ms, have, read.From + read.Length, total, null, ct).ConfigureAwait(false);
                         if (ms.Length >= total) return ms.ToArray();
-                        continue; // a range answered with fewer bytes than asked: ask for the rest
+                        if (ms.Length > have && ++freeResumes <= MaxFreeResumes) continue; // a range answered short: ask for the rest
+                        failure = $"{url}: the store answered the bytes from {have} with {ms.Length - have} bytes, ending before the object's {total}";
                     }
-                    catch (TransientCut) when (ms.Length > have)
+                    catch (TransientCut cut) when (!cut.Stalled && ms.Length > have && ++freeResumes <= MaxFreeResumes)
                     {
                         continue; // bytes came: resume without counting an attempt
                     }
@@ -89,7 +95,7 @@ internal sealed class ObjectStoreSource(IObjectStore store, ObjectStoreLocation 
                 }
             }
             if (++failures >= Attempts)
-                throw new DownloadException($"{failure} (gave up after {failures} attempts without progress; raise the retries or try again later).", url);
+                throw new DownloadException($"{failure} (gave up after {failures} failed attempts; raise the retries or try again later).", url);
         }
     }
 
@@ -109,8 +115,10 @@ internal sealed class ObjectStoreSource(IObjectStore store, ObjectStoreLocation 
         void Count(long onDisk) { progress?.AddDone(onDisk - counted, displayName); counted = onDisk; }
         void Restart() { HttpFetcher.TryDelete(part); HttpFetcher.TryDelete(tag); Count(0); }
         bool announced = false;
+        int freeResumes = 0;
         // An answer that brought bytes (a body cut after some, a range answered with fewer bytes than asked) is resumed
-        // without counting against the retries; only answers that bring nothing, restarts and failed checks count.
+        // without counting against the retries (up to MaxFreeResumes); answers that bring nothing, stalls, restarts and
+        // failed checks count.
         for (int attempt = 1; ; )
         {
             bool progressed = false;
@@ -183,7 +191,7 @@ internal sealed class ObjectStoreSource(IObjectStore store, ObjectStoreLocation 
                     catch (TransientCut cut)
                     {
                         failure = cut.Message; // the part file keeps what arrived: the next attempt resumes
-                        progressed = HttpFetcher.PartLength(part) > have;
+                        progressed = !cut.Stalled && HttpFetcher.PartLength(part) > have;
                     }
                     catch (DataFormatException e) when (attempt < Attempts)
                     {
@@ -203,9 +211,9 @@ internal sealed class ObjectStoreSource(IObjectStore store, ObjectStoreLocation 
                     }
                 }
             }
-            if (progressed) continue;
+            if (progressed && ++freeResumes <= MaxFreeResumes) continue;
             if (attempt >= Attempts)
-                throw new DownloadException($"{failure} (gave up after {attempt} attempt{(attempt == 1 ? "" : "s")} without progress; the part file is kept and a later run resumes it).", url);
+                throw new DownloadException($"{failure} (gave up after {attempt} failed attempt{(attempt == 1 ? "" : "s")}; the part file is kept and a later run resumes it).", url);
             attempt++;
         }
     }
@@ -246,7 +254,11 @@ internal sealed class ObjectStoreSource(IObjectStore store, ObjectStoreLocation 
     }
 
     /// <summary>A body cut or stalled mid-transfer: worth resuming.</summary>
-    private sealed class TransientCut(string message, Exception? inner = null) : Exception(message, inner);
+    private sealed class TransientCut(string message, Exception? inner = null, bool stalled = false) : Exception(message, inner)
+    {
+        /// <summary>No byte came for the timeout (as opposed to a connection cut or a body ended early).</summary>
+        public bool Stalled { get; } = stalled;
+    }
 
     /// <summary>Copies until the body ends; each read gets the timeout. Ends exactly at <paramref name="end"/> or fails.</summary>
     private async Task CopyAsync(string url, Stream body, Stream sink, long start, long end, long? limit, Action<long>? onDisk, CancellationToken ct)
@@ -264,7 +276,7 @@ internal sealed class ObjectStoreSource(IObjectStore store, ObjectStoreLocation 
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
             {
-                throw new TransientCut($"{url}: the store stopped sending for longer than the timeout of {options.Timeout.TotalSeconds:0.###} s after {at} of {end} bytes");
+                throw new TransientCut($"{url}: the store stopped sending for longer than the timeout of {options.Timeout.TotalSeconds:0.###} s after {at} of {end} bytes", stalled: true);
             }
             catch (Exception e) when (e is IOException or HttpRequestException)
             {

@@ -18,10 +18,13 @@ open Samplers.Tests.Io.DownloadTests
 open Samplers.Tests.Io.S3Server
 open Samplers.Tests.Io.ObjectStoreTests
 
+/// The seed of the seeded tests unless SAMPLERS_FAULT_SEED gives another.
+let defaultSeed = 7UL
+
 /// The seed of the seeded tests; SAMPLERS_FAULT_SEED replays another.
 let faultSeed () =
     match Environment.GetEnvironmentVariable "SAMPLERS_FAULT_SEED" with
-    | null | "" -> 7UL
+    | null | "" -> defaultSeed
     | s -> UInt64.Parse s
 
 let private replay (seed: uint64) (proxy: FaultProxy) =
@@ -134,9 +137,17 @@ let tests =
         testCase "seeded: a bucket load through the proxy (503s, resets, cuts, short ranges) gives the local plan digest and batch bytes; each kind was injected" <| s3rverOr (fun server ->
             server.Upload("digits", "tfds/data/synthetic_digits/1.0.0", digits ()) |> ignore
             let seed = faultSeed ()
-            use proxy = FaultProxy.Start(Uri server.Endpoint, seededSchedule seed)
             use cache = new TempDir()
             let localDigest, localBytes = fingerprint (samplerOptionsFor "synthetic_digits:1.0.0" (Path.Combine(repoRoot.Value, "data")) (Path.Combine(cache.Path, "local")) null)
+            // The same load through a proxy that injects nothing: the reference for the figures printed below.
+            let cleanClock = Stopwatch.StartNew()
+            let cleanCounters =
+                use clean = FaultProxy.Start(Uri server.Endpoint, FaultSchedule.Clean)
+                fingerprint (samplerOptionsFor "synthetic_digits" "s3://digits/tfds/data" (Path.Combine(cache.Path, "clean")) (ObjectStoreOptions(Endpoint = string clean.Uri, Anonymous = true))) |> ignore
+                clean.Counters
+            cleanClock.Stop()
+            eprintfn "no faults: %O; %d ms" cleanCounters cleanClock.ElapsedMilliseconds
+            use proxy = FaultProxy.Start(Uri server.Endpoint, seededSchedule seed)
             // Without a version: the prefix is listed (ListObjectsV2) through the proxy too.
             let store = ObjectStoreOptions(Endpoint = string proxy.Uri, Anonymous = true)
             let clock = Stopwatch.StartNew()
@@ -148,10 +159,13 @@ let tests =
             eprintfn "fault seed %d: %O; %d ms" seed c clock.ElapsedMilliseconds
             Expect.equal remoteDigest localDigest (replay seed proxy)
             Expect.equal remoteBytes localBytes (replay seed proxy)
-            Expect.isGreaterThan c.SlowDowns 0L $"a 503 was injected: {replay seed proxy}"
-            Expect.isGreaterThan c.Resets 0L $"a reset was injected: {replay seed proxy}"
-            Expect.isGreaterThan c.CutShorts 0L $"a cut was injected: {replay seed proxy}"
-            Expect.isGreaterThan c.ShortRanges 0L $"a short range was injected: {replay seed proxy}"
+            // The default seed is one whose run meets every kind (a load is some 10-30 requests, so not every seed does);
+            // another seed (a replay) is held to the same bytes, and its kinds are only reported.
+            if seed = defaultSeed then
+                Expect.isGreaterThan c.SlowDowns 0L $"a 503 was injected: {replay seed proxy}"
+                Expect.isGreaterThan c.Resets 0L $"a reset was injected: {replay seed proxy}"
+                Expect.isGreaterThan c.CutShorts 0L $"a cut was injected: {replay seed proxy}"
+                Expect.isGreaterThan c.ShortRanges 0L $"a short range was injected: {replay seed proxy}"
             Expect.isLessThan c.UpstreamConnections c.Forwarded "the upstream connection is kept alive between requests")
 
         testCase "503 SlowDown on ListObjectsV2 and GetObject is retried by the SDK (standard mode): two per request, and the load still matches" <| s3rverOr (fun server ->
