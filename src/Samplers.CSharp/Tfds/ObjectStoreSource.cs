@@ -41,7 +41,7 @@ internal sealed class ObjectStoreSource(IObjectStore store, ObjectStoreLocation 
     /// <summary>Answers per object that brought bytes but not the rest (a cut body, a 206 shorter than asked) and are
     /// resumed without counting against the retries; past this many they count, so a store that cuts every answer
     /// after a few bytes still ends in an error rather than an endless copy. A stall (no byte for the timeout) always counts.</summary>
-    internal const int MaxFreeResumes = 100;
+    internal static int MaxFreeResumes { get; set; } = 100; // settable for the test that shows the bound
 
     private string KeyOf(string url)
     {

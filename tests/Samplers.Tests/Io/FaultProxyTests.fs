@@ -254,4 +254,23 @@ let tests =
             Expect.isGreaterThanOrEqual c.CutShorts 14L $"seven cuts each for the metadata file and a shard: {c}"
             Expect.isGreaterThanOrEqual c.ShortRanges 4L $"shard 1 came in short ranges: {c}"
             Expect.equal (proxy.Seen |> Seq.filter (fun r -> r.Target.Contains shard1 && isNull r.Range) |> Seq.length) 1 "shard 1 was never started again")
+    
+        testCase "cuts that bring bytes are free only up to a bound: past it they count, and the retries end the copy with an error" <| s3rverOr (fun server ->
+            server.Upload("digits", "p/synthetic_digits/1.0.0", digits ()) |> ignore
+            let script (r: ProxyRequest) =
+                if r.Method = "GET" && r.Target.EndsWith "dataset_info.json" then Nullable(Fault(FaultKind.CutShort, 0.5)) else Nullable()
+            use proxy = FaultProxy.Start(Uri server.Endpoint, FaultSchedule(Script = Func<_, _> script))
+            use cache = new TempDir()
+            let saved = Samplers.Tfds.ObjectStoreSource.MaxFreeResumes
+            Samplers.Tfds.ObjectStoreSource.MaxFreeResumes <- 3
+            try
+                let e = loadFails (samplerOptionsFor "synthetic_digits:1.0.0" "s3://digits/p" cache.Path (ObjectStoreOptions(Endpoint = string proxy.Uri, Anonymous = true, Retries = 2))).Load
+                Expect.isTrue (e :? DownloadException) $"{e}"
+                Expect.stringContains e.Message "dataset_info.json" "names the object"
+                Expect.stringContains e.Message "gave up after 3 failed attempts" "the retries"
+                oneLine e.Message
+                // Halving cuts: 3 free resumes, then 3 counted ones (1 + Retries).
+                Expect.equal (proxy.Seen |> Seq.filter (fun r -> r.Target.EndsWith "dataset_info.json") |> Seq.length) 6 "requests for the file"
+            finally
+                Samplers.Tfds.ObjectStoreSource.MaxFreeResumes <- saved)
     ]
