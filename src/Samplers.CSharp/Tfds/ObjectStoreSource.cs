@@ -38,6 +38,11 @@ internal sealed class ObjectStoreSource(IObjectStore store, ObjectStoreLocation 
 
     private int Attempts => 1 + Math.Max(0, options.Retries);
 
+    /// <summary>Answers per object that brought bytes but not the rest (a cut body, a 206 shorter than asked) and are
+    /// resumed without counting against the retries; past this many they count, so a store that cuts every answer
+    /// after a few bytes still ends in an error rather than an endless copy. A stall (no byte for the timeout) always counts.</summary>
+    internal static int MaxFreeResumes { get; set; } = 100; // settable for the test that shows the bound
+
     private string KeyOf(string url)
     {
         if (!url.StartsWith(BaseUrl + "/", StringComparison.Ordinal))
@@ -48,25 +53,49 @@ internal sealed class ObjectStoreSource(IObjectStore store, ObjectStoreLocation 
     public async Task<byte[]?> GetBytesAsync(string url, BodyKind kind, CancellationToken ct, long maxBytes = 256L << 20, string what = "a metadata file")
     {
         string key = KeyOf(url);
-        for (int attempt = 1; ; attempt++)
+        using var ms = new MemoryStream();
+        string? eTag = null;
+        // A body cut (or a range answered short) resumes from the bytes held, as a part file does; answers that
+        // brought bytes count against the retries only past MaxFreeResumes.
+        int failures = 0, freeResumes = 0;
+        while (true)
         {
-            using var read = await store.ReadAsync(key, 0, ct).ConfigureAwait(false);
-            if (read is null) return null;
-            if (read.Length > maxBytes)
-                throw new DownloadException($"{url}: the object has {read.Length} bytes, more than the {maxBytes} bytes {what} may have; {BaseUrl} does not hold a TFDS data directory here.", url);
-            using var ms = new MemoryStream();
-            try
+            long have = ms.Length;
+            string failure;
+            using (var read = await store.ReadAsync(key, have, ct).ConfigureAwait(false))
             {
-                await CopyAsync(url, read.Body, ms, 0, read.Length, maxBytes, null, ct).ConfigureAwait(false);
-                return ms.ToArray();
+                if (read is null) return null;
+                if (have > 0 && (read.IsPastEnd || (read.ETag ?? "") != (eTag ?? "")))
+                {
+                    // Replaced since the first bytes came (another ETag, or now shorter): never mix; start again.
+                    ms.SetLength(0);
+                    failure = $"{url}: the object changed (ETag {eTag} became {read.ETag}) after its first {have} bytes were read";
+                }
+                else
+                {
+                    long total = read.TotalLength ?? (read.From + read.Length);
+                    if (total > maxBytes)
+                        throw new DownloadException($"{url}: the object has {total} bytes, more than the {maxBytes} bytes {what} may have; {BaseUrl} does not hold a TFDS data directory here.", url);
+                    if (have == 0) eTag = read.ETag;
+                    try
+                    {
+                        await CopyAsync(url, read.Body, ms, have, read.From + read.Length, total, null, ct).ConfigureAwait(false);
+                        if (ms.Length >= total) return ms.ToArray();
+                        if (ms.Length > have && ++freeResumes <= MaxFreeResumes) continue; // a range answered short: ask for the rest
+                        failure = $"{url}: the store answered the bytes from {have} with {ms.Length - have} bytes, ending before the object's {total}";
+                    }
+                    catch (TransientCut cut) when (!cut.Stalled && ms.Length > have && ++freeResumes <= MaxFreeResumes)
+                    {
+                        continue; // bytes came: resume without counting an attempt
+                    }
+                    catch (TransientCut cut)
+                    {
+                        failure = cut.Message;
+                    }
+                }
             }
-            catch (TransientCut) when (attempt < Attempts)
-            {
-            }
-            catch (TransientCut cut)
-            {
-                throw new DownloadException($"{cut.Message} (gave up after {attempt} attempts; raise the retries or try again later).", url, null, cut.InnerException);
-            }
+            if (++failures >= Attempts)
+                throw new DownloadException($"{failure} (gave up after {failures} failed attempts; raise the retries or try again later).", url);
         }
     }
 
@@ -86,15 +115,20 @@ internal sealed class ObjectStoreSource(IObjectStore store, ObjectStoreLocation 
         void Count(long onDisk) { progress?.AddDone(onDisk - counted, displayName); counted = onDisk; }
         void Restart() { HttpFetcher.TryDelete(part); HttpFetcher.TryDelete(tag); Count(0); }
         bool announced = false;
-        for (int attempt = 1; ; attempt++)
+        int freeResumes = 0;
+        // An answer that brought bytes (a body cut after some, a range answered with fewer bytes than asked) is resumed
+        // without counting against the retries (up to MaxFreeResumes); answers that bring nothing, stalls, restarts and
+        // failed checks count.
+        for (int attempt = 1; ; )
         {
+            bool progressed = false;
             // The part and ETag files follow the downloader's rules (docs/ROBUSTNESS.md): a part file that is not a regular
             // file (a planted link) is deleted, never appended to; the ETag file is read through SafeFile, bounded.
             long have = HttpFetcher.PartLength(part);
             string? partTag = have > 0 ? ReadTag(tag) : null;
             if (have > 0 && partTag is null) { Restart(); have = 0; } // bytes of unknown origin: never resume from them
             Count(have);
-            string? failure;
+            string? failure = null;
             using (var read = await store.ReadAsync(key, have, ct).ConfigureAwait(false))
             {
                 if (read is null) { Restart(); return false; }
@@ -139,14 +173,25 @@ internal sealed class ObjectStoreSource(IObjectStore store, ObjectStoreLocation 
                             await file.FlushAsync(ct).ConfigureAwait(false);
                             file.Flush(flushToDisk: true);
                         }
-                        verify?.Invoke(part);
-                        File.Move(part, destination, overwrite: true);
-                        HttpFetcher.TryDelete(tag);
-                        return true;
+                        if (total is long whole && read.From + read.Length < whole)
+                        {
+                            // A 206 with fewer bytes than asked (Content-Range ends before the object does): all of it
+                            // is kept, and the next request asks for the rest.
+                            progressed = read.Length > 0;
+                            failure = $"{url}: the store answered the bytes from {read.From} with {read.Length} bytes, ending before the object's {whole}";
+                        }
+                        else
+                        {
+                            verify?.Invoke(part);
+                            File.Move(part, destination, overwrite: true);
+                            HttpFetcher.TryDelete(tag);
+                            return true;
+                        }
                     }
                     catch (TransientCut cut)
                     {
                         failure = cut.Message; // the part file keeps what arrived: the next attempt resumes
+                        progressed = !cut.Stalled && HttpFetcher.PartLength(part) > have;
                     }
                     catch (DataFormatException e) when (attempt < Attempts)
                     {
@@ -166,8 +211,10 @@ internal sealed class ObjectStoreSource(IObjectStore store, ObjectStoreLocation 
                     }
                 }
             }
+            if (progressed && ++freeResumes <= MaxFreeResumes) continue;
             if (attempt >= Attempts)
-                throw new DownloadException($"{failure} (gave up after {attempt} attempt{(attempt == 1 ? "" : "s")}; the part file is kept and a later run resumes it).", url);
+                throw new DownloadException($"{failure} (gave up after {attempt} failed attempt{(attempt == 1 ? "" : "s")}; the part file is kept and a later run resumes it).", url);
+            attempt++;
         }
     }
 
@@ -207,7 +254,11 @@ internal sealed class ObjectStoreSource(IObjectStore store, ObjectStoreLocation 
     }
 
     /// <summary>A body cut or stalled mid-transfer: worth resuming.</summary>
-    private sealed class TransientCut(string message, Exception? inner = null) : Exception(message, inner);
+    private sealed class TransientCut(string message, Exception? inner = null, bool stalled = false) : Exception(message, inner)
+    {
+        /// <summary>No byte came for the timeout (as opposed to a connection cut or a body ended early).</summary>
+        public bool Stalled { get; } = stalled;
+    }
 
     /// <summary>Copies until the body ends; each read gets the timeout. Ends exactly at <paramref name="end"/> or fails.</summary>
     private async Task CopyAsync(string url, Stream body, Stream sink, long start, long end, long? limit, Action<long>? onDisk, CancellationToken ct)
@@ -225,7 +276,7 @@ internal sealed class ObjectStoreSource(IObjectStore store, ObjectStoreLocation 
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
             {
-                throw new TransientCut($"{url}: the store stopped sending for longer than the timeout of {options.Timeout.TotalSeconds:0.###} s after {at} of {end} bytes");
+                throw new TransientCut($"{url}: the store stopped sending for longer than the timeout of {options.Timeout.TotalSeconds:0.###} s after {at} of {end} bytes", stalled: true);
             }
             catch (Exception e) when (e is IOException or HttpRequestException)
             {

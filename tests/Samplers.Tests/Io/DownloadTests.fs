@@ -89,13 +89,19 @@ type Server(root: string) =
             else
                 let bytes = File.ReadAllBytes file
                 let total = int64 bytes.Length
-                let from =
-                    if honourRange && req.Range.StartsWith "bytes=" then Int64.Parse(req.Range.Substring(6).TrimEnd('-')) else 0L
+                // "bytes=N-" or "bytes=N-M" (the fault proxy shortens ranges to the latter).
+                let from, last =
+                    if honourRange && req.Range.StartsWith "bytes=" then
+                        match req.Range.Substring(6).Split('-') with
+                        | [| a; "" |] -> Int64.Parse a, total - 1L
+                        | [| a; b |] -> Int64.Parse a, min (Int64.Parse b) (total - 1L)
+                        | _ -> 0L, total - 1L
+                    else 0L, total - 1L
                 if from >= total && from > 0L then
                     do! s.WriteAsync(header 416 "Range Not Satisfiable" [ "Content-Length", "0"; "Content-Range", $"bytes */{total}" ])
-                elif from > 0L then
-                    do! s.WriteAsync(header 206 "Partial Content" ([ octet; "Content-Length", string (total - from); "Content-Range", $"bytes {from}-{total - 1L}/{total}" ] @ extra))
-                    do! send bytes from total
+                elif from > 0L || req.Range.StartsWith "bytes=0-" && honourRange then
+                    do! s.WriteAsync(header 206 "Partial Content" ([ octet; "Content-Length", string (last + 1L - from); "Content-Range", $"bytes {from}-{last}/{total}" ] @ extra))
+                    do! send bytes from (last + 1L)
                 else
                     do! s.WriteAsync(header 200 "OK" ([ octet; "Content-Length", string total ] @ extra))
                     do! send bytes 0L total }

@@ -15,9 +15,9 @@ open Samplers.Tests.TestUtil
 open Samplers.Tests.Io.DownloadTests
 open Samplers.Tests.Io.S3Server
 
-let private digits () = Path.Combine(repoRoot.Value, "data", "synthetic_digits", "1.0.0")
+let digits () = Path.Combine(repoRoot.Value, "data", "synthetic_digits", "1.0.0")
 
-let private samplerOptionsFor (name: string) (dataDir: string) (cache: string) (store: ObjectStoreOptions) =
+let samplerOptionsFor (name: string) (dataDir: string) (cache: string) (store: ObjectStoreOptions) =
     TFDatasetSamplerOptions(
         Load = TfdsLoadOptions(DatasetName = name, DataDir = dataDir, CacheDir = cache, Download = null, ObjectStore = store,
                                Splits = [| "train"; "test" |]),
@@ -26,7 +26,7 @@ let private samplerOptionsFor (name: string) (dataDir: string) (cache: string) (
 let private samplerOptions = samplerOptionsFor "synthetic_digits:1.0.0"
 
 /// The plan digest over two epochs and every batch's bytes (x then y) of the first.
-let private fingerprint (o: TFDatasetSamplerOptions) =
+let fingerprint (o: TFDatasetSamplerOptions) =
     use s = TFDatasetMultiShotMemorySampler.LoadAsync(o).GetAwaiter().GetResult()
     let digest = s.DigestPlans(0, 2, 0, s.Count)
     let bytes =
@@ -35,7 +35,7 @@ let private fingerprint (o: TFDatasetSamplerOptions) =
             yield Array.append (b.ToArray<byte>()) (b.Y.ToArray() |> Array.collect BitConverter.GetBytes) ]
     digest, bytes
 
-let private loadFails (o: TfdsLoadOptions) : exn =
+let loadFails (o: TfdsLoadOptions) : exn =
     try
         use _ = TfdsLoader.LoadAsync(o).GetAwaiter().GetResult().Table
         failtest "expected the load to fail"
@@ -43,10 +43,10 @@ let private loadFails (o: TfdsLoadOptions) : exn =
     | :? AggregateException as a -> a.InnerException
     | e -> e
 
-let private oneLine (m: string) = Expect.isFalse (m.Contains '\n') $"one line: {m}"
+let oneLine (m: string) = Expect.isFalse (m.Contains '\n') $"one line: {m}"
 
 /// The CLI in a child process with this environment (null removes a variable); (exit code, stdout, stderr).
-let private cli (args: string list) (env: (string * string) list) =
+let cli (args: string list) (env: (string * string) list) =
     let self = Reflection.Assembly.GetEntryAssembly().Location
     let psi = dotnetStartInfo None (self :: "--child" :: "cli" :: args)
     psi.Environment["DOTNET_EnableDiagnostics"] <- "0"
@@ -56,12 +56,12 @@ let private cli (args: string list) (env: (string * string) list) =
     collectOutput p 120_000 "the CLI child did not finish within 120 s"
 
 /// No credentials anywhere the SDK looks (environment, shared files, instance metadata).
-let private noCredentials (home: string) =
+let noCredentials (home: string) =
     [ "AWS_ACCESS_KEY_ID", null; "AWS_SECRET_ACCESS_KEY", null; "AWS_SESSION_TOKEN", null; "AWS_PROFILE", null
       "AWS_SHARED_CREDENTIALS_FILE", Path.Combine(home, "none-credentials"); "AWS_CONFIG_FILE", Path.Combine(home, "none-config")
       "AWS_EC2_METADATA_DISABLED", "true"; "AWS_ENDPOINT_URL", null; "AWS_ENDPOINT_URL_S3", null; "HOME", home ]
 
-let private s3rverOr (f: S3rver -> unit) () =
+let s3rverOr (f: S3rver -> unit) () =
     match unavailable () with
     | Some why -> skiptestf "s3rver unavailable: %s" why
     | None ->
