@@ -115,7 +115,33 @@ public static class FuzzTargets
         ImageDecoder.Decode(data, dst, 4, -1, -1, "fuzz", budget);
     }
 
-    private static readonly string PageFile = Path.Combine(Path.GetTempPath(), $"samplers-fuzz-page-{Environment.ProcessId}.bin");
+    // Every scratch file of the targets lives in one folder per process, a subfolder per target (the corpus replay runs
+    // targets in parallel and deletes each one's subfolder when done); the rest goes at process exit, so neither the fuzzer
+    // nor the test suite leaves files in the temp folder.
+    private static readonly Lazy<string> Scratch = new(() =>
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"samplers-fuzz-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => Delete(dir);
+        return dir;
+    });
+
+    private static string ScratchFor(string target) => Directory.CreateDirectory(Path.Combine(Scratch.Value, target)).FullName;
+
+    /// <summary>Deletes the scratch files of <paramref name="target"/> (if it made any); a later run makes them again.</summary>
+    public static void DeleteScratch(string target)
+    {
+        if (Scratch.IsValueCreated) Delete(Path.Combine(Scratch.Value, target));
+    }
+
+    private static void Delete(string dir)
+    {
+        try { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+    }
+
+    private static string PageFile => Path.Combine(ScratchFor("parquet-page"), "page.bin");
 
     /// <summary>The cache's plain-page reader over a column chunk of 4 rows of 8 bytes.</summary>
     private static void ParquetPage(ReadOnlySpan<byte> data)
@@ -128,23 +154,24 @@ public static class FuzzTargets
 
     /// <summary>A version folder whose features.json declares one ClassLabel 'label' without inline names and without a
     /// class count (numClasses 0: any number of names is accepted), so its names come from <c>label.labels.txt</c>.</summary>
-    private static readonly Lazy<string> LabelsDir = new(() =>
+    private static string LabelsDir()
     {
-        string dir = Path.Combine(Path.GetTempPath(), $"samplers-fuzz-labels-{Environment.ProcessId}");
-        Directory.CreateDirectory(dir);
+        string dir = ScratchFor("labels-file");
+        if (File.Exists(Path.Combine(dir, "features.json"))) return dir;
         File.WriteAllText(Path.Combine(dir, "features.json"),
             "{\"pythonClassName\": \"tensorflow_datasets.core.features.features_dict.FeaturesDict\", \"featuresDict\": {\"features\": {" +
             "\"label\": {\"pythonClassName\": \"tensorflow_datasets.core.features.class_label_feature.ClassLabel\", \"classLabel\": {\"numClasses\": \"0\"}}}}}");
         return dir;
-    });
+    }
 
     /// <summary>The labels file reader (FeaturesJson's ClassLabel names from <c>&lt;feature&gt;.labels.txt</c>, through
     /// SafeFile): names are accepted or refused as a data error. Accepted names must be what TFDS would read: one per
     /// non-empty line, trimmed, none empty, none with a line feed, no two alike.</summary>
     private static void LabelsFile(ReadOnlySpan<byte> data)
     {
-        File.WriteAllBytes(Path.Combine(LabelsDir.Value, "label.labels.txt"), data.ToArray());
-        var specs = Samplers.Tfds.FeaturesJson.Load(LabelsDir.Value);
+        string labelsDir = LabelsDir();
+        File.WriteAllBytes(Path.Combine(labelsDir, "label.labels.txt"), data.ToArray());
+        var specs = Samplers.Tfds.FeaturesJson.Load(labelsDir);
         var names = specs.Single(f => f.Key == "label").ClassNames ?? throw new InvalidOperationException("the ClassLabel has no names");
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (string n in names)
@@ -154,7 +181,7 @@ public static class FuzzTargets
         }
     }
 
-    private static readonly string StampTarget = Path.Combine(Path.GetTempPath(), $"samplers-fuzz-stamp-{Environment.ProcessId}.parquet");
+    private static string StampTarget => Path.Combine(ScratchFor("verify-stamp"), "stamp.parquet");
 
     /// <summary>The identity and checksum the stamp target compares with (those of the seed <c>corpus/verify-stamp/valid</c>).</summary>
     internal static readonly FileIdentity StampIdentity = new(2049, 1234567, 3437368, 1764547200123456789, 1764547200987654321);

@@ -16,9 +16,12 @@ let tests =
             test $"the {target} corpus replays without a finding" {
                 let files = Directory.GetFiles(corpus target) |> Array.sort
                 Expect.isNonEmpty files $"the {target} corpus has inputs"
-                for f in files do
-                    try FuzzTargets.Run(target, System.ReadOnlySpan(File.ReadAllBytes f))
-                    with e -> failtestf "%s: %s: %s" (Path.GetFileName f) (e.GetType().Name) e.Message
+                try
+                    for f in files do
+                        try FuzzTargets.Run(target, System.ReadOnlySpan(File.ReadAllBytes f))
+                        with e -> failtestf "%s: %s: %s" (Path.GetFileName f) (e.GetType().Name) e.Message
+                finally
+                    FuzzTargets.DeleteScratch target
             }
         test "the targets refuse an unknown name" {
             Expect.throwsT<System.ArgumentException> (fun () -> FuzzTargets.Run("nope", System.ReadOnlySpan<byte>.Empty)) "unknown target"
