@@ -96,15 +96,15 @@ internal static class AnchorsCommand
 
     private static string Pair((double M, double B) x) => $"{Ms(x.M)} ({Ms(x.B)})";
 
-    private static string Ms(double seconds) => seconds >= 1e-3 ? $"{seconds * 1e3:0.00} ms" : $"{seconds * 1e6:0.00} us";
+    internal static string Ms(double seconds) => seconds >= 1e-3 ? $"{seconds * 1e3:0.00} ms" : $"{seconds * 1e6:0.00} us";
 
-    private static string LoadAverage()
+    internal static string LoadAverage()
     {
         try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); } catch (IOException) { return "?"; }
     }
 
     // Median and best of `reps` samples, each the mean of `inner` calls (so sub-microsecond stages are not timer noise).
-    private static (double Median, double Best) Time(Action a, int reps, int inner = 1)
+    internal static (double Median, double Best) Time(Action a, int reps, int inner = 1)
     {
         var t = new double[reps];
         for (int r = 0; r < reps; r++)
@@ -294,7 +294,7 @@ internal static class AnchorsCommand
         return cache.TryLoadAsync(key, fp, TableBacking.Mapped).GetAwaiter().GetResult().Table ?? throw new InvalidOperationException("mapped load failed");
     }
 
-    private static Process? StartPython(string python, string temp)
+    internal static Process? StartPython(string python, string temp)
     {
         string script = Path.Combine(AppContext.BaseDirectory, "anchors", "anchors.py");
         var psi = new ProcessStartInfo(python, [script])
@@ -318,9 +318,9 @@ internal static class AnchorsCommand
         }
     }
 
-    private static (double, double) AskPython(Process py, string stage, int reps)
+    internal static (double, double) AskPython(Process py, string stage, int reps, string arguments = "")
     {
-        py.StandardInput.WriteLine($"{stage} {reps}");
+        py.StandardInput.WriteLine($"{stage} {reps} {arguments}".TrimEnd());
         string? line = py.StandardOutput.ReadLine()
             ?? throw new InvalidOperationException($"the anchor worker ended while measuring {stage} (is numpy installed for this interpreter? pass --python PATH)");
         string[] p = line.Split(' ');
