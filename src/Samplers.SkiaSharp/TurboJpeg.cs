@@ -81,10 +81,12 @@ internal sealed unsafe class TurboJpeg
         return h != IntPtr.Zero ? h : throw new InvalidOperationException("tjInitDecompress failed (out of memory?).");
     }
 
-    private void Return(IntPtr h)
+    private void Return(IntPtr h, bool failed = false)
     {
-        // Keep a few for the worker threads; free the rest, so a burst of threads does not pin handles for ever.
-        if (_handles.Count < 2 * Environment.ProcessorCount) _handles.Add(h);
+        // Keep a few for the worker threads; free the rest, so a burst of threads does not pin handles for ever. A
+        // handle whose call failed is freed too: TurboJPEG 2 leaves libjpeg's state as the error found it after a
+        // header failure, and the next file read through that handle then fails on good data.
+        if (!failed && _handles.Count < 2 * Environment.ProcessorCount) _handles.Add(h);
         else _destroy(h);
     }
 
@@ -92,19 +94,22 @@ internal sealed unsafe class TurboJpeg
     internal bool TryHeader(ReadOnlySpan<byte> jpeg, out int width, out int height, out int colorspace, out string? error)
     {
         IntPtr h = Rent();
+        int rc = -1;
         try
         {
             int w, ht, sub, cs;
-            int rc;
             fixed (byte* src = jpeg)
                 rc = _header(h, src, new CULong((nuint)jpeg.Length), &w, &ht, &sub, &cs);
             (width, height, colorspace) = (w, ht, cs);
+            // TurboJPEG 2 reports success with a zero size for data that ends before any frame (it reads it as a
+            // tables-only stream): that is no image.
+            if (rc == 0 && (w < 1 || ht < 1)) rc = -1;
             error = rc == 0 ? null : ErrorText(h);
             return rc == 0;
         }
         finally
         {
-            Return(h);
+            Return(h, failed: rc != 0);
         }
     }
 
@@ -117,9 +122,9 @@ internal sealed unsafe class TurboJpeg
     internal string? Decode(ReadOnlySpan<byte> jpeg, Span<byte> destination, int width, int height, int pixelFormat, int flags)
     {
         IntPtr h = Rent();
+        int rc = -1;
         try
         {
-            int rc;
             fixed (byte* src = jpeg)
             fixed (byte* dst = destination)
                 rc = _decompress(h, src, new CULong((nuint)jpeg.Length), dst, width, 0, height, pixelFormat, flags);
@@ -127,7 +132,7 @@ internal sealed unsafe class TurboJpeg
         }
         finally
         {
-            Return(h);
+            Return(h, failed: rc != 0);
         }
     }
 
