@@ -39,7 +39,7 @@ internal static class AnchorsCommand
                 case "--no-anchor": anchor = false; break;
                 case "--only": only = args[++i]; break;
                 case "--temp": temp = args[++i]; break;
-                default: Console.Error.WriteLine("usage: anchors [--rounds R] [--python PATH] [--no-anchor] [--only tensor|gather|mnist] [--temp DIR]"); return 2;
+                default: Console.Error.WriteLine("usage: anchors [--rounds R] [--python PATH] [--no-anchor] [--only tensor|gather|mnist|jpeg] [--temp DIR]"); return 2;
             }
         }
         // The mapped tables' cache files (1.1 GB) go here; the anchor's raw files go to its own temp folder (TMPDIR = temp).
@@ -62,7 +62,12 @@ internal static class AnchorsCommand
                 {
                     ours[s.Name].Add(s.Ours(s.Reps));
                     limits[s.Name].Add(s.Limit(s.Reps));
-                    if (py is not null && s.Anchor is not null) anchors[s.Name].Add(AskPython(py, s.Anchor, s.Reps));
+                    if (py is not null && s.Anchor is not null)
+                    {
+                        // "stage arguments...": the JPEG stage names its file and scale.
+                        string[] a = s.Anchor.Split(' ', 2);
+                        anchors[s.Name].Add(AskPython(py, a[0], s.Reps, a.Length > 1 ? a[1] : ""));
+                    }
                 }
             }
             Console.WriteLine($"# {rounds} rounds; load average at the end {LoadAverage()}");
@@ -173,6 +178,7 @@ internal static class AnchorsCommand
         if (only is "" or "tensor") Tensor(stages);
         if (only is "" or "gather") Gathers(stages, dir);
         if (only is "" or "mnist") Mnist(stages, dir);
+        if (only is "" or "jpeg") Jpeg(stages, dir);
         return stages;
     }
 
@@ -261,6 +267,23 @@ internal static class AnchorsCommand
         stages.Add(new("MNIST 10x2: mapped (limit = memory)", "mnist-mapped-10x2", "<= 1.1",
             reps => Time(() => map2.GenerateBatchInto<byte>(i1++ % 1000, x2, y2), reps, 200),
             reps => Time(() => mem2.GenerateBatchInto<byte>(i2++ % 1000, x2, y2), reps, 200), 201));
+    }
+
+    private static void Jpeg(List<Stage> stages, string dir)
+    {
+        // JPEG decode to RGB, one image per call: the product codec against PIL (open, draft, load), with the system's
+        // libturbojpeg called directly (fast IDCT, RGB) as the limit: the floor for any wrapper of that library.
+        var c = new JpegCandidates();
+        var product = new Samplers.SkiaSharp.SkiaImageCodec();
+        foreach ((string name, byte[] jpeg, int scale) in new[] { ("500x375 q90", c.Small, 1), ("1024x768 q90 at 1/2", c.Large, 2) })
+        {
+            string path = Path.Combine(dir, $"anchor-{scale}.jpg");
+            File.WriteAllBytes(path, jpeg);
+            var (h, w) = JpegCandidates.Size(jpeg, scale);
+            stages.Add(new($"JPEG {name} -> RGB", $"jpeg {path} {scale} 0", "ours <= anchor (PIL)",
+                reps => Time(() => product.Decode(jpeg, h, w, 3, c.Dst, null), reps),
+                reps => Time(() => c.Turbo(jpeg, scale, Samplers.SkiaSharp.TurboJpeg.FlagFastDct), reps), 41));
+        }
     }
 
     // What the per-batch change check of a mapped table costs, and what the alternatives would: the statx it makes today,
