@@ -41,7 +41,7 @@ internal static class AnchorsCommand
                 case "--no-anchor": anchor = false; break;
                 case "--only": only = args[++i]; break;
                 case "--temp": temp = args[++i]; break;
-                default: Console.Error.WriteLine("usage: anchors [--rounds R] [--python PATH] [--no-anchor] [--only tensor|gather|mnist|simclr] [--temp DIR]"); return 2;
+                default: Console.Error.WriteLine("usage: anchors [--rounds R] [--python PATH] [--no-anchor] [--only tensor|gather|mnist|jpeg|simclr] [--temp DIR]"); return 2;
             }
         }
         // The mapped tables' cache files (1.1 GB) go here; the anchor's raw files go to its own temp folder (TMPDIR = temp).
@@ -64,7 +64,12 @@ internal static class AnchorsCommand
                 {
                     ours[s.Name].Add(s.Ours(s.Reps));
                     if (!s.VsAnchor) limits[s.Name].Add(s.Limit(s.Reps));
-                    if (py is not null && s.Anchor is not null) anchors[s.Name].Add(AskPython(py, s.Anchor, s.Reps));
+                    if (py is not null && s.Anchor is not null)
+                    {
+                        // "stage arguments...": the JPEG stage names its file and scale.
+                        string[] a = s.Anchor.Split(' ', 2);
+                        anchors[s.Name].Add(AskPython(py, a[0], s.Reps, a.Length > 1 ? a[1] : ""));
+                    }
                 }
             }
             Console.WriteLine($"# {rounds} rounds; load average at the end {LoadAverage()}");
@@ -104,15 +109,15 @@ internal static class AnchorsCommand
 
     private static string Pair((double M, double B) x) => $"{Ms(x.M)} ({Ms(x.B)})";
 
-    private static string Ms(double seconds) => seconds >= 1e-3 ? $"{seconds * 1e3:0.00} ms" : $"{seconds * 1e6:0.00} us";
+    internal static string Ms(double seconds) => seconds >= 1e-3 ? $"{seconds * 1e3:0.00} ms" : $"{seconds * 1e6:0.00} us";
 
-    private static string LoadAverage()
+    internal static string LoadAverage()
     {
         try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); } catch (IOException) { return "?"; }
     }
 
     // Median and best of `reps` samples, each the mean of `inner` calls (so sub-microsecond stages are not timer noise).
-    private static (double Median, double Best) Time(Action a, int reps, int inner = 1)
+    internal static (double Median, double Best) Time(Action a, int reps, int inner = 1)
     {
         var t = new double[reps];
         for (int r = 0; r < reps; r++)
@@ -181,6 +186,7 @@ internal static class AnchorsCommand
         if (only is "" or "tensor") Tensor(stages);
         if (only is "" or "gather") Gathers(stages, dir);
         if (only is "" or "mnist") Mnist(stages, dir);
+        if (only is "" or "jpeg") Jpeg(stages, dir);
         if (only is "" or "simclr") SimClr(stages);
         return stages;
     }
@@ -283,6 +289,23 @@ internal static class AnchorsCommand
             reps => Time(() => mem2.GenerateBatchInto<byte>(i2++ % 1000, x2, y2), reps, 200), 201));
     }
 
+    private static void Jpeg(List<Stage> stages, string dir)
+    {
+        // JPEG decode to RGB, one image per call: the product codec against PIL (open, draft, load), with the system's
+        // libturbojpeg called directly (fast IDCT, RGB) as the limit: the floor for any wrapper of that library.
+        var c = new JpegCandidates();
+        var product = new Samplers.SkiaSharp.SkiaImageCodec();
+        foreach ((string name, byte[] jpeg, int scale) in new[] { ("500x375 q90", c.Small, 1), ("1024x768 q90 at 1/2", c.Large, 2) })
+        {
+            string path = Path.Combine(dir, $"anchor-{scale}.jpg");
+            File.WriteAllBytes(path, jpeg);
+            var (h, w) = JpegCandidates.Size(jpeg, scale);
+            stages.Add(new($"JPEG {name} -> RGB", $"jpeg {path} {scale} 0", "ours <= anchor (PIL)",
+                reps => Time(() => product.Decode(jpeg, h, w, 3, c.Dst, null), reps),
+                reps => Time(() => c.Turbo(jpeg, scale, Samplers.SkiaSharp.TurboJpeg.FlagFastDct), reps), 41));
+        }
+    }
+
     // What the per-batch change check of a mapped table costs, and what the alternatives would: the statx it makes today,
     // an fcntl(F_GETLEASE) (the cheapest syscall a lease-based check could poll), and whether a read lease can be taken.
     private static unsafe void CheckOptions(MappedRows rows)
@@ -314,7 +337,7 @@ internal static class AnchorsCommand
         return cache.TryLoadAsync(key, fp, TableBacking.Mapped).GetAwaiter().GetResult().Table ?? throw new InvalidOperationException("mapped load failed");
     }
 
-    private static Process? StartPython(string python, string temp)
+    internal static Process? StartPython(string python, string temp)
     {
         string script = Path.Combine(AppContext.BaseDirectory, "anchors", "anchors.py");
         var psi = new ProcessStartInfo(python, [script])
@@ -338,9 +361,9 @@ internal static class AnchorsCommand
         }
     }
 
-    private static (double, double) AskPython(Process py, string stage, int reps)
+    internal static (double, double) AskPython(Process py, string stage, int reps, string arguments = "")
     {
-        py.StandardInput.WriteLine($"{stage} {reps}");
+        py.StandardInput.WriteLine($"{stage} {reps} {arguments}".TrimEnd());
         string? line = py.StandardOutput.ReadLine()
             ?? throw new InvalidOperationException($"the anchor worker ended while measuring {stage} (is numpy installed for this interpreter? pass --python PATH)");
         string[] p = line.Split(' ');

@@ -24,6 +24,12 @@ public static class Program
             Environment.ExitCode = AnchorsCommand.Run(args[1..]);
             return;
         }
+        // Not a BenchmarkDotNet benchmark: the JPEG decoders and PIL, interleaved (see JpegDecodersCommand).
+        if (args.Length > 0 && args[0] == "jpeg-decoders")
+        {
+            Environment.ExitCode = JpegDecodersCommand.Run(args[1..]);
+            return;
+        }
         if (args.Length > 0 && args[0] == "mapped")
         {
             Environment.ExitCode = MappedExperiments.Run(args[1..]);

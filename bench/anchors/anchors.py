@@ -1,8 +1,10 @@
 """The Python side of the standing comparison (bench/anchors/README.md).
 
-A worker driven over stdin by `Samplers.Bench anchors`: each line names a stage and a repeat count; the worker
+A worker driven over stdin by `Samplers.Bench anchors` (and `jpeg-decoders`): each line names a stage, a repeat
+count and the stage's arguments, if any; the worker
 runs the stage that many times and prints the median and the best time in seconds. Set-up (tables, temp files)
-happens once per stage, before the first timed run. It uses numpy (Debian's python3-numpy) and, for the SimCLR view, PIL (python3-pil); it installs nothing.
+happens once per stage, before the first timed run. It uses numpy (Debian's python3-numpy), and Pillow for the JPEG
+and SimCLR stages (python3-pil); it installs nothing.
 Stages mirror what the .NET side measures, done the way a numpy user (or TensorFlow Similarity's sampler) does it.
 """
 import os
@@ -158,8 +160,33 @@ def setup_simclr():
     return run
 
 
+def setup_jpeg(path, scale, as_array="0", dump=None):
+    # PIL (Pillow over the system's libjpeg-turbo): open, draft for DCT scaling (PIL picks the largest of 1/1, 1/2,
+    # 1/4, 1/8 that keeps the image at least the asked size), decode; as_array adds numpy's copy out of PIL's image.
+    from PIL import Image  # only here: the other stages need numpy alone
+    import io
+    with open(path, "rb") as f:
+        data = f.read()
+    scale = int(scale)
+
+    def run():
+        im = Image.open(io.BytesIO(data))
+        if scale > 1:
+            im.draft("RGB", ((im.size[0] + scale - 1) // scale, (im.size[1] + scale - 1) // scale))
+        im.load()
+        if as_array == "1" or dump:
+            a = np.asarray(im)
+            if dump:
+                with open(dump, "wb") as f:
+                    f.write(a.tobytes())
+            return a
+        return im
+    return run
+
+
 STAGES = {
     "simclr-view": setup_simclr,
+    "jpeg": setup_jpeg,
     "tensor-copy": setup_tensor,
     "gather-memory": lambda: setup_gather("memory"),
     "gather-mapped": lambda: setup_gather("mapped"),
@@ -179,11 +206,12 @@ def main():
                 continue
             if parts[0] == "quit":
                 break
-            stage, reps = parts[0], int(parts[1])
-            if stage not in runs:
-                runs[stage] = STAGES[stage]()
-                runs[stage]()  # once untimed: first-touch of the output buffers
-            run = runs[stage]
+            stage, reps, extra = parts[0], int(parts[1]), parts[2:]
+            key = " ".join([stage] + extra)
+            if key not in runs:
+                runs[key] = STAGES[stage](*extra)
+                runs[key]()  # once untimed: first-touch of the output buffers
+            run = runs[key]
             times = []
             for _ in range(reps):
                 t0 = time.perf_counter()

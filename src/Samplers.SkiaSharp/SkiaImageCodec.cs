@@ -8,20 +8,56 @@ using SkiaSharp;
 namespace Samplers.SkiaSharp;
 
 /// <summary>
-/// JPEG through SkiaSharp (libjpeg-turbo): grey, YCbCr and CMYK, baseline or progressive, full size or reduced by
-/// DCT scaling (1/2, 1/4, 1/8). Channel conversion: grey replicated into colour, alpha 255, colour into grey by
-/// BT.601 luma with libjpeg's 16-bit weights and rounding (TensorFlow reads the Y plane instead, which can differ by a
-/// level or two; docs/IMAGE_DECODERS.md). Registered automatically when this assembly is present (see
-/// <see cref="ImageCodecs"/>) or explicitly with <see cref="SkiaSharpImaging.Register"/>. Thread-safe.
+/// JPEG through libjpeg-turbo: grey, YCbCr and CMYK, baseline or progressive, full size or reduced by DCT scaling
+/// (1/2, 1/4, 1/8). When the system has libturbojpeg (Debian/Ubuntu: <c>apt-get install libturbojpeg0</c>; Fedora:
+/// <c>turbojpeg</c>; Homebrew: <c>jpeg-turbo</c>), it decodes through it, straight to the wanted channel count, with
+/// TensorFlow's decode settings (the fast integer IDCT, fancy upsampling; grey output is libjpeg's Y plane): about
+/// twice as fast as SkiaSharp's build. Otherwise, and for CMYK files, it decodes through SkiaSharp (the accurate
+/// integer IDCT; grey output is BT.601 luma of the decoded RGB with libjpeg's weights and rounding), which differs
+/// from TensorFlow by a few levels (docs/IMAGE_DECODERS.md). <see cref="Backend"/> says which one is in use; the
+/// environment variable <c>SAMPLERS_JPEG_DECODER=skiasharp</c> forces SkiaSharp. Registered automatically when
+/// this assembly is present (see <see cref="ImageCodecs"/>) or explicitly with <see cref="SkiaSharpImaging.Register"/>.
+/// Thread-safe.
 /// </summary>
 public sealed class SkiaImageCodec : IImageCodec
 {
+    /// <summary>The system library, looked up once per process (null: not installed, or switched off).</summary>
+    private static readonly Lazy<TurboJpeg?> SystemTurboJpeg = new(() =>
+        string.Equals(Environment.GetEnvironmentVariable("SAMPLERS_JPEG_DECODER"), "skiasharp", StringComparison.OrdinalIgnoreCase)
+            ? null
+            : TurboJpeg.TryLoad(TurboJpeg.DefaultNames));
+
+    private readonly TurboJpeg? _tj;
+
+    /// <summary>Uses the system's libturbojpeg when it is installed (and <c>SAMPLERS_JPEG_DECODER</c> is not
+    /// <c>skiasharp</c>), else SkiaSharp.</summary>
+    public SkiaImageCodec() : this(SystemTurboJpeg.Value) { }
+
+    private SkiaImageCodec(TurboJpeg? turboJpeg) => _tj = turboJpeg;
+
+    /// <summary>A codec that never uses libturbojpeg: the fallback path, for tests and the benchmark.</summary>
+    internal static SkiaImageCodec WithoutTurboJpeg() => new(null);
+
+    /// <summary>A codec that tries only <paramref name="names"/> for libturbojpeg (a missing name: the fallback).</summary>
+    internal static SkiaImageCodec WithTurboJpegNames(params string[] names) => new(TurboJpeg.TryLoad(names));
+
+    /// <summary>The decoder in use: <c>"libturbojpeg (FILE)"</c> with the library file that loaded, or
+    /// <c>"SkiaSharp"</c>. CMYK JPEGs always go through SkiaSharp.</summary>
+    public string Backend => _tj is null ? "SkiaSharp" : $"libturbojpeg ({_tj.LibraryName})";
+
     /// <inheritdoc/>
     public bool CanDecode(ReadOnlySpan<byte> header) => header.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8, 0xFF]);
 
     /// <inheritdoc/>
     public unsafe void Measure(ReadOnlySpan<byte> encoded, string? source, out int height, out int width, out int channels)
     {
+        if (_tj is not null)
+        {
+            if (!_tj.TryHeader(encoded, out width, out height, out int colorspace, out string? error))
+                throw new DataFormatException($"{Where(source)}JPEG header could not be read ({error}); the file is corrupt or truncated.", source);
+            channels = colorspace == TurboJpeg.ColorspaceGray ? 1 : 3;
+            return;
+        }
         EnsureNative();
         fixed (byte* src = encoded)
         {
@@ -44,6 +80,7 @@ public sealed class SkiaImageCodec : IImageCodec
         int pixels = checked(height * width);
         if (destination.Length < pixels * channels)
             throw new ArgumentException($"destination holds {destination.Length} bytes, the {width}x{height}x{channels} image needs {pixels * channels}.", nameof(destination));
+        if (_tj is not null && DecodeTurbo(_tj, encoded, height, width, channels, destination, source)) return;
         EnsureNative();
         SKCodecResult result;
         byte[]? tmp = null;
@@ -90,10 +127,61 @@ public sealed class SkiaImageCodec : IImageCodec
                 $"{Where(source)}image data is corrupt or truncated (decoder result: {result}); the file decodes only partly.", source);
     }
 
+    /// <summary>
+    /// The libturbojpeg path: false (nothing written) for CMYK/YCCK files, which go to SkiaSharp (libjpeg-turbo has no
+    /// CMYK to RGB conversion); else decodes straight into <paramref name="destination"/> or throws.
+    /// </summary>
+    private static bool DecodeTurbo(TurboJpeg tj, ReadOnlySpan<byte> encoded, int height, int width, int channels, Span<byte> destination, string? source)
+    {
+        if (!tj.TryHeader(encoded, out int fileWidth, out int fileHeight, out int colorspace, out string? error))
+            throw new DataFormatException($"{Where(source)}the image header could not be read ({error}).", source);
+        if (colorspace is TurboJpeg.ColorspaceCmyk or TurboJpeg.ColorspaceYcck) return false;
+        ImageCodecs.CheckJpegData(encoded, fileHeight, fileWidth, source);
+        bool sizeOk = fileHeight == height && fileWidth == width;
+        foreach (int denominator in (ReadOnlySpan<int>)[8, 4, 2])
+            sizeOk |= TurboJpeg.Scaled(fileHeight, denominator) == height && TurboJpeg.Scaled(fileWidth, denominator) == width;
+        if (!sizeOk)
+            throw new DataFormatException($"{Where(source)}decoder reports {fileWidth}x{fileHeight}, asked for {width}x{height}.", source);
+        int pixels = height * width;
+        // Straight to the channel count: libjpeg's Y plane for grey (as TensorFlow asks), RGB, or RGB + 255. Two
+        // channels: the grey plane, then spread in place from the end (grey, 255).
+        int format = channels switch { 1 or 2 => TurboJpeg.PixelGray, 3 => TurboJpeg.PixelRgb, _ => TurboJpeg.PixelRgba };
+        if (tj.Decode(encoded, destination, width, height, format, TurboJpeg.FlagFastDct) is { } message)
+            throw new DataFormatException(
+                $"{Where(source)}image data is corrupt or truncated (libjpeg-turbo: {message}); the file decodes only partly.", source);
+        if (channels == 2)
+        {
+            for (int p = pixels - 1; p >= 0; p--)
+            {
+                destination[2 * p + 1] = 255;
+                destination[2 * p] = destination[p];
+            }
+        }
+        return true;
+    }
+
     /// <inheritdoc/>
     public unsafe bool TryGetReducedSize(ReadOnlySpan<byte> encoded, int minHeight, int minWidth, out int height, out int width)
     {
         height = width = 0;
+        if (_tj is not null)
+        {
+            if (!_tj.TryHeader(encoded, out int fileWidth, out int fileHeight, out int colorspace, out _)) return false;
+            if (colorspace is not (TurboJpeg.ColorspaceCmyk or TurboJpeg.ColorspaceYcck))
+            {
+                // The same choice as the SkiaSharp path below: the smallest of 1/8, 1/4, 1/2 that still covers the minimum.
+                foreach (int denominator in (ReadOnlySpan<int>)[8, 4, 2])
+                {
+                    int h = TurboJpeg.Scaled(fileHeight, denominator), w = TurboJpeg.Scaled(fileWidth, denominator);
+                    if (h >= minHeight && w >= minWidth && (h < fileHeight || w < fileWidth))
+                    {
+                        (height, width) = (h, w);
+                        return true;
+                    }
+                }
+                return false;
+            }
+        }
         if (NativeFailure.Value is not null) return false;
         fixed (byte* src = encoded)
         {

@@ -65,20 +65,30 @@ let private within (tol: int) (actual: byte[]) (reference: byte[]) what =
 
 let private everyFourth (px: byte[]) = [| for p in 0 .. px.Length / 4 - 1 -> px.[p * 4 + 3] |]
 
+/// Whether the loader's JPEG codec (the one registered or discovered: `SkiaImageCodec()`) decodes through the system's
+/// libturbojpeg here. It then uses TensorFlow's settings (fast integer IDCT, the Y plane for grey), so `djpeg -dct fast`
+/// is its exact reference; the SkiaSharp fallback (accurate IDCT, luma of the RGB for grey) matches plain `djpeg`.
+let private turbo = lazy (Samplers.SkiaSharp.SkiaImageCodec().Backend.StartsWith "libturbojpeg")
+
+/// The reference decode for the backend in use: `NAME.ref-fast.EXT` (djpeg -dct fast) or `NAME.ref.EXT` (djpeg).
+let private jpegRef (name: string) = if turbo.Force() then name.Replace(".ref", ".ref-fast") else name
+
 let private colourJpeg name reference =
     testCase $"{name}: channels 3 and 4 match djpeg, channels 1 matches djpeg -grayscale" <| fun () ->
         let bytes = file name
         let info = ImageDecoder.Measure(ReadOnlySpan bytes)
         Expect.equal (info.Channels, info.Format) (3, ImageFormat.Jpeg) "native RGB JPEG"
-        let _, rgb = readPnm reference
+        let _, rgb = readPnm (jpegRef reference)
         let c3 = decodeAs bytes 3
-        within jpegTolerance c3 rgb "C=3"
+        // libturbojpeg: the same library and settings as djpeg -dct fast, so exact; SkiaSharp: exact for C=3 as measured.
+        within (if turbo.Force() then 0 else jpegTolerance) c3 rgb "C=3"
         let c4 = decodeAs bytes 4
         Expect.sequenceEqual (firstChannels 4 3 c4) c3 "C=4 colour = C=3"
         Expect.isTrue (everyFourth c4 |> Array.forall ((=) 255uy)) "C=4 alpha is opaque"
-        // TF reads libjpeg's Y plane; we take BT.601 luma of the decoded RGB (docs/IMAGE_DECODERS.md).
-        let _, y = readPnm "rgb.ref-y.pgm"
-        within jpegTolerance (decodeAs bytes 1) y "C=1"
+        // TF reads libjpeg's Y plane, as the libturbojpeg path does (exact); the SkiaSharp fallback takes BT.601 luma of
+        // the decoded RGB (docs/IMAGE_DECODERS.md).
+        let _, y = readPnm (jpegRef "rgb.ref-y.pgm")
+        within (if turbo.Force() then 0 else jpegTolerance) (decodeAs bytes 1) y "C=1"
 
 let jpegs =
     testList "jpeg" [
@@ -98,9 +108,9 @@ let jpegs =
         testCase "greyscale JPEG: native 1 channel; channels 1 matches djpeg, 3 and 4 replicate it" <| fun () ->
             let bytes = file "grey.jpg"
             Expect.equal (ImageDecoder.Measure(ReadOnlySpan bytes).Channels) 1 "native grey"
-            let _, g = readPnm "grey.ref.pgm"
+            let _, g = readPnm (jpegRef "grey.ref.pgm")
             let c1 = decodeAs bytes 1
-            within jpegTolerance c1 g "C=1"
+            within (if turbo.Force() then 0 else jpegTolerance) c1 g "C=1"
             Expect.sequenceEqual (decodeAs bytes 3) (replicate 3 c1) "C=3 replicates grey"
             let c4 = decodeAs bytes 4
             Expect.sequenceEqual (firstChannels 4 3 c4) (replicate 3 c1) "C=4 colour replicates grey"
@@ -197,5 +207,114 @@ let pngSuite =
             Expect.isTrue (clear |> Array.forall (fun p -> la.[2 * p] = la.[0])) "only the key value is transparent"
     ]
 
+
+/// The two JPEG paths of Samplers.SkiaSharp called directly: the system's libturbojpeg (when installed; CI installs
+/// libturbojpeg0) and the SkiaSharp fallback, whatever the process-wide choice is.
+let jpegPaths =
+    let native = lazy (Samplers.SkiaSharp.SkiaImageCodec.WithTurboJpegNames(Samplers.SkiaSharp.TurboJpeg.DefaultNames))
+    let fallback = lazy (Samplers.SkiaSharp.SkiaImageCodec.WithoutTurboJpeg())
+    let needNative () =
+        if not (native.Force().Backend.StartsWith "libturbojpeg") then
+            skiptest "libturbojpeg is not installed (Debian/Ubuntu: apt-get install libturbojpeg0)"
+        native.Force()
+    let run (codec: Samplers.SkiaSharp.SkiaImageCodec) (bytes: byte[]) h w c =
+        let dst = Array.zeroCreate<byte> (h * w * c)
+        codec.Decode(ReadOnlySpan bytes, h, w, c, Span dst, "test.jpg record 7")
+        dst
+    let stats (a: byte[]) (b: byte[]) =
+        let d = Array.map2 (fun (x: byte) (y: byte) -> abs (int x - int y)) a b
+        Array.averageBy float d, Array.max d
+    /// A photo-like picture (gradients, a hard-edged disc, noise) as a q90 4:2:0 JPEG written by SkiaSharp.
+    let photo w h =
+        let rnd = Random(5)
+        let px = smoothRgb w h |> Array.map (fun v -> byte (Math.Clamp(int v + rnd.Next(-12, 13), 0, 255)))
+        jpeg px w h 3 90
+    testList "jpeg paths" [
+        testCase "libturbojpeg: every channel count exactly as djpeg -dct fast (TensorFlow's settings; C=1 is the Y plane)" <| fun () ->
+            let codec = needNative ()
+            for name, reference in [ "rgb.jpg", "rgb.ref-fast.ppm"; "progressive.jpg", "progressive.ref-fast.ppm" ] do
+                let _, rgb = readPnm reference
+                let _, y = readPnm "rgb.ref-fast-y.pgm"
+                Expect.sequenceEqual (run codec (file name) H W 3) rgb $"{name} C=3"
+                Expect.sequenceEqual (run codec (file name) H W 1) y $"{name} C=1"
+                Expect.sequenceEqual (run codec (file name) H W 2) [| for v in y do yield v; yield 255uy |] $"{name} C=2"
+                Expect.sequenceEqual (run codec (file name) H W 4) [| for p in 0 .. W * H - 1 do yield! rgb.[3 * p .. 3 * p + 2]; yield 255uy |] $"{name} C=4"
+            let _, g = readPnm "grey.ref-fast.pgm"
+            Expect.sequenceEqual (run codec (file "grey.jpg") H W 1) g "grey C=1"
+            Expect.sequenceEqual (run codec (file "grey.jpg") H W 3) (replicate 3 g) "grey C=3"
+            let mutable h, w, c = 0, 0, 0
+            codec.Measure(ReadOnlySpan (file "grey.jpg"), null, &h, &w, &c)
+            Expect.equal (h, w, c) (H, W, 1) "grey measures as one channel"
+            codec.Measure(ReadOnlySpan (file "rgb.jpg"), null, &h, &w, &c)
+            Expect.equal (h, w, c) (H, W, 3) "colour measures as three"
+
+        testCase "SkiaSharp fallback: C=3 exactly as djpeg (accurate IDCT), C=1 within 2 of its Y plane" <| fun () ->
+            let codec = fallback.Force()
+            Expect.equal codec.Backend "SkiaSharp" "backend"
+            let _, rgb = readPnm "rgb.ref.ppm"
+            Expect.sequenceEqual (run codec (file "rgb.jpg") H W 3) rgb "C=3"
+            let _, y = readPnm "rgb.ref-y.pgm"
+            within 2 (run codec (file "rgb.jpg") H W 1) y "C=1"
+
+        testCase "without the library (a name that does not exist) the codec falls back to SkiaSharp, same pixels" <| fun () ->
+            let missing = Samplers.SkiaSharp.SkiaImageCodec.WithTurboJpegNames("libsamplers-no-such-turbojpeg.so.9")
+            Expect.equal missing.Backend "SkiaSharp" "backend"
+            for name in [ "rgb.jpg"; "progressive.jpg"; "grey.jpg"; "cmyk.jpg" ] do
+                for c in [ 1; 3; 4 ] do
+                    Expect.sequenceEqual (run missing (file name) H W c) (run (fallback.Force()) (file name) H W c) $"{name} C={c}"
+
+        testCase "CMYK JPEGs go through SkiaSharp on the libturbojpeg codec too (libjpeg-turbo has no CMYK -> RGB)" <| fun () ->
+            let codec = needNative ()
+            for c in [ 1; 3; 4 ] do
+                Expect.sequenceEqual (run codec (file "cmyk.jpg") H W c) (run (fallback.Force()) (file "cmyk.jpg") H W c) $"C={c}"
+
+        testCase "the two paths agree on a photo-like JPEG at full size and DCT-scaled 1/2, 1/4, 1/8 (mean <= 1.5, max <= 10 levels)" <| fun () ->
+            // Measured on this picture: C=3 mean 0.99 / max 4 at full size (IFAST vs ISLOW), 0.67 / 2 at 1/2 (the chroma
+            // IDCT still differs), identical at 1/4 and 1/8; C=1 (the Y plane against luma of the RGB) mean 0.50 / max 7
+            // at full size. The benchmark images: C=3 mean 0.99 / max 4 (500x375), 0.68 / 4 (1024x768 at 1/2). A swapped
+            // channel order or a wrong scale is off by tens of levels.
+            let codec = needNative ()
+            let w, h = 203, 151
+            let j = photo w h
+            let mutable rh, rw = 0, 0
+            let scaled = [ for minimum in [ 70; 35; 15 ] do
+                             let ok = codec.TryGetReducedSize(ReadOnlySpan j, minimum, minimum, &rh, &rw)
+                             let mutable fh, fw = 0, 0
+                             let fok = fallback.Force().TryGetReducedSize(ReadOnlySpan j, minimum, minimum, &fh, &fw)
+                             Expect.equal (ok, rh, rw) (fok, fh, fw) $"same reduced size for a minimum of {minimum}"
+                             yield rh, rw ]
+            Expect.equal scaled [ (76, 102); (38, 51); (19, 26) ] "1/2, 1/4, 1/8, rounded up as libjpeg does"
+            let measured = [ for sh, sw in (h, w) :: scaled do
+                               for c in [ 1; 3 ] do
+                                   let mean, mx = stats (run codec j sh sw c) (run (fallback.Force()) j sh sw c)
+                                   yield $"{sw}x{sh} C={c}", mean, mx ]
+            let all = measured |> List.map (fun (n, m, x) -> $"{n}: mean {m:F3} max {x}") |> String.concat "; "
+            for _, mean, mx in measured do
+                Expect.isLessThanOrEqual mean 1.5 all
+                Expect.isLessThanOrEqual mx 10 all
+
+        testCase "a corrupt JPEG is refused by both paths naming the source, and the decoder still works afterwards" <| fun () ->
+            let j = photo 64 48
+            // A codec of its own: its decompressor pool is not shared with tests running alongside, so a broken
+            // decompressor put back into it would be the one the next call gets.
+            let own = Samplers.SkiaSharp.SkiaImageCodec.WithTurboJpegNames(Samplers.SkiaSharp.TurboJpeg.DefaultNames)
+            for codec in [ fallback.Force(); own ] do
+                // Several rounds: a failed call must not leave a decompressor in a state that spoils the next file.
+                for _ in 1 .. 5 do
+                    let e = expectDataError (fun () -> run codec j.[.. j.Length / 2] 48 64 3 |> ignore) "corrupt or truncated"
+                    Expect.stringStarts e.Message "test.jpg record 7: " $"{codec.Backend}: names the source first"
+                    Expect.equal e.FilePath "test.jpg record 7" "FilePath"
+                    let mutable h, w, c = 0, 0, 0
+                    // Cut after the SOI (libjpeg reads it as tables only) and just before the SOS marker (a header
+                    // error: TurboJPEG then leaves its decompressor unusable, so it must not be reused).
+                    let sos = Seq.findIndex id (Seq.init (j.Length - 1) (fun i -> j.[i] = 0xFFuy && j.[i + 1] = 0xDAuy))
+                    for cut in [ j.[.. 3]; j.[.. sos - 1] ] do
+                        expectDataError (fun () -> codec.Measure(ReadOnlySpan cut, "test.jpg record 7", &h, &w, &c)) "JPEG header" |> ignore
+                    codec.Measure(ReadOnlySpan j, "test.jpg record 7", &h, &w, &c)
+                    Expect.equal (h, w, c) (48, 64, 3) $"{codec.Backend}: a good file measures after a failure"
+                    let mean, _ = stats (run codec j 48 64 3) (run (fallback.Force()) j 48 64 3)
+                    Expect.isLessThanOrEqual mean 1.5 $"{codec.Backend}: a good file decodes after a failure"
+    ]
+
 [<Tests>]
-let tests = testList "Io.ImageFixtures" [ jpegs; pngs; pngSuite ]
+let tests = testList "Io.ImageFixtures" [ jpegs; jpegPaths; pngs; pngSuite ]

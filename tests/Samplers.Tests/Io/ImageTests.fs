@@ -100,6 +100,9 @@ let fixtureJpeg () = IO.File.ReadAllBytes(IO.Path.Combine(repoRoot.Force(), "tes
 /// Prints the error message; exit 0 when the JPEG codec raised InvalidOperationException, 3 when the decode
 /// succeeded, 4 on any other exception, 5 when the PNG failed.
 let noNativeChild (_: string[]) =
+    // The SkiaSharp path, not the system's libturbojpeg (which would decode the JPEG without SkiaSharp's library):
+    // set before the codec's first use, as an application would set it in its environment.
+    Environment.SetEnvironmentVariable("SAMPLERS_JPEG_DECODER", "skiasharp")
     Runtime.InteropServices.NativeLibrary.SetDllImportResolver(typeof<SKData>.Assembly, fun name _ _ ->
         raise (DllNotFoundException $"test: {name} withheld"))
     let png = enc (samples 1 16 256) 4 4 PngColorType.Grey opts

@@ -25,10 +25,15 @@ PY
 cjpeg -quality 90 -outfile rgb.jpg source.ppm
 djpeg -pnm -outfile rgb.ref.ppm rgb.jpg
 djpeg -grayscale -pnm -outfile rgb.ref-y.pgm rgb.jpg
+# The same with TensorFlow's IDCT (JDCT_IFAST), the exact reference for the libturbojpeg path.
+djpeg -dct fast -pnm -outfile rgb.ref-fast.ppm rgb.jpg
+djpeg -dct fast -grayscale -pnm -outfile rgb.ref-fast-y.pgm rgb.jpg
+djpeg -dct fast -pnm -outfile grey.ref-fast.pgm grey.jpg
 cjpeg -grayscale -quality 90 -outfile grey.jpg source.ppm
 djpeg -pnm -outfile grey.ref.pgm grey.jpg
 jpegtran -progressive -outfile progressive.jpg rgb.jpg
 djpeg -pnm -outfile progressive.ref.ppm progressive.jpg
+djpeg -dct fast -pnm -outfile progressive.ref-fast.ppm progressive.jpg
 "$CONVERT" source.ppm -colorspace CMYK -quality 90 cmyk.jpg
 "$CONVERT" cmyk.jpg -colorspace sRGB cmyk.ref.ppm
 # PNG: RGBA (alpha = horizontal ramp), grey+alpha (colour type 4), 16-bit RGB (colour type 2, depth 16).
