@@ -60,6 +60,18 @@ let private indexFiles (cache: string) = Directory.GetFiles(cache, "*.sidx", Sea
 let private rowsOf (s: MultiShotMemorySampler) (a: int) (b: int) =
     s.Plans(0, 1, a, b) |> Seq.collect (fun p -> p.Indices.ToArray()) |> Seq.distinct |> Seq.toArray
 
+/// The CLI in a child process (own environment additions); (exit code, stdout, stderr).
+let private cli (args: string list) (env: (string * string) list) =
+    let self = Reflection.Assembly.GetEntryAssembly().Location
+    let psi = dotnetStartInfo None (self :: "--child" :: "cli" :: args)
+    psi.Environment["DOTNET_EnableDiagnostics"] <- "0"
+    for (k, v) in env do psi.Environment[k] <- v
+    for k in [ "RANK"; "WORLD_SIZE" ] do if not (List.exists (fun (n, _) -> n = k) env) then psi.Environment.Remove k |> ignore
+    use p = Diagnostics.Process.Start psi
+    collectOutput p 120_000 "the CLI child did not finish within 120 s"
+
+let private json (text: string) = Text.Json.JsonDocument.Parse(text: string)
+
 [<Tests>]
 let tests =
     testSequenced <| testList "RemoteAccess" [
@@ -215,4 +227,45 @@ let tests =
             let shardBytes = Directory.GetFiles(digits (), "*.tfrecord-*") |> Array.sumBy (fun f -> FileInfo(f).Length)
             Expect.isLessThan t.OpenBytes (shardBytes / 4L) "no shard scanned: only the small index files are read"
             Expect.equal (s.DigestPlans(0, 2, 0, s.Count)) localDigest "digest")
+
+        testCase "s3rver through the CLI: index --publish writes the index; ranks from RANK/WORLD_SIZE each fetch only their own batches' records, and their batches together are the single-process plan" <| s3rverOr (fun server ->
+            server.Upload("digits", prefix, digits ()) |> ignore
+            use cache = new TempDir()
+            let store = [ "--data-dir"; "s3://digits/tfds/data"; "--s3-endpoint"; server.Endpoint; "--s3-anonymous" ]
+            let code, out, err = cli ([ "index"; "synthetic_digits:1.0.0"; "--splits"; "train,test"; "--publish"; "--json"; "--quiet"; "--cache-dir"; Path.Combine(cache.Path, "publisher") ] @ store) []
+            Expect.equal code 0 $"index: {err}"
+            let doc = json out
+            Expect.isTrue (doc.RootElement.GetProperty("indexes").EnumerateArray() |> Seq.forall (fun i -> i.GetProperty("published").GetBoolean())) "published"
+            Expect.isGreaterThan (server.Get("digits", prefix + "/samplers-index/test.sidx")).Length 0 "the test split's index is in the bucket"
+            let sampling = [ "synthetic_digits:1.0.0"; "--splits"; "train,test"; "-c"; "4"; "-e"; "3"; "-s"; "20"; "--seed"; "7"; "--s3-access"; "remote"; "--quiet" ] @ store
+            let plans (rank: int option) =
+                let env = match rank with Some r -> [ "RANK", string r; "WORLD_SIZE", "2" ] | None -> []
+                let dir = Path.Combine(cache.Path, (match rank with Some r -> $"rank{r}" | None -> "single"))
+                let code, out, err = cli ([ "plan"; "--format"; "jsonl"; "--cache-dir"; dir ] @ sampling) env
+                Expect.equal code 0 $"plan {rank}: {err}"
+                [ for line in out.Split('\n', StringSplitOptions.RemoveEmptyEntries) do
+                    let e = (json line).RootElement
+                    yield e.GetProperty("globalBatch").GetInt32(), [ for i in e.GetProperty("indices").EnumerateArray() -> i.GetInt32() ] ]
+            let single = plans None |> Map.ofList
+            let ranks = [ for r in 0 .. 1 -> r, plans (Some r) ]
+            let union = ranks |> List.collect snd |> Map.ofList
+            Expect.equal union single "the ranks' batches together are the single-process plan"
+            for (r, own) in ranks do
+                Expect.isTrue (own |> List.forall (fun (g, _) -> g % 2 = r)) $"rank {r} holds the global batches b with b mod 2 = {r}"
+                let code, out, err = cli ([ "run"; "--json"; "--cache-dir"; Path.Combine(cache.Path, $"rank{r}") ] @ sampling) [ "RANK", string r; "WORLD_SIZE", "2" ]
+                Expect.equal code 0 $"run rank {r}: {err}"
+                let root = (json out).RootElement
+                Expect.equal (root.GetProperty("rank").GetInt32()) r "rank from RANK"
+                Expect.equal (root.GetProperty("worldSize").GetInt32()) 2 "world size from WORLD_SIZE"
+                let remoteStats = root.GetProperty("remote")
+                let distinct = own |> List.collect snd |> List.distinct |> List.length
+                let fetched = remoteStats.GetProperty("recordsFetched").GetInt64()
+                printfn "rank %d: %d batches, %d distinct rows, %d records fetched in %d requests, %d bytes (all records %d bytes); opening %d requests, %d bytes"
+                    r own.Length distinct fetched (remoteStats.GetProperty("requests").GetInt64()) (remoteStats.GetProperty("bytesFetched").GetInt64())
+                    (remoteStats.GetProperty("recordBytesTotal").GetInt64()) (remoteStats.GetProperty("openRequests").GetInt64()) (remoteStats.GetProperty("openBytes").GetInt64())
+                // Every row of its own batches, plus at most the read-ahead (2 batches of 12 rows, default) into its next epoch's batches.
+                Expect.isGreaterThanOrEqual fetched (int64 distinct) $"rank {r} fetched every row of its batches"
+                Expect.isLessThanOrEqual fetched (int64 (distinct + 2 * 12)) $"rank {r} fetches only its own batches' records (and the read-ahead)"
+                let all = union |> Map.toList |> List.collect snd |> List.distinct |> List.length
+                Expect.isLessThan fetched (int64 all) $"rank {r} fetched fewer records than the ranks' batches hold together")
     ]
