@@ -44,6 +44,7 @@ internal static class RemoteDataset
         ArgumentNullException.ThrowIfNull(options);
         var settings = options.ObjectStore ?? new ObjectStoreOptions();
         var remote = settings.Remote ?? new RemoteAccessOptions();
+        settings = settings with { Remote = remote };
         ArgumentOutOfRangeException.ThrowIfNegative(remote.ReadAheadBatches, "options.ObjectStore.Remote.ReadAheadBatches");
         ArgumentOutOfRangeException.ThrowIfLessThan(remote.MaxParallelRequests, 1, "options.ObjectStore.Remote.MaxParallelRequests");
         ArgumentOutOfRangeException.ThrowIfNegative(remote.CoalesceGapBytes, "options.ObjectStore.Remote.CoalesceGapBytes");

@@ -123,7 +123,8 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
         var waits = new List<Task>();
         foreach (int row in rows)
         {
-            if (Cache.Contains(row)) continue;
+            // A row out of range is left to Load, which reports it.
+            if ((uint)row >= (uint)Count || Cache.Contains(row)) continue;
             var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             Task held = _inflight.GetOrAdd(row, tcs.Task);
             if (held == tcs.Task) { claimed.Add(row); mine[row] = tcs; }
