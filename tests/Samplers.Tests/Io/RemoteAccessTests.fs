@@ -226,7 +226,16 @@ let tests =
             Expect.isTrue (t.Indexes |> Seq.forall (fun i -> i.Origin = RecordIndexOrigin.Published)) "second host loads the published index"
             let shardBytes = Directory.GetFiles(digits (), "*.tfrecord-*") |> Array.sumBy (fun f -> FileInfo(f).Length)
             Expect.isLessThan t.OpenBytes (shardBytes / 4L) "no shard scanned: only the small index files are read"
-            Expect.equal (s.DigestPlans(0, 2, 0, s.Count)) localDigest "digest")
+            Expect.equal (s.DigestPlans(0, 2, 0, s.Count)) localDigest "digest"
+            // A damaged published index is an error naming it (someone published it), never silently scanned around.
+            let damaged = Array.copy published
+            damaged[damaged.Length / 2] <- damaged[damaged.Length / 2] ^^^ 0x01uy
+            use c = server.Client()
+            c.PutObjectAsync(Amazon.S3.Model.PutObjectRequest(BucketName = "digits", Key = prefix + "/samplers-index/train.sidx", InputStream = new MemoryStream(damaged), UseChunkEncoding = false)).GetAwaiter().GetResult() |> ignore
+            let e = throwsWith<DataFormatException> (fun () -> use _ = open' (o "host3") in ()) "damaged published index"
+            Expect.stringContains e.Message "samplers-index/train.sidx" "names the object"
+            Expect.stringContains e.Message "CRC-32C" "says what failed"
+            Expect.stringContains e.Message "UsePublishedIndex" "says how to ignore it")
 
         testCase "s3rver through the CLI: index --publish writes the index; ranks from RANK/WORLD_SIZE each fetch only their own batches' records, and their batches together are the single-process plan" <| s3rverOr (fun server ->
             server.Upload("digits", prefix, digits ()) |> ignore
