@@ -47,12 +47,13 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
     // Read-only views made once: the index and table never change, and callers index these per class.
     private readonly IReadOnlyList<long> _classList;
     private readonly IReadOnlyList<int> _exampleShape;
-    private readonly int _readAhead;         // batches of read-ahead (mapped tables only), resolved once
+    private readonly int _readAhead;         // batches of read-ahead (mapped tables, or a lazy table that asks for it), resolved once
     private readonly RowSource _rows;        // memory, mapped or lazy: the one way batches get their rows
     // The epoch is the sampler's only mutable state; whether warmup is on is a function of it (IsWarmupAt), so a
     // reader can never see an epoch with another epoch's warmup flag.
     private int _epoch;
     private readonly bool _ownsTable;        // the table was made or loaded here (preprocessed copy, TFDS load): disposed with the sampler
+    private IDisposable? _ownedLazy;          // a lazy table opened for this sampler (remote access): disposed with it
     private int _disposed;
 
     /// <summary>A sampler over <paramref name="x"/> (examples and their labels) with <paramref name="options"/>.</summary>
@@ -130,13 +131,20 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
 
     // Not a public constructor overload: a second one-table constructor would make `MultiShotMemorySampler(x, options)`
     // ambiguous for F# callers whose x is not yet typed.
-    private MultiShotMemorySampler(LazyExampleTable x, SamplerOptions options, bool lazy)
+    private protected MultiShotMemorySampler(LazyExampleTable x, SamplerOptions options, bool lazy)
         : this(LabelsOf(x, options), options, applyPreprocess: false, ownsInput: true)
     {
         _lazy = lazy ? x : null;
         // The table made above holds labels only: rows come from the lazy table, preprocessed per batch.
-        if (_lazy is not null) _rows = new RowSource(_table, _lazy, options.Preprocess);
+        if (_lazy is not null)
+        {
+            _rows = new RowSource(_table, _lazy, options.Preprocess);
+            _readAhead = options.ReadAheadBatches ?? _lazy.ReadAheadBatches;
+        }
     }
+
+    // A lazy table this sampler opened (and so disposes).
+    private protected void OwnLazy(IDisposable table) => _ownedLazy = table;
 
     private static ExampleTable LabelsOf(LazyExampleTable x, SamplerOptions options)
     {
@@ -269,8 +277,10 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
             static (self, key, s) =>
             {
                 self._planner.Fill(key, s.Indices, s.Ordinals);
-                self.ReadAhead(key.Epoch, key.BatchId);
+                if (self._lazy is null) self.ReadAhead(key.Epoch, key.BatchId);
             });
+        // A lazy table reads ahead once this batch's own rows are in: its fetches go first.
+        if (_lazy is not null) ReadAhead(epoch, batchId);
         return Augment(batch, warm);
     }
 
@@ -297,8 +307,9 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
         {
             var key = new PlanKey(_options.Seed, Epoch, batchId);
             _planner.Fill(key, idx, ord);
-            ReadAhead(key.Epoch, batchId);
+            if (_lazy is null) ReadAhead(key.Epoch, batchId);
             RowView rows = _rows.View(idx[..n]);
+            if (_lazy is not null) ReadAhead(key.Epoch, batchId);
             Span<int> shape = stackalloc int[_table.ExampleShape.Length];
             long bytes = rows.Measure(shape, BatchWhat.Planned(batchId, key.Epoch));
             Span<byte> dest = System.Runtime.InteropServices.MemoryMarshal.AsBytes(x);
@@ -377,6 +388,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         if (_ownsTable) _table.Dispose();
+        _ownedLazy?.Dispose();
     }
 
     /// <summary>The batches of the current epoch in order (0 .. Count-1); dispose each one.</summary>
@@ -459,7 +471,8 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
                 long target = (long)batchId + ahead;
                 int e = (int)Math.Min(int.MaxValue, epoch + target / Count), b = (int)(target % Count);
                 _planner.Fill(new PlanKey(_options.Seed, e, b), idx[..n], ord[..n]);
-                _table.PrefetchRows(idx[..n]);
+                if (_lazy is not null) _lazy.ReadAhead(idx[..n]);
+                else _table.PrefetchRows(idx[..n]);
             }
         }
         finally

@@ -73,7 +73,9 @@ public record SamplerOptions
     /// also plans batch b + this and calls <see cref="ExampleTable.PrefetchRows"/> on its rows, so consumers that walk
     /// batches in order find their pages read. Null (the default) means <see cref="AutoReadAheadBatches"/> when the mapped
     /// file is larger than half the memory available to the process (it may not stay in the page cache), else 0: in the page
-    /// cache the advice only costs system calls. No effect on in-memory tables; never changes a batch (docs/MAPPED.md).</summary>
+    /// cache the advice only costs system calls. No effect on in-memory tables; never changes a batch (docs/MAPPED.md).
+    /// Over a remote table (object storage, <c>ObjectStoreAccess.Remote</c>) it is the number of coming batches whose
+    /// records are fetched in the background, null meaning the table's <c>RemoteAccessOptions.ReadAheadBatches</c>.</summary>
     public int? ReadAheadBatches { get; init; }
 
     /// <summary>The read-ahead distance used when <see cref="ReadAheadBatches"/> is null and the file is large.</summary>

@@ -20,6 +20,7 @@ internal sealed partial class CliApp(TextWriter output, TextWriter error, bool i
         ExportCommand.Build,
         CacheCommand.Build,
         DownloadCommand.Build,
+        IndexCommand.Build,
         ShowCommand.Build,
         ImportCommand.Build,
     ];

@@ -143,7 +143,21 @@ internal sealed class CliShared(TextWriter output, TextWriter error, bool intera
     }
 
     /// <summary>Loads for a sampling command: <see cref="LoadAsync(CliContext, TfdsLoadOptions, SamplerOptions?, CancellationToken)"/> with the sampling checks.</summary>
-    public Task<LoadedDataset> LoadAsync(CliContext c, TFDatasetSamplerOptions options, CancellationToken ct) => LoadAsync(c, options.Load, options, ct);
+    public async Task<LoadedDataset> LoadAsync(CliContext c, TFDatasetSamplerOptions options, CancellationToken ct)
+    {
+        if (Samplers.Storage.ObjectStoreLocation.IsRemote(options.Load.DataDir) && options.Load.ObjectStore?.Access == Samplers.Storage.ObjectStoreAccess.Remote)
+        {
+            CheckBeforeLoading(options.Load, options);
+            var o = options with { Load = options.Load with { Logger = c.Verbose ? new StderrLogger(c.Err) : null } };
+            var sampler = await Progress.Run(c, $"opening {options.Load.DatasetName} at {options.Load.DataDir} for remote access",
+                (p, t) => TFDatasetMultiShotMemorySampler.LoadAsync(o, new SyncProgress<LoadProgress>(x => p.Report((x.ExamplesDone, x.ExamplesTotal))), t), ct).ConfigureAwait(false);
+            var t = sampler.RemoteTable!;
+            c.Status($"opened {t.Builder.FullName} for remote access: {t.Count} examples; record index: " +
+                string.Join(", ", t.Indexes.Select(i => $"{i.Split} {i.Origin.ToString().ToLowerInvariant()}")) + $" ({t.OpenRequests} requests, {t.OpenBytes} bytes)");
+            return new LoadedDataset(t.Builder, sampler.Table, false, null, "remote access", sampler);
+        }
+        return await LoadAsync(c, options.Load, options, ct).ConfigureAwait(false);
+    }
 
     private static void CheckBeforeLoading(TfdsLoadOptions load, SamplerOptions? o)
     {
@@ -190,7 +204,10 @@ internal sealed class CliShared(TextWriter output, TextWriter error, bool intera
                 $"--classes-per-batch ({o.ClassesPerBatch}) exceeds the number of classes ({label.NumClasses}) of '{load.YKey}' in {dir.FullName}. Lower --classes-per-batch to at most {label.NumClasses}.");
     }
 
-    public static MultiShotMemorySampler Sampler(LoadedDataset data, TFDatasetSamplerOptions options) => new(data.Table, options);
+    public static MultiShotMemorySampler Sampler(LoadedDataset data, TFDatasetSamplerOptions options) => data.Remote is { } remote ? remote : new MultiShotMemorySampler(data.Table, options);
+
+    /// <summary>The content fingerprint of the loaded data; null with remote access (it would read every record).</summary>
+    public static string? Fingerprint(LoadedDataset data) => data.Remote is null ? Samplers.Experiments.DatasetFingerprint.Compute(data.Table) : null;
 
     /// <summary>data/ next to the tool (packed with it), else in the current folder or a parent (a clone).</summary>
     internal static string FindEmbeddedDataDir()

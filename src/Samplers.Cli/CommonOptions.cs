@@ -14,6 +14,13 @@ internal sealed class CommonOptions
     public readonly Option<string?> DataDir = new("--data-dir") { Description = "TFDS data directory (default: TFDS_DATA_DIR, else ~/tensorflow_datasets; without a dataset, commands use the embedded data/)." };
     public readonly Option<string?> S3Endpoint = new("--s3-endpoint") { Description = "Endpoint of an S3-compatible service for an s3://bucket/prefix --data-dir (default: AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL, else AWS); addressed path-style. Needs the Samplers.S3 package (in the tool)." };
     public readonly Option<bool> S3Anonymous = new("--s3-anonymous") { Description = "Send unsigned requests to an s3:// --data-dir (a public bucket) without looking for credentials." };
+    public readonly Option<string> S3Access = new("--s3-access")
+    {
+        Description = "How run and plan read an s3:// --data-dir: copy (the requested splits are copied into a local folder, then loaded and cached; the default) " +
+            "or remote (a record index is built once or loaded, and each batch's records are fetched by ranged reads; with --rank/--world-size each process fetches only its own batches). " +
+            "Commands that need the whole table (info, export, show, cache) always copy.",
+        DefaultValueFactory = _ => "copy",
+    };
     public readonly Option<string?> CacheDir = new("--cache-dir") { Description = "Parquet cache directory (default: SAMPLERS_CACHE_DIR, else the user cache folder)." };
     public readonly Option<bool> NoCache = new("--no-cache") { Description = "Read the TFRecords; neither read nor write the cache." };
     public readonly Option<bool> Download = new("--download") { Description = "Download the dataset from the TFDS bucket (or --base-url) when it is absent from the data directory." };
@@ -53,19 +60,20 @@ internal sealed class CommonOptions
         Description = "The most pixels (height x width) one encoded image may declare; larger ones are refused from their header, " +
             "before any memory is allocated (a decompression-bomb guard). Default: 89478485, PIL's limit.",
     };
-    public readonly Option<int> Rank = new("--rank") { Description = "This process's rank for data-parallel sharding, in [0, world size).", DefaultValueFactory = _ => 0 };
-    public readonly Option<int> WorldSize = new("--world-size") { Description = "Number of data-parallel processes.", DefaultValueFactory = _ => 1 };
+    public readonly Option<int> Rank = new("--rank") { Description = "This process's rank for data-parallel sharding, in [0, world size). Default: the RANK environment variable (set by torchrun and similar launchers), else 0.", DefaultValueFactory = _ => 0 };
+    public readonly Option<int> WorldSize = new("--world-size") { Description = "Number of data-parallel processes. Default: the WORLD_SIZE environment variable, else 1.", DefaultValueFactory = _ => 1 };
     public readonly Option<string?> Resize = new("--resize")
     {
         Description = "Resize every image while loading, HEIGHTxWIDTH (bilinear as tf.image.resize, rounded to uint8); the cache then holds the resized table. Needed for datasets of varying image sizes.",
     };
 
     /// <summary>Options that only say what to load (info, cache, export without batches).</summary>
-    public IEnumerable<Option> LoadOptions => [DataDir, S3Endpoint, S3Anonymous, CacheDir, NoCache, Table, Splits, XKey, YKey, MaxImagePixels, Download, BaseUrl];
+    public IEnumerable<Option> LoadOptions => [DataDir, S3Endpoint, S3Anonymous, S3Access, CacheDir, NoCache, Table, Splits, XKey, YKey, MaxImagePixels, Download, BaseUrl];
 
     /// <summary>Checks on the loading options' values, at parse time (before anything is read).</summary>
     public CommonOptions()
     {
+        S3Access.AcceptOnlyFromAmong("copy", "remote");
         MaxImagePixels.Validators.Add(v =>
         {
             long? n = v.GetValueOrDefault<long?>();
@@ -98,8 +106,16 @@ internal sealed class CommonOptions
             Preprocess = ResizePreprocess(r.GetValue(Resize)),
         };
         // Object-store settings only when one was given: the library's defaults (environment, credential chain) otherwise.
-        if (r.GetValue(S3Endpoint) is not null || r.GetValue(S3Anonymous))
-            load = load with { ObjectStore = new Samplers.Storage.ObjectStoreOptions { Endpoint = r.GetValue(S3Endpoint), Anonymous = r.GetValue(S3Anonymous) } };
+        bool remote = r.GetValue(S3Access) == "remote";
+        if (r.GetValue(S3Endpoint) is not null || r.GetValue(S3Anonymous) || remote)
+            load = load with
+            {
+                ObjectStore = new Samplers.Storage.ObjectStoreOptions
+                {
+                    Endpoint = r.GetValue(S3Endpoint), Anonymous = r.GetValue(S3Anonymous),
+                    Access = remote ? Samplers.Storage.ObjectStoreAccess.Remote : Samplers.Storage.ObjectStoreAccess.Copy,
+                },
+            };
         // Absent means the library's default (PIL's limit).
         if (r.GetValue(MaxImagePixels) is long maxPixels) load = load with { MaxImagePixels = maxPixels };
         // Absent means the library's default (train then test).
@@ -119,9 +135,22 @@ internal sealed class CommonOptions
             TotalExamplesPerClass = r.GetValue(TotalExamplesPerClass),
             Seed = r.GetValue(Seed),
             Mode = r.GetValue(Mode),
-            Rank = r.GetValue(Rank),
-            WorldSize = r.GetValue(WorldSize),
+            Rank = FromOptionOrEnvironment(r, Rank, "RANK"),
+            WorldSize = FromOptionOrEnvironment(r, WorldSize, "WORLD_SIZE"),
         };
+
+    /// <summary>The option's value when given on the command line; else the environment variable a launcher sets
+    /// (torchrun and most others set RANK and WORLD_SIZE for each process); else the option's default.</summary>
+    /// <exception cref="UsageException">The variable is set but is not an integer.</exception>
+    internal static int FromOptionOrEnvironment(ParseResult r, Option<int> option, string variable)
+    {
+        if (r.GetResult(option) is { Implicit: false }) return r.GetValue(option);
+        string? text = Environment.GetEnvironmentVariable(variable);
+        if (string.IsNullOrWhiteSpace(text)) return r.GetValue(option);
+        if (!int.TryParse(text.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out int v))
+            throw new UsageException($"{variable}={text} (from the environment, used for {option.Name} when it is not given) is not an integer; set it to a number or pass {option.Name}.");
+        return v;
+    }
 
     /// <summary>The <c>--resize</c> preprocess: <see cref="Imaging.ImagePreprocessing.Resize"/>(h, w, bilinear, no antialias, uint8); null when absent.</summary>
     public static IExamplePreprocessor? ResizePreprocess(string? text) =>

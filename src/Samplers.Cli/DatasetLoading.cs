@@ -4,7 +4,15 @@ using Samplers.Tfds;
 namespace Samplers.Cli;
 
 /// <summary>A loaded dataset as the commands see it.</summary>
-internal sealed record LoadedDataset(DatasetBuilderDir Dir, ExampleTable Table, bool FromCache, string? CachePath, string CacheDetail);
+/// <param name="Dir">The dataset's version folder (for remote access, its local metadata copy).</param>
+/// <param name="Table">The examples and labels (labels only with remote access).</param>
+/// <param name="FromCache">Whether the table came from the Parquet cache.</param>
+/// <param name="CachePath">The cache file, when one was used or written.</param>
+/// <param name="CacheDetail">What the cache did, for the status line.</param>
+/// <param name="Remote">With remote access (--s3-access remote): the sampler over the remote table (its <c>Table</c> then
+/// holds labels only, and every example is fetched when a batch needs it); null otherwise.</param>
+internal sealed record LoadedDataset(DatasetBuilderDir Dir, ExampleTable Table, bool FromCache, string? CachePath, string CacheDetail,
+    TFDatasetMultiShotMemorySampler? Remote = null);
 
 /// <summary>The one place the CLI loads data: the library's load route, <see cref="TfdsLoader.LoadAsync"/> (TFRecords or the
 /// Parquet cache), which the façade and the experiment scripts use too.</summary>

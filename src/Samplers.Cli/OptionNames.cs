@@ -28,6 +28,7 @@ internal static partial class OptionNames
         ("--splits", ["Splits", "splits", "spec"]),
         ("--data-dir", ["DataDir", "dataDir", "data_dir"]),
         ("--s3-endpoint", ["Endpoint", "ObjectStore.Endpoint"]),
+        ("--s3-access", ["ObjectStore.Access", "options.Load.ObjectStore.Access"]),
         ("--cache-dir", ["CacheDir", "cacheDir"]),
         ("--table", ["Table"]),
         ("--max-image-pixels", ["MaxImagePixels"]),

@@ -39,7 +39,7 @@ internal static class PlanCommand
                 if (c.Json)
                     c.WriteJson(new
                     {
-                        digest = d, dataset = data.Dir.FullName, fingerprint = DatasetFingerprint.Compute(data.Table), seed = sampler.Seed,
+                        digest = d, dataset = data.Dir.FullName, fingerprint = CliShared.Fingerprint(data), seed = sampler.Seed,
                         mode = options.Mode, config = sampler.PlanConfig.ToString(), firstEpoch, epochs = epochCount, batchStart = start, batchEnd = end,
                         planVersion = Planner.PlanVersion,
                     });

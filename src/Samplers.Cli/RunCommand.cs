@@ -39,10 +39,11 @@ internal static class RunCommand
             {
                 c.WriteJson(new
                 {
-                    dataset = data.Dir.FullName, fingerprint = DatasetFingerprint.Compute(data.Table), splits = options.Load.Splits,
+                    dataset = data.Dir.FullName, fingerprint = CliShared.Fingerprint(data), splits = options.Load.Splits,
                     batchSize = sampler.BatchSize, classesPerBatch = sampler.ClassesPerBatch, examplesPerClassPerBatch = sampler.ExamplesPerClassPerBatch,
                     stepsPerEpoch = sampler.StepsPerEpoch, batchesPerEpoch = sampler.Count, epochs = epochCount, seed = sampler.Seed, mode = options.Mode,
-                    rank = options.Rank, worldSize = options.WorldSize, table = data.Table.Backing.ToString().ToLowerInvariant(),
+                    rank = options.Rank, worldSize = options.WorldSize, table = data.Remote is null ? data.Table.Backing.ToString().ToLowerInvariant() : "remote",
+                    remote = data.Remote?.RemoteTable is { } rt ? new { requests = rt.Requests, bytesFetched = rt.BytesFetched, recordsFetched = rt.RecordsFetched, recordBytesFetched = rt.RecordBytesFetched, recordBytesTotal = rt.RecordBytesTotal, openRequests = rt.OpenRequests, openBytes = rt.OpenBytes } : null,
                     batches = report.Batches, rows = b.Rows, perClass, min = b.Min, max = b.Max, mean = b.Mean, chiSquare = b.ChiSquare, degreesOfFreedom = b.DegreesOfFreedom,
                     pValue = b.PValue, examplesSeen = b.DistinctExamples, examplesAvailable = b.AvailableExamples, datasetSize = data.Table.Count,
                     coverage = b.Coverage, seconds = clock.Elapsed.TotalSeconds, batchesPerSecond = rate, planDigest = report.PlanDigest, planVersion = Planner.PlanVersion,
@@ -58,6 +59,8 @@ internal static class RunCommand
             w.WriteLine(string.Create(Inv, $"balance        rows per class min {b.Min}, max {b.Max}, mean {b.Mean:0.##}; chi-square over class visits {b.ChiSquare:0.###} (df {b.DegreesOfFreedom}), p-value {b.PValue:0.####}"));
             w.WriteLine(string.Create(Inv, $"examples seen  {b.DistinctExamples} of {b.AvailableExamples} sampled ({b.Coverage:P1}); dataset size {data.Table.Count}"));
             w.WriteLine(string.Create(Inv, $"speed          {report.Batches} batches in {clock.Elapsed.TotalSeconds:0.###} s = {rate:N0} batches/s"));
+            if (data.Remote?.RemoteTable is { } remote)
+                w.WriteLine(string.Create(Inv, $"remote reads   {remote.RecordsFetched} records in {remote.Requests} requests, {remote.BytesFetched} bytes fetched for {remote.RecordBytesFetched} bytes of records ({remote.RecordBytesTotal} bytes in all the table's records); opening: {remote.OpenRequests} requests, {remote.OpenBytes} bytes"));
             w.WriteLine($"plan digest    {report.PlanDigest}");
             return Program.ExitOk;
         });

@@ -68,7 +68,8 @@ internal sealed class S3ObjectStore : IObjectStore
             MaxErrorRetry = Math.Max(0, options.Retries),
             RetryMode = RequestRetryMode.Standard,
             Timeout = options.Timeout,
-            // Nothing is uploaded; responses are verified by the reader (CRCs, record counts, lengths, ETags).
+            // Only a published record index is ever uploaded (plain PutObject, no checksum trailer); responses are verified by
+            // the reader (CRCs, record counts, lengths, ETags).
             RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,
             ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
         };
@@ -204,6 +205,80 @@ internal sealed class S3ObjectStore : IObjectStore
             total = length;
         }
         return new ObjectRead(new OwningStream(response), start, length, total, response.ETag);
+    }
+
+    /// <summary>A real ranged read: <c>Range: bytes=from-(from+length-1)</c> with <c>If-Match</c> on the expected ETag; the
+    /// answer's ETag and Content-Range are checked too (a store that ignores the precondition cannot slip another version through).</summary>
+    public async Task<ObjectRead?> ReadRangeAsync(string key, long from, long length, string? expectedETag, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(from);
+        ArgumentOutOfRangeException.ThrowIfLessThan(length, 1);
+        long last = checked(from + length - 1);
+        var request = new GetObjectRequest
+        {
+            BucketName = _location.Bucket, Key = key,
+            ByteRange = new ByteRange($"bytes={from.ToString(CultureInfo.InvariantCulture)}-{last.ToString(CultureInfo.InvariantCulture)}"),
+        };
+        if (expectedETag is not null) request.EtagToMatch = expectedETag;
+        GetObjectResponse response;
+        try
+        {
+            response = await _client.GetObjectAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound && e.ErrorCode is "NoSuchKey" or null or "")
+        {
+            return null;
+        }
+        catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.PreconditionFailed && expectedETag is not null)
+        {
+            throw new ObjectChangedException(Show(key), expectedETag, null);
+        }
+        catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable)
+        {
+            return ObjectRead.PastEnd(null, null);
+        }
+        catch (Exception e) when (e is AmazonServiceException or AmazonClientException or HttpRequestException)
+        {
+            throw Fail(e, Show(key));
+        }
+        catch (Exception e) when (e is FormatException or InvalidOperationException or System.Xml.XmlException)
+        {
+            throw new DownloadException($"{Show(key)}: {_where} sent an answer the S3 client cannot read ({e.GetType().Name}: {e.Message.TrimEnd('.')}); check the endpoint (--s3-endpoint, AWS_ENDPOINT_URL).", Show(key), null, e);
+        }
+        if (expectedETag is not null && response.ETag is { } tag && tag != expectedETag)
+        {
+            response.Dispose();
+            throw new ObjectChangedException(Show(key), expectedETag, tag);
+        }
+        if (!TryParseContentRange(response.ContentRange, out long start, out long? total) || start != from || response.ContentLength > length)
+        {
+            string got = response.ContentRange ?? "none";
+            response.Dispose();
+            throw new DownloadException(
+                $"{Show(key)}: asked for bytes {from}-{last}, but {_where} answered with Content-Range '{got}'; the service does not support ranged reads as S3 does.",
+                Show(key), response.HttpStatusCode);
+        }
+        return new ObjectRead(new OwningStream(response), start, response.ContentLength, total, response.ETag);
+    }
+
+    /// <summary>One PutObject, unchunked (no aws-chunked framing: some S3-compatible services store it verbatim) and with
+    /// no extra checksum header unless the service requires one.</summary>
+    public async Task<string?> PutAsync(string key, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
+    {
+        var request = new PutObjectRequest
+        {
+            BucketName = _location.Bucket, Key = key, InputStream = new MemoryStream(body.ToArray(), writable: false),
+            UseChunkEncoding = false, ContentType = "application/octet-stream",
+        };
+        try
+        {
+            var response = await _client.PutObjectAsync(request, cancellationToken).ConfigureAwait(false);
+            return response.ETag;
+        }
+        catch (Exception e) when (e is AmazonServiceException or AmazonClientException or HttpRequestException)
+        {
+            throw Fail(e, $"{Show(key)} (writing)");
+        }
     }
 
     private static bool TryParseContentRange(string? value, out long start, out long? total)

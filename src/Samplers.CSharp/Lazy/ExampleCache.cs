@@ -80,6 +80,12 @@ public sealed class ExampleCache
         return false;
     }
 
+    /// <summary>Whether <paramref name="row"/> is held, without counting a lookup or refreshing it.</summary>
+    internal bool Contains(int row)
+    {
+        lock (_gate) return _map.ContainsKey(row);
+    }
+
     /// <summary>Adds <paramref name="example"/> for <paramref name="row"/> (unless present or larger than the byte bound),
     /// evicting least recently used examples until both bounds hold.</summary>
     public void Add(int row, LoadedExample example)

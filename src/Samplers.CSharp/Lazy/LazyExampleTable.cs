@@ -139,6 +139,7 @@ public abstract class LazyExampleTable
         var distinct = new List<int>();
         for (int i = 0; i < r.Length; i++)
             if (first.TryAdd(r[i], i)) distinct.Add(i);
+        FetchMissing(distinct.Select(at => r[at]).ToArray());
         Parallel.For(0, distinct.Count, j =>
         {
             int at = distinct[j];
@@ -157,6 +158,8 @@ public abstract class LazyExampleTable
         ArgumentNullException.ThrowIfNull(rows);
         int[] r = rows.ToArray();
         var unique = r.Distinct().ToArray();
+        foreach (int row in unique) CheckRow(row);
+        await FetchMissingAsync(unique, cancellationToken).ConfigureAwait(false);
         var tasks = unique.Select(row => LoadAsync(row, cancellationToken).AsTask()).ToArray();
         try { await Task.WhenAll(tasks).ConfigureAwait(false); }
         catch
@@ -209,6 +212,24 @@ public abstract class LazyExampleTable
         return b.Build();
     }
 
+    /// <summary>A bulk loader's chance to fetch the rows of a batch that are not cached yet in one go (sorted, merged
+    /// reads) before <see cref="LoadRows"/> takes each row from the cache; rows it leaves out are loaded one by one.
+    /// Rows are distinct and in range. Failures are its to report (as <see cref="ExampleLoadException"/>).</summary>
+    internal virtual void FetchMissing(int[] rows)
+    {
+    }
+
+    /// <summary>As <see cref="FetchMissing"/>, for <see cref="LoadRowsAsync"/>.</summary>
+    internal virtual Task FetchMissingAsync(int[] rows, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>Batches a sampler should read ahead (their rows go to <see cref="ReadAhead"/>); 0 for none.</summary>
+    internal virtual int ReadAheadBatches => 0;
+
+    /// <summary>Starts loading <paramref name="rows"/> (a coming batch) into the cache in the background; never throws.</summary>
+    internal virtual void ReadAhead(ReadOnlySpan<int> rows)
+    {
+    }
+
     // A labels-only stand-in for the sampler's class index (no example bytes): every example is empty.
     internal ExampleTable LabelsOnly(DType dtype, int[] shape)
     {
@@ -216,7 +237,7 @@ public abstract class LazyExampleTable
         return new ExampleTable(dtype, shape, [Array.Empty<byte>()], new int[n], new int[n], new int[n], new int[n * shape.Length], _labels, null, _classNames);
     }
 
-    private LoadedExample Admit(int row, LoadedExample? e)
+    private protected LoadedExample Admit(int row, LoadedExample? e)
     {
         if (e is null || e.Data is null || e.Shape is null)
             throw new ExampleLoadException($"Row {row} (key '{KeyText(row)}'): the loader returned no example (null data or shape).", row, KeyText(row));
@@ -236,7 +257,7 @@ public abstract class LazyExampleTable
         return e;
     }
 
-    private ExampleLoadException Failed(int row, Exception e)
+    private protected ExampleLoadException Failed(int row, Exception e)
     {
         string key = KeyText(row);
         string? file = (e as SamplersDataException)?.FilePath ?? (e as FileNotFoundException)?.FileName;
@@ -250,7 +271,7 @@ public abstract class LazyExampleTable
             if (e is not null) ExceptionDispatchInfo.Capture(e).Throw();
     }
 
-    private void CheckRow(int row)
+    private protected void CheckRow(int row)
     {
         if ((uint)row >= (uint)Count)
             throw new ArgumentOutOfRangeException(nameof(row), row, $"row must be in [0, {Count}), but was {row}.");

@@ -89,6 +89,62 @@ public sealed record ObjectStoreOptions
     /// <summary>Where the local copies of object-store data directories go; null uses <c>remote/</c> under the cache
     /// directory (<see cref="Samplers.Cache.ParquetCache.ResolveDirectory"/>). A copy is keyed by endpoint, bucket and prefix.</summary>
     public string? CopyDir { get; init; }
+
+    /// <summary>How a sampler reaches the dataset's records: <see cref="ObjectStoreAccess.Copy"/> (the default) copies the
+    /// requested splits into a local folder first; <see cref="ObjectStoreAccess.Remote"/> reads only the records the
+    /// batches need, by ranged reads, through a record index (docs/OBJECT_STORAGE.md, mode 2). Remote access is used by
+    /// <c>TFDatasetMultiShotMemorySampler.LoadAsync</c> and its constructors; <c>TfdsLoader.LoadAsync</c>, which builds a
+    /// whole table anyway, always copies.</summary>
+    public ObjectStoreAccess Access { get; init; } = ObjectStoreAccess.Copy;
+
+    /// <summary>Settings of <see cref="ObjectStoreAccess.Remote"/> (read-ahead, parallel requests, range coalescing, the
+    /// decoded-example cache, the record index); ignored when copying.</summary>
+    public RemoteAccessOptions Remote { get; init; } = new();
+}
+
+/// <summary>How an object-store data directory is read (<see cref="ObjectStoreOptions.Access"/>).</summary>
+public enum ObjectStoreAccess
+{
+    /// <summary>Mode 1: the requested splits' files are copied into a local folder (resumable, verified), then loaded as
+    /// any local data directory (and cached as Parquet).</summary>
+    Copy = 0,
+
+    /// <summary>Mode 2: a record index (shard, offset, length, label of every record) is built once or loaded, sampling
+    /// starts from its labels, and each batch's records are fetched by ranged reads, verified and decoded on demand.</summary>
+    Remote = 1,
+}
+
+/// <summary>Settings of remote random access (<see cref="ObjectStoreAccess.Remote"/>). The defaults suit a store on the
+/// same network or in the same region; over a slow link raise <see cref="ReadAheadBatches"/>.</summary>
+public sealed record RemoteAccessOptions
+{
+    /// <summary>Batches whose records are fetched in the background while the current one is served: serving batch b
+    /// requests the records of batches b+1..b+K (the sampler's plan names them) into the example cache. 0 turns read-ahead
+    /// off. Default 2.</summary>
+    public int ReadAheadBatches { get; init; } = 2;
+
+    /// <summary>The most ranged reads in flight at once (for one batch and its read-ahead together). Default 8.</summary>
+    public int MaxParallelRequests { get; init; } = 8;
+
+    /// <summary>Two wanted records of one shard whose bytes are at most this far apart are fetched by one ranged read
+    /// (the gap's bytes are fetched and dropped). 0 merges only adjacent records. Default 16 KiB.</summary>
+    public int CoalesceGapBytes { get; init; } = 16 << 10;
+
+    /// <summary>The largest ranged read made by merging records (a single record larger than this is still read whole).
+    /// Default 8 MiB.</summary>
+    public int MaxRangeBytes { get; init; } = 8 << 20;
+
+    /// <summary>The byte bound of the decoded-example cache (least recently used out). It should hold at least
+    /// <see cref="ReadAheadBatches"/> + 1 batches, or read-ahead is fetched for nothing. Default 256 MiB.</summary>
+    public long CacheBytes { get; init; } = 256L << 20;
+
+    /// <summary>Where the record indexes are kept; null uses the local folder of the data directory under the cache
+    /// directory's <c>remote/</c> tree (the folder mode 1 copies into; see <see cref="ObjectStoreOptions.CopyDir"/>).</summary>
+    public string? IndexDir { get; init; }
+
+    /// <summary>True (default) loads an index published next to the data in the bucket (<c>samplers index --publish</c>)
+    /// when its shards' sizes and ETags match the listing, instead of scanning the shards.</summary>
+    public bool UsePublishedIndex { get; init; } = true;
 }
 
 /// <summary>One object of a listing.</summary>
@@ -142,8 +198,8 @@ public sealed class ObjectRead : IDisposable
 }
 
 /// <summary>
-/// Read access to one bucket of an object store, implemented by a provider package (<c>Samplers.S3</c>). Only reads:
-/// nothing is ever written to the bucket. Thread-safe.
+/// Access to one bucket of an object store, implemented by a provider package (<c>Samplers.S3</c>). Reads only, except
+/// <see cref="PutAsync"/>, which is called only when the user asks to publish a record index. Thread-safe.
 /// </summary>
 /// <remarks>Errors: a final failure (no such bucket, access refused, a throttling or server error that outlasted the
 /// provider's retries) is a <see cref="DownloadException"/> whose message names the location and the setting to fix
@@ -163,6 +219,102 @@ public interface IObjectStore : IDisposable
     /// <param name="from">The first byte wanted (0 for the whole object).</param>
     /// <param name="cancellationToken">Cancels the request.</param>
     Task<ObjectRead?> ReadAsync(string key, long from, CancellationToken cancellationToken);
+
+    /// <summary>Bytes [<paramref name="from"/>, <paramref name="from"/> + <paramref name="length"/>) of the object, only
+    /// while it is still the version <paramref name="expectedETag"/> names; null when there is no such key.</summary>
+    /// <param name="key">The full key.</param>
+    /// <param name="from">The first byte wanted.</param>
+    /// <param name="length">How many bytes (at least 1).</param>
+    /// <param name="expectedETag">The ETag the object must still have (from a listing); null to take any version.</param>
+    /// <param name="cancellationToken">Cancels the request.</param>
+    /// <exception cref="ObjectChangedException">The object's ETag is no longer <paramref name="expectedETag"/>: it was
+    /// replaced; nothing of the new version is returned.</exception>
+    /// <remarks>The default implementation reads from <paramref name="from"/> with <see cref="ReadAsync"/>, checks the
+    /// returned ETag, and ends the body after <paramref name="length"/> bytes; providers send a real range (and a
+    /// precondition on the ETag) instead.</remarks>
+    async Task<ObjectRead?> ReadRangeAsync(string key, long from, long length, string? expectedETag, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(from);
+        ArgumentOutOfRangeException.ThrowIfLessThan(length, 1);
+        ObjectRead? read = await ReadAsync(key, from, cancellationToken).ConfigureAwait(false);
+        if (read is null) return null;
+        if (expectedETag is not null && read.ETag is not null && read.ETag != expectedETag)
+        {
+            read.Dispose();
+            throw new ObjectChangedException(key, expectedETag, read.ETag);
+        }
+        long available = read.IsPastEnd ? 0 : read.Length;
+        return new ObjectRead(new BoundedStream(read, Math.Min(length, available)), from, Math.Min(length, available), read.TotalLength, read.ETag);
+    }
+
+    /// <summary>Stores <paramref name="body"/> under <paramref name="key"/> (replacing any object there). Only called when
+    /// the user asked for a write (<c>samplers index --publish</c>); the default implementation refuses.</summary>
+    /// <param name="key">The full key.</param>
+    /// <param name="body">The object's bytes.</param>
+    /// <param name="cancellationToken">Cancels the request.</param>
+    /// <returns>The new object's ETag, when the store gives one.</returns>
+    /// <exception cref="NotSupportedException">The provider cannot write.</exception>
+    Task<string?> PutAsync(string key, ReadOnlyMemory<byte> body, CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"This object store ({GetType().Name}) cannot write objects; publishing needs a provider that implements IObjectStore.PutAsync.");
+
+    /// <summary>The first <c>limit</c> bytes of a response, for the default <see cref="ReadRangeAsync"/>.</summary>
+    private sealed class BoundedStream(ObjectRead inner, long limit) : Stream
+    {
+        private long _left = limit;
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            if (_left <= 0) return 0;
+            int n = inner.Body.Read(buffer, offset, (int)Math.Min(count, _left));
+            _left -= n;
+            return n;
+        }
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (_left <= 0) return 0;
+            int n = await inner.Body.ReadAsync(buffer[..(int)Math.Min(buffer.Length, _left)], cancellationToken).ConfigureAwait(false);
+            _left -= n;
+            return n;
+        }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) inner.Dispose();
+            base.Dispose(disposing);
+        }
+    }
+}
+
+/// <summary>An object was replaced while it was being read by parts (its ETag changed since the listing or index that
+/// located the bytes): nothing of the new version was used. Reopen the data directory (the record index is then checked
+/// against the new listing and rebuilt), or restore the object.</summary>
+public sealed class ObjectChangedException : SamplersDataException
+{
+    /// <summary>Creates the exception for <paramref name="key"/>.</summary>
+    /// <param name="key">The object's key (or full location).</param>
+    /// <param name="expectedETag">The ETag the reader expected.</param>
+    /// <param name="actualETag">The ETag found, when the store said it.</param>
+    public ObjectChangedException(string key, string expectedETag, string? actualETag)
+        : base($"{key}: the object changed while the dataset was being read (ETag {expectedETag} expected, {(actualETag is null ? "a different version" : actualETag)} found); " +
+               "no byte of the new version was used. Open the data directory again (the record index is then rebuilt for the new objects), or restore the object.",
+               key, null, "ETag", null)
+    {
+        ObjectKey = key; ExpectedETag = expectedETag; ActualETag = actualETag;
+    }
+
+    /// <summary>The object (its key or full location).</summary>
+    public string ObjectKey { get; }
+    /// <summary>The ETag that was expected.</summary>
+    public string ExpectedETag { get; }
+    /// <summary>The ETag found, when known.</summary>
+    public string? ActualETag { get; }
 }
 
 /// <summary>Opens <see cref="IObjectStore"/>s for one URL scheme. A provider package marks its implementation with

@@ -131,7 +131,7 @@ public static class Catalog
 
 /// <summary>
 /// A resolved version directory of a prepared dataset ("builder dir"): where it is, its metadata, and its features.
-/// Get one from <see cref="Catalog.Open"/>; select records with <see cref="Select"/>.
+/// Get one from <see cref="Catalog.Open"/>; select records with <see cref="Select(string)"/>.
 /// </summary>
 public sealed class DatasetBuilderDir
 {
@@ -181,7 +181,11 @@ public sealed class DatasetBuilderDir
     /// <exception cref="SpecFormatException">The spec is malformed, a bound lies outside its split, or it selects no data (an <see cref="ArgumentException"/>).</exception>
     /// <exception cref="DatasetNotFoundException">A split named in the spec does not exist, or a needed shard file is missing.</exception>
     /// <exception cref="DataFormatException">A shard is gzip-compressed or a Parquet file.</exception>
-    public SplitSelection Select(string splitSpec)
+    public SplitSelection Select(string splitSpec) => Select(splitSpec, checkFiles: true);
+
+    /// <summary>As <see cref="Select(string)"/>; <paramref name="checkFiles"/> false skips the checks of the local shard
+    /// files (remote access: the shards are objects in a bucket, checked by the record index instead).</summary>
+    internal SplitSelection Select(string splitSpec, bool checkFiles)
     {
         ArgumentNullException.ThrowIfNull(splitSpec);
         foreach (var part in Splits.Parse(splitSpec))
@@ -214,6 +218,8 @@ public sealed class DatasetBuilderDir
             if (!paths.TryGetValue(ins.Split, out var p)) paths[ins.Split] = p = ShardPaths(ins.Split);
             shards[i] = new ShardInstruction(p[ins.ShardIndex], ins.Split, ins.ShardIndex, ins.Skip, ins.Take, ins.ShardLength);
         }
+        bool sequential = Info.DisableShuffling;
+        if (!checkFiles) return new SplitSelection(splitSpec, shards, () => ReadOrder.Plan(instructions, sequential), sequential);
         // Check every needed shard before anything is read: TensorFlow would only fail when it reaches the file.
         var missing = shards.Select(s => s.Path).Distinct().Where(p => !File.Exists(p)).ToArray();
         if (missing.Length > 0)
@@ -224,7 +230,6 @@ public sealed class DatasetBuilderDir
         // Before any byte is read: regular files only (opening a FIFO would block, a device would never end).
         foreach (var s in shards) ShardChecks.RequireRegular(s.Path, $"shard {s.ShardIndex} of split '{s.Split}'");
         foreach (var path in shards.Select(s => s.Path).Distinct()) Sniff(path);
-        bool sequential = Info.DisableShuffling;
         return new SplitSelection(splitSpec, shards, () => ReadOrder.Plan(instructions, sequential), sequential);
     }
 

@@ -76,7 +76,13 @@ internal sealed class LoadPlan
     /// <exception cref="ArgumentException">A bad setting, or a key naming no usable feature (the message lists them).</exception>
     /// <exception cref="DatasetNotFoundException">The dataset, config, version, split or a shard is absent.</exception>
     /// <exception cref="DataFormatException">Bad metadata.</exception>
-    public static async Task<LoadPlan> ResolveAsync(TfdsLoadOptions options, IProgress<LoadProgress>? progress, CancellationToken cancellationToken)
+    public static Task<LoadPlan> ResolveAsync(TfdsLoadOptions options, IProgress<LoadProgress>? progress, CancellationToken cancellationToken) =>
+        ResolveAsync(options, progress, cancellationToken, remote: false);
+
+    /// <summary>As <see cref="ResolveAsync(TfdsLoadOptions, IProgress{LoadProgress}?, CancellationToken)"/>; with
+    /// <paramref name="remote"/>, an object-store data directory's metadata only is copied locally (and no local shard
+    /// file is looked at): remote access reads the shards in place.</summary>
+    public static async Task<LoadPlan> ResolveAsync(TfdsLoadOptions options, IProgress<LoadProgress>? progress, CancellationToken cancellationToken, bool remote)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentException.ThrowIfNullOrEmpty(options.DatasetName, "options.DatasetName");
@@ -93,10 +99,21 @@ internal sealed class LoadPlan
 
         progress?.Report(new LoadProgress(LoadPhase.Resolving, 0, 0, Detail: options.DatasetName));
         // A data directory in object storage: copied locally once, then everything below reads the copy.
-        options = await ObjectStoreDataDir.LocalizeAsync(options, progress, cancellationToken).ConfigureAwait(false);
-        (DatasetBuilderDir builder, SplitSelection[] selections) = await OpenAsync(options, progress, cancellationToken).ConfigureAwait(false);
-        // No count the files cannot hold may size anything below (a file of S bytes holds at most S/16 records).
-        ShardChecks.RequirePlausibleLengths(selections, builder.Info.FilePath);
+        DatasetBuilderDir builder;
+        SplitSelection[] selections;
+        if (remote)
+        {
+            options = await ObjectStoreDataDir.LocalizeAsync(options, progress, cancellationToken, metadataOnly: true).ConfigureAwait(false);
+            (builder, selections) = Resolve(options, checkFiles: false);
+            // The record index checks every shard's record count against its size and shardLengths as it is built.
+        }
+        else
+        {
+            options = await ObjectStoreDataDir.LocalizeAsync(options, progress, cancellationToken).ConfigureAwait(false);
+            (builder, selections) = await OpenAsync(options, progress, cancellationToken).ConfigureAwait(false);
+            // No count the files cannot hold may size anything below (a file of S bytes holds at most S/16 records).
+            ShardChecks.RequirePlausibleLengths(selections, builder.Info.FilePath);
+        }
         FeatureSpec xSpec = FindX(builder, options.XKey);
         FeatureSpec ySpec = FindY(builder, options.YKey);
         long total = selections.Sum(s => s.NumExamples);
@@ -152,11 +169,11 @@ internal sealed class LoadPlan
         }
     }
 
-    private static (DatasetBuilderDir, SplitSelection[]) Resolve(TfdsLoadOptions options)
+    private static (DatasetBuilderDir, SplitSelection[]) Resolve(TfdsLoadOptions options, bool checkFiles = true)
     {
         DatasetBuilderDir builder = Catalog.Open(options.DataDir, options.DatasetName);
         var selections = new SplitSelection[options.Splits.Count];
-        for (int i = 0; i < selections.Length; i++) selections[i] = builder.Select(options.Splits[i]);
+        for (int i = 0; i < selections.Length; i++) selections[i] = builder.Select(options.Splits[i], checkFiles);
         return (builder, selections);
     }
 

@@ -306,7 +306,11 @@ internal static class ObjectStoreDataDir
     /// <exception cref="ArgumentException">A malformed location or endpoint, or no provider (the message names the package).</exception>
     /// <exception cref="DownloadException">The store refused or failed (no such bucket, access denied, a broken listing).</exception>
     /// <exception cref="DatasetNotFoundException">The bucket has no such dataset, version or split.</exception>
-    public static async Task<TfdsLoadOptions> LocalizeAsync(TfdsLoadOptions options, IProgress<LoadProgress>? progress, CancellationToken ct)
+    public static async Task<TfdsLoadOptions> LocalizeAsync(TfdsLoadOptions options, IProgress<LoadProgress>? progress, CancellationToken ct) =>
+        await LocalizeAsync(options, progress, ct, metadataOnly: false).ConfigureAwait(false);
+
+    /// <summary>As the other overload; <paramref name="metadataOnly"/> copies the version's metadata and no shard (remote access).</summary>
+    public static async Task<TfdsLoadOptions> LocalizeAsync(TfdsLoadOptions options, IProgress<LoadProgress>? progress, CancellationToken ct, bool metadataOnly)
     {
         if (!ObjectStoreLocation.IsRemote(options.DataDir)) return options;
         ObjectStoreLocation location;
@@ -318,6 +322,7 @@ internal static class ObjectStoreDataDir
         var request = new TfdsDownloadOptions(options.DatasetName)
         {
             DataDir = local, Splits = options.Splits, Retries = Math.Max(0, settings.Retries), Timeout = settings.Timeout, MaxDegreeOfParallelism = 4,
+            MetadataOnly = metadataOnly,
         };
         progress?.Report(new LoadProgress(LoadPhase.Downloading, 0, 0, Detail: $"{location} -> {local}"));
         IProgress<DownloadProgress>? files = progress is null ? null : new Adapter(progress);

@@ -33,6 +33,15 @@ public sealed class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
         LoadResult = loaded;
     }
 
+    // Remote access: a lazy sampler over the remote table, which it owns. Load.Preprocess is applied by the table as it decodes.
+    private TFDatasetMultiShotMemorySampler(RemoteExampleTable remote, TFDatasetSamplerOptions options)
+        : base(remote, options, lazy: true)
+    {
+        DatasetOptions = options;
+        RemoteTable = remote;
+        OwnLazy(remote);
+    }
+
     /// <summary>Loads the dataset <paramref name="options"/> describes and builds the sampler; blocks until loaded.
     /// Prefer <see cref="LoadAsync"/> in async code or when you want progress and cancellation.</summary>
     /// <exception cref="ArgumentNullException"><paramref name="options"/> is null.</exception>
@@ -103,9 +112,29 @@ public sealed class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
+        if (IsRemoteAccess(options))
+        {
+            RemoteExampleTable remote = await RemoteDataset.OpenAsync(EffectiveLoadOptions(options), publish: false, progress, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                return new TFDatasetMultiShotMemorySampler(remote, options);
+            }
+            catch
+            {
+                remote.Dispose();
+                throw;
+            }
+        }
         TfdsLoadResult loaded = await LoadTableAsync(options, progress, cancellationToken).ConfigureAwait(false);
         return new TFDatasetMultiShotMemorySampler(loaded, options);
     }
+
+    private static bool IsRemoteAccess(TFDatasetSamplerOptions options) =>
+        options.Load is { } load && Samplers.Storage.ObjectStoreLocation.IsRemote(load.DataDir) && load.ObjectStore?.Access == Samplers.Storage.ObjectStoreAccess.Remote;
+
+    /// <summary>With <see cref="Samplers.Storage.ObjectStoreAccess.Remote"/>: the table the batches' records are fetched
+    /// into (counters of requests and bytes, the record indexes used); null otherwise.</summary>
+    public RemoteExampleTable? RemoteTable { get; }
 
     /// <summary>What was loaded and how.</summary>
     public TFDatasetSamplerOptions DatasetOptions { get; }
@@ -114,7 +143,7 @@ public sealed class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
     public string DatasetName => DatasetOptions.Load.DatasetName;
 
     /// <summary>The loader's result: resolved dataset directory, x/y feature specs, selections, and whether the data came
-    /// from the cache. Null when the sampler was handed a table directly.</summary>
+    /// from the cache. Null when the sampler was handed a table directly, or reads remotely (see <see cref="RemoteTable"/>).</summary>
     public TfdsLoadResult? LoadResult { get; }
 
     /// <summary>What the loader is given: <see cref="TFDatasetSamplerOptions.Load"/> as it is, except that a null load logger
@@ -138,8 +167,13 @@ public sealed class TFDatasetMultiShotMemorySampler : MultiShotMemorySampler
     }
 
     // On the thread pool, so a caller's SynchronizationContext (UI, old ASP.NET) can never deadlock the blocking wait.
-    private static TfdsLoadResult LoadBlocking(TFDatasetSamplerOptions options) =>
-        Task.Run(() => LoadTableAsync(options, null, CancellationToken.None)).GetAwaiter().GetResult();
+    private static TfdsLoadResult LoadBlocking(TFDatasetSamplerOptions options)
+    {
+        if (IsRemoteAccess(options))
+            throw new ArgumentException("ObjectStoreOptions.Access is Remote, which builds a sampler over a lazy remote table: use TFDatasetMultiShotMemorySampler.LoadAsync " +
+                "(the constructors build an in-memory or mapped table), or Access = Copy.", "options.Load.ObjectStore.Access");
+        return Task.Run(() => LoadTableAsync(options, null, CancellationToken.None)).GetAwaiter().GetResult();
+    }
 
     // The loader applies Load.Preprocess (fused with decoding, or after a cache hit of the decoded data).
     private static Task<TfdsLoadResult> LoadTableAsync(TFDatasetSamplerOptions options, IProgress<LoadProgress>? progress, CancellationToken cancellationToken) =>

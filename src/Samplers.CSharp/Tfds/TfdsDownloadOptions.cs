@@ -38,6 +38,10 @@ public sealed record TfdsDownloadOptions(string DatasetName)
 
     /// <summary>The wait before the first retry; it doubles for each further one (capped at 30 s), plus up to 25% jitter.</summary>
     public TimeSpan RetryDelay { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Fetch the metadata (dataset_info.json, features.json, labels files) and no shard: remote access reads the
+    /// shards in place.</summary>
+    internal bool MetadataOnly { get; init; }
 }
 
 /// <summary>Progress of a download, reported through <see cref="IProgress{T}"/> as bytes arrive and files complete.</summary>

@@ -181,7 +181,7 @@ public static class TfdsDownloader
         var labels = FeaturesJson.LabelsFileNames(featuresBytes, featuresUrl);
         tracker.FileDone("features.json");
 
-        var shards = PlanShards(info, request, infoUrl);
+        var shards = request.MetadataOnly ? [] : PlanShards(info, request, infoUrl);
         tracker.SetFilesTotal(2 + labels.Count + shards.Count);
         var files = labels.Select(l => new RemoteFile(l, -1, "", 0) { MaxBytes = MaxLabelsFileBytes }).Concat(shards).ToList();
         await FetchAllAsync(request, fetcher, tracker, versionUrl, temp, files, cancellationToken).ConfigureAwait(false);
@@ -240,7 +240,7 @@ public static class TfdsDownloader
         {
             local = Catalog.Open(request.DataDir, request.DatasetName);
             var needed = SplitNames(local.Info, request, local.Info.FilePath);
-            bool complete = needed.All(s =>
+            bool complete = request.MetadataOnly || needed.All(s =>
             {
                 var paths = local.ShardPaths(s.Name);
                 return paths.Where((p, i) => s.ShardLengths[i] > 0).All(File.Exists);
@@ -413,6 +413,7 @@ public static class TfdsDownloader
             throw new DatasetNotFoundException(
                 $"{versionDir} exists but has no dataset_info.json: it is an incomplete copy made by another tool (this downloader renames only complete folders). " +
                 "Delete it and download again.", infoPath, "dataset_info.json");
+        if (request.MetadataOnly) return versionDir;
         var info = DatasetInfo.Load(infoPath);
         var missing = PlanShards(info, request, infoPath)
             .Where(f => f.ExpectedRecords > 0 && !File.Exists(Path.Combine(versionDir, f.RelativePath.Replace('/', Path.DirectorySeparatorChar))))
