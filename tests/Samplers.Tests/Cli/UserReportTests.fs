@@ -80,6 +80,13 @@ let progressTests =
             Expect.stringContains err "loading synthetic_digits" "loading announced on stderr"
             Expect.stringContains err "epoch 1: loss" "the epoch line on stderr"
             Expect.stringContains err "baseline: the same network on uniformly random batches" "the baseline's training announced"
+            // The below-raw-pixels note is printed for each evaluation set where it holds (seen-unseen has two), and only there.
+            let metrics = json out
+            for set in [ "seen_heldout"; "unseen" ] do
+                let trained = metrics.GetProperty($"recall_at_1_{set}").GetDouble()
+                let raw = metrics.GetProperty($"recall_at_1_{set}_raw_pixels").GetDouble()
+                let noted = err.Contains $"note: on {set} the trained embedding"
+                Expect.equal noted (trained < raw) $"{set}: trained recall@1 {trained}, raw pixels {raw}, note printed: {noted}"
             let code, out, err = run [ "--quiet" ]
             Expect.equal code 0 $"exit 0 with --quiet: {err}"
             Expect.equal err "" "nothing on stderr with --quiet"
