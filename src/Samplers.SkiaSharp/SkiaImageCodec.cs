@@ -45,6 +45,10 @@ public sealed class SkiaImageCodec : IImageCodec
     /// <c>"SkiaSharp"</c>. CMYK JPEGs always go through SkiaSharp.</summary>
     public string Backend => _tj is null ? "SkiaSharp" : $"libturbojpeg ({_tj.LibraryName})";
 
+    /// <summary>Empty for the SkiaSharp path (the decoder caches were always made with), <c>libturbojpeg-fast-idct</c> for
+    /// the system library's path: its pixels differ from SkiaSharp's by about one level, so their caches must not mix.</summary>
+    public string CacheIdentity => _tj is null ? "" : "libturbojpeg-fast-idct";
+
     /// <inheritdoc/>
     public bool CanDecode(ReadOnlySpan<byte> header) => header.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8, 0xFF]);
 

@@ -17,19 +17,24 @@ namespace Samplers.Cache;
 /// <param name="Preprocess">Empty for the decoded data; else what produced the stored table from it: a declared
 /// <see cref="PreprocessIdentity"/> (and decode settings that change its output), e.g.
 /// <c>resize(224,224,bilinear,antialias=false,uint8)#v1</c>.</param>
-internal sealed record CacheKey(string DataDirectory, string Dataset, string Config, string Version, string Split, string XKey, string YKey, string Preprocess = "")
+/// <param name="Decoder">Empty, or the decoder whose output the table holds when it is not the original one (e.g.
+/// <c>jpeg=libturbojpeg-fast-idct</c>): see <see cref="Imaging.IImageCodec.CacheIdentity"/>.</param>
+internal sealed record CacheKey(string DataDirectory, string Dataset, string Config, string Version, string Split, string XKey, string YKey, string Preprocess = "",
+    string Decoder = "")
 {
     /// <summary>
     /// The key as one unambiguous string (fields separated by U+001F, the data directory as a full path); stored in the
     /// cache file's metadata and compared on load, so a hash collision in the file name can never serve wrong data.
     /// </summary>
-    /// <remarks>Without a preprocess the string is what it was before preprocesses were keyed, so existing cache files stay valid.</remarks>
+    /// <remarks>Without a preprocess and a decoder the string is what it was before they were keyed, so existing cache
+    /// files stay valid.</remarks>
     public string Canonical
     {
         get
         {
             string plain = string.Join('\u001f', "samplers-cache-key-v1", NormalizeDirectory(DataDirectory), Dataset, Config, Version, Split, XKey, YKey);
-            return string.IsNullOrEmpty(Preprocess) ? plain : string.Concat(plain, "\u001fpreprocess=", Preprocess);
+            if (!string.IsNullOrEmpty(Preprocess)) plain = string.Concat(plain, "\u001fpreprocess=", Preprocess);
+            return string.IsNullOrEmpty(Decoder) ? plain : string.Concat(plain, "\u001fdecoder=", Decoder);
         }
     }
 
@@ -67,6 +72,7 @@ internal sealed record CacheKey(string DataDirectory, string Dataset, string Con
         Require(XKey, nameof(XKey));
         Require(YKey, nameof(YKey));
         ArgumentNullException.ThrowIfNull(Preprocess, nameof(Preprocess));
+        ArgumentNullException.ThrowIfNull(Decoder, nameof(Decoder));
     }
 
     private static void Require(string? value, string name)

@@ -50,6 +50,14 @@ public interface IImageCodec
     /// <param name="height">The reduced height.</param>
     /// <param name="width">The reduced width.</param>
     bool TryGetReducedSize(ReadOnlySpan<byte> encoded, int minHeight, int minWidth, out int height, out int width);
+
+    /// <summary>
+    /// A short name for the pixels this codec produces, made part of the Parquet cache key of decoded images, so that a
+    /// cache written through one decoder is never read back as another's output (two JPEG decoders can differ by a few
+    /// levels). Empty only for the library's original decoder (SkiaSharp), whose caches predate the key; the default is
+    /// the codec's type name.
+    /// </summary>
+    string CacheIdentity => GetType().FullName ?? GetType().Name;
 }
 
 /// <summary>
@@ -115,6 +123,10 @@ public static class ImageCodecs
         ArgumentOutOfRangeException.ThrowIfNegative(width);
         JpegHeader.CheckDataLength(jpeg, new ImageInfo(height, width, 0, 8, ImageFormat.Jpeg), source);
     }
+
+    /// <summary>The <see cref="IImageCodec.CacheIdentity"/> of the codec that decodes JPEG files here ("" when none is
+    /// available: such a load fails anyway, and no cache is written).</summary>
+    internal static string JpegCacheIdentity() => Find([0xFF, 0xD8, 0xFF, 0xE0, 0, 16, (byte)'J', (byte)'F', (byte)'I', (byte)'F', 0, 1])?.CacheIdentity ?? "";
 
     /// <summary>The registered codec for <paramref name="header"/>, trying discovery once when none matches; null when none.</summary>
     internal static IImageCodec? Find(ReadOnlySpan<byte> header)

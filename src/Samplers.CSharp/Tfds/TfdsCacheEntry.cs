@@ -55,6 +55,16 @@ internal sealed class TfdsCacheEntry
         return reduced ? $"{identity};jpeg=reduced" : identity.ToString();
     }
 
+    /// <summary>The decoder part of the cache key: for an image feature that may hold JPEG files (declared jpeg, or not
+    /// declared), the JPEG codec's <see cref="Imaging.IImageCodec.CacheIdentity"/> as <c>jpeg=...</c>; else empty. PNG is
+    /// lossless and decoded by the library itself, so a PNG feature's key is the same on every machine.</summary>
+    internal static string DecoderKey(FeatureSpec? xSpec)
+    {
+        if (xSpec is not { Kind: FeatureKind.Image } || string.Equals(xSpec.EncodingFormat, "png", StringComparison.OrdinalIgnoreCase)) return "";
+        string id = Imaging.ImageCodecs.JpegCacheIdentity();
+        return id.Length == 0 ? "" : "jpeg=" + id;
+    }
+
     /// <summary>The cache of <paramref name="options"/>, or null when caching is off (options or <c>SAMPLERS_NO_CACHE</c>).</summary>
     internal static ParquetCache? OpenCache(TfdsLoadOptions options, ILogger? logger)
     {
@@ -68,7 +78,8 @@ internal sealed class TfdsCacheEntry
     internal static TfdsCacheEntry For(ParquetCache cache, DatasetBuilderDir builder, IReadOnlyList<SplitSelection> selections,
         IReadOnlyList<string> splits, string xKey, string yKey, string preprocessKey = "")
     {
-        var key = new CacheKey(builder.DataDir, builder.Name, builder.Config, builder.Version, TfdsLoader.NormalizeSplits(splits), xKey, yKey, preprocessKey);
+        var key = new CacheKey(builder.DataDir, builder.Name, builder.Config, builder.Version, TfdsLoader.NormalizeSplits(splits), xKey, yKey, preprocessKey,
+            DecoderKey(builder.FindFeature(xKey)));
         var shardPaths = selections.SelectMany(s => s.Instructions.Select(i => i.Path)).Distinct(StringComparer.Ordinal);
         string featuresJson = System.IO.Path.Combine(builder.Path, "features.json");
         var fingerprint = SourceFingerprint.Compute(shardPaths, builder.Info.FilePath, File.Exists(featuresJson) ? featuresJson : null);

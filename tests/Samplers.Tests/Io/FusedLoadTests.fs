@@ -70,6 +70,32 @@ let identityTests =
             Expect.notEqual pre.Hash plain.Hash "another hash"
             Expect.stringContains pre.FileName "resize_2_2_bilinear_antialias=false_uint8_" "readable file name"
             Expect.notEqual (keyWith "resize(2,2,bilinear,antialias=false,uint8)#v2").FileName pre.FileName "the version too"
+
+        testCase "the cache key names the JPEG decoder when it is not the original one; PNG and non-image keys never change" <| fun () ->
+            let plain = CacheKey("d", "ds", "", "1.0.0", "train", "image", "label")
+            Expect.equal (CacheKey("d", "ds", "", "1.0.0", "train", "image", "label", "", "")).Canonical plain.Canonical "an empty decoder is the key of before"
+            let turbo = CacheKey("d", "ds", "", "1.0.0", "train", "image", "label", "", "jpeg=libturbojpeg-fast-idct")
+            Expect.notEqual turbo.Hash plain.Hash "another decoder, another file"
+            Expect.stringEnds turbo.Canonical "\u001fdecoder=jpeg=libturbojpeg-fast-idct" "in the canonical key"
+            let codec = Samplers.SkiaSharp.SkiaImageCodec()
+            let expected = if codec.Backend.StartsWith "libturbojpeg" then "libturbojpeg-fast-idct" else ""
+            Expect.equal (codec :> IImageCodec).CacheIdentity expected $"identity of the {codec.Backend} path"
+            let image fmt = FeatureSpec("image", FeatureKind.Image, "Image", DType.UInt8, [| -1; -1; 3 |], EncodingFormat = fmt)
+            let jpegKey = TfdsCacheEntry.DecoderKey(image "jpeg")
+            Expect.equal jpegKey (if expected = "" then "" else "jpeg=" + expected) "a JPEG feature is keyed by the decoder in use"
+            Expect.equal (TfdsCacheEntry.DecoderKey(image null)) jpegKey "an undeclared encoding may be JPEG"
+            Expect.equal (TfdsCacheEntry.DecoderKey(image "png")) "" "PNG: the library's own lossless decoder"
+            Expect.equal (TfdsCacheEntry.DecoderKey(FeatureSpec("label", FeatureKind.ClassLabel, "ClassLabel", DType.Int64, [||]))) "" "not an image"
+            Expect.equal (TfdsCacheEntry.DecoderKey null) "" "no feature"
+            // And the loader writes its cache under that key (a JPEG dataset).
+            use data = new TempDir()
+            use cache = new TempDir()
+            photos data.Path 20 30
+            let o = photoOptions data.Path cache.Path (ImagePreprocessing.Resize(8, 8, output = DType.UInt8))
+            let r = loadO o
+            let spec = r.Builder.FindFeature "image"
+            let key = CacheKey(data.Path, "synthetic_photos", "", "1.0.0", "train,test", "image", "label", TfdsCacheEntry.PreprocessKey(o, spec), jpegKey)
+            Expect.equal (Path.GetFileName r.CachePath) key.FileName "the stored file is the key with the decoder"
     ]
 
 let cacheTests =
