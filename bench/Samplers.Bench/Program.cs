@@ -30,6 +30,12 @@ public static class Program
             Environment.ExitCode = JpegDecodersCommand.Run(args[1..]);
             return;
         }
+        // Not a BenchmarkDotNet benchmark: remote random access against a loopback S3 server with added latency (see RemoteCommand).
+        if (args.Length > 0 && args[0] == "remote")
+        {
+            Environment.ExitCode = RemoteCommand.Run(args[1..]);
+            return;
+        }
         if (args.Length > 0 && args[0] == "mapped")
         {
             Environment.ExitCode = MappedExperiments.Run(args[1..]);

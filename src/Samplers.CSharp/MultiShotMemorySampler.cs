@@ -458,6 +458,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
     [System.Runtime.CompilerServices.SkipLocalsInit]
     private void ReadAhead(int epoch, int batchId)
     {
+        if (_lazy is { WantsEpochRows: true } && Interlocked.Exchange(ref _epochRowsGiven, epoch) != epoch) GiveEpochRows(epoch);
         int k = _readAhead;
         if (k == 0) return;
         int n = BatchSize;
@@ -480,6 +481,19 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
             if (rentedI is not null) ArrayPool<int>.Shared.Return(rentedI);
             if (rentedO is not null) ArrayPool<int>.Shared.Return(rentedO);
         }
+    }
+
+    private int _epochRowsGiven = -1;
+
+    // Lazy tables that plan their reads per epoch (remote ones) get every row this sampler's batches of the epoch will
+    // need: Count plans (microseconds each), once per epoch.
+    private void GiveEpochRows(int epoch)
+    {
+        int n = BatchSize;
+        var rows = new int[checked(Count * n)];
+        var ord = new int[n];
+        for (int b = 0; b < Count; b++) _planner.Fill(new PlanKey(_options.Seed, epoch, b), rows.AsSpan(b * n, n), ord);
+        _lazy!.EpochRows(epoch, rows);
     }
 
     private void WarnReplacement(ReadOnlySpan<int> ordinals)

@@ -230,6 +230,15 @@ public abstract class LazyExampleTable
     {
     }
 
+    /// <summary>True when the table plans its reads with the rows of a whole epoch (<see cref="EpochRows"/>).</summary>
+    internal virtual bool WantsEpochRows => false;
+
+    /// <summary>The rows (repeats allowed) that every batch of <paramref name="epoch"/> a sampler serves will need; called
+    /// before the epoch's first batch is loaded. Plans are pure, so this is exact.</summary>
+    internal virtual void EpochRows(int epoch, int[] rows)
+    {
+    }
+
     // A labels-only stand-in for the sampler's class index (no example bytes): every example is empty.
     internal ExampleTable LabelsOnly(DType dtype, int[] shape)
     {

@@ -114,10 +114,146 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
         t.ContinueWith(done => { _ = done.Exception; _readAheads.TryRemove(done, out _); }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
+    // Dense epochs are read in blocks: each shard's rows, in file order, cut into runs of consecutive records of at most
+    // BlockBytes. When the records an epoch's batches need make up at least 5/6 of a block's bytes (so a whole-block read
+    // fetches at most 1.2x what the epoch needs), the first batch that needs any of its rows reads the whole block once;
+    // the rows it did not ask for are kept as verified record data (encoded: smaller than decoded) and decoded when a
+    // batch, or its read-ahead, needs them. Only when everything the epoch needs fits in half the cache, so nothing
+    // fetched early is evicted before its batch comes.
+    private sealed record EpochNeed(int Epoch, bool[] Needed, bool[] DenseBlock);
+    private volatile EpochNeed? _need;
+    private (int Shard, long Start, long End, int[] Rows)[]? _blocks;
+    private int[]? _blockOf;
+    private readonly Lock _blockGate = new();
+    private readonly ConcurrentDictionary<int, Task> _blockReads = new();
+    private readonly ConcurrentDictionary<int, byte[]> _raw = new();
+    private long _rawBytes, _blockCount;
+
+    /// <summary>The most bytes of one block read (1 MiB: at a store's usual latency and bandwidth, larger reads gain
+    /// little and delay the batch that waits for them).</summary>
+    private const long BlockBytes = 1 << 20;
+
+    internal override bool WantsEpochRows => true;
+
+    /// <summary>Whole-block reads made so far (dense epochs, see <see cref="EpochRows"/>).</summary>
+    public long BlockReads => Interlocked.Read(ref _blockCount);
+
+    internal override void EpochRows(int epoch, int[] rows)
+    {
+        var needed = new bool[Count];
+        long distinct = 0;
+        foreach (int r in rows)
+            if ((uint)r < (uint)Count && !needed[r]) { needed[r] = true; distinct++; }
+        long exampleBytes = DTypes.SizeOf(DType);
+        foreach (int d in ExampleShape) exampleBytes = d < 0 ? -1 : exampleBytes * d;
+        var blocks = Blocks();
+        var dense = new bool[blocks.Length];
+        if (exampleBytes >= 0 && distinct * (exampleBytes + 128) <= Cache.MaxBytes / 2)
+        {
+            for (int b = 0; b < blocks.Length; b++)
+            {
+                long want = 0;
+                foreach (int r in blocks[b].Rows) if (needed[r]) want += _length[r] + Framing;
+                dense[b] = 6 * want >= 5 * (blocks[b].End - blocks[b].Start);
+            }
+        }
+        _need = new EpochNeed(epoch, needed, dense);
+    }
+
+    private (int Shard, long Start, long End, int[] Rows)[] Blocks()
+    {
+        lock (_blockGate)
+        {
+            if (_blocks is not null) return _blocks;
+            var order = new int[Count];
+            for (int i = 0; i < order.Length; i++) order[i] = i;
+            Array.Sort(order, (a, b) => _shard[a] != _shard[b] ? _shard[a].CompareTo(_shard[b]) : _offset[a].CompareTo(_offset[b]));
+            var blocks = new List<(int, long, long, int[])>();
+            var blockOf = new int[Count];
+            var run = new List<int>();
+            long start = 0, end = 0;
+            foreach (int r in order)
+            {
+                long rs = _offset[r], re = rs + _length[r] + Framing;
+                // A new block at a shard change, a gap (rows the table does not select), or the size bound.
+                if (run.Count > 0 && (_shard[r] != _shard[run[0]] || rs != end || re - start > BlockBytes))
+                {
+                    blocks.Add((_shard[run[0]], start, end, run.ToArray()));
+                    run.Clear();
+                }
+                if (run.Count == 0) start = rs;
+                run.Add(r);
+                end = re;
+                blockOf[r] = blocks.Count;
+            }
+            if (run.Count > 0) blocks.Add((_shard[run[0]], start, end, run.ToArray()));
+            _blockOf = blockOf;
+            return _blocks = blocks.ToArray();
+        }
+    }
+
+    // Reads the dense blocks holding any of rows (each block once per table); returns when they are all in.
+    private async Task ReadBlocksAsync(int[] rows, EpochNeed need, CancellationToken ct)
+    {
+        var blocks = Blocks();
+        int[] blockOf = _blockOf!;
+        var waits = new List<Task>();
+        foreach (int row in rows)
+        {
+            if ((uint)row >= (uint)Count || Cache.Contains(row) || _raw.ContainsKey(row)) continue;
+            int b = blockOf[row];
+            if (!need.DenseBlock[b]) continue;
+            var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Task held = _blockReads.GetOrAdd(b, tcs.Task);
+            if (held != tcs.Task) { if (!held.IsCompleted) waits.Add(held); continue; }
+            waits.Add(ReadBlockAsync(b, blocks[b], need.Needed, tcs, ct));
+        }
+        // A failed block read is not retried here: its rows are fetched one by one below, which reports the error.
+        foreach (var w in waits)
+        {
+            try { await w.ConfigureAwait(false); }
+            catch (Exception e) when (e is not OperationCanceledException) { }
+        }
+    }
+
+    private async Task ReadBlockAsync(int b, (int Shard, long Start, long End, int[] Rows) block, bool[] needed, TaskCompletionSource done, CancellationToken ct)
+    {
+        try
+        {
+            var keep = new List<int>(block.Rows.Length);
+            foreach (int r in block.Rows)
+                if (needed[r] && !Cache.Contains(r) && !_raw.ContainsKey(r)) keep.Add(r);
+            Interlocked.Increment(ref _blockCount);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _disposed.Token);
+            await FetchRangeAsync(new Range(block.Shard, block.Start, block.End, keep), admit: false, linked.Token, keepRaw: true).ConfigureAwait(false);
+            done.TrySetResult();
+        }
+        catch (Exception e)
+        {
+            _blockReads.TryRemove(b, out _); // a later batch may try the block again
+            done.TrySetException(e);
+            throw;
+        }
+    }
+
+    /// <summary>The framed bytes of <paramref name="row"/>'s record in its shard (what a read of it fetches).</summary>
+    internal long RecordBytesOf(int row) => _length[row] + Framing;
+
     internal override void FetchMissing(int[] rows) => FetchMissingAsync(rows, CancellationToken.None).GetAwaiter().GetResult();
 
     internal override async Task FetchMissingAsync(int[] rows, CancellationToken cancellationToken)
     {
+        if (_need is { } need && Array.IndexOf(need.DenseBlock, true) >= 0) await ReadBlocksAsync(rows, need, cancellationToken).ConfigureAwait(false);
+        // Rows a block read brought in are decoded from their kept bytes, without a request.
+        var kept = new List<(int Row, byte[] Data)>();
+        foreach (int row in rows)
+            if ((uint)row < (uint)Count && !Cache.Contains(row) && _raw.TryRemove(row, out byte[]? data))
+            {
+                Interlocked.Add(ref _rawBytes, -data.Length);
+                kept.Add((row, data));
+            }
+        if (kept.Count > 0)
+            Parallel.ForEach(kept, k => Admit(k.Row, DecodeKept(k.Row, k.Data)));
         var claimed = new List<int>();
         var mine = new Dictionary<int, TaskCompletionSource>();
         var waits = new List<Task>();
@@ -152,6 +288,11 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
     /// <inheritdoc/>
     protected override async ValueTask<LoadedExample> LoadCoreAsync(int row, CancellationToken cancellationToken)
     {
+        if (_raw.TryRemove(row, out byte[]? kept))
+        {
+            Interlocked.Add(ref _rawBytes, -kept.Length);
+            return DecodeKept(row, kept);
+        }
         var got = await FetchRangeAsync(new Range(_shard[row], _offset[row], _offset[row] + _length[row] + Framing, [row]), admit: false, cancellationToken).ConfigureAwait(false);
         return got[0];
     }
@@ -190,7 +331,7 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
     }
 
     // One ranged read (retried when the body is cut), each record's framing checked, decoded, and admitted to the cache.
-    private async Task<LoadedExample[]> FetchRangeAsync(Range range, bool admit, CancellationToken ct)
+    private async Task<LoadedExample[]> FetchRangeAsync(Range range, bool admit, CancellationToken ct, bool keepRaw = false)
     {
         var (key, etag, _) = _shards[range.Shard];
         string where = $"{_location.Scheme}://{_location.Bucket}/{key}";
@@ -213,7 +354,17 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
             {
                 int at = (int)(_offset[row] - range.Start);
                 var location = new RecordLocation(where, _record[row], _offset[row]);
-                example = _decoder.Decode(Unframe(buffer.AsSpan(at, _length[row] + Framing), location), location, Labels[row]);
+                ReadOnlySpan<byte> data = Unframe(buffer.AsSpan(at, _length[row] + Framing), location);
+                if (keepRaw)
+                {
+                    // A block read: verified, kept encoded until a batch needs it.
+                    byte[] copy = data.ToArray();
+                    if (_raw.TryAdd(row, copy)) Interlocked.Add(ref _rawBytes, copy.Length);
+                    Interlocked.Increment(ref _records);
+                    Interlocked.Add(ref _recordBytes, _length[row] + Framing);
+                    continue;
+                }
+                example = _decoder.Decode(data, location, Labels[row]);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -224,6 +375,21 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
             result[i] = admit ? Admit(row, example) : example;
         }
         return result;
+    }
+
+    // A row brought along by an earlier read: its verified record data, decoded now.
+    private LoadedExample DecodeKept(int row, byte[] data)
+    {
+        var (key, _, _) = _shards[_shard[row]];
+        var location = new RecordLocation($"{_location.Scheme}://{_location.Bucket}/{key}", _record[row], _offset[row]);
+        try
+        {
+            return _decoder.Decode(data, location, Labels[row]);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            throw Failed(row, e);
+        }
     }
 
     // The record's data after checking its framing: the length the index gave, both masked CRC-32Cs.

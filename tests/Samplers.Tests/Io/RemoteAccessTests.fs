@@ -115,6 +115,31 @@ let tests =
             Expect.equal t.OpenRequests 1L "one listing"
             Expect.equal (again.DigestPlans(0, 2, 0, again.Count)) localDigest "same digest")
 
+        testCase "s3rver: an epoch whose batches need most records is read in whole blocks (few requests, within 1.2x of its records' bytes), with the local load's batch bytes" <| s3rverOr (fun server ->
+            server.Upload("digits", prefix, digits ()) |> ignore
+            use cache = new TempDir()
+            let splits = [| "train" |]
+            // 1000 batches of 4x3 draw 12,000 rows from the 3,000 of train: the epoch needs nearly every record.
+            let dense (o: TFDatasetSamplerOptions) = TFDatasetSamplerOptions(Load = o.Load, ClassesPerBatch = 4, ExamplesPerClassPerBatch = 3, StepsPerEpoch = 1000, Seed = 7UL)
+            let localBytes =
+                use s = open' (dense (options (dataRoot ()) (Path.Combine(cache.Path, "local")) splits null))
+                [ for i in 0 .. 59 do
+                    use b = s[i]
+                    yield batchBytes b ]
+            use s = open' (dense (options "s3://digits/tfds/data" (Path.Combine(cache.Path, "remote")) splits (remote server (RemoteAccessOptions(ReadAheadBatches = 2)))))
+            let t = s.RemoteTable
+            for i in 0 .. 59 do
+                use b = s[i]
+                Expect.sequenceEqual (batchBytes b) localBytes[i] $"batch {i} bytes"
+            t.WaitForReadAheadAsync().GetAwaiter().GetResult()
+            let needed = rowsOf s 0 s.Count
+            let neededBytes = needed |> Array.sumBy (fun r -> t.RecordBytesOf r)
+            printfn "dense epoch: %d of %d rows needed (%d bytes); after 60 batches: %d block reads, %d requests, %d bytes fetched (%.3f of the epoch's records' bytes)"
+                needed.Length t.Count neededBytes t.BlockReads t.Requests t.BytesFetched (float t.BytesFetched / float neededBytes)
+            Expect.isGreaterThan t.BlockReads 0L "whole blocks are read"
+            Expect.isLessThan t.Requests 60L "fewer requests than batches (one per record would be about 700)"
+            Expect.isLessThanOrEqual (float t.BytesFetched) (1.2 * float neededBytes) "within 1.2x of the records this epoch's batches contain")
+
         testCase "s3rver: a sliced, interleaved split spec gives the local load's rows in the same order" <| s3rverOr (fun server ->
             server.Upload("digits", prefix, digits ()) |> ignore
             use cache = new TempDir()
