@@ -135,7 +135,8 @@ public sealed record RemoteAccessOptions
     public int MaxRangeBytes { get; init; } = 8 << 20;
 
     /// <summary>The byte bound of the decoded-example cache (least recently used out). It should hold at least
-    /// <see cref="ReadAheadBatches"/> + 1 batches, or read-ahead is fetched for nothing. Default 256 MiB.</summary>
+    /// <see cref="ReadAheadBatches"/> + 1 batches, or read-ahead is fetched for nothing. A quarter of it more may hold
+    /// encoded records brought in by whole-block reads of a dense epoch (docs/OBJECT_STORAGE.md). Default 256 MiB.</summary>
     public long CacheBytes { get; init; } = 256L << 20;
 
     /// <summary>Where the record indexes are kept; null uses the local folder of the data directory under the cache

@@ -116,10 +116,10 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
 
     // Dense epochs are read in blocks: each shard's rows, in file order, cut into runs of consecutive records of at most
     // BlockBytes. When the records an epoch's batches need make up at least 5/6 of a block's bytes (so a whole-block read
-    // fetches at most 1.2x what the epoch needs), the first batch that needs any of its rows reads the whole block once;
-    // the rows it did not ask for are kept as verified record data (encoded: smaller than decoded) and decoded when a
-    // batch, or its read-ahead, needs them. Only when everything the epoch needs fits in half the cache, so nothing
-    // fetched early is evicted before its batch comes.
+    // fetches at most 1.2x what the epoch needs), the first batch that needs any of its rows reads the whole block once,
+    // and every record of it the epoch needs is kept as verified record data (encoded, as stored: far smaller than
+    // decoded), decoded when a batch or its read-ahead needs it, and again from the kept bytes if the decoded cache has
+    // dropped it meanwhile. Only when the records the epoch needs fit the kept-bytes bound (a quarter of CacheBytes).
     private sealed record EpochNeed(int Epoch, bool[] Needed, bool[] DenseBlock);
     private volatile EpochNeed? _need;
     private (int Shard, long Start, long End, int[] Rows)[]? _blocks;
@@ -128,6 +128,8 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
     private readonly ConcurrentDictionary<int, Task> _blockReads = new();
     private readonly ConcurrentDictionary<int, byte[]> _raw = new();
     private long _rawBytes, _blockCount;
+
+    private long KeptBytesBound => Cache.MaxBytes / 4;
 
     /// <summary>The most bytes of one block read (1 MiB: at a store's usual latency and bandwidth, larger reads gain
     /// little and delay the batch that waits for them).</summary>
@@ -144,11 +146,11 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
         long distinct = 0;
         foreach (int r in rows)
             if ((uint)r < (uint)Count && !needed[r]) { needed[r] = true; distinct++; }
-        long exampleBytes = DTypes.SizeOf(DType);
-        foreach (int d in ExampleShape) exampleBytes = d < 0 ? -1 : exampleBytes * d;
+        long encoded = 0;
+        for (int r = 0; r < needed.Length; r++) if (needed[r]) encoded += _length[r] + Framing;
         var blocks = Blocks();
         var dense = new bool[blocks.Length];
-        if (exampleBytes >= 0 && distinct * (exampleBytes + 128) <= Cache.MaxBytes / 2)
+        if (encoded <= KeptBytesBound)
         {
             for (int b = 0; b < blocks.Length; b++)
             {
@@ -247,11 +249,7 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
         // Rows a block read brought in are decoded from their kept bytes, without a request.
         var kept = new List<(int Row, byte[] Data)>();
         foreach (int row in rows)
-            if ((uint)row < (uint)Count && !Cache.Contains(row) && _raw.TryRemove(row, out byte[]? data))
-            {
-                Interlocked.Add(ref _rawBytes, -data.Length);
-                kept.Add((row, data));
-            }
+            if ((uint)row < (uint)Count && !Cache.Contains(row) && _raw.TryGetValue(row, out byte[]? data)) kept.Add((row, data));
         if (kept.Count > 0)
             Parallel.ForEach(kept, k => Admit(k.Row, DecodeKept(k.Row, k.Data)));
         var claimed = new List<int>();
@@ -288,11 +286,7 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
     /// <inheritdoc/>
     protected override async ValueTask<LoadedExample> LoadCoreAsync(int row, CancellationToken cancellationToken)
     {
-        if (_raw.TryRemove(row, out byte[]? kept))
-        {
-            Interlocked.Add(ref _rawBytes, -kept.Length);
-            return DecodeKept(row, kept);
-        }
+        if (_raw.TryGetValue(row, out byte[]? kept)) return DecodeKept(row, kept);
         var got = await FetchRangeAsync(new Range(_shard[row], _offset[row], _offset[row] + _length[row] + Framing, [row]), admit: false, cancellationToken).ConfigureAwait(false);
         return got[0];
     }
@@ -358,8 +352,12 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
                 if (keepRaw)
                 {
                     // A block read: verified, kept encoded until a batch needs it.
-                    byte[] copy = data.ToArray();
-                    if (_raw.TryAdd(row, copy)) Interlocked.Add(ref _rawBytes, copy.Length);
+                    // Past the bound the row is simply not kept: a batch that needs it fetches it alone.
+                    if (Interlocked.Read(ref _rawBytes) + data.Length <= KeptBytesBound)
+                    {
+                        byte[] copy = data.ToArray();
+                        if (_raw.TryAdd(row, copy)) Interlocked.Add(ref _rawBytes, copy.Length);
+                    }
                     Interlocked.Increment(ref _records);
                     Interlocked.Add(ref _recordBytes, _length[row] + Framing);
                     continue;
