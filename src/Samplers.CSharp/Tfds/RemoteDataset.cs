@@ -278,7 +278,7 @@ internal static class RemoteDataset
             string where = $"{location.Scheme}://{location.Bucket}/{key}";
             // One pass over the shard; a short answer or a cut body is resumed from the byte it stopped at (never scanned
             // again from the start), every request naming the listed ETag so that the index describes one version.
-            using var body = new ResumingRange(store, key, where, 0, s.Size, s.ETag.Length > 0 ? s.ETag : null, settings.Retries, settings.Timeout);
+            using var body = new ResumingRange(store, key, where, 0, s.Size, s.ETag.Length > 0 ? s.ETag : null, settings.Retries, settings.Timeout, null, token);
             // TfRecordReader reads synchronously: off the caller's thread.
             parts[i] = await Task.Run(() => RecordIndex.ScanShard(body, where, ySpec, s.Records, s.Size, split, i), token).ConfigureAwait(false);
         }).ConfigureAwait(false);

@@ -22,6 +22,7 @@ internal sealed class ResumingRange : Stream
     private readonly int _retries;
     private readonly TimeSpan _timeout;
     private readonly Action? _onRequest;
+    private readonly CancellationToken _syncToken;
     private ObjectRead? _answer;
     private long _pos, _answerEnd, _answerStart; // relative to _from
     private int _failures, _freeResumes;
@@ -35,12 +36,14 @@ internal sealed class ResumingRange : Stream
     /// <param name="retries">Failed answers allowed before giving up (<see cref="ObjectStoreOptions.Retries"/>).</param>
     /// <param name="timeout">How long a body may send nothing before the answer counts as stalled.</param>
     /// <param name="onRequest">Called once per request made.</param>
-    public ResumingRange(IObjectStore store, string key, string where, long from, long length, string? eTag, int retries, TimeSpan timeout, Action? onRequest = null)
+    /// <param name="syncToken">Cancels the synchronous <see cref="Read(byte[], int, int)"/>.</param>
+    public ResumingRange(IObjectStore store, string key, string where, long from, long length, string? eTag, int retries, TimeSpan timeout, Action? onRequest = null,
+        CancellationToken syncToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(from);
         ArgumentOutOfRangeException.ThrowIfLessThan(length, 1);
         _store = store; _key = key; _where = where; _from = from; _length = length; _eTag = eTag;
-        _retries = Math.Max(0, retries); _timeout = timeout > TimeSpan.Zero ? timeout : System.Threading.Timeout.InfiniteTimeSpan; _onRequest = onRequest;
+        _retries = Math.Max(0, retries); _timeout = timeout > TimeSpan.Zero ? timeout : System.Threading.Timeout.InfiniteTimeSpan; _onRequest = onRequest; _syncToken = syncToken;
     }
 
     /// <summary>Requests made so far.</summary>
@@ -80,11 +83,11 @@ internal sealed class ResumingRange : Stream
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                 {
                     stalled = true;
-                    failure = $"the store stopped sending for longer than the timeout of {_timeout.TotalSeconds:0.###} s (ObjectStoreOptions.Timeout) after {_from + _pos} of bytes {_from}..{_from + _length - 1}";
+                    failure = $"the store stopped sending for longer than the timeout of {_timeout.TotalSeconds:0.###} s (ObjectStoreOptions.Timeout) at byte {_from + _pos} of bytes {_from}..{_from + _length - 1}";
                 }
                 catch (Exception e) when (e is IOException or HttpRequestException)
                 {
-                    failure = $"the connection was cut after {_from + _pos} of bytes {_from}..{_from + _length - 1} ({e.Message.TrimEnd('.')})";
+                    failure = $"the connection was cut at byte {_from + _pos} of bytes {_from}..{_from + _length - 1} ({e.Message.TrimEnd('.')})";
                 }
             }
             if (n > 0)
@@ -132,7 +135,7 @@ internal sealed class ResumingRange : Stream
         _answer = null;
     }
 
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count), CancellationToken.None).AsTask().GetAwaiter().GetResult();
+    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count), _syncToken).AsTask().GetAwaiter().GetResult();
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
     public override bool CanRead => true;
     public override bool CanSeek => false;
