@@ -26,6 +26,7 @@ internal sealed class ResumingRange : Stream
     private ObjectRead? _answer;
     private long _pos, _answerEnd, _answerStart; // relative to _from
     private int _failures, _freeResumes;
+    private bool _shortEnded; // the last answer was complete but shorter than asked (a 206 for fewer bytes)
 
     /// <param name="store">The store.</param>
     /// <param name="key">The object's key.</param>
@@ -67,7 +68,19 @@ internal sealed class ResumingRange : Stream
         if (buffer.Length == 0 || _pos >= _length) return 0;
         while (true)
         {
-            if (_answer is null) await OpenAsync(cancellationToken).ConfigureAwait(false);
+            if (_answer is null)
+            {
+                if (_shortEnded)
+                {
+                    // A short answer brought bytes: free up to the bound, then counted, as a cut that brought bytes.
+                    _shortEnded = false;
+                    Resumes++;
+                    if (++_freeResumes > ObjectStoreSource.MaxFreeResumes && ++_failures > _retries)
+                        throw new DownloadException(
+                            $"{_where}: the store answered bytes {_from}..{_from + _length - 1} in parts too short to finish (at byte {_from + _pos} after {Requests} answers); gave up after {_failures} failed answers (ObjectStoreOptions.Retries is {_retries}); try again later.", _where);
+                }
+                await OpenAsync(cancellationToken).ConfigureAwait(false);
+            }
             var answer = _answer!;
             int want = (int)Math.Min(buffer.Length, _answerEnd - _pos);
             string? failure = null;
@@ -93,7 +106,11 @@ internal sealed class ResumingRange : Stream
             if (n > 0)
             {
                 _pos += n;
-                if (_pos == _answerEnd) Drop(); // a short answer ends here: the next read asks for the rest
+                if (_pos == _answerEnd)
+                {
+                    Drop();
+                    _shortEnded = _pos < _length; // a short answer ends here: the next read asks for the rest
+                }
                 return n;
             }
             // The answer ended (or broke) before the range did: resume from _pos.

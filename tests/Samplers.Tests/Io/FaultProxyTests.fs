@@ -335,27 +335,28 @@ let tests =
             Expect.isGreaterThan c.CutShorts 50L $"cuts: {c}"
             eprintfn "mode 2, every record read short or cut: %O; %d record reads" c s.RemoteTable.Requests)
 
-        testCase "mode 2: cuts that bring bytes are free only up to a bound; past it they count and the read fails naming the object and ObjectStoreOptions.Retries" <| s3rverOr (fun server ->
+        testCase "mode 2: cuts and short answers that bring bytes are free only up to a bound; past it they count and the read fails naming the object and ObjectStoreOptions.Retries" <| s3rverOr (fun server ->
             server.Upload("digits", "tfds/data/synthetic_digits/1.0.0", digits ()) |> ignore
-            let mutable records = false
-            let script (r: ProxyRequest) = if records && shardTarget r then Nullable(Fault(FaultKind.CutShort, 0.5)) else Nullable()
+            let mutable records = None
+            let script (r: ProxyRequest) = match records with Some f when shardTarget r -> Nullable(f) | _ -> Nullable()
             use proxy = FaultProxy.Start(Uri server.Endpoint, FaultSchedule(Script = Func<_, _> script))
             use cache = new TempDir()
             use s = openRemote (remoteLoad "s3://digits/tfds/data" (Path.Combine(cache.Path, "remote")) (remoteStore (string proxy.Uri) 2 0))
             let saved = Samplers.Tfds.ObjectStoreSource.MaxFreeResumes
             Samplers.Tfds.ObjectStoreSource.MaxFreeResumes <- 3
             try
-                records <- true
-                let before = proxy.Counters.Requests
-                let e = try (use _ = s.GetExamples(0, 1, 1) in failtest "expected the read to fail") with e -> e
-                let load = chain e |> List.tryPick (function :? ExampleLoadException as l -> Some l | _ -> None)
-                Expect.isSome load $"an ExampleLoadException: {e}"
-                let m = load.Value.Message
-                oneLine m
-                Expect.stringContains m ".tfrecord-" "names the object"
-                Expect.stringContains m "gave up after 3 failed answers (ObjectStoreOptions.Retries is 2)" "the setting"
-                // Halving cuts: 3 free resumes, then 3 counted answers (1 + Retries).
-                Expect.equal (proxy.Counters.Requests - before) 6L "requests for the record"
+                // Halving cuts, then 206s of one byte each: 3 free resumes, then 3 counted answers (1 + Retries).
+                for fault in [ Fault(FaultKind.CutShort, 0.5); Fault(FaultKind.ShortRange, 0.) ] do
+                    records <- Some fault
+                    let before = proxy.Counters.Requests
+                    let e = try (use _ = s.GetExamples(0, 1, 1) in failtest "expected the read to fail") with e -> e
+                    let load = chain e |> List.tryPick (function :? ExampleLoadException as l -> Some l | _ -> None)
+                    Expect.isSome load $"{fault.Kind}: an ExampleLoadException: {e}"
+                    let m = load.Value.Message
+                    oneLine m
+                    Expect.stringContains m ".tfrecord-" $"{fault.Kind}: names the object"
+                    Expect.stringContains m "gave up after 3 failed answers (ObjectStoreOptions.Retries is 2)" $"{fault.Kind}: the setting"
+                    Expect.equal (proxy.Counters.Requests - before) 6L $"{fault.Kind}: requests for the record"
             finally
                 Samplers.Tfds.ObjectStoreSource.MaxFreeResumes <- saved)
 
