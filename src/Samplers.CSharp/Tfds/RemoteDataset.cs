@@ -125,7 +125,7 @@ internal static class RemoteDataset
                 throw new InvalidOperationException($"Internal error: the read order gave {row} rows, the selections hold {count}; please report this.");
 
             var decoder = RemoteDecoder.For(plan);
-            var table = new RemoteExampleTable(store, location, remote, Math.Max(0, settings.Retries), decoder, shardKeys.ToArray(),
+            var table = new RemoteExampleTable(store, location, remote, Math.Max(0, settings.Retries), settings.Timeout, decoder, shardKeys.ToArray(),
                 rowShard, rowRecord, rowOffset, rowLength, labels, plan.ClassNames, builder, plan.Selections, infos, openRequests, openBytes);
             progress?.Report(new LoadProgress(LoadPhase.Done, count, plan.Total, Detail: $"{location}/{versionRel} (remote access)"));
             logger.LogInformation("Opened {Dataset} {Splits} for remote access at {Location}: {Count} records; indexes: {Indexes}; {Requests} requests, {Bytes} bytes",
@@ -218,7 +218,7 @@ internal static class RemoteDataset
             string pubWhere = where + pubRel;
             if (pub.Size > maxBytes)
                 throw new DataFormatException($"{pubWhere}: the published record index has {pub.Size} bytes, more than the {maxBytes} an index of this split can have. Republish it (samplers index --publish) or delete it.", pubWhere, null, "record index");
-            byte[] bytes = await ReadWholeAsync(store, versionKey + pubRel, pub, pubWhere, maxBytes, ct).ConfigureAwait(false);
+            byte[] bytes = await ReadWholeAsync(store, versionKey + pubRel, pub, pubWhere, maxBytes, settings, ct).ConfigureAwait(false);
             RecordIndex published;
             try
             {
@@ -257,22 +257,18 @@ internal static class RemoteDataset
         await store.PutAsync(key, bytes, ct).ConfigureAwait(false);
     }
 
-    private static async Task<byte[]> ReadWholeAsync(IObjectStore store, string key, ObjectEntry entry, string where, long maxBytes, CancellationToken ct)
+    private static async Task<byte[]> ReadWholeAsync(IObjectStore store, string key, ObjectEntry entry, string where, long maxBytes, ObjectStoreOptions settings, CancellationToken ct)
     {
         if (entry.Size == 0) return [];
-        using var read = await store.ReadRangeAsync(key, 0, entry.Size, string.IsNullOrEmpty(entry.ETag) ? null : entry.ETag, ct).ConfigureAwait(false)
-            ?? throw new DownloadException($"{where}: the object was listed but is gone.", where);
-        var buffer = new byte[entry.Size];
-        int got = await read.Body.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, ct).ConfigureAwait(false);
-        if (got != buffer.Length) throw new DownloadException($"{where}: received {got} of the {entry.Size} bytes listed.", where);
-        return buffer;
+        // Resumed like the record reads: a short or cut answer continues from where it stopped, on the listed version.
+        return await ResumingRange.ReadAllAsync(store, key, where, 0, checked((int)Math.Min(entry.Size, maxBytes)), string.IsNullOrEmpty(entry.ETag) ? null : entry.ETag,
+            settings.Retries, settings.Timeout, null, ct).ConfigureAwait(false);
     }
 
     private static async Task<RecordIndex> ScanAsync(CountingStore store, ObjectStoreLocation location, string versionKey, string dataset, FeatureSpec ySpec,
         string split, IndexedShard[] listed, ObjectStoreOptions settings, CancellationToken ct)
     {
         var parts = new (long[] Offsets, int[] Lengths, long[] Labels)[listed.Length];
-        int attempts = 1 + Math.Max(0, settings.Retries);
         var po = new ParallelOptions { MaxDegreeOfParallelism = Math.Clamp(settings.Remote.MaxParallelRequests, 1, 8), CancellationToken = ct };
         await Parallel.ForEachAsync(Enumerable.Range(0, listed.Length), po, async (i, token) =>
         {
@@ -280,25 +276,11 @@ internal static class RemoteDataset
             if (s.Records == 0 && s.Size == 0) { parts[i] = ([], [], []); return; }
             string key = versionKey + s.RelativeKey;
             string where = $"{location.Scheme}://{location.Bucket}/{key}";
-            for (int attempt = 1; ; attempt++)
-            {
-                ObjectRead read = await store.ReadAsync(key, 0, token).ConfigureAwait(false)
-                    ?? throw new DownloadException($"{where}: the shard was listed but is gone; it was deleted meanwhile.", where);
-                using (read)
-                {
-                    if (s.ETag.Length > 0 && read.ETag is not null && read.ETag != s.ETag) throw new ObjectChangedException(where, s.ETag, read.ETag);
-                    try
-                    {
-                        // TfRecordReader reads synchronously: off the caller's thread.
-                        parts[i] = await Task.Run(() => RecordIndex.ScanShard(read.Body, where, ySpec, s.Records, s.Size, split, i), token).ConfigureAwait(false);
-                        return;
-                    }
-                    catch (IOException) when (attempt < attempts)
-                    {
-                        // The body was cut: scan the shard again from its start.
-                    }
-                }
-            }
+            // One pass over the shard; a short answer or a cut body is resumed from the byte it stopped at (never scanned
+            // again from the start), every request naming the listed ETag so that the index describes one version.
+            using var body = new ResumingRange(store, key, where, 0, s.Size, s.ETag.Length > 0 ? s.ETag : null, settings.Retries, settings.Timeout, null, token);
+            // TfRecordReader reads synchronously: off the caller's thread.
+            parts[i] = await Task.Run(() => RecordIndex.ScanShard(body, where, ySpec, s.Records, s.Size, split, i), token).ConfigureAwait(false);
         }).ConfigureAwait(false);
         return new RecordIndex(dataset, split, ySpec.Key, listed,
             parts.SelectMany(p => p.Offsets).ToArray(), parts.SelectMany(p => p.Lengths).ToArray(), parts.SelectMany(p => p.Labels).ToArray());

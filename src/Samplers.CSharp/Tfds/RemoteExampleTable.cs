@@ -24,6 +24,7 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
     private readonly ObjectStoreLocation _location;
     private readonly RemoteAccessOptions _options;
     private readonly int _retries;
+    private readonly TimeSpan _timeout;
     private readonly RemoteDecoder _decoder;
     private readonly (string Key, string ETag, long Size)[] _shards;
     private readonly int[] _shard;
@@ -35,12 +36,12 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
     private readonly CancellationTokenSource _disposed = new();
     private long _requestCount, _bytes, _records, _recordBytes, _readAheadStarted;
 
-    internal RemoteExampleTable(CountingStore store, ObjectStoreLocation location, RemoteAccessOptions options, int retries, RemoteDecoder decoder,
+    internal RemoteExampleTable(CountingStore store, ObjectStoreLocation location, RemoteAccessOptions options, int retries, TimeSpan timeout, RemoteDecoder decoder,
         (string Key, string ETag, long Size)[] shards, int[] shard, long[] record, long[] offset, int[] length, long[] labels, IReadOnlyList<string> classNames,
         DatasetBuilderDir builder, IReadOnlyList<SplitSelection> selections, IReadOnlyList<RecordIndexInfo> indexes, long openRequests, long openBytes)
         : base(labels.Length, decoder.DType, decoder.Shape, labels, classNames, new ExampleCache(options.CacheBytes))
     {
-        _store = store; _location = location; _options = options; _retries = retries; _decoder = decoder;
+        _store = store; _location = location; _options = options; _retries = retries; _timeout = timeout; _decoder = decoder;
         _shards = shards; _shard = shard; _record = record; _offset = offset; _length = length;
         _requests = new SemaphoreSlim(options.MaxParallelRequests);
         Builder = builder; Selections = selections; Indexes = indexes; OpenRequests = openRequests; OpenBytes = openBytes;
@@ -324,7 +325,8 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
         await Task.WhenAll(ranges.Select(r => FetchRangeAsync(r, admit: true, linked.Token))).ConfigureAwait(false);
     }
 
-    // One ranged read (retried when the body is cut), each record's framing checked, decoded, and admitted to the cache.
+    // One range read (resumed when an answer is short or cut), each record's framing checked, decoded, and admitted to
+    // the cache (or, for a block read, kept encoded).
     private async Task<LoadedExample[]> FetchRangeAsync(Range range, bool admit, CancellationToken ct, bool keepRaw = false)
     {
         var (key, etag, _) = _shards[range.Shard];
@@ -406,40 +408,20 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
         return data;
     }
 
+    // The range's bytes: one request normally; a short answer or a cut body is resumed from where it stopped (ResumingRange).
     private async Task<byte[]> ReadAsync(string key, string where, long from, long length, string etag, CancellationToken ct)
     {
-        for (int attempt = 1; ; attempt++)
+        await _requests.WaitAsync(ct).ConfigureAwait(false);
+        try
         {
-            await _requests.WaitAsync(ct).ConfigureAwait(false);
-            try
-            {
-                Interlocked.Increment(ref _requestCount);
-                using ObjectRead read = await _store.ReadRangeAsync(key, from, length, etag.Length > 0 ? etag : null, ct).ConfigureAwait(false)
-                    ?? throw new ObjectChangedException(where, etag, null);
-                if (read.IsPastEnd || read.From != from || read.Length != length)
-                    throw new DataFormatException($"{where}: asked for bytes {from}..{from + length - 1}, the store sent {(read.IsPastEnd ? "none (past the end)" : $"{read.Length} bytes from {read.From}")}; the object is shorter than its record index says.", where, from);
-                var buffer = new byte[length];
-                int got;
-                try
-                {
-                    got = await read.Body.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, ct).ConfigureAwait(false);
-                }
-                catch (IOException) when (attempt <= _retries)
-                {
-                    continue; // cut mid-body: the whole range again (it is small)
-                }
-                Interlocked.Add(ref _bytes, got);
-                if (got != length)
-                {
-                    if (attempt <= _retries) continue;
-                    throw new DownloadException($"{where}: received {got} of the {length} bytes asked for (from byte {from}) after {attempt} attempts.", where);
-                }
-                return buffer;
-            }
-            finally
-            {
-                _requests.Release();
-            }
+            byte[] buffer = await ResumingRange.ReadAllAsync(_store, key, where, from, checked((int)length), etag.Length > 0 ? etag : null, _retries, _timeout,
+                () => Interlocked.Increment(ref _requestCount), ct).ConfigureAwait(false);
+            Interlocked.Add(ref _bytes, buffer.Length);
+            return buffer;
+        }
+        finally
+        {
+            _requests.Release();
         }
     }
 
