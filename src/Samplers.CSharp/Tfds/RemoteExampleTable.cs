@@ -121,7 +121,10 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
     // and every record of it the epoch needs is kept as verified record data (encoded, as stored: far smaller than
     // decoded), decoded when a batch or its read-ahead needs it, and again from the kept bytes if the decoded cache has
     // dropped it meanwhile. Only when the records the epoch needs fit the kept-bytes bound (a quarter of CacheBytes).
-    private sealed record EpochNeed(int Epoch, bool[] Needed, bool[] DenseBlock);
+    private sealed record EpochNeed(int Epoch, bool[] Needed, bool[] DenseBlock)
+    {
+        public bool AnyDense { get; } = Array.IndexOf(DenseBlock, true) >= 0;
+    }
     private volatile EpochNeed? _need;
     private (int Shard, long Start, long End, int[] Rows)[]? _blocks;
     private int[]? _blockOf;
@@ -225,7 +228,7 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
         {
             var keep = new List<int>(block.Rows.Length);
             foreach (int r in block.Rows)
-                if (needed[r] && !Cache.Contains(r) && !_raw.ContainsKey(r)) keep.Add(r);
+                if (needed[r] && !_raw.ContainsKey(r)) keep.Add(r); // decoded ones too: the decoded cache may drop them
             Interlocked.Increment(ref _blockCount);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _disposed.Token);
             await FetchRangeAsync(new Range(block.Shard, block.Start, block.End, keep), admit: false, linked.Token, keepRaw: true).ConfigureAwait(false);
@@ -246,7 +249,7 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
 
     internal override async Task FetchMissingAsync(int[] rows, CancellationToken cancellationToken)
     {
-        if (_need is { } need && Array.IndexOf(need.DenseBlock, true) >= 0) await ReadBlocksAsync(rows, need, cancellationToken).ConfigureAwait(false);
+        if (_need is { AnyDense: true } need) await ReadBlocksAsync(rows, need, cancellationToken).ConfigureAwait(false);
         // Rows a block read brought in are decoded from their kept bytes, without a request.
         var kept = new List<(int Row, byte[] Data)>();
         foreach (int row in rows)
@@ -258,8 +261,8 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
         var waits = new List<Task>();
         foreach (int row in rows)
         {
-            // A row out of range is left to Load, which reports it.
-            if ((uint)row >= (uint)Count || Cache.Contains(row)) continue;
+            // A row out of range is left to Load, which reports it; a kept one is decoded by Load from its bytes.
+            if ((uint)row >= (uint)Count || Cache.Contains(row) || _raw.ContainsKey(row)) continue;
             var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             Task held = _inflight.GetOrAdd(row, tcs.Task);
             if (held == tcs.Task) { claimed.Add(row); mine[row] = tcs; }
@@ -365,6 +368,13 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
                     continue;
                 }
                 example = _decoder.Decode(data, location, Labels[row]);
+                // In a dense epoch every needed record read is kept too, so one the decoded cache drops is decoded again
+                // from its bytes instead of fetched again.
+                if (_need is { } need && need.Needed[row] && need.AnyDense && !_raw.ContainsKey(row) && Interlocked.Read(ref _rawBytes) + data.Length <= KeptBytesBound)
+                {
+                    byte[] copy = data.ToArray();
+                    if (_raw.TryAdd(row, copy)) Interlocked.Add(ref _rawBytes, copy.Length);
+                }
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
