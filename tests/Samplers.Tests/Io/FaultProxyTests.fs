@@ -315,9 +315,18 @@ let tests =
         testCase "mode 2 record reads: 206s shorter than asked and cut bodies continue with a range for the rest; the batches are the local ones" <| s3rverOr (fun server ->
             server.Upload("digits", "tfds/data/synthetic_digits/1.0.0", digits ()) |> ignore
             let mutable records = false
+            // A cut of half the body brings nothing when one byte is left; such answers rightly count against the retries,
+            // and which read meets every third occurrence of a shard depends on timing (the reads run concurrently). So a
+            // one-byte rest is never cut here: every fault brings bytes, and the test cannot fail by scheduling.
+            let rangeLength (r: ProxyRequest) =
+                match r.Range with
+                | null -> Int64.MaxValue
+                | range ->
+                    let parts = range.Substring("bytes=".Length).Split('-')
+                    if parts.Length = 2 && parts[1] <> "" then int64 parts[1] - int64 parts[0] + 1L else Int64.MaxValue
             let script (r: ProxyRequest) =
                 if records && shardTarget r then
-                    Nullable(if r.Occurrence % 3 = 0 then Fault(FaultKind.CutShort, 0.5) else Fault(FaultKind.ShortRange, 0.99))
+                    Nullable(if r.Occurrence % 3 = 0 && rangeLength r >= 2L then Fault(FaultKind.CutShort, 0.5) else Fault(FaultKind.ShortRange, 0.99))
                 else Nullable()
             use proxy = FaultProxy.Start(Uri server.Endpoint, FaultSchedule(Script = Func<_, _> script, MaxShortRangeBytes = 100_000))
             use cache = new TempDir()
