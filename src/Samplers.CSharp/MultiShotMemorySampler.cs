@@ -458,7 +458,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
     [System.Runtime.CompilerServices.SkipLocalsInit]
     private void ReadAhead(int epoch, int batchId)
     {
-        if (_lazy is { WantsEpochRows: true } && Interlocked.Exchange(ref _epochRowsGiven, epoch) != epoch) GiveEpochRows(epoch);
+        if (_lazy is { WantsEpochRows: true } && ClaimEpochRows(epoch)) GiveEpochRows(epoch);
         int k = _readAhead;
         if (k == 0) return;
         int n = BatchSize;
@@ -485,15 +485,34 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
 
     private int _epochRowsGiven = -1;
 
-    // Lazy tables that plan their reads per epoch (remote ones) get every row this sampler's batches of the epoch will
-    // need: Count plans (microseconds each), once per epoch.
+    // True for the first caller to reach an epoch later than any announced: epochs only move forward, so workers serving
+    // batches on both sides of an epoch boundary do not make the table's epoch flip back and forth.
+    private bool ClaimEpochRows(int epoch)
+    {
+        while (true)
+        {
+            int given = Volatile.Read(ref _epochRowsGiven);
+            if (epoch <= given) return false;
+            if (Interlocked.CompareExchange(ref _epochRowsGiven, epoch, given) == given) return true;
+        }
+    }
+
+    // Lazy tables that plan their reads per epoch (remote ones) learn which rows this sampler's batches of the epoch will
+    // need: one plan per batch (microseconds each), once per epoch, into one flag per row. Epochs of more than 2^26 drawn
+    // rows (about a second of planning) are not announced: such a table then reads per batch.
     private void GiveEpochRows(int epoch)
     {
         int n = BatchSize;
-        var rows = new int[checked(Count * n)];
+        if ((long)Count * n > 1L << 26) return;
+        var needed = new bool[_lazy!.Count];
+        var idx = new int[n];
         var ord = new int[n];
-        for (int b = 0; b < Count; b++) _planner.Fill(new PlanKey(_options.Seed, epoch, b), rows.AsSpan(b * n, n), ord);
-        _lazy!.EpochRows(epoch, rows);
+        for (int b = 0; b < Count; b++)
+        {
+            _planner.Fill(new PlanKey(_options.Seed, epoch, b), idx, ord);
+            foreach (int r in idx) if ((uint)r < (uint)needed.Length) needed[r] = true;
+        }
+        _lazy.EpochRows(epoch, needed);
     }
 
     private void WarnReplacement(ReadOnlySpan<int> ordinals)

@@ -233,9 +233,9 @@ public abstract class LazyExampleTable
     /// <summary>True when the table plans its reads with the rows of a whole epoch (<see cref="EpochRows"/>).</summary>
     internal virtual bool WantsEpochRows => false;
 
-    /// <summary>The rows (repeats allowed) that every batch of <paramref name="epoch"/> a sampler serves will need; called
-    /// before the epoch's first batch is loaded. Plans are pure, so this is exact.</summary>
-    internal virtual void EpochRows(int epoch, int[] rows)
+    /// <summary>Which rows the batches of <paramref name="epoch"/> a sampler serves will need (one flag per row; the table
+    /// keeps the array); called before the epoch's first batch is loaded. Plans are pure, so this is exact.</summary>
+    internal virtual void EpochRows(int epoch, bool[] needed)
     {
     }
 

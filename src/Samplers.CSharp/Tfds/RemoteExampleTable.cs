@@ -144,12 +144,9 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
     /// <summary>Whole-block reads made so far (dense epochs, see <see cref="EpochRows"/>).</summary>
     public long BlockReads => Interlocked.Read(ref _blockCount);
 
-    internal override void EpochRows(int epoch, int[] rows)
+    internal override void EpochRows(int epoch, bool[] needed)
     {
-        var needed = new bool[Count];
-        long distinct = 0;
-        foreach (int r in rows)
-            if ((uint)r < (uint)Count && !needed[r]) { needed[r] = true; distinct++; }
+        if (needed.Length != Count) return;
         long encoded = 0;
         for (int r = 0; r < needed.Length; r++) if (needed[r]) encoded += _length[r] + Framing;
         var blocks = Blocks();
