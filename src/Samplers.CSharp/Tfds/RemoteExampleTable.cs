@@ -121,7 +121,7 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
     // and every record of it the epoch needs is kept as verified record data (encoded, as stored: far smaller than
     // decoded), decoded when a batch or its read-ahead needs it, and again from the kept bytes if the decoded cache has
     // dropped it meanwhile. Only when the records the epoch needs fit the kept-bytes bound (a quarter of CacheBytes).
-    private sealed record EpochNeed(int Epoch, bool[] Needed, bool[] DenseBlock)
+    private sealed record EpochNeed(bool[] Needed, bool[] DenseBlock)
     {
         public bool AnyDense { get; } = Array.IndexOf(DenseBlock, true) >= 0;
     }
@@ -160,7 +160,7 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
                 dense[b] = 6 * want >= 5 * (blocks[b].End - blocks[b].Start);
             }
         }
-        _need = new EpochNeed(epoch, needed, dense);
+        _need = new EpochNeed(needed, dense);
     }
 
     private (int Shard, long Start, long End, int[] Rows)[] Blocks()
@@ -354,12 +354,7 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
                 if (keepRaw)
                 {
                     // A block read: verified, kept encoded until a batch needs it.
-                    // Past the bound the row is simply not kept: a batch that needs it fetches it alone.
-                    if (Interlocked.Read(ref _rawBytes) + data.Length <= KeptBytesBound)
-                    {
-                        byte[] copy = data.ToArray();
-                        if (_raw.TryAdd(row, copy)) Interlocked.Add(ref _rawBytes, copy.Length);
-                    }
+                    Keep(row, data);
                     Interlocked.Increment(ref _records);
                     Interlocked.Add(ref _recordBytes, _length[row] + Framing);
                     continue;
@@ -367,11 +362,7 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
                 example = _decoder.Decode(data, location, Labels[row]);
                 // In a dense epoch every needed record read is kept too, so one the decoded cache drops is decoded again
                 // from its bytes instead of fetched again.
-                if (_need is { } need && need.Needed[row] && need.AnyDense && !_raw.ContainsKey(row) && Interlocked.Read(ref _rawBytes) + data.Length <= KeptBytesBound)
-                {
-                    byte[] copy = data.ToArray();
-                    if (_raw.TryAdd(row, copy)) Interlocked.Add(ref _rawBytes, copy.Length);
-                }
+                if (_need is { AnyDense: true } need && need.Needed[row]) Keep(row, data);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -382,6 +373,15 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
             result[i] = admit ? Admit(row, example) : example;
         }
         return result;
+    }
+
+    // Keeps a verified record's data for later decoding; past the bound it is simply not kept (a batch that needs it
+    // fetches it alone).
+    private void Keep(int row, ReadOnlySpan<byte> data)
+    {
+        if (_raw.ContainsKey(row) || Interlocked.Read(ref _rawBytes) + data.Length > KeptBytesBound) return;
+        byte[] copy = data.ToArray();
+        if (_raw.TryAdd(row, copy)) Interlocked.Add(ref _rawBytes, copy.Length);
     }
 
     // A row brought along by an earlier read: its verified record data, decoded now.
