@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace Samplers;
@@ -42,8 +43,9 @@ internal static class Gather
     /// <summary>Copies the rows <paramref name="indices"/> back to back into <paramref name="destination"/> (which Measure sized).</summary>
     /// <remarks>Planned rows sit at scattered addresses, where the hardware prefetcher cannot guess the next one; so we
     /// keep about <see cref="PrefetchBytes"/> of upcoming rows in flight (at least two rows): the first ones before the
-    /// loop, then, while copying row i, the row that distance ahead. A prefetch never faults; without SSE the loop is a
-    /// plain copy. A fixed-shape batch of <see cref="ParallelCopy.BytesPerWorker"/> bytes or more per thread is copied
+    /// loop, then, while copying row i, the row that distance ahead (rows under <see cref="PrefetchMaxRowBytes"/>; a
+    /// longer row is a stream the hardware follows). A prefetch never faults; without SSE the loop is a plain copy. A batch
+    /// of <see cref="StreamingBytes"/> or more is written with non-temporal stores. A fixed-shape batch of <see cref="ParallelCopy.BytesPerWorker"/> bytes or more per thread is copied
     /// by the calling thread and thread-pool helpers, each taking whole parts of the batch (<see cref="ParallelCopy"/>):
     /// the bytes are the same for any split.</remarks>
     /// <para>A mapped table costs one <c>statx</c> per batch (a file written or truncated in place since it was opened fails
@@ -81,24 +83,37 @@ internal static class Gather
     // thread cannot use all of the memory bandwidth); small ones, and ragged tables, are copied here in one pass.
     private static unsafe void CopyRows(ExampleTable table, ReadOnlySpan<int> indices, Span<byte> destination, int workers)
     {
+        bool streaming = Streams(table, indices.Length);
         if (workers <= 1 || table.IsRagged || indices.Length < 2)
         {
-            CopyRun(table, indices, destination);
+            CopyRun(table, indices, destination, streaming);
             return;
         }
         fixed (int* idx = indices)
         fixed (byte* dst = destination)
-            ParallelCopy.Run(table, idx, indices.Length, dst, workers);
+            ParallelCopy.Run(table, idx, indices.Length, dst, workers, streaming);
     }
 
-    /// <summary>Copies rows <paramref name="indices"/> back to back into <paramref name="destination"/> on this thread.</summary>
-    internal static void CopyRun(ExampleTable table, ReadOnlySpan<int> indices, Span<byte> destination)
+    /// <summary>Batches of this many bytes or more are written with non-temporal stores.</summary>
+    /// <remarks>A batch this large does not stay in the cache until its consumer reads it anyway, and an ordinary store
+    /// first reads each destination line from memory (read for ownership): three memory transfers per byte copied
+    /// instead of two. Measured on 64x4 rows of 224x224x3 (docs/PERFORMANCE.md). Below the bound the batch is likely
+    /// still cached when the consumer reads it, so ordinary stores win.</remarks>
+    internal const long StreamingBytes = 16L << 20;
+
+    /// <summary>Whether a fixed-shape batch of <paramref name="rows"/> rows is copied with non-temporal stores.</summary>
+    internal static bool Streams(ExampleTable table, int rows) =>
+        Avx.IsSupported && !table.IsRagged && (long)table.ExampleBytes * rows >= StreamingBytes;
+
+    /// <summary>Copies rows <paramref name="indices"/> back to back into <paramref name="destination"/> on this thread,
+    /// with non-temporal stores when <paramref name="streaming"/> (the bytes written are the same either way).</summary>
+    internal static unsafe void CopyRun(ExampleTable table, ReadOnlySpan<int> indices, Span<byte> destination, bool streaming = false)
     {
         int n = indices.Length;
         int ahead = 0;
-        if (Sse.IsSupported)
+        int rowBytes = table.IsRagged ? table.GetExample(indices[0]).Length : table.ExampleBytes;
+        if (Sse.IsSupported && rowBytes < PrefetchMaxRowBytes)
         {
-            int rowBytes = table.IsRagged ? table.GetExample(indices[0]).Length : table.ExampleBytes;
             ahead = Math.Max(2, PrefetchBytes / Math.Max(1, rowBytes));
             for (int i = 0; i < Math.Min(ahead, n); i++) Prefetch(table.GetExample(indices[i]));
         }
@@ -107,10 +122,39 @@ internal static class Gather
         {
             if (ahead > 0 && i + ahead < n) Prefetch(table.GetExample(indices[i + ahead]));
             ReadOnlySpan<byte> row = table.GetExample(indices[i]);
-            row.CopyTo(destination.Slice(at, row.Length));
+            Span<byte> to = destination.Slice(at, row.Length);
+            if (streaming)
+            {
+                fixed (byte* s = row)
+                fixed (byte* d = to)
+                    StreamCopy(s, d, row.Length);
+            }
+            else row.CopyTo(to);
             at += row.Length;
         }
+        // Non-temporal stores are weakly ordered: fence them before another thread may read the batch.
+        if (streaming) Sse.StoreFence();
         GC.KeepAlive(table); // a mapped table's spans point into its mapping: keep it until the last copy is done
+    }
+
+    // Copies with 32-byte non-temporal stores: an ordinary copy up to the destination's first 32-byte boundary, then
+    // 128 bytes per step, then the rest.
+    private static unsafe void StreamCopy(byte* source, byte* destination, int length)
+    {
+        int head = (int)((32 - ((nuint)destination & 31)) & 31);
+        if (head > length) head = length;
+        Buffer.MemoryCopy(source, destination, head, head);
+        int i = head;
+        for (; i + 128 <= length; i += 128)
+        {
+            Vector256<byte> a = Avx.LoadVector256(source + i), b = Avx.LoadVector256(source + i + 32);
+            Vector256<byte> c = Avx.LoadVector256(source + i + 64), d = Avx.LoadVector256(source + i + 96);
+            Avx.StoreAlignedNonTemporal(destination + i, a);
+            Avx.StoreAlignedNonTemporal(destination + i + 32, b);
+            Avx.StoreAlignedNonTemporal(destination + i + 64, c);
+            Avx.StoreAlignedNonTemporal(destination + i + 96, d);
+        }
+        Buffer.MemoryCopy(source + i, destination + i, length - i, length - i);
     }
 
     private static unsafe void Prefetch(ReadOnlySpan<byte> row)
@@ -121,6 +165,12 @@ internal static class Gather
 
     /// <summary>How many bytes of upcoming rows the gather keeps in flight.</summary>
     internal const int PrefetchBytes = 65536;
+
+    /// <summary>Rows of this many bytes or more are not prefetched by software.</summary>
+    /// <remarks>Within a row of several pages the hardware prefetcher follows the stream by itself, and prefetching whole
+    /// rows ahead only competes with it: 256 rows of 224x224x3 were copied at 1.4-1.7x a 2-thread memcpy with the
+    /// prefetch and at 0.8-1.0x without (docs/PERFORMANCE.md).</remarks>
+    internal const int PrefetchMaxRowBytes = 4096;
 
     /// <summary>The labels of the rows.</summary>
     internal static void Labels(ExampleTable table, ReadOnlySpan<int> indices, Span<long> destination)

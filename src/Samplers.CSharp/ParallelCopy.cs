@@ -32,12 +32,13 @@ internal static unsafe class ParallelCopy
     private static readonly Stack<Job> Free = new();
 
     /// <summary>Copies rows <paramref name="indices"/>[0..<paramref name="count"/>) of <paramref name="table"/> (fixed shape)
-    /// back to back to <paramref name="destination"/> with <paramref name="workers"/> threads, the caller included.</summary>
-    internal static void Run(ExampleTable table, int* indices, int count, byte* destination, int workers)
+    /// back to back to <paramref name="destination"/> with <paramref name="workers"/> threads, the caller included; with
+    /// non-temporal stores when <paramref name="streaming"/> (<see cref="Gather.Streams"/>).</summary>
+    internal static void Run(ExampleTable table, int* indices, int count, byte* destination, int workers, bool streaming = false)
     {
         Job job;
         lock (Free) job = Free.Count > 0 ? Free.Pop() : new Job();
-        job.Start(table, indices, count, destination, Math.Min(count, Math.Min(workers * PartsPerWorker, MaxParts)));
+        job.Start(table, indices, count, destination, Math.Min(count, Math.Min(workers * PartsPerWorker, MaxParts)), streaming);
         ExceptionDispatchInfo? error;
         try
         {
@@ -67,6 +68,7 @@ internal static unsafe class ParallelCopy
         private int* _indices;
         private byte* _destination;
         private int _count;
+        private bool _streaming;
         private long _claim;     // generation << 32 | parts << 16 | next part
         private int _unfinished; // parts not yet copied
         private ExceptionDispatchInfo? _error;
@@ -74,9 +76,9 @@ internal static unsafe class ParallelCopy
         // The event's kernel handle is made now, not at its first blocking wait, so a pooled job never allocates again.
         internal Job() => _ = _done.WaitHandle;
 
-        internal void Start(ExampleTable table, int* indices, int count, byte* destination, int parts)
+        internal void Start(ExampleTable table, int* indices, int count, byte* destination, int parts, bool streaming)
         {
-            _table = table; _indices = indices; _count = count; _destination = destination;
+            _table = table; _indices = indices; _count = count; _destination = destination; _streaming = streaming;
             _error = null;
             _unfinished = parts;
             _done.Reset();
@@ -101,7 +103,7 @@ internal static unsafe class ParallelCopy
                     int rowBytes = table.ExampleBytes;
                     int from = (int)((long)_count * part / parts), to = (int)((long)_count * (part + 1) / parts);
                     Gather.CopyRun(table, new ReadOnlySpan<int>(_indices + from, to - from),
-                        new Span<byte>(_destination + (long)from * rowBytes, (to - from) * rowBytes));
+                        new Span<byte>(_destination + (long)from * rowBytes, (to - from) * rowBytes), _streaming);
                 }
                 catch (Exception e)
                 {
