@@ -90,8 +90,8 @@ internal static class RemoteCommand
             using (var first = RemoteDataset.OpenAsync(Load(Path.Combine(work, "host-0"), 0), publish: true, null, CancellationToken.None).GetAwaiter().GetResult())
                 Console.WriteLine($"# index: scanned and published in {scanClock.Elapsed.TotalSeconds:F2} s ({first.Count} records, {first.OpenRequests} requests, {first.OpenBytes / 1e6:F1} MB read)");
 
-            Console.WriteLine("read_ahead | wait_fraction | batches/s | open (published index) | first batch | requests/batch | block reads | bytes fetched / record bytes | startup requests, bytes");
-            Console.WriteLine("--- | --- | --- | --- | --- | --- | --- | --- | ---");
+            Console.WriteLine("read_ahead | wait_fraction | waits p50 / p90 / p99 / max | batches/s | open (published index) | first batch | requests/batch | block reads | bytes fetched / record bytes | startup requests, bytes");
+            Console.WriteLine("--- | --- | --- | --- | --- | --- | --- | --- | --- | ---");
             int host = 1;
             foreach (int k in readAheads)
             {
@@ -99,7 +99,7 @@ internal static class RemoteCommand
                 for (int r = 0; r < repeats; r++) runs.Add(Once(Load(Path.Combine(work, "host-" + host++), k), classes, perClass, batches, stepsPerEpoch, stepMs));
                 runs.Sort((a, b) => a.Wait.CompareTo(b.Wait));
                 Measured m = runs[runs.Count / 2];
-                Console.WriteLine($"{k} | {m.Wait:F4} | {m.Rate:F1} | {m.Open * 1e3:F0} ms | {m.FirstBatch * 1e3:F0} ms | {m.RequestsPerBatch:F2} | {m.BlockReads} | {m.Overfetch:F3} | {m.OpenRequests}, {m.OpenBytes / 1e3:F0} KB");
+                Console.WriteLine($"{k} | {m.Wait:F4} | {m.Waits} | {m.Rate:F1} | {m.Open * 1e3:F0} ms | {m.FirstBatch * 1e3:F0} ms | {m.RequestsPerBatch:F2} | {m.BlockReads} | {m.Overfetch:F3} | {m.OpenRequests}, {m.OpenBytes / 1e3:F0} KB");
             }
             Console.WriteLine($"# proxy: {proxy.Counters.Requests} requests, {proxy.Counters.BytesToClients / 1e6:F1} MB to clients; load average at the end {LoadAverage()}");
             return 0;
@@ -110,7 +110,7 @@ internal static class RemoteCommand
         }
     }
 
-    private sealed record Measured(double Wait, double Rate, double Open, double FirstBatch, double RequestsPerBatch, double Overfetch, long OpenRequests, long OpenBytes, long BlockReads);
+    private sealed record Measured(double Wait, string Waits, double Rate, double Open, double FirstBatch, double RequestsPerBatch, double Overfetch, long OpenRequests, long OpenBytes, long BlockReads);
 
     private static Measured Once(TfdsLoadOptions load, int classes, int perClass, int batches, int stepsPerEpoch, double stepMs)
     {
@@ -126,6 +126,7 @@ internal static class RemoteCommand
         long requests0 = table.Requests, bytes0 = table.BytesFetched, recordBytes0 = table.RecordBytesFetched;
         long stepTicks = (long)(stepMs * Stopwatch.Frequency / 1000);
         long wait = 0;
+        var waits = new double[Math.Max(0, batches - 1)];
         var run = Stopwatch.StartNew();
         for (int b = 1; b < batches; b++)
         {
@@ -134,6 +135,7 @@ internal static class RemoteCommand
             {
                 long t1 = Stopwatch.GetTimestamp();
                 wait += t1 - t0;
+                waits[b - 1] = (t1 - t0) * 1e3 / Stopwatch.Frequency;
                 while (Stopwatch.GetTimestamp() < t1 + stepTicks) { } // the training step
             }
         }
@@ -141,7 +143,11 @@ internal static class RemoteCommand
         table.WaitForReadAheadAsync().GetAwaiter().GetResult();
         double waitFraction = wait / (double)Stopwatch.Frequency / total;
         long recordBytes = table.RecordBytesFetched - recordBytes0;
-        return new Measured(waitFraction, (batches - 1) / total, open, firstBatch, (table.Requests - requests0) / (double)(batches - 1),
+        // Where the wait is: spread over every batch, or a few long stalls.
+        Array.Sort(waits);
+        string Q(double q) => waits.Length == 0 ? "-" : waits[Math.Min(waits.Length - 1, (int)(q * waits.Length))].ToString("F2", CultureInfo.InvariantCulture);
+        string spread = $"{Q(0.5)} / {Q(0.9)} / {Q(0.99)} / {Q(1.0)} ms";
+        return new Measured(waitFraction, spread, (batches - 1) / total, open, firstBatch, (table.Requests - requests0) / (double)(batches - 1),
             recordBytes == 0 ? double.NaN : (table.BytesFetched - bytes0) / (double)recordBytes, table.OpenRequests, table.OpenBytes, table.BlockReads);
     }
 

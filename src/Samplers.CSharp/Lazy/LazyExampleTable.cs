@@ -130,25 +130,34 @@ public abstract class LazyExampleTable
     /// <summary>The examples of <paramref name="rows"/> (in that order, repeats allowed; each distinct row loaded once, in
     /// parallel) as a table with their labels: what a batch gathers from.</summary>
     /// <exception cref="ExampleLoadException">A row failed to load (the first failing position is reported).</exception>
-    public ExampleTable LoadRows(ReadOnlySpan<int> rows)
+    public ExampleTable LoadRows(ReadOnlySpan<int> rows) => Build(rows.ToArray(), LoadExamples(rows));
+
+    /// <summary>The examples of <paramref name="rows"/> in that order (repeats share one object): from the cache, the
+    /// missing ones loaded once each, in parallel.</summary>
+    /// <exception cref="ExampleLoadException">A row failed to load (the first failing position is reported).</exception>
+    internal LoadedExample[] LoadExamples(ReadOnlySpan<int> rows)
     {
-        int[] r = rows.ToArray();
-        var loaded = new LoadedExample[r.Length];
-        var errors = new Exception?[r.Length];
-        var first = new Dictionary<int, int>(); // row -> first position
-        var distinct = new List<int>();
-        for (int i = 0; i < r.Length; i++)
-            if (first.TryAdd(r[i], i)) distinct.Add(i);
-        FetchMissing(distinct.Select(at => r[at]).ToArray());
-        Parallel.For(0, distinct.Count, j =>
+        var loaded = new LoadedExample?[rows.Length];
+        // The usual case once read-ahead has run: every row is in the cache, found under one lock, nothing to fetch.
+        if (Cache.TryGetMany(rows, loaded) > 0)
         {
-            int at = distinct[j];
-            try { loaded[at] = Load(r[at]); }
-            catch (Exception e) { errors[at] = e; }
-        });
-        Rethrow(errors);
-        for (int i = 0; i < r.Length; i++) loaded[i] ??= loaded[first[r[i]]];
-        return Build(r, loaded);
+            int[] r = rows.ToArray();
+            var errors = new Exception?[r.Length];
+            var first = new Dictionary<int, int>(); // row -> first missing position
+            var distinct = new List<int>();
+            for (int i = 0; i < r.Length; i++)
+                if (loaded[i] is null && first.TryAdd(r[i], i)) distinct.Add(i);
+            FetchMissing(distinct.Select(at => r[at]).ToArray());
+            Parallel.For(0, distinct.Count, j =>
+            {
+                int at = distinct[j];
+                try { loaded[at] = Load(r[at]); }
+                catch (Exception e) { errors[at] = e; }
+            });
+            Rethrow(errors);
+            for (int i = 0; i < r.Length; i++) loaded[i] ??= loaded[first[r[i]]];
+        }
+        return loaded!;
     }
 
     /// <summary>As <see cref="LoadRows"/>, with the asynchronous loader where there is one (the rows load concurrently).</summary>

@@ -134,7 +134,7 @@ public sealed record RemoteAccessOptions
     /// Default 8 MiB.</summary>
     public int MaxRangeBytes { get; init; } = 8 << 20;
 
-    /// <summary>The byte bound of the decoded-example cache (least recently used out). It should hold at least
+    /// <summary>The byte bound of the decoded-example cache (rows not used lately out first). It should hold at least
     /// <see cref="ReadAheadBatches"/> + 1 batches, or read-ahead is fetched for nothing. A quarter of it more may hold
     /// encoded records brought in by whole-block reads of a dense epoch (docs/OBJECT_STORAGE.md). Default 256 MiB.</summary>
     public long CacheBytes { get; init; } = 256L << 20;

@@ -247,26 +247,32 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
     internal override async Task FetchMissingAsync(int[] rows, CancellationToken cancellationToken)
     {
         if (_need is { AnyDense: true } need) await ReadBlocksAsync(rows, need, cancellationToken).ConfigureAwait(false);
-        // Rows a block read brought in are decoded from their kept bytes, without a request.
+        // Each row is claimed by one caller (a batch or a read-ahead), which decodes it from the bytes a block read kept or
+        // fetches it; another caller that needs it waits for that one instead of doing the work twice.
         var kept = new List<(int Row, byte[] Data)>();
-        foreach (int row in rows)
-            if ((uint)row < (uint)Count && !Cache.Contains(row) && _raw.TryGetValue(row, out byte[]? data)) kept.Add((row, data));
-        if (kept.Count > 0)
-            Parallel.ForEach(kept, k => Admit(k.Row, DecodeKept(k.Row, k.Data)));
         var claimed = new List<int>();
         var mine = new Dictionary<int, TaskCompletionSource>();
         var waits = new List<Task>();
         foreach (int row in rows)
         {
-            // A row out of range is left to Load, which reports it; a kept one is decoded by Load from its bytes.
-            if ((uint)row >= (uint)Count || Cache.Contains(row) || _raw.ContainsKey(row)) continue;
+            // A row out of range is left to Load, which reports it.
+            if ((uint)row >= (uint)Count || Cache.Contains(row)) continue;
             var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             Task held = _inflight.GetOrAdd(row, tcs.Task);
-            if (held == tcs.Task) { claimed.Add(row); mine[row] = tcs; }
-            else waits.Add(held);
+            if (held != tcs.Task) { waits.Add(held); continue; }
+            mine[row] = tcs;
+            if (_raw.TryGetValue(row, out byte[]? data)) kept.Add((row, data));
+            else claimed.Add(row);
         }
         try
         {
+            // A record that fails to decode is left out here; Load decodes it again and reports it for its batch.
+            if (kept.Count > 0)
+                Parallel.ForEach(kept, k =>
+                {
+                    try { Admit(k.Row, DecodeKept(k.Row, k.Data)); }
+                    catch (Exception e) when (e is not OperationCanceledException) { }
+                });
             if (claimed.Count > 0) await FetchAsync(claimed, cancellationToken).ConfigureAwait(false);
         }
         finally

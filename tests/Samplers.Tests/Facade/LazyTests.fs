@@ -176,7 +176,7 @@ let errors =
 
 let cache =
     testList "cache" [
-        testCase "the LRU cache keeps its byte and count bounds and evicts the least recently used" <| fun () ->
+        testCase "the cache keeps its byte and count bounds and drops a row not used since the last sweep first" <| fun () ->
             let c = ExampleCache(maxBytes = 100L, maxCount = 3)
             let ex n = LoadedExample(Array.zeroCreate n, [| n |])
             c.Add(0, ex 40); c.Add(1, ex 40)
@@ -191,6 +191,30 @@ let cache =
             c.Add(5, ex 101)
             Expect.isFalse (c.TryGet(5, &got)) "an example over the byte bound is not kept"
             Expect.isGreaterThan c.Evictions 0L "evictions counted"
+
+        testCase "rows in use survive a long run of new rows; Clear empties the cache; a negative row is refused" <| fun () ->
+            // Room for 10 rows of 8 bytes; rows 0 and 1 are looked up between every two adds of new rows.
+            let c = ExampleCache(maxBytes = 80L)
+            let ex () = LoadedExample(Array.zeroCreate 8, [| 8 |])
+            let mutable got = Unchecked.defaultof<LoadedExample>
+            c.Add(0, ex ()); c.Add(1, ex ())
+            for row in 2 .. 2000 do
+                c.Add(row, ex ())
+                Expect.isTrue (c.TryGet(0, &got) && c.TryGet(1, &got)) $"rows 0 and 1 held after adding row {row}"
+                Expect.isLessThanOrEqual c.Bytes 80L "byte bound"
+            Expect.equal c.Count 10 "full"
+            Expect.equal c.Evictions 1991L "each add past the tenth row dropped one row, never 0 or 1"
+            Expect.isTrue (c.TryGet(2000, &got)) "the newest row is held"
+            Expect.isFalse (c.TryGet(1990, &got)) "an old unused row is not"
+            // A row number far beyond the others is fine (the row map grows).
+            c.Add(1_000_000, ex ())
+            Expect.isTrue (c.TryGet(1_000_000, &got)) "a large row number"
+            c.Clear()
+            Expect.equal (c.Count, c.Bytes) (0, 0L) "Clear empties it"
+            Expect.isFalse (c.TryGet(0, &got)) "nothing held after Clear"
+            c.Add(3, ex ())
+            Expect.isTrue (c.TryGet(3, &got)) "usable after Clear"
+            Expect.throwsT<ArgumentOutOfRangeException> (fun () -> c.Add(-1, ex ())) "rows are a table's row numbers"
 
         testCase "a lazy sampler loads each row once while it fits, and respects the bound when it does not" <| fun () ->
             let n = 40
