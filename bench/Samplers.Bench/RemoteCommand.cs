@@ -19,7 +19,7 @@ namespace Samplers.Bench;
 /// fetched, and the time to the first batch. A local run (the same dataset read from disk by a lazy table with the same
 /// decoding) gives the decode-bound floor of the wait.
 /// Usage: <c>dotnet run -c Release --project bench/Samplers.Bench -- remote --data-dir DIR --dataset NAME:VER
-/// [--split train] [-c 10] [-e 32] [--batches 100] [--steps-per-epoch 1000] [--step-ms 10] [--latency-ms 20] [--read-ahead 0,4] [--parallel 8] [--repeats 3]
+/// [--split train] [-c 10] [-e 32] [--batches 100] [--steps-per-epoch 1000] [--step-ms 10] [--latency-ms 20] [--read-ahead 0,4] [--parallel 8] [--repeats 3] [--cache-mb 256]
 /// [--resize HxW]</c> (<c>--resize</c> for images of varying size: the preprocess every record is decoded through).
 /// </summary>
 /// <remarks>Not a BenchmarkDotNet benchmark: it needs a server process and measures a consumer's wait, not a call.</remarks>
@@ -31,6 +31,7 @@ internal static class RemoteCommand
     {
         string? dataDir = null, dataset = null, split = "train";
         int classes = 10, perClass = 32, batches = 100, parallel = 8, repeats = 3, stepsPerEpoch = 1000;
+        long cacheMb = 256;
         double stepMs = 10, latencyMs = 20;
         int[] readAheads = [0, 4];
         int[]? resize = null;
@@ -50,10 +51,11 @@ internal static class RemoteCommand
                 case "--latency-ms": latencyMs = double.Parse(Next(), Inv); break;
                 case "--read-ahead": readAheads = Next().Split(',').Select(s => int.Parse(s, Inv)).ToArray(); break;
                 case "--parallel": parallel = int.Parse(Next(), Inv); break;
+                case "--cache-mb": cacheMb = long.Parse(Next(), Inv); break;
                 case "--repeats": repeats = int.Parse(Next(), Inv); break;
                 case "--resize": resize = Next().Split('x').Select(s => int.Parse(s, Inv)).ToArray(); break;
                 default:
-                    Console.Error.WriteLine("usage: remote --data-dir DIR --dataset NAME:VER [--split S] [-c C] [-e E] [--batches N] [--steps-per-epoch S] [--step-ms X] [--latency-ms L] [--read-ahead 0,4] [--parallel P] [--repeats R] [--resize HxW]");
+                    Console.Error.WriteLine("usage: remote --data-dir DIR --dataset NAME:VER [--split S] [-c C] [-e E] [--batches N] [--steps-per-epoch S] [--step-ms X] [--latency-ms L] [--read-ahead 0,4] [--parallel P] [--repeats R] [--resize HxW] [--cache-mb M]");
                     return 2;
             }
         }
@@ -73,7 +75,7 @@ internal static class RemoteCommand
             Environment.SetEnvironmentVariable("AWS_ACCESS_KEY_ID", S3rverProcess.Key);
             Environment.SetEnvironmentVariable("AWS_SECRET_ACCESS_KEY", S3rverProcess.Key);
             Console.WriteLine($"# {Environment.ProcessorCount} cores, load average {LoadAverage()}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; {dataset} [{split}] ({uploaded / 1e6:F1} MB uploaded), " +
-                              $"{classes}x{perClass} batches, the first {batches} of a {stepsPerEpoch}-batch epoch per run, consumer {stepMs} ms per step, {latencyMs} ms added per request, {parallel} parallel requests, median of {repeats} runs");
+                              $"{classes}x{perClass} batches, the first {batches} of a {stepsPerEpoch}-batch epoch per run, consumer {stepMs} ms per step, {latencyMs} ms added per request, {parallel} parallel requests, {cacheMb} MiB decoded cache, median of {repeats} runs");
 
             TfdsLoadOptions Load(string cacheDir, int readAhead) => new()
             {
@@ -82,7 +84,7 @@ internal static class RemoteCommand
                 ObjectStore = new ObjectStoreOptions
                 {
                     Endpoint = proxy.Uri.ToString().TrimEnd('/'), Access = ObjectStoreAccess.Remote,
-                    Remote = new RemoteAccessOptions { ReadAheadBatches = readAhead, MaxParallelRequests = parallel },
+                    Remote = new RemoteAccessOptions { ReadAheadBatches = readAhead, MaxParallelRequests = parallel, CacheBytes = cacheMb << 20 },
                 },
             };
             // The first host scans the shards and publishes the index (untimed set-up).
@@ -123,7 +125,7 @@ internal static class RemoteCommand
         RemoteExampleTable table = sampler.RemoteTable ?? throw new InvalidOperationException("the sampler does not read remotely");
         using (sampler.GenerateBatch(0)) { }
         double firstBatch = clock.Elapsed.TotalSeconds;
-        long requests0 = table.Requests, bytes0 = table.BytesFetched, recordBytes0 = table.RecordBytesFetched;
+        long requests0 = table.Requests;
         long stepTicks = (long)(stepMs * Stopwatch.Frequency / 1000);
         long wait = 0;
         var waits = new double[Math.Max(0, batches - 1)];
@@ -131,7 +133,7 @@ internal static class RemoteCommand
         for (int b = 1; b < batches; b++)
         {
             long t0 = Stopwatch.GetTimestamp();
-            using (sampler.GenerateBatch(b))
+            using (sampler.GenerateBatchAt(b / stepsPerEpoch, b % stepsPerEpoch)) // later epochs once past the first
             {
                 long t1 = Stopwatch.GetTimestamp();
                 wait += t1 - t0;
@@ -142,13 +144,15 @@ internal static class RemoteCommand
         double total = run.Elapsed.TotalSeconds;
         table.WaitForReadAheadAsync().GetAwaiter().GetResult();
         double waitFraction = wait / (double)Stopwatch.Frequency / total;
-        long recordBytes = table.RecordBytesFetched - recordBytes0;
-        // Where the wait is: spread over every batch, or a few long stalls.
+        // Bytes over the whole run, the first batch included (with an epoch's rows announced, it reads the dense blocks).
+        long recordBytes = table.RecordBytesFetched;
+        // Where the wait is: spread over every batch, or a few long stalls (and at which batch the longest was).
+        int longest = waits.Length == 0 ? 0 : Array.IndexOf(waits, waits.Max()) + 1;
         Array.Sort(waits);
         string Q(double q) => waits.Length == 0 ? "-" : waits[Math.Min(waits.Length - 1, (int)(q * waits.Length))].ToString("F2", CultureInfo.InvariantCulture);
-        string spread = $"{Q(0.5)} / {Q(0.9)} / {Q(0.99)} / {Q(1.0)} ms";
+        string spread = $"{Q(0.5)} / {Q(0.9)} / {Q(0.99)} / {Q(1.0)} ms (batch {longest})";
         return new Measured(waitFraction, spread, (batches - 1) / total, open, firstBatch, (table.Requests - requests0) / (double)(batches - 1),
-            recordBytes == 0 ? double.NaN : (table.BytesFetched - bytes0) / (double)recordBytes, table.OpenRequests, table.OpenBytes, table.BlockReads);
+            recordBytes == 0 ? double.NaN : table.BytesFetched / (double)recordBytes, table.OpenRequests, table.OpenBytes, table.BlockReads);
     }
 
     private static string LoadAverage()

@@ -273,6 +273,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(epoch);
         bool warm = IsWarmupAt(epoch);
         var key = new PlanKey(_options.Seed, epoch, batchId);
+        AnnounceEpoch(epoch);
         Batch batch = Build(BatchSize, key, _config.GlobalBatchId(batchId), warm, BatchWhat.Planned(batchId, epoch), key,
             static (self, key, s) =>
             {
@@ -308,6 +309,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
             var key = new PlanKey(_options.Seed, Epoch, batchId);
             _planner.Fill(key, idx, ord);
             if (_lazy is null) ReadAhead(key.Epoch, batchId);
+            else AnnounceEpoch(key.Epoch);
             RowView rows = _rows.View(idx[..n]);
             if (_lazy is not null) ReadAhead(key.Epoch, batchId);
             Span<int> shape = stackalloc int[_table.ExampleShape.Length];
@@ -458,7 +460,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
     [System.Runtime.CompilerServices.SkipLocalsInit]
     private void ReadAhead(int epoch, int batchId)
     {
-        if (_lazy is { WantsEpochRows: true } && ClaimEpochRows(epoch)) GiveEpochRows(epoch);
+        AnnounceEpoch(epoch);
         int k = _readAhead;
         if (k == 0) return;
         int n = BatchSize;
@@ -481,6 +483,13 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
             if (rentedI is not null) ArrayPool<int>.Shared.Return(rentedI);
             if (rentedO is not null) ArrayPool<int>.Shared.Return(rentedO);
         }
+    }
+
+    // A lazy table that plans its reads per epoch learns the epoch's rows before the epoch's first batch loads its own, so
+    // that batch already reads whole blocks (a remote table's first batch: 12 block reads instead of 320 record reads).
+    private void AnnounceEpoch(int epoch)
+    {
+        if (_lazy is { WantsEpochRows: true } && ClaimEpochRows(epoch)) GiveEpochRows(epoch);
     }
 
     private int _epochRowsGiven = -1;
