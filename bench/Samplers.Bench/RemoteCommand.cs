@@ -19,7 +19,7 @@ namespace Samplers.Bench;
 /// fetched, and the time to the first batch. A local run (the same dataset read from disk by a lazy table with the same
 /// decoding) gives the decode-bound floor of the wait.
 /// Usage: <c>dotnet run -c Release --project bench/Samplers.Bench -- remote --data-dir DIR --dataset NAME:VER
-/// [--split train] [-c 10] [-e 32] [--batches 100] [--steps-per-epoch 1000] [--step-ms 10] [--latency-ms 20] [--read-ahead 0,4] [--parallel 8] [--repeats 3] [--cache-mb 256]
+/// [--split train] [-c 10] [-e 32] [--batches 100] [--steps-per-epoch 1000] [--step-ms 10] [--latency-ms 20] [--read-ahead 0,4] [--parallel 8] [--repeats 3] [--resize HxW [--uint8]] [--cache-mb 256] [--workers 0]
 /// [--resize HxW]</c> (<c>--resize</c> for images of varying size: the preprocess every record is decoded through).
 /// </summary>
 /// <remarks>Not a BenchmarkDotNet benchmark: it needs a server process and measures a consumer's wait, not a call.</remarks>
@@ -32,6 +32,8 @@ internal static class RemoteCommand
         string? dataDir = null, dataset = null, split = "train";
         int classes = 10, perClass = 32, batches = 100, parallel = 8, repeats = 3, stepsPerEpoch = 1000;
         long cacheMb = 256;
+        int workers = 0;    // > 0: the consumer reads a PrefetchLoader with this many workers
+        bool uint8 = false; // --resize to uint8 rather than float32 (a quarter of the bytes per batch)
         double stepMs = 10, latencyMs = 20;
         int[] readAheads = [0, 4];
         int[]? resize = null;
@@ -52,10 +54,12 @@ internal static class RemoteCommand
                 case "--read-ahead": readAheads = Next().Split(',').Select(s => int.Parse(s, Inv)).ToArray(); break;
                 case "--parallel": parallel = int.Parse(Next(), Inv); break;
                 case "--cache-mb": cacheMb = long.Parse(Next(), Inv); break;
+                case "--uint8": uint8 = true; break;
+                case "--workers": workers = int.Parse(Next(), Inv); break;
                 case "--repeats": repeats = int.Parse(Next(), Inv); break;
                 case "--resize": resize = Next().Split('x').Select(s => int.Parse(s, Inv)).ToArray(); break;
                 default:
-                    Console.Error.WriteLine("usage: remote --data-dir DIR --dataset NAME:VER [--split S] [-c C] [-e E] [--batches N] [--steps-per-epoch S] [--step-ms X] [--latency-ms L] [--read-ahead 0,4] [--parallel P] [--repeats R] [--resize HxW] [--cache-mb M]");
+                    Console.Error.WriteLine("usage: remote --data-dir DIR --dataset NAME:VER [--split S] [-c C] [-e E] [--batches N] [--steps-per-epoch S] [--step-ms X] [--latency-ms L] [--read-ahead 0,4] [--parallel P] [--repeats R] [--resize HxW [--uint8]] [--cache-mb M] [--workers W]");
                     return 2;
             }
         }
@@ -75,12 +79,12 @@ internal static class RemoteCommand
             Environment.SetEnvironmentVariable("AWS_ACCESS_KEY_ID", S3rverProcess.Key);
             Environment.SetEnvironmentVariable("AWS_SECRET_ACCESS_KEY", S3rverProcess.Key);
             Console.WriteLine($"# {Environment.ProcessorCount} cores, load average {LoadAverage()}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; {dataset} [{split}] ({uploaded / 1e6:F1} MB uploaded), " +
-                              $"{classes}x{perClass} batches, the first {batches} of a {stepsPerEpoch}-batch epoch per run, consumer {stepMs} ms per step, {latencyMs} ms added per request, {parallel} parallel requests, {cacheMb} MiB decoded cache, median of {repeats} runs");
+                              $"{classes}x{perClass} batches, the first {batches} of a {stepsPerEpoch}-batch epoch per run, consumer {stepMs} ms per step, {latencyMs} ms added per request, {parallel} parallel requests, {cacheMb} MiB decoded cache, {(workers > 0 ? $"a PrefetchLoader with {workers} workers (depth 4)" : "batches built on the consumer's thread")}{(resize is null ? "" : $", resized to {resize[0]}x{resize[1]} {(uint8 ? "uint8" : "float32")}")}, median of {repeats} runs");
 
             TfdsLoadOptions Load(string cacheDir, int readAhead) => new()
             {
                 DatasetName = dataset, DataDir = "s3://bench/tfds", Splits = [split], CacheDir = cacheDir, Download = null,
-                Preprocess = resize is null ? null : Samplers.Imaging.ImagePreprocessing.Resize(resize[0], resize[1]),
+                Preprocess = resize is null ? null : Samplers.Imaging.ImagePreprocessing.Resize(resize[0], resize[1], output: uint8 ? DType.UInt8 : DType.Float32),
                 ObjectStore = new ObjectStoreOptions
                 {
                     Endpoint = proxy.Uri.ToString().TrimEnd('/'), Access = ObjectStoreAccess.Remote,
@@ -98,7 +102,7 @@ internal static class RemoteCommand
             foreach (int k in readAheads)
             {
                 var runs = new List<Measured>();
-                for (int r = 0; r < repeats; r++) runs.Add(Once(Load(Path.Combine(work, "host-" + host++), k), classes, perClass, batches, stepsPerEpoch, stepMs));
+                for (int r = 0; r < repeats; r++) runs.Add(Once(Load(Path.Combine(work, "host-" + host++), k), classes, perClass, batches, stepsPerEpoch, stepMs, workers));
                 runs.Sort((a, b) => a.Wait.CompareTo(b.Wait));
                 Measured m = runs[runs.Count / 2];
                 Console.WriteLine($"{k} | {m.Wait:F4} | {m.Waits} | {m.Rate:F1} | {m.Open * 1e3:F0} ms | {m.FirstBatch * 1e3:F0} ms | {m.RequestsPerBatch:F2} | {m.BlockReads} | {m.Overfetch:F3} | {m.OpenRequests}, {m.OpenBytes / 1e3:F0} KB");
@@ -114,7 +118,7 @@ internal static class RemoteCommand
 
     private sealed record Measured(double Wait, string Waits, double Rate, double Open, double FirstBatch, double RequestsPerBatch, double Overfetch, long OpenRequests, long OpenBytes, long BlockReads);
 
-    private static Measured Once(TfdsLoadOptions load, int classes, int perClass, int batches, int stepsPerEpoch, double stepMs)
+    private static Measured Once(TfdsLoadOptions load, int classes, int perClass, int batches, int stepsPerEpoch, double stepMs, int workers)
     {
         var clock = Stopwatch.StartNew();
         using var sampler = TFDatasetMultiShotMemorySampler.LoadAsync(new TFDatasetSamplerOptions
@@ -123,7 +127,17 @@ internal static class RemoteCommand
         }).GetAwaiter().GetResult();
         double open = clock.Elapsed.TotalSeconds;
         RemoteExampleTable table = sampler.RemoteTable ?? throw new InvalidOperationException("the sampler does not read remotely");
-        using (sampler.GenerateBatch(0)) { }
+        // The consumer takes batches from the sampler itself (workers 0: each batch is built on the consumer's thread) or
+        // from a PrefetchLoader whose workers build the next batches while it trains.
+        using var loader = workers > 0 ? PrefetchLoader.Create(sampler, new PrefetchOptions { Workers = workers, Depth = 4, Epochs = null }) : null;
+        using var batchesIn = loader?.GetEnumerator();
+        Batch Next(int b)
+        {
+            if (batchesIn is null) return sampler.GenerateBatchAt(b / stepsPerEpoch, b % stepsPerEpoch); // later epochs once past the first
+            if (!batchesIn.MoveNext()) throw new InvalidOperationException("the loader ended early");
+            return batchesIn.Current;
+        }
+        using (Next(0)) { }
         double firstBatch = clock.Elapsed.TotalSeconds;
         long requests0 = table.Requests;
         long stepTicks = (long)(stepMs * Stopwatch.Frequency / 1000);
@@ -133,7 +147,7 @@ internal static class RemoteCommand
         for (int b = 1; b < batches; b++)
         {
             long t0 = Stopwatch.GetTimestamp();
-            using (sampler.GenerateBatchAt(b / stepsPerEpoch, b % stepsPerEpoch)) // later epochs once past the first
+            using (Next(b))
             {
                 long t1 = Stopwatch.GetTimestamp();
                 wait += t1 - t0;

@@ -16,32 +16,46 @@ internal static class InfoCommand
         return s.Define("info",
             "Versions, configs, features (key, type, shape, dtype), splits with sizes, class names and per-class counts of the loaded splits, cache status.\n" +
             "A split whose shard files are missing is listed with the files it lacks and left out of the counts (exit 0 while the metadata is readable).\n" +
-            "With --download, an absent dataset (or missing shard files) is downloaded first.\n\n" +
-            "Examples:\n  samplers info\n  samplers info mnist --data-dir ~/tensorflow_datasets\n  samplers info mnist --splits train --json\n  samplers info mnist --no-counts --download",
+            "With --download, an absent dataset (or missing shard files) is downloaded first.\n" +
+            "An s3:// --data-dir is copied first (--s3-access copy, the default); with --s3-access remote, info reads the metadata and the record index only " +
+            "(building the index with one pass over the shards if neither the local cache nor the bucket holds it) and counts the classes from the index's labels.\n\n" +
+            "Examples:\n  samplers info\n  samplers info mnist --data-dir ~/tensorflow_datasets\n  samplers info mnist --splits train --json\n  samplers info mnist --no-counts --download\n" +
+            "  samplers info mnist:3.0.1 --data-dir s3://my-bucket/tfds --s3-access remote",
             [dataset, noCounts], s.Options.LoadOptions, async (r, c, ct) =>
         {
             var options = s.LoadSettings(r, r.GetValue(dataset));
             LoadedDataset? data = null;
             DatasetBuilderDir dir;
             var skipped = new List<string>();
+            // A bucket read remotely: the metadata and the record index (built with one pass over the shards if neither
+            // this host's cache nor the bucket has it), never a copy of the data; the counts come from the index's labels.
+            Samplers.Tfds.RemoteExampleTable? remote = null;
+            if (Samplers.Storage.ObjectStoreLocation.IsRemote(options.DataDir) && options.ObjectStore?.Access != Samplers.Storage.ObjectStoreAccess.Remote)
+                throw new UsageException($"info reads an object-store --data-dir ({options.DataDir}) with --s3-access remote: the metadata and the record index only, never a copy of the data. Add --s3-access remote.");
+            if (Samplers.Storage.ObjectStoreLocation.IsRemote(options.DataDir) && options.ObjectStore?.Access == Samplers.Storage.ObjectStoreAccess.Remote)
+                remote = await Progress.Run(c, $"opening {options.DatasetName} at {options.DataDir} for remote access",
+                    (p, t) => Samplers.Tfds.RemoteDataset.OpenAsync(options with { Logger = c.Verbose ? new StderrLogger(c.Err) : null }, publish: false,
+                        new SyncProgress<LoadProgress>(x => p.Report((x.ExamplesDone, x.ExamplesTotal))), t), ct).ConfigureAwait(false);
+            using var remoteOwned = remote;
             // Without --download, a split spec whose shard files are missing is left out of the counts and the cache
             // lookup (and reported below) instead of failing the command: info is how one finds out what is there.
-            DatasetBuilderDir? opened = null;
-            if (options.Download is null || r.GetValue(noCounts)) opened = await OpenAsync(options, ct).ConfigureAwait(false);
-            if (opened is not null)
+            DatasetBuilderDir? opened = remote?.Builder;
+            if (remote is null && (options.Download is null || r.GetValue(noCounts))) opened = await OpenAsync(options, ct).ConfigureAwait(false);
+            if (opened is not null && remote is null)
             {
                 var loadable = options.Splits.Where(spec => !NeedsMissingShard(opened, spec)).ToList();
                 skipped = options.Splits.Except(loadable).ToList();
                 if (loadable.Count < options.Splits.Count) options = options with { Splits = loadable };
             }
-            if (r.GetValue(noCounts) || options.Splits.Count == 0) dir = opened!;
+            if (r.GetValue(noCounts) || options.Splits.Count == 0 || remote is not null) dir = opened!;
             else
             {
                 data = await s.LoadAsync(c, options, null, ct).ConfigureAwait(false);
                 dir = data.Dir;
             }
             // Which shard files each split lacks (only shards that hold examples need to exist).
-            var missing = dir.Info.Splits.ToDictionary(sp => sp.Name, sp =>
+            // (In a bucket read remotely, opening listed them: a missing shard fails the open, naming it.)
+            var missing = dir.Info.Splits.ToDictionary(sp => sp.Name, sp => remote is not null ? [] :
                 dir.ShardPaths(sp.Name).Where((p, i) => sp.ShardLengths[i] > 0 && !File.Exists(p)).ToArray(), StringComparer.Ordinal);
             string[] versions = Catalog.Versions(dir);
             string[] configs = Catalog.Configs(dir);
@@ -55,10 +69,15 @@ internal static class InfoCommand
                 name = sp.Name, examples = sp.NumExamples, shards = sp.ShardLengths.Length, bytes = sp.NumBytes,
                 present = missing[sp.Name].Length == 0, missingFiles = missing[sp.Name],
             }).ToArray();
-            IReadOnlyList<ClassCount>? classes = data?.Table.ClassCounts();
+            IReadOnlyList<ClassCount>? classes = remote is not null
+                ? (r.GetValue(noCounts) ? null : remote.LabelsOnly(remote.DType, remote.ExampleShape.ToArray()).ClassCounts())
+                : data?.Table.ClassCounts();
             bool nothingLoadable = options.Splits.Count == 0;
-            var entry = nothingLoadable ? null : TfdsCacheEntry.Resolve(options);
-            string cacheStatus = nothingLoadable ? "not looked up: no requested split has all its shard files" : (entry, data) switch
+            var entry = nothingLoadable || remote is not null ? null : TfdsCacheEntry.Resolve(options);
+            string cacheStatus = remote is not null
+                ? "remote access (no table cache); record index: " + string.Join(", ", remote.Indexes.Select(i => $"{i.Split} {i.Origin.ToString().ToLowerInvariant()}")) +
+                  $"; opening made {remote.OpenRequests} requests, {remote.OpenBytes} bytes"
+                : nothingLoadable ? "not looked up: no requested split has all its shard files" : (entry, data) switch
             {
                 (null, _) => "off",
                 (_, null) => entry.Exists ? $"present: {entry.Path} ({entry.Bytes} bytes; `samplers cache {options.DatasetName} verify` checks it)" : $"absent: {entry.Path}",
@@ -69,7 +88,7 @@ internal static class InfoCommand
                 c.WriteJson(new
                 {
                     dataset = dir.FullName, name = dir.Name, config = dir.Config, version = dir.Version, path = dir.Path,
-                    versions, configs, features, splits, loadedSplits = data is null ? [] : options.Splits, skippedSplits = skipped, classes, cache = cacheStatus,
+                    versions, configs, features, splits, loadedSplits = data is null && remote is null ? [] : options.Splits, skippedSplits = skipped, classes, cache = cacheStatus,
                 });
                 return Program.ExitOk;
             }

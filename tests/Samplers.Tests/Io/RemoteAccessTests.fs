@@ -262,6 +262,33 @@ let tests =
             Expect.stringContains e.Message "CRC-32C" "says what failed"
             Expect.stringContains e.Message "UsePublishedIndex" "says how to ignore it")
 
+        testCase "s3rver through the CLI: info with --s3-access remote reads the metadata and the index, not the shards, and counts the classes as the local info does" <| s3rverOr (fun server ->
+            server.Upload("digits", prefix, digits ()) |> ignore
+            use cache = new TempDir()
+            let store = [ "--data-dir"; "s3://digits/tfds/data"; "--s3-endpoint"; server.Endpoint; "--s3-anonymous"; "--s3-access"; "remote" ]
+            let classesOf (out: string) =
+                let root = (json out).RootElement
+                [ for k in root.GetProperty("classes").EnumerateArray() -> k.GetProperty("label").GetInt64(), k.GetProperty("count").GetInt32() ]
+            let code, out, err = cli [ "info"; "synthetic_digits:1.0.0"; "--splits"; "train,test"; "--json"; "--quiet"; "--data-dir"; dataRoot (); "--no-cache" ] []
+            Expect.equal code 0 $"local info: {err}"
+            let local = classesOf out
+            let info (extra: string list) =
+                let code, out, err = cli ([ "info"; "synthetic_digits:1.0.0"; "--splits"; "train,test"; "--json"; "--quiet"; "--cache-dir"; cache.Path ] @ store @ extra) []
+                Expect.equal code 0 $"remote info: {err}"
+                (json out).RootElement
+            let first = info []
+            Expect.equal (classesOf (first.GetRawText())) local "the same per-class counts as from disk"
+            Expect.stringContains (first.GetProperty("cache").GetString()) "record index: train scanned, test scanned" "the index was built by scanning (first open)"
+            Expect.isTrue (first.GetProperty("splits").EnumerateArray() |> Seq.forall (fun sp -> sp.GetProperty("present").GetBoolean())) "every split present"
+            Expect.isEmpty (Directory.GetFiles(cache.Path, "*.tfrecord*", SearchOption.AllDirectories)) "no shard was copied"
+            let again = info [ "--no-counts" ]
+            Expect.stringContains (again.GetProperty("cache").GetString()) "record index: train localfile, test localfile" "the second info reuses the local index"
+            Expect.equal (again.GetProperty("classes").ValueKind) Text.Json.JsonValueKind.Null "--no-counts: no counts"
+            // Without --s3-access remote, info would have to copy the data: a usage error saying what to add.
+            let code, _, err = cli [ "info"; "synthetic_digits:1.0.0"; "--quiet"; "--data-dir"; "s3://digits/tfds/data"; "--s3-endpoint"; server.Endpoint; "--s3-anonymous" ] []
+            Expect.equal code 1 $"copy mode: a usage error ({err})"
+            Expect.stringContains err "--s3-access remote" "says what to add")
+
         testCase "s3rver through the CLI: index --publish writes the index; ranks from RANK/WORLD_SIZE each fetch only their own batches' records, and their batches together are the single-process plan" <| s3rverOr (fun server ->
             server.Upload("digits", prefix, digits ()) |> ignore
             use cache = new TempDir()
