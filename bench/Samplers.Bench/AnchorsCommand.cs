@@ -267,8 +267,19 @@ internal static class AnchorsCommand
             int inner = epc == 2 ? 200 : epc == 32 ? 20 : 5;
             stages.Add(new($"MNIST 10x{epc}: plan + gather", $"mnist-10x{epc}", epc == 32 ? "<= 2 (of memcpy)" : "-",
                 reps => Time(() => sampler.GenerateBatchInto<byte>(id++ % 1000, x, y), reps, inner),
-                reps => Time(() => { int at = (m++ * 7919 % (n - batch)) * 784; flat.AsSpan(at, batch * 784).CopyTo(x); }, reps, inner), 201));
+                reps => Time(() => { int at = (int)((long)m++ * 7919 % (n - batch)) * 784; flat.AsSpan(at, batch * 784).CopyTo(x); }, reps, inner), 201));
             Planner planner = sampler.Planner;
+            if (epc == 32)
+            {
+                // The gather alone against the floor of any gather of the same rows: planned rows are scattered over a
+                // 47 MB table, so even a bare copy from one flat buffer, its next rows prefetched, pays a memory latency per
+                // row that the contiguous memcpy above does not.
+                int[][] planned = Enumerable.Range(0, 64).Select(b => { var ix = new int[batch]; planner.Fill(new PlanKey(1, 0, b), ix, new int[batch]); return ix; }).ToArray();
+                int g = 0, f = 0;
+                stages.Add(new($"MNIST 10x{epc}: gather only (limit = bare copy of the same rows)", null, "-",
+                    reps => Time(() => Samplers.Gather.Rows(mnist, planned[g++ % planned.Length], x), reps, inner),
+                    reps => Time(() => BareGather(flat, planned[f++ % planned.Length], x, 784), reps, inner), 201));
+            }
             int pid = 0;
             // The planning target, as a time: 1 us fixed + 20 ns per drawn index.
             double budget = 1e-6 + 20e-9 * batch;
@@ -287,6 +298,25 @@ internal static class AnchorsCommand
         stages.Add(new("MNIST 10x2: mapped (limit = memory)", "mnist-mapped-10x2", "<= 1.1",
             reps => Time(() => map2.GenerateBatchInto<byte>(i1++ % 1000, x2, y2), reps, 200),
             reps => Time(() => mem2.GenerateBatchInto<byte>(i2++ % 1000, x2, y2), reps, 200), 201));
+    }
+
+    // Rows of rowBytes at the given indices of a flat buffer, copied back to back, each row 8 ahead prefetched: the least
+    // work a gather of scattered rows can do.
+    private static unsafe void BareGather(byte[] flat, int[] rows, byte[] x, int rowBytes)
+    {
+        fixed (byte* src = flat)
+        fixed (byte* dst = x)
+        {
+            for (int i = 0; i < rows.Length; i++)
+            {
+                if (i + 8 < rows.Length)
+                {
+                    byte* p = src + (long)rows[i + 8] * rowBytes;
+                    for (int o = 0; o < rowBytes; o += 64) System.Runtime.Intrinsics.X86.Sse.Prefetch0(p + o);
+                }
+                Buffer.MemoryCopy(src + (long)rows[i] * rowBytes, dst + (long)i * rowBytes, rowBytes, rowBytes);
+            }
+        }
     }
 
     private static void Jpeg(List<Stage> stages, string dir)
