@@ -41,6 +41,12 @@ public static class Program
             Environment.ExitCode = MappedExperiments.Run(args[1..]);
             return;
         }
+        // Not a BenchmarkDotNet benchmark: the prefetching loader's throughput against its worker count (see PrefetchScalingCommand).
+        if (args.Length > 0 && args[0] == "prefetch-scaling")
+        {
+            Environment.ExitCode = PrefetchScalingCommand.Run(args[1..]);
+            return;
+        }
         // Not a BenchmarkDotNet benchmark: a consumer-side measurement of the prefetching loader (see PrefetchWaitCommand).
         if (args.Length > 0 && args[0] == "prefetch-wait")
         {
