@@ -41,7 +41,7 @@ internal static class PrefetchScalingCommand
             b.SetLabel(r, r % 64);
         }
         ExampleTable table = b.Build();
-        Console.WriteLine($"# {Environment.ProcessorCount} cores, load average {LoadAverage()} (idle: under 0.5 before the first round, nothing else of ours running), {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; " +
+        Console.WriteLine($"# {Environment.ProcessorCount} cores, load average {AnchorsCommand.LoadAverage()} (idle: under 0.5 before the first round, nothing else of ours running), {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; " +
                           $"SimCLR 64x4 batches of two 224x224 views, {batches} batches per run, {rounds} rounds, augmenter threads per batch {threads}");
         var rates = workers.ToDictionary(n => n, _ => new List<double>());
         for (int round = 0; round < rounds; round++)
@@ -61,12 +61,7 @@ internal static class PrefetchScalingCommand
         Console.WriteLine("--- | --- | --- | ---");
         foreach (int n in workers)
             Console.WriteLine($"{n} | {Median(rates[n]):F3} | {string.Join(", ", rates[n].Select(x => x.ToString("F3", Inv)))} | {Median(rates[n]) / (n * one):F2}");
-        Console.WriteLine($"# load average at the end {LoadAverage()}");
+        Console.WriteLine($"# load average at the end {AnchorsCommand.LoadAverage()}");
         return 0;
-    }
-
-    private static string LoadAverage()
-    {
-        try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); } catch (IOException) { return "?"; }
     }
 }

@@ -78,7 +78,7 @@ internal static class RemoteCommand
             using var proxy = FaultProxy.FaultProxy.Start(new Uri(server.Endpoint), new FaultSchedule { Latency = TimeSpan.FromMilliseconds(latencyMs) });
             Environment.SetEnvironmentVariable("AWS_ACCESS_KEY_ID", S3rverProcess.Key);
             Environment.SetEnvironmentVariable("AWS_SECRET_ACCESS_KEY", S3rverProcess.Key);
-            Console.WriteLine($"# {Environment.ProcessorCount} cores, load average {LoadAverage()}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; {dataset} [{split}] ({uploaded / 1e6:F1} MB uploaded), " +
+            Console.WriteLine($"# {Environment.ProcessorCount} cores, load average {AnchorsCommand.LoadAverage()}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; {dataset} [{split}] ({uploaded / 1e6:F1} MB uploaded), " +
                               $"{classes}x{perClass} batches, the first {batches} of a {stepsPerEpoch}-batch epoch per run, consumer {stepMs} ms per step, {latencyMs} ms added per request, {parallel} parallel requests, {cacheMb} MiB decoded cache, {(workers > 0 ? $"a PrefetchLoader with {workers} workers (depth 4)" : "batches built on the consumer's thread")}{(resize is null ? "" : $", resized to {resize[0]}x{resize[1]} {(uint8 ? "uint8" : "float32")}")}, median of {repeats} runs");
 
             TfdsLoadOptions Load(string cacheDir, int readAhead) => new()
@@ -107,7 +107,7 @@ internal static class RemoteCommand
                 Measured m = runs[runs.Count / 2];
                 Console.WriteLine($"{k} | {m.Wait:F4} | {m.Waits} | {m.Rate:F1} | {m.Open * 1e3:F0} ms | {m.FirstBatch * 1e3:F0} ms | {m.RequestsPerBatch:F2} | {m.BlockReads} | {m.Overfetch:F3} | {m.OpenRequests}, {m.OpenBytes / 1e3:F0} KB");
             }
-            Console.WriteLine($"# proxy: {proxy.Counters.Requests} requests, {proxy.Counters.BytesToClients / 1e6:F1} MB to clients; load average at the end {LoadAverage()}");
+            Console.WriteLine($"# proxy: {proxy.Counters.Requests} requests, {proxy.Counters.BytesToClients / 1e6:F1} MB to clients; load average at the end {AnchorsCommand.LoadAverage()}");
             return 0;
         }
         finally
@@ -169,10 +169,6 @@ internal static class RemoteCommand
             recordBytes == 0 ? double.NaN : table.BytesFetched / (double)recordBytes, table.OpenRequests, table.OpenBytes, table.BlockReads);
     }
 
-    private static string LoadAverage()
-    {
-        try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); } catch (IOException) { return "?"; }
-    }
 }
 
 /// <summary>s3rver (tools/s3rver, <c>npm ci</c> there) on 127.0.0.1 at a free port with its own data folder; killed with its
