@@ -32,7 +32,7 @@ public sealed class FaultProxy : IDisposable, IAsyncDisposable
     private readonly ConcurrentQueue<InjectedFault> _injected = new();
     private readonly ConcurrentQueue<ProxyRequest> _seen = new();
     private readonly Task _accepting;
-    private long _connectionsCount, _requests, _forwarded, _upstreamConnections, _bytesToClients, _slowDowns, _resets, _cuts, _shortRanges;
+    private long _connectionsCount, _requests, _forwarded, _upstreamConnections, _bytesToClients, _slowDowns, _resets, _cuts, _shortRanges, _stalls;
 
     private FaultProxy(Uri upstream, FaultSchedule schedule)
     {
@@ -69,7 +69,7 @@ public sealed class FaultProxy : IDisposable, IAsyncDisposable
     /// <summary>A snapshot of the counters.</summary>
     public FaultCounters Counters => new(
         Interlocked.Read(ref _connectionsCount), Interlocked.Read(ref _requests), Interlocked.Read(ref _forwarded), Interlocked.Read(ref _upstreamConnections),
-        Interlocked.Read(ref _bytesToClients), Interlocked.Read(ref _slowDowns), Interlocked.Read(ref _resets), Interlocked.Read(ref _cuts), Interlocked.Read(ref _shortRanges));
+        Interlocked.Read(ref _bytesToClients), Interlocked.Read(ref _slowDowns), Interlocked.Read(ref _resets), Interlocked.Read(ref _cuts), Interlocked.Read(ref _shortRanges), Interlocked.Read(ref _stalls));
 
     /// <summary>Every request received so far, in arrival order (as the schedule saw it, with the client's range).</summary>
     public IReadOnlyList<ProxyRequest> Seen => [.. _seen];
@@ -212,7 +212,7 @@ public sealed class FaultProxy : IDisposable, IAsyncDisposable
                     Record(request, FaultKind.ShortRange, $"forwarded {forwardedRange}, served bytes {first}-{lastServed}/{total}");
                 }
 
-                bool cut = fault.Kind is FaultKind.Reset or FaultKind.CutShort && framing != Framing.None;
+                bool cut = fault.Kind is FaultKind.Reset or FaultKind.CutShort or FaultKind.Stall && framing != Framing.None;
                 long allowance = !cut ? long.MaxValue
                     : framing == Framing.Length ? (long)(fault.Fraction * length)
                     : (long)(fault.Fraction * (64 << 10));
@@ -234,6 +234,15 @@ public sealed class FaultProxy : IDisposable, IAsyncDisposable
                 {
                     await cs.FlushAsync(ct).ConfigureAwait(false);
                     up.Dispose(); up = null; // the rest of its body was not read: never reused
+                    if (fault.Kind == FaultKind.Stall)
+                    {
+                        Interlocked.Increment(ref _stalls);
+                        Record(request, FaultKind.Stall, $"silent after {passed} of {(length >= 0 ? length.ToString(CultureInfo.InvariantCulture) : "?")} body bytes");
+                        // Silent until the client closes (a read returns 0 or fails) or the proxy stops.
+                        var sink = new byte[256];
+                        while (await cs.ReadAsync(sink, ct).ConfigureAwait(false) > 0) { }
+                        return;
+                    }
                     if (fault.Kind == FaultKind.Reset)
                     {
                         Interlocked.Increment(ref _resets);

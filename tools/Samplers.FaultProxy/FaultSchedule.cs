@@ -15,6 +15,10 @@ public enum FaultKind
     /// <summary>A ranged GET whose <c>Range</c> is rewritten to a shorter one before forwarding; the server's correct
     /// 206 and <c>Content-Range</c> for the shorter range are passed on, so the client gets fewer bytes than it asked for.</summary>
     ShortRange,
+    /// <summary>Forwarded; the response's headers and a part of its body are passed on, then nothing more: the connection
+    /// stays open and silent until the client gives up and closes it (a server or a path that hangs mid-body). Chosen
+    /// only by <see cref="FaultSchedule.Script"/>, never by the seeded draw.</summary>
+    Stall,
 }
 
 /// <summary>A request as the schedule sees it.</summary>
@@ -128,8 +132,9 @@ public sealed record InjectedFault(ProxyRequest Request, FaultKind Kind, string 
 /// <param name="Resets">Bodies cut with a reset.</param>
 /// <param name="CutShorts">Bodies cut with a normal close.</param>
 /// <param name="ShortRanges">Ranged GETs answered with fewer bytes than asked (counted when the served range really was shorter).</param>
-public sealed record FaultCounters(long Connections, long Requests, long Forwarded, long UpstreamConnections, long BytesToClients, long SlowDowns, long Resets, long CutShorts, long ShortRanges)
+/// <param name="Stalls">Bodies that stopped mid-way on an open connection.</param>
+public sealed record FaultCounters(long Connections, long Requests, long Forwarded, long UpstreamConnections, long BytesToClients, long SlowDowns, long Resets, long CutShorts, long ShortRanges, long Stalls)
 {
     /// <summary>Faults of every kind.</summary>
-    public long Injected => SlowDowns + Resets + CutShorts + ShortRanges;
+    public long Injected => SlowDowns + Resets + CutShorts + ShortRanges + Stalls;
 }

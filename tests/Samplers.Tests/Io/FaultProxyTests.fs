@@ -464,4 +464,45 @@ let tests =
                 Expect.equal (proxy.Seen |> Seq.filter (fun r -> r.Target.EndsWith "dataset_info.json") |> Seq.length) 6 "requests for the file"
             finally
                 Samplers.Tfds.ObjectStoreSource.MaxFreeResumes <- saved)
+
+        testCase "mode 2: a body that goes silent mid-way is given up after ObjectStoreOptions.Timeout and resumed (the batch is the local one); silence on every answer fails the batch naming the object and the timeout" <| s3rverOr (fun server ->
+            server.Upload("digits", "tfds/data/synthetic_digits/1.0.0", digits ()) |> ignore
+            // Armed after the open (whose index scan read every shard): each shard's first record read stalls half-way
+            // (every one, once stallAll is set).
+            let mutable armed = false
+            let mutable stallAll = false
+            let stalledOnce = Collections.Concurrent.ConcurrentDictionary<string, bool>()
+            let script (r: ProxyRequest) =
+                if armed && shardTarget r && (stallAll || stalledOnce.TryAdd(r.Target, true)) then Nullable(Fault(FaultKind.Stall, 0.5)) else Nullable()
+            use proxy = FaultProxy.Start(Uri server.Endpoint, FaultSchedule(Script = Func<_, _> script))
+            use cache = new TempDir()
+            let _, localBytes = localTwoEpochs (Path.Combine(cache.Path, "local"))
+            // The timeout is far beyond a normal answer on a loaded machine and far below the stall (endless), so the only
+            // way to pass is the timeout firing on the silent body and the read resuming.
+            let store = ObjectStoreOptions(Endpoint = string proxy.Uri, Anonymous = true, Retries = 1, Timeout = TimeSpan.FromSeconds 2.,
+                                           Access = ObjectStoreAccess.Remote, Remote = RemoteAccessOptions(ReadAheadBatches = 0))
+            let load () = openRemote (remoteLoad "s3://digits/tfds/data" (Path.Combine(cache.Path, "remote")) store)
+            // Were the timeout not to fire, a batch would wait forever: bound each, so that fails the test instead of hanging it.
+            let within (what: string) (f: unit -> 'a) =
+                let t = Threading.Tasks.Task.Run(fun () -> f ())
+                if not (t.Wait(TimeSpan.FromSeconds 120.)) then failtestf "%s did not end within 120 s: the timeout did not fire" what
+                t.Result
+            use s = load ()
+            armed <- true
+            let b0 = within "batch 0" (fun () -> use b = s.GenerateBatchAt(0, 0) in batchBytes b)
+            Expect.sequenceEqual b0 localBytes[0] "batch 0: the local bytes, read through the stalls"
+            let c = proxy.Counters
+            Expect.isGreaterThan c.Stalls 0L $"bodies went silent: {c}"
+            Expect.isTrue (proxy.Injected |> Seq.forall (fun f -> f.Kind = FaultKind.Stall)) "only stalls"
+            // Every answer silent: 1 + Retries answers time out, then the batch fails naming the object and the setting.
+            stallAll <- true
+            use fresh = load () // the local index is reused: the open reads no shard
+            let e = try within "the failing batch" (fun () -> use _ = fresh.GenerateBatchAt(0, 1) in failtest "expected the batch to fail") with e -> e
+            let failed = chain e |> List.tryPick (function :? ExampleLoadException as l -> Some l | _ -> None)
+            Expect.isSome failed $"an ExampleLoadException: {e}"
+            let m = failed.Value.Message
+            oneLine m
+            Expect.stringContains m ".tfrecord-" "names the object"
+            Expect.stringContains m "stopped sending for longer than the timeout of 2 s (ObjectStoreOptions.Timeout)" "names the setting"
+            Expect.stringContains m "gave up after 2 failed answers (ObjectStoreOptions.Retries is 1)" "the retries")
     ]
