@@ -327,8 +327,30 @@ public sealed class RemoteExampleTable : LazyExampleTable, IDisposable
                 waste = 0;
             }
         }
+        // The first range that fails stops the others (the batch fails anyway): on a store that stalls, a batch fails after
+        // one round of its parallel reads instead of after every round (each up to (1 + Retries) x Timeout).
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _disposed.Token);
-        await Task.WhenAll(ranges.Select(r => FetchRangeAsync(r, admit: true, linked.Token))).ConfigureAwait(false);
+        async Task FetchOrStop(Range r)
+        {
+            try { await FetchRangeAsync(r, admit: true, linked.Token).ConfigureAwait(false); }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                try { linked.Cancel(); } catch (ObjectDisposedException) { }
+                throw;
+            }
+        }
+        Task[] reads = ranges.Select(FetchOrStop).ToArray();
+        try
+        {
+            await Task.WhenAll(reads).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested && !_disposed.IsCancellationRequested)
+        {
+            // Stopped by a failed range: report that failure, not the cancellations it caused.
+            Task? failed = reads.FirstOrDefault(t => t.IsFaulted && t.Exception!.InnerException is not OperationCanceledException);
+            if (failed is null) throw;
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failed.Exception!.InnerException!).Throw();
+        }
     }
 
     // One range read (resumed when an answer is short or cut), each record's framing checked, decoded, and admitted to
