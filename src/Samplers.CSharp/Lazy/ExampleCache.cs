@@ -114,8 +114,7 @@ public sealed class ExampleCache
                 e.Used = true;
                 into[i] = e.Example;
             }
-            _hits += rows.Length - misses;
-            _misses += misses;
+            _hits += rows.Length - misses; // a miss is counted by the lookup of the load that follows
         }
         return misses;
     }

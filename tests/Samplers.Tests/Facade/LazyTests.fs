@@ -231,6 +231,7 @@ let cache =
                 lt
             let big = run (ExampleCache())
             Expect.isTrue (calls |> Array.forall (fun k -> k <= 1)) "each row loaded at most once"
+            Expect.equal big.Cache.Misses (int64 (Array.sum calls)) "one miss counted per load (a batch's lookup and its load's do not both count)"
             let small = run (ExampleCache(maxBytes = 16L * 5L))
             Expect.isLessThanOrEqual small.Cache.Bytes 80L "byte bound"
             Expect.isLessThanOrEqual small.Cache.Count 5 "5 examples fit"
