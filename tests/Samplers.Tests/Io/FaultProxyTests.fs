@@ -93,6 +93,14 @@ let private chain (e: exn) =
     let rec go (e: exn) = seq { if not (isNull e) then yield e; yield! go e.InnerException }
     go e |> Seq.toList
 
+/// The message of the ExampleLoadException among e's causes (the test fails without one), checked to be one line.
+let private loadFailureMessage (e: exn) =
+    match chain e |> List.tryPick (function :? ExampleLoadException as l -> Some l | _ -> None) with
+    | Some l ->
+        oneLine l.Message
+        l.Message
+    | None -> failtestf "expected an ExampleLoadException among the causes of: %O" e
+
 /// The schedule of the seeded mode-2 test: every record is a ranged GET, so lower rates than the copy's (which faults
 /// mostly whole-object GETs) keep a two-epoch run to some hundreds of requests. The seeded draw, except that a cut which
 /// would pass no byte of a closed range (a short rest, e.g. the last bytes a shortened answer left) is not made: such a
@@ -375,10 +383,7 @@ let tests =
                     records <- Some fault
                     let before = proxy.Counters.Requests
                     let e = try (use _ = s.GetExamples(0, 1, 1) in failtest "expected the read to fail") with e -> e
-                    let load = chain e |> List.tryPick (function :? ExampleLoadException as l -> Some l | _ -> None)
-                    Expect.isSome load $"{fault.Kind}: an ExampleLoadException: {e}"
-                    let m = load.Value.Message
-                    oneLine m
+                    let m = loadFailureMessage e
                     Expect.stringContains m ".tfrecord-" $"{fault.Kind}: names the object"
                     Expect.stringContains m "gave up after 3 failed answers (ObjectStoreOptions.Retries is 2)" $"{fault.Kind}: the setting"
                     Expect.equal (proxy.Counters.Requests - before) 6L $"{fault.Kind}: requests for the record"
@@ -397,10 +402,7 @@ let tests =
             let clock = Stopwatch.StartNew()
             let e = try (use b = s.GenerateBatchAt(0, 0) in failtestf "expected batch 0 to fail, got %d rows" b.Count) with e -> e
             clock.Stop()
-            let load = chain e |> List.tryPick (function :? ExampleLoadException as l -> Some l | _ -> None)
-            Expect.isSome load $"an ExampleLoadException: {e}"
-            let m = load.Value.Message
-            oneLine m
+            let m = loadFailureMessage e
             Expect.stringContains m "s3://digits/tfds/data/synthetic_digits/1.0.0/synthetic_digits-" "names the object"
             Expect.stringContains m "answered 503 SlowDown after the retries (ObjectStoreOptions.Retries); try again later" "the 503 line and the setting"
             Expect.isGreaterThan proxy.Counters.SlowDowns 1L "503s"
@@ -514,10 +516,7 @@ let tests =
             stallAll <- true
             use fresh = load () // the local index is reused: the open reads no shard
             let e = try within "the failing batch" (fun () -> use _ = fresh.GenerateBatchAt(0, 1) in failtest "expected the batch to fail") with e -> e
-            let failed = chain e |> List.tryPick (function :? ExampleLoadException as l -> Some l | _ -> None)
-            Expect.isSome failed $"an ExampleLoadException: {e}"
-            let m = failed.Value.Message
-            oneLine m
+            let m = loadFailureMessage e
             Expect.stringContains m ".tfrecord-" "names the object"
             Expect.stringContains m "stopped sending for longer than the timeout of 2 s (ObjectStoreOptions.Timeout)" "names the setting"
             Expect.stringContains m "gave up after 2 failed answers (ObjectStoreOptions.Retries is 1)" "the retries")
