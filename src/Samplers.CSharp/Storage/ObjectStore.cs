@@ -259,15 +259,9 @@ public interface IObjectStore : IDisposable
         throw new NotSupportedException($"This object store ({GetType().Name}) cannot write objects; publishing needs a provider that implements IObjectStore.PutAsync.");
 
     /// <summary>The first <c>limit</c> bytes of a response, for the default <see cref="ReadRangeAsync"/>.</summary>
-    private sealed class BoundedStream(ObjectRead inner, long limit) : Stream
+    private sealed class BoundedStream(ObjectRead inner, long limit) : ReadOnlyStream
     {
         private long _left = limit;
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
         public override int Read(byte[] buffer, int offset, int count)
         {
             if (_left <= 0) return 0;
@@ -282,9 +276,6 @@ public interface IObjectStore : IDisposable
             _left -= n;
             return n;
         }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
         protected override void Dispose(bool disposing)
         {
             if (disposing) inner.Dispose();

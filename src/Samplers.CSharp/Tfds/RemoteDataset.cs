@@ -325,14 +325,8 @@ internal sealed class CountingStore(IObjectStore inner) : IObjectStore
 
     public void Dispose() => inner.Dispose();
 
-    private sealed class Counted(ObjectRead read, CountingStore owner) : Stream
+    private sealed class Counted(ObjectRead read, CountingStore owner) : ReadOnlyStream
     {
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
         public override int Read(byte[] buffer, int offset, int count)
         {
             int n = read.Body.Read(buffer, offset, count);
@@ -347,9 +341,6 @@ internal sealed class CountingStore(IObjectStore inner) : IObjectStore
         }
         public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
             ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
         protected override void Dispose(bool disposing)
         {
             if (disposing) read.Dispose();

@@ -13,7 +13,7 @@ namespace Samplers.Tfds;
 /// </summary>
 /// <remarks>Not thread-safe (one reader). <see cref="Stream.Read(byte[], int, int)"/> blocks on the asynchronous path:
 /// it is meant for a synchronous parser running off the caller's thread (the index scan).</remarks>
-internal sealed class ResumingRange : Stream
+internal sealed class ResumingRange : ReadOnlyStream
 {
     private readonly IObjectStore _store;
     private readonly string _key, _where;
@@ -154,15 +154,6 @@ internal sealed class ResumingRange : Stream
 
     public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count), _syncToken).AsTask().GetAwaiter().GetResult();
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
