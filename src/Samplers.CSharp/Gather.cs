@@ -48,8 +48,8 @@ internal static class Gather
     /// of <see cref="StreamingBytes"/> or more is written with non-temporal stores. A fixed-shape batch of <see cref="ParallelCopy.BytesPerWorker"/> bytes or more per thread is copied
     /// by the calling thread and thread-pool helpers, each taking whole parts of the batch (<see cref="ParallelCopy"/>):
     /// the bytes are the same for any split.</remarks>
-    /// <para>A mapped table costs one <c>statx</c> per batch (a file written or truncated in place since it was opened fails
-    /// with a clear error instead of serving other bytes or SIGBUS) and the same per-row work as chunks: <see cref="ExampleTable.GetExample(int)"/> resolves either backing
+    /// <para>A mapped table costs a memory read per batch where it holds a file lease, else one <c>statx</c> (a file
+    /// written or truncated in place since it was opened fails with a clear error instead of serving other bytes or SIGBUS) and the same per-row work as chunks: <see cref="ExampleTable.GetExample(int)"/> resolves either backing
     /// with one null check, no virtual call.</para>
     internal static void Rows(ExampleTable table, ReadOnlySpan<int> indices, Span<byte> destination) =>
         Rows(table, indices, destination, table.IsRagged ? 1 : ParallelCopy.Workers((long)table.ExampleBytes * indices.Length));
@@ -71,6 +71,7 @@ internal static class Gather
         try
         {
             mapped.CheckUnchanged();
+            InsideMappedGather?.Invoke(mapped.Path);
             CopyRows(table, indices, destination, workers);
         }
         finally
@@ -78,6 +79,10 @@ internal static class Gather
             mapped.Exit();
         }
     }
+
+    /// <summary>Test hook: runs inside a mapped gather, after the change check and before the copy (lets tests hold a
+    /// gather open while another thread writes the file).</summary>
+    internal static Action<string>? InsideMappedGather;
 
     // Large fixed-shape batches are split into parts copied by the calling thread and thread-pool helpers (one copy
     // thread cannot use all of the memory bandwidth); small ones, and ragged tables, are copied here in one pass.

@@ -53,6 +53,30 @@ internal static class MappedCache
         long[] groupRows, string path, CancellationToken cancellationToken)
     {
         if (HeaderBlocksMapping(header) is string why) throw new NotMappableException(why);
+        // The lease before anything is read: a writer that opens the file from here on is announced (and held back
+        // while a gather reads the mapping); one that wrote and closed before is seen by the reads below.
+        FileLease? lease = FileLease.TryTake(handle);
+        try
+        {
+            ExampleTable table = await OpenCoreAsync(reader, handle, header, groupRows, path, lease, cancellationToken).ConfigureAwait(false);
+            if (lease is { Broken: true })
+            {
+                table.Dispose();
+                throw new DataFormatException($"{path}: another program opened the cache file for writing while it was being mapped; it was written in place. " +
+                    "Replace cache files by temp file + rename; it is rebuilt from the source.", path, key: "data");
+            }
+            return table;
+        }
+        catch
+        {
+            lease?.Release();
+            throw;
+        }
+    }
+
+    private static async Task<ExampleTable> OpenCoreAsync(ParquetReader reader, SafeFileHandle handle, CacheFormat.Header header,
+        long[] groupRows, string path, FileLease? lease, CancellationToken cancellationToken)
+    {
         DataField[] fields = reader.Schema.GetDataFields();
         DataField dataField = Find(fields, "data", path), labelField = Find(fields, "label", path);
         long stride = DTypes.SizeOf(header.DType);
@@ -127,7 +151,7 @@ internal static class MappedCache
             view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
             if (RandomAccess.GetLength(handle) != length)
                 throw ChangedDuringOpen(path, length, RandomAccess.GetLength(handle));
-            var mapped = new MappedRows(path, handle, map, view, length, identity, starts, firsts, (int)stride);
+            var mapped = new MappedRows(path, handle, map, view, length, identity, starts, firsts, (int)stride, lease);
             Func<string?[]>? ids = header.HasIds ? () => ReadIds(mapped, header.Count, path) : null;
             return new ExampleTable(header.DType, header.Shape, mapped, (int)stride, labels, ids, header.ClassNames);
         }

@@ -28,18 +28,22 @@ internal sealed unsafe class MappedRows
     private readonly byte* _base;
     private readonly long _length;
     private readonly FileIdentity? _identity; // (device, inode, size, mtime ns, ctime ns) at open; null off Linux
+    private readonly FileLease? _lease;       // the kernel's word on writers, where granted; else the per-batch statx
     private readonly long[] _segmentStart;   // file offset of the first value's bytes in each segment
     private readonly int[] _segmentFirstRow; // first row of each segment, ascending; one extra entry = row count
     private readonly int _rowsPerSegment;    // > 0 when every segment but the last has this many rows (division), else 0
     private readonly int _stride;
     private readonly int _pitch;
     private int _released;
+    private int _unmapped;
+    private readonly MappingGathers _gathers; // gathers between Enter and Exit (shared with the lease, which waits on it)
     private long _advisedRows;
 
     internal MappedRows(string path, SafeFileHandle file, MemoryMappedFile map, MemoryMappedViewAccessor view, long length,
-        FileIdentity? identity, long[] segmentStart, int[] segmentFirstRow, int stride)
+        FileIdentity? identity, long[] segmentStart, int[] segmentFirstRow, int stride, FileLease? lease = null)
     {
-        Path = path; _file = file; _map = map; _view = view; _length = length; _identity = identity;
+        Path = path; _file = file; _map = map; _view = view; _length = length; _identity = identity; _lease = lease;
+        _gathers = lease?.Gathers ?? new MappingGathers();
         _segmentStart = segmentStart; _segmentFirstRow = segmentFirstRow; _stride = stride; _pitch = stride + 4;
         byte* p = null;
         view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
@@ -73,6 +77,10 @@ internal sealed unsafe class MappedRows
     /// handle, before the file was mapped); null where it cannot be known (not Linux). Every batch compares the file with it (<see cref="CheckUnchanged"/>).</summary>
     internal FileIdentity? OpenIdentity => _identity;
 
+    /// <summary>How a batch checks the file: "lease" (a memory read; writers wait for gathers), "statx" (one system call),
+    /// or "size" (off Linux: a shrink only). Tests and diagnostics.</summary>
+    internal string ChangeCheck => _lease is not null ? "lease" : _identity is not null ? "statx" : "size";
+
     /// <summary>Number of segments (data pages).</summary>
     internal int SegmentCount => _segmentStart.Length;
 
@@ -88,23 +96,25 @@ internal sealed unsafe class MappedRows
     }
 
     /// <summary>Keeps the mapping alive until <see cref="Exit"/>, even if the table is disposed meanwhile.</summary>
+    /// <remarks>One atomic increment: the count is the one a dispose waits on before unmapping and a lease break waits
+    /// on before letting a writer go (<see cref="FileLease"/>). Increment first, then read the flags: the other side sets
+    /// its flag first, then reads the count, so one of the two always sees the other.</remarks>
     /// <exception cref="ObjectDisposedException">The table was disposed.</exception>
     internal void Enter()
     {
-        if (_released != 0) ThrowDisposed();
-        bool added = false;
-        try
+        Interlocked.Increment(ref _gathers.Count);
+        if (Volatile.Read(ref _released) != 0)
         {
-            _view.SafeMemoryMappedViewHandle.DangerousAddRef(ref added);
-        }
-        catch (ObjectDisposedException)
-        {
+            Exit();
             ThrowDisposed();
         }
     }
 
-    /// <summary>Ends an <see cref="Enter"/>.</summary>
-    internal void Exit() => _view.SafeMemoryMappedViewHandle.DangerousRelease();
+    /// <summary>Ends an <see cref="Enter"/>; the last gather out of a disposed table unmaps it.</summary>
+    internal void Exit()
+    {
+        if (Interlocked.Decrement(ref _gathers.Count) == 0 && Volatile.Read(ref _released) != 0) Unmap();
+    }
 
     /// <summary>Releases the mapping and the file now (the finalizer is only a safety net).</summary>
     internal void Dispose()
@@ -132,10 +142,13 @@ internal sealed unsafe class MappedRows
         return s >= 0 ? s : ~s - 1;
     }
 
-    /// <summary>Throws when the file changed in place since it was opened: its device, inode, size or mtime (ns) differ
+    /// <summary>Throws when the file changed in place since it was opened. With a lease (<see cref="FileLease"/>): when
+    /// any process opened it for writing or truncated it since. Without: when its device, inode, size or mtime (ns) differ
     /// from <see cref="OpenIdentity"/> (<see cref="FileIdentity.Of"/>). Where no identity is known (not Linux), only
-    /// a shrink is caught (reading past the end would kill the process with SIGBUS).</summary>
-    /// <remarks>One <c>statx</c> on the handle, no allocation. ctime is not compared: unlinking the file or renaming a new
+    /// a shrink is caught (reading past the end would kill the process with SIGBUS). Call between <see cref="Enter"/>
+    /// and <see cref="Exit"/>.</summary>
+    /// <remarks>With a lease, a memory read: the writer is held in its open() until the gathers in progress end, so
+    /// none of them reads changed bytes or faults. Without, one <c>statx</c> on the handle, no allocation. ctime is not compared: unlinking the file or renaming a new
     /// one over its path (the way ParquetCache replaces caches, which keeps this inode's bytes intact) also sets it. Every
     /// <c>write</c> or truncation sets mtime to "now", so an in-place change is caught at the next batch unless the writer
     /// set mtime back afterwards (<c>touch -d</c>, <c>utimensat</c>); the verification stamp (which does hold ctime) then
@@ -144,6 +157,11 @@ internal sealed unsafe class MappedRows
     /// <exception cref="DataFormatException">The file changed (or shrank) in place while mapped.</exception>
     internal void CheckUnchanged()
     {
+        if (_lease is not null)
+        {
+            if (_lease.Broken) ThrowWriterAnnounced();
+            return;
+        }
         if (_identity is FileIdentity was && FileIdentity.Of(_file) is FileIdentity now)
         {
             if (now.Size != was.Size || now.MtimeNs != was.MtimeNs || now.Inode != was.Inode || now.Device != was.Device)
@@ -166,6 +184,17 @@ internal sealed unsafe class MappedRows
             $"{Path}: the cache file changed in place while mapped: {what}; its rows may now be other bytes or zeros, so this batch is refused. " +
             "Replace cache files by writing a new file and renaming it over the old one (as ParquetCache does), never by writing into it; then reopen the table (load it again).",
             Path, now.Size, "data");
+    }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private void ThrowWriterAnnounced()
+    {
+        long size = RandomAccess.GetLength(_file);
+        throw new DataFormatException(
+            $"{Path}: the cache file changed in place while mapped: another program opened it for writing or truncated it (size when mapped {_length} bytes, now {size}); " +
+            "its rows may now be other bytes or zeros, so this batch is refused. " +
+            "Replace cache files by writing a new file and renaming it over the old one (as ParquetCache does), never by writing into it; then reopen the table (load it again).",
+            Path, size, "data");
     }
 
     /// <summary>Appends every row's bytes, in row order, to <paramref name="hash"/> (what hashing <see cref="Row"/> of
@@ -262,8 +291,15 @@ internal sealed unsafe class MappedRows
     private void Release()
     {
         if (Interlocked.Exchange(ref _released, 1) != 0) return;
+        if (Volatile.Read(ref _gathers.Count) == 0) Unmap(); // else the last gather's Exit does
+    }
+
+    private void Unmap()
+    {
+        if (Interlocked.Exchange(ref _unmapped, 1) != 0) return;
         try
         {
+            _lease?.Release(); // only now may a writer go on: no gather reads the mapping any more
             _view.SafeMemoryMappedViewHandle.ReleasePointer();
             _view.Dispose();
             _map.Dispose();

@@ -244,45 +244,115 @@ let tests =
                 let m = (run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))).Table
                 File.Delete path
                 expectSame m t
-            testCase "a cache truncated in place while mapped fails the next batch with a clear error, not SIGBUS" <| fun () ->
+            // Two ways a mapped table learns of a change in place: a kernel read lease (where granted: here, the file's
+            // owner on a local filesystem), and a statx per batch, which is what a table gets when the kernel refuses
+            // the lease, e.g. because a process holds the file open for writing when it is mapped (as "statx" does here).
+            for check in [ "lease"; "statx" ] do
+                let changeWith (path: string) (holder: FileStream) (change: FileStream -> unit) =
+                    if isNull holder then using (new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite ||| FileShare.Delete)) change
+                    else change holder; holder.Flush()
+                let holdFor (path: string) =
+                    if check = "statx" then new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite ||| FileShare.Delete) else null
+                testCase $"({check}) a cache truncated in place while mapped fails the next batch with a clear error, not SIGBUS" <| fun () ->
+                    use d = new TempDir()
+                    let t = fixedTable DType.UInt8 [| 4096 |] 64 ExampleTable.DefaultChunkBytes false 1
+                    let cache, key, path = stored d.Path (ParquetCacheOptions(Directory = d.Path)) t
+                    use holder = holdFor path
+                    let m = (run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))).Table
+                    Expect.equal m.Mapped.ChangeCheck check $"the change check ({FileLease.LastRefusal})"
+                    let s = new MultiShotMemorySampler(m, opts 3 2)
+                    (s[0]).Dispose()
+                    changeWith path holder (fun f -> f.SetLength 100L)
+                    let e = throwsWith<DataFormatException> (fun () -> (s[1]).Dispose()) "batch after truncation"
+                    Expect.stringContains e.Message (if check = "lease" then "opened it for writing or truncated it" else "shrank") "says what happened"
+                    Expect.stringContains e.Message "changed in place while mapped" "says what happened"
+                    Expect.stringContains e.Message path "names the file"
+                    let e = throwsWith<DataFormatException> (fun () -> s.GenerateBatchInto(2, Span(Array.zeroCreate<byte> (6 * 4096)), Span(Array.zeroCreate<int64> 6)) |> ignore) "Into"
+                    Expect.stringContains e.Message "renaming it" "says what to do"
+                    m.Dispose()
+                // A change in place that keeps the size (or restores it) used to serve other bytes or zeros silently.
+                // The file's mtime is first set an hour back, so the write below sets another one whatever the clock's granularity.
+                for name, change in
+                        [ "overwritten in place (400 x 4096 bytes, same size)",
+                          (fun (f: FileStream) -> f.Position <- 50L * 4096L; f.Write(Array.create (400 * 4096) 0xABuy, 0, 400 * 4096))
+                          "shrunk then grown back to its old size in place",
+                          (fun (f: FileStream) -> let n = f.Length in f.SetLength(n / 2L); f.SetLength n) ] do
+                    testCase $"({check}) a cache {name} while mapped fails the next batch with a DataFormatException naming the file" <| fun () ->
+                        use d = new TempDir()
+                        let t = fixedTable DType.UInt8 [| 4096 |] 500 ExampleTable.DefaultChunkBytes false 1
+                        let cache, key, path = stored d.Path (ParquetCacheOptions(Directory = d.Path)) t
+                        File.SetLastWriteTimeUtc(path, DateTime.UtcNow.AddHours -1.0)
+                        use holder = holdFor path
+                        let m = (run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))).Table
+                        Expect.equal m.Mapped.ChangeCheck check $"the change check ({FileLease.LastRefusal})"
+                        use s = new MultiShotMemorySampler(m, opts 3 2)
+                        (s[0]).Dispose()
+                        let size = FileInfo(path).Length
+                        changeWith path holder change
+                        Expect.equal (FileInfo(path).Length) size "the same size as when mapped"
+                        let e = throwsWith<DataFormatException> (fun () -> (s[1]).Dispose()) "batch after the change"
+                        Expect.stringContains e.Message path "names the file"
+                        Expect.stringContains e.Message "changed in place while mapped" "says what happened"
+                        Expect.stringContains e.Message "renaming it" "says how writers must replace the file"
+                        Expect.stringContains e.Message "reopen the table" "says what to do"
+                        throwsWith<DataFormatException> (fun () -> s.GenerateBatchInto(2, Span(Array.zeroCreate<byte> (6 * 4096)), Span(Array.zeroCreate<int64> 6)) |> ignore) "Into"
+                        |> ignore
+                        m.Dispose()
+            testCase "(lease) a write in place that puts the mtime back is caught at the next batch (statx alone would miss it)" <| fun () ->
+                use d = new TempDir()
+                let t = fixedTable DType.UInt8 [| 4096 |] 500 ExampleTable.DefaultChunkBytes false 1
+                let cache, key, path = stored d.Path (ParquetCacheOptions(Directory = d.Path)) t
+                // An mtime .NET can put back exactly (it sets times in 100 ns ticks; the filesystem keeps ns).
+                let mtime = DateTime.UtcNow.AddHours -1.0
+                File.SetLastWriteTimeUtc(path, mtime)
+                let m = (run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))).Table
+                Expect.equal m.Mapped.ChangeCheck "lease" $"a lease ({FileLease.LastRefusal})"
+                use s = new MultiShotMemorySampler(m, opts 3 2)
+                (s[0]).Dispose()
+                using (new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite ||| FileShare.Delete))
+                    (fun f -> f.Position <- 50L * 4096L; f.Write(Array.create 4096 0xABuy, 0, 4096))
+                File.SetLastWriteTimeUtc(path, mtime)
+                Expect.equal (FileIdentity.Of(m.Mapped.File).Value.MtimeNs) m.Mapped.OpenIdentity.Value.MtimeNs "the mtime is back: statx sees no change"
+                let e = throwsWith<DataFormatException> (fun () -> (s[1]).Dispose()) "the next batch"
+                Expect.stringContains e.Message "opened it for writing or truncated it" "says what happened"
+                m.Dispose()
+            testCase "(lease) a writer that opens the file during a gather waits for it: the gather serves the bytes it began with, the next batch is refused" <| fun () ->
                 use d = new TempDir()
                 let t = fixedTable DType.UInt8 [| 4096 |] 64 ExampleTable.DefaultChunkBytes false 1
                 let cache, key, path = stored d.Path (ParquetCacheOptions(Directory = d.Path)) t
                 let m = (run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))).Table
-                let s = new MultiShotMemorySampler(m, opts 3 2)
-                (s[0]).Dispose()
-                using (new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite ||| FileShare.Delete)) (fun f -> f.SetLength 100L)
-                let e = throwsWith<DataFormatException> (fun () -> (s[1]).Dispose()) "batch after truncation"
-                Expect.stringContains e.Message "shrank" "says what happened"
-                Expect.stringContains e.Message path "names the file"
-                let e = throwsWith<DataFormatException> (fun () -> s.GenerateBatchInto(2, Span(Array.zeroCreate<byte> (6 * 4096)), Span(Array.zeroCreate<int64> 6)) |> ignore) "Into"
-                Expect.stringContains e.Message "renaming it" "says what to do"
-            // A change in place that keeps the size (or restores it) used to serve other bytes or zeros silently.
-            // The file's mtime is first set an hour back, so the write below sets another one whatever the clock's granularity.
-            for name, change in
-                    [ "overwritten in place (400 x 4096 bytes, same size)",
-                      (fun (f: FileStream) -> f.Position <- 50L * 4096L; f.Write(Array.create (400 * 4096) 0xABuy, 0, 400 * 4096))
-                      "shrunk then grown back to its old size in place",
-                      (fun (f: FileStream) -> let n = f.Length in f.SetLength(n / 2L); f.SetLength n) ] do
-                testCase $"a cache {name} while mapped fails the next batch with a DataFormatException naming the file" <| fun () ->
-                    use d = new TempDir()
-                    let t = fixedTable DType.UInt8 [| 4096 |] 500 ExampleTable.DefaultChunkBytes false 1
-                    let cache, key, path = stored d.Path (ParquetCacheOptions(Directory = d.Path)) t
-                    File.SetLastWriteTimeUtc(path, DateTime.UtcNow.AddHours -1.0)
-                    let m = (run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))).Table
-                    use s = new MultiShotMemorySampler(m, opts 3 2)
-                    (s[0]).Dispose()
-                    let size = FileInfo(path).Length
-                    using (new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite ||| FileShare.Delete)) change
-                    Expect.equal (FileInfo(path).Length) size "the same size as when mapped"
-                    let e = throwsWith<DataFormatException> (fun () -> (s[1]).Dispose()) "batch after the change"
-                    Expect.stringContains e.Message path "names the file"
-                    Expect.stringContains e.Message "changed in place while mapped" "says what happened"
-                    Expect.stringContains e.Message "renaming it" "says how writers must replace the file"
-                    Expect.stringContains e.Message "reopen the table" "says what to do"
-                    throwsWith<DataFormatException> (fun () -> s.GenerateBatchInto(2, Span(Array.zeroCreate<byte> (6 * 4096)), Span(Array.zeroCreate<int64> 6)) |> ignore) "Into"
-                    |> ignore
-                    m.Dispose()
+                Expect.equal m.Mapped.ChangeCheck "lease" $"a lease ({FileLease.LastRefusal})"
+                use s = new MultiShotMemorySampler(m, opts 3 2)
+                let expected = batchBytes s 1
+                use entered = new Threading.ManualResetEventSlim()
+                use go = new Threading.ManualResetEventSlim()
+                Gather.InsideMappedGather <- Action<string>(fun p -> if p = path then entered.Set(); go.Wait())
+                // Threads of their own, not the pool's: the lease's SIGIO handler runs on the thread pool, and two
+                // blocked pool threads on 2 cores would delay it by the pool's thread injection, which would hold the
+                // writer back whether or not the break waits for the gather (the property tested here).
+                let onThread (f: unit -> 'a) =
+                    let result = ref Unchecked.defaultof<'a>
+                    let t = Threading.Thread((fun () -> result.Value <- f ()), IsBackground = true)
+                    t.Start()
+                    t, result
+                try
+                    let gather, gathered = onThread (fun () -> batchBytes s 1)
+                    Expect.isTrue (entered.Wait(TimeSpan.FromSeconds 60.0)) "the gather reached its copy"
+                    Gather.InsideMappedGather <- null
+                    // Truncating under a gather's copy would be SIGBUS; the lease holds the writer in its open() instead.
+                    let writer, _ = onThread (fun () -> using (new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite ||| FileShare.Delete)) (fun f -> f.SetLength 100L))
+                    Expect.isFalse (writer.Join 1000) "the writer waits while the gather reads the mapping"
+                    go.Set()
+                    Expect.isTrue (gather.Join(TimeSpan.FromSeconds 60.0)) "the gather ends"
+                    Expect.equal gathered.Value expected "the gather in progress served the bytes it began with"
+                    Expect.isTrue (writer.Join(TimeSpan.FromSeconds 60.0)) "the writer goes on once the gather is done"
+                    Expect.equal (FileInfo(path).Length) 100L "truncated"
+                    let e = throwsWith<DataFormatException> (fun () -> (s[2]).Dispose()) "the next batch"
+                    Expect.stringContains e.Message "opened it for writing or truncated it" "says what happened"
+                finally
+                    Gather.InsideMappedGather <- null
+                    go.Set()
+                m.Dispose()
             testCase "a cache truncated in place during the payload checksum of a mapped open is a Corrupt miss, not a crash" <| fun () ->
                 use d = new TempDir()
                 let t = fixedTable DType.UInt8 [| 4096 |] 64 ExampleTable.DefaultChunkBytes false 1
@@ -411,3 +481,4 @@ let unevenPages =
             Expect.equal (table.GetExample(i).ToArray()) [| for k in 0 .. 3 -> byte (i * 10 + k) |] $"row {i}"
         Expect.equal table.ExamplesPerChunk 0 "rows per segment unknown"
         Expect.equal table.ChunkCount 3 "three segments"
+
