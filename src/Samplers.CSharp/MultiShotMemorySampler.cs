@@ -49,6 +49,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
     private readonly IReadOnlyList<int> _exampleShape;
     private readonly int _readAhead;         // batches of read-ahead (mapped tables, or a lazy table that asks for it), resolved once
     private readonly RowSource _rows;        // memory, mapped or lazy: the one way batches get their rows
+    private readonly long[] _labelOfOrdinal; // the label of each class ordinal: a batch's labels come from its plan's ordinals
     // The epoch is the sampler's only mutable state; whether warmup is on is a function of it (IsWarmupAt), so a
     // reader can never see an epoch with another epoch's warmup flag.
     private int _epoch;
@@ -93,6 +94,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
             : ClassIndex.Build(_table.Labels, options.ClassList.ToArray());
         if (options.TotalExamplesPerClass is int keep) index = index.Select(options.Seed, keep);
         _planner = new Planner(_config, index);
+        _labelOfOrdinal = index.Classes.ToArray();
         _index = index;
 
         int classes = index.ClassCount;
@@ -315,9 +317,8 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
             Span<int> shape = stackalloc int[_table.ExampleShape.Length];
             long bytes = rows.Measure(shape, BatchWhat.Planned(batchId, key.Epoch));
             Span<byte> dest = System.Runtime.InteropServices.MemoryMarshal.AsBytes(x);
-            if (dest.Length < bytes)
-                throw new ArgumentException($"x holds {x.Length} elements, but batch {batchId} needs {bytes / Math.Max(1, DTypes.SizeOf(_table.DType))} ({n} rows of shape [{string.Join(", ", shape.ToArray())}]).", nameof(x));
-            rows.CopyTo(dest[..(int)bytes], y);
+            if (dest.Length < bytes) throw ShortX(x.Length, batchId, bytes, shape);
+            rows.CopyTo(dest[..(int)bytes], y, ord[..n], _labelOfOrdinal);
             WarnReplacement(ord[..n]);
             return n;
         }
@@ -327,6 +328,9 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
             if (rentedO is not null) ArrayPool<int>.Shared.Return(rentedO);
         }
     }
+
+    private ArgumentException ShortX(int length, int batchId, long bytes, ReadOnlySpan<int> shape) =>
+        new($"x holds {length} elements, but batch {batchId} needs {bytes / Math.Max(1, DTypes.SizeOf(_table.DType))} ({BatchSize} rows of shape [{string.Join(", ", shape.ToArray())}]).", "x");
 
     /// <summary>A batch of <paramref name="numClasses"/> classes x <paramref name="examplesPerClass"/> examples, truncated to
     /// <see cref="BatchSize"/> rows, for batch <paramref name="batchId"/> of the current epoch; no augmenter.</summary>
@@ -442,7 +446,7 @@ public partial class MultiShotMemorySampler : IEnumerable<Batch>, IDisposable
         Span<int> shape = stackalloc int[_table.ExampleShape.Length];
         long bytes = view.Measure(shape, what);
         s.PrepareX(shape, bytes);
-        view.CopyTo(s.X.AsSpan(0, (int)bytes), s.Y);
+        view.CopyTo(s.X.AsSpan(0, (int)bytes), s.Y, s.Ordinals.AsSpan(0, rows), _labelOfOrdinal);
         WarnReplacement(s.Ordinals.AsSpan(0, rows));
     }
 

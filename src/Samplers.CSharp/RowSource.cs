@@ -66,12 +66,15 @@ internal readonly ref struct RowView
         return (long)_rowBytes * _loaded.Length;
     }
 
-    /// <summary>Copies the rows back to back into <paramref name="x"/> and their labels into <paramref name="y"/>.</summary>
-    public void CopyTo(Span<byte> x, Span<long> y)
+    /// <summary>Copies the rows back to back into <paramref name="x"/> and their labels into <paramref name="y"/>: the
+    /// label of row i is <paramref name="labelOf"/>[<paramref name="ordinals"/>[i]] (its class's label, which is the
+    /// table's label of that row: classes are groups of equal labels), read from a small array of the batch's classes
+    /// instead of at the rows' scattered places in the table's labels.</summary>
+    public void CopyTo(Span<byte> x, Span<long> y, ReadOnlySpan<int> ordinals, ReadOnlySpan<long> labelOf)
     {
         if (_loaded is null) Gather.Rows(_table, _rows, x);
         else CopyLoaded(_loaded, _rowBytes, x);
-        Gather.Labels(_table, _rows, y);
+        for (int i = 0; i < _rows.Length; i++) y[i] = labelOf[ordinals[i]];
     }
 
     // Loaded examples sit wherever the heap put them, so the copy asks for a few rows ahead (small rows only: a longer

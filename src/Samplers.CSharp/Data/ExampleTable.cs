@@ -32,6 +32,7 @@ public sealed class ExampleTable : IDisposable
     // Fixed layout.
     private readonly int _stride;
     private readonly int _examplesPerChunk;
+    private readonly byte[]? _single; // the one chunk of a fixed-layout table that has one (the usual case: chunks are 1 GiB)
     // Ragged layout: per example its chunk, offset, byte length and shape (Rank ints).
     private readonly int[]? _chunkOf;
     private readonly int[]? _offsetOf;
@@ -46,6 +47,7 @@ public sealed class ExampleTable : IDisposable
     {
         DType = dtype; _shape = shape; _chunks = chunks; _stride = stride; _examplesPerChunk = examplesPerChunk;
         _labels = labels; _ids = ids; _classNames = classNames;
+        if (chunks.Length == 1) _single = chunks[0];
     }
 
     internal ExampleTable(DType dtype, int[] shape, byte[][] chunks, int[] chunkOf, int[] offsetOf, int[] lengthOf, int[] shapes, long[] labels, string?[]? ids, IReadOnlyList<string> classNames)
@@ -162,6 +164,7 @@ public sealed class ExampleTable : IDisposable
     public ReadOnlySpan<byte> GetExample(int index)
     {
         CheckIndex(index);
+        if (_single is not null) return new ReadOnlySpan<byte>(_single, index * _stride, _stride);
         if (_mapped is not null) return _mapped.Row(index);
         if (_chunkOf is null)
         {
@@ -170,6 +173,19 @@ public sealed class ExampleTable : IDisposable
             return new ReadOnlySpan<byte>(_chunks[chunk], offset, _stride);
         }
         return new ReadOnlySpan<byte>(_chunks[_chunkOf[index]], _offsetOf![index], _lengthOf![index]);
+    }
+
+    /// <summary>The first byte of row <paramref name="index"/> of a fixed-shape table (<see cref="ExampleBytes"/> bytes
+    /// follow): the gather's per-row lookup, one range check and, for a one-chunk table, one multiply.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is outside [0, Count).</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ref byte RowRef(int index)
+    {
+        CheckIndex(index);
+        if (_single is not null) return ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_single), (nint)index * _stride);
+        if (_mapped is not null) return ref _mapped.RowRef(index);
+        int chunk = index / _examplesPerChunk;
+        return ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_chunks[chunk]), (nint)(index - chunk * _examplesPerChunk) * _stride);
     }
 
     /// <summary>Example <paramref name="index"/> viewed as elements of <typeparamref name="T"/> (its size must match <see cref="DType"/>).</summary>

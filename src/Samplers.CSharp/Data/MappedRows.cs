@@ -31,7 +31,9 @@ internal sealed unsafe class MappedRows
     private readonly FileLease? _lease;       // the kernel's word on writers, where granted; else the per-batch statx
     private readonly long[] _segmentStart;   // file offset of the first value's bytes in each segment
     private readonly int[] _segmentFirstRow; // first row of each segment, ascending; one extra entry = row count
+    private readonly long[] _rowOrigin;      // per segment, start - first row * pitch: row r of segment s is at _rowOrigin[s] + r * pitch (one load per row)
     private readonly int _rowsPerSegment;    // > 0 when every segment but the last has this many rows (division), else 0
+    private readonly ulong _segmentDivisor;  // ceil(2^64 / _rowsPerSegment): index / _rowsPerSegment as one multiply (0 when 1 or 0)
     private readonly int _stride;
     private readonly int _pitch;
     private int _released;
@@ -45,6 +47,8 @@ internal sealed unsafe class MappedRows
         Path = path; _file = file; _map = map; _view = view; _length = length; _identity = identity; _lease = lease;
         _gathers = lease?.Gathers ?? new MappingGathers();
         _segmentStart = segmentStart; _segmentFirstRow = segmentFirstRow; _stride = stride; _pitch = stride + 4;
+        _rowOrigin = new long[segmentStart.Length];
+        for (int i = 0; i < _rowOrigin.Length; i++) _rowOrigin[i] = segmentStart[i] - (long)segmentFirstRow[i] * _pitch;
         byte* p = null;
         view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
         _base = p + view.PointerOffset;
@@ -53,7 +57,23 @@ internal sealed unsafe class MappedRows
         for (int s = 0; s < segments - 1 && uniform > 0; s++)
             if (segmentFirstRow[s + 1] - segmentFirstRow[s] != uniform) uniform = 0;
         _rowsPerSegment = uniform;
+        _segmentDivisor = DivisorOf(uniform);
     }
+
+    // A division is 10-40 cycles and was made twice per row (prefetch and copy): the whole gap between a mapped and an
+    // in-memory gather of small rows. So it is a multiply (Divide).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int SegmentOf(int index) => Divide(index, _segmentDivisor);
+
+    /// <summary>The multiplier that makes <see cref="Divide"/> divide by <paramref name="d"/>: ceil(2^64 / d), or 0 for d &lt;= 1.</summary>
+    internal static ulong DivisorOf(int d) => d > 1 ? ulong.MaxValue / (ulong)d + 1 : 0;
+
+    /// <summary><paramref name="n"/> / d for 0 &lt;= n &lt; 2^31 and <paramref name="divisor"/> = <see cref="DivisorOf"/>(d)
+    /// (n itself when the multiplier is 0, d = 1): the high word of a 64x64-bit product, exact for every 32-bit dividend
+    /// (Lemire, Kaser and Kurz, "Faster remainder by direct computation", 2019).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int Divide(int n, ulong divisor) =>
+        divisor == 0 ? n : (int)Math.BigMul(divisor, (ulong)(uint)n, out _);
 
     ~MappedRows() => Release();
 
@@ -95,6 +115,14 @@ internal sealed unsafe class MappedRows
         return new(Address(index), _stride);
     }
 
+    /// <summary>The first byte of row <paramref name="index"/> (already range-checked by the table).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ref byte RowRef(int index)
+    {
+        if (_released != 0) ThrowDisposed();
+        return ref *Address(index);
+    }
+
     /// <summary>Keeps the mapping alive until <see cref="Exit"/>, even if the table is disposed meanwhile.</summary>
     /// <remarks>One atomic increment: the count is the one a dispose waits on before unmapping and a lease break waits
     /// on before letting a writer go (<see cref="FileLease"/>). Increment first, then read the flags: the other side sets
@@ -130,8 +158,8 @@ internal sealed unsafe class MappedRows
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private byte* Address(int index)
     {
-        int s = _rowsPerSegment > 0 ? Math.Min(index / _rowsPerSegment, _segmentStart.Length - 1) : FindSegment(index);
-        return _base + _segmentStart[s] + (long)(index - _segmentFirstRow[s]) * _pitch;
+        int s = _rowsPerSegment > 0 ? Math.Min(SegmentOf(index), _rowOrigin.Length - 1) : FindSegment(index);
+        return _base + _rowOrigin[s] + (long)index * _pitch;
     }
 
     // Pages of unequal sizes (another writer): the last segment starting at or before the row. Segments are never

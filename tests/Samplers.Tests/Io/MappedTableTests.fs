@@ -482,3 +482,16 @@ let unevenPages =
         Expect.equal table.ExamplesPerChunk 0 "rows per segment unknown"
         Expect.equal table.ChunkCount 3 "three segments"
 
+/// A mapped row's segment is index / rows per segment, made a multiply (MappedRows.Divide): exact for every dividend
+/// in [0, 2^31) and divisor, checked at the edges (0, multiples and their neighbours, int.MaxValue) and on random pairs.
+[<Tests>]
+let fastDivision =
+    testList "Io.MappedTable.segment division" [
+        testCase "equals integer division at the edges" <| fun () ->
+            for d in [ 1; 2; 3; 5; 7; 10; 255; 256; 257; 1000; 4096; 65535; 65536; 1 <<< 20; 1_000_003; int Int32.MaxValue / 2; Int32.MaxValue - 1; Int32.MaxValue ] do
+                let m = MappedRows.DivisorOf d
+                for n in [ 0; 1; d - 1; d; d + 1; 2 * (d % (Int32.MaxValue / 2)) ; Int32.MaxValue - 1; Int32.MaxValue; (Int32.MaxValue / d) * d; (Int32.MaxValue / d) * d - 1 ] do
+                    if n >= 0 then Expect.equal (MappedRows.Divide(n, m)) (n / d) $"{n} / {d}"
+        testProperty "equals integer division on random pairs" <| fun (n: FsCheck.NonNegativeInt) (d: FsCheck.PositiveInt) ->
+            MappedRows.Divide(n.Get, MappedRows.DivisorOf d.Get) = n.Get / d.Get
+    ]
