@@ -42,7 +42,7 @@ internal static class RunCommand
                     dataset = data.Dir.FullName, fingerprint = CliShared.Fingerprint(data), splits = options.Load.Splits,
                     batchSize = sampler.BatchSize, classesPerBatch = sampler.ClassesPerBatch, examplesPerClassPerBatch = sampler.ExamplesPerClassPerBatch,
                     stepsPerEpoch = sampler.StepsPerEpoch, batchesPerEpoch = sampler.Count, epochs = epochCount, seed = sampler.Seed, mode = options.Mode,
-                    rank = options.Rank, worldSize = options.WorldSize, table = data.Remote is null ? data.Table.Backing.ToString().ToLowerInvariant() : "remote",
+                    rank = options.Rank, worldSize = options.WorldSize, table = data.Remote is null ? data.Table.Backing.ToString().ToLowerInvariant() : "remote", changeCheck = data.Remote is null ? data.Table.Mapped?.ChangeCheck : null,
                     remote = data.Remote?.RemoteTable is { } rt ? new { requests = rt.Requests, bytesFetched = rt.BytesFetched, recordsFetched = rt.RecordsFetched, recordBytesFetched = rt.RecordBytesFetched, recordBytesTotal = rt.RecordBytesTotal, openRequests = rt.OpenRequests, openBytes = rt.OpenBytes } : null,
                     batches = report.Batches, rows = b.Rows, perClass, min = b.Min, max = b.Max, mean = b.Mean, chiSquare = b.ChiSquare, degreesOfFreedom = b.DegreesOfFreedom,
                     pValue = b.PValue, examplesSeen = b.DistinctExamples, examplesAvailable = b.AvailableExamples, datasetSize = data.Table.Count,

@@ -505,6 +505,18 @@ let cacheTests =
             let autoT, autoD, autoF = runWith "auto"
             Expect.equal (memT, mapT, autoT) ("memory", "mapped", "mapped") "backings"
             Expect.equal (mapD, mapF) (memD, memF) "mapped: same plans and bytes"
+            let check table =
+                let code, out, err = cli (args @ [ "--table"; table ])
+                Expect.equal code 0 err
+                let p = (json out).GetProperty("changeCheck")
+                if p.ValueKind = System.Text.Json.JsonValueKind.Null then null else p.GetString()
+            Expect.equal (check "mapped") "lease" "a mapped table here (the file's owner, a local filesystem) holds a file lease"
+            Expect.isNull (check "memory") "no change check for a memory table"
+            // SAMPLERS_NO_FILE_LEASE is read once per process: a child process with it set maps without a lease.
+            use p = startChild "cli" (args @ [ "--table"; "mapped" ]) [ "SAMPLERS_NO_FILE_LEASE", "1" ]
+            let code, out, err = collectOutput p 120000 "the child did not finish"
+            Expect.equal code 0 err
+            Expect.equal ((json out).GetProperty("changeCheck").GetString()) "statx" "SAMPLERS_NO_FILE_LEASE=1: statx per batch"
             Expect.equal (autoD, autoF) (memD, memF) "auto: same plans and bytes"
             let code, _, err = cli (args @ [ "--table"; "mapped"; "--no-cache" ])
             Expect.equal code Samplers.Cli.Program.ExitUsage "mapped without the cache is a usage error"
