@@ -176,7 +176,8 @@ public sealed class ExampleTable : IDisposable
     }
 
     /// <summary>The first byte of row <paramref name="index"/> of a fixed-shape table (<see cref="ExampleBytes"/> bytes
-    /// follow): the gather's per-row lookup, one range check and, for a one-chunk table, one multiply.</summary>
+    /// follow): the gather's per-row lookup, one range check and, for a one-chunk table, one multiply. A mapped table's
+    /// rows only inside its gather's <see cref="MappedRows.Enter"/> and <see cref="MappedRows.Exit"/>.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is outside [0, Count).</exception>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal ref byte RowRef(int index)
@@ -186,6 +187,39 @@ public sealed class ExampleTable : IDisposable
         if (_mapped is not null) return ref _mapped.RowRef(index);
         int chunk = index / _examplesPerChunk;
         return ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_chunks[chunk]), (nint)(index - chunk * _examplesPerChunk) * _stride);
+    }
+
+    /// <summary>Writes each row's byte offset from one base into <paramref name="offsets"/> and returns that base, for a
+    /// fixed-shape table whose rows all have one (one chunk, or mapped); <paramref name="one"/> is false otherwise (and
+    /// nothing is written). A mapped table's base only inside its gather's <see cref="MappedRows.Enter"/> and
+    /// <see cref="MappedRows.Exit"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An index is outside [0, Count).</exception>
+    internal ref byte RowOffsets(ReadOnlySpan<int> indices, Span<nint> offsets, out bool one)
+    {
+        if (_single is not null)
+        {
+            for (int i = 0; i < indices.Length; i++)
+            {
+                int r = indices[i];
+                CheckIndex(r);
+                offsets[i] = (nint)r * _stride;
+            }
+            one = true;
+            return ref MemoryMarshal.GetArrayDataReference(_single);
+        }
+        if (_mapped is not null)
+        {
+            for (int i = 0; i < indices.Length; i++)
+            {
+                int r = indices[i];
+                CheckIndex(r);
+                offsets[i] = _mapped.Offset(r);
+            }
+            one = true;
+            return ref _mapped.Origin;
+        }
+        one = false;
+        return ref Unsafe.NullRef<byte>();
     }
 
     /// <summary>Example <paramref name="index"/> viewed as elements of <typeparamref name="T"/> (its size must match <see cref="DType"/>).</summary>

@@ -31,7 +31,8 @@ internal sealed unsafe class MappedRows
     private readonly FileLease? _lease;       // the kernel's word on writers, where granted; else the per-batch statx
     private readonly long[] _segmentStart;   // file offset of the first value's bytes in each segment
     private readonly int[] _segmentFirstRow; // first row of each segment, ascending; one extra entry = row count
-    private readonly long[] _rowOrigin;      // per segment, start - first row * pitch: row r of segment s is at _rowOrigin[s] + r * pitch (one load per row)
+    private readonly long[] _rowOrigin;      // start - first row * pitch of each segment, so row r is at origin + r * pitch; with uniform segments one entry per
+                                             // index / rows-per-segment up to the last row's (the last segment's repeated), so no clamp or bounds check is needed
     private readonly int _rowsPerSegment;    // > 0 when every segment but the last has this many rows (division), else 0
     private readonly ulong _segmentDivisor;  // ceil(2^64 / _rowsPerSegment): index / _rowsPerSegment as one multiply (0 when 1 or 0)
     private readonly int _stride;
@@ -47,8 +48,6 @@ internal sealed unsafe class MappedRows
         Path = path; _file = file; _map = map; _view = view; _length = length; _identity = identity; _lease = lease;
         _gathers = lease?.Gathers ?? new MappingGathers();
         _segmentStart = segmentStart; _segmentFirstRow = segmentFirstRow; _stride = stride; _pitch = stride + 4;
-        _rowOrigin = new long[segmentStart.Length];
-        for (int i = 0; i < _rowOrigin.Length; i++) _rowOrigin[i] = segmentStart[i] - (long)segmentFirstRow[i] * _pitch;
         byte* p = null;
         view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
         _base = p + view.PointerOffset;
@@ -58,6 +57,14 @@ internal sealed unsafe class MappedRows
             if (segmentFirstRow[s + 1] - segmentFirstRow[s] != uniform) uniform = 0;
         _rowsPerSegment = uniform;
         _segmentDivisor = DivisorOf(uniform);
+        int rows = segmentFirstRow[segments];
+        int origins = uniform > 0 && rows > 0 ? Math.Max(segments, (rows - 1) / uniform + 1) : segments;
+        _rowOrigin = new long[origins];
+        for (int i = 0; i < origins; i++)
+        {
+            int seg = Math.Min(i, segments - 1);
+            _rowOrigin[i] = segmentStart[seg] - (long)segmentFirstRow[seg] * _pitch;
+        }
     }
 
     // A division is 10-40 cycles and was made twice per row (prefetch and copy): the whole gap between a mapped and an
@@ -115,13 +122,18 @@ internal sealed unsafe class MappedRows
         return new(Address(index), _stride);
     }
 
-    /// <summary>The first byte of row <paramref name="index"/> (already range-checked by the table).</summary>
+    /// <summary>The first byte of row <paramref name="index"/> (already range-checked by the table), for a gather
+    /// between <see cref="Enter"/> and <see cref="Exit"/>: Enter refused a disposed table, and a dispose after it waits
+    /// for Exit to unmap, so no per-row check is needed.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal ref byte RowRef(int index)
-    {
-        if (_released != 0) ThrowDisposed();
-        return ref *Address(index);
-    }
+    internal ref byte RowRef(int index) => ref *Address(index);
+
+    /// <summary>The first mapped byte; rows are at <see cref="Offset"/> from it (the same rules as <see cref="RowRef"/>).</summary>
+    internal ref byte Origin => ref *_base;
+
+    /// <summary>Where row <paramref name="index"/> starts, from <see cref="Origin"/> (already range-checked by the table).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal nint Offset(int index) => (nint)(Address(index) - _base);
 
     /// <summary>Keeps the mapping alive until <see cref="Exit"/>, even if the table is disposed meanwhile.</summary>
     /// <remarks>One atomic increment: the count is the one a dispose waits on before unmapping and a lease break waits
@@ -158,8 +170,9 @@ internal sealed unsafe class MappedRows
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private byte* Address(int index)
     {
-        int s = _rowsPerSegment > 0 ? Math.Min(SegmentOf(index), _rowOrigin.Length - 1) : FindSegment(index);
-        return _base + _rowOrigin[s] + (long)index * _pitch;
+        // index < rows (checked by the table), so a uniform table's index / rows-per-segment is inside _rowOrigin.
+        int s = _rowsPerSegment > 0 ? SegmentOf(index) : FindSegment(index);
+        return _base + Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_rowOrigin), s) + (long)index * _pitch;
     }
 
     // Pages of unequal sizes (another writer): the last segment starting at or before the row. Segments are never

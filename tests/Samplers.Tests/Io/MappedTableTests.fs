@@ -160,6 +160,24 @@ let tests =
                 Expect.equal (run (cache.TryLoadAsync(other, fp "ab", TableBacking.Mapped))).Reason (Nullable CacheMissReason.KeyMismatch) "key"
         ]
 
+        testList "gather paths" [
+            // A small batch from a one-chunk or mapped table copies by offsets computed once; larger batches, multi-chunk
+            // tables and long rows go row by row: every path must give each planned row's own bytes, in order.
+            for rowBytes in [ 784; 5000 ] do
+                testCase $"rows of {rowBytes} bytes: one-chunk, multi-chunk and mapped tables gather each row's bytes, below and above the small-batch size" <| fun () ->
+                    let one = fixedTable DType.UInt8 [| rowBytes |] 700 ExampleTable.DefaultChunkBytes false 5
+                    let chunked = fixedTable DType.UInt8 [| rowBytes |] 700 (int64 rowBytes * 64L) false 5
+                    let mapped = toMappedWith (int64 rowBytes * 50L) one
+                    Expect.isGreaterThan mapped.Mapped.SegmentCount 1 "several pages"
+                    let rnd = Random(rowBytes)
+                    for rows in [ 1; 20; 320; 512; 513; 700 ] do
+                        let idx = Array.init rows (fun _ -> rnd.Next 700)
+                        let expected = Array.concat [ for i in idx -> one.GetExample(i).ToArray() ]
+                        for table, name in [ one, "one chunk"; chunked, "chunks of 64 rows"; mapped, "mapped" ] do
+                            let got = Array.create (rows * rowBytes) 0xEEuy
+                            Gather.Rows(table, ReadOnlySpan idx, Span got, 1)
+                            Expect.isTrue (got = expected) $"{name}, {rows} rows: each row's bytes in order"
+        ]
         testList "split gather" [
             testCase "a gather split over 2 to 7 threads writes the same bytes as one thread, from memory and mapped tables" <| fun () ->
                 // Rows of 3000 bytes over many small segments (mapped) and chunks (memory); random indices with repeats.
