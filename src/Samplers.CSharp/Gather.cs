@@ -49,8 +49,9 @@ internal static class Gather
     /// by the calling thread and thread-pool helpers, each taking whole parts of the batch (<see cref="ParallelCopy"/>):
     /// the bytes are the same for any split.</remarks>
     /// <para>A mapped table costs a memory read per batch where it holds a file lease, else one <c>statx</c> (a file
-    /// written or truncated in place since it was opened fails with a clear error instead of serving other bytes or SIGBUS) and the same per-row work as chunks: <see cref="ExampleTable.GetExample(int)"/> resolves either backing
-    /// with one null check, no virtual call.</para>
+    /// written or truncated in place since it was opened fails with a clear error instead of serving other bytes or SIGBUS)
+    /// and about the same per-row work as chunks: <see cref="ExampleTable.RowOffsets"/> and <see cref="ExampleTable.RowRef"/>
+    /// resolve either backing with a null check and a multiply, no virtual call.</para>
     internal static void Rows(ExampleTable table, ReadOnlySpan<int> indices, Span<byte> destination) =>
         Rows(table, indices, destination, table.IsRagged ? 1 : ParallelCopy.Workers((long)table.ExampleBytes * indices.Length));
 

@@ -28,8 +28,8 @@ internal sealed class FileLease
     /// <summary>Environment variable: 1 turns leases off for this process (per-batch <c>statx</c> instead).</summary>
     internal const string DisableVariable = "SAMPLERS_NO_FILE_LEASE";
 
-    /// <summary>Test hook: false makes <see cref="TryTake"/> refuse, as where the kernel does (tests run both checks).</summary>
-    internal static bool Enabled = Environment.GetEnvironmentVariable(DisableVariable) != "1";
+    /// <summary>False when <see cref="DisableVariable"/> is 1 in this process's environment (read once).</summary>
+    internal static readonly bool Enabled = Environment.GetEnvironmentVariable(DisableVariable) != "1";
 
     private static readonly object Gate = new();
     private static readonly List<FileLease> Held = new();
