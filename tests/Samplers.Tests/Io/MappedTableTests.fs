@@ -334,6 +334,28 @@ let tests =
                 let e = throwsWith<DataFormatException> (fun () -> (s[1]).Dispose()) "the next batch"
                 Expect.stringContains e.Message "opened it for writing or truncated it" "says what happened"
                 m.Dispose()
+            testCase "(lease) a writer that opens the cache file while it is being mapped makes the open a Corrupt miss" <| fun () ->
+                use d = new TempDir()
+                let t = fixedTable DType.UInt8 [| 64 |] 40 ExampleTable.DefaultChunkBytes false 1
+                let cache, key, path = stored d.Path (ParquetCacheOptions(Directory = d.Path)) t
+                let opened = ref false
+                // Opened for writing and closed unchanged, after the lease was taken and before the metadata is read.
+                MappedCache.BeforeMetadataReads <-
+                    Action<string>(fun p ->
+                        if p = path then
+                            opened.Value <- true
+                            using (new FileStream(p, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite ||| FileShare.Delete)) ignore)
+                try
+                    let r = run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))
+                    Expect.isTrue opened.Value "the file was opened for writing during the mapped open"
+                    Expect.equal r.Reason (Nullable CacheMissReason.Corrupt) r.Detail
+                    Expect.stringContains r.Detail "opened the cache file for writing while it was being mapped" "says what happened"
+                finally
+                    MappedCache.BeforeMetadataReads <- null
+                let again = run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))
+                Expect.isTrue again.IsHit $"an open with no writer maps it: {again.Detail}"
+                expectSame again.Table t
+                again.Table.Dispose()
             testCase "(lease) a writer that opens the file during a gather waits for it: the gather serves the bytes it began with, the next batch is refused" <| fun () ->
                 use d = new TempDir()
                 let t = fixedTable DType.UInt8 [| 4096 |] 64 ExampleTable.DefaultChunkBytes false 1
