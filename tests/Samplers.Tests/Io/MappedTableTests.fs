@@ -44,6 +44,19 @@ let private batchBytes (s: MultiShotMemorySampler) id =
     use b = s.GenerateBatch id
     b.XBytes.ToArray(), b.Y.ToArray(), b.Indices.ToArray()
 
+/// Loads `path`'s cache mapped with `change` run on it from a hook of the open (`setHook` installs it, null removes it);
+/// expects that to have run (`what`) and the load to be a Corrupt miss whose detail contains `saying`.
+let private corruptMissWhen (setHook: Action<string> -> unit) (cache: ParquetCache) key (path: string) (change: string -> unit) (what: string) (saying: string) =
+    let hooked = ref false
+    setHook (Action<string>(fun p -> if p = path then hooked.Value <- true; change p))
+    try
+        let r = run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))
+        Expect.isTrue hooked.Value what
+        Expect.equal r.Reason (Nullable CacheMissReason.Corrupt) r.Detail
+        Expect.stringContains r.Detail saying "says what happened"
+    finally
+        setHook null
+
 [<Tests>]
 let tests =
     testList "Io.MappedTable" [
@@ -338,20 +351,10 @@ let tests =
                 use d = new TempDir()
                 let t = fixedTable DType.UInt8 [| 64 |] 40 ExampleTable.DefaultChunkBytes false 1
                 let cache, key, path = stored d.Path (ParquetCacheOptions(Directory = d.Path)) t
-                let opened = ref false
                 // Opened for writing and closed unchanged, after the lease was taken and before the metadata is read.
-                MappedCache.BeforeMetadataReads <-
-                    Action<string>(fun p ->
-                        if p = path then
-                            opened.Value <- true
-                            using (new FileStream(p, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite ||| FileShare.Delete)) ignore)
-                try
-                    let r = run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))
-                    Expect.isTrue opened.Value "the file was opened for writing during the mapped open"
-                    Expect.equal r.Reason (Nullable CacheMissReason.Corrupt) r.Detail
-                    Expect.stringContains r.Detail "opened the cache file for writing while it was being mapped" "says what happened"
-                finally
-                    MappedCache.BeforeMetadataReads <- null
+                corruptMissWhen (fun h -> MappedCache.BeforeMetadataReads <- h) cache key path
+                    (fun p -> using (new FileStream(p, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite ||| FileShare.Delete)) ignore)
+                    "the file was opened for writing during the mapped open" "opened the cache file for writing while it was being mapped"
                 let again = run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))
                 Expect.isTrue again.IsHit $"an open with no writer maps it: {again.Detail}"
                 expectSame again.Table t
@@ -398,20 +401,11 @@ let tests =
                 let t = fixedTable DType.UInt8 [| 4096 |] 64 ExampleTable.DefaultChunkBytes false 1
                 let cache, key, path = stored d.Path (ParquetCacheOptions(Directory = d.Path)) t
                 File.Delete(path + ".verified") // no valid stamp: the open checksums the payload
-                let hooked = ref false
-                ParquetCache.BeforePayloadChecksum <-
-                    Action<string>(fun p ->
-                        if p = path then
-                            hooked.Value <- true
-                            use f = new FileStream(p, FileMode.Open, FileAccess.Write, FileShare.ReadWrite ||| FileShare.Delete)
-                            f.SetLength(f.Length / 2L))
-                try
-                    let r = run (cache.TryLoadAsync(key, fp "ab", TableBacking.Mapped))
-                    Expect.isTrue hooked.Value "the file was truncated between the header checks and the checksum"
-                    Expect.equal r.Reason (Nullable CacheMissReason.Corrupt) r.Detail
-                    Expect.stringContains r.Detail "truncated in place" "says what happened"
-                finally
-                    ParquetCache.BeforePayloadChecksum <- null
+                corruptMissWhen (fun h -> ParquetCache.BeforePayloadChecksum <- h) cache key path
+                    (fun p ->
+                        use f = new FileStream(p, FileMode.Open, FileAccess.Write, FileShare.ReadWrite ||| FileShare.Delete)
+                        f.SetLength(f.Length / 2L))
+                    "the file was truncated between the header checks and the checksum" "truncated in place"
             testCase "a disposed mapped table releases its file and mapping; its rows then fail clearly, never fault" <| fun () ->
                 use d = new TempDir()
                 let t = fixedTable DType.UInt8 [| 64 |] 40 ExampleTable.DefaultChunkBytes false 1
